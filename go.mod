@@ -1,0 +1,3 @@
+module github.com/slabml/slab
+
+go 1.26

@@ -1,0 +1,40 @@
+package nn
+
+import "github.com/slabml/slab/tensor"
+
+// Param is a learnable tensor, its gradient, and its official state-dict name.
+type Param struct {
+	Name string
+	W    *tensor.Tensor // value
+	G    *tensor.Tensor // gradient, same shape, accumulated by Backward
+	// NoDecay excludes the parameter from AdamW weight decay (biases, 1-D
+	// norm parameters, alpha, pos_embed, cls_token; SLAB.md 5).
+	NoDecay bool
+}
+
+// NewParam returns a zero parameter and zero gradient of the given shape.
+func NewParam(name string, noDecay bool, shape ...int) *Param {
+	return &Param{Name: name, W: tensor.New(shape...), G: tensor.New(shape...), NoDecay: noDecay}
+}
+
+// Buffer is non-learnable state that belongs in checkpoints: BatchNorm
+// running statistics (F) or the integer schedule counters of LinearNorm and
+// num_batches_tracked (I, saved as int64).
+type Buffer struct {
+	Name string
+	F    *tensor.Tensor
+	I    *int64
+}
+
+// Module is anything that owns parameters and buffers.
+type Module interface {
+	Params() []*Param
+	Buffers() []*Buffer
+}
+
+// ZeroGrads clears the gradients of ps.
+func ZeroGrads(ps []*Param) {
+	for _, p := range ps {
+		p.G.Zero()
+	}
+}
