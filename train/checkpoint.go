@@ -1,0 +1,213 @@
+package train
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/nn"
+)
+
+// Checkpoint layout (safetensors, package checkpoint):
+//
+//   - every parameter and buffer under its official state-dict name
+//     (SLAB.md 4.6), so a training checkpoint is also a weights file;
+//     integer buffers (iter, total_step, warm, num_batches_tracked) as I64;
+//   - AdamW moments as "optim.exp_avg.<name>" and "optim.exp_avg_sq.<name>";
+//   - metadata: "format", "model_config" (the model's JSON config, opaque
+//     here), "train_config" (Config), "state" (trainState) and "epochs"
+//     (the per-epoch curve).
+const (
+	// FormatTrain marks a checkpoint written by Trainer.Save.
+	FormatTrain = "slab-train/1"
+	// FormatWeights marks a weights-only file (e.g. a folded model).
+	FormatWeights = "slab-weights/1"
+	optimPrefix   = "optim."
+)
+
+// trainState is the scalar state of a run, stored as JSON metadata.
+type trainState struct {
+	Step         int64    `json:"step"`
+	Epoch        int      `json:"epoch"` // completed epochs
+	OptimSteps   int64    `json:"optim_steps"`
+	ScheduleT    int64    `json:"schedule_t"`
+	Sched        Schedule `json:"lr_schedule"`
+	RNG          string   `json:"rng"` // base64 of the PCG's MarshalBinary
+	TrainSeconds float64  `json:"train_seconds"`
+	TrainImages  int64    `json:"train_images"`
+}
+
+// WeightsFile returns a checkpoint.File holding params and buffers under
+// their names and the given metadata (e.g. "model_config").
+func WeightsFile(params []*nn.Param, buffers []*nn.Buffer, meta map[string]string) *checkpoint.File {
+	f := checkpoint.NewFile()
+	for _, p := range params {
+		f.Set(p.Name, p.W)
+	}
+	for _, b := range buffers {
+		if b.I != nil {
+			f.SetInt64(b.Name, []int64{*b.I})
+		} else if b.F != nil {
+			f.Set(b.Name, b.F)
+		}
+	}
+	f.Metadata["format"] = FormatWeights
+	for k, v := range meta {
+		f.Metadata[k] = v
+	}
+	return f
+}
+
+// LoadWeights copies the parameters and buffers named in f into params and
+// buffers. Every parameter and buffer must be present with its exact shape,
+// and f may hold nothing else besides optimizer state, so a file for a
+// different model is an error naming the first mismatch; path is used in
+// error messages.
+func LoadWeights(f *checkpoint.File, path string, params []*nn.Param, buffers []*nn.Buffer) error {
+	used := map[string]bool{}
+	for _, p := range params {
+		e, ok := f.Tensors[p.Name]
+		if !ok {
+			return fmt.Errorf("%s: missing parameter %q", path, p.Name)
+		}
+		if !sameShape(e.Shape, p.W.Shape) || e.F32 == nil {
+			return fmt.Errorf("%s: parameter %q has shape %v (%s), model wants %v (F32)", path, p.Name, e.Shape, e.DType, p.W.Shape)
+		}
+		copy(p.W.Data, e.F32)
+		used[p.Name] = true
+	}
+	for _, b := range buffers {
+		e, ok := f.Tensors[b.Name]
+		if !ok {
+			return fmt.Errorf("%s: missing buffer %q", path, b.Name)
+		}
+		switch {
+		case b.I != nil:
+			if e.Numel() != 1 || (e.I64 == nil && e.F32 == nil) {
+				return fmt.Errorf("%s: buffer %q has shape %v, want a scalar", path, b.Name, e.Shape)
+			}
+			*b.I = e.Int64s()[0]
+		case b.F != nil:
+			if !sameShape(e.Shape, b.F.Shape) || e.F32 == nil {
+				return fmt.Errorf("%s: buffer %q has shape %v (%s), model wants %v (F32)", path, b.Name, e.Shape, e.DType, b.F.Shape)
+			}
+			copy(b.F.Data, e.F32)
+		}
+		used[b.Name] = true
+	}
+	for _, n := range f.Names() {
+		if !used[n] && !strings.HasPrefix(n, optimPrefix) {
+			return fmt.Errorf("%s: tensor %q is not part of this model (was the file written for another model or norm?)", path, n)
+		}
+	}
+	return nil
+}
+
+func sameShape(a, b []int) bool {
+	// A scalar may be stored as [] or [1].
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Save writes the complete training state to path atomically (temp file and
+// rename); modelConfig is the model's JSON config, stored as metadata so a
+// checkpoint alone can rebuild the model.
+func (t *Trainer) Save(path, modelConfig string) error {
+	rng, err := t.RNG.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("saving %s: rng state: %w", path, err)
+	}
+	st := trainState{
+		Step: t.Step, Epoch: int(t.Step / t.ItersPerEpoch), OptimSteps: t.Opt.Steps,
+		ScheduleT: t.ScheduleT, Sched: t.Sched, RNG: base64.StdEncoding.EncodeToString(rng),
+		TrainSeconds: t.TrainSeconds, TrainImages: t.TrainImages,
+	}
+	meta := map[string]string{"model_config": modelConfig}
+	for k, v := range map[string]any{"train_config": t.Cfg, "state": st, "epochs": t.Epochs} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("saving %s: %s: %w", path, k, err)
+		}
+		meta[k] = string(b)
+	}
+	f := WeightsFile(t.Model.Params(), t.Model.Buffers(), meta)
+	f.Metadata["format"] = FormatTrain
+	for i, p := range t.Opt.Params() {
+		f.Tensors[optimPrefix+"exp_avg."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: append([]float32(nil), t.Opt.M[i]...)}
+		f.Tensors[optimPrefix+"exp_avg_sq."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: append([]float32(nil), t.Opt.V[i]...)}
+	}
+	return checkpoint.Write(path, f)
+}
+
+// TrainConfigOf returns the training recipe stored in a training checkpoint.
+func TrainConfigOf(f *checkpoint.File, path string) (Config, error) {
+	var c Config
+	if f.Metadata["format"] != FormatTrain {
+		return c, fmt.Errorf("%s: not a slab training checkpoint (format %q)", path, f.Metadata["format"])
+	}
+	if err := json.Unmarshal([]byte(f.Metadata["train_config"]), &c); err != nil {
+		return c, fmt.Errorf("%s: damaged train_config metadata: %w", path, err)
+	}
+	return c, nil
+}
+
+// Restore loads the state written by Save into a Trainer built by
+// NewTrainer for the same model and recipe, so that training continues bit
+// for bit as if it had never stopped.
+func (t *Trainer) Restore(f *checkpoint.File, path string) error {
+	if f.Metadata["format"] != FormatTrain {
+		return fmt.Errorf("%s: not a slab training checkpoint (format %q)", path, f.Metadata["format"])
+	}
+	var st trainState
+	if err := json.Unmarshal([]byte(f.Metadata["state"]), &st); err != nil {
+		return fmt.Errorf("%s: damaged state metadata: %w", path, err)
+	}
+	var eps []EpochRecord
+	if s := f.Metadata["epochs"]; s != "" && s != "null" {
+		if err := json.Unmarshal([]byte(s), &eps); err != nil {
+			return fmt.Errorf("%s: damaged epochs metadata: %w", path, err)
+		}
+	}
+	if st.Step < 0 || st.Step > t.TotalSteps() {
+		return fmt.Errorf("%s: step %d outside this run's %d steps", path, st.Step, t.TotalSteps())
+	}
+	rng, err := base64.StdEncoding.DecodeString(st.RNG)
+	if err != nil {
+		return fmt.Errorf("%s: damaged rng state: %w", path, err)
+	}
+	if err := t.RNG.UnmarshalBinary(rng); err != nil {
+		return fmt.Errorf("%s: damaged rng state: %w", path, err)
+	}
+	if err := LoadWeights(f, path, t.Model.Params(), t.Model.Buffers()); err != nil {
+		return err
+	}
+	for i, p := range t.Opt.Params() {
+		for _, part := range []struct {
+			key string
+			dst []float32
+		}{{"exp_avg.", t.Opt.M[i]}, {"exp_avg_sq.", t.Opt.V[i]}} {
+			e, ok := f.Tensors[optimPrefix+part.key+p.Name]
+			if !ok || len(e.F32) != len(part.dst) {
+				return fmt.Errorf("%s: missing or mis-shaped optimizer state %q", path, optimPrefix+part.key+p.Name)
+			}
+			copy(part.dst, e.F32)
+		}
+	}
+	if err := t.Opt.checkState(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	t.Step, t.Opt.Steps, t.ScheduleT, t.Sched = st.Step, st.OptimSteps, st.ScheduleT, st.Sched
+	t.TrainSeconds, t.TrainImages = st.TrainSeconds, st.TrainImages
+	t.Epochs = eps
+	t.permEp = -1
+	return nil
+}
