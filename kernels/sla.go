@@ -1,0 +1,126 @@
+package kernels
+
+// Fused elementwise passes of SLAB's simplified linear attention (SLAB.md
+// 3.1) for one attention head of one image. The two d x d matrix products
+// per head (S = ReLU(K)ᵀV and ReLU(Q)·S, and their four backward
+// counterparts) go through Gemm, so they run on the tuned GEMM; everything
+// else is folded into these passes so that each activation is swept once:
+//
+//	prep:    Qr = ReLU(Q), Kr = ReLU(K+P), ksum = Σ_j Kr_j      (one sweep)
+//	output:  z_i = 1/(Qr_i·ksum + eps), O_i = z_i·num_i (+ DWC(V) by the caller)
+//	grad:    G_i = z_i·dO_i, dden_i = -z_i·(G_i·num_i)
+//	input:   dQ = (dQr + dden·ksumᵀ) ⊙ [Qr>0], dK = (dKr + 1·dksumᵀ) ⊙ [Kr>0]
+//
+// No N x N matrix ever exists. Slices point at the head's first channel;
+// ld values are row strides (3C for the qkv activation, C for per-token
+// buffers).
+
+// SLAEps is the normaliser's epsilon (official code: 1e-6).
+const SLAEps = 1e-6
+
+// SLAPrep computes Qr = ReLU(q), Kr = ReLU(k+pos) and ksum = Σ_j Kr_j for
+// n tokens of d channels. q and k have row stride ldQKV, pos, qr and kr
+// row stride ldC. ksum[:d] is overwritten.
+func SLAPrep(qr, kr, ksum, q, k, pos []float32, n, d, ldQKV, ldC int) {
+	ks := ksum[:d]
+	clear(ks)
+	for i := 0; i < n; i++ {
+		qi := q[i*ldQKV : i*ldQKV+d]
+		ki := k[i*ldQKV : i*ldQKV+d]
+		pi := pos[i*ldC : i*ldC+d]
+		qo := qr[i*ldC : i*ldC+d]
+		ko := kr[i*ldC : i*ldC+d]
+		for c, v := range qi {
+			qo[c] = max(v, 0)
+		}
+		for c, v := range ki {
+			r := max(v+pi[c], 0)
+			ko[c] = r
+			ks[c] += r
+		}
+	}
+}
+
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// SLANormalize computes, for n tokens, z_i = 1/(Qr_i·ksum + SLAEps) into
+// z[i] and O_i = z_i·num_i into o (row stride ldC for o, num and qr).
+func SLANormalize(o, z, num, qr, ksum []float32, n, d, ldC int) {
+	ks := ksum[:d]
+	for i := 0; i < n; i++ {
+		zi := 1 / (dot(qr[i*ldC:i*ldC+d], ks) + SLAEps)
+		z[i] = zi
+		oi := o[i*ldC : i*ldC+d]
+		ni := num[i*ldC : i*ldC+d]
+		for c, v := range ni {
+			oi[c] = zi * v
+		}
+	}
+}
+
+// SLAGrad computes G_i = z_i·dO_i into g and dden_i = -z_i·(G_i·num_i),
+// the gradient of the normaliser's denominator, for n tokens.
+func SLAGrad(g, dden, dout, num, z []float32, n, d, ldC int) {
+	for i := 0; i < n; i++ {
+		zi := z[i]
+		gi := g[i*ldC : i*ldC+d]
+		di := dout[i*ldC : i*ldC+d]
+		for c, v := range di {
+			gi[c] = zi * v
+		}
+		dden[i] = -zi * dot(gi, num[i*ldC:i*ldC+d])
+	}
+}
+
+// SLAKsumGrad computes dksum = Σ_i dden_i·Qr_i (overwriting dks[:d]).
+func SLAKsumGrad(dks, qr, dden []float32, n, d, ldC int) {
+	dk := dks[:d]
+	clear(dk)
+	for i := 0; i < n; i++ {
+		axpy(dk, dden[i], qr[i*ldC:i*ldC+d])
+	}
+}
+
+// SLAInputGrad finishes dQ and dK in place for n tokens: dq holds
+// dQr = G·Sᵀ and becomes (dQr + dden_i·ksum) ⊙ [Qr>0]; dk holds
+// dKr = V·dSᵀ and becomes (dKr + dksum) ⊙ [Kr>0]. dq, dk have row stride
+// ldQKV, qr, kr ldC.
+func SLAInputGrad(dq, dk, qr, kr, dden, ksum, dks []float32, n, d, ldQKV, ldC int) {
+	ks := ksum[:d]
+	dkv := dks[:d]
+	for i := 0; i < n; i++ {
+		dqi := dq[i*ldQKV : i*ldQKV+d]
+		dki := dk[i*ldQKV : i*ldQKV+d]
+		qi := qr[i*ldC : i*ldC+d]
+		ki := kr[i*ldC : i*ldC+d]
+		a := dden[i]
+		for c := range dqi {
+			if qi[c] > 0 {
+				dqi[c] += a * ks[c]
+			} else {
+				dqi[c] = 0
+			}
+		}
+		for c := range dki {
+			if ki[c] > 0 {
+				dki[c] += dkv[c]
+			} else {
+				dki[c] = 0
+			}
+		}
+	}
+}
