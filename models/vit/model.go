@@ -193,6 +193,10 @@ func (m *Model) collect() {
 	add(m.Head)
 }
 
+// Reindex rebuilds the Params and Buffers lists. Call it after replacing a
+// layer's parameters (package fuse creates biases this way).
+func (m *Model) Reindex() { m.collect() }
+
 // Params lists every learnable parameter under its official state-dict name.
 func (m *Model) Params() []*nn.Param { return m.params }
 
