@@ -413,3 +413,29 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 		t.Errorf("damaged state metadata: %v", err)
 	}
 }
+
+func TestLogAndPlot(t *testing.T) {
+	dir := t.TempDir()
+	tr := toyTrainer(t, 4)
+	if err := tr.Run(tr.TotalSteps()); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "log.jsonl")
+	if err := AppendLog(logPath, tr.Steps, tr.Epochs); err != nil {
+		t.Fatal(err)
+	}
+	steps, epochs, err := ReadLog(logPath, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 24 || len(epochs) != 2 || steps[23] != tr.Steps[23] || epochs[1] != tr.Epochs[1] {
+		t.Errorf("log round trip: %d steps, %d epochs", len(steps), len(epochs))
+	}
+	png := filepath.Join(dir, "curves.png")
+	if err := WritePlot(png, "toy", tr.Steps, tr.Epochs); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(png); err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
+		t.Errorf("plot: %d bytes, %v", len(b), err)
+	}
+}

@@ -1,0 +1,173 @@
+package train
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// IsTerminal reports whether w is a terminal, to choose between a progress
+// bar and plain log lines.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// NewReporter returns a progress bar on w when bar is true (w is a
+// terminal) and plain log lines otherwise; both print one line per epoch.
+func NewReporter(w io.Writer, bar bool) Reporter {
+	if bar {
+		return &barReporter{w: w}
+	}
+	return &lineReporter{w: w}
+}
+
+// epochLine is the per-epoch summary both reporters print.
+func epochLine(r EpochRecord) string {
+	return fmt.Sprintf("epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lambda %.3f | %.0f images/s, %.1f s",
+		r.Epoch, r.TrainLoss, 100*r.TrainAcc, r.TestLoss, 100*r.TestAcc, r.Lambda, r.ImgPerSec, r.Seconds)
+}
+
+func stepDesc(phase string, rec *StepRecord, ips float64) string {
+	if rec == nil {
+		return phase
+	}
+	return fmt.Sprintf("%s loss %.3f acc %5.1f%% λ %.3f %4.0f img/s", phase, rec.Loss, 100*rec.Acc, rec.Lambda, ips)
+}
+
+// barReporter draws a progressbar/v3 bar per phase.
+type barReporter struct {
+	w     io.Writer
+	bar   *progressbar.ProgressBar
+	phase string
+}
+
+func (b *barReporter) Begin(phase string, total int) {
+	b.finish()
+	b.phase = phase
+	b.bar = progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(b.w),
+		progressbar.OptionSetDescription(phase),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(25),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+func (b *barReporter) Step(done int, rec *StepRecord, ips float64) {
+	if b.bar == nil {
+		return
+	}
+	if rec != nil {
+		b.bar.Describe(stepDesc(b.phase, rec, ips))
+	}
+	_ = b.bar.Set(done)
+}
+
+func (b *barReporter) finish() {
+	if b.bar != nil {
+		_ = b.bar.Finish()
+		b.bar = nil
+	}
+}
+
+func (b *barReporter) Epoch(r EpochRecord) {
+	b.finish()
+	fmt.Fprintln(b.w, epochLine(r))
+}
+
+// lineReporter prints about ten progress lines per training epoch.
+type lineReporter struct {
+	w     io.Writer
+	phase string
+	total int
+	every int
+}
+
+func (l *lineReporter) Begin(phase string, total int) {
+	l.phase, l.total, l.every = phase, total, max(1, total/10)
+}
+
+func (l *lineReporter) Step(done int, rec *StepRecord, ips float64) {
+	if rec == nil || (done%l.every != 0 && done != l.total) {
+		return
+	}
+	fmt.Fprintf(l.w, "%s step %d/%d loss %.4f acc %.1f%% lambda %.4f lr %.3g %.0f images/s\n",
+		l.phase, done, l.total, rec.Loss, 100*rec.Acc, rec.Lambda, rec.LR, ips)
+}
+
+func (l *lineReporter) Epoch(r EpochRecord) { fmt.Fprintln(l.w, epochLine(r)) }
+
+// logLine is one JSON line of the curve log: exactly one of Step and Epoch.
+type logLine struct {
+	Kind  string       `json:"kind"` // "step" or "epoch"
+	Step  *StepRecord  `json:"step,omitempty"`
+	Epoch *EpochRecord `json:"epoch,omitempty"`
+}
+
+// AppendLog appends step and epoch records to the JSON-lines curve log at
+// path (created if missing).
+func AppendLog(path string, steps []StepRecord, epochs []EpochRecord) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for i := range steps {
+		if err := enc.Encode(logLine{Kind: "step", Step: &steps[i]}); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	for i := range epochs {
+		if err := enc.Encode(logLine{Kind: "epoch", Epoch: &epochs[i]}); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ReadLog reads a curve log written by AppendLog, keeping records up to
+// step upTo (a resumed run rewrites what followed its checkpoint); a
+// missing file is an empty log.
+func ReadLog(path string, upTo int64) ([]StepRecord, []EpochRecord, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	var steps []StepRecord
+	var epochs []EpochRecord
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		var l logLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		switch {
+		case l.Step != nil && l.Step.Step <= upTo:
+			steps = append(steps, *l.Step)
+		case l.Epoch != nil && l.Epoch.Step <= upTo:
+			epochs = append(epochs, *l.Epoch)
+		}
+	}
+	return steps, epochs, sc.Err()
+}
