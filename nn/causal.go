@@ -1,0 +1,260 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
+
+// CausalAttention is LLaMA's self-attention: q/k/v/o projections without
+// bias (name.q_proj ... name.o_proj), RoPE on q and k, causal softmax with
+// scale d^-0.5, and grouped-query attention: Heads query heads share
+// KVHeads key/value heads (Heads/KVHeads consecutive query heads per group,
+// as HF repeat_kv). KVHeads == Heads is plain multi-head attention.
+//
+// Heads are never transposed into their own tensors: head h of a [B,T,H*d]
+// projection is a strided matrix (row stride H*d) that GEMM reads in place,
+// so the only copies are the ones the KV cache needs.
+type CausalAttention struct {
+	Q, K, V, O              *Linear
+	Heads, KVHeads, HeadDim int
+	Rope                    *RoPE
+
+	b, t       int
+	q, k, v    *tensor.Tensor // rotated projections (owned by the Linears)
+	p          *tensor.Tensor // [B,H,T,T] softmax probabilities
+	att        *tensor.Tensor // [B,T,H*d] heads merged, o_proj input
+	dp, datt   *tensor.Tensor
+	dq, dk, dv *tensor.Tensor
+	dx         *tensor.Tensor
+	scores     []float32 // decode scratch, one row of scores
+}
+
+// NewCausalAttention returns zero projections for dim channels. heads must
+// be a multiple of kvHeads; rope may be shared between layers.
+func NewCausalAttention(name string, dim, heads, kvHeads, headDim int, rope *RoPE) *CausalAttention {
+	if kvHeads <= 0 || heads%kvHeads != 0 {
+		panic(fmt.Sprintf("nn.NewCausalAttention %s: %d heads not a multiple of %d kv heads", name, heads, kvHeads))
+	}
+	return &CausalAttention{
+		Q:     NewLinear(name+".q_proj", dim, heads*headDim, false),
+		K:     NewLinear(name+".k_proj", dim, kvHeads*headDim, false),
+		V:     NewLinear(name+".v_proj", dim, kvHeads*headDim, false),
+		O:     NewLinear(name+".o_proj", heads*headDim, dim, false),
+		Heads: heads, KVHeads: kvHeads, HeadDim: headDim, Rope: rope,
+	}
+}
+
+func (a *CausalAttention) scale() float32 { return float32(1 / math.Sqrt(float64(a.HeadDim))) }
+
+// Forward is the training/full-sequence pass over x [B,T,C], keeping the
+// probabilities for Backward (B·H·T² floats).
+func (a *CausalAttention) Forward(x *tensor.Tensor) *tensor.Tensor {
+	B, T := x.Dim(0), x.Dim(1)
+	a.b, a.t = B, T
+	H, G, d := a.Heads, a.KVHeads, a.HeadDim
+	hd, gd := H*d, G*d
+	q, k, v := a.Q.Forward(x), a.K.Forward(x), a.V.Forward(x)
+	a.q, a.k, a.v = q, k, v
+	for b := 0; b < B; b++ {
+		a.Rope.Rotate(q.Data[b*T*hd:], T, H, hd, 0, false)
+		a.Rope.Rotate(k.Data[b*T*gd:], T, G, gd, 0, false)
+	}
+	p := tensor.Ensure(&a.p, B, H, T, T)
+	att := tensor.Ensure(&a.att, B, T, hd)
+	scale := a.scale()
+	grp := H / G
+	kernels.ParallelFor(B*H, 1, func(lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/H, bh%H
+			g := h / grp
+			pm := p.Data[bh*T*T : (bh+1)*T*T]
+			kernels.Gemm(false, true, T, T, d, scale, q.Data[b*T*hd+h*d:], hd, k.Data[b*T*gd+g*d:], gd, 0, pm, T)
+			for i := 0; i < T; i++ {
+				softmaxCausalRow(pm[i*T:(i+1)*T], i+1)
+			}
+			kernels.Gemm(false, false, T, d, T, 1, pm, T, v.Data[b*T*gd+g*d:], gd, 0, att.Data[b*T*hd+h*d:], hd)
+		}
+	})
+	return a.O.Forward(att)
+}
+
+// softmaxCausalRow normalises row[:n] in place and zeroes the masked rest.
+func softmaxCausalRow(row []float32, n int) {
+	m := row[0]
+	for _, s := range row[1:n] {
+		m = max(m, s)
+	}
+	var sum float32
+	for j := 0; j < n; j++ {
+		e := float32(math.Exp(float64(row[j] - m)))
+		row[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for j := 0; j < n; j++ {
+		row[j] *= inv
+	}
+	clear(row[n:])
+}
+
+// Backward returns dx for the last Forward and accumulates the projection
+// gradients.
+func (a *CausalAttention) Backward(dy *tensor.Tensor) *tensor.Tensor {
+	B, T := a.b, a.t
+	H, G, d := a.Heads, a.KVHeads, a.HeadDim
+	hd, gd := H*d, G*d
+	grp := H / G
+	scale := a.scale()
+	datt := a.O.Backward(dy)
+	dp := tensor.Ensure(&a.dp, B, H, T, T)
+	dq := tensor.Ensure(&a.dq, B, T, hd)
+	dk := tensor.EnsureZero(&a.dk, B, T, gd)
+	dv := tensor.EnsureZero(&a.dv, B, T, gd)
+	q, k, v, p := a.q.Data, a.k.Data, a.v.Data, a.p.Data
+	// Parallel over (batch, kv group): the heads of one group add into the
+	// same dK/dV slice, so they run in one worker.
+	kernels.ParallelFor(B*G, 1, func(lo, hi int) {
+		for bg := lo; bg < hi; bg++ {
+			b, g := bg/G, bg%G
+			kg, vg := k[b*T*gd+g*d:], v[b*T*gd+g*d:]
+			for h := g * grp; h < (g+1)*grp; h++ {
+				bh := b*H + h
+				pm := p[bh*T*T : (bh+1)*T*T]
+				ds := dp.Data[bh*T*T : (bh+1)*T*T]
+				do := datt.Data[b*T*hd+h*d:]
+				kernels.Gemm(false, true, T, T, d, 1, do, hd, vg, gd, 0, ds, T)
+				for i := 0; i < T; i++ {
+					pr, dr := pm[i*T:i*T+i+1], ds[i*T:(i+1)*T]
+					var dot float32
+					for j, pv := range pr {
+						dot += pv * dr[j]
+					}
+					for j, pv := range pr {
+						dr[j] = pv * (dr[j] - dot)
+					}
+					clear(dr[i+1:])
+				}
+				kernels.Gemm(false, false, T, d, T, scale, ds, T, kg, gd, 0, dq.Data[b*T*hd+h*d:], hd)
+				kernels.Gemm(true, false, T, d, T, scale, ds, T, q[b*T*hd+h*d:], hd, 1, dk.Data[b*T*gd+g*d:], gd)
+				kernels.Gemm(true, false, T, d, T, 1, pm, T, do, hd, 1, dv.Data[b*T*gd+g*d:], gd)
+			}
+		}
+	})
+	for b := 0; b < B; b++ {
+		a.Rope.Rotate(dq.Data[b*T*hd:], T, H, hd, 0, true)
+		a.Rope.Rotate(dk.Data[b*T*gd:], T, G, gd, 0, true)
+	}
+	dx1 := a.Q.Backward(dq)
+	dx := tensor.Ensure(&a.dx, dx1.Shape...)
+	copy(dx.Data, dx1.Data)
+	for _, dxi := range []*tensor.Tensor{a.K.Backward(dk), a.V.Backward(dv)} {
+		for i, val := range dxi.Data {
+			dx.Data[i] += val
+		}
+	}
+	return dx
+}
+
+// KVCache holds the rotated keys and values of the positions seen so far
+// for one attention layer: K and V are [B, MaxT, KVHeads*HeadDim].
+type KVCache struct {
+	K, V    []float32
+	B, MaxT int
+	Len     int // positions filled
+}
+
+// NewCache allocates a cache for batch sequences of up to maxT positions.
+func (a *CausalAttention) NewCache(batch, maxT int) *KVCache {
+	n := batch * maxT * a.KVHeads * a.HeadDim
+	return &KVCache{K: make([]float32, n), V: make([]float32, n), B: batch, MaxT: maxT}
+}
+
+// ForwardCached is the inference pass: x [B,T,C] holds the T positions
+// following the c.Len cached ones (a prompt, or one token while decoding);
+// their keys and values are appended to c. It keeps nothing for Backward
+// and allocates nothing once its buffers have grown.
+func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.Tensor, error) {
+	B, T := x.Dim(0), x.Dim(1)
+	if B != c.B {
+		return nil, fmt.Errorf("attention: batch %d but cache batch %d", B, c.B)
+	}
+	if c.Len+T > c.MaxT || c.Len+T > a.Rope.MaxPos {
+		return nil, fmt.Errorf("attention: %d positions exceed the context (cache %d, rope %d)", c.Len+T, c.MaxT, a.Rope.MaxPos)
+	}
+	H, G, d := a.Heads, a.KVHeads, a.HeadDim
+	hd, gd := H*d, G*d
+	grp := H / G
+	q, k, v := a.Q.Forward(x), a.K.Forward(x), a.V.Forward(x)
+	L := c.Len
+	for b := 0; b < B; b++ {
+		a.Rope.Rotate(q.Data[b*T*hd:], T, H, hd, L, false)
+		a.Rope.Rotate(k.Data[b*T*gd:], T, G, gd, L, false)
+		copy(c.K[(b*c.MaxT+L)*gd:(b*c.MaxT+L+T)*gd], k.Data[b*T*gd:(b+1)*T*gd])
+		copy(c.V[(b*c.MaxT+L)*gd:(b*c.MaxT+L+T)*gd], v.Data[b*T*gd:(b+1)*T*gd])
+	}
+	c.Len += T
+	att := tensor.Ensure(&a.att, B, T, hd)
+	if cap(a.scores) < c.Len {
+		a.scores = make([]float32, c.MaxT)
+	}
+	scale := a.scale()
+	for b := 0; b < B; b++ {
+		kc, vc := c.K[b*c.MaxT*gd:], c.V[b*c.MaxT*gd:]
+		for t := 0; t < T; t++ {
+			n := L + t + 1
+			sc := a.scores[:n]
+			for h := 0; h < H; h++ {
+				g := h / grp
+				qv := q.Data[(b*T+t)*hd+h*d : (b*T+t)*hd+(h+1)*d]
+				for j := range sc {
+					kv := kc[j*gd+g*d : j*gd+(g+1)*d]
+					sc[j] = dot32(qv, kv) * scale
+				}
+				softmaxCausalRow(sc, n)
+				o := att.Data[(b*T+t)*hd+h*d : (b*T+t)*hd+(h+1)*d]
+				clear(o)
+				for j, pj := range sc {
+					vv := vc[j*gd+g*d : j*gd+(g+1)*d]
+					for i := range o {
+						o[i] += pj * vv[i]
+					}
+				}
+			}
+		}
+	}
+	return a.O.Forward(att), nil
+}
+
+// dot32 is a float32 dot product with four accumulators, which lets the
+// compiler overlap the multiply-add latency.
+func dot32(x, y []float32) float32 {
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += x[i] * y[i]
+		s1 += x[i+1] * y[i+1]
+		s2 += x[i+2] * y[i+2]
+		s3 += x[i+3] * y[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i] * y[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// Params returns q, k, v, o parameters.
+func (a *CausalAttention) Params() []*Param {
+	var ps []*Param
+	for _, l := range []*Linear{a.Q, a.K, a.V, a.O} {
+		ps = append(ps, l.Params()...)
+	}
+	return ps
+}
+
+// Buffers is empty: the RoPE table is recomputed, not saved (the official
+// rotary_emb.inv_freq buffer is derivable from HeadDim and Base).
+func (a *CausalAttention) Buffers() []*Buffer { return nil }

@@ -1,0 +1,79 @@
+package nn
+
+import (
+	"math"
+
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
+
+// SwiGLU is LLaMA's MLP: down(silu(gate(x)) * up(x)), no biases
+// (name.gate_proj, name.up_proj, name.down_proj). A fold may later give
+// gate and up a bias; the layer does not care.
+type SwiGLU struct {
+	Gate, Up, Down *Linear
+	Dim, Hidden    int
+	g, u           *tensor.Tensor // gate and up outputs kept for backward
+	h, dg, du      *tensor.Tensor
+	dx             *tensor.Tensor
+}
+
+// NewSwiGLU returns a zero SwiGLU MLP.
+func NewSwiGLU(name string, dim, hidden int) *SwiGLU {
+	return &SwiGLU{
+		Gate: NewLinear(name+".gate_proj", dim, hidden, false),
+		Up:   NewLinear(name+".up_proj", dim, hidden, false),
+		Down: NewLinear(name+".down_proj", hidden, dim, false),
+		Dim:  dim, Hidden: hidden,
+	}
+}
+
+func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+
+// Forward maps [..., Dim] to [..., Dim].
+func (m *SwiGLU) Forward(x *tensor.Tensor) *tensor.Tensor {
+	g := m.Gate.Forward(x)
+	u := m.Up.Forward(x)
+	m.g, m.u = g, u
+	h := tensor.Ensure(&m.h, g.Shape...)
+	gd, ud, hd := g.Data, u.Data, h.Data
+	kernels.ParallelFor(len(hd), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			hd[i] = silu(gd[i]) * ud[i]
+		}
+	})
+	return m.Down.Forward(h)
+}
+
+// Backward returns dx and accumulates the three weight gradients.
+func (m *SwiGLU) Backward(dy *tensor.Tensor) *tensor.Tensor {
+	dh := m.Down.Backward(dy)
+	dg := tensor.Ensure(&m.dg, dh.Shape...)
+	du := tensor.Ensure(&m.du, dh.Shape...)
+	gd, ud, dhd := m.g.Data, m.u.Data, dh.Data
+	kernels.ParallelFor(len(dhd), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g := gd[i]
+			sg := 1 / (1 + float32(math.Exp(float64(-g))))
+			du.Data[i] = dhd[i] * g * sg
+			// d silu(g)/dg = s(g) (1 + g (1 - s(g)))
+			dg.Data[i] = dhd[i] * ud[i] * sg * (1 + g*(1-sg))
+		}
+	})
+	dx1 := m.Gate.Backward(dg)
+	dx := tensor.Ensure(&m.dx, dx1.Shape...)
+	copy(dx.Data, dx1.Data)
+	dx2 := m.Up.Backward(du)
+	for i, v := range dx2.Data {
+		dx.Data[i] += v
+	}
+	return dx
+}
+
+// Params returns gate, up, down parameters.
+func (m *SwiGLU) Params() []*Param {
+	return append(append(m.Gate.Params(), m.Up.Params()...), m.Down.Params()...)
+}
+
+// Buffers is empty.
+func (m *SwiGLU) Buffers() []*Buffer { return nil }
