@@ -1,0 +1,281 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
+
+// slaShape is one SLA test configuration: B images of an H x W token map,
+// C channels in h heads, depthwise kernel k.
+type slaShape struct{ B, H, W, C, h, k int }
+
+// slaCoreRef evaluates the SLA core (qkv -> merged-head output, before
+// proj) in float64 straight from SLAB.md 3.1, contracting KᵀV first.
+func slaCoreRef(sh slaShape, qkv, pos, dw, db []float64) []float64 {
+	N, C, d := sh.H*sh.W, sh.C, sh.C/sh.h
+	p := sh.k / 2
+	out := make([]float64, sh.B*N*C)
+	for b := 0; b < sh.B; b++ {
+		for h := 0; h < sh.h; h++ {
+			q := func(i, a int) float64 { return math.Max(qkv[(b*N+i)*3*C+h*d+a], 0) }
+			k := func(i, a int) float64 { return math.Max(qkv[(b*N+i)*3*C+C+h*d+a]+pos[i*C+h*d+a], 0) }
+			v := func(i, a int) float64 { return qkv[(b*N+i)*3*C+2*C+h*d+a] }
+			S := make([]float64, d*d)
+			ks := make([]float64, d)
+			for j := 0; j < N; j++ {
+				for a := 0; a < d; a++ {
+					ks[a] += k(j, a)
+					for e := 0; e < d; e++ {
+						S[a*d+e] += k(j, a) * v(j, e)
+					}
+				}
+			}
+			for i := 0; i < N; i++ {
+				den := 1e-6
+				for a := 0; a < d; a++ {
+					den += q(i, a) * ks[a]
+				}
+				y, x := i/sh.W, i%sh.W
+				for e := 0; e < d; e++ {
+					num := 0.0
+					for a := 0; a < d; a++ {
+						num += q(i, a) * S[a*d+e]
+					}
+					conv := db[e]
+					for ky := 0; ky < sh.k; ky++ {
+						for kx := 0; kx < sh.k; kx++ {
+							iy, ix := y+ky-p, x+kx-p
+							if iy < 0 || iy >= sh.H || ix < 0 || ix >= sh.W {
+								continue
+							}
+							conv += dw[(e*sh.k+ky)*sh.k+kx] * v(iy*sh.W+ix, e)
+						}
+					}
+					out[(b*N+i)*C+h*d+e] = num/den + conv
+				}
+			}
+		}
+	}
+	return out
+}
+
+// slaCoreNaive evaluates the same output the quadratic way: the N x N
+// matrix A = ReLU(Q)ReLU(K)ᵀ, O = A V / (rowsum A + 1e-6) + DWC(V). An
+// independent check of the KᵀV-first reordering.
+func slaCoreNaive(sh slaShape, qkv, pos, dw, db []float64) []float64 {
+	N, C, d := sh.H*sh.W, sh.C, sh.C/sh.h
+	zeroV := append([]float64(nil), qkv...)
+	// DWC part: the reference with Q = 0, where the attention term
+	// vanishes; the quadratic attention term is added below.
+	for b := 0; b < sh.B; b++ {
+		for i := 0; i < N; i++ {
+			for a := 0; a < C; a++ {
+				zeroV[(b*N+i)*3*C+a] = 0
+			}
+		}
+	}
+	out := slaCoreRef(sh, zeroV, pos, dw, db)
+	for b := 0; b < sh.B; b++ {
+		for h := 0; h < sh.h; h++ {
+			A := make([]float64, N*N)
+			for i := 0; i < N; i++ {
+				for j := 0; j < N; j++ {
+					s := 0.0
+					for a := 0; a < d; a++ {
+						qi := math.Max(qkv[(b*N+i)*3*C+h*d+a], 0)
+						kj := math.Max(qkv[(b*N+j)*3*C+C+h*d+a]+pos[j*C+h*d+a], 0)
+						s += qi * kj
+					}
+					A[i*N+j] = s
+				}
+			}
+			for i := 0; i < N; i++ {
+				rs := 1e-6
+				for j := 0; j < N; j++ {
+					rs += A[i*N+j]
+				}
+				for e := 0; e < d; e++ {
+					s := 0.0
+					for j := 0; j < N; j++ {
+						s += A[i*N+j] * qkv[(b*N+j)*3*C+2*C+h*d+e]
+					}
+					out[(b*N+i)*C+h*d+e] += s / rs
+				}
+			}
+		}
+	}
+	return out
+}
+
+func randSlice(rng *rand.Rand, n int, mean, std float64) []float64 {
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = mean + std*rng.NormFloat64()
+	}
+	return x
+}
+
+func to32(dst []float32, src []float64) {
+	for i, v := range src {
+		dst[i] = float32(v)
+	}
+}
+
+func to64(src []float32) []float64 {
+	x := make([]float64, len(src))
+	for i, v := range src {
+		x[i] = float64(v)
+	}
+	return x
+}
+
+// rounded returns src rounded to float32 and back, so that the float64
+// reference sees exactly the values the float32 layer sees.
+func rounded(src []float64) []float64 {
+	x := make([]float64, len(src))
+	for i, v := range src {
+		x[i] = float64(float32(v))
+	}
+	return x
+}
+
+var slaShapes = []slaShape{
+	{1, 1, 1, 4, 2, 3},
+	{2, 3, 3, 6, 3, 5},
+	{1, 7, 7, 8, 2, 3},
+	{2, 1, 17, 4, 1, 5},
+	{1, 14, 14, 12, 3, 5},
+	{1, 4, 5, 6, 2, 7},
+}
+
+// newSLACase builds an SLA with random DWC/positional parameters and a
+// random qkv activation (Q biased positive so that denominators are well
+// away from the 1e-6 floor).
+func newSLACase(sh slaShape, seed uint64) (s *SLA, qkv, pos, dw, db []float64) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	s = NewSLA("blk.attn", sh.C, sh.h, sh.H, sh.W, sh.k, true)
+	N := sh.H * sh.W
+	qkv = rounded(randSlice(rng, sh.B*N*3*sh.C, 0.3, 1))
+	pos = rounded(randSlice(rng, N*sh.C, 0, 0.5))
+	dw = rounded(randSlice(rng, len(s.DWCWeight.W.Data), 0, 0.3))
+	db = rounded(randSlice(rng, len(s.DWCBias.W.Data), 0, 0.3))
+	to32(s.PosEnc.W.Data, pos)
+	to32(s.DWCWeight.W.Data, dw)
+	to32(s.DWCBias.W.Data, db)
+	return s, qkv, pos, dw, db
+}
+
+func TestSLACoreForward(t *testing.T) {
+	for i, sh := range slaShapes {
+		t.Run(fmt.Sprint(sh), func(t *testing.T) {
+			s, qkv, pos, dw, db := newSLACase(sh, uint64(i))
+			x := tensor.New(sh.B, sh.H*sh.W, 3*sh.C)
+			to32(x.Data, qkv)
+			got := s.forwardCore(x)
+			assertClose(t, "core vs KᵀV-first float64", got.Data, slaCoreRef(sh, qkv, pos, dw, db), 1e-4, 1e-5)
+			assertClose(t, "core vs naive O(N²) float64", got.Data, slaCoreNaive(sh, qkv, pos, dw, db), 1e-4, 1e-5)
+		})
+	}
+}
+
+// TestSLACoreBackward checks dqkv, dP, dDWC weight and bias against central
+// differences of the float64 reference for L = Σ R ⊙ core(qkv). Large cases
+// check a random subset of the inputs.
+func TestSLACoreBackward(t *testing.T) {
+	for i, sh := range slaShapes {
+		t.Run(fmt.Sprint(sh), func(t *testing.T) {
+			s, qkv, pos, dw, db := newSLACase(sh, uint64(10+i))
+			rng := rand.New(rand.NewPCG(uint64(i), 99))
+			N := sh.H * sh.W
+			R := rounded(randSlice(rng, sh.B*N*sh.C, 0, 1))
+			x := tensor.New(sh.B, N, 3*sh.C)
+			to32(x.Data, qkv)
+			s.forwardCore(x)
+			dout := tensor.New(sh.B, N, sh.C)
+			to32(dout.Data, R)
+			// Run backward twice: parameter gradients must accumulate.
+			s.backwardCore(dout)
+			dqkv := s.backwardCore(dout)
+			loss := func() float64 {
+				o := slaCoreRef(sh, qkv, pos, dw, db)
+				l := 0.0
+				for j := range o {
+					l += o[j] * R[j]
+				}
+				return l
+			}
+			check := func(name string, got []float32, scale float64, vals []float64) {
+				idx := make([]int, len(vals))
+				for j := range idx {
+					idx[j] = j
+				}
+				if len(idx) > 200 {
+					rng.Shuffle(len(idx), func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
+					idx = idx[:200]
+				}
+				gs := make([]float32, len(idx))
+				want := make([]float64, len(idx))
+				for j, ix := range idx {
+					gs[j] = got[ix] / float32(scale)
+					want[j] = numGrad(func(v []float64) float64 { return loss() }, vals[ix:ix+1], 1e-6)[0]
+				}
+				assertClose(t, name, gs, want, 2e-3, 2e-4)
+			}
+			check("dqkv", dqkv.Data, 1, qkv)
+			check("dP", s.PosEnc.G.Data, 2, pos)
+			check("dDWC.weight", s.DWCWeight.G.Data, 2, dw)
+			check("dDWC.bias", s.DWCBias.G.Data, 2, db)
+		})
+	}
+}
+
+// kernelsAllocate reports whether kernels.Gemm itself allocates per call
+// (the portable fallback packs B^T into a fresh slice), in which case a
+// layer's allocation count cannot be isolated.
+func kernelsAllocate() bool {
+	a := make([]float32, 64)
+	c := make([]float32, 64)
+	n := testing.AllocsPerRun(3, func() {
+		kernels.Gemm(false, true, 8, 8, 8, 1, a, 8, a, 8, 0, c, 8)
+		kernels.Gemm(true, false, 8, 8, 8, 1, a, 8, a, 8, 0, c, 8)
+	})
+	return n > 0
+}
+
+// withThreads runs f with kernels.SetThreads(n) and restores the count.
+func withThreads(n int, f func()) {
+	old := kernels.Threads()
+	kernels.SetThreads(n)
+	defer kernels.SetThreads(old)
+	f()
+}
+
+func TestSLACoreAllocs(t *testing.T) {
+	withThreads(1, func() { testSLACoreAllocs(t) })
+}
+
+func testSLACoreAllocs(t *testing.T) {
+	if kernelsAllocate() {
+		t.Skip("kernels.Gemm allocates per call; SLA's own allocations cannot be isolated")
+	}
+	sh := slaShape{2, 7, 7, 8, 2, 5}
+	s, qkv, _, _, _ := newSLACase(sh, 1)
+	x := tensor.New(sh.B, sh.H*sh.W, 3*sh.C)
+	to32(x.Data, qkv)
+	dout := tensor.New(sh.B, sh.H*sh.W, sh.C)
+	s.forwardCore(x)
+	s.backwardCore(dout)
+	a := testing.AllocsPerRun(5, func() {
+		s.forwardCore(x)
+		s.backwardCore(dout)
+	})
+	t.Logf("SLA core forward+backward: %.1f allocs/run (threads %d)", a, kernels.Threads())
+	if a > 0 {
+		t.Errorf("SLA core steady state allocates %.1f times per forward+backward", a)
+	}
+}
