@@ -1,0 +1,112 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/slabml/slab/tensor"
+)
+
+// attnCoreRef is softmax attention from qkv [B,N,3C] to merged heads
+// [B,N,C] in float64, straight from the definition.
+func attnCoreRef(B, N, C, H int, qkv []float64) []float64 {
+	d := C / H
+	scale := 1 / math.Sqrt(float64(d))
+	out := make([]float64, B*N*C)
+	row := make([]float64, N)
+	for b := 0; b < B; b++ {
+		for h := 0; h < H; h++ {
+			at := func(i, part, a int) float64 { return qkv[(b*N+i)*3*C+part*C+h*d+a] }
+			for i := 0; i < N; i++ {
+				m := math.Inf(-1)
+				for j := 0; j < N; j++ {
+					s := 0.0
+					for a := 0; a < d; a++ {
+						s += at(i, 0, a) * at(j, 1, a)
+					}
+					row[j] = s * scale
+					m = math.Max(m, row[j])
+				}
+				sum := 0.0
+				for j := range row {
+					row[j] = math.Exp(row[j] - m)
+					sum += row[j]
+				}
+				for e := 0; e < d; e++ {
+					s := 0.0
+					for j := 0; j < N; j++ {
+						s += row[j] / sum * at(j, 2, e)
+					}
+					out[(b*N+i)*C+h*d+e] = s
+				}
+			}
+		}
+	}
+	return out
+}
+
+var attnShapes = []struct{ B, N, C, H int }{
+	{1, 1, 4, 2}, {2, 3, 6, 3}, {1, 17, 8, 2}, {2, 49, 6, 1}, {1, 197, 12, 3},
+}
+
+func TestAttentionCore(t *testing.T) {
+	for i, sh := range attnShapes {
+		t.Run(fmt.Sprint(sh), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(i), 3))
+			a := NewAttention("blk.attn", sh.C, sh.H, true)
+			qkv := rounded(randSlice(rng, sh.B*sh.N*3*sh.C, 0, 1.5))
+			R := rounded(randSlice(rng, sh.B*sh.N*sh.C, 0, 1))
+			x := tensor.New(sh.B, sh.N, 3*sh.C)
+			to32(x.Data, qkv)
+			got := a.forwardCore(x)
+			assertClose(t, "forward", got.Data, attnCoreRef(sh.B, sh.N, sh.C, sh.H, qkv), 1e-4, 1e-5)
+			dout := tensor.New(sh.B, sh.N, sh.C)
+			to32(dout.Data, R)
+			dqkv := a.backwardCore(dout)
+			idx := rng.Perm(len(qkv))
+			if len(idx) > 150 {
+				idx = idx[:150]
+			}
+			gs := make([]float32, len(idx))
+			want := make([]float64, len(idx))
+			for j, ix := range idx {
+				gs[j] = dqkv.Data[ix]
+				want[j] = numGrad(func([]float64) float64 {
+					o := attnCoreRef(sh.B, sh.N, sh.C, sh.H, qkv)
+					l := 0.0
+					for k := range o {
+						l += o[k] * R[k]
+					}
+					return l
+				}, qkv[ix:ix+1], 1e-6)[0]
+			}
+			assertClose(t, "dqkv", gs, want, 2e-3, 2e-5)
+		})
+	}
+}
+
+func TestAttentionCoreAllocs(t *testing.T) {
+	withThreads(1, func() {
+		if kernelsAllocate() {
+			t.Skip("kernels.Gemm allocates per call; Attention's own allocations cannot be isolated")
+		}
+		a := NewAttention("blk.attn", 8, 2, true)
+		x := tensor.New(2, 17, 24)
+		for i := range x.Data {
+			x.Data[i] = float32(i%11) * 0.1
+		}
+		dout := tensor.New(2, 17, 8)
+		a.forwardCore(x)
+		a.backwardCore(dout)
+		n := testing.AllocsPerRun(5, func() {
+			a.forwardCore(x)
+			a.backwardCore(dout)
+		})
+		t.Logf("Attention core forward+backward: %.1f allocs/run", n)
+		if n > 0 {
+			t.Errorf("Attention core steady state allocates %.1f times", n)
+		}
+	})
+}
