@@ -56,14 +56,14 @@ func TestAttentionCore(t *testing.T) {
 		t.Run(fmt.Sprint(sh), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 3))
 			a := NewAttention("blk.attn", sh.C, sh.H, true)
-			qkv := rounded(randSlice(rng, sh.B*sh.N*3*sh.C, 0, 1.5))
-			R := rounded(randSlice(rng, sh.B*sh.N*sh.C, 0, 1))
+			qkv := attnRound(attnRand(rng, sh.B*sh.N*3*sh.C, 0, 1.5))
+			R := attnRound(attnRand(rng, sh.B*sh.N*sh.C, 0, 1))
 			x := tensor.New(sh.B, sh.N, 3*sh.C)
-			to32(x.Data, qkv)
+			attnTo32(x.Data, qkv)
 			got := a.forwardCore(x)
 			assertClose(t, "forward", got.Data, attnCoreRef(sh.B, sh.N, sh.C, sh.H, qkv), 1e-4, 1e-5)
 			dout := tensor.New(sh.B, sh.N, sh.C)
-			to32(dout.Data, R)
+			attnTo32(dout.Data, R)
 			dqkv := a.backwardCore(dout)
 			idx := rng.Perm(len(qkv))
 			if len(idx) > 150 {
@@ -88,8 +88,8 @@ func TestAttentionCore(t *testing.T) {
 }
 
 func TestAttentionCoreAllocs(t *testing.T) {
-	withThreads(1, func() {
-		if kernelsAllocate() {
+	attnWithThreads(1, func() {
+		if attnGemmAllocates() {
 			t.Skip("kernels.Gemm allocates per call; Attention's own allocations cannot be isolated")
 		}
 		a := NewAttention("blk.attn", 8, 2, true)

@@ -39,22 +39,22 @@ func TestPatchEmbed(t *testing.T) {
 		t.Run(fmt.Sprint(sh), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 5))
 			pe := NewPatchEmbed("patch_embed.proj", sh.C, sh.D, sh.p)
-			img := rounded(randSlice(rng, sh.B*sh.C*sh.H*sh.W, 0, 1))
-			w := rounded(randSlice(rng, len(pe.Weight.W.Data), 0, 0.2))
-			bias := rounded(randSlice(rng, sh.D, 0, 0.2))
-			to32(pe.Weight.W.Data, w)
-			to32(pe.Bias.W.Data, bias)
+			img := attnRound(attnRand(rng, sh.B*sh.C*sh.H*sh.W, 0, 1))
+			w := attnRound(attnRand(rng, len(pe.Weight.W.Data), 0, 0.2))
+			bias := attnRound(attnRand(rng, sh.D, 0, 0.2))
+			attnTo32(pe.Weight.W.Data, w)
+			attnTo32(pe.Bias.W.Data, bias)
 			x := tensor.New(sh.B, sh.C, sh.H, sh.W)
-			to32(x.Data, img)
+			attnTo32(x.Data, img)
 			y := pe.Forward(x)
 			n := (sh.H / sh.p) * (sh.W / sh.p)
 			if !tensor.ShapeEq(y.Shape, []int{sh.B, n, sh.D}) {
 				t.Fatalf("output shape %v, want [%d %d %d]", y.Shape, sh.B, n, sh.D)
 			}
 			assertClose(t, "forward", y.Data, patchRef(sh.B, sh.C, sh.H, sh.W, sh.D, sh.p, img, w, bias), 1e-5, 1e-5)
-			R := rounded(randSlice(rng, len(y.Data), 0, 1))
+			R := attnRound(attnRand(rng, len(y.Data), 0, 1))
 			dy := tensor.New(y.Shape...)
-			to32(dy.Data, R)
+			attnTo32(dy.Data, R)
 			if dx := pe.Backward(dy); dx != nil {
 				t.Errorf("Backward returned %v, want nil", dx.Shape)
 			}

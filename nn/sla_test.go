@@ -112,7 +112,7 @@ func slaCoreNaive(sh slaShape, qkv, pos, dw, db []float64) []float64 {
 	return out
 }
 
-func randSlice(rng *rand.Rand, n int, mean, std float64) []float64 {
+func attnRand(rng *rand.Rand, n int, mean, std float64) []float64 {
 	x := make([]float64, n)
 	for i := range x {
 		x[i] = mean + std*rng.NormFloat64()
@@ -120,23 +120,15 @@ func randSlice(rng *rand.Rand, n int, mean, std float64) []float64 {
 	return x
 }
 
-func to32(dst []float32, src []float64) {
+func attnTo32(dst []float32, src []float64) {
 	for i, v := range src {
 		dst[i] = float32(v)
 	}
 }
 
-func to64(src []float32) []float64 {
-	x := make([]float64, len(src))
-	for i, v := range src {
-		x[i] = float64(v)
-	}
-	return x
-}
-
-// rounded returns src rounded to float32 and back, so that the float64
+// attnRound returns src attnRound to float32 and back, so that the float64
 // reference sees exactly the values the float32 layer sees.
-func rounded(src []float64) []float64 {
+func attnRound(src []float64) []float64 {
 	x := make([]float64, len(src))
 	for i, v := range src {
 		x[i] = float64(float32(v))
@@ -160,13 +152,13 @@ func newSLACase(sh slaShape, seed uint64) (s *SLA, qkv, pos, dw, db []float64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	s = NewSLA("blk.attn", sh.C, sh.h, sh.H, sh.W, sh.k, true)
 	N := sh.H * sh.W
-	qkv = rounded(randSlice(rng, sh.B*N*3*sh.C, 0.3, 1))
-	pos = rounded(randSlice(rng, N*sh.C, 0, 0.5))
-	dw = rounded(randSlice(rng, len(s.DWCWeight.W.Data), 0, 0.3))
-	db = rounded(randSlice(rng, len(s.DWCBias.W.Data), 0, 0.3))
-	to32(s.PosEnc.W.Data, pos)
-	to32(s.DWCWeight.W.Data, dw)
-	to32(s.DWCBias.W.Data, db)
+	qkv = attnRound(attnRand(rng, sh.B*N*3*sh.C, 0.3, 1))
+	pos = attnRound(attnRand(rng, N*sh.C, 0, 0.5))
+	dw = attnRound(attnRand(rng, len(s.DWCWeight.W.Data), 0, 0.3))
+	db = attnRound(attnRand(rng, len(s.DWCBias.W.Data), 0, 0.3))
+	attnTo32(s.PosEnc.W.Data, pos)
+	attnTo32(s.DWCWeight.W.Data, dw)
+	attnTo32(s.DWCBias.W.Data, db)
 	return s, qkv, pos, dw, db
 }
 
@@ -175,7 +167,7 @@ func TestSLACoreForward(t *testing.T) {
 		t.Run(fmt.Sprint(sh), func(t *testing.T) {
 			s, qkv, pos, dw, db := newSLACase(sh, uint64(i))
 			x := tensor.New(sh.B, sh.H*sh.W, 3*sh.C)
-			to32(x.Data, qkv)
+			attnTo32(x.Data, qkv)
 			got := s.forwardCore(x)
 			assertClose(t, "core vs KᵀV-first float64", got.Data, slaCoreRef(sh, qkv, pos, dw, db), 1e-4, 1e-5)
 			assertClose(t, "core vs naive O(N²) float64", got.Data, slaCoreNaive(sh, qkv, pos, dw, db), 1e-4, 1e-5)
@@ -192,12 +184,12 @@ func TestSLACoreBackward(t *testing.T) {
 			s, qkv, pos, dw, db := newSLACase(sh, uint64(10+i))
 			rng := rand.New(rand.NewPCG(uint64(i), 99))
 			N := sh.H * sh.W
-			R := rounded(randSlice(rng, sh.B*N*sh.C, 0, 1))
+			R := attnRound(attnRand(rng, sh.B*N*sh.C, 0, 1))
 			x := tensor.New(sh.B, N, 3*sh.C)
-			to32(x.Data, qkv)
+			attnTo32(x.Data, qkv)
 			s.forwardCore(x)
 			dout := tensor.New(sh.B, N, sh.C)
-			to32(dout.Data, R)
+			attnTo32(dout.Data, R)
 			// Run backward twice: parameter gradients must accumulate.
 			s.backwardCore(dout)
 			dqkv := s.backwardCore(dout)
@@ -234,10 +226,10 @@ func TestSLACoreBackward(t *testing.T) {
 	}
 }
 
-// kernelsAllocate reports whether kernels.Gemm itself allocates per call
+// attnGemmAllocates reports whether kernels.Gemm itself allocates per call
 // (the portable fallback packs B^T into a fresh slice), in which case a
 // layer's allocation count cannot be isolated.
-func kernelsAllocate() bool {
+func attnGemmAllocates() bool {
 	a := make([]float32, 64)
 	c := make([]float32, 64)
 	n := testing.AllocsPerRun(3, func() {
@@ -247,8 +239,8 @@ func kernelsAllocate() bool {
 	return n > 0
 }
 
-// withThreads runs f with kernels.SetThreads(n) and restores the count.
-func withThreads(n int, f func()) {
+// attnWithThreads runs f with kernels.SetThreads(n) and restores the count.
+func attnWithThreads(n int, f func()) {
 	old := kernels.Threads()
 	kernels.SetThreads(n)
 	defer kernels.SetThreads(old)
@@ -256,17 +248,17 @@ func withThreads(n int, f func()) {
 }
 
 func TestSLACoreAllocs(t *testing.T) {
-	withThreads(1, func() { testSLACoreAllocs(t) })
+	attnWithThreads(1, func() { testSLACoreAllocs(t) })
 }
 
 func testSLACoreAllocs(t *testing.T) {
-	if kernelsAllocate() {
+	if attnGemmAllocates() {
 		t.Skip("kernels.Gemm allocates per call; SLA's own allocations cannot be isolated")
 	}
 	sh := slaShape{2, 7, 7, 8, 2, 5}
 	s, qkv, _, _, _ := newSLACase(sh, 1)
 	x := tensor.New(sh.B, sh.H*sh.W, 3*sh.C)
-	to32(x.Data, qkv)
+	attnTo32(x.Data, qkv)
 	dout := tensor.New(sh.B, sh.H*sh.W, sh.C)
 	s.forwardCore(x)
 	s.backwardCore(dout)
