@@ -1,0 +1,422 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/data"
+	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/models/llama"
+	"github.com/slabml/slab/nn"
+	"github.com/slabml/slab/train"
+)
+
+// The language-model commands (train-lm, eval-lm, generate, bench-lm).
+// A checkpoint is a safetensors file holding every parameter and buffer
+// under its official name, the AdamW moments as optim.exp_avg[_sq].<name>,
+// and metadata: lm_config (llama.Config JSON), tokenizer, step.
+
+func init() {
+	register(&command{Name: "train-lm", Summary: "train a LLaMA-style decoder (rmsnorm/layernorm/prepbn) on SOTU or a text file", Run: runCmd(cmdTrainLM)})
+	register(&command{Name: "eval-lm", Summary: "perplexity of a decoder checkpoint on a text split", Run: runCmd(cmdEvalLM)})
+}
+
+// lmFlags are the model-choice flags shared by the LM commands.
+type lmFlags struct {
+	model, norm, init, tok string
+	ckpt                   string
+	threads                int
+	seed                   uint64
+	json                   bool
+}
+
+func (f *lmFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+	BoolVar(*bool, string, bool, string)
+	Uint64Var(*uint64, string, uint64, string)
+}) {
+	fs.StringVar(&f.model, "model", "lm_tiny", "model name (lm_test, lm_tiny, lm_small, lm_60m, llama_350m, optionally suffixed _rmsnorm/_layernorm/_prepbn)")
+	fs.StringVar(&f.norm, "norm", "", "override the norm: rmsnorm, layernorm or prepbn")
+	fs.StringVar(&f.init, "repbn-init", "vision", "RepBN init for prepbn: vision (alpha=gamma=1) or official (all 0, SLAB.md 6.1)")
+	fs.StringVar(&f.tok, "tokenizer", "byte", "byte or gpt2 (sets the vocabulary size)")
+	fs.StringVar(&f.ckpt, "ckpt", "", "checkpoint to load (its stored config wins over --model)")
+	fs.IntVar(&f.threads, "threads", 0, "threads (0 = all cores)")
+	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
+	fs.BoolVar(&f.json, "json", false, "print exactly one JSON object on stdout")
+}
+
+// config resolves --model/--norm/--repbn-init/--tokenizer.
+func (f *lmFlags) config() (llama.Config, data.Tokenizer, error) {
+	tok, err := data.NewTokenizer(f.tok)
+	if err != nil {
+		return llama.Config{}, nil, flagErr("tokenizer", "%v", err)
+	}
+	c, err := llama.Lookup(f.model)
+	if err != nil {
+		return c, nil, flagErr("model", "%v", err)
+	}
+	if f.norm != "" {
+		c.Norm = f.norm
+	}
+	c.RepBNInit = f.init
+	c.Vocab = tok.VocabSize()
+	if err := c.Validate(); err != nil {
+		return c, nil, flagErr("norm", "%v", err)
+	}
+	return c, tok, nil
+}
+
+// loadLM builds the model of a checkpoint and loads its weights.
+func loadLM(path string) (*llama.Model, data.Tokenizer, *checkpoint.File, error) {
+	f, err := checkpoint.Read(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var c llama.Config
+	if err := json.Unmarshal([]byte(f.Metadata["lm_config"]), &c); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: not a slab language-model checkpoint (lm_config metadata: %v)", path, err)
+	}
+	tok, err := data.NewTokenizer(f.Metadata["tokenizer"])
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m, err := llama.New(c, 0)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := train.LoadWeights(f, path, m.Params(), m.Buffers()); err != nil {
+		return nil, nil, nil, err
+	}
+	return m, tok, f, nil
+}
+
+// modelFromFlags loads --ckpt or builds a randomly initialised --model.
+func (f *lmFlags) modelFromFlags() (*llama.Model, data.Tokenizer, error) {
+	if f.ckpt != "" {
+		m, tok, _, err := loadLM(f.ckpt)
+		return m, tok, err
+	}
+	c, tok, err := f.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := llama.New(c, f.seed)
+	return m, tok, err
+}
+
+func saveLM(path string, m *llama.Model, tok data.Tokenizer, opt *train.AdamW, step int) error {
+	cfg, err := json.Marshal(m.Cfg)
+	if err != nil {
+		return err
+	}
+	f := train.WeightsFile(m.Params(), m.Buffers(), map[string]string{
+		"lm_config": string(cfg), "tokenizer": tok.Name(), "step": strconv.Itoa(step)})
+	if opt != nil {
+		for i, p := range opt.Params() {
+			f.Tensors["optim.exp_avg."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: opt.M[i]}
+			f.Tensors["optim.exp_avg_sq."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: opt.V[i]}
+		}
+		f.Metadata["optim_steps"] = strconv.FormatInt(opt.Steps, 10)
+	}
+	return checkpoint.Write(path, f)
+}
+
+// evalLM returns the mean loss over up to maxBatches sequential windows.
+func evalLM(m *llama.Model, stream []int, B, T, maxBatches int) (float64, int, error) {
+	bt, err := data.NewBatcher(stream, B, T, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	var loss llama.Loss
+	var sum float64
+	n := 0
+	for (maxBatches <= 0 || n < maxBatches) && bt.Sequential() {
+		lg, err := m.Forward(bt.Inputs, B, T, false)
+		if err != nil {
+			return 0, 0, err
+		}
+		sum += loss.Forward(lg, bt.Targets)
+		n++
+	}
+	if n == 0 {
+		return 0, 0, fmt.Errorf("validation text shorter than one batch of %dx%d tokens", B, T+1)
+	}
+	return sum / float64(n), n * B * T, nil
+}
+
+type lmTrainResult struct {
+	Model          string  `json:"model"`
+	Norm           string  `json:"norm"`
+	RepBNInit      string  `json:"repbn_init,omitempty"`
+	Params         int64   `json:"params"`
+	Steps          int     `json:"steps"`
+	Batch          int     `json:"batch"`
+	Seq            int     `json:"seq"`
+	LR             float64 `json:"lr"`
+	FinalTrainLoss float64 `json:"final_train_loss"`
+	ValLoss        float64 `json:"val_loss"`
+	ValPPL         float64 `json:"val_ppl"`
+	ValTokens      int     `json:"val_tokens"`
+	Seconds        float64 `json:"seconds"`
+	TokensPerSec   float64 `json:"train_tokens_per_s"`
+	Lambda         float64 `json:"final_lambda,omitempty"`
+	Checkpoint     string  `json:"checkpoint,omitempty"`
+	Curve          []lmPt  `json:"curve"`
+}
+
+type lmPt struct {
+	Step    int     `json:"step"`
+	Loss    float64 `json:"train_loss"`
+	ValLoss float64 `json:"val_loss,omitempty"`
+}
+
+func cmdTrainLM(args []string) error {
+	fs := newFlags("train-lm", "train-lm [flags]")
+	var f lmFlags
+	f.register(fs)
+	src := fs.String("data", "sotu", "corpus: sotu (run scripts/fetch-sotu.sh first) or a UTF-8 text file")
+	steps := fs.Int("steps", 500, "optimizer steps")
+	batch := fs.Int("batch", 16, "sequences per step")
+	seq := fs.Int("seq", 0, "tokens per sequence (0 = the model's context)")
+	lr := fs.Float64("lr", 1e-3, "peak AdamW learning rate")
+	minLR := fs.Float64("min-lr", 1e-4, "final learning rate of the cosine decay")
+	warmup := fs.Float64("warmup", 0.02, "LR warm-up, fraction of steps")
+	wd := fs.Float64("wd", 0.1, "AdamW weight decay (matrices only)")
+	clip := fs.Float64("clip", 1.0, "global gradient-norm clip (0 = off)")
+	warmFrac := fs.Float64("prepbn-warm", 0.25, "prepbn: fraction of steps with pure RMSNorm (LinearNorm warm)")
+	decayFrac := fs.Float64("prepbn-decay", 0.5, "prepbn: fraction of steps over which lambda decays 1 -> 0")
+	evalEvery := fs.Int("eval-every", 100, "validate every N steps (0 = only at the end)")
+	evalBatches := fs.Int("eval-batches", 40, "validation batches per evaluation (0 = whole split)")
+	out := fs.String("out", "", "checkpoint to write at the end (and every --save-every steps)")
+	saveEvery := fs.Int("save-every", 0, "save every N steps (0 = only at the end)")
+	resume := fs.String("resume", "", "continue from this checkpoint (same flags)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := setThreads(f.threads); err != nil {
+		return err
+	}
+	if *steps <= 0 || *batch <= 0 {
+		return flagErr("steps", "steps and batch must be positive")
+	}
+	c, tok, err := f.config()
+	if err != nil {
+		return err
+	}
+	if *seq == 0 {
+		*seq = c.MaxSeq
+	}
+	if *seq > c.MaxSeq {
+		return flagErr("seq", "%d exceeds the model's %d positions", *seq, c.MaxSeq)
+	}
+	// The LLaMA LinearNorm counts in units of 16 forward calls (one call per
+	// step here, no accumulation), so the fractions become step counts / 16.
+	c.Warm = int64(math.Round(*warmFrac * float64(*steps) / 16))
+	c.Step = max(1, int64(math.Round(*decayFrac*float64(*steps)/16)))
+	m, err := llama.New(c, f.seed)
+	if err != nil {
+		return err
+	}
+	w := info(f.json)
+	splits, err := data.LoadTextSplits(*src, tok)
+	if err != nil {
+		return flagErr("data", "%v", err)
+	}
+	bt, err := data.NewBatcher(splits.Train, *batch, *seq, f.seed)
+	if err != nil {
+		return flagErr("data", "%v", err)
+	}
+	opt := train.NewAdamW(m.Params(), *wd)
+	sched := train.Schedule{BaseLR: *lr, WarmupLR: *lr / 100, MinLR: *minLR,
+		WarmupSteps: int64(*warmup * float64(*steps)), TotalSteps: int64(*steps)}
+	start := 0
+	if *resume != "" {
+		if start, err = resumeLM(*resume, m, opt); err != nil {
+			return err
+		}
+		// Skip the batches already consumed so a resumed run sees the same data.
+		for i := 0; i < start; i++ {
+			bt.Random()
+		}
+		fmt.Fprintf(w, "resumed %s at step %d\n", *resume, start)
+	}
+	fmt.Fprintf(w, "train-lm %s (%s%s): %.2fM params, %d train / %d validation tokens, %d steps x %d x %d\n",
+		c.Name, c.Norm, map[bool]string{true: ", init " + c.RepBNInit}[c.Norm == llama.NormPRep],
+		float64(c.ParamCount())/1e6, len(splits.Train), len(splits.Validation), *steps, *batch, *seq)
+	res := lmTrainResult{Model: c.Name, Norm: c.Norm, Params: c.ParamCount(), Steps: *steps, Batch: *batch, Seq: *seq, LR: *lr}
+	if c.Norm == llama.NormPRep {
+		res.RepBNInit = c.RepBNInit
+	}
+	var loss llama.Loss
+	t0 := time.Now()
+	var ema float64
+	for step := start; step < *steps; step++ {
+		bt.Random()
+		nn.ZeroGrads(m.Params())
+		lg, err := m.Forward(bt.Inputs, *batch, *seq, true)
+		if err != nil {
+			return err
+		}
+		l := loss.Forward(lg, bt.Targets)
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return fmt.Errorf("step %d: loss is %v (diverged; lower --lr)", step+1, l)
+		}
+		m.Backward(loss.Backward())
+		if *clip > 0 {
+			train.ClipGradNorm(m.Params(), *clip)
+		}
+		opt.Step(sched.LR(int64(step)))
+		if step == start {
+			ema = l
+		}
+		ema = 0.9*ema + 0.1*l
+		pt := lmPt{Step: step + 1, Loss: l}
+		last := step+1 == *steps
+		if last || (*evalEvery > 0 && (step+1)%*evalEvery == 0) {
+			vl, _, err := evalLM(m, splits.Validation, *batch, *seq, *evalBatches)
+			if err != nil {
+				return err
+			}
+			pt.ValLoss = vl
+			el := time.Since(t0).Seconds()
+			fmt.Fprintf(w, "step %5d  loss %.4f  val loss %.4f  val ppl %8.3f  lambda %.3f  lr %.2e  %.0f tok/s\n",
+				step+1, ema, vl, math.Exp(vl), lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el)
+		}
+		res.Curve = append(res.Curve, pt)
+		if *out != "" && ((*saveEvery > 0 && (step+1)%*saveEvery == 0) || last) {
+			if err := saveLM(*out, m, tok, opt, step+1); err != nil {
+				return err
+			}
+			res.Checkpoint = *out
+		}
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	res.TokensPerSec = float64((*steps-start)*(*batch)*(*seq)) / res.Seconds
+	res.FinalTrainLoss = ema
+	res.ValLoss, res.ValTokens, err = evalLM(m, splits.Validation, *batch, *seq, 0)
+	if err != nil {
+		return err
+	}
+	res.ValPPL = math.Exp(res.ValLoss)
+	res.Lambda = lambdaOf(m)
+	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s)\n",
+		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec)
+	if f.json {
+		return emitJSON(res)
+	}
+	return nil
+}
+
+// lambdaOf is the PRepBN mixing weight of the first norm (all share it), 1
+// for models without PRepBN.
+func lambdaOf(m *llama.Model) float64 {
+	if ln, ok := m.Norm.(*nn.LinearNorm); ok {
+		return ln.Lambda()
+	}
+	return 1
+}
+
+func resumeLM(path string, m *llama.Model, opt *train.AdamW) (int, error) {
+	f, err := checkpoint.Read(path)
+	if err != nil {
+		return 0, err
+	}
+	var c llama.Config
+	if err := json.Unmarshal([]byte(f.Metadata["lm_config"]), &c); err != nil {
+		return 0, fmt.Errorf("%s: not a slab language-model checkpoint", path)
+	}
+	if c.Name != m.Cfg.Name || c.Norm != m.Cfg.Norm || c.Vocab != m.Cfg.Vocab {
+		return 0, fmt.Errorf("%s: written for %s/%s/vocab %d, not %s/%s/vocab %d", path, c.Name, c.Norm, c.Vocab, m.Cfg.Name, m.Cfg.Norm, m.Cfg.Vocab)
+	}
+	if err := train.LoadWeights(f, path, m.Params(), m.Buffers()); err != nil {
+		return 0, err
+	}
+	for i, p := range opt.Params() {
+		for _, part := range []struct {
+			key string
+			dst []float32
+		}{{"optim.exp_avg.", opt.M[i]}, {"optim.exp_avg_sq.", opt.V[i]}} {
+			e, ok := f.Tensors[part.key+p.Name]
+			if !ok || len(e.F32) != len(part.dst) {
+				return 0, fmt.Errorf("%s: missing optimizer state %q", path, part.key+p.Name)
+			}
+			copy(part.dst, e.F32)
+		}
+	}
+	opt.Steps, _ = strconv.ParseInt(f.Metadata["optim_steps"], 10, 64)
+	step, err := strconv.Atoi(f.Metadata["step"])
+	if err != nil {
+		return 0, fmt.Errorf("%s: damaged step metadata", path)
+	}
+	return step, nil
+}
+
+type lmEvalResult struct {
+	Checkpoint string  `json:"checkpoint"`
+	Split      string  `json:"split"`
+	Folded     bool    `json:"folded"`
+	Loss       float64 `json:"loss"`
+	PPL        float64 `json:"ppl"`
+	Tokens     int     `json:"tokens"`
+	Seconds    float64 `json:"seconds"`
+}
+
+func cmdEvalLM(args []string) error {
+	fs := newFlags("eval-lm", "eval-lm --ckpt FILE [flags]")
+	var f lmFlags
+	f.register(fs)
+	src := fs.String("data", "sotu", "corpus: sotu or a UTF-8 text file")
+	split := fs.String("split", "validation", "validation or test")
+	batch := fs.Int("batch", 16, "sequences per batch")
+	seq := fs.Int("seq", 0, "tokens per sequence (0 = the model's context)")
+	fold := fs.Bool("fold", false, "fold PRepBN into the linears first (prepbn only)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := setThreads(f.threads); err != nil {
+		return err
+	}
+	if f.ckpt == "" {
+		return flagErr("ckpt", "required")
+	}
+	m, tok, _, err := loadLM(f.ckpt)
+	if err != nil {
+		return err
+	}
+	if *fold {
+		if err := fuse.FuseLLaMA(m); err != nil {
+			return flagErr("fold", "%v", err)
+		}
+	}
+	if *seq == 0 {
+		*seq = m.Cfg.MaxSeq
+	}
+	splits, err := data.LoadTextSplits(*src, tok)
+	if err != nil {
+		return flagErr("data", "%v", err)
+	}
+	stream := splits.Validation
+	switch *split {
+	case "validation":
+	case "test":
+		stream = splits.Test
+	default:
+		return flagErr("split", "want validation or test, got %q", *split)
+	}
+	t0 := time.Now()
+	l, n, err := evalLM(m, stream, *batch, *seq, 0)
+	if err != nil {
+		return err
+	}
+	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: l, PPL: math.Exp(l), Tokens: n, Seconds: time.Since(t0).Seconds()}
+	if f.json {
+		return emitJSON(res)
+	}
+	fmt.Fprintf(stdout, "%s %s: loss %.4f, perplexity %.3f over %d tokens (%.1f s)\n", f.ckpt, *split, l, res.PPL, n, res.Seconds)
+	return nil
+}

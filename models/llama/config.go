@@ -1,0 +1,141 @@
+// Package llama is slab's decoder-only language model: a LLaMA-style
+// pre-norm transformer (token embedding, RoPE, causal grouped-query softmax
+// attention, SwiGLU MLP, untied or tied lm_head) whose norms are RMSNorm,
+// LayerNorm or PRepBN (SLAB.md 6.1: LinearNorm(RMSNorm, RepBN) with the
+// LLaMA every-16-calls schedule).
+//
+// Design choices:
+//   - Parameter names are the official HF/SLAB state-dict names
+//     (model.embed_tokens, model.layers.i.self_attn.q_proj, ..., lm_head),
+//     so a checkpoint is a name lookup.
+//   - Two forward paths: Forward (training and perplexity, full sequences,
+//     keeps activations for Backward) and the KV-cached Step path for
+//     generation, which keeps nothing and allocates nothing per token.
+//   - BatchNorm statistics run over all B·T tokens. We train on packed,
+//     unpadded windows, so there is no pad mask; the official code masks
+//     pad tokens out of the final norm's BN only (SLAB.md 6.1), which is the
+//     one place a padded batch would differ.
+//   - RepBN init is a choice: "official" (alpha = gamma = beta = 0, which
+//     makes the first RepBN output zero and, in short runs, leaves the
+//     model far behind once lambda reaches 0) or "vision" (alpha = gamma =
+//     1), the default for short runs.
+package llama
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Config describes one decoder.
+type Config struct {
+	Name      string
+	Vocab     int
+	Dim       int
+	Layers    int
+	Heads     int
+	KVHeads   int
+	HeadDim   int
+	Hidden    int // SwiGLU intermediate size
+	MaxSeq    int // RoPE table and KV cache limit
+	RopeBase  float64
+	Eps       float32 // RMSNorm / LayerNorm / BN eps
+	Tied      bool    // lm_head shares model.embed_tokens.weight
+	Norm      string  // "rmsnorm", "layernorm" or "prepbn"
+	RepBNInit string  // "vision" or "official" (prepbn only)
+	// Warm and Step are the LinearNorm counters (in units of 16 training
+	// calls, the LLaMA variant's num_step period).
+	Warm, Step int64
+	InitStd    float64 // normal init std of every Linear and the embedding
+}
+
+// Norm kinds.
+const (
+	NormRMS  = "rmsnorm"
+	NormLN   = "layernorm"
+	NormPRep = "prepbn"
+	// NormNone is a folded prepbn model (fuse.FuseLLaMA): no norms, biases
+	// on q/k/v/gate/up/lm_head.
+	NormNone  = "none"
+	InitVis   = "vision"
+	InitOffic = "official"
+)
+
+var registry = map[string]Config{
+	// The official SLAB LLaMA-350M (SLAB.md 6.1).
+	"llama_350m": {Vocab: 32000, Dim: 1024, Layers: 18, Heads: 8, KVHeads: 8, HeadDim: 128,
+		Hidden: 4096, MaxSeq: 2048, RopeBase: 10000, Eps: 1e-6, Warm: 10000, Step: 18000, InitStd: 0.02},
+	// PEERS.md's 60M PyTorch anchor: dim 512, 8 layers, vocab 32000.
+	"lm_60m": {Vocab: 32000, Dim: 512, Layers: 8, Heads: 8, KVHeads: 8, HeadDim: 64,
+		Hidden: 1376, MaxSeq: 1024, RopeBase: 10000, Eps: 1e-6, Warm: 10000, Step: 18000, InitStd: 0.02},
+	// Byte-level anchor of the SOTU experiments.
+	"lm_tiny": {Vocab: 256, Dim: 256, Layers: 4, Heads: 4, KVHeads: 4, HeadDim: 64,
+		Hidden: 688, MaxSeq: 128, RopeBase: 10000, Eps: 1e-6, Warm: 8, Step: 16, InitStd: 0.02},
+	"lm_small": {Vocab: 256, Dim: 384, Layers: 6, Heads: 6, KVHeads: 6, HeadDim: 64,
+		Hidden: 1024, MaxSeq: 256, RopeBase: 10000, Eps: 1e-6, Warm: 16, Step: 32, InitStd: 0.02},
+	// A grouped-query toy for tests.
+	"lm_test": {Vocab: 64, Dim: 32, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8,
+		Hidden: 48, MaxSeq: 32, RopeBase: 10000, Eps: 1e-6, Warm: 0, Step: 2, InitStd: 0.1},
+}
+
+// Names lists the registered base configs.
+func Names() []string {
+	var ns []string
+	for n := range registry {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// Lookup returns a registered config. A name may carry a norm suffix
+// ("lm_tiny_prepbn", "llama_350m_rmsnorm"); otherwise the norm is
+// rmsnorm. RepBNInit defaults to vision.
+func Lookup(name string) (Config, error) {
+	base, norm := name, NormRMS
+	for _, n := range []string{NormRMS, NormLN, NormPRep} {
+		if strings.HasSuffix(name, "_"+n) {
+			base, norm = strings.TrimSuffix(name, "_"+n), n
+		}
+	}
+	c, ok := registry[base]
+	if !ok {
+		return Config{}, fmt.Errorf("unknown model %q (known: %s, optionally with suffix _rmsnorm, _layernorm or _prepbn)", name, strings.Join(Names(), ", "))
+	}
+	c.Name, c.Norm, c.RepBNInit = name, norm, InitVis
+	return c, c.Validate()
+}
+
+// Validate checks the shape constraints a forward pass relies on.
+func (c Config) Validate() error {
+	switch {
+	case c.Vocab <= 0 || c.Dim <= 0 || c.Layers <= 0 || c.Hidden <= 0 || c.MaxSeq <= 0:
+		return fmt.Errorf("model %s: sizes must be positive", c.Name)
+	case c.KVHeads <= 0 || c.Heads%c.KVHeads != 0:
+		return fmt.Errorf("model %s: %d heads not a multiple of %d kv heads", c.Name, c.Heads, c.KVHeads)
+	case c.HeadDim%2 != 0:
+		return fmt.Errorf("model %s: head dim %d must be even for RoPE", c.Name, c.HeadDim)
+	}
+	switch c.Norm {
+	case NormRMS, NormLN, NormPRep, NormNone:
+	default:
+		return fmt.Errorf("model %s: norm %q is not rmsnorm, layernorm, prepbn or none", c.Name, c.Norm)
+	}
+	if c.Norm == NormPRep && c.RepBNInit != InitVis && c.RepBNInit != InitOffic {
+		return fmt.Errorf("model %s: repbn init %q is not vision or official", c.Name, c.RepBNInit)
+	}
+	return nil
+}
+
+// ParamCount is the number of learnable values (norm parameters included,
+// both branches for prepbn).
+func (c Config) ParamCount() int64 {
+	d, h := int64(c.Dim), int64(c.Hidden)
+	attn := d*int64(c.Heads*c.HeadDim)*2 + d*int64(c.KVHeads*c.HeadDim)*2
+	per := attn + 3*d*h
+	n := int64(c.Layers)*per + int64(c.Vocab)*d
+	if !c.Tied {
+		n += int64(c.Vocab) * d
+	}
+	return n
+}

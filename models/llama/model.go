@@ -1,0 +1,214 @@
+package llama
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/nn"
+	"github.com/slabml/slab/tensor"
+)
+
+// Block is one pre-norm decoder layer:
+// h1 = x + attn(input_layernorm(x)); h2 = h1 + mlp(post_attention_layernorm(h1)).
+type Block struct {
+	InputNorm, PostNorm nn.Norm
+	Attn                *nn.CausalAttention
+	MLP                 *nn.SwiGLU
+	h1, h2, dx, dh1     *tensor.Tensor
+}
+
+// Model is the decoder LM.
+type Model struct {
+	Cfg    Config
+	Embed  *nn.Embedding
+	Blocks []*Block
+	Norm   nn.Norm
+	// LMHead is nil when the output is tied to Embed.
+	LMHead *nn.Linear
+	Rope   *nn.RoPE
+
+	logits, dh *tensor.Tensor
+	x          *tensor.Tensor // final-norm output, kept for the tied backward
+	dxTied     *tensor.Tensor
+}
+
+func newNorm(c Config, name string) nn.Norm {
+	switch c.Norm {
+	case NormNone:
+		return nn.Identity{}
+	case NormLN:
+		return nn.NewLayerNorm(name, c.Dim, c.Eps)
+	case NormPRep:
+		var a, g float32 = 1, 1
+		if c.RepBNInit == InitOffic {
+			a, g = 0, 0
+		}
+		return nn.NewLinearNormLLaMA(name, nn.NewRMSNorm(name+".norm1", c.Dim, c.Eps),
+			nn.NewRepBN(name+".norm2", c.Dim, c.Eps, a, g), c.Warm, c.Step)
+	default:
+		return nn.NewRMSNorm(name, c.Dim, c.Eps)
+	}
+}
+
+// New builds a model with HF LLaMA initialisation (normal std InitStd for
+// every Linear and the embedding) from seed.
+func New(c Config, seed uint64) (*Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{Cfg: c, Embed: nn.NewEmbedding("model.embed_tokens", c.Vocab, c.Dim),
+		Rope: nn.NewRoPE(c.HeadDim, c.MaxSeq, c.RopeBase)}
+	for i := 0; i < c.Layers; i++ {
+		p := fmt.Sprintf("model.layers.%d.", i)
+		m.Blocks = append(m.Blocks, &Block{
+			InputNorm: newNorm(c, p+"input_layernorm"),
+			PostNorm:  newNorm(c, p+"post_attention_layernorm"),
+			Attn:      nn.NewCausalAttention(p+"self_attn", c.Dim, c.Heads, c.KVHeads, c.HeadDim, m.Rope),
+			MLP:       nn.NewSwiGLU(p+"mlp", c.Dim, c.Hidden),
+		})
+	}
+	m.Norm = newNorm(c, "model.norm")
+	if !c.Tied {
+		m.LMHead = nn.NewLinear("lm_head", c.Dim, c.Vocab, c.Norm == NormNone)
+	}
+	if c.Norm == NormNone {
+		// The layout fuse.FuseLLaMA leaves behind, so a folded checkpoint loads.
+		for i, b := range m.Blocks {
+			p := fmt.Sprintf("model.layers.%d.", i)
+			b.Attn.Q = nn.NewLinear(p+"self_attn.q_proj", c.Dim, c.Heads*c.HeadDim, true)
+			b.Attn.K = nn.NewLinear(p+"self_attn.k_proj", c.Dim, c.KVHeads*c.HeadDim, true)
+			b.Attn.V = nn.NewLinear(p+"self_attn.v_proj", c.Dim, c.KVHeads*c.HeadDim, true)
+			b.MLP.Gate = nn.NewLinear(p+"mlp.gate_proj", c.Dim, c.Hidden, true)
+			b.MLP.Up = nn.NewLinear(p+"mlp.up_proj", c.Dim, c.Hidden, true)
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	for _, p := range m.Params() {
+		if len(p.W.Shape) == 2 {
+			for i := range p.W.Data {
+				p.W.Data[i] = float32(rng.NormFloat64() * c.InitStd)
+			}
+		}
+	}
+	return m, nil
+}
+
+// Params returns every learnable parameter once, in state-dict order.
+func (m *Model) Params() []*nn.Param {
+	ps := m.Embed.Params()
+	for _, b := range m.Blocks {
+		ps = append(ps, b.InputNorm.Params()...)
+		ps = append(ps, b.Attn.Params()...)
+		ps = append(ps, b.PostNorm.Params()...)
+		ps = append(ps, b.MLP.Params()...)
+	}
+	ps = append(ps, m.Norm.Params()...)
+	if m.LMHead != nil {
+		ps = append(ps, m.LMHead.Params()...)
+	}
+	return ps
+}
+
+// Buffers returns every buffer (BN running stats, LinearNorm counters).
+func (m *Model) Buffers() []*nn.Buffer {
+	var bs []*nn.Buffer
+	for _, b := range m.Blocks {
+		bs = append(bs, b.InputNorm.Buffers()...)
+		bs = append(bs, b.PostNorm.Buffers()...)
+	}
+	return append(bs, m.Norm.Buffers()...)
+}
+
+// Forward computes logits [B,T,Vocab] for ids [B*T] (row-major [B,T]).
+// train selects batch statistics and advances the PRepBN schedule; the
+// returned tensor is model-owned and valid until the next Forward.
+func (m *Model) Forward(ids []int, B, T int, train bool) (*tensor.Tensor, error) {
+	if T > m.Cfg.MaxSeq {
+		return nil, fmt.Errorf("model %s: sequence length %d exceeds max positions %d", m.Cfg.Name, T, m.Cfg.MaxSeq)
+	}
+	x, err := m.Embed.Forward(ids, B, T)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range m.Blocks {
+		x = b.forward(x, train)
+	}
+	return m.head(x, train), nil
+}
+
+func (b *Block) forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	a := b.Attn.Forward(b.InputNorm.Forward(x, train))
+	h1 := tensor.Ensure(&b.h1, x.Shape...)
+	add(h1.Data, x.Data, a.Data)
+	f := b.MLP.Forward(b.PostNorm.Forward(h1, train))
+	h2 := tensor.Ensure(&b.h2, x.Shape...)
+	add(h2.Data, h1.Data, f.Data)
+	return h2
+}
+
+func add(dst, x, y []float32) {
+	kernels.ParallelFor(len(dst), 1<<14, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			dst[i] = x[i] + y[i]
+		}
+	})
+}
+
+// head applies the final norm and the output projection.
+func (m *Model) head(x *tensor.Tensor, train bool) *tensor.Tensor {
+	x = m.Norm.Forward(x, train)
+	if m.LMHead != nil {
+		return m.LMHead.Forward(x)
+	}
+	m.x = x
+	rows := x.Rows()
+	var dims [4]int
+	shape := append(append(dims[:0], x.Shape[:len(x.Shape)-1]...), m.Cfg.Vocab)
+	out := tensor.Ensure(&m.logits, shape...)
+	kernels.Gemm(false, true, rows, m.Cfg.Vocab, m.Cfg.Dim, 1, x.Data, m.Cfg.Dim, m.Embed.Weight.W.Data, m.Cfg.Dim, 0, out.Data, m.Cfg.Vocab)
+	return out
+}
+
+// Backward takes dlogits of the last training Forward and accumulates all
+// parameter gradients.
+func (m *Model) Backward(dlogits *tensor.Tensor) {
+	var dx *tensor.Tensor
+	if m.LMHead != nil {
+		dx = m.LMHead.Backward(dlogits)
+	} else {
+		rows, V, C := m.x.Rows(), m.Cfg.Vocab, m.Cfg.Dim
+		dx = tensor.Ensure(&m.dxTied, m.x.Shape...)
+		kernels.Gemm(false, false, rows, C, V, 1, dlogits.Data, V, m.Embed.Weight.W.Data, C, 0, dx.Data, C)
+		kernels.Gemm(true, false, V, C, rows, 1, dlogits.Data, V, m.x.Data, C, 1, m.Embed.Weight.G.Data, C)
+	}
+	dx = m.Norm.Backward(dx)
+	for i := len(m.Blocks) - 1; i >= 0; i-- {
+		dx = m.Blocks[i].backward(dx)
+	}
+	m.Embed.Backward(dx)
+}
+
+func (b *Block) backward(dh2 *tensor.Tensor) *tensor.Tensor {
+	df := b.PostNorm.Backward(b.MLP.Backward(dh2))
+	dh1 := tensor.Ensure(&b.dh1, dh2.Shape...)
+	add(dh1.Data, dh2.Data, df.Data)
+	da := b.InputNorm.Backward(b.Attn.Backward(dh1))
+	dx := tensor.Ensure(&b.dx, dh2.Shape...)
+	add(dx.Data, dh1.Data, da.Data)
+	return dx
+}
+
+// Loss is the mean next-token cross-entropy of logits [B,T,V] against
+// targets [B*T] (the inputs shifted by one, prepared by the caller).
+type Loss struct {
+	ce nn.CrossEntropy
+}
+
+// Forward returns the mean loss.
+func (l *Loss) Forward(logits *tensor.Tensor, targets []int) float64 {
+	return l.ce.Forward(logits.View(logits.Rows(), logits.Cols()), targets)
+}
+
+// Backward returns dloss/dlogits as a [rows, V] tensor.
+func (l *Loss) Backward() *tensor.Tensor { return l.ce.Backward() }
