@@ -1,22 +1,212 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+)
+
+// GEMM design (BLIS). C is computed in blocks: for each NC-wide column block
+// of op(B) and each KC-deep slice of k, the KC x NC block of op(B) is packed
+// into NR-wide panels (each k step holds NR consecutive floats) and, for each
+// MC-tall row block, the MC x KC block of op(A) into MR-tall panels. A
+// register-blocked microkernel then multiplies one A panel by one B panel
+// into an MR x NR tile of C that lives in registers for the whole k slice.
+// The packed B panel (KC*NR*4 = 32 KiB for the AVX-512 kernel) stays in L1
+// while the kernel walks the A panels of the block, which stay in L2 (MC*KC*4
+// = 240 KiB); the packed B block (KC*NC*4 = 3 MiB) stays in L3. Packing also
+// absorbs the transposes and alpha, so the microkernel sees one layout only.
+//
+// Edge tiles (fewer than MR rows or NR columns left) are computed into a
+// scratch tile on the stack and copied into C; the packed panels are
+// zero-padded so the kernel itself never needs masks.
+//
+// Parallelism: each packing step is split over panels, and the tile loop is
+// split over the B panels of the block (threads share the packed A block and
+// each keeps its own B panel hot in L1) or, when there are fewer B panels
+// than threads can balance, over the A panels. This keeps both cores busy on
+// the batch-1 ViT shapes (M = 197) where splitting M alone would leave 17
+// panels to share unevenly. M = 1 with a transposed B (y = x W^T, the
+// Linear layout) is a GEMV that is bound by reading W once: it skips packing
+// and splits the rows of W.
+
+// ukernel describes the microkernel family in use and its blocking.
+type ukernel struct {
+	mr, nr     int
+	kc, mc, nc int
+	// kind selects the microkernel that computes the mr x nr tile
+	// c (=|+=) Apanel*Bpanel (see callKernel); a switch rather than a func
+	// value so that the stack scratch tile passed to assembly stays on the
+	// stack.
+	kind kernelKind
+	// hasDot4 means callDot4 can run the GEMV rows.
+	hasDot4 bool
+}
+
+var uk ukernel
+
+// kernelKind names a microkernel.
+type kernelKind int
+
+const (
+	kernelGo kernelKind = iota
+	kernelAVX512
+	kernelAVX2
+)
+
+var genericKernel = ukernel{mr: 4, nr: 4, kc: 256, mc: 128, nc: 2048}
+
+// Activation selects the elementwise function a GemmEpilogue applies.
+type Activation int
+
+// Activations supported by GemmEpilogue.
+const (
+	ActNone Activation = iota
+	// ActGELU is the exact GELU, x*Phi(x) = 0.5*x*(1+erf(x/sqrt 2)), as
+	// PyTorch's nn.GELU() default (not the tanh approximation).
+	ActGELU
+)
+
+// Epilogue is the work GemmEpilogue fuses into the GEMM's final pass over
+// each tile of C while the tile is still in cache, so a Linear layer with
+// bias, activation and residual costs one pass over memory:
+//
+//	out = act(op(A)*op(B) + Bias) + Residual
+//	C   = out          (Accumulate false)
+//	C  += out          (Accumulate true; the sum C + op(A)*op(B) is formed
+//	                    first when Act is ActNone)
+//
+// With Accumulate and an activation, the activation applies to the product
+// plus bias only, never to the old C (the gradient-accumulation case).
+type Epilogue struct {
+	// Bias has n entries, added to every row; nil for none.
+	Bias []float32
+	// Act is applied after the bias.
+	Act Activation
+	// Residual is an m x n matrix with row stride ldc, added after the
+	// activation; nil for none. It must not overlap C, except that passing
+	// C itself is allowed and means the same as Accumulate.
+	Residual []float32
+	// Accumulate adds the result to C instead of overwriting it.
+	Accumulate bool
+}
 
 // Gemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices, where
 // op(A) is m x k, op(B) is k x n and C is m x n. transA means A is stored as
 // k x m (lda >= m), transB means B is stored as n x k (ldb >= k).
 // beta == 0 overwrites C without reading it (NaNs in C do not propagate).
+// Bad shapes or short slices panic with a message naming the operands.
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	gemmGeneric(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
+}
+
+// GemmEpilogue computes C = epilogue(op(A)*op(B)) (see Epilogue) with the
+// same layout rules as Gemm. Use it for Linear layers: y = x W^T + bias is
+// GemmEpilogue(false, true, rows, out, in, x, in, W, in, y, out,
+// Epilogue{Bias: bias}).
+func GemmEpilogue(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
+	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if ep.Bias != nil && len(ep.Bias) < n {
+		panic(fmt.Sprintf("kernels.GemmEpilogue: bias has %d elements, C is %dx%d", len(ep.Bias), m, n))
+	}
+	if ep.Act != ActNone && ep.Act != ActGELU {
+		panic(fmt.Sprintf("kernels.GemmEpilogue: unknown activation %d", ep.Act))
+	}
+	if ep.Residual != nil {
+		if m > 0 && n > 0 && len(ep.Residual) < (m-1)*ldc+n {
+			panic(fmt.Sprintf("kernels.GemmEpilogue: residual has %d elements, C is %dx%d (ld %d)", len(ep.Residual), m, n, ldc))
+		}
+		if len(c) > 0 && len(ep.Residual) > 0 && &ep.Residual[0] == &c[0] {
+			ep.Residual = nil
+			ep.Accumulate = true
+		}
+	}
+	if ep.Accumulate && ep.Act != ActNone {
+		// The activation must not see the old C: form the product in a
+		// scratch matrix, then add.
+		w := getWork()
+		tmp := growF32(&w.tmp, m*n)
+		inner := ep
+		inner.Accumulate = false
+		inner.Residual = nil
+		gemm(transA, transB, m, n, k, 1, a, lda, b, ldb, 0, tmp, n, &inner)
+		addInto(m, n, c, ldc, tmp, ep.Residual)
+		putWork(w)
+		return
+	}
+	beta := float32(0)
+	if ep.Accumulate {
+		beta = 1
+	}
+	var epp *Epilogue
+	if ep.Bias != nil || ep.Act != ActNone || ep.Residual != nil {
+		epp = &ep
+	}
+	gemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc, epp)
+}
+
+// addInto sets C += T (+ R), T dense m x n, R with C's row stride.
+func addInto(m, n int, c []float32, ldc int, t, r []float32) {
+	ParallelFor(m, 16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ci := c[i*ldc : i*ldc+n]
+			ti := t[i*n : i*n+n]
+			if r != nil {
+				ri := r[i*ldc : i*ldc+n]
+				for j := range ci {
+					ci[j] += ti[j] + ri[j]
+				}
+			} else {
+				for j := range ci {
+					ci[j] += ti[j]
+				}
+			}
+		}
+	})
 }
 
 // GemmStrided runs batch independent GEMMs; matrix i of A, B and C starts at
-// i*strideA, i*strideB and i*strideC.
+// i*strideA, i*strideB and i*strideC. Small matrices (attention heads) are
+// spread over threads one whole GEMM each; large ones are parallel inside.
 func GemmStrided(transA, transB bool, m, n, k int, alpha float32, a []float32, lda, strideA int, b []float32, ldb, strideB int, beta float32, c []float32, ldc, strideC int, batch int) {
-	for i := 0; i < batch; i++ {
-		Gemm(transA, transB, m, n, k, alpha, a[i*strideA:], lda, b[i*strideB:], ldb, beta, c[i*strideC:], ldc)
+	if batch < 0 {
+		panic(fmt.Sprintf("kernels.GemmStrided: negative batch %d", batch))
 	}
+	if batch == 0 {
+		return
+	}
+	if strideA < 0 || strideB < 0 || strideC < 0 {
+		panic(fmt.Sprintf("kernels.GemmStrided: negative stride A=%d B=%d C=%d", strideA, strideB, strideC))
+	}
+	for i := range batch {
+		// Validate every matrix up front so a bad batch fails before any
+		// output is written.
+		checkGemm(transA, transB, m, n, k, tail(a, i*strideA), lda, tail(b, i*strideB), ldb, tail(c, i*strideC), ldc)
+	}
+	// Threads inside one GEMM pay a barrier per block; across the batch they
+	// pay nothing. Use the batch when it can keep every thread busy.
+	if batch >= 2*threads || (batch >= threads && batch%threads == 0) {
+		ParallelFor(batch, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				gemm(transA, transB, m, n, k, alpha, a[i*strideA:], lda, b[i*strideB:], ldb, beta, c[i*strideC:], ldc, nil)
+			}
+		})
+		return
+	}
+	for i := range batch {
+		gemm(transA, transB, m, n, k, alpha, a[i*strideA:], lda, b[i*strideB:], ldb, beta, c[i*strideC:], ldc, nil)
+	}
+}
+
+// tail returns s[off:], or nil when off is past the end (checkGemm then
+// reports the short slice instead of an index panic).
+func tail(s []float32, off int) []float32 {
+	if off > len(s) {
+		return nil
+	}
+	return s[off:]
 }
 
 func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
@@ -31,15 +221,19 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 	if transB {
 		br, bc = n, k
 	}
+	// Formatted only on failure: checkGemm runs on every call.
+	shapes := func() string {
+		return fmt.Sprintf("(op(A) %dx%d, op(B) %dx%d, C %dx%d, transA=%v transB=%v)", m, k, k, n, m, n, transA, transB)
+	}
 	need := func(name string, s []float32, rows, cols, ld int) {
 		if rows == 0 || cols == 0 {
 			return
 		}
 		if ld < cols {
-			panic(fmt.Sprintf("kernels.Gemm: %s is %dx%d but ld=%d < %d", name, rows, cols, ld, cols))
+			panic(fmt.Sprintf("kernels.Gemm: %s is stored %dx%d but ld=%d < %d %s", name, rows, cols, ld, cols, shapes()))
 		}
 		if len(s) < (rows-1)*ld+cols {
-			panic(fmt.Sprintf("kernels.Gemm: %s is %dx%d (ld %d) but has only %d elements", name, rows, cols, ld, len(s)))
+			panic(fmt.Sprintf("kernels.Gemm: %s is stored %dx%d (ld %d, needs %d elements) but has only %d %s", name, rows, cols, ld, (rows-1)*ld+cols, len(s), shapes()))
 		}
 	}
 	need("A", a, ar, ac, lda)
@@ -47,51 +241,442 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 	need("C", c, m, n, ldc)
 }
 
-// gemmGeneric is the portable path: correct everywhere, parallel over rows
-// of C, cache-friendly i-k-j order. The fast path replaces it where the CPU
-// allows.
-func gemmGeneric(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	ParallelFor(m, 8, func(lo, hi int) {
-		var bt []float32
-		if transB {
-			// Transposing B once per chunk keeps the inner loop unit-stride.
-			bt = make([]float32, k*n)
-			for j := 0; j < n; j++ {
-				for p := 0; p < k; p++ {
-					bt[p*n+j] = b[j*ldb+p]
+// gemmWork holds one call's packing buffers; pooled so steady-state calls
+// do not allocate, and per call so concurrent GEMMs never share them.
+type gemmWork struct {
+	apack, bpack, tmp []float32
+	kr                ukernel
+	ep                Epilogue
+	gv                gemvTask
+	pack              packTask
+	blk               tileBlock
+}
+
+// packTask packs the A panels [0, npa) of the current row block, then (as
+// task numbers npa and up) the B panels of the current k slice.
+type packTask struct {
+	kr             *ukernel
+	transA, transB bool
+	a, b           []float32
+	lda, ldb       int
+	alpha          float32
+	apack, bpack   []float32
+	ic, mc, npa    int
+	pc, kc, jc, nc int
+}
+
+func (t *packTask) run(lo, hi int) {
+	mr, nr := t.kr.mr, t.kr.nr
+	for i := lo; i < hi; i++ {
+		if i < t.npa {
+			packA(mr, t.transA, t.a, t.lda, t.ic+i*mr, min(mr, t.mc-i*mr), t.pc, t.kc, t.alpha, t.apack[i*mr*t.kc:])
+		} else {
+			jp := i - t.npa
+			packB(nr, t.transB, t.b, t.ldb, t.pc, t.kc, t.jc+jp*nr, min(nr, t.nc-jp*nr), t.bpack[jp*nr*t.kc:])
+		}
+	}
+}
+
+var workPool = sync.Pool{New: func() any { return new(gemmWork) }}
+
+func getWork() *gemmWork  { return workPool.Get().(*gemmWork) }
+func putWork(w *gemmWork) { workPool.Put(w) }
+
+// growF32 returns (*s)[:n], reallocating only when capacity is short. The
+// packed panels are read with 64-byte vector loads, so the backing array is
+// aligned to 64 bytes.
+func growF32(s *[]float32, n int) []float32 {
+	if cap(*s) < n {
+		raw := make([]float32, n+16)
+		off := 0
+		if r := uintptr(unsafe.Pointer(&raw[0])) & 63; r != 0 {
+			off = int(64-r) / 4
+		}
+		*s = raw[off : off+n : off+n]
+	}
+	return (*s)[:n]
+}
+
+// gemm is the shared driver; arguments are already checked.
+func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, ep *Epilogue) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		if ep != nil {
+			applyEpilogue(ep, c, ldc, 0, m, 0, n)
+		}
+		return
+	}
+	w := getWork()
+	defer putWork(w)
+	var epw *Epilogue
+	if ep != nil {
+		// The caller's Epilogue may live on its stack; the tasks keep a
+		// pointer to this copy instead, so nothing escapes per call.
+		w.ep = *ep
+		epw = &w.ep
+	}
+	if m == 1 && transB && uk.hasDot4 && (!transA || lda == 1) {
+		w.gv = gemvTask{n: n, k: k, alpha: alpha, x: a, w: b, ldw: ldb, beta: beta, y: c, ep: epw}
+		parallelRun((n+3)/4, 16, &w.gv)
+		w.gv = gemvTask{}
+		w.ep = Epilogue{}
+		return
+	}
+	if beta != 0 && beta != 1 {
+		scaleC(m, n, beta, c, ldc)
+		beta = 1
+	}
+	w.kr = uk
+	kr := &w.kr
+	mcMax := min(kr.mc, roundUp(m, kr.mr))
+	// A single row block when M is small: one packing pass instead of two.
+	if m <= 2*kr.mc {
+		mcMax = roundUp(m, kr.mr)
+	}
+	ncMax := min(kr.nc, roundUp(n, kr.nr))
+	kcMax := min(kr.kc, k)
+	pk := &w.pack
+	*pk = packTask{kr: kr, transA: transA, transB: transB, a: a, lda: lda, b: b, ldb: ldb, alpha: alpha,
+		apack: growF32(&w.apack, mcMax*kcMax), bpack: growF32(&w.bpack, ncMax*kcMax)}
+	blk := &w.blk
+	*blk = tileBlock{kr: kr, apack: pk.apack, bpack: pk.bpack, c: c, ldc: ldc}
+	for jc := 0; jc < n; jc += kr.nc {
+		nc := min(kr.nc, n-jc)
+		npb := (nc + kr.nr - 1) / kr.nr
+		for pc := 0; pc < k; pc += kr.kc {
+			kc := min(kr.kc, k-pc)
+			for ic := 0; ic < m; ic += mcMax {
+				mc := min(mcMax, m-ic)
+				npa := (mc + kr.mr - 1) / kr.mr
+				// Pack A (and, first time in this k slice, B), split over panels.
+				pk.ic, pk.mc, pk.npa, pk.pc, pk.kc, pk.jc, pk.nc = ic, mc, npa, pc, kc, jc, nc
+				tot := npa
+				if ic == 0 {
+					tot += npb
+				}
+				parallelRun(tot, 1, pk)
+				blk.kc, blk.mc, blk.nc, blk.ic, blk.jc, blk.npa, blk.npb = kc, mc, nc, ic, jc, npa, npb
+				blk.accum = pc > 0 || beta != 0
+				blk.ep = nil
+				if pc+kc == k {
+					blk.ep = epw
+				}
+				blk.byN = splitOverN(npa, npb, threads)
+				if blk.byN {
+					parallelRun(npb, 1, blk)
+				} else {
+					parallelRun(npa, 1, blk)
 				}
 			}
 		}
+	}
+	pk.a, pk.b, blk.c, blk.ep = nil, nil, nil, nil
+	w.ep = Epilogue{}
+}
+
+func roundUp(x, m int) int { return (x + m - 1) / m * m }
+
+// splitOverN reports whether splitting the B panels balances the threads at
+// least as well as splitting the A panels.
+func splitOverN(npa, npb, t int) bool {
+	if t <= 1 {
+		return true
+	}
+	// Work of the busiest thread, in tiles, for each split.
+	byN := (npb + t - 1) / t * npa
+	byM := (npa + t - 1) / t * npb
+	return byN <= byM
+}
+
+type tileBlock struct {
+	kr           *ukernel
+	kc, mc, nc   int
+	ic, jc       int
+	npa, npb     int
+	apack, bpack []float32
+	c            []float32
+	ldc          int
+	accum        bool
+	ep           *Epilogue
+	byN          bool // the parallel range indexes B panels, else A panels
+}
+
+func (t *tileBlock) run(lo, hi int) {
+	if t.byN {
+		t.tiles(0, t.npa, lo, hi)
+	} else {
+		t.tiles(lo, hi, 0, t.npb)
+	}
+}
+
+// tiles computes the tiles of A panels [ia0, ia1) x B panels [jb0, jb1),
+// B-panel-major so that each B panel stays in L1 across the A panels.
+func (t *tileBlock) tiles(ia0, ia1, jb0, jb1 int) {
+	kr := t.kr
+	mr, nr := kr.mr, kr.nr
+	var scratch [16 * 32]float32
+	acc := 0
+	if t.accum {
+		acc = 1
+	}
+	for jb := jb0; jb < jb1; jb++ {
+		j0 := t.jc + jb*nr
+		cols := min(nr, t.nc-jb*nr)
+		bp := t.bpack[jb*nr*t.kc:]
+		for ia := ia0; ia < ia1; ia++ {
+			i0 := t.ic + ia*mr
+			rows := min(mr, t.mc-ia*mr)
+			ap := t.apack[ia*mr*t.kc:]
+			if rows == mr && cols == nr {
+				ct := t.c[i0*t.ldc+j0:]
+				if kr.kind != kernelGo {
+					callKernel(kr.kind, t.kc, &ap[0], &bp[0], &ct[0], t.ldc, acc)
+				} else {
+					kernelGo4x4(t.kc, ap, bp, ct, t.ldc, t.accum)
+				}
+			} else {
+				tile := scratch[:mr*nr]
+				if kr.kind != kernelGo {
+					callKernel(kr.kind, t.kc, &ap[0], &bp[0], &tile[0], nr, 0)
+				} else {
+					kernelGo4x4(t.kc, ap, bp, tile, nr, false)
+				}
+				for i := 0; i < rows; i++ {
+					ci := t.c[(i0+i)*t.ldc+j0 : (i0+i)*t.ldc+j0+cols]
+					ti := tile[i*nr : i*nr+cols]
+					if t.accum {
+						for j, v := range ti {
+							ci[j] += v
+						}
+					} else {
+						copy(ci, ti)
+					}
+				}
+			}
+			if t.ep != nil {
+				applyEpilogue(t.ep, t.c, t.ldc, i0, i0+rows, j0, j0+cols)
+			}
+		}
+	}
+}
+
+// packA packs rows [i0, i0+rows) and k range [p0, p0+kc) of alpha*op(A)
+// into an mr-tall panel: dst[p*mr+i], zero rows past the edge.
+func packA(mr int, transA bool, a []float32, lda, i0, rows, p0, kc int, alpha float32, dst []float32) {
+	dst = dst[:mr*kc]
+	if transA {
+		// op(A)[i][p] = a[p*lda+i]: each k step is a contiguous run.
+		for p := 0; p < kc; p++ {
+			src := a[(p0+p)*lda+i0 : (p0+p)*lda+i0+rows]
+			d := dst[p*mr : p*mr+mr]
+			if alpha == 1 {
+				copy(d, src)
+			} else {
+				for i, v := range src {
+					d[i] = alpha * v
+				}
+			}
+			clear(d[rows:])
+		}
+		return
+	}
+	for i := 0; i < rows; i++ {
+		src := a[(i0+i)*lda+p0 : (i0+i)*lda+p0+kc]
+		if alpha == 1 {
+			for p, v := range src {
+				dst[p*mr+i] = v
+			}
+		} else {
+			for p, v := range src {
+				dst[p*mr+i] = alpha * v
+			}
+		}
+	}
+	for i := rows; i < mr; i++ {
+		for p := 0; p < kc; p++ {
+			dst[p*mr+i] = 0
+		}
+	}
+}
+
+// packB packs k range [p0, p0+kc) and columns [j0, j0+cols) of op(B) into
+// an nr-wide panel: dst[p*nr+j], zero columns past the edge.
+func packB(nr int, transB bool, b []float32, ldb, p0, kc, j0, cols int, dst []float32) {
+	dst = dst[:nr*kc]
+	if !transB {
+		for p := 0; p < kc; p++ {
+			d := dst[p*nr : p*nr+nr]
+			copy(d, b[(p0+p)*ldb+j0:(p0+p)*ldb+j0+cols])
+			clear(d[cols:])
+		}
+		return
+	}
+	// op(B)[p][j] = b[j*ldb+p]: read rows of B, scatter with stride nr.
+	for j := 0; j < cols; j++ {
+		src := b[(j0+j)*ldb+p0 : (j0+j)*ldb+p0+kc]
+		for p, v := range src {
+			dst[p*nr+j] = v
+		}
+	}
+	for j := cols; j < nr; j++ {
+		for p := 0; p < kc; p++ {
+			dst[p*nr+j] = 0
+		}
+	}
+}
+
+// kernelGo4x4 is the pure-Go microkernel: a 4x4 tile in 16 scalar
+// accumulators, which the Go compiler keeps in registers.
+func kernelGo4x4(kc int, a, b, c []float32, ldc int, accum bool) {
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	a = a[:4*kc]
+	b = b[:4*kc]
+	for p := 0; p < kc; p++ {
+		ap := a[p*4 : p*4+4 : p*4+4]
+		bp := b[p*4 : p*4+4 : p*4+4]
+		a0, a1, a2, a3 := ap[0], ap[1], ap[2], ap[3]
+		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+	}
+	rows := [4][4]float32{{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}}
+	for i := range rows {
+		ci := c[i*ldc : i*ldc+4 : i*ldc+4]
+		if accum {
+			ci[0] += rows[i][0]
+			ci[1] += rows[i][1]
+			ci[2] += rows[i][2]
+			ci[3] += rows[i][3]
+		} else {
+			ci[0], ci[1], ci[2], ci[3] = rows[i][0], rows[i][1], rows[i][2], rows[i][3]
+		}
+	}
+}
+
+// scaleC sets C = beta*C (beta 0 clears without reading).
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	ParallelFor(m, max(1, 16384/max(n, 1)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			ci := c[i*ldc : i*ldc+n]
 			if beta == 0 {
 				clear(ci)
-			} else if beta != 1 {
+			} else {
 				for j := range ci {
 					ci[j] *= beta
 				}
 			}
-			for p := 0; p < k; p++ {
-				var av float32
-				if transA {
-					av = a[p*lda+i]
-				} else {
-					av = a[i*lda+p]
-				}
-				av *= alpha
-				if av == 0 {
-					continue
-				}
-				var bp []float32
-				if transB {
-					bp = bt[p*n : p*n+n]
-				} else {
-					bp = b[p*ldb : p*ldb+n]
-				}
-				for j, bv := range bp {
-					ci[j] += av * bv
+		}
+	})
+}
+
+// applyEpilogue applies bias, activation and residual to C[i0:i1, j0:j1]
+// (which already holds the product, plus the old C when accumulating).
+func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
+	for i := i0; i < i1; i++ {
+		ci := c[i*ldc+j0 : i*ldc+j1]
+		if ep.Bias != nil {
+			bias := ep.Bias[j0:j1]
+			for j := range ci {
+				ci[j] += bias[j]
+			}
+		}
+		if ep.Act == ActGELU {
+			geluInPlace(ci)
+		}
+		if ep.Residual != nil {
+			r := ep.Residual[i*ldc+j0 : i*ldc+j1]
+			for j := range ci {
+				ci[j] += r[j]
+			}
+		}
+	}
+}
+
+// gemvTask computes y = alpha*x*W^T + beta*y with W n x k (row stride
+// ldw), split over groups of four rows of W: each row is streamed once, so
+// the speed is set by memory bandwidth, and packing would only add traffic.
+type gemvTask struct {
+	n, k        int
+	alpha, beta float32
+	x, w, y     []float32
+	ldw         int
+	ep          *Epilogue
+}
+
+func (g *gemvTask) run(lo, hi int) {
+	n, k, x, w, ldw, y := g.n, g.k, g.x, g.w, g.ldw, g.y
+	k16 := k &^ 15
+	var out [4]float32
+	for grp := lo; grp < hi; grp++ {
+		j0 := grp * 4
+		rows := min(4, n-j0)
+		if rows == 4 && k16 > 0 {
+			callDot4(k16, &x[0], &w[j0*ldw], ldw, &out[0])
+		} else {
+			out = [4]float32{}
+			if k16 > 0 {
+				for r := 0; r < rows; r++ {
+					out[r] = dotGo(x[:k16], w[(j0+r)*ldw:(j0+r)*ldw+k16])
 				}
 			}
 		}
-	})
+		for r := 0; r < rows; r++ {
+			s := out[r]
+			if k16 < k {
+				s += dotGo(x[k16:k], w[(j0+r)*ldw+k16:(j0+r)*ldw+k])
+			}
+			s *= g.alpha
+			if g.beta != 0 {
+				s += g.beta * y[j0+r]
+			}
+			y[j0+r] = s
+		}
+		if g.ep != nil {
+			applyEpilogue(g.ep, y, 0, 0, 1, j0, j0+rows)
+		}
+	}
+}
+
+func dotGo(x, w []float32) float32 {
+	w = w[:len(x)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += x[i] * w[i]
+		s1 += x[i+1] * w[i+1]
+		s2 += x[i+2] * w[i+2]
+		s3 += x[i+3] * w[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i] * w[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// geluInPlace applies the exact-erf GELU.
+func geluInPlace(x []float32) {
+	for i, v := range x {
+		x[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)*math.Sqrt2/2)))
+	}
 }
