@@ -131,7 +131,11 @@ func (t *Trainer) Save(path, modelConfig string) error {
 		ScheduleT: t.ScheduleT, Sched: t.Sched, RNG: base64.StdEncoding.EncodeToString(rng),
 		TrainSeconds: t.TrainSeconds, TrainImages: t.TrainImages,
 	}
-	meta := map[string]string{"model_config": modelConfig}
+	meta := map[string]string{}
+	for k, v := range t.Meta {
+		meta[k] = v
+	}
+	meta["model_config"] = modelConfig
 	for k, v := range map[string]any{"train_config": t.Cfg, "state": st, "epochs": t.Epochs} {
 		b, err := json.Marshal(v)
 		if err != nil {

@@ -89,7 +89,7 @@ func (c Config) Validate() error {
 	case c.Batch < 1:
 		return fmt.Errorf("batch must be >= 1, got %d", c.Batch)
 	case c.EvalBatch < 1:
-		return fmt.Errorf("eval batch must be >= 1, got %d", c.EvalBatch)
+		return fmt.Errorf("eval-batch must be >= 1, got %d", c.EvalBatch)
 	case !(c.LR > 0) || math.IsInf(c.LR, 0):
 		return fmt.Errorf("lr must be a positive number, got %g", c.LR)
 	case c.MinLR < 0 || c.WarmupLR < 0:
@@ -99,7 +99,7 @@ func (c Config) Validate() error {
 	case c.WeightDecay < 0:
 		return fmt.Errorf("weight-decay must be >= 0, got %g", c.WeightDecay)
 	case c.Smoothing < 0 || c.Smoothing >= 1:
-		return fmt.Errorf("label-smoothing must be in [0,1), got %g", c.Smoothing)
+		return fmt.Errorf("smoothing must be in [0,1), got %g", c.Smoothing)
 	case c.ClipGrad < 0:
 		return fmt.Errorf("clip-grad must be >= 0, got %g", c.ClipGrad)
 	case c.ScheduleT < 0:
@@ -172,6 +172,8 @@ type Trainer struct {
 	Epochs []EpochRecord
 	// Report receives progress (nil: silent).
 	Report Reporter
+	// Meta holds extra metadata entries Save writes (e.g. the dataset name).
+	Meta map[string]string
 	// OnEpoch runs after each epoch's evaluation, e.g. to save a checkpoint.
 	OnEpoch func(t *Trainer, rec EpochRecord) error
 	// TrainSeconds and TrainImages accumulate pure training time (data

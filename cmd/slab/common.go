@@ -1,0 +1,183 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/train"
+)
+
+// stdout and stderr are where the vision commands write; tests swap them to
+// run commands in-process. With --json, stdout carries exactly one JSON
+// object and everything else (progress, tables) goes to stderr.
+var (
+	stdout io.Writer = os.Stdout
+	stderr io.Writer = os.Stderr
+)
+
+// errHelp is returned after -h printed the usage: not a failure.
+var errHelp = errors.New("help requested")
+
+// newFlags returns a flag set that reports errors as values (one line,
+// naming the flag) instead of printing usage and exiting.
+func newFlags(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: slab %s\n\nflags:\n", usage)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parseFlags parses args, allowing positional words between flags
+// (slab info MODEL --json), and returns the positional words.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.Usage()
+				return nil, errHelp
+			}
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// runCmd wraps a command body so that -h exits cleanly.
+func runCmd(f func(args []string) error) func(args []string) error {
+	return func(args []string) error {
+		err := f(args)
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
+}
+
+// flagErr names the flag at fault in a value error.
+func flagErr(name, format string, a ...any) error {
+	return fmt.Errorf("flag --%s: "+format, append([]any{name}, a...)...)
+}
+
+// setThreads applies --threads (0 = all cores).
+func setThreads(n int) error {
+	if n < 0 {
+		return flagErr("threads", "must be >= 0, got %d", n)
+	}
+	kernels.SetThreads(n)
+	return nil
+}
+
+// emitJSON writes v as one JSON object line on stdout.
+func emitJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", b)
+	return err
+}
+
+// info is where human-readable output goes: stdout normally, stderr under
+// --json so that stdout holds only the JSON object.
+func info(jsonOut bool) io.Writer {
+	if jsonOut {
+		return stderr
+	}
+	return stdout
+}
+
+// modelConfig resolves --model plus the --norm/--attn overrides.
+func modelConfig(name, norm, attn string) (vit.Config, error) {
+	cfg, err := vit.Lookup(name)
+	if err != nil {
+		return cfg, flagErr("model", "%v", err)
+	}
+	if norm != "" {
+		cfg.Norm = norm
+		if cfg.Norm == vit.NormPRepBN && cfg.Step <= 0 {
+			cfg.Step = 1000 // placeholder; the trainer sets T
+		}
+	}
+	if attn != "" {
+		cfg.Attn = attn
+		if cfg.DWCKernel == 0 {
+			cfg.DWCKernel = 5
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		switch {
+		case norm != "" && strings.Contains(err.Error(), "Norm"):
+			return cfg, flagErr("norm", "%v", err)
+		case attn != "" && strings.Contains(err.Error(), "Attn"):
+			return cfg, flagErr("attn", "%v", err)
+		}
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// configJSON is the model config as stored in checkpoint metadata.
+func configJSON(c vit.Config) string {
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// loadedModel is a model rebuilt from a slab weights or training file.
+type loadedModel struct {
+	Model *vit.Model
+	File  *checkpoint.File
+	Path  string
+}
+
+// loadModel rebuilds the model stored in a slab checkpoint (training or
+// weights file): the config comes from its "model_config" metadata, the
+// weights must match it exactly.
+func loadModel(path string) (*loadedModel, error) {
+	f, err := checkpoint.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	js, ok := f.Metadata["model_config"]
+	if !ok {
+		return nil, fmt.Errorf("%s: no model_config metadata: not written by slab train or slab fuse", path)
+	}
+	var cfg vit.Config
+	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+		return nil, fmt.Errorf("%s: damaged model_config metadata: %v", path, err)
+	}
+	m, err := vit.New(cfg, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if err := train.LoadWeights(f, path, m.Params(), m.Buffers()); err != nil {
+		return nil, err
+	}
+	return &loadedModel{Model: m, File: f, Path: path}, nil
+}
+
+// foldable reports whether fuse.Fuse accepts a model of this norm.
+func foldable(norm string) bool {
+	switch norm {
+	case vit.NormRepBN, vit.NormPRepBN, vit.NormBatchNorm:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/train"
+)
+
+func init() {
+	register(&command{Name: "eval", Summary: "test-split accuracy of a trained (or folded) model", Run: runCmd(cmdEval)})
+}
+
+// evalResult is the JSON of slab eval.
+type evalResult struct {
+	Weights      string  `json:"weights"`
+	Model        string  `json:"model"`
+	Norm         string  `json:"norm"`
+	Fused        bool    `json:"fused"`
+	Data         string  `json:"data"`
+	Images       int     `json:"images"`
+	Accuracy     float64 `json:"accuracy"`
+	Loss         float64 `json:"loss"`
+	Seconds      float64 `json:"seconds"`
+	ImagesPerSec float64 `json:"images_per_s"`
+	Params       int     `json:"params"`
+	FLOPs        int64   `json:"flops_per_image"`
+	Threads      int     `json:"threads"`
+}
+
+func cmdEval(args []string) error {
+	fs := newFlags("eval", "eval --weights FILE [--fuse] [--data fashion-mnist|mnist] [--json]")
+	jsonOut := fs.Bool("json", false, "print one JSON object on stdout")
+	weights := fs.String("weights", "", "checkpoint or weights file written by slab train or slab fuse")
+	doFuse := fs.Bool("fuse", false, "fold the norms before evaluating (BatchNorm-based models)")
+	dataName := fs.String("data", "fashion-mnist", "dataset: fashion-mnist or mnist")
+	dataDir := fs.String("data-dir", "", "directory of the IDX files (default /usr/share/datasets/<data>)")
+	batch := fs.Int("batch", 256, "images per forward")
+	limit := fs.Int("limit", 0, "evaluate only the first N test images (0 = all)")
+	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	if *weights == "" {
+		return flagErr("weights", "is required")
+	}
+	if *batch < 1 {
+		return flagErr("batch", "must be >= 1, got %d", *batch)
+	}
+	if *limit < 0 {
+		return flagErr("limit", "must be >= 0, got %d", *limit)
+	}
+	if err := setThreads(*threads); err != nil {
+		return err
+	}
+	lm, err := loadModel(*weights)
+	if err != nil {
+		return flagErr("weights", "%v", err)
+	}
+	m := lm.Model
+	if *doFuse {
+		if m, err = fuse.Fuse(m); err != nil {
+			return flagErr("fuse", "%v", err)
+		}
+	}
+	test, err := openImages(*dataName, *dataDir, false, *limit)
+	if err != nil {
+		return err
+	}
+	if err := checkDataFits(test, m.Cfg.InChans, m.Cfg.ImgSize, m.Cfg.Classes, *dataName); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	loss, acc, err := train.Evaluate(m, test, *batch, nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	secs := time.Since(t0).Seconds()
+	r := evalResult{Weights: *weights, Model: m.Cfg.Name, Norm: m.Cfg.Norm, Fused: m.Cfg.Norm == "none", Data: *dataName,
+		Images: test.Len(), Accuracy: acc, Loss: loss, Seconds: secs, ImagesPerSec: float64(test.Len()) / secs,
+		Params: m.NumParams(), FLOPs: m.TotalFLOPs(), Threads: kernels.Threads()}
+	if *jsonOut {
+		return emitJSON(r)
+	}
+	fmt.Fprintf(stdout, "%s (%s, norm %s): %s test accuracy %.2f%% (loss %.4f) on %d images, %.0f images/s\n",
+		*weights, r.Model, r.Norm, *dataName, 100*acc, loss, r.Images, r.ImagesPerSec)
+	return nil
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/train"
+)
+
+func init() {
+	register(&command{Name: "train", Summary: "train a vision model on Fashion-MNIST or MNIST", Run: runCmd(cmdTrain)})
+}
+
+// trainResult is the JSON of slab train.
+type trainResult struct {
+	Model           string  `json:"model"`
+	Norm            string  `json:"norm"`
+	Attn            string  `json:"attn"`
+	Data            string  `json:"data"`
+	Epochs          int     `json:"epochs"`
+	Steps           int64   `json:"steps"`
+	Batch           int     `json:"batch"`
+	ScheduleT       int64   `json:"schedule_t"`
+	Params          int     `json:"params"`
+	FLOPs           int64   `json:"flops_per_image"`
+	TestAcc         float64 `json:"test_acc"`
+	TestLoss        float64 `json:"test_loss"`
+	TestAccBefore   float64 `json:"test_acc_before_recalibration"`
+	Recalibrate     int     `json:"recalibrate_passes"`
+	Lambda          float64 `json:"lambda_final"`
+	TrainImgPerSec  float64 `json:"train_images_per_s"`
+	TrainGFLOPPerS  float64 `json:"train_gflop_per_s"`
+	TrainSeconds    float64 `json:"train_seconds"`
+	WallSeconds     float64 `json:"wall_seconds"`
+	Checkpoint      string  `json:"checkpoint"`
+	Log             string  `json:"log"`
+	Plot            string  `json:"plot"`
+	Threads         int     `json:"threads"`
+	Seed            uint64  `json:"seed"`
+	ResumedFromStep int64   `json:"resumed_from_step"`
+}
+
+// recipeFlags are the flags a --resume takes from the checkpoint instead.
+var recipeFlags = []string{"model", "norm", "attn", "epochs", "batch", "lr", "min-lr", "warmup-lr", "warmup-epochs",
+	"weight-decay", "smoothing", "clip-grad", "drop-path", "schedule-t", "schedule-frac", "recalibrate", "seed", "data",
+	"limit-train", "limit-test"}
+
+func cmdTrain(args []string) error {
+	start := time.Now()
+	def := train.DefaultConfig()
+	fs := newFlags("train", "train --model NAME --data fashion-mnist --epochs N --batch B --lr LR --out DIR [--resume FILE] [--json]")
+	jsonOut := fs.Bool("json", false, "print one JSON object on stdout (progress goes to stderr)")
+	modelName := fs.String("model", "slab_deit_mini_28", "registry name (see slab models)")
+	norm := fs.String("norm", "", "override the norm: layernorm|repbn|prepbn|batchnorm")
+	attn := fs.String("attn", "", "override the attention: softmax|sla")
+	dropPath := fs.Float64("drop-path", -1, "max drop-path rate (-1 = the model's)")
+	dataName := fs.String("data", "fashion-mnist", "dataset: fashion-mnist or mnist")
+	dataDir := fs.String("data-dir", "", "directory of the IDX files (default /usr/share/datasets/<data>)")
+	limitTrain := fs.Int("limit-train", 0, "use only the first N training images (0 = all)")
+	limitTest := fs.Int("limit-test", 0, "use only the first N test images (0 = all)")
+	epochs := fs.Int("epochs", def.Epochs, "training epochs")
+	batch := fs.Int("batch", def.Batch, "batch size")
+	evalBatch := fs.Int("eval-batch", def.EvalBatch, "batch size of evaluation and re-calibration")
+	lr := fs.Float64("lr", def.LR, "peak learning rate (AdamW)")
+	minLR := fs.Float64("min-lr", def.MinLR, "final learning rate of the cosine decay")
+	warmupLR := fs.Float64("warmup-lr", def.WarmupLR, "learning rate at the first step")
+	warmupEpochs := fs.Float64("warmup-epochs", def.WarmupEpoch, "linear warm-up length in epochs")
+	wd := fs.Float64("weight-decay", def.WeightDecay, "decoupled weight decay (not on biases, norms, alpha, pos_embed)")
+	smoothing := fs.Float64("smoothing", def.Smoothing, "label smoothing")
+	clip := fs.Float64("clip-grad", def.ClipGrad, "max global gradient norm (0 = no clipping)")
+	schedT := fs.Int64("schedule-t", 0, "PRepBN schedule length T in steps (0 = --schedule-frac of all steps)")
+	schedFrac := fs.Float64("schedule-frac", def.ScheduleFrac, "T as a fraction of all training steps")
+	recal := fs.Int("recalibrate", -1, "BN re-calibration passes after training (-1 = 1 for BatchNorm-based norms, 0 otherwise)")
+	out := fs.String("out", "", "output directory (checkpoint, curve log, plot)")
+	resume := fs.String("resume", "", "continue bit for bit from this training checkpoint")
+	threads := fs.Int("threads", 0, "threads (0 = all cores); same seed + threads = identical run")
+	seed := fs.Uint64("seed", 0, "seed of weights, data order, augmentation and drop path")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	if *out == "" {
+		return flagErr("out", "is required (directory for the checkpoint, log and plot)")
+	}
+	if *limitTrain < 0 {
+		return flagErr("limit-train", "must be >= 0, got %d", *limitTrain)
+	}
+	if *limitTest < 0 {
+		return flagErr("limit-test", "must be >= 0, got %d", *limitTest)
+	}
+	if err := setThreads(*threads); err != nil {
+		return err
+	}
+
+	var (
+		cfg   vit.Config
+		tcfg  train.Config
+		ckpt  *checkpoint.File
+		extra = map[string]string{}
+	)
+	if *resume != "" {
+		if ckpt, err = checkpoint.Read(*resume); err != nil {
+			return flagErr("resume", "%v", err)
+		}
+		if err := json.Unmarshal([]byte(ckpt.Metadata["model_config"]), &cfg); err != nil {
+			return flagErr("resume", "%s: damaged model_config metadata: %v", *resume, err)
+		}
+		if tcfg, err = train.TrainConfigOf(ckpt, *resume); err != nil {
+			return flagErr("resume", "%v", err)
+		}
+		if err := json.Unmarshal([]byte(ckpt.Metadata["data"]), &extra); err != nil {
+			return flagErr("resume", "%s: damaged data metadata: %v", *resume, err)
+		}
+		*dataName = extra["data"]
+		fmt.Sscan(extra["limit_train"], limitTrain)
+		fmt.Sscan(extra["limit_test"], limitTest)
+		var ignored []string
+		fs.Visit(func(f *flag.Flag) {
+			for _, r := range recipeFlags {
+				if f.Name == r {
+					ignored = append(ignored, "--"+r)
+				}
+			}
+		})
+		if len(ignored) > 0 {
+			fmt.Fprintf(stderr, "slab train: resuming %s: the recipe comes from the checkpoint; ignoring %s\n", *resume, strings.Join(ignored, " "))
+		}
+	} else {
+		if cfg, err = modelConfig(*modelName, *norm, *attn); err != nil {
+			return err
+		}
+		if *dropPath >= 0 {
+			if *dropPath >= 1 {
+				return flagErr("drop-path", "must be in [0, 1), got %g", *dropPath)
+			}
+			cfg.DropPath = float32(*dropPath)
+		}
+		if cfg.Norm == vit.NormNone {
+			return flagErr("norm", "a folded model (norm none) cannot be trained")
+		}
+		tcfg = train.Config{Epochs: *epochs, Batch: *batch, EvalBatch: *evalBatch, LR: *lr, WarmupLR: *warmupLR, MinLR: *minLR,
+			WarmupEpoch: *warmupEpochs, WeightDecay: *wd, Smoothing: *smoothing, ClipGrad: *clip, ScheduleT: *schedT,
+			ScheduleFrac: *schedFrac, Recalibrate: *recal, Seed: *seed}
+		if tcfg.Recalibrate < 0 {
+			tcfg.Recalibrate = 0
+			if foldable(cfg.Norm) {
+				tcfg.Recalibrate = 1
+			}
+		}
+		if err := tcfg.Validate(); err != nil {
+			return flagErr(strings.Fields(err.Error())[0], "%v", err)
+		}
+		extra = map[string]string{"data": *dataName, "limit_train": fmt.Sprint(*limitTrain), "limit_test": fmt.Sprint(*limitTest)}
+	}
+	trainSet, err := openImages(*dataName, *dataDir, true, *limitTrain)
+	if err != nil {
+		return err
+	}
+	testSet, err := openImages(*dataName, *dataDir, false, *limitTest)
+	if err != nil {
+		return err
+	}
+	if err := checkDataFits(trainSet, cfg.InChans, cfg.ImgSize, cfg.Classes, *dataName); err != nil {
+		return err
+	}
+	m, err := vit.New(cfg, tcfg.Seed)
+	if err != nil {
+		return err
+	}
+	tr, err := train.NewTrainer(tcfg, m, trainSet, testSet)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return flagErr("out", "%v", err)
+	}
+	ckptPath := filepath.Join(*out, "ckpt.safetensors")
+	logPath := filepath.Join(*out, "log.jsonl")
+	plotPath := filepath.Join(*out, "curves.png")
+	var prevSteps []train.StepRecord
+	if ckpt != nil {
+		if err := tr.Restore(ckpt, *resume); err != nil {
+			return flagErr("resume", "%v", err)
+		}
+		// Keep the curve log consistent with the checkpoint: drop records
+		// written after it (a crash between checkpoint and log, or a resume
+		// from an older checkpoint).
+		steps, epochs, err := train.ReadLog(logPath, tr.Step)
+		if err != nil {
+			return err
+		}
+		prevSteps = steps
+		tmp := logPath + ".tmp"
+		os.Remove(tmp)
+		if err := train.AppendLog(tmp, steps, epochs); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, logPath); err != nil {
+			return err
+		}
+	} else {
+		os.Remove(logPath)
+	}
+	resumedFrom := tr.Step
+	extraJSON, _ := json.Marshal(extra)
+	modelJSON := configJSON(m.Cfg)
+	save := func() error {
+		tr.Meta = map[string]string{"data": string(extraJSON)}
+		return tr.Save(ckptPath, modelJSON)
+	}
+
+	progress := info(*jsonOut)
+	tr.Report = train.NewReporter(progress, train.IsTerminal(progress))
+	fmt.Fprintf(progress, "training %s (norm %s, attn %s, %d params, %.4f GFLOP/image) on %s: %d train / %d test images, %d epochs x %d steps, batch %d, lr %g, T %d, %d threads\n",
+		cfg.Name, cfg.Norm, cfg.Attn, m.NumParams(), float64(m.TotalFLOPs())/1e9, *dataName, trainSet.Len(), testSet.Len(),
+		tcfg.Epochs, tr.ItersPerEpoch, tcfg.Batch, tcfg.LR, tr.ScheduleT, kernels.Threads())
+	flushed := 0
+	tr.OnEpoch = func(t *train.Trainer, rec train.EpochRecord) error {
+		if err := save(); err != nil {
+			return err
+		}
+		if err := train.AppendLog(logPath, t.Steps[flushed:], []train.EpochRecord{rec}); err != nil {
+			return err
+		}
+		flushed = len(t.Steps)
+		return train.WritePlot(plotPath, cfg.Name, append(prevSteps[:len(prevSteps):len(prevSteps)], t.Steps...), t.Epochs)
+	}
+	if err := tr.Run(tr.TotalSteps()); err != nil {
+		return err
+	}
+	r := trainResult{Model: cfg.Name, Norm: cfg.Norm, Attn: cfg.Attn, Data: *dataName, Epochs: tcfg.Epochs, Steps: tr.Step,
+		Batch: tcfg.Batch, ScheduleT: tr.ScheduleT, Params: m.NumParams(), FLOPs: m.TotalFLOPs(), Recalibrate: tcfg.Recalibrate,
+		Checkpoint: ckptPath, Log: logPath, Plot: plotPath, Threads: kernels.Threads(), Seed: tcfg.Seed, ResumedFromStep: resumedFrom}
+	if n := len(tr.Epochs); n > 0 {
+		r.TestAcc, r.TestLoss = tr.Epochs[n-1].TestAcc, tr.Epochs[n-1].TestLoss
+	}
+	r.TestAccBefore = r.TestAcc
+	if tcfg.Recalibrate > 0 {
+		if err := tr.Recalibrate(); err != nil {
+			return err
+		}
+		if r.TestLoss, r.TestAcc, err = tr.Evaluate(testSet); err != nil {
+			return err
+		}
+		if err := save(); err != nil {
+			return err
+		}
+		fmt.Fprintf(progress, "after %d BN re-calibration pass(es): test accuracy %.2f%% (was %.2f%%)\n", tcfg.Recalibrate, 100*r.TestAcc, 100*r.TestAccBefore)
+	}
+	r.Lambda = m.Lambda()
+	r.TrainImgPerSec = tr.ImagesPerSecond()
+	r.TrainGFLOPPerS = 3 * float64(r.FLOPs) * r.TrainImgPerSec / 1e9
+	r.TrainSeconds = tr.TrainSeconds
+	r.WallSeconds = time.Since(start).Seconds()
+	if *jsonOut {
+		return emitJSON(r)
+	}
+	fmt.Fprintf(stdout, "%s: test accuracy %.2f%% (loss %.4f), %.0f training images/s (%.1f GFLOP/s at 3x forward FLOPs), checkpoint %s\n",
+		cfg.Name, 100*r.TestAcc, r.TestLoss, r.TrainImgPerSec, r.TrainGFLOPPerS, ckptPath)
+	return nil
+}
