@@ -110,3 +110,56 @@ func TestAttentionCoreAllocs(t *testing.T) {
 		}
 	})
 }
+
+// benchFill sets every parameter of m to small deterministic values, so
+// that the ReLUs and softmax see realistic, non-degenerate inputs.
+func benchFill(m Module) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, p := range m.Params() {
+		for i := range p.W.Data {
+			p.W.Data[i] = float32(rng.NormFloat64() * 0.02)
+		}
+	}
+}
+
+// BenchmarkAttentionBlock times one attention module (qkv Linear,
+// attention, proj Linear) forward, inference only, at dim 192 with 3 heads
+// (DeiT-Tiny width) on one image of N = 196, 784, 3136 tokens (square maps
+// 14², 28², 56²; SLA with its 5x5 depthwise conv). The SLA/softmax time
+// ratio is the figure PEERS.md quotes for PyTorch. fwdbwd/ adds a backward.
+func BenchmarkAttentionBlock(b *testing.B) {
+	const dim, heads = 192, 3
+	for _, g := range []int{14, 28, 56} {
+		n := g * g
+		x := tensor.New(1, n, dim)
+		rng := rand.New(rand.NewPCG(2, 2))
+		for i := range x.Data {
+			x.Data[i] = float32(rng.NormFloat64())
+		}
+		soft := NewAttention("attn", dim, heads, true)
+		sla := NewSLA("attn", dim, heads, g, g, 5, true)
+		benchFill(soft)
+		benchFill(sla)
+		type layer struct {
+			name string
+			fwd  func(*tensor.Tensor) *tensor.Tensor
+			bwd  func(*tensor.Tensor) *tensor.Tensor
+		}
+		for _, l := range []layer{{"softmax", soft.Forward, soft.Backward}, {"sla", sla.Forward, sla.Backward}} {
+			b.Run(fmt.Sprintf("%s/%d", l.name, n), func(b *testing.B) {
+				for b.Loop() {
+					l.fwd(x)
+				}
+			})
+		}
+		for _, l := range []layer{{"softmax", soft.Forward, soft.Backward}, {"sla", sla.Forward, sla.Backward}} {
+			b.Run(fmt.Sprintf("fwdbwd/%s/%d", l.name, n), func(b *testing.B) {
+				dy := l.fwd(x).Clone()
+				for b.Loop() {
+					l.fwd(x)
+					l.bwd(dy)
+				}
+			})
+		}
+	}
+}
