@@ -21,8 +21,8 @@ import (
 // and metadata: lm_config (llama.Config JSON), tokenizer, step.
 
 func init() {
-	register(&command{Name: "train-lm", Summary: "train a LLaMA-style decoder (rmsnorm/layernorm/prepbn) on SOTU or a text file", Run: runCmd(cmdTrainLM)})
-	register(&command{Name: "eval-lm", Summary: "perplexity of a decoder checkpoint on a text split", Run: runCmd(cmdEvalLM)})
+	register(&command{Name: "train-lm", Summary: "train a LLaMA-style decoder (rmsnorm/layernorm/prepbn) on SOTU or a text file", Run: lmRun(cmdTrainLM)})
+	register(&command{Name: "eval-lm", Summary: "perplexity of a decoder checkpoint on a text split", Run: lmRun(cmdEvalLM)})
 }
 
 // lmFlags are the model-choice flags shared by the LM commands.
@@ -47,18 +47,18 @@ func (f *lmFlags) register(fs interface {
 	fs.StringVar(&f.ckpt, "ckpt", "", "checkpoint to load (its stored config wins over --model)")
 	fs.IntVar(&f.threads, "threads", 0, "threads (0 = all cores)")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
-	fs.BoolVar(&f.json, "json", false, "print exactly one JSON object on stdout")
+	fs.BoolVar(&f.json, "json", false, "print exactly one JSON object on lmStdout")
 }
 
 // config resolves --model/--norm/--repbn-init/--tokenizer.
 func (f *lmFlags) config() (llama.Config, data.Tokenizer, error) {
 	tok, err := data.NewTokenizer(f.tok)
 	if err != nil {
-		return llama.Config{}, nil, flagErr("tokenizer", "%v", err)
+		return llama.Config{}, nil, lmFlagErr("tokenizer", "%v", err)
 	}
 	c, err := llama.Lookup(f.model)
 	if err != nil {
-		return c, nil, flagErr("model", "%v", err)
+		return c, nil, lmFlagErr("model", "%v", err)
 	}
 	if f.norm != "" {
 		c.Norm = f.norm
@@ -66,7 +66,7 @@ func (f *lmFlags) config() (llama.Config, data.Tokenizer, error) {
 	c.RepBNInit = f.init
 	c.Vocab = tok.VocabSize()
 	if err := c.Validate(); err != nil {
-		return c, nil, flagErr("norm", "%v", err)
+		return c, nil, lmFlagErr("norm", "%v", err)
 	}
 	return c, tok, nil
 }
@@ -176,7 +176,7 @@ type lmPt struct {
 }
 
 func cmdTrainLM(args []string) error {
-	fs := newFlags("train-lm", "train-lm [flags]")
+	fs := lmFlagSet("train-lm", "train-lm [flags]")
 	var f lmFlags
 	f.register(fs)
 	src := fs.String("data", "sotu", "corpus: sotu (run scripts/fetch-sotu.sh first) or a UTF-8 text file")
@@ -195,14 +195,14 @@ func cmdTrainLM(args []string) error {
 	out := fs.String("out", "", "checkpoint to write at the end (and every --save-every steps)")
 	saveEvery := fs.Int("save-every", 0, "save every N steps (0 = only at the end)")
 	resume := fs.String("resume", "", "continue from this checkpoint (same flags)")
-	if _, err := parseFlags(fs, args); err != nil {
+	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := setThreads(f.threads); err != nil {
+	if err := lmSetThreads(f.threads); err != nil {
 		return err
 	}
 	if *steps <= 0 || *batch <= 0 {
-		return flagErr("steps", "steps and batch must be positive")
+		return lmFlagErr("steps", "steps and batch must be positive")
 	}
 	c, tok, err := f.config()
 	if err != nil {
@@ -212,7 +212,7 @@ func cmdTrainLM(args []string) error {
 		*seq = c.MaxSeq
 	}
 	if *seq > c.MaxSeq {
-		return flagErr("seq", "%d exceeds the model's %d positions", *seq, c.MaxSeq)
+		return lmFlagErr("seq", "%d exceeds the model's %d positions", *seq, c.MaxSeq)
 	}
 	// The LLaMA LinearNorm counts in units of 16 forward calls (one call per
 	// step here, no accumulation), so the fractions become step counts / 16.
@@ -222,14 +222,14 @@ func cmdTrainLM(args []string) error {
 	if err != nil {
 		return err
 	}
-	w := info(f.json)
+	w := lmInfo(f.json)
 	splits, err := data.LoadTextSplits(*src, tok)
 	if err != nil {
-		return flagErr("data", "%v", err)
+		return lmFlagErr("data", "%v", err)
 	}
 	bt, err := data.NewBatcher(splits.Train, *batch, *seq, f.seed)
 	if err != nil {
-		return flagErr("data", "%v", err)
+		return lmFlagErr("data", "%v", err)
 	}
 	opt := train.NewAdamW(m.Params(), *wd)
 	sched := train.Schedule{BaseLR: *lr, WarmupLR: *lr / 100, MinLR: *minLR,
@@ -307,7 +307,7 @@ func cmdTrainLM(args []string) error {
 	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s)\n",
 		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec)
 	if f.json {
-		return emitJSON(res)
+		return lmEmitJSON(res)
 	}
 	return nil
 }
@@ -367,7 +367,7 @@ type lmEvalResult struct {
 }
 
 func cmdEvalLM(args []string) error {
-	fs := newFlags("eval-lm", "eval-lm --ckpt FILE [flags]")
+	fs := lmFlagSet("eval-lm", "eval-lm --ckpt FILE [flags]")
 	var f lmFlags
 	f.register(fs)
 	src := fs.String("data", "sotu", "corpus: sotu or a UTF-8 text file")
@@ -375,14 +375,14 @@ func cmdEvalLM(args []string) error {
 	batch := fs.Int("batch", 16, "sequences per batch")
 	seq := fs.Int("seq", 0, "tokens per sequence (0 = the model's context)")
 	fold := fs.Bool("fold", false, "fold PRepBN into the linears first (prepbn only)")
-	if _, err := parseFlags(fs, args); err != nil {
+	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := setThreads(f.threads); err != nil {
+	if err := lmSetThreads(f.threads); err != nil {
 		return err
 	}
 	if f.ckpt == "" {
-		return flagErr("ckpt", "required")
+		return lmFlagErr("ckpt", "required")
 	}
 	m, tok, _, err := loadLM(f.ckpt)
 	if err != nil {
@@ -390,7 +390,7 @@ func cmdEvalLM(args []string) error {
 	}
 	if *fold {
 		if err := fuse.FuseLLaMA(m); err != nil {
-			return flagErr("fold", "%v", err)
+			return lmFlagErr("fold", "%v", err)
 		}
 	}
 	if *seq == 0 {
@@ -398,7 +398,7 @@ func cmdEvalLM(args []string) error {
 	}
 	splits, err := data.LoadTextSplits(*src, tok)
 	if err != nil {
-		return flagErr("data", "%v", err)
+		return lmFlagErr("data", "%v", err)
 	}
 	stream := splits.Validation
 	switch *split {
@@ -406,7 +406,7 @@ func cmdEvalLM(args []string) error {
 	case "test":
 		stream = splits.Test
 	default:
-		return flagErr("split", "want validation or test, got %q", *split)
+		return lmFlagErr("split", "want validation or test, got %q", *split)
 	}
 	t0 := time.Now()
 	l, n, err := evalLM(m, stream, *batch, *seq, 0)
@@ -415,8 +415,8 @@ func cmdEvalLM(args []string) error {
 	}
 	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: l, PPL: math.Exp(l), Tokens: n, Seconds: time.Since(t0).Seconds()}
 	if f.json {
-		return emitJSON(res)
+		return lmEmitJSON(res)
 	}
-	fmt.Fprintf(stdout, "%s %s: loss %.4f, perplexity %.3f over %d tokens (%.1f s)\n", f.ckpt, *split, l, res.PPL, n, res.Seconds)
+	fmt.Fprintf(lmStdout, "%s %s: loss %.4f, perplexity %.3f over %d tokens (%.1f s)\n", f.ckpt, *split, l, res.PPL, n, res.Seconds)
 	return nil
 }

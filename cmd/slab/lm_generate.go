@@ -16,8 +16,8 @@ import (
 )
 
 func init() {
-	register(&command{Name: "generate", Summary: "sample text from a decoder (KV cache, streaming, greedy/temperature/top-k/top-p)", Run: runCmd(cmdGenerate)})
-	register(&command{Name: "bench-lm", Summary: "decode tokens/s of decoders at batch 1 (interleaved rounds, ratios, bandwidth floor)", Run: runCmd(cmdBenchLM)})
+	register(&command{Name: "generate", Summary: "sample text from a decoder (KV cache, streaming, greedy/temperature/top-k/top-p)", Run: lmRun(cmdGenerate)})
+	register(&command{Name: "bench-lm", Summary: "decode tokens/s of decoders at batch 1 (interleaved rounds, ratios, bandwidth floor)", Run: lmRun(cmdBenchLM)})
 }
 
 type genResult struct {
@@ -38,7 +38,7 @@ func maybeFold(m *llama.Model, fold bool) (bool, error) {
 }
 
 func cmdGenerate(args []string) error {
-	fs := newFlags("generate", "generate --ckpt FILE --prompt TEXT [flags]")
+	fs := lmFlagSet("generate", "generate --ckpt FILE --prompt TEXT [flags]")
 	var f lmFlags
 	f.register(fs)
 	prompt := fs.String("prompt", "Fellow-Citizens of the Senate and House of Representatives:", "prompt text")
@@ -47,14 +47,14 @@ func cmdGenerate(args []string) error {
 	topK := fs.Int("top-k", 40, "sample among the k most likely tokens (0 = all)")
 	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = off)")
 	fold := fs.Bool("fold", true, "fold PRepBN into the linears (prepbn models)")
-	if _, err := parseFlags(fs, args); err != nil {
+	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := setThreads(f.threads); err != nil {
+	if err := lmSetThreads(f.threads); err != nil {
 		return err
 	}
 	if *n <= 0 {
-		return flagErr("n", "must be positive, got %d", *n)
+		return lmFlagErr("n", "must be positive, got %d", *n)
 	}
 	m, tok, err := f.modelFromFlags()
 	if err != nil {
@@ -66,14 +66,14 @@ func cmdGenerate(args []string) error {
 	}
 	ids, err := tok.Encode(*prompt)
 	if err != nil {
-		return flagErr("prompt", "%v", err)
+		return lmFlagErr("prompt", "%v", err)
 	}
 	if len(ids) == 0 {
-		return flagErr("prompt", "empty")
+		return lmFlagErr("prompt", "empty")
 	}
 	total := min(len(ids)+*n, m.Cfg.MaxSeq)
 	if len(ids) >= total {
-		return flagErr("prompt", "%d tokens leave no room in the %d-position context", len(ids), m.Cfg.MaxSeq)
+		return lmFlagErr("prompt", "%d tokens leave no room in the %d-position context", len(ids), m.Cfg.MaxSeq)
 	}
 	st, err := m.NewState(1, total)
 	if err != nil {
@@ -82,7 +82,7 @@ func cmdGenerate(args []string) error {
 	smp := llama.NewSampler(*temp, *topK, *topP, f.seed)
 	dec := &data.StreamDecoder{T: tok}
 	var text strings.Builder
-	w := stdout
+	w := lmStdout
 	if !f.json {
 		fmt.Fprint(w, *prompt)
 	}
@@ -111,11 +111,11 @@ func cmdGenerate(args []string) error {
 	text.Write(tail)
 	res := genResult{Prompt: *prompt, Text: text.String(), Tokens: len(out), Seconds: el, TokensPerSec: float64(len(out)) / el, Folded: folded}
 	if f.json {
-		return emitJSON(res)
+		return lmEmitJSON(res)
 	}
 	w.Write(tail)
 	fmt.Fprintln(w)
-	fmt.Fprintf(stderr, "%d tokens in %.2f s: %.1f tokens/s (prompt %d tokens included in the time)\n", len(out), el, res.TokensPerSec, len(ids))
+	fmt.Fprintf(lmStderr, "%d tokens in %.2f s: %.1f tokens/s (prompt %d tokens included in the time)\n", len(out), el, res.TokensPerSec, len(ids))
 	return nil
 }
 
@@ -148,7 +148,7 @@ type lmBenchResult struct {
 }
 
 func cmdBenchLM(args []string) error {
-	fs := newFlags("bench-lm", "bench-lm --models a,b [flags]")
+	fs := lmFlagSet("bench-lm", "bench-lm --models a,b [flags]")
 	models := fs.String("models", "lm_small_rmsnorm,lm_small_prepbn", "comma-separated model names (random weights)")
 	promptN := fs.Int("prompt", 32, "prompt tokens")
 	gen := fs.Int("generate", 128, "generated tokens")
@@ -157,17 +157,17 @@ func cmdBenchLM(args []string) error {
 	tokName := fs.String("tokenizer", "", "vocabulary: byte or gpt2 (default: the model's own vocab)")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 1, "seed of weights and prompt")
-	jsonOut := fs.Bool("json", false, "print exactly one JSON object on stdout")
-	if _, err := parseFlags(fs, args); err != nil {
+	jsonOut := fs.Bool("json", false, "print exactly one JSON object on lmStdout")
+	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := setThreads(*threads); err != nil {
+	if err := lmSetThreads(*threads); err != nil {
 		return err
 	}
 	if *rounds < 1 || *promptN < 1 || *gen < 1 {
-		return flagErr("rounds", "rounds, prompt and generate must be positive")
+		return lmFlagErr("rounds", "rounds, prompt and generate must be positive")
 	}
-	w := info(*jsonOut)
+	w := lmInfo(*jsonOut)
 	type entry struct {
 		m   *llama.Model
 		st  *llama.State
@@ -178,17 +178,17 @@ func cmdBenchLM(args []string) error {
 	for _, name := range strings.Split(*models, ",") {
 		c, err := llama.Lookup(strings.TrimSpace(name))
 		if err != nil {
-			return flagErr("models", "%v", err)
+			return lmFlagErr("models", "%v", err)
 		}
 		if *tokName != "" {
 			tok, err := data.NewTokenizer(*tokName)
 			if err != nil {
-				return flagErr("tokenizer", "%v", err)
+				return lmFlagErr("tokenizer", "%v", err)
 			}
 			c.Vocab = tok.VocabSize()
 		}
 		if *promptN+*gen > c.MaxSeq {
-			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, c.Name, c.MaxSeq)
+			return lmFlagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, c.Name, c.MaxSeq)
 		}
 		m, err := llama.New(c, *seed)
 		if err != nil {
@@ -259,7 +259,7 @@ func cmdBenchLM(args []string) error {
 		_ = i
 	}
 	if *jsonOut {
-		return emitJSON(res)
+		return lmEmitJSON(res)
 	}
 	return nil
 }
