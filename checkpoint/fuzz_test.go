@@ -2,6 +2,8 @@ package checkpoint
 
 import (
 	"bytes"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -28,6 +30,30 @@ func FuzzSafetensors(f *testing.F) {
 		enc2, _ := Marshal(h)
 		if !bytes.Equal(enc, enc2) {
 			t.Fatal("round trip changed the file")
+		}
+	})
+}
+
+// FuzzPTH checks that no input panics the PyTorch reader (a panic that
+// ReadPTHBytes' last-resort recover catches is reported as a failure), and
+// that whatever it accepts can be written as
+// safetensors.
+func FuzzPTH(f *testing.F) {
+	for _, name := range []string{"nested.pth", "legacy.pth", "module.pth"} {
+		if b, err := os.ReadFile("testdata/" + name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := ReadPTHBytes(b, "fuzz", "")
+		if err != nil {
+			if strings.Contains(err.Error(), "internal error") {
+				t.Fatal(err)
+			}
+			return
+		}
+		if _, err := Marshal(g); err != nil {
+			t.Fatalf("accepted file does not encode: %v", err)
 		}
 	})
 }
