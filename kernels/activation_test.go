@@ -1,0 +1,96 @@
+package kernels
+
+import (
+	"math"
+	"testing"
+)
+
+func geluRef(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+
+func geluGradRef(x float64) float64 {
+	return 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-x*x/2)/math.Sqrt(2*math.Pi)
+}
+
+// TestGELUAccuracy sweeps x densely over [-12, 12] (past the point where
+// float32 GELU saturates) and checks forward and derivative against
+// float64 math.Erf, both through the slice kernels with the parallel path
+// forced on and off.
+func TestGELUAccuracy(t *testing.T) {
+	const n = 240001
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(-12 + 24*float64(i)/float64(n-1))
+	}
+	x[0], x[1], x[2] = 0, float32(math.SmallestNonzeroFloat32), -1e-30
+	dy := make([]float32, n)
+	for i := range dy {
+		dy[i] = 1 + float32(i%7)*0.25
+	}
+	for _, pmin := range []int{1 << 30, 1} {
+		withParallelMin(t, pmin)
+		y := make([]float32, n)
+		dx := make([]float32, n)
+		GELU(y, x)
+		GELUBackward(dx, dy, x)
+		maxAbs, maxRel, maxGrad := 0.0, 0.0, 0.0
+		for i, v := range x {
+			want := geluRef(float64(v))
+			d := math.Abs(float64(y[i]) - want)
+			// Bound: 2 float32 ulps of the value, or 4e-7*|x| (the erf
+			// approximation's absolute error times x).
+			// float32 rounding of Phi near 1 is 6e-8, times |x|.
+			tol := 2.5e-7*math.Abs(want) + 1e-7*math.Abs(float64(v)) + 1e-14
+			if d > tol {
+				t.Fatalf("GELU(%g) = %g, want %g (diff %.3g > %.3g)", v, y[i], want, d, tol)
+			}
+			maxAbs = math.Max(maxAbs, d)
+			if want != 0 && math.Abs(float64(v)) <= 8 {
+				maxRel = math.Max(maxRel, d/math.Abs(want))
+			}
+			g := float64(dy[i]) * geluGradRef(float64(v))
+			dg := math.Abs(float64(dx[i]) - g)
+			if dg > 3e-7*math.Abs(float64(dy[i]))*(1+math.Abs(float64(v))) {
+				t.Fatalf("GELU'(%g)*%g = %g, want %g", v, dy[i], dx[i], g)
+			}
+			maxGrad = math.Max(maxGrad, dg)
+		}
+		t.Logf("parallelMin %d: GELU max abs %.3g max rel %.3g (|x| <= 8); grad max abs %.3g", pmin, maxAbs, maxRel, maxGrad)
+		if g := GELUValue(x[n/3]); g != y[n/3] {
+			t.Fatalf("GELUValue(%g) = %g, slice kernel %g", x[n/3], g, y[n/3])
+		}
+	}
+}
+
+// withParallelMin lowers or raises the parallel threshold for one test.
+func withParallelMin(t *testing.T, n int) {
+	old := parallelMin
+	parallelMin = n
+	t.Cleanup(func() { parallelMin = old })
+}
+
+func BenchmarkGELU(b *testing.B) {
+	for _, s := range benchShapes {
+		x := randSlice(s.rows*s.c, 1)
+		y := make([]float32, len(x))
+		b.Run(s.name, func(b *testing.B) {
+			b.SetBytes(int64(8 * len(x)))
+			for b.Loop() {
+				GELU(y, x)
+			}
+		})
+	}
+}
+
+func BenchmarkGELUBackward(b *testing.B) {
+	for _, s := range benchShapes {
+		x := randSlice(s.rows*s.c, 1)
+		dy := randSlice(s.rows*s.c, 2)
+		dx := make([]float32, len(x))
+		b.Run(s.name, func(b *testing.B) {
+			b.SetBytes(int64(12 * len(x)))
+			for b.Loop() {
+				GELUBackward(dx, dy, x)
+			}
+		})
+	}
+}

@@ -1,0 +1,257 @@
+package kernels
+
+import "fmt"
+
+// Elementwise kernels: the residual adds, scalings and mixes between layers.
+// Each is one streaming pass, 4-way unrolled so the Go compiler keeps four
+// independent chains in flight, and split across threads only above
+// parallelMin elements: below that a goroutine hand-off costs more than the
+// work (a 197x192 tile streams through L2 in a few microseconds).
+
+// parallelMin is the element count from which elementwise kernels use
+// ParallelFor. It is a variable so tests can force the parallel path.
+var parallelMin = 1 << 16
+
+// elemGrain is the smallest chunk handed to one thread (a multiple of 16
+// floats, so that two threads never write the same cache line).
+const elemGrain = 1 << 14
+
+func checkLen(op string, n int, s ...[]float32) {
+	for i, x := range s {
+		if len(x) < n {
+			panic(fmt.Sprintf("kernels.%s: operand %d has %d elements, need %d", op, i, len(x), n))
+		}
+	}
+}
+
+// Add sets dst = a + b over len(dst) elements.
+func Add(dst, a, b []float32) {
+	n := len(dst)
+	checkLen("Add", n, a, b)
+	if n >= parallelMin {
+		newJob(func(j *job, lo, hi int) { addSerial(j.s[0][lo:hi], j.s[1][lo:hi], j.s[2][lo:hi]) }, 0, 0, dst, a, b).run(n, elemGrain)
+		return
+	}
+	addSerial(dst, a, b)
+}
+
+func addSerial(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	i := 0
+	for ; i+4 <= len(dst); i += 4 {
+		dst[i] = a[i] + b[i]
+		dst[i+1] = a[i+1] + b[i+1]
+		dst[i+2] = a[i+2] + b[i+2]
+		dst[i+3] = a[i+3] + b[i+3]
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = a[i] + b[i]
+	}
+}
+
+// AddTo sets dst += x over len(dst) elements (the residual connection).
+func AddTo(dst, x []float32) { Axpy(dst, 1, x) }
+
+// Axpy sets dst += alpha*x over len(dst) elements.
+func Axpy(dst []float32, alpha float32, x []float32) {
+	n := len(dst)
+	checkLen("Axpy", n, x)
+	if n >= parallelMin {
+		j := newJob(func(j *job, lo, hi int) { axpySerial(j.s[0][lo:hi], j.f[0], j.s[1][lo:hi]) }, 0, 0, dst, x)
+		j.f[0] = alpha
+		j.run(n, elemGrain)
+		return
+	}
+	axpySerial(dst, alpha, x)
+}
+
+func axpySerial(dst []float32, alpha float32, x []float32) {
+	x = x[:len(dst)]
+	i := 0
+	for ; i+4 <= len(dst); i += 4 {
+		dst[i] += alpha * x[i]
+		dst[i+1] += alpha * x[i+1]
+		dst[i+2] += alpha * x[i+2]
+		dst[i+3] += alpha * x[i+3]
+	}
+	for ; i < len(dst); i++ {
+		dst[i] += alpha * x[i]
+	}
+}
+
+// Axpby sets dst = a*x + b*y over len(dst) elements (LinearNorm's
+// lambda-mix of its two branches). dst may alias x or y.
+func Axpby(dst []float32, a float32, x []float32, b float32, y []float32) {
+	n := len(dst)
+	checkLen("Axpby", n, x, y)
+	if n >= parallelMin {
+		j := newJob(func(j *job, lo, hi int) { axpbySerial(j.s[0][lo:hi], j.f[0], j.s[1][lo:hi], j.f[1], j.s[2][lo:hi]) }, 0, 0, dst, x, y)
+		j.f[0], j.f[1] = a, b
+		j.run(n, elemGrain)
+		return
+	}
+	axpbySerial(dst, a, x, b, y)
+}
+
+func axpbySerial(dst []float32, a float32, x []float32, b float32, y []float32) {
+	x, y = x[:len(dst)], y[:len(dst)]
+	i := 0
+	for ; i+4 <= len(dst); i += 4 {
+		dst[i] = a*x[i] + b*y[i]
+		dst[i+1] = a*x[i+1] + b*y[i+1]
+		dst[i+2] = a*x[i+2] + b*y[i+2]
+		dst[i+3] = a*x[i+3] + b*y[i+3]
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = a*x[i] + b*y[i]
+	}
+}
+
+// Scale sets dst = s*x over len(dst) elements; dst may alias x.
+func Scale(dst []float32, s float32, x []float32) {
+	n := len(dst)
+	checkLen("Scale", n, x)
+	if n >= parallelMin {
+		j := newJob(func(j *job, lo, hi int) { scaleSerial(j.s[0][lo:hi], j.f[0], j.s[1][lo:hi]) }, 0, 0, dst, x)
+		j.f[0] = s
+		j.run(n, elemGrain)
+		return
+	}
+	scaleSerial(dst, s, x)
+}
+
+func scaleSerial(dst []float32, s float32, x []float32) {
+	x = x[:len(dst)]
+	i := 0
+	for ; i+4 <= len(dst); i += 4 {
+		dst[i] = s * x[i]
+		dst[i+1] = s * x[i+1]
+		dst[i+2] = s * x[i+2]
+		dst[i+3] = s * x[i+3]
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = s * x[i]
+	}
+}
+
+// Mul sets dst = a*b elementwise over len(dst) elements.
+func Mul(dst, a, b []float32) {
+	n := len(dst)
+	checkLen("Mul", n, a, b)
+	if n >= parallelMin {
+		newJob(func(j *job, lo, hi int) { mulSerial(j.s[0][lo:hi], j.s[1][lo:hi], j.s[2][lo:hi]) }, 0, 0, dst, a, b).run(n, elemGrain)
+		return
+	}
+	mulSerial(dst, a, b)
+}
+
+func mulSerial(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	i := 0
+	for ; i+4 <= len(dst); i += 4 {
+		dst[i] = a[i] * b[i]
+		dst[i+1] = a[i+1] * b[i+1]
+		dst[i+2] = a[i+2] * b[i+2]
+		dst[i+3] = a[i+3] * b[i+3]
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = a[i] * b[i]
+	}
+}
+
+// AffineCols sets y[r,j] = a[j]*x[r,j] + b[j] for a rows x c matrix: every
+// eval-mode BatchNorm/RepBN and, with batch statistics folded into a and b,
+// the training-mode forward too. b may be nil (no shift). y may alias x.
+func AffineCols(y, x, a, b []float32, rows, c int) {
+	n := rows * c
+	checkLen("AffineCols", n, y, x)
+	checkLen("AffineCols", c, a)
+	if b != nil {
+		checkLen("AffineCols", c, b)
+	}
+	if n >= parallelMin {
+		newJob(func(j *job, lo, hi int) { affineColsSerial(j.s[0], j.s[1], j.s[2], j.s[3], lo, hi, j.c) }, rows, c, y, x, a, b).run(rows, rowGrain(c))
+		return
+	}
+	affineColsSerial(y, x, a, b, 0, rows, c)
+}
+
+func affineColsSerial(y, x, a, b []float32, lo, hi, c int) {
+	a = a[:c]
+	for r := lo; r < hi; r++ {
+		yr, xr := y[r*c:r*c+c], x[r*c:r*c+c]
+		if b == nil {
+			for j := range yr {
+				yr[j] = a[j] * xr[j]
+			}
+			continue
+		}
+		b := b[:c]
+		j := 0
+		for ; j+4 <= c; j += 4 {
+			yr[j] = a[j]*xr[j] + b[j]
+			yr[j+1] = a[j+1]*xr[j+1] + b[j+1]
+			yr[j+2] = a[j+2]*xr[j+2] + b[j+2]
+			yr[j+3] = a[j+3]*xr[j+3] + b[j+3]
+		}
+		for ; j < c; j++ {
+			yr[j] = a[j]*xr[j] + b[j]
+		}
+	}
+}
+
+// AffineCols2 sets y[r,j] = a[j]*x[r,j] + b[j]*z[r,j] + d[j]: the whole
+// BatchNorm/RepBN input gradient is of this form once the per-channel
+// reductions are known. y may alias x or z.
+func AffineCols2(y, x, a, z, b, d []float32, rows, c int) {
+	n := rows * c
+	checkLen("AffineCols2", n, y, x, z)
+	checkLen("AffineCols2", c, a, b, d)
+	if n >= parallelMin {
+		newJob(func(j *job, lo, hi int) {
+			affineCols2Serial(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.s[5], lo, hi, j.c)
+		}, rows, c, y, x, a, z, b, d).run(rows, rowGrain(c))
+		return
+	}
+	affineCols2Serial(y, x, a, z, b, d, 0, rows, c)
+}
+
+func affineCols2Serial(y, x, a, z, b, d []float32, lo, hi, c int) {
+	a, b, d = a[:c], b[:c], d[:c]
+	for r := lo; r < hi; r++ {
+		yr, xr, zr := y[r*c:r*c+c], x[r*c:r*c+c], z[r*c:r*c+c]
+		j := 0
+		for ; j+4 <= c; j += 4 {
+			yr[j] = a[j]*xr[j] + b[j]*zr[j] + d[j]
+			yr[j+1] = a[j+1]*xr[j+1] + b[j+1]*zr[j+1] + d[j+1]
+			yr[j+2] = a[j+2]*xr[j+2] + b[j+2]*zr[j+2] + d[j+2]
+			yr[j+3] = a[j+3]*xr[j+3] + b[j+3]*zr[j+3] + d[j+3]
+		}
+		for ; j < c; j++ {
+			yr[j] = a[j]*xr[j] + b[j]*zr[j] + d[j]
+		}
+	}
+}
+
+// AddRowVec sets y[r,j] = x[r,j] + v[j] (a bias broadcast over rows); y may
+// alias x.
+func AddRowVec(y, x, v []float32, rows, c int) {
+	n := rows * c
+	checkLen("AddRowVec", n, y, x)
+	checkLen("AddRowVec", c, v)
+	if n >= parallelMin {
+		newJob(func(j *job, lo, hi int) { addRowVecSerial(j.s[0], j.s[1], j.s[2], lo, hi, j.c) }, rows, c, y, x, v).run(rows, rowGrain(c))
+		return
+	}
+	addRowVecSerial(y, x, v, 0, rows, c)
+}
+
+func addRowVecSerial(y, x, v []float32, lo, hi, c int) {
+	v = v[:c]
+	for r := lo; r < hi; r++ {
+		yr, xr := y[r*c:r*c+c], x[r*c:r*c+c]
+		for j := range yr {
+			yr[j] = xr[j] + v[j]
+		}
+	}
+}

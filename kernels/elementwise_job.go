@@ -1,0 +1,60 @@
+package kernels
+
+import "sync"
+
+// job carries one parallel kernel call's operands to the worker pool
+// without a closure per call: a func literal capturing its arguments
+// escapes into the pool and costs a heap allocation every call, which
+// breaks the zero-allocation training step. Instead a kernel fills a pooled
+// job's operand slots and names a non-capturing body (a static function
+// value); the job's fn, bound once when the job was made, forwards to it.
+type job struct {
+	s    [8][]float32
+	f    [2]float32
+	r, c int
+	body func(j *job, lo, hi int)
+	cols func(j *job, lo, hi int) // column-range body for colBody
+	fn   func(lo, hi int)
+}
+
+var jobs = sync.Pool{New: func() any {
+	j := new(job)
+	j.fn = func(lo, hi int) { j.body(j, lo, hi) }
+	return j
+}}
+
+// newJob takes a job from the pool with its body, sizes and operands set.
+func newJob(body func(j *job, lo, hi int), rows, c int, s ...[]float32) *job {
+	j := jobs.Get().(*job)
+	j.body, j.r, j.c = body, rows, c
+	copy(j.s[:], s)
+	return j
+}
+
+// run executes the job over [0,n) in chunks of at least grain and returns
+// it to the pool (dropping its references to caller memory).
+func (j *job) run(n, grain int) {
+	ParallelFor(n, grain, j.fn)
+	j.s = [8][]float32{}
+	j.body, j.cols = nil, nil
+	jobs.Put(j)
+}
+
+// colBody maps a range of column blocks to a column range for j.cols.
+func colBody(j *job, lo, hi int) { j.cols(j, lo*colBlock, min(hi*colBlock, j.c)) }
+
+// runCols runs cols over column ranges of a rows x c matrix: split across
+// threads by blocks of colBlock columns when the matrix is large, else
+// inline over [0,c).
+func runCols(cols func(j *job, lo, hi int), rows, c int, s ...[]float32) {
+	j := newJob(colBody, rows, c, s...)
+	j.cols = cols
+	if rows*c < parallelMin || c < 2*colBlock {
+		cols(j, 0, c)
+		j.s = [8][]float32{}
+		j.body, j.cols = nil, nil
+		jobs.Put(j)
+		return
+	}
+	j.run((c+colBlock-1)/colBlock, 1)
+}

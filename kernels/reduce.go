@@ -1,0 +1,161 @@
+package kernels
+
+// Reductions. Column reductions (sums over rows per channel: bias
+// gradients, BatchNorm statistics, norm-weight gradients) are split across
+// threads by column blocks, not by rows: each thread owns whole output
+// entries, so no per-thread partial buffers are needed and the result is
+// bit-identical whatever the thread count (a seed gives the same model on
+// 1 or 2 cores). Rows are read as contiguous segments of at least 16
+// floats, which the hardware prefetcher streams as well as whole rows.
+
+// colBlock is the column granularity of column-parallel reductions: one
+// 64-byte cache line of outputs.
+const colBlock = 16
+
+// ColSums adds the column sums of the rows x c matrix x into dst (a bias
+// gradient: db += sum over rows of dy).
+func ColSums(dst, x []float32, rows, c int) {
+	checkLen("ColSums", c, dst)
+	checkLen("ColSums", rows*c, x)
+	runCols(func(j *job, lo, hi int) { colSumsSerial(j.s[0], j.s[1], j.r, j.c, lo, hi) }, rows, c, dst, x)
+}
+
+func colSumsSerial(dst, x []float32, rows, c, lo, hi int) {
+	d := dst[lo:hi]
+	for r := 0; r < rows; r++ {
+		xr := x[r*c+lo : r*c+hi]
+		xr = xr[:len(d)]
+		j := 0
+		for ; j+4 <= len(d); j += 4 {
+			d[j] += xr[j]
+			d[j+1] += xr[j+1]
+			d[j+2] += xr[j+2]
+			d[j+3] += xr[j+3]
+		}
+		for ; j < len(d); j++ {
+			d[j] += xr[j]
+		}
+	}
+}
+
+// ColSumsDot sets sx[j] = sum_r x[r,j] and sxy[j] = sum_r x[r,j]*y[r,j]:
+// in one pass, the two reductions every BatchNorm backward needs
+// (sum dy and sum dy*x).
+func ColSumsDot(sx, sxy, x, y []float32, rows, c int) {
+	checkLen("ColSumsDot", c, sx, sxy)
+	checkLen("ColSumsDot", rows*c, x, y)
+	runCols(func(j *job, lo, hi int) { colSumsDotSerial(j.s[0], j.s[1], j.s[2], j.s[3], j.r, j.c, lo, hi) }, rows, c, sx, sxy, x, y)
+}
+
+func colSumsDotSerial(sx, sxy, x, y []float32, rows, c, lo, hi int) {
+	a, b := sx[lo:hi], sxy[lo:hi]
+	clear(a)
+	clear(b)
+	b = b[:len(a)]
+	for r := 0; r < rows; r++ {
+		xr := x[r*c+lo : r*c+hi]
+		yr := y[r*c+lo : r*c+hi]
+		xr, yr = xr[:len(a)], yr[:len(a)]
+		for j := range a {
+			a[j] += xr[j]
+			b[j] += xr[j] * yr[j]
+		}
+	}
+}
+
+// ColMeanVar sets mean[j] and the biased variance vr[j] of each column of
+// the rows x c matrix x (BatchNorm statistics over all B*N tokens). Two
+// passes, accumulated in float64: with 6304 tokens a one-pass float32
+// E[x^2]-E[x]^2 loses digits exactly when activations drift from zero.
+func ColMeanVar(mean, vr, x []float32, rows, c int) {
+	checkLen("ColMeanVar", c, mean, vr)
+	checkLen("ColMeanVar", rows*c, x)
+	runCols(func(j *job, lo, hi int) { colMeanVarSerial(j.s[0], j.s[1], j.s[2], j.r, j.c, lo, hi) }, rows, c, mean, vr, x)
+}
+
+func colMeanVarSerial(mean, vr, x []float32, rows, c, lo, hi int) {
+	var stack [colBlock * 4]float64
+	// Process up to 64 columns at a time with float64 accumulators on the
+	// stack (no allocation).
+	for c0 := lo; c0 < hi; c0 += len(stack) {
+		c1 := min(c0+len(stack), hi)
+		acc := stack[:c1-c0]
+		clear(acc)
+		for r := 0; r < rows; r++ {
+			xr := x[r*c+c0 : r*c+c1]
+			xr = xr[:len(acc)]
+			for j := range acc {
+				acc[j] += float64(xr[j])
+			}
+		}
+		inv := 1 / float64(max(rows, 1))
+		for j := range acc {
+			mean[c0+j] = float32(acc[j] * inv)
+			acc[j] = 0
+		}
+		m := mean[c0:c1]
+		for r := 0; r < rows; r++ {
+			xr := x[r*c+c0 : r*c+c1]
+			xr = xr[:len(acc)]
+			m = m[:len(acc)]
+			for j := range acc {
+				d := float64(xr[j] - m[j])
+				acc[j] += d * d
+			}
+		}
+		for j := range acc {
+			vr[c0+j] = float32(acc[j] * inv)
+		}
+	}
+}
+
+// Sum returns the sum of x, accumulated in float64.
+func Sum(x []float32) float64 {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += float64(x[i])
+		s1 += float64(x[i+1])
+		s2 += float64(x[i+2])
+		s3 += float64(x[i+3])
+	}
+	for ; i < len(x); i++ {
+		s0 += float64(x[i])
+	}
+	return s0 + s1 + s2 + s3
+}
+
+// Dot returns sum x[i]*y[i] over len(x), accumulated in float64 (scalar
+// gradients such as RepBN's alpha sum over every element).
+func Dot(x, y []float32) float64 {
+	checkLen("Dot", len(x), y)
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += float64(x[i] * y[i])
+		s1 += float64(x[i+1] * y[i+1])
+		s2 += float64(x[i+2] * y[i+2])
+		s3 += float64(x[i+3] * y[i+3])
+	}
+	for ; i < len(x); i++ {
+		s0 += float64(x[i] * y[i])
+	}
+	return s0 + s1 + s2 + s3
+}
+
+// RowMax sets dst[r] to the maximum of row r of the rows x c matrix x.
+func RowMax(dst, x []float32, rows, c int) {
+	checkLen("RowMax", rows, dst)
+	checkLen("RowMax", rows*c, x)
+	for r := 0; r < rows; r++ {
+		xr := x[r*c : r*c+c]
+		m := xr[0]
+		for _, v := range xr[1:] {
+			if v > m {
+				m = v
+			}
+		}
+		dst[r] = m
+	}
+}
