@@ -1,8 +1,11 @@
 package checkpoint
 
 import (
+	"archive/zip"
 	"bytes"
+	"io"
 	"os"
+	"path"
 	"strings"
 	"testing"
 )
@@ -36,15 +39,31 @@ func FuzzSafetensors(f *testing.F) {
 
 // FuzzPTH checks that no input panics the PyTorch reader (a panic that
 // ReadPTHBytes' last-resort recover catches is reported as a failure), and
-// that whatever it accepts can be written as
-// safetensors.
+// that whatever it accepts can be written as safetensors. Random bytes
+// rarely survive zip's checksums, so an input that is not a zip is also
+// tried as the data.pkl of an archive holding the fixture's storages: that
+// aims the fuzzer at the pickle VM and the tensor rebuilding.
 func FuzzPTH(f *testing.F) {
 	for _, name := range []string{"nested.pth", "legacy.pth", "module.pth"} {
 		if b, err := os.ReadFile("testdata/" + name); err == nil {
 			f.Add(b)
 		}
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	members := map[string][]byte{}
+	if b, err := os.ReadFile("testdata/nested.pth"); err == nil {
+		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, zf := range zr.File {
+			r, _ := zf.Open()
+			d, _ := io.ReadAll(r)
+			r.Close()
+			members[path.Base(zf.Name)] = d
+		}
+		f.Add(members["data.pkl"])
+	}
+	check := func(t *testing.T, b []byte) {
 		g, err := ReadPTHBytes(b, "fuzz", "")
 		if err != nil {
 			if strings.Contains(err.Error(), "internal error") {
@@ -55,5 +74,26 @@ func FuzzPTH(f *testing.F) {
 		if _, err := Marshal(g); err != nil {
 			t.Fatalf("accepted file does not encode: %v", err)
 		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		check(t, b)
+		if bytes.HasPrefix(b, []byte("PK")) || len(members) == 0 {
+			return
+		}
+		var z bytes.Buffer
+		zw := zip.NewWriter(&z)
+		for name, d := range members {
+			if name == "data.pkl" {
+				d = b
+			}
+			dir := "a/"
+			if name != "data.pkl" && name != "version" {
+				dir = "a/data/"
+			}
+			w, _ := zw.CreateHeader(&zip.FileHeader{Name: dir + name, Method: zip.Store})
+			w.Write(d)
+		}
+		zw.Close()
+		check(t, z.Bytes())
 	})
 }
