@@ -1,0 +1,162 @@
+package fuse_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/tensor"
+	"github.com/slabml/slab/tools/reference/reftest"
+)
+
+func randImages(c vit.Config, b int, seed uint64) *tensor.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	x := tensor.New(b, c.InChans, c.ImgSize, c.ImgSize)
+	for i := range x.Data {
+		x.Data[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+// randomize gives every norm random gamma/beta/alpha and biases, then runs
+// training forwards so that BN running statistics are non-trivial.
+func randomize(t *testing.T, m *vit.Model, seed uint64, batch int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 2))
+	for _, p := range m.Params() {
+		n := p.Name
+		switch {
+		case strings.HasSuffix(n, ".alpha"):
+			for i := range p.W.Data {
+				p.W.Data[i] = 0.5 + rng.Float32()
+			}
+		case strings.Contains(n, "norm") && strings.HasSuffix(n, ".weight"):
+			for i := range p.W.Data {
+				p.W.Data[i] = 1 + 0.3*float32(rng.NormFloat64())
+			}
+		case strings.HasSuffix(n, ".bias") || strings.HasSuffix(n, "positional_encoding"):
+			for i := range p.W.Data {
+				p.W.Data[i] = 0.1 * float32(rng.NormFloat64())
+			}
+		}
+	}
+	x := randImages(m.Cfg, batch, seed)
+	for range 3 {
+		if _, err := m.Forward(x, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// relErr is max|got-want| / max|want|.
+func relErr(got, want []float32) (float64, float64) {
+	var d, w float64
+	for i := range got {
+		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
+		w = math.Max(w, math.Abs(float64(want[i])))
+	}
+	return d / w, d
+}
+
+// TestFuseExact: fused and unfused eval logits agree to relative error <
+// 1e-4 on random inputs after the norms got random affine parameters and
+// running statistics.
+func TestFuseExact(t *testing.T) {
+	defer reftest.SkipUnimplemented(t)
+	variant := func(name, norm, attn string, cls bool) vit.Config {
+		c, err := vit.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Name = name + "/" + norm + "/" + attn
+		if norm != "" {
+			c.Norm, c.Attn, c.ClsToken = norm, attn, cls
+		}
+		return c
+	}
+	cases := []struct {
+		cfg   vit.Config
+		batch int
+	}{
+		{variant("slab_deit_mini_28", "", "", false), 4},
+		{variant("deit_mini_prepbn_28", "", "", false), 4},
+		{variant("slab_deit_mini_28", "batchnorm", "sla", false), 4},
+		{variant("slab_deit_mini_28", "batchnorm", "softmax", true), 4},
+		{variant("slab_deit_mini_28", "repbn", "sla", false), 4},
+		{variant("slab_deit_mini_28", "repbn", "softmax", true), 4},
+		{variant("deit_tiny_prepbn", "", "", false), 1},
+		{variant("slab_deit_tiny", "", "", false), 1},
+	}
+	for _, tc := range cases {
+		if testing.Short() && tc.cfg.ImgSize > 28 {
+			continue
+		}
+		t.Run(tc.cfg.Name, func(t *testing.T) {
+			defer reftest.SkipUnimplemented(t)
+			m, err := vit.New(tc.cfg, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			randomize(t, m, 2, max(tc.batch, 2))
+			x := randImages(tc.cfg, tc.batch, 3)
+			want, err := m.Forward(x, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = want.Clone()
+			d, err := fuse.Fuse(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Cfg.Norm != vit.NormNone || len(d.Buffers()) != 0 {
+				t.Errorf("deploy model: norm %q, %d buffers", d.Cfg.Norm, len(d.Buffers()))
+			}
+			for _, p := range d.Params() {
+				if strings.Contains(p.Name, "norm") {
+					t.Errorf("deploy model keeps norm parameter %s", p.Name)
+				}
+			}
+			got, err := d.Forward(x, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel, abs := relErr(got.Data, want.Data)
+			t.Logf("fused vs unfused: max rel err %.3g (abs %.3g), params %d -> %d", rel, abs, m.NumParams(), d.NumParams())
+			if rel >= 1e-4 {
+				t.Errorf("fused logits differ: rel err %.3g", rel)
+			}
+			// The source model is untouched and still agrees with itself.
+			again, _ := m.Forward(x, false)
+			if r, _ := relErr(again.Data, want.Data); r != 0 {
+				t.Errorf("Fuse modified its source (rel %.3g)", r)
+			}
+		})
+	}
+}
+
+func TestFuseRefuses(t *testing.T) {
+	defer reftest.SkipUnimplemented(t)
+	for _, name := range []string{"deit_mini_28", "deit_tiny"} {
+		c, _ := vit.Lookup(name)
+		c.ImgSize, c.Patch, c.Depth = 32, 16, 1
+		m, err := vit.New(c, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fuse.Fuse(m); err == nil || !strings.Contains(err.Error(), "only BatchNorm-based norms") {
+			t.Errorf("%s: Fuse error = %v", name, err)
+		}
+	}
+	c, _ := vit.Lookup("slab_deit_mini_28")
+	m, _ := vit.New(c, 0)
+	d, err := fuse.Fuse(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fuse.Fuse(d); err == nil || !strings.Contains(err.Error(), "already folded") {
+		t.Errorf("Fuse(deploy) error = %v", err)
+	}
+}

@@ -1,0 +1,86 @@
+package vit_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/tensor"
+)
+
+// benchModel builds a registry model, folded when fused is set.
+func benchModel(b *testing.B, name string, fused bool) *vit.Model {
+	b.Helper()
+	m := mustNew(b, name, 0)
+	if fused {
+		d, err := fuse.Fuse(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m = d
+	}
+	return m
+}
+
+// BenchmarkForward times eval-mode inference (the bench CLI's numbers can
+// be cross-checked against it): ms per batch and images/s.
+//
+//	go test -run '^$' -bench Forward -benchtime 20x ./models/vit/
+func BenchmarkForward(b *testing.B) {
+	cases := []struct {
+		name  string
+		fused bool
+	}{
+		{"deit_tiny", false}, {"deit_tiny_prepbn", true}, {"slab_deit_tiny", false}, {"slab_deit_tiny", true},
+		{"deit_mini_28", false}, {"slab_deit_mini_28", false}, {"slab_deit_mini_28", true},
+	}
+	for _, tc := range cases {
+		label := tc.name
+		if tc.fused {
+			label += "_fused"
+		}
+		for _, batch := range []int{1, 32} {
+			b.Run(fmt.Sprintf("%s/B%d", label, batch), func(b *testing.B) {
+				m := benchModel(b, tc.name, tc.fused)
+				x := randImages(m.Cfg, batch, 1)
+				if _, err := m.Forward(x, false); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for b.Loop() {
+					m.Forward(x, false)
+				}
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(sec*1e3, "ms/batch")
+				b.ReportMetric(float64(batch)/sec, "images/s")
+				b.ReportMetric(float64(m.TotalFLOPs())*float64(batch)/sec/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkTrainStep times a training forward + backward of the 28px
+// models (the optimizer step is not included).
+func BenchmarkTrainStep(b *testing.B) {
+	for _, name := range []string{"deit_mini_28", "deit_mini_prepbn_28", "slab_deit_mini_28"} {
+		b.Run(name+"/B64", func(b *testing.B) {
+			m := mustNew(b, name, 0)
+			x := randImages(m.Cfg, 64, 1)
+			dl := tensor.New(64, m.Cfg.Classes)
+			for i := range dl.Data {
+				dl.Data[i] = 1e-3
+			}
+			m.Forward(x, true)
+			m.Backward(dl)
+			b.ResetTimer()
+			for b.Loop() {
+				m.Forward(x, true)
+				m.Backward(dl)
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(sec*1e3, "ms/step")
+			b.ReportMetric(64/sec, "images/s")
+		})
+	}
+}
