@@ -13,12 +13,11 @@ import (
 // merged, proj. No mask, no dropout.
 //
 // Design: Q, K, V are read in place from the qkv activation (row stride
-// 3C) by kernels.GemmStrided, one call per head over the batch, so heads
-// are never packed. The scale rides in the QKᵀ GEMM's alpha (forward) and
+// 3C) by kernels.Gemm, so heads are never packed. The scale rides in the QKᵀ GEMM's alpha (forward) and
 // in the softmax backward pass (backward). Probabilities are kept for
 // Backward ([B,h,N,N]: 118 MB per image at N = 3136; that is what softmax
 // attention costs and why SLA exists); the backward needs only one N x N
-// scratch per head, reused across heads.
+// scratch per worker, reused across heads.
 type Attention struct {
 	QKV, Proj *Linear
 	Heads     int
@@ -28,9 +27,10 @@ type Attention struct {
 	dp, dqkv, dout *tensor.Tensor
 	b, n, c, d     int
 	scale          float32
-	cur            []float32 // probabilities of the head being differentiated
+	groups         int
+	cur, curDP     []float32 // the head being processed when heads go one at a time
 
-	softmaxFn, softmaxBackFn func(lo, hi int)
+	headFwdFn, headBwdFn, softmaxFn, softmaxBackFn func(lo, hi int)
 }
 
 // NewAttention builds name.qkv (dim -> 3*dim, [q|k|v]) and name.proj
@@ -63,34 +63,71 @@ func (a *Attention) Buffers() []*Buffer { return nil }
 
 // forwardCore maps qkv [B,N,3C] to the merged-head output [B,N,C].
 func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
-	if a.softmaxFn == nil {
+	if a.headFwdFn == nil {
+		a.headFwdFn, a.headBwdFn = a.headFwdTask, a.headBwdTask
 		a.softmaxFn, a.softmaxBackFn = a.softmaxTask, a.softmaxBackTask
 	}
 	b, n, c := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]/3
 	h := a.Heads
-	d := c / h
-	a.qkv, a.b, a.n, a.c, a.d = qkv, b, n, c, d
-	a.scale = float32(1 / math.Sqrt(float64(d)))
-	att := tensor.Ensure(&a.att, b, h, n, n).Data
-	o := tensor.Ensure(&a.o, b, n, c).Data
-	q := qkv.Data
-	for hh := 0; hh < h; hh++ {
-		off := hh * d
-		kernels.GemmStrided(false, true, n, n, d, a.scale, q[off:], 3*c, n*3*c, q[c+off:], 3*c, n*3*c,
-			0, att[hh*n*n:], n, h*n*n, b)
-	}
-	kernels.ParallelFor(b*h*n, 16, a.softmaxFn)
-	for hh := 0; hh < h; hh++ {
-		off := hh * d
-		kernels.GemmStrided(false, false, n, d, n, 1, att[hh*n*n:], n, h*n*n, q[2*c+off:], 3*c, n*3*c,
-			0, o[off:], c, n*c, b)
-	}
+	a.qkv, a.b, a.n, a.c, a.d = qkv, b, n, c, c/h
+	a.scale = float32(1 / math.Sqrt(float64(a.d)))
+	attnEnsure(&a.att, b, h, n, n)
+	attnEnsure(&a.o, b, n, c)
+	a.dispatch(a.headFwdFn)
 	return a.o
+}
+
+// dispatch runs fn over worker groups of (image, head) pairs. With enough
+// pairs to keep every thread busy, each of Threads() groups takes a
+// contiguous share and runs its GEMMs and softmax serially (a nested
+// ParallelFor runs inline), saving the GEMM's per-block barriers; otherwise
+// one group runs the pairs in turn and each GEMM and softmax parallelises
+// internally. A group index selects the backward's N x N scratch, so
+// scratch grows with threads, not with batch x heads.
+func (a *Attention) dispatch(fn func(lo, hi int)) {
+	nb, t := a.b*a.Heads, kernels.Threads()
+	a.groups = 1
+	if nb >= 2*t || (nb >= t && nb%t == 0) {
+		a.groups = t
+	}
+	if a.groups == 1 {
+		fn(0, 1)
+		return
+	}
+	kernels.ParallelFor(a.groups, 1, fn)
+}
+
+// heads returns the (image, head) pairs of group g.
+func (a *Attention) heads(g int) (lo, hi int) {
+	nb := a.b * a.Heads
+	return g * nb / a.groups, (g + 1) * nb / a.groups
+}
+
+func (a *Attention) headFwdTask(glo, ghi int) {
+	n, c, d, h := a.n, a.c, a.d, a.Heads
+	for g := glo; g < ghi; g++ {
+		lo, hi := a.heads(g)
+		for t := lo; t < hi; t++ {
+			b, hh := t/h, t%h
+			qo := b*n*3*c + hh*d
+			q := a.qkv.Data
+			p := a.att.Data[t*n*n : (t+1)*n*n]
+			// scores = d^-0.5 Q Kᵀ, softmax, O = P V
+			kernels.Gemm(false, true, n, n, d, a.scale, q[qo:], 3*c, q[qo+c:], 3*c, 0, p, n)
+			if a.groups == 1 {
+				a.cur = p
+				kernels.ParallelFor(n, 16, a.softmaxFn)
+			} else {
+				kernels.SoftmaxRows(p, p, n, n, n)
+			}
+			kernels.Gemm(false, false, n, d, n, 1, p, n, q[qo+2*c:], 3*c, 0, a.o.Data[b*n*c+hh*d:], c)
+		}
+	}
 }
 
 func (a *Attention) softmaxTask(lo, hi int) {
 	n := a.n
-	kernels.SoftmaxRows(a.att.Data[lo*n:], a.att.Data[lo*n:], hi-lo, n, n)
+	kernels.SoftmaxRows(a.cur[lo*n:], a.cur[lo*n:], hi-lo, n, n)
 }
 
 // backwardCore maps the merged-head output gradient [B,N,C] to dqkv.
@@ -101,31 +138,59 @@ func (a *Attention) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	if !tensor.SameShape(dout, a.o) {
 		panic(fmt.Sprintf("nn.Attention(%s): gradient %v, want %v", a.QKV.Weight.Name, dout.Shape, a.o.Shape))
 	}
-	b, n, c, d, h := a.b, a.n, a.c, a.d, a.Heads
-	dp := tensor.Ensure(&a.dp, n, n).Data
-	dq := tensor.Ensure(&a.dqkv, b, n, 3*c).Data
 	a.dout = dout
-	q := a.qkv.Data
-	for bb := 0; bb < b; bb++ {
-		for hh := 0; hh < h; hh++ {
-			p := a.att.Data[(bb*h+hh)*n*n:]
-			qo := bb*n*3*c + hh*d // this head's Q in qkv/dqkv
-			do := dout.Data[bb*n*c+hh*d:]
-			// dP = dO Vᵀ, dV = Pᵀ dO
-			kernels.Gemm(false, true, n, n, d, 1, do, c, q[qo+2*c:], 3*c, 0, dp, n)
+	attnEnsure(&a.dqkv, a.b, a.n, 3*a.c)
+	nb, t := a.b*a.Heads, kernels.Threads()
+	slots := 1
+	if nb >= 2*t || (nb >= t && nb%t == 0) {
+		slots = t
+	}
+	attnEnsure(&a.dp, slots, a.n, a.n)
+	a.dispatch(a.headBwdFn)
+	return a.dqkv
+}
+
+func (a *Attention) headBwdTask(glo, ghi int) {
+	n, c, d, h := a.n, a.c, a.d, a.Heads
+	q, dq := a.qkv.Data, a.dqkv.Data
+	for g := glo; g < ghi; g++ {
+		dp := a.dp.Data[g*n*n : (g+1)*n*n]
+		lo, hi := a.heads(g)
+		for t := lo; t < hi; t++ {
+			b, hh := t/h, t%h
+			qo := b*n*3*c + hh*d
+			p := a.att.Data[t*n*n : (t+1)*n*n]
+			do := a.dout.Data[b*n*c+hh*d:]
+			// dV = Pᵀ dO, dP = dO Vᵀ
 			kernels.Gemm(true, false, n, d, n, 1, p, n, do, c, 0, dq[qo+2*c:], 3*c)
-			// dScores = scale · P ⊙ (dP - rowdot(P, dP))
-			a.cur = p
-			kernels.ParallelFor(n, 16, a.softmaxBackFn)
+			kernels.Gemm(false, true, n, n, d, 1, do, c, q[qo+2*c:], 3*c, 0, dp, n)
+			// dScores = d^-0.5 · P ⊙ (dP - rowdot(P, dP)), in place over dP
+			if a.groups == 1 {
+				a.cur, a.curDP = p, dp
+				kernels.ParallelFor(n, 16, a.softmaxBackFn)
+			} else {
+				kernels.SoftmaxRowsBackward(dp, p, dp, n, n, n, a.scale)
+			}
 			// dQ = dScores K, dK = dScoresᵀ Q
 			kernels.Gemm(false, false, n, d, n, 1, dp, n, q[qo+c:], 3*c, 0, dq[qo:], 3*c)
 			kernels.Gemm(true, false, n, d, n, 1, dp, n, q[qo:], 3*c, 0, dq[qo+c:], 3*c)
 		}
 	}
-	return a.dqkv
 }
 
 func (a *Attention) softmaxBackTask(lo, hi int) {
 	n := a.n
-	kernels.SoftmaxRowsBackward(a.dp.Data[lo*n:], a.cur[lo*n:], a.dp.Data[lo*n:], hi-lo, n, n, a.scale)
+	kernels.SoftmaxRowsBackward(a.curDP[lo*n:], a.cur[lo*n:], a.curDP[lo*n:], hi-lo, n, n, a.scale)
+}
+
+// attnEnsure is tensor.Ensure without its cost when *t already has the
+// shape: tensor.Ensure's variadic shape escapes (it can end up in a panic
+// message), so every call would allocate its argument slice. Here shape
+// only reaches ShapeEq and a copy, so it stays on the caller's stack and a
+// steady-state pass allocates nothing.
+func attnEnsure(t **tensor.Tensor, shape ...int) *tensor.Tensor {
+	if x := *t; x != nil && tensor.ShapeEq(x.Shape, shape) {
+		return x
+	}
+	return tensor.Ensure(t, append([]int(nil), shape...)...)
 }

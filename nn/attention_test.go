@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
 )
 
@@ -88,27 +89,31 @@ func TestAttentionCore(t *testing.T) {
 }
 
 func TestAttentionCoreAllocs(t *testing.T) {
-	attnWithThreads(1, func() {
-		if attnGemmAllocates() {
-			t.Skip("kernels.Gemm allocates per call; Attention's own allocations cannot be isolated")
-		}
-		a := NewAttention("blk.attn", 8, 2, true)
-		x := tensor.New(2, 17, 24)
-		for i := range x.Data {
-			x.Data[i] = float32(i%11) * 0.1
-		}
-		dout := tensor.New(2, 17, 8)
+	for _, th := range []int{1, 2} {
+		attnWithThreads(th, func() { testAttentionCoreAllocs(t) })
+	}
+}
+
+func testAttentionCoreAllocs(t *testing.T) {
+	if attnGemmAllocates() {
+		t.Skip("kernels.Gemm allocates per call; Attention's own allocations cannot be isolated")
+	}
+	a := NewAttention("blk.attn", 8, 2, true)
+	x := tensor.New(2, 17, 24)
+	for i := range x.Data {
+		x.Data[i] = float32(i%11) * 0.1
+	}
+	dout := tensor.New(2, 17, 8)
+	a.forwardCore(x)
+	a.backwardCore(dout)
+	n := testing.AllocsPerRun(5, func() {
 		a.forwardCore(x)
 		a.backwardCore(dout)
-		n := testing.AllocsPerRun(5, func() {
-			a.forwardCore(x)
-			a.backwardCore(dout)
-		})
-		t.Logf("Attention core forward+backward: %.1f allocs/run", n)
-		if n > 0 {
-			t.Errorf("Attention core steady state allocates %.1f times", n)
-		}
 	})
+	t.Logf("Attention core forward+backward: %.1f allocs/run (threads %d)", n, kernels.Threads())
+	if n > 0 {
+		t.Errorf("Attention core steady state allocates %.1f times", n)
+	}
 }
 
 // benchFill sets every parameter of m to small deterministic values, so

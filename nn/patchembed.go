@@ -55,8 +55,8 @@ func (p *PatchEmbed) Forward(img *tensor.Tensor) *tensor.Tensor {
 	p.gh, p.gw = p.h/p.Patch, p.w/p.Patch
 	n := p.gh * p.gw
 	kd := p.c * p.Patch * p.Patch
-	col := tensor.Ensure(&p.col, b*n, kd)
-	out := tensor.Ensure(&p.out, b, n, p.Dim)
+	col := attnEnsure(&p.col, b*n, kd)
+	out := attnEnsure(&p.out, b, n, p.Dim)
 	kernels.ParallelFor(b*p.gh, 1, p.im2colFn)
 	bias := p.Bias.W.Data
 	for r := 0; r < b*n; r++ {

@@ -71,3 +71,22 @@ func TestPatchEmbed(t *testing.T) {
 		})
 	}
 }
+
+func TestPatchEmbedAllocs(t *testing.T) {
+	if attnGemmAllocates() {
+		t.Skip("kernels.Gemm allocates per call")
+	}
+	pe := NewPatchEmbed("patch_embed.proj", 3, 8, 4)
+	x := tensor.New(2, 3, 16, 16)
+	pe.Forward(x)
+	dy := tensor.New(2, 16, 8)
+	pe.Backward(dy)
+	n := testing.AllocsPerRun(5, func() {
+		pe.Forward(x)
+		pe.Backward(dy)
+	})
+	t.Logf("PatchEmbed forward+backward: %.1f allocs/run", n)
+	if n > 0 {
+		t.Errorf("PatchEmbed steady state allocates %.1f times", n)
+	}
+}

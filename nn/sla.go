@@ -39,6 +39,7 @@ type SLA struct {
 	b, n, c, d, groups int
 
 	prepFn, outFn, gradFn, ksumGradFn, inGradFn, posGradFn func(lo, hi int)
+	headFwdFn, headBwdFn                                   func(lo, hi int)
 }
 
 // NewSLA builds name.qkv (dim -> 3*dim, [q|k|v]), name.proj (dim -> dim,
@@ -92,6 +93,54 @@ func (s *SLA) bind() {
 	}
 	s.prepFn, s.outFn, s.gradFn = s.prepTask, s.outTask, s.gradTask
 	s.ksumGradFn, s.inGradFn, s.posGradFn = s.ksumGradTask, s.inGradTask, s.posGradTask
+	s.headFwdFn, s.headBwdFn = s.headFwdTask, s.headBwdTask
+}
+
+// forEachHead runs fn over nb (image, head) pairs. With enough pairs to
+// keep every thread busy they are dealt to the workers and each GEMM inside
+// runs serially (a nested ParallelFor runs inline), which saves the GEMM's
+// per-block barriers on these small d x d products; otherwise the pairs go
+// one after another and each GEMM parallelises internally. (This is
+// GemmStrided's policy, without its per-call closure allocation.)
+func forEachHead(nb int, fn func(lo, hi int)) {
+	t := kernels.Threads()
+	if nb >= 2*t || (nb >= t && nb%t == 0) {
+		kernels.ParallelFor(nb, 1, fn)
+		return
+	}
+	fn(0, nb)
+}
+
+// headFwdTask computes S = ReLU(K)ᵀV (d x d) and num = ReLU(Q)·S (N x d)
+// for (image, head) pairs [lo, hi).
+func (s *SLA) headFwdTask(lo, hi int) {
+	n, c, d, h := s.n, s.c, s.d, s.Heads
+	for t := lo; t < hi; t++ {
+		b, hh := t/h, t%h
+		off := b*n*c + hh*d
+		sm := s.s.Data[t*d*d : (t+1)*d*d]
+		kernels.Gemm(true, false, d, d, n, 1, s.kr.Data[off:], c, s.qkv.Data[b*n*3*c+2*c+hh*d:], 3*c, 0, sm, d)
+		kernels.Gemm(false, false, n, d, d, 1, s.qr.Data[off:], c, sm, d, 0, s.num.Data[off:], c)
+	}
+}
+
+// headBwdTask computes, for (image, head) pairs [lo, hi), dS = ReLU(Q)ᵀG,
+// dQr = G·Sᵀ, dKr = V·dSᵀ and dV = ReLU(K)·dS, the last three straight
+// into their slots of dqkv.
+func (s *SLA) headBwdTask(lo, hi int) {
+	n, c, d, h := s.n, s.c, s.d, s.Heads
+	for t := lo; t < hi; t++ {
+		b, hh := t/h, t%h
+		off := b*n*c + hh*d
+		qo := b*n*3*c + hh*d
+		sm := s.s.Data[t*d*d : (t+1)*d*d]
+		ds := s.dS.Data[t*d*d : (t+1)*d*d]
+		dq := s.dqkv.Data
+		kernels.Gemm(true, false, d, d, n, 1, s.qr.Data[off:], c, s.g.Data[off:], c, 0, ds, d)
+		kernels.Gemm(false, true, n, d, d, 1, s.g.Data[off:], c, sm, d, 0, dq[qo:], 3*c)
+		kernels.Gemm(false, true, n, d, d, 1, s.qkv.Data[qo+2*c:], 3*c, ds, d, 0, dq[qo+c:], 3*c)
+		kernels.Gemm(false, false, n, d, d, 1, s.kr.Data[off:], c, ds, d, 0, dq[qo+2*c:], 3*c)
+	}
 }
 
 // forwardCore runs the attention between qkv [B,N,3C] and the merged-head
@@ -105,27 +154,18 @@ func (s *SLA) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 		panic(fmt.Sprintf("nn.SLA(%s): qkv %v does not match H*W=%d, dim %d", s.PosEnc.Name, qkv.Shape, s.H*s.W, s.PosEnc.W.Shape[2]))
 	}
 	s.qkv, s.b, s.n, s.c, s.d = qkv, b, n, c, d
-	tensor.Ensure(&s.qr, b, n, c)
-	tensor.Ensure(&s.kr, b, n, c)
-	tensor.Ensure(&s.num, b, n, c)
-	tensor.Ensure(&s.o, b, n, c)
-	tensor.Ensure(&s.ksum, b, h, d)
-	tensor.Ensure(&s.s, b, h, d, d)
-	tensor.Ensure(&s.z, b, h, n)
+	attnEnsure(&s.qr, b, n, c)
+	attnEnsure(&s.kr, b, n, c)
+	attnEnsure(&s.num, b, n, c)
+	attnEnsure(&s.o, b, n, c)
+	attnEnsure(&s.ksum, b, h, d)
+	attnEnsure(&s.s, b, h, d, d)
+	attnEnsure(&s.z, b, h, n)
 	k := s.Kernel
-	kernels.DWWeightTapMajor(tensor.Ensure(&s.wt, k*k, d).Data, s.DWCWeight.W.Data, d, k)
+	kernels.DWWeightTapMajor(attnEnsure(&s.wt, k*k, d).Data, s.DWCWeight.W.Data, d, k)
 
 	kernels.ParallelFor(b*h, 1, s.prepFn)
-	vd := qkv.Data[2*c:]
-	for hh := 0; hh < h; hh++ {
-		off := hh * d
-		// S = ReLU(K)ᵀ V  (d x d, over the N tokens)
-		kernels.GemmStrided(true, false, d, d, n, 1, s.kr.Data[off:], c, n*c, vd[off:], 3*c, n*3*c,
-			0, s.s.Data[hh*d*d:], d, h*d*d, b)
-		// num = ReLU(Q) S  (N x d)
-		kernels.GemmStrided(false, false, n, d, d, 1, s.qr.Data[off:], c, n*c, s.s.Data[hh*d*d:], d, h*d*d,
-			0, s.num.Data[off:], c, n*c, b)
-	}
+	forEachHead(b*h, s.headFwdFn)
 	kernels.ParallelFor(b*h*s.H, 1, s.outFn)
 	return s.o
 }
@@ -176,36 +216,21 @@ func (s *SLA) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	}
 	b, n, c, d, h := s.b, s.n, s.c, s.d, s.Heads
 	s.dout = dout
-	tensor.Ensure(&s.g, b, n, c)
-	tensor.Ensure(&s.dden, b, h, n)
-	tensor.Ensure(&s.dS, b, h, d, d)
-	tensor.Ensure(&s.dks, b, h, d)
-	dq := tensor.Ensure(&s.dqkv, b, n, 3*c).Data
+	attnEnsure(&s.g, b, n, c)
+	attnEnsure(&s.dden, b, h, n)
+	attnEnsure(&s.dS, b, h, d, d)
+	attnEnsure(&s.dks, b, h, d)
+	attnEnsure(&s.dqkv, b, n, 3*c)
 
 	kernels.ParallelFor(b*h*s.H, 1, s.gradFn)
 	kernels.ParallelFor(b*h, 1, s.ksumGradFn)
-	vd := s.qkv.Data[2*c:]
-	for hh := 0; hh < h; hh++ {
-		off, soff := hh*d, hh*d*d
-		// dS = ReLU(Q)ᵀ G
-		kernels.GemmStrided(true, false, d, d, n, 1, s.qr.Data[off:], c, n*c, s.g.Data[off:], c, n*c,
-			0, s.dS.Data[soff:], d, h*d*d, b)
-		// dQr = G Sᵀ
-		kernels.GemmStrided(false, true, n, d, d, 1, s.g.Data[off:], c, n*c, s.s.Data[soff:], d, h*d*d,
-			0, dq[off:], 3*c, n*3*c, b)
-		// dKr = V dSᵀ
-		kernels.GemmStrided(false, true, n, d, d, 1, vd[off:], 3*c, n*3*c, s.dS.Data[soff:], d, h*d*d,
-			0, dq[c+off:], 3*c, n*3*c, b)
-		// dV = ReLU(K) dS
-		kernels.GemmStrided(false, false, n, d, d, 1, s.kr.Data[off:], c, n*c, s.dS.Data[soff:], d, h*d*d,
-			0, dq[2*c+off:], 3*c, n*3*c, b)
-	}
+	forEachHead(b*h, s.headBwdFn)
 	// Finishing dQ/dK and the DWC input gradient go row by row; the DWC
 	// weight gradient needs a reduction, so the rows are dealt in a fixed
 	// number of contiguous groups, each with its own partial sums.
 	kk := s.Kernel * s.Kernel
 	s.groups = min(kernels.Threads(), b*h*s.H)
-	tensor.EnsureZero(&s.part, s.groups, kk*d+d)
+	clear(attnEnsure(&s.part, s.groups, kk*d+d).Data)
 	kernels.ParallelFor(s.groups, 1, s.inGradFn)
 	wg, bg := s.DWCWeight.G.Data, s.DWCBias.G.Data
 	for gi := 0; gi < s.groups; gi++ {

@@ -248,7 +248,9 @@ func attnWithThreads(n int, f func()) {
 }
 
 func TestSLACoreAllocs(t *testing.T) {
-	attnWithThreads(1, func() { testSLACoreAllocs(t) })
+	for _, th := range []int{1, 2} {
+		attnWithThreads(th, func() { testSLACoreAllocs(t) })
+	}
 }
 
 func testSLACoreAllocs(t *testing.T) {
