@@ -87,6 +87,16 @@ def time_group(group, variants, make_input, rounds, warmup=3):
     return rows
 
 
+def loaded_blas():
+    """Path of the BLAS library actually mapped (the OpenMP OpenBLAS build is the fair one)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "blas" in line.split()[-1]}
+        return sorted(libs)
+    except OSError:
+        return []
+
+
 def main():
     ap = argparse.ArgumentParser(description="PyTorch timings for docs/bench-pytorch.md")
     ap.add_argument("--rounds", type=int, default=20)
@@ -119,7 +129,7 @@ def main():
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
             "ld_library_path": os.environ.get("LD_LIBRARY_PATH", ""),
             "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
-            "blas": torch.__config__.show().count("openblas") > 0 and "openblas" or "other",
+            "blas": loaded_blas(),
             "rounds": a.rounds}
     json.dump({"pytorch": info, "rows": rows}, sys.stdout, indent=1)
     print()

@@ -1,0 +1,53 @@
+#!/bin/sh
+# compare-pytorch.sh: slab vs PyTorch inference speed, side by side, in one go.
+#
+# Alternates PyTorch (tools/reference/bench.py, run with the fair set-up of
+# PEERS.md) and slab (`slab bench --json`, BenchmarkAttentionBlock in nn)
+# REPS times per row group, so that both see the same machine state, then
+# writes the table with slab/PyTorch ratios to docs/bench-pytorch.md.
+#
+#   scripts/compare-pytorch.sh                 # REPS=2 ROUNDS=20 SIZES="tiny small" BATCHES="1 32"
+#   REPS=1 SIZES=tiny scripts/compare-pytorch.sh
+#
+# Raw JSON/bench output stays in $OUT (default: a new temp dir, printed).
+set -eu
+cd "$(dirname "$0")/.."
+REPS=${REPS:-2}
+ROUNDS=${ROUNDS:-20}
+SIZES=${SIZES:-"tiny small"}
+BATCHES=${BATCHES:-"1 32"}
+THREADS=${THREADS:-2}
+OUT=${OUT:-$(mktemp -d /tmp/compare-pytorch.XXXXXX)}
+mkdir -p "$OUT"
+echo "compare-pytorch: raw results in $OUT" >&2
+
+py() {
+	env -u OPENBLAS_CORETYPE \
+		LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
+		GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 \
+		/usr/bin/python3 tools/reference/bench.py --threads "$THREADS" --rounds "$ROUNDS" "$@"
+}
+
+go build -o "$OUT/slab" ./cmd/slab
+go test -c -o "$OUT/nn.test" ./nn/
+NNDIR=$(pwd)/nn
+
+for r in $(seq "$REPS"); do
+	for size in $SIZES; do
+		for b in $BATCHES; do
+			echo "compare-pytorch: rep $r deit_$size B$b" >&2
+			py --sizes "$size" --batches "$b" --skip-attn >"$OUT/py_${size}_B${b}_$r.json"
+			"$OUT/slab" bench --models "deit_$size,deit_${size}_prepbn,slab_deit_$size" \
+				--batch "$b" --rounds "$ROUNDS" --threads "$THREADS" --json >"$OUT/go_${size}_B${b}_$r.json"
+		done
+	done
+	echo "compare-pytorch: rep $r attention" >&2
+	py --skip-models >"$OUT/py_attn_$r.json"
+	(cd "$NNDIR" && "$OUT/nn.test" -test.run '^$' -test.bench 'AttentionBlock/(softmax|sla)/' \
+		-test.benchtime "${ROUNDS}x" -test.cpu "$THREADS") >"$OUT/go_attn_$r.txt"
+done
+
+CMD="REPS=$REPS ROUNDS=$ROUNDS SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" THREADS=$THREADS scripts/compare-pytorch.sh"
+/usr/bin/python3 tools/reference/bench_table.py --command "$CMD" "$OUT" >docs/bench-pytorch.md.tmp
+mv docs/bench-pytorch.md.tmp docs/bench-pytorch.md
+echo "compare-pytorch: wrote docs/bench-pytorch.md" >&2
