@@ -652,6 +652,86 @@ def lambda_of(m):
 
 
 # --------------------------------------------------------------------------
+# self-checks: the torch modules above against plain numpy loops written from
+# the SLAB.md equations (run before writing fixtures)
+
+
+def self_check():
+    g = gen(7)
+    # SLA (SLAB.md 3.1) token by token, with the quadratic form (Q K^T) V and an
+    # explicit zero-padded depth-wise conv whose d kernels are shared by all heads
+    B, H, W, C, h, k = 2, 3, 5, 8, 2, 5
+    N, d = H * W, C // h
+    m = SLA(C, h, H, W, k).double()
+    rand_params(m, g)
+    x = randn(g, B, N, C).double()
+    with torch.no_grad():
+        y = m(x).numpy()
+        qkv = m.qkv(x).numpy()
+    P = m.positional_encoding.detach().numpy()[0]
+    Wd, bd = m.dwc.weight.detach().numpy()[:, 0], m.dwc.bias.detach().numpy()
+    out = np.zeros((B, N, C))
+    for b in range(B):
+        Q = np.maximum(qkv[b, :, :C], 0)
+        K = np.maximum(qkv[b, :, C:2 * C] + P, 0)
+        V = qkv[b, :, 2 * C:]
+        for hh in range(h):
+            s = slice(hh * d, hh * d + d)
+            q, kk, v = Q[:, s], K[:, s], V[:, s]
+            A = q @ kk.T
+            o = (A @ v) / (A.sum(1, keepdims=True) + 1e-6)
+            vm = v.T.reshape(d, H, W)
+            conv = np.zeros((d, H, W))
+            for c in range(d):
+                for r in range(H):
+                    for cc in range(W):
+                        acc = bd[c]
+                        for i in range(k):
+                            for j in range(k):
+                                rr, c2 = r + i - k // 2, cc + j - k // 2
+                                if 0 <= rr < H and 0 <= c2 < W:
+                                    acc += Wd[c, i, j] * vm[c, rr, c2]
+                        conv[c, r, cc] = acc
+            out[b, :, s] = o + conv.reshape(d, N).T
+    ref = out @ m.proj.weight.detach().numpy().T + m.proj.bias.detach().numpy()
+    assert np.abs(ref - y).max() < 1e-10, np.abs(ref - y).max()
+
+    # RepBN train step (SLAB.md 1.1): biased variance to normalise, unbiased into running_var
+    m = RepBN(4).double()
+    perturb(m, g)
+    m = m.double().train()
+    x = randn(g, 3, 5, 4).double()
+    rm0, rv0 = m.bn.running_mean.clone().numpy(), m.bn.running_var.clone().numpy()
+    with torch.no_grad():
+        y = m(x).numpy()
+    xs = x.numpy().reshape(-1, 4)
+    mu, var = xs.mean(0), xs.var(0)
+    gam, bet, al = m.bn.weight.detach().numpy(), m.bn.bias.detach().numpy(), m.alpha.item()
+    ref = gam * (xs - mu) / np.sqrt(var + 1e-5) + bet + al * xs
+    assert np.abs(ref - y.reshape(-1, 4)).max() < 1e-12
+    M = xs.shape[0]
+    assert np.abs(m.bn.running_mean.numpy() - (0.9 * rm0 + 0.1 * mu)).max() < 1e-12
+    assert np.abs(m.bn.running_var.numpy() - (0.9 * rv0 + 0.1 * var * M / (M - 1))).max() < 1e-12
+
+    # LinearNorm schedule (SLAB.md 1.2): lambda_n = (T-(n-1))/T, then 0; eval = RepBN
+    ln = LinearNorm(4, nn.LayerNorm(4), RepBN(4), warm=0, step=3).double().train()
+    lams = []
+    for _ in range(5):
+        ln(x)
+        lams.append(ln.last_lambda)
+    assert lams == [1.0, 2 / 3, 1 / 3, 0.0, 0.0], lams
+    assert ln.iter.item() == 0
+
+    # label smoothing 0.1 = soft targets (1-e) one-hot + e/K
+    z = randn(g, 4, 10).double()
+    lab = torch.tensor([1, 2, 3, 9])
+    p = torch.log_softmax(z, 1)
+    tgt = torch.full((4, 10), 0.1 / 10, dtype=torch.float64)
+    tgt[torch.arange(4), lab] += 0.9
+    assert abs(F.cross_entropy(z, lab, label_smoothing=0.1).item() + (tgt * p).sum(1).mean().item()) < 1e-12
+
+
+# --------------------------------------------------------------------------
 # official-layout .pth checkpoints (models/vit/import_reference_test.go)
 
 OFFICIAL = {
@@ -706,6 +786,7 @@ def main():
         for i, (name, cfg) in enumerate(OFFICIAL.items()):
             official_pth(a.pth_full, name, cfg, 900 + 10 * i)
         return
+    self_check()
     os.makedirs(a.out, exist_ok=True)
     layer_fixtures(a.out)
     for i, (stem, norm, attn, cls) in enumerate(VARIANTS):
