@@ -29,6 +29,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
@@ -318,20 +319,15 @@ func (m *Model) forward(x *tensor.Tensor, mode normMode) (*tensor.Tensor, error)
 	pe := m.PatchEmbed.Forward(x) // [B,P,C]
 	tok := tensor.Ensure(&m.tokens, B, N, C)
 	pos := m.PosEmbed.W.Data
-	off := 0
-	for b := range B {
-		dst := tok.Data[b*N*C : (b+1)*N*C]
-		if c.ClsToken {
-			for j, v := range m.ClsToken.W.Data {
-				dst[j] = v + pos[j]
-			}
-			off = C
+	if c.ClsToken {
+		for b := range B {
+			dst := tok.Data[b*N*C : (b+1)*N*C]
+			kernels.Add(dst[:C], m.ClsToken.W.Data, pos[:C])
+			kernels.Add(dst[C:], pe.Data[b*P*C:(b+1)*P*C], pos[C:])
 		}
-		src := pe.Data[b*P*C : (b+1)*P*C]
-		d, p := dst[off:], pos[off:]
-		for j, v := range src {
-			d[j] = v + p[j]
-		}
+	} else {
+		// each image is one row of N·C values; pos_embed broadcasts over B
+		kernels.AddRowVec(tok.Data, pe.Data, pos, B, N*C)
 	}
 
 	h := tok
@@ -356,20 +352,12 @@ func (b *Block) forward(x *tensor.Tensor, mode normMode, rng *rand.Rand) *tensor
 	a := b.Attn.Forward(runNorm(b.Norm1, x, mode))
 	a = b.DP1.Forward(a, train, rng)
 	x1 := tensor.Ensure(&b.x1, x.Shape...)
-	add(x1.Data, x.Data, a.Data)
+	kernels.Add(x1.Data, x.Data, a.Data)
 	h := b.MLP.Forward(runNorm(b.Norm2, x1, mode))
 	h = b.DP2.Forward(h, train, rng)
 	out := tensor.Ensure(&b.out, x.Shape...)
-	add(out.Data, x1.Data, h.Data)
+	kernels.Add(out.Data, x1.Data, h.Data)
 	return out
-}
-
-// add sets dst = a + b elementwise.
-func add(dst, a, b []float32) {
-	a, b = a[:len(dst)], b[:len(dst)]
-	for i := range dst {
-		dst[i] = a[i] + b[i]
-	}
 }
 
 // Backward differentiates the last Forward, which must have been in
@@ -402,17 +390,11 @@ func (m *Model) Backward(dlogits *tensor.Tensor) {
 
 	// Token assembly: pos_embed collects the batch sum, the class token its
 	// row 0, and the patch rows flow into the patch embedding.
-	pg := m.PosEmbed.G.Data
-	for b := range B {
-		src := dh.Data[b*N*C : (b+1)*N*C]
-		for j, v := range src {
-			pg[j] += v
-		}
-		if c.ClsToken {
-			cg := m.ClsToken.G.Data
-			for j := range C {
-				cg[j] += src[j]
-			}
+	kernels.ColSums(m.PosEmbed.G.Data, dh.Data, B, N*C)
+	if c.ClsToken {
+		cg := m.ClsToken.G.Data
+		for b := range B {
+			kernels.AddTo(cg, dh.Data[b*N*C:b*N*C+C])
 		}
 	}
 	dpe := dh
@@ -428,9 +410,9 @@ func (m *Model) Backward(dlogits *tensor.Tensor) {
 func (b *Block) backward(dout *tensor.Tensor) *tensor.Tensor {
 	g := b.Norm2.Backward(b.MLP.Backward(b.DP2.Backward(dout)))
 	dx1 := tensor.Ensure(&b.dx1, dout.Shape...)
-	add(dx1.Data, dout.Data, g.Data)
+	kernels.Add(dx1.Data, dout.Data, g.Data)
 	g = b.Norm1.Backward(b.Attn.Backward(b.DP1.Backward(dx1)))
 	dx := tensor.Ensure(&b.dx, dout.Shape...)
-	add(dx.Data, dx1.Data, g.Data)
+	kernels.Add(dx.Data, dx1.Data, g.Data)
 	return dx
 }
