@@ -8,6 +8,7 @@ import (
 
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 	"github.com/slabml/slab/tools/reference/reftest"
 )
@@ -158,5 +159,40 @@ func TestFuseRefuses(t *testing.T) {
 	}
 	if _, err := fuse.Fuse(d); err == nil || !strings.Contains(err.Error(), "already folded") {
 		t.Errorf("Fuse(deploy) error = %v", err)
+	}
+}
+
+// TestFoldIntoCreatesBias folds an affine map into a bias-free Linear: the
+// new bias is W b and the outputs agree.
+func TestFoldIntoCreatesBias(t *testing.T) {
+	defer reftest.SkipUnimplemented(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	l := nn.NewLinear("blocks.0.attn.qkv", 8, 5, false)
+	a, b := make([]float32, 8), make([]float32, 8)
+	for i := range a {
+		a[i], b[i] = 0.5+rng.Float32(), float32(rng.NormFloat64())
+	}
+	for i := range l.Weight.W.Data {
+		l.Weight.W.Data[i] = float32(rng.NormFloat64())
+	}
+	x := tensor.New(3, 8)
+	z := tensor.New(3, 8)
+	for i := range x.Data {
+		x.Data[i] = float32(rng.NormFloat64())
+		z.Data[i] = a[i%8]*x.Data[i] + b[i%8]
+	}
+	want := l.Forward(z).Clone()
+	if err := fuse.FoldInto(l, a, b); err != nil {
+		t.Fatal(err)
+	}
+	if l.Bias == nil || l.Bias.Name != "blocks.0.attn.qkv.bias" {
+		t.Fatalf("bias %+v, want blocks.0.attn.qkv.bias", l.Bias)
+	}
+	got := l.Forward(x)
+	if rel, abs := relErr(got.Data, want.Data); rel > 1e-5 {
+		t.Errorf("folded Linear differs: rel %.3g abs %.3g", rel, abs)
+	}
+	if err := fuse.FoldInto(l, a[:7], b); err == nil {
+		t.Error("FoldInto accepted a 7-channel map for 8 inputs")
 	}
 }
