@@ -16,6 +16,9 @@ func SoftmaxRows(y, x []float32, rows, cols, ld int) {
 	for r := 0; r < rows; r++ {
 		xr := x[r*ld : r*ld+cols]
 		yr := y[r*ld : r*ld+cols]
+		if softmaxRowFast(yr, xr) {
+			continue
+		}
 		m := xr[0]
 		for _, v := range xr[1:] {
 			if v > m {
@@ -44,6 +47,9 @@ func SoftmaxRowsBackward(dx, y, dy []float32, rows, cols, ld int, scale float32)
 		yr := y[r*ld : r*ld+cols]
 		gr := dy[r*ld : r*ld+cols]
 		dr := dx[r*ld : r*ld+cols]
+		if softmaxBwdRowFast(dr, yr, gr, scale) {
+			continue
+		}
 		gr = gr[:len(yr)]
 		dr = dr[:len(yr)]
 		var d0, d1, d2, d3 float32

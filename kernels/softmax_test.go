@@ -42,9 +42,23 @@ func TestExpf(t *testing.T) {
 	}
 }
 
+// TestSoftmaxRows checks every kernel path the CPU supports against a
+// float64 softmax and its gradient.
 func TestSoftmaxRows(t *testing.T) {
+	for _, p := range []Path{PathGeneric, PathAVX2, PathAVX512} {
+		prev, ok := SetKernelPath(p)
+		if !ok {
+			t.Logf("path %s not supported here", p)
+			continue
+		}
+		t.Run(string(p), testSoftmaxRows)
+		SetKernelPath(prev)
+	}
+}
+
+func testSoftmaxRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, tc := range []struct{ rows, cols, ld int }{{1, 1, 1}, {3, 5, 7}, {17, 17, 17}, {4, 197, 200}, {2, 49, 49}} {
+	for _, tc := range []struct{ rows, cols, ld int }{{1, 1, 1}, {3, 5, 7}, {17, 17, 17}, {4, 197, 200}, {2, 49, 49}, {2, 16, 16}, {3, 32, 40}, {2, 3136, 3136}} {
 		x := make([]float32, tc.rows*tc.ld)
 		dy := make([]float32, len(x))
 		for i := range x {
@@ -81,7 +95,9 @@ func TestSoftmaxRows(t *testing.T) {
 			}
 		}
 		t.Logf("%v: softmax max abs diff %.3g, backward %.3g", tc, maxAbs, maxAbsG)
-		if maxAbs > 1e-6 || maxAbsG > 1e-6 || math.IsNaN(maxAbs) || math.IsNaN(maxAbsG) {
+		// Long rows accumulate float32 rounding in the sum (the scalar path
+		// has 2 partial sums, the vector path 16).
+		if maxAbs > 4e-6 || maxAbsG > 1e-6 || math.IsNaN(maxAbs) || math.IsNaN(maxAbsG) {
 			t.Errorf("%v: softmax diff %.3g, backward diff %.3g", tc, maxAbs, maxAbsG)
 		}
 	}
