@@ -200,35 +200,44 @@ func affineColsSerial(y, x, a, b []float32, lo, hi, c int) {
 	}
 }
 
-// AffineCols2 sets y[r,j] = a[j]*x[r,j] + b[j]*z[r,j] + d[j]: the whole
-// BatchNorm/RepBN input gradient is of this form once the per-channel
-// reductions are known. y may alias x or z.
-func AffineCols2(y, x, a, z, b, d []float32, rows, c int) {
+// AffineCols2 sets y[r,j] = a[j]*x[r,j] + b[j]*(z[r,j]-m[j]) + d[j] (m nil
+// means 0). Training-mode BatchNorm/RepBN forward (x = z, m = the batch
+// mean) and the whole BatchNorm/RepBN input gradient have this form once
+// the per-channel reductions are known; subtracting m before scaling keeps
+// the result exact when a channel's mean is large against its spread. y
+// may alias x or z.
+func AffineCols2(y, x, a, z, b, m, d []float32, rows, c int) {
 	n := rows * c
 	checkLen("AffineCols2", n, y, x, z)
 	checkLen("AffineCols2", c, a, b, d)
+	if m != nil {
+		checkLen("AffineCols2", c, m)
+	}
 	if n >= parallelMin {
 		newJob(func(j *job, lo, hi int) {
-			affineCols2Serial(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.s[5], lo, hi, j.c)
-		}, rows, c, y, x, a, z, b, d).run(rows, rowGrain(c))
+			affineCols2Serial(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.s[5], j.s[6], lo, hi, j.c)
+		}, rows, c, y, x, a, z, b, m, d).run(rows, rowGrain(c))
 		return
 	}
-	affineCols2Serial(y, x, a, z, b, d, 0, rows, c)
+	affineCols2Serial(y, x, a, z, b, m, d, 0, rows, c)
 }
 
-func affineCols2Serial(y, x, a, z, b, d []float32, lo, hi, c int) {
+func affineCols2Serial(y, x, a, z, b, m, d []float32, lo, hi, c int) {
 	a, b, d = a[:c], b[:c], d[:c]
+	if m == nil {
+		for r := lo; r < hi; r++ {
+			yr, xr, zr := y[r*c:r*c+c], x[r*c:r*c+c], z[r*c:r*c+c]
+			for j := range yr {
+				yr[j] = a[j]*xr[j] + b[j]*zr[j] + d[j]
+			}
+		}
+		return
+	}
+	m = m[:c]
 	for r := lo; r < hi; r++ {
 		yr, xr, zr := y[r*c:r*c+c], x[r*c:r*c+c], z[r*c:r*c+c]
-		j := 0
-		for ; j+4 <= c; j += 4 {
-			yr[j] = a[j]*xr[j] + b[j]*zr[j] + d[j]
-			yr[j+1] = a[j+1]*xr[j+1] + b[j+1]*zr[j+1] + d[j+1]
-			yr[j+2] = a[j+2]*xr[j+2] + b[j+2]*zr[j+2] + d[j+2]
-			yr[j+3] = a[j+3]*xr[j+3] + b[j+3]*zr[j+3] + d[j+3]
-		}
-		for ; j < c; j++ {
-			yr[j] = a[j]*xr[j] + b[j]*zr[j] + d[j]
+		for j := range yr {
+			yr[j] = a[j]*xr[j] + b[j]*(zr[j]-m[j]) + d[j]
 		}
 	}
 }

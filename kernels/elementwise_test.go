@@ -115,12 +115,12 @@ func TestColumnKernels(t *testing.T) {
 				for j := range sx {
 					sx[j], sxy[j] = 9, 9 // ColSumsDot overwrites
 				}
-				ColSumsDot(sx, sxy, y, x, rows, c)
+				ColSumsDot(sx, sxy, y, x, mean, rows, c)
 				ws, wsxy := make([]float64, c), make([]float64, c)
 				for r := 0; r < rows; r++ {
 					for j := 0; j < c; j++ {
 						ws[j] += float64(y[r*c+j])
-						wsxy[j] += float64(y[r*c+j]) * float64(x[r*c+j])
+						wsxy[j] += float64(y[r*c+j]) * (float64(x[r*c+j]) - float64(mean[j]))
 					}
 				}
 				checkClose(t, "ColSumsDot.sx", sx, ws, 1e-4, 1e-4)
@@ -152,13 +152,19 @@ func TestColumnKernels(t *testing.T) {
 					}
 				}
 				checkClose(t, "AffineCols(nil b)", out, want, 1e-6, 1e-6)
-				AffineCols2(out, x, a, y, b, d, rows, c)
-				for r := 0; r < rows; r++ {
-					for j := 0; j < c; j++ {
-						want[r*c+j] = float64(a[j])*float64(x[r*c+j]) + float64(b[j])*float64(y[r*c+j]) + float64(d[j])
+				for _, m := range [][]float32{nil, mean} {
+					AffineCols2(out, x, a, y, b, m, d, rows, c)
+					for r := 0; r < rows; r++ {
+						for j := 0; j < c; j++ {
+							mj := 0.0
+							if m != nil {
+								mj = float64(m[j])
+							}
+							want[r*c+j] = float64(a[j])*float64(x[r*c+j]) + float64(b[j])*(float64(y[r*c+j])-mj) + float64(d[j])
+						}
 					}
+					checkClose(t, "AffineCols2", out, want, 1e-6, 1e-5)
 				}
-				checkClose(t, "AffineCols2", out, want, 1e-6, 1e-6)
 				AddRowVec(out, x, d, rows, c)
 				for r := 0; r < rows; r++ {
 					for j := 0; j < c; j++ {

@@ -280,7 +280,7 @@ func BenchmarkBatchNormTrain(b *testing.B) {
 			b.SetBytes(int64(8 * len(x)))
 			for b.Loop() {
 				ColMeanVar(m, v, x, s.rows, s.c)
-				AffineCols(y, x, m, v, s.rows, s.c)
+				AffineCols2(y, x, m, x, v, m, m, s.rows, s.c)
 			}
 		})
 	}

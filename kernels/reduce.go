@@ -38,27 +38,42 @@ func colSumsSerial(dst, x []float32, rows, c, lo, hi int) {
 	}
 }
 
-// ColSumsDot sets sx[j] = sum_r x[r,j] and sxy[j] = sum_r x[r,j]*y[r,j]:
-// in one pass, the two reductions every BatchNorm backward needs
-// (sum dy and sum dy*x).
-func ColSumsDot(sx, sxy, x, y []float32, rows, c int) {
+// ColSumsDot sets sx[j] = sum_r x[r,j] and sxy[j] = sum_r x[r,j]*(y[r,j]-m[j])
+// (m nil means 0): in one pass, the two reductions every BatchNorm backward
+// needs (sum dy and sum dy*(x-mean), the latter exact even when a channel's
+// mean is large against its spread).
+func ColSumsDot(sx, sxy, x, y, m []float32, rows, c int) {
 	checkLen("ColSumsDot", c, sx, sxy)
 	checkLen("ColSumsDot", rows*c, x, y)
-	runCols(func(j *job, lo, hi int) { colSumsDotSerial(j.s[0], j.s[1], j.s[2], j.s[3], j.r, j.c, lo, hi) }, rows, c, sx, sxy, x, y)
+	if m != nil {
+		checkLen("ColSumsDot", c, m)
+	}
+	runCols(func(j *job, lo, hi int) { colSumsDotSerial(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.r, j.c, lo, hi) }, rows, c, sx, sxy, x, y, m)
 }
 
-func colSumsDotSerial(sx, sxy, x, y []float32, rows, c, lo, hi int) {
+func colSumsDotSerial(sx, sxy, x, y, m []float32, rows, c, lo, hi int) {
 	a, b := sx[lo:hi], sxy[lo:hi]
 	clear(a)
 	clear(b)
 	b = b[:len(a)]
-	for r := 0; r < rows; r++ {
-		xr := x[r*c+lo : r*c+hi]
-		yr := y[r*c+lo : r*c+hi]
-		xr, yr = xr[:len(a)], yr[:len(a)]
-		for j := range a {
-			a[j] += xr[j]
-			b[j] += xr[j] * yr[j]
+	var zero [colBlock * 4]float32
+	for c0 := 0; c0 < len(a); c0 += len(zero) {
+		c1 := min(c0+len(zero), len(a))
+		aa, bb := a[c0:c1], b[c0:c1]
+		bb = bb[:len(aa)]
+		mm := zero[:len(aa)]
+		if m != nil {
+			mm = m[lo+c0 : lo+c1]
+			mm = mm[:len(aa)]
+		}
+		for r := 0; r < rows; r++ {
+			xr := x[r*c+lo+c0 : r*c+lo+c1]
+			yr := y[r*c+lo+c0 : r*c+lo+c1]
+			xr, yr = xr[:len(aa)], yr[:len(aa)]
+			for j := range aa {
+				aa[j] += xr[j]
+				bb[j] += xr[j] * (yr[j] - mm[j])
+			}
 		}
 	}
 }

@@ -1,6 +1,42 @@
 package nn
 
-import "github.com/slabml/slab/tensor"
+import (
+	"fmt"
 
-// AddInPlace adds src into dst (residual connection).
-func AddInPlace(dst, src *tensor.Tensor) { panic("not implemented") }
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
+
+// Residual helpers. A pre-norm block is x = x + f(norm(x)); the norms copy
+// their input, so models may update the residual stream in place, and the
+// residual's backward is the identity: the stream's gradient flows on
+// unchanged and the branch's dx is added to it (AddInPlace again).
+
+func checkSame(op string, a, b *tensor.Tensor) {
+	if len(a.Data) != len(b.Data) {
+		panic(fmt.Sprintf("nn.%s: shapes %v and %v differ in size", op, a.Shape, b.Shape))
+	}
+}
+
+// AddInPlace adds src into dst (dst += src): the residual connection, and
+// the accumulation of a branch's input gradient into the stream's.
+func AddInPlace(dst, src *tensor.Tensor) {
+	checkSame("AddInPlace", dst, src)
+	kernels.AddTo(dst.Data, src.Data)
+}
+
+// AddScaledInPlace sets dst += s*src (a scaled residual branch).
+func AddScaledInPlace(dst *tensor.Tensor, s float32, src *tensor.Tensor) {
+	checkSame("AddScaledInPlace", dst, src)
+	kernels.Axpy(dst.Data, s, src.Data)
+}
+
+// AddInto sets *out = a + b in a buffer grown with tensor.Ensure (shape of
+// a) and returns it: the residual connection when the stream must not be
+// overwritten.
+func AddInto(out **tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
+	checkSame("AddInto", a, b)
+	y := tensor.Ensure(out, a.Shape...)
+	kernels.Add(y.Data, a.Data, b.Data)
+	return y
+}

@@ -1,36 +1,171 @@
 package nn
 
-import "github.com/slabml/slab/tensor"
+import (
+	"fmt"
+	"math"
 
-// BatchNorm is BatchNorm1d over the channel axis of [..., C].
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
+
+// BatchNorm is PyTorch's BatchNorm1d over the channel axis of [..., C]
+// tokens: per channel, statistics over all rows (B*N tokens; SLAB.md 1.1).
+//
+// Training normalises with the biased batch variance and updates
+// running_mean <- (1-m)*running_mean + m*mean and running_var <- (1-m)*
+// running_var + m*var*M/(M-1) (M rows; with M = 1 the unbiased correction
+// is skipped, where PyTorch refuses the batch), and counts
+// num_batches_tracked. Evaluation uses the running statistics.
+//
+// The forward pass is computed as y = a*x + g*(x - mean) + beta with g =
+// gamma/std and a an extra scalar skip weight: 0 here, RepBN's alpha for
+// RepBN, which is BatchNorm plus alpha*x and so shares this code. Both
+// directions are a per-channel reduction followed by one per-channel affine
+// pass (kernels.ColMeanVar / ColSumsDot, then AffineCols2), subtracting the
+// mean before scaling so that large channel means cost no precision.
 type BatchNorm struct {
 	Weight, Bias            *Param
 	RunningMean, RunningVar *tensor.Tensor
 	NumBatchesTracked       int64
 	Eps, Momentum           float32
-	name                    string
+
+	name  string
+	dim   int
+	train bool    // mode of the last Forward
+	skip  float32 // skip weight (RepBN alpha) of the last Forward
+
+	x, y, dx         *tensor.Tensor
+	mean, rstd       *tensor.Tensor // statistics the last Forward used
+	va, vb, vd, vvar *tensor.Tensor // per-channel scratch
+	sdy, sdyx        *tensor.Tensor
 }
 
-// NewBatchNorm returns a BatchNorm with weight 1, bias 0, running stats 0/1.
+// NewBatchNorm returns a BatchNorm with weight 1, bias 0 and running
+// statistics 0 / 1 (name.weight, name.bias, name.running_mean,
+// name.running_var, name.num_batches_tracked).
 func NewBatchNorm(name string, dim int, eps, momentum float32) *BatchNorm {
 	b := &BatchNorm{Weight: NewParam(name+".weight", true, dim), Bias: NewParam(name+".bias", true, dim),
-		RunningMean: tensor.New(dim), RunningVar: tensor.New(dim), Eps: eps, Momentum: momentum, name: name}
+		RunningMean: tensor.New(dim), RunningVar: tensor.New(dim), Eps: eps, Momentum: momentum, name: name, dim: dim}
 	Fill(b.Weight.W, 1)
 	Fill(b.RunningVar, 1)
 	return b
 }
 
 // Forward normalises x with batch (train) or running (eval) statistics.
-func (b *BatchNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor { panic("not implemented") }
+func (b *BatchNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	return b.forward(x, train, 0)
+}
 
 // Backward returns dx and accumulates dweight, dbias.
-func (b *BatchNorm) Backward(dy *tensor.Tensor) *tensor.Tensor { panic("not implemented") }
+func (b *BatchNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
+	dx, _ := b.backward(dy)
+	return dx
+}
 
-// ForwardStats updates the running statistics from x only.
-func (b *BatchNorm) ForwardStats(x *tensor.Tensor) { panic("not implemented") }
+// batchStats computes the batch mean (into b.mean) and biased variance
+// (into b.vvar) of x and folds them into the running statistics.
+func (b *BatchNorm) batchStats(x *tensor.Tensor) {
+	rows, c := x.Rows(), b.dim
+	mean := tensor.Ensure(&b.mean, c)
+	vr := tensor.Ensure(&b.vvar, c)
+	kernels.ColMeanVar(mean.Data, vr.Data, x.Data, rows, c)
+	corr := float32(1)
+	if rows > 1 {
+		corr = float32(float64(rows) / float64(rows-1))
+	}
+	m := b.Momentum
+	rm, rv := b.RunningMean.Data[:c], b.RunningVar.Data[:c]
+	for j := range rm {
+		rm[j] = (1-m)*rm[j] + m*mean.Data[j]
+		rv[j] = (1-m)*rv[j] + m*vr.Data[j]*corr
+	}
+	b.NumBatchesTracked++
+}
 
-// Affine returns the eval-mode per-channel map y = a*x + b.
-func (b *BatchNorm) Affine() (a, c []float32) { panic("not implemented") }
+func (b *BatchNorm) forward(x *tensor.Tensor, train bool, skip float32) *tensor.Tensor {
+	checkDim("BatchNorm", b.name, x, b.dim)
+	rows, c := x.Rows(), b.dim
+	b.train, b.skip = train, skip
+	xc := tensor.Ensure(&b.x, x.Shape...)
+	copy(xc.Data, x.Data)
+	rstd := tensor.Ensure(&b.rstd, c)
+	if train {
+		b.batchStats(x)
+	} else {
+		copy(tensor.Ensure(&b.mean, c).Data, b.RunningMean.Data)
+		copy(tensor.Ensure(&b.vvar, c).Data, b.RunningVar.Data)
+	}
+	a := tensor.Ensure(&b.va, c)
+	g := tensor.Ensure(&b.vb, c)
+	gamma := b.Weight.W.Data[:c]
+	for j := 0; j < c; j++ {
+		rstd.Data[j] = float32(1 / math.Sqrt(float64(b.vvar.Data[j])+float64(b.Eps)))
+		a.Data[j] = skip
+		g.Data[j] = gamma[j] * rstd.Data[j]
+	}
+	y := tensor.Ensure(&b.y, x.Shape...)
+	kernels.AffineCols2(y.Data, x.Data, a.Data, x.Data, g.Data, b.mean.Data, b.Bias.W.Data, rows, c)
+	return y
+}
+
+// backward returns dx and sum(dy*x), the gradient of the skip weight.
+func (b *BatchNorm) backward(dy *tensor.Tensor) (*tensor.Tensor, float64) {
+	checkDim("BatchNorm", b.name, dy, b.dim)
+	if b.x == nil || len(b.x.Data) != len(dy.Data) {
+		panic(fmt.Sprintf("nn.BatchNorm %s: Backward %v without a matching Forward", b.name, dy.Shape))
+	}
+	rows, c := dy.Rows(), b.dim
+	sdy := tensor.Ensure(&b.sdy, c)
+	sdyx := tensor.Ensure(&b.sdyx, c)
+	mean, rstd := b.mean.Data[:c], b.rstd.Data[:c]
+	kernels.ColSumsDot(sdy.Data, sdyx.Data, dy.Data, b.x.Data, mean, rows, c)
+	gamma := b.Weight.W.Data[:c]
+	dgamma, dbeta := b.Weight.G.Data[:c], b.Bias.G.Data[:c]
+	k1 := tensor.Ensure(&b.va, c).Data
+	k2 := tensor.Ensure(&b.vb, c).Data
+	k3 := tensor.Ensure(&b.vd, c).Data
+	var dskip float64
+	invM := 1 / float32(max(rows, 1))
+	for j := 0; j < c; j++ {
+		sxh := rstd[j] * sdyx.Data[j] // sum dy*xhat
+		dgamma[j] += sxh
+		dbeta[j] += sdy.Data[j]
+		dskip += float64(sdyx.Data[j]) + float64(mean[j])*float64(sdy.Data[j])
+		g := gamma[j] * rstd[j]
+		k1[j] = g + b.skip
+		k2[j] = -g * rstd[j] * sxh * invM
+		k3[j] = -g * sdy.Data[j] * invM
+	}
+	dx := tensor.Ensure(&b.dx, dy.Shape...)
+	if b.train {
+		kernels.AffineCols2(dx.Data, dy.Data, k1, b.x.Data, k2, mean, k3, rows, c)
+	} else {
+		kernels.AffineCols(dx.Data, dy.Data, k1, nil, rows, c)
+	}
+	return dx, dskip
+}
+
+// ForwardStats updates the running statistics (and num_batches_tracked)
+// from x and nothing else: the BN re-calibration of SLAB.md 1.4, which runs
+// the model in eval mode with BatchNorms in train mode under no-grad.
+func (b *BatchNorm) ForwardStats(x *tensor.Tensor) {
+	checkDim("BatchNorm", b.name, x, b.dim)
+	b.batchStats(x)
+}
+
+// Affine returns the eval-mode per-channel map BN(x)_c = a_c*x_c + c_c,
+// a_c = gamma_c/s_c, c_c = beta_c - gamma_c*mu_c/s_c, s_c = sqrt(running_var_c
+// + eps), computed in float64 (the folds of SLAB.md 2.1 start here).
+func (b *BatchNorm) Affine() (a, c []float32) {
+	a, c = make([]float32, b.dim), make([]float32, b.dim)
+	for j := range a {
+		s := math.Sqrt(float64(b.RunningVar.Data[j]) + float64(b.Eps))
+		g := float64(b.Weight.W.Data[j]) / s
+		a[j] = float32(g)
+		c[j] = float32(float64(b.Bias.W.Data[j]) - g*float64(b.RunningMean.Data[j]))
+	}
+	return a, c
+}
 
 // Params returns weight and bias.
 func (b *BatchNorm) Params() []*Param { return []*Param{b.Weight, b.Bias} }

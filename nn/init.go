@@ -6,11 +6,33 @@ import (
 	"github.com/slabml/slab/tensor"
 )
 
-// TruncNormal fills t with normal(0, std) values clipped to [-2, 2] (absolute, as timm).
-func TruncNormal(t *tensor.Tensor, std float64, rng *rand.Rand) { panic("not implemented") }
+// Initialisers draw from a caller-owned *rand.Rand so that one seed gives
+// one model, whatever else the program draws. They reproduce PyTorch's
+// distributions, not its random streams (bit-identical PyTorch init is
+// impossible without its Mersenne Twister and sampling order).
 
-// Uniform fills t with values uniform in [-bound, bound).
-func Uniform(t *tensor.Tensor, bound float64, rng *rand.Rand) { panic("not implemented") }
+// TruncNormal fills t with normal(0, std) values truncated to [-2, 2]
+// (absolute bounds, as timm's trunc_normal_(std=std) with its default a=-2,
+// b=2): values outside are redrawn, which samples the truncated normal
+// timm's inverse-CDF method samples. With the usual std = 0.02 the bounds
+// are 100 std away and never met.
+func TruncNormal(t *tensor.Tensor, std float64, rng *rand.Rand) {
+	for i := range t.Data {
+		v := rng.NormFloat64() * std
+		for tries := 0; (v < -2 || v > 2) && tries < 100; tries++ {
+			v = rng.NormFloat64() * std
+		}
+		t.Data[i] = float32(min(max(v, -2), 2))
+	}
+}
+
+// Uniform fills t with values uniform in [-bound, bound) (PyTorch's
+// default Linear/Conv init uses bound = 1/sqrt(fan_in)).
+func Uniform(t *tensor.Tensor, bound float64, rng *rand.Rand) {
+	for i := range t.Data {
+		t.Data[i] = float32((2*rng.Float64() - 1) * bound)
+	}
+}
 
 // Fill sets every element of t to v.
 func Fill(t *tensor.Tensor, v float32) {

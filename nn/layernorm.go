@@ -1,26 +1,62 @@
 package nn
 
-import "github.com/slabml/slab/tensor"
+import (
+	"fmt"
 
-// LayerNorm normalises each row over the last axis with the biased variance.
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
+
+// LayerNorm normalises each row over the last axis with the biased
+// variance: y = (x - mean)/sqrt(var + eps)*weight + bias. Forward copies x
+// (the residual stream, which models update in place) and keeps the row
+// statistics for Backward.
 type LayerNorm struct {
 	Weight, Bias *Param
 	Dim          int
 	Eps          float32
+
+	x, y, dx   *tensor.Tensor
+	mean, rstd *tensor.Tensor
 }
 
-// NewLayerNorm returns a LayerNorm with weight 1 and bias 0.
+// NewLayerNorm returns a LayerNorm with weight 1 and bias 0 (name.weight,
+// name.bias).
 func NewLayerNorm(name string, dim int, eps float32) *LayerNorm {
 	l := &LayerNorm{Weight: NewParam(name+".weight", true, dim), Bias: NewParam(name+".bias", true, dim), Dim: dim, Eps: eps}
 	Fill(l.Weight.W, 1)
 	return l
 }
 
+func checkDim(layer, name string, x *tensor.Tensor, dim int) {
+	if x.Cols() != dim {
+		panic(fmt.Sprintf("nn.%s %s: input %v, want last dimension %d", layer, name, x.Shape, dim))
+	}
+}
+
 // Forward normalises x [..., Dim]; train is ignored.
-func (l *LayerNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor { panic("not implemented") }
+func (l *LayerNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	checkDim("LayerNorm", l.Weight.Name, x, l.Dim)
+	rows := x.Rows()
+	xc := tensor.Ensure(&l.x, x.Shape...)
+	copy(xc.Data, x.Data)
+	y := tensor.Ensure(&l.y, x.Shape...)
+	mean := tensor.Ensure(&l.mean, rows)
+	rstd := tensor.Ensure(&l.rstd, rows)
+	kernels.LayerNormForward(y.Data, mean.Data, rstd.Data, x.Data, l.Weight.W.Data, l.Bias.W.Data, rows, l.Dim, l.Eps)
+	return y
+}
 
 // Backward returns dx and accumulates dweight, dbias.
-func (l *LayerNorm) Backward(dy *tensor.Tensor) *tensor.Tensor { panic("not implemented") }
+func (l *LayerNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
+	checkDim("LayerNorm", l.Weight.Name, dy, l.Dim)
+	if l.x == nil || len(l.x.Data) != len(dy.Data) {
+		panic(fmt.Sprintf("nn.LayerNorm %s: Backward %v without a matching Forward", l.Weight.Name, dy.Shape))
+	}
+	dx := tensor.Ensure(&l.dx, dy.Shape...)
+	kernels.LayerNormBackward(dx.Data, l.Weight.G.Data, l.Bias.G.Data, dy.Data, l.x.Data, l.mean.Data, l.rstd.Data, l.Weight.W.Data, dy.Rows(), l.Dim)
+	return dx
+}
 
 // Params returns weight and bias.
 func (l *LayerNorm) Params() []*Param { return []*Param{l.Weight, l.Bias} }

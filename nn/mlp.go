@@ -1,22 +1,64 @@
 package nn
 
-import "github.com/slabml/slab/tensor"
+import (
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
 
-// MLP is fc1 -> GELU -> fc2.
+// MLP is the transformer feed-forward block fc1 -> exact GELU -> fc2
+// (Linear(C,4C), GELU, Linear(4C,C) in DeiT). Training keeps fc1's
+// pre-activation (fc1's output buffer) for GELU's derivative; Infer fuses
+// bias and GELU into fc1's GEMM epilogue when no backward will follow.
 type MLP struct {
 	FC1, FC2 *Linear
+
+	act        GELU
+	inferH, iy *tensor.Tensor
+	yShape     []int
 }
 
-// NewMLP returns an MLP owning name.fc1 and name.fc2.
+// NewMLP returns an MLP owning name.fc1 [hidden,dim] and name.fc2
+// [dim,hidden], both with bias.
 func NewMLP(name string, dim, hidden int) *MLP {
 	return &MLP{FC1: NewLinear(name+".fc1", dim, hidden, true), FC2: NewLinear(name+".fc2", hidden, dim, true)}
 }
 
-// Forward maps [..., dim] to [..., dim].
-func (m *MLP) Forward(x *tensor.Tensor) *tensor.Tensor { panic("not implemented") }
+// Forward maps [..., dim] to [..., dim], keeping what Backward needs.
+func (m *MLP) Forward(x *tensor.Tensor) *tensor.Tensor {
+	h := m.FC1.Forward(x)
+	a := m.act.Forward(h)
+	return m.FC2.Forward(a)
+}
 
-// Backward returns dx.
-func (m *MLP) Backward(dy *tensor.Tensor) *tensor.Tensor { panic("not implemented") }
+// Backward returns dx and accumulates both Linears' gradients.
+func (m *MLP) Backward(dy *tensor.Tensor) *tensor.Tensor {
+	da := m.FC2.Backward(dy)
+	dh := m.act.Backward(da)
+	return m.FC1.Backward(dh)
+}
+
+// Infer is Forward for evaluation: GELU is fused into fc1's GEMM epilogue
+// and nothing is kept for Backward (which must not follow).
+func (m *MLP) Infer(x *tensor.Tensor) *tensor.Tensor {
+	checkDim("MLP", m.FC1.Weight.Name, x, m.FC1.In)
+	rows, hid, out := x.Rows(), m.FC1.Out, m.FC2.Out
+	h := tensor.Ensure(&m.inferH, rows, hid)
+	kernels.GemmEpilogue(false, true, rows, hid, m.FC1.In, x.Data, m.FC1.In, m.FC1.Weight.W.Data, m.FC1.In, h.Data, hid,
+		kernels.Epilogue{Bias: biasData(m.FC1), Act: kernels.ActGELU})
+	m.yShape = append(m.yShape[:0], x.Shape...)
+	m.yShape[len(m.yShape)-1] = out
+	y := tensor.Ensure(&m.iy, m.yShape...)
+	kernels.GemmEpilogue(false, true, rows, out, hid, h.Data, hid, m.FC2.Weight.W.Data, hid, y.Data, out,
+		kernels.Epilogue{Bias: biasData(m.FC2)})
+	return y
+}
+
+func biasData(l *Linear) []float32 {
+	if l.Bias == nil {
+		return nil
+	}
+	return l.Bias.W.Data
+}
 
 // Params returns fc1's and fc2's parameters.
 func (m *MLP) Params() []*Param { return append(m.FC1.Params(), m.FC2.Params()...) }

@@ -2,13 +2,17 @@ package nn
 
 import "github.com/slabml/slab/tensor"
 
-// RepBN is BN(x) + alpha*x with one scalar alpha (SLAB.md 1.1).
+// RepBN is BN(x) + alpha*x with one scalar alpha shared by all channels
+// (SLAB.md 1.1). It runs as a BatchNorm with a skip weight, so the skip
+// costs nothing beyond BatchNorm's single affine pass.
 type RepBN struct {
 	Alpha *Param
 	BN    *BatchNorm
 }
 
-// NewRepBN returns a RepBN with the given alpha and gamma initial values, momentum 0.1.
+// NewRepBN returns a RepBN with alpha = alphaInit and bn.weight = gammaInit
+// (vision 1/1, LLaMA 0/0), bn.bias 0 and BN momentum 0.1; parameters
+// name.alpha [1] and name.bn.*.
 func NewRepBN(name string, dim int, eps float32, alphaInit, gammaInit float32) *RepBN {
 	r := &RepBN{Alpha: NewParam(name+".alpha", true, 1), BN: NewBatchNorm(name+".bn", dim, eps, 0.1)}
 	r.Alpha.W.Data[0] = alphaInit
@@ -16,20 +20,35 @@ func NewRepBN(name string, dim int, eps float32, alphaInit, gammaInit float32) *
 	return r
 }
 
-// Forward is BN(x) + alpha*x.
-func (r *RepBN) Forward(x *tensor.Tensor, train bool) *tensor.Tensor { panic("not implemented") }
+// Forward is BN(x) + alpha*x, BN in train (batch statistics, running
+// statistics updated) or eval mode.
+func (r *RepBN) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	return r.BN.forward(x, train, r.Alpha.W.Data[0])
+}
 
-// Backward returns dx and accumulates dalpha and the BN gradients.
-func (r *RepBN) Backward(dy *tensor.Tensor) *tensor.Tensor { panic("not implemented") }
+// Backward returns dx and accumulates dalpha = sum(dy*x) and the BN
+// gradients.
+func (r *RepBN) Backward(dy *tensor.Tensor) *tensor.Tensor {
+	dx, da := r.BN.backward(dy)
+	r.Alpha.G.Data[0] += float32(da)
+	return dx
+}
 
 // ForwardStats updates the BN running statistics only.
 func (r *RepBN) ForwardStats(x *tensor.Tensor) { r.BN.ForwardStats(x) }
 
-// Affine returns the eval-mode per-channel map, SLAB.md 2.1.
-func (r *RepBN) Affine() (a, b []float32) { panic("not implemented") }
+// Affine returns the eval-mode per-channel map RepBN(x)_c = a_c*x_c + b_c
+// of SLAB.md 2.1: a_c = gamma_c/s_c + alpha, b_c = beta_c - gamma_c*mu_c/s_c.
+func (r *RepBN) Affine() (a, b []float32) {
+	a, b = r.BN.Affine()
+	for j := range a {
+		a[j] += r.Alpha.W.Data[0]
+	}
+	return a, b
+}
 
 // Params returns alpha, bn.weight, bn.bias.
-func (r *RepBN) Params() []*Param { return append([]*Param{r.Alpha}, r.BN.Params()...) }
+func (r *RepBN) Params() []*Param { return []*Param{r.Alpha, r.BN.Weight, r.BN.Bias} }
 
 // Buffers returns the BN buffers.
 func (r *RepBN) Buffers() []*Buffer { return r.BN.Buffers() }

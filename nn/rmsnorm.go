@@ -1,15 +1,24 @@
 package nn
 
-import "github.com/slabml/slab/tensor"
+import (
+	"fmt"
 
-// RMSNorm is LLaMA's x / sqrt(mean(x^2)+eps) * weight.
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
+
+// RMSNorm is LLaMA's y = x / sqrt(mean(x^2) + eps) * weight (no mean
+// subtraction, no bias). Like LayerNorm it copies x for Backward.
 type RMSNorm struct {
 	Weight *Param
 	Dim    int
 	Eps    float32
+
+	x, y, dx *tensor.Tensor
+	rrms     *tensor.Tensor
 }
 
-// NewRMSNorm returns an RMSNorm with weight 1.
+// NewRMSNorm returns an RMSNorm with weight 1 (name.weight).
 func NewRMSNorm(name string, dim int, eps float32) *RMSNorm {
 	r := &RMSNorm{Weight: NewParam(name+".weight", true, dim), Dim: dim, Eps: eps}
 	Fill(r.Weight.W, 1)
@@ -17,10 +26,27 @@ func NewRMSNorm(name string, dim int, eps float32) *RMSNorm {
 }
 
 // Forward normalises x [..., Dim]; train is ignored.
-func (r *RMSNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor { panic("not implemented") }
+func (r *RMSNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	checkDim("RMSNorm", r.Weight.Name, x, r.Dim)
+	rows := x.Rows()
+	xc := tensor.Ensure(&r.x, x.Shape...)
+	copy(xc.Data, x.Data)
+	y := tensor.Ensure(&r.y, x.Shape...)
+	rr := tensor.Ensure(&r.rrms, rows)
+	kernels.RMSNormForward(y.Data, rr.Data, x.Data, r.Weight.W.Data, rows, r.Dim, r.Eps)
+	return y
+}
 
 // Backward returns dx and accumulates dweight.
-func (r *RMSNorm) Backward(dy *tensor.Tensor) *tensor.Tensor { panic("not implemented") }
+func (r *RMSNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
+	checkDim("RMSNorm", r.Weight.Name, dy, r.Dim)
+	if r.x == nil || len(r.x.Data) != len(dy.Data) {
+		panic(fmt.Sprintf("nn.RMSNorm %s: Backward %v without a matching Forward", r.Weight.Name, dy.Shape))
+	}
+	dx := tensor.Ensure(&r.dx, dy.Shape...)
+	kernels.RMSNormBackward(dx.Data, r.Weight.G.Data, dy.Data, r.x.Data, r.rrms.Data, r.Weight.W.Data, dy.Rows(), r.Dim)
+	return dx
+}
 
 // Params returns weight.
 func (r *RMSNorm) Params() []*Param { return []*Param{r.Weight} }
