@@ -89,7 +89,7 @@ func softmaxCausalRow(row []float32, n int) {
 	}
 	var sum float32
 	for j := 0; j < n; j++ {
-		e := float32(math.Exp(float64(row[j] - m)))
+		e := kernels.Expf(row[j] - m)
 		row[j] = e
 		sum += e
 	}
