@@ -67,34 +67,56 @@ func fmaRow(y, w, x []float32) {
 	}
 }
 
+// dwTapRunGo is the portable dwTapRun: one filter tap w along count
+// pixels, o[i*ldo+ch] += w[ch]·in[i*ldi+ch].
+func dwTapRunGo(o []float32, ldo int, in []float32, ldi int, w []float32, c, count int) {
+	w = w[:c]
+	for i := 0; i < count; i++ {
+		fmaRow(o[i*ldo:i*ldo+c], w, in[i*ldi:])
+	}
+}
+
+// dwTapDotGo is the portable dwTapDot: dw[ch] += Σ_i a[i*lda+ch]·b[i*ldb+ch].
+func dwTapDotGo(dw []float32, a []float32, lda int, b []float32, ldb int, c, count int) {
+	dw = dw[:c]
+	for i := 0; i < count; i++ {
+		fmaRow(dw, a[i*lda:i*lda+c], b[i*ldb:])
+	}
+}
+
 // DWConvCL computes output rows [y0, y1) of the depthwise convolution of in
 // (ld ldIn) with tap-major weights wt and optional bias (nil = none) into
 // out (ld ldOut). With accumulate the result is added to out, otherwise it
-// overwrites it.
+// overwrites it. Work is organised tap by tap along a whole output row
+// (dwTapRun), so a tap's weights stay in registers and the row, a few KiB,
+// stays in L1 across the k² taps.
 func DWConvCL(out []float32, ldOut int, in []float32, ldIn int, h, w, c, k int, wt, bias []float32, y0, y1 int, accumulate bool) {
 	p := k / 2
 	wt = wt[:k*k*c]
 	for y := y0; y < y1; y++ {
-		kyLo, kyHi := max(0, p-y), min(k, h+p-y)
-		for x := 0; x < w; x++ {
-			o := out[(y*w+x)*ldOut : (y*w+x)*ldOut+c]
-			if !accumulate {
-				if bias != nil {
+		if !accumulate || bias != nil {
+			for x := 0; x < w; x++ {
+				o := out[(y*w+x)*ldOut : (y*w+x)*ldOut+c]
+				switch {
+				case !accumulate && bias != nil:
 					copy(o, bias[:c])
-				} else {
+				case !accumulate:
 					clear(o)
+				default:
+					fmaRowAdd(o, bias[:c])
 				}
-			} else if bias != nil {
-				fmaRowAdd(o, bias[:c])
 			}
-			kxLo, kxHi := max(0, p-x), min(k, w+p-x)
-			for ky := kyLo; ky < kyHi; ky++ {
-				iy := y + ky - p
-				for kx := kxLo; kx < kxHi; kx++ {
-					ix := x + kx - p
-					t := ky*k + kx
-					fmaRow(o, wt[t*c:t*c+c], in[(iy*w+ix)*ldIn:])
+		}
+		for ky := max(0, p-y); ky < min(k, h+p-y); ky++ {
+			iy := y + ky - p
+			for kx := 0; kx < k; kx++ {
+				// Output x reads input x+kx-p, which must lie in [0, w).
+				xlo, xhi := max(0, p-kx), min(w, w+p-kx)
+				if xhi <= xlo {
+					continue
 				}
+				t := ky*k + kx
+				dwTapRun(out[(y*w+xlo)*ldOut:], ldOut, in[(iy*w+xlo+kx-p)*ldIn:], ldIn, wt[t*c:], c, xhi-xlo)
 			}
 		}
 	}
@@ -115,21 +137,22 @@ func DWConvCLBackwardInput(din []float32, ldDin int, dout []float32, ldDout int,
 	p := k / 2
 	wt = wt[:k*k*c]
 	for y := y0; y < y1; y++ {
-		// Output row oy = y - ky + p must lie in [0, h).
-		kyLo, kyHi := max(0, y+p-h+1), min(k, y+p+1)
-		for x := 0; x < w; x++ {
-			d := din[(y*w+x)*ldDin : (y*w+x)*ldDin+c]
-			if !accumulate {
-				clear(d)
+		if !accumulate {
+			for x := 0; x < w; x++ {
+				clear(din[(y*w+x)*ldDin : (y*w+x)*ldDin+c])
 			}
-			kxLo, kxHi := max(0, x+p-w+1), min(k, x+p+1)
-			for ky := kyLo; ky < kyHi; ky++ {
-				oy := y - ky + p
-				for kx := kxLo; kx < kxHi; kx++ {
-					ox := x - kx + p
-					t := ky*k + kx
-					fmaRow(d, wt[t*c:t*c+c], dout[(oy*w+ox)*ldDout:])
+		}
+		// Input y feeds output oy = y - ky + p, which must lie in [0, h).
+		for ky := max(0, y+p-h+1); ky < min(k, y+p+1); ky++ {
+			oy := y - ky + p
+			for kx := 0; kx < k; kx++ {
+				// Input x feeds output x-kx+p, which must lie in [0, w).
+				xlo, xhi := max(0, kx-p), min(w, w+kx-p)
+				if xhi <= xlo {
+					continue
 				}
+				t := ky*k + kx
+				dwTapRun(din[(y*w+xlo)*ldDin:], ldDin, dout[(oy*w+xlo-kx+p)*ldDout:], ldDout, wt[t*c:], c, xhi-xlo)
 			}
 		}
 	}
@@ -142,20 +165,20 @@ func DWConvCLBackwardWeight(dwt, dbias []float32, in []float32, ldIn int, dout [
 	p := k / 2
 	dwt = dwt[:k*k*c]
 	for y := y0; y < y1; y++ {
-		kyLo, kyHi := max(0, p-y), min(k, h+p-y)
-		for x := 0; x < w; x++ {
-			g := dout[(y*w+x)*ldDout : (y*w+x)*ldDout+c]
-			if dbias != nil {
-				fmaRowAdd(dbias[:c], g)
+		if dbias != nil {
+			for x := 0; x < w; x++ {
+				fmaRowAdd(dbias[:c], dout[(y*w+x)*ldDout:(y*w+x)*ldDout+c])
 			}
-			kxLo, kxHi := max(0, p-x), min(k, w+p-x)
-			for ky := kyLo; ky < kyHi; ky++ {
-				iy := y + ky - p
-				for kx := kxLo; kx < kxHi; kx++ {
-					ix := x + kx - p
-					t := ky*k + kx
-					fmaRow(dwt[t*c:t*c+c], g, in[(iy*w+ix)*ldIn:])
+		}
+		for ky := max(0, p-y); ky < min(k, h+p-y); ky++ {
+			iy := y + ky - p
+			for kx := 0; kx < k; kx++ {
+				xlo, xhi := max(0, p-kx), min(w, w+p-kx)
+				if xhi <= xlo {
+					continue
 				}
+				t := ky*k + kx
+				dwTapDot(dwt[t*c:], dout[(y*w+xlo)*ldDout:], ldDout, in[(iy*w+xlo+kx-p)*ldIn:], ldIn, c, xhi-xlo)
 			}
 		}
 	}

@@ -50,9 +50,22 @@ func maxDiff(got []float32, want []float64) float64 {
 // conv on unit vectors would be slow, so instead use the adjoint identity
 // <dout, conv(in)> = <conv_backward(dout), in> and direct sums for dw, db.
 func TestDWConvCL(t *testing.T) {
+	for _, p := range []Path{PathGeneric, PathAVX512} {
+		prev, ok := SetKernelPath(p)
+		if !ok {
+			t.Logf("path %s not supported here", p)
+			continue
+		}
+		t.Run(string(p), testDWConvCL)
+		SetKernelPath(prev)
+	}
+}
+
+func testDWConvCL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, tc := range []struct{ h, w, c, k, ld int }{
 		{1, 1, 3, 3, 3}, {3, 3, 4, 5, 9}, {7, 7, 5, 3, 5}, {1, 17, 2, 5, 6}, {14, 14, 8, 7, 24}, {4, 9, 3, 5, 3},
+		{2, 3, 16, 5, 16}, {5, 6, 40, 5, 40}, {3, 4, 64, 3, 70}, {7, 7, 33, 7, 99},
 	} {
 		n := tc.h * tc.w
 		in := make([]float32, n*tc.ld)
