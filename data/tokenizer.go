@@ -66,6 +66,9 @@ type GPT2 struct {
 	bytes [][]byte // raw bytes of every id, built once so decoding never allocates
 }
 
+// gpt2EOT is GPT-2's <|endoftext|> id.
+const gpt2EOT = 50256
+
 // NewGPT2 loads the codec and its byte table.
 func NewGPT2() (*GPT2, error) {
 	c, err := tokenizer.Get(tokenizer.R50kBase)
@@ -76,6 +79,10 @@ func NewGPT2() (*GPT2, error) {
 	g := &GPT2{c: c, bytes: make([][]byte, 50257)}
 	for id := range g.bytes {
 		s, err := c.Decode([]uint{uint(id)})
+		if id == gpt2EOT {
+			// The codec does not decode its special token.
+			s, err = "<|endoftext|>", nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("gpt2 tokenizer: id %d: %w", id, err)
 		}
