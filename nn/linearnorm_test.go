@@ -1,0 +1,179 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// TestLinearNormVisionSchedule walks a T = 4 vision schedule call by call:
+// lambda_n = (T-(n-1))/T for n <= T+1, then 0; BN statistics update from the
+// first call (lambda 1) on; eval is pure RepBN and leaves the counters.
+func TestLinearNormVisionSchedule(t *testing.T) {
+	const c, rows, T = 17, 9, 4
+	ln := NewLinearNorm("n", NewLayerNorm("n.norm1", c, 1e-6), NewRepBN("n.norm2", c, 1e-5, 1, 1), 0, T)
+	x := blRand(1, 1, rows, c)
+	want := []float64{1, 0.75, 0.5, 0.25, 0, 0, 0}
+	for n, lam := range want {
+		if got := ln.Lambda(); got != lam {
+			t.Fatalf("call %d: Lambda() = %g, want %g", n+1, got, lam)
+		}
+		y := ln.Forward(x, true)
+		// Check the mix against the two norms run separately on fresh copies.
+		y1 := blLayerNorm64(blTo64(x.Data), blTo64(ln.Norm1.(*LayerNorm).Weight.W.Data), blTo64(ln.Norm1.(*LayerNorm).Bias.W.Data), rows, c, 1e-6)
+		y2, _, _ := blRepBN64(blTo64(x.Data), blTo64(ln.Norm2.BN.Weight.W.Data), blTo64(ln.Norm2.BN.Bias.W.Data), 1, nil, nil, rows, c, 1e-5, true)
+		mix := make([]float64, len(y1))
+		for i := range mix {
+			mix[i] = lam*y1[i] + (1-lam)*y2[i]
+		}
+		assertClose(t, fmt.Sprintf("call %d output", n+1), y.Data, mix, 1e-5, 1e-5)
+		if got := ln.Norm2.BN.NumBatchesTracked; got != int64(n+1) {
+			t.Fatalf("call %d: BN num_batches_tracked %d, want %d (stats update at every call)", n+1, got, n+1)
+		}
+		if wantIter := int64(max(T-(n+1), 0)); ln.Iter != wantIter || ln.TotalStep != T || ln.Warm != 0 || ln.NumStep != 0 {
+			t.Fatalf("after call %d: iter %d (want %d) total %d warm %d num_step %d", n+1, ln.Iter, wantIter, ln.TotalStep, ln.Warm, ln.NumStep)
+		}
+	}
+	// Eval: RepBN with running statistics, counters unchanged.
+	iter, bnCount := ln.Iter, ln.Norm2.BN.NumBatchesTracked
+	ye := append([]float32(nil), ln.Forward(x, false).Data...)
+	yr := ln.Norm2.Forward(x, false)
+	assertClose(t, "eval = RepBN eval", ye, blTo64(yr.Data), 0, 0)
+	if ln.Iter != iter || ln.Norm2.BN.NumBatchesTracked != bnCount {
+		t.Fatalf("eval moved the schedule or the BN statistics")
+	}
+	// Counters are buffers with the official names.
+	var names []string
+	for _, b := range ln.Buffers() {
+		names = append(names, b.Name)
+		if b.Name == "n.iter" && *b.I != 0 {
+			t.Fatalf("n.iter buffer = %d", *b.I)
+		}
+	}
+	if got := fmt.Sprint(names); got != "[n.warm n.iter n.total_step n.norm2.bn.running_mean n.norm2.bn.running_var n.norm2.bn.num_batches_tracked]" {
+		t.Fatalf("buffers %s", got)
+	}
+}
+
+// TestLinearNormWarm: with warm > 0 (vision) the first calls are Norm1
+// alone and leave BN untouched; the schedule starts afterwards.
+func TestLinearNormWarm(t *testing.T) {
+	const c = 3
+	ln := NewLinearNorm("n", NewLayerNorm("n.norm1", c, 1e-6), NewRepBN("n.norm2", c, 1e-5, 1, 1), 2, 2)
+	x := blRand(2, 1, 5, c)
+	for call, lam := range []float64{1, 1, 1, 0.5, 0} {
+		if got := ln.Lambda(); got != lam {
+			t.Fatalf("call %d: Lambda %g, want %g", call+1, got, lam)
+		}
+		y := append([]float32(nil), ln.Forward(x, true).Data...)
+		if call < 2 {
+			y1 := ln.Norm1.Forward(x, true)
+			assertClose(t, "warm output = norm1", y, blTo64(y1.Data), 0, 0)
+			if ln.Norm2.BN.NumBatchesTracked != 0 {
+				t.Fatalf("warm call %d touched BN", call+1)
+			}
+		}
+	}
+	if ln.Warm != 0 || ln.Iter != 0 || ln.Norm2.BN.NumBatchesTracked != 3 {
+		t.Fatalf("warm %d iter %d bn count %d", ln.Warm, ln.Iter, ln.Norm2.BN.NumBatchesTracked)
+	}
+}
+
+// TestLinearNormLLaMASchedule checks SLAB.md 6.1 with warm 2, step 3:
+// counters move only on calls with num_step%16 == 0, num_step cycles mod 16.
+func TestLinearNormLLaMASchedule(t *testing.T) {
+	const c = 4
+	ln := NewLinearNormLLaMA("m", NewRMSNorm("m.norm1", c, 1e-6), NewRepBN("m.norm2", c, 1e-6, 0, 0), 2, 3)
+	x := blRand(3, 1, 6, c)
+	// Expected lambda of call n (1-based), -1 for warm-up. warm ticks down
+	// at calls 1 and 17 (num_step 0); from call 18 the mix runs with
+	// lambda = iter/3 taken before the decrement, and iter ticks down at
+	// calls 33, 49, 65.
+	expect := func(n int) float64 {
+		switch {
+		case n <= 17:
+			return -1
+		case n <= 33:
+			return 1
+		case n <= 49:
+			return 2.0 / 3
+		case n <= 65:
+			return 1.0 / 3
+		}
+		return 0
+	}
+	bnCalls := int64(0)
+	for n := 1; n <= 100; n++ {
+		want := expect(n)
+		lam := ln.Lambda()
+		if want < 0 {
+			if ln.Warm == 0 || lam != 1 {
+				t.Fatalf("call %d: expected warm-up, warm %d lambda %g", n, ln.Warm, lam)
+			}
+		} else if math.Abs(lam-want) > 1e-15 || ln.Warm != 0 {
+			t.Fatalf("call %d: lambda %g, want %g (warm %d iter %d num_step %d)", n, lam, want, ln.Warm, ln.Iter, ln.NumStep)
+		}
+		ln.Forward(x, true)
+		if want >= 0 {
+			bnCalls++
+		}
+		if ln.Norm2.BN.NumBatchesTracked != bnCalls {
+			t.Fatalf("call %d: BN count %d, want %d", n, ln.Norm2.BN.NumBatchesTracked, bnCalls)
+		}
+		if ln.NumStep != int64(n%16) {
+			t.Fatalf("call %d: num_step %d, want %d", n, ln.NumStep, n%16)
+		}
+	}
+	var names []string
+	for _, b := range ln.Buffers()[:4] {
+		names = append(names, b.Name)
+	}
+	if got := fmt.Sprint(names); got != "[m.num_step m.warm m.iter m.total_step]" {
+		t.Fatalf("LLaMA buffers %s", got)
+	}
+}
+
+// TestLinearNormGrad differentiates the mix at lambda = 0.75 (and the pure
+// RepBN phase) against float64 finite differences of the formula.
+func TestLinearNormGrad(t *testing.T) {
+	for _, sh := range [][2]int{{3, 17}, {17, 3}, {197, 17}} {
+		for _, calls := range []int{2, 6} { // lambda 0.75, then 0
+			rows, c := sh[0], sh[1]
+			t.Run(fmt.Sprintf("%dx%d_call%d", rows, c, calls), func(t *testing.T) {
+				const T = 4
+				ln1 := NewLayerNorm("n.norm1", c, 1e-6)
+				rb := NewRepBN("n.norm2", c, 1e-5, 0.8, 1)
+				ln := NewLinearNorm("n", ln1, rb, 0, T)
+				ln1.Weight.W, ln1.Bias.W = blRand(1, 0.5, c), blRand(2, 0.5, c)
+				rb.BN.Weight.W, rb.BN.Bias.W = blRand(3, 0.5, c), blRand(4, 0.5, c)
+				x := blRand(5, 2, rows, c)
+				for i := 1; i < calls; i++ {
+					ln.Forward(x, true)
+				}
+				lam := ln.Lambda()
+				ZeroGrads(ln.Params())
+				y := ln.Forward(x, true)
+				ref := func(x, w1, b1, g, b []float64, a float64) []float64 {
+					y1 := blLayerNorm64(x, w1, b1, rows, c, 1e-6)
+					y2, _, _ := blRepBN64(x, g, b, a, nil, nil, rows, c, 1e-5, true)
+					for i := range y1 {
+						y1[i] = lam*y1[i] + (1-lam)*y2[i]
+					}
+					return y1
+				}
+				x64 := blTo64(x.Data)
+				w1, b1 := blTo64(ln1.Weight.W.Data), blTo64(ln1.Bias.W.Data)
+				g, b := blTo64(rb.BN.Weight.W.Data), blTo64(rb.BN.Bias.W.Data)
+				assertClose(t, "y", y.Data, ref(x64, w1, b1, g, b, 0.8), 1e-5, 1e-5)
+				dy := blRand(6, 1, rows, c)
+				dx := ln.Backward(dy)
+				blCheckGrad(t, "dx", dx.Data, func(v []float64) float64 { return blDotLoss(ref(v, w1, b1, g, b, 0.8), dy.Data) }, x.Data, 1e-3, 2e-4)
+				blCheckGrad(t, "dnorm1.weight", ln1.Weight.G.Data, func(v []float64) float64 { return blDotLoss(ref(x64, v, b1, g, b, 0.8), dy.Data) }, ln1.Weight.W.Data, 1e-4, 1e-4)
+				blCheckGrad(t, "dnorm1.bias", ln1.Bias.G.Data, func(v []float64) float64 { return blDotLoss(ref(x64, w1, v, g, b, 0.8), dy.Data) }, ln1.Bias.W.Data, 1e-4, 1e-4)
+				blCheckGrad(t, "dnorm2.bn.weight", rb.BN.Weight.G.Data, func(v []float64) float64 { return blDotLoss(ref(x64, w1, b1, v, b, 0.8), dy.Data) }, rb.BN.Weight.W.Data, 1e-4, 1e-4)
+				blCheckGrad(t, "dnorm2.bn.bias", rb.BN.Bias.G.Data, func(v []float64) float64 { return blDotLoss(ref(x64, w1, b1, g, v, 0.8), dy.Data) }, rb.BN.Bias.W.Data, 1e-4, 1e-4)
+				blCheckGrad(t, "dnorm2.alpha", rb.Alpha.G.Data, func(v []float64) float64 { return blDotLoss(ref(x64, w1, b1, g, b, v[0]), dy.Data) }, rb.Alpha.W.Data, 1e-4, 1e-3)
+			})
+		}
+	}
+}
