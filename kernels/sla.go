@@ -24,6 +24,15 @@ const SLAEps = 1e-6
 func SLAPrep(qr, kr, ksum, q, k, pos []float32, n, d, ldQKV, ldC int) {
 	ks := ksum[:d]
 	clear(ks)
+	if n <= 0 || d <= 0 {
+		return
+	}
+	// Bounds of the last row, checked once for the vector kernel.
+	_, _ = q[(n-1)*ldQKV+d-1], k[(n-1)*ldQKV+d-1]
+	_, _, _ = pos[(n-1)*ldC+d-1], qr[(n-1)*ldC+d-1], kr[(n-1)*ldC+d-1]
+	if slaPrepFast(qr, kr, ks, q, k, pos, n, d, ldQKV, ldC) {
+		return
+	}
 	for i := 0; i < n; i++ {
 		qi := q[i*ldQKV : i*ldQKV+d]
 		ki := k[i*ldQKV : i*ldQKV+d]
@@ -61,6 +70,13 @@ func dot(a, b []float32) float32 {
 // z[i] and O_i = z_i·num_i into o (row stride ldC for o, num and qr).
 func SLANormalize(o, z, num, qr, ksum []float32, n, d, ldC int) {
 	ks := ksum[:d]
+	if n <= 0 || d <= 0 {
+		return
+	}
+	_, _, _, _ = o[(n-1)*ldC+d-1], num[(n-1)*ldC+d-1], qr[(n-1)*ldC+d-1], z[n-1]
+	if slaNormFast(o, z, num, qr, ks, n, d, ldC) {
+		return
+	}
 	for i := 0; i < n; i++ {
 		zi := 1 / (dot(qr[i*ldC:i*ldC+d], ks) + SLAEps)
 		z[i] = zi

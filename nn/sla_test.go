@@ -143,6 +143,21 @@ var slaShapes = []slaShape{
 	{2, 1, 17, 4, 1, 5},
 	{1, 14, 14, 12, 3, 5},
 	{1, 4, 5, 6, 2, 7},
+	{1, 3, 4, 40, 2, 5}, // d = 20: one full 16-lane group and a tail
+	{2, 2, 3, 64, 2, 3}, // d = 32: whole groups only
+}
+
+// forKernelPaths runs f under every kernel path the CPU supports, so that
+// both the portable and the vector row kernels are checked.
+func forKernelPaths(t *testing.T, f func(t *testing.T)) {
+	for _, p := range []kernels.Path{kernels.PathGeneric, kernels.PathAVX512} {
+		prev, ok := kernels.SetKernelPath(p)
+		if !ok {
+			continue
+		}
+		t.Run(string(p), f)
+		kernels.SetKernelPath(prev)
+	}
 }
 
 // newSLACase builds an SLA with random DWC/positional parameters and a
@@ -162,7 +177,9 @@ func newSLACase(sh slaShape, seed uint64) (s *SLA, qkv, pos, dw, db []float64) {
 	return s, qkv, pos, dw, db
 }
 
-func TestSLACoreForward(t *testing.T) {
+func TestSLACoreForward(t *testing.T) { forKernelPaths(t, testSLACoreForward) }
+
+func testSLACoreForward(t *testing.T) {
 	for i, sh := range slaShapes {
 		t.Run(fmt.Sprint(sh), func(t *testing.T) {
 			s, qkv, pos, dw, db := newSLACase(sh, uint64(i))
@@ -178,7 +195,9 @@ func TestSLACoreForward(t *testing.T) {
 // TestSLACoreBackward checks dqkv, dP, dDWC weight and bias against central
 // differences of the float64 reference for L = Σ R ⊙ core(qkv). Large cases
 // check a random subset of the inputs.
-func TestSLACoreBackward(t *testing.T) {
+func TestSLACoreBackward(t *testing.T) { forKernelPaths(t, testSLACoreBackward) }
+
+func testSLACoreBackward(t *testing.T) {
 	for i, sh := range slaShapes {
 		t.Run(fmt.Sprint(sh), func(t *testing.T) {
 			s, qkv, pos, dw, db := newSLACase(sh, uint64(10+i))
@@ -206,9 +225,9 @@ func TestSLACoreBackward(t *testing.T) {
 				for j := range idx {
 					idx[j] = j
 				}
-				if len(idx) > 200 {
+				if len(idx) > 80 {
 					rng.Shuffle(len(idx), func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
-					idx = idx[:200]
+					idx = idx[:80]
 				}
 				gs := make([]float32, len(idx))
 				want := make([]float64, len(idx))
