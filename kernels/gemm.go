@@ -42,6 +42,10 @@ type ukernel struct {
 	kind kernelKind
 	// hasDot4 means callDot4 can run the GEMV rows.
 	hasDot4 bool
+	// directA means callKernelDA can read full row-major A panels in
+	// place (no packing); transpose16 means packB can use the register
+	// transpose for transposed B.
+	directA, transpose16 bool
 }
 
 var uk ukernel
@@ -252,27 +256,51 @@ type gemmWork struct {
 	blk               tileBlock
 }
 
-// packTask packs the A panels [0, npa) of the current row block, then (as
-// task numbers npa and up) the B panels of the current k slice.
+// packTask packs the A panels [0, npa) of the current row block (only the
+// partial last panel when A is read in place), then, as task numbers npa
+// and up, groups of B panels of the current k slice.
 type packTask struct {
 	kr             *ukernel
 	transA, transB bool
+	direct         bool // full A panels are read in place, not packed
 	a, b           []float32
 	lda, ldb       int
 	alpha          float32
 	apack, bpack   []float32
 	ic, mc, npa    int
 	pc, kc, jc, nc int
+	npb, bgroups   int // B panels and the groups they are packed in
+	packB          bool
+}
+
+// tasks is the size of the parallel range for the current block.
+func (t *packTask) tasks() int {
+	n := t.npa
+	if t.packB {
+		n += t.bgroups
+	}
+	return n
 }
 
 func (t *packTask) run(lo, hi int) {
 	mr, nr := t.kr.mr, t.kr.nr
 	for i := lo; i < hi; i++ {
 		if i < t.npa {
-			packA(mr, t.transA, t.a, t.lda, t.ic+i*mr, min(mr, t.mc-i*mr), t.pc, t.kc, t.alpha, t.apack[i*mr*t.kc:])
+			rows := min(mr, t.mc-i*mr)
+			if t.direct && rows == mr {
+				continue
+			}
+			packA(mr, t.transA, t.a, t.lda, t.ic+i*mr, rows, t.pc, t.kc, t.alpha, t.apack[i*mr*t.kc:])
+			continue
+		}
+		g := i - t.npa
+		jp0, jp1 := g*t.npb/t.bgroups, (g+1)*t.npb/t.bgroups
+		if t.transB {
+			for jp := jp0; jp < jp1; jp++ {
+				packBT(t.kr, t.b, t.ldb, t.pc, t.kc, t.jc+jp*nr, min(nr, t.nc-jp*nr), t.bpack[jp*nr*t.kc:])
+			}
 		} else {
-			jp := i - t.npa
-			packB(nr, t.transB, t.b, t.ldb, t.pc, t.kc, t.jc+jp*nr, min(nr, t.nc-jp*nr), t.bpack[jp*nr*t.kc:])
+			packBN(nr, t.b, t.ldb, t.pc, t.kc, t.jc, t.nc, jp0, jp1, t.bpack)
 		}
 	}
 }
@@ -339,10 +367,19 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	ncMax := min(kr.nc, roundUp(n, kr.nr))
 	kcMax := min(kr.kc, k)
 	pk := &w.pack
-	*pk = packTask{kr: kr, transA: transA, transB: transB, a: a, lda: lda, b: b, ldb: ldb, alpha: alpha,
+	amode := aPacked
+	switch {
+	case alpha != 1 || kr.kind == kernelGo:
+	case !transA && kr.directA:
+		amode = aRows
+	case transA:
+		amode = aCols
+	}
+	direct := amode != aPacked
+	*pk = packTask{kr: kr, transA: transA, transB: transB, direct: direct, a: a, lda: lda, b: b, ldb: ldb, alpha: alpha,
 		apack: growF32(&w.apack, mcMax*kcMax), bpack: growF32(&w.bpack, ncMax*kcMax)}
 	blk := &w.blk
-	*blk = tileBlock{kr: kr, apack: pk.apack, bpack: pk.bpack, c: c, ldc: ldc}
+	*blk = tileBlock{kr: kr, apack: pk.apack, bpack: pk.bpack, c: c, ldc: ldc, amode: amode, a: a, lda: lda}
 	for jc := 0; jc < n; jc += kr.nc {
 		nc := min(kr.nc, n-jc)
 		npb := (nc + kr.nr - 1) / kr.nr
@@ -353,11 +390,14 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 				npa := (mc + kr.mr - 1) / kr.mr
 				// Pack A (and, first time in this k slice, B), split over panels.
 				pk.ic, pk.mc, pk.npa, pk.pc, pk.kc, pk.jc, pk.nc = ic, mc, npa, pc, kc, jc, nc
-				tot := npa
-				if ic == 0 {
-					tot += npb
+				pk.npb, pk.bgroups, pk.packB = npb, min(npb, 4*threads), ic == 0
+				if direct && mc%kr.mr == 0 {
+					pk.npa = 0 // nothing of A to pack
 				}
-				parallelRun(tot, 1, pk)
+				if tot := pk.tasks(); tot > 0 {
+					parallelRun(tot, 1, pk)
+				}
+				blk.pc = pc
 				blk.kc, blk.mc, blk.nc, blk.ic, blk.jc, blk.npa, blk.npb = kc, mc, nc, ic, jc, npa, npb
 				blk.accum = pc > 0 || beta != 0
 				blk.ep = nil
@@ -373,7 +413,7 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 			}
 		}
 	}
-	pk.a, pk.b, blk.c, blk.ep = nil, nil, nil, nil
+	pk.a, pk.b, blk.c, blk.ep, blk.a = nil, nil, nil, nil, nil
 	w.ep = Epilogue{}
 }
 
@@ -391,6 +431,15 @@ func splitOverN(npa, npb, t int) bool {
 	return byN <= byM
 }
 
+// aMode says where the microkernel reads full A panels from.
+type aMode int
+
+const (
+	aPacked aMode = iota // packed panels (alpha folded in, or no in-place kernel)
+	aRows                // row-major A in place (sgemmKernelAVX512DA)
+	aCols                // transposed A in place: step p of the panel is row p
+)
+
 type tileBlock struct {
 	kr           *ukernel
 	kc, mc, nc   int
@@ -401,7 +450,10 @@ type tileBlock struct {
 	ldc          int
 	accum        bool
 	ep           *Epilogue
-	byN          bool // the parallel range indexes B panels, else A panels
+	byN          bool  // the parallel range indexes B panels, else A panels
+	amode        aMode // how full A panels are read
+	a            []float32
+	lda, pc      int
 }
 
 func (t *tileBlock) run(lo, hi int) {
@@ -429,36 +481,45 @@ func (t *tileBlock) tiles(ia0, ia1, jb0, jb1 int) {
 		for ia := ia0; ia < ia1; ia++ {
 			i0 := t.ic + ia*mr
 			rows := min(mr, t.mc-ia*mr)
-			ap := t.apack[ia*mr*t.kc:]
-			if rows == mr && cols == nr {
-				ct := t.c[i0*t.ldc+j0:]
-				if kr.kind != kernelGo {
-					callKernel(kr.kind, t.kc, &ap[0], &bp[0], &ct[0], t.ldc, acc)
-				} else {
-					kernelGo4x4(t.kc, ap, bp, ct, t.ldc, t.accum)
-				}
-			} else {
-				tile := scratch[:mr*nr]
-				if kr.kind != kernelGo {
-					callKernel(kr.kind, t.kc, &ap[0], &bp[0], &tile[0], nr, 0)
-				} else {
-					kernelGo4x4(t.kc, ap, bp, tile, nr, false)
-				}
-				for i := 0; i < rows; i++ {
-					ci := t.c[(i0+i)*t.ldc+j0 : (i0+i)*t.ldc+j0+cols]
-					ti := tile[i*nr : i*nr+cols]
-					if t.accum {
-						for j, v := range ti {
-							ci[j] += v
-						}
-					} else {
-						copy(ci, ti)
-					}
-				}
+			ct := t.c[i0*t.ldc+j0:]
+			ldc, accTile := t.ldc, acc
+			if rows < mr || cols < nr {
+				// Edge tile: compute into scratch, then copy the valid part.
+				ct, ldc, accTile = scratch[:mr*nr], nr, 0
+			}
+			switch {
+			case rows == mr && t.amode == aRows:
+				callKernelDA(t.kc, &t.a[i0*t.lda+t.pc], t.lda, &bp[0], &ct[0], ldc, accTile)
+			case rows == mr && t.amode == aCols:
+				callKernel(kr.kind, t.kc, &t.a[t.pc*t.lda+i0], t.lda, &bp[0], &ct[0], ldc, accTile)
+			case kr.kind != kernelGo:
+				callKernel(kr.kind, t.kc, &t.apack[ia*mr*t.kc], mr, &bp[0], &ct[0], ldc, accTile)
+			default:
+				kernelGo4x4(t.kc, t.apack[ia*mr*t.kc:], bp, ct, ldc, accTile != 0)
+			}
+			if rows < mr || cols < nr {
+				t.addTile(ct, i0, rows, j0, cols)
 			}
 			if t.ep != nil {
 				applyEpilogue(t.ep, t.c, t.ldc, i0, i0+rows, j0, j0+cols)
 			}
+		}
+	}
+}
+
+// addTile stores (or, when accumulating, adds) the valid rows x cols of a
+// scratch tile into C.
+func (t *tileBlock) addTile(tile []float32, i0, rows, j0, cols int) {
+	nr := t.kr.nr
+	for i := 0; i < rows; i++ {
+		ci := t.c[(i0+i)*t.ldc+j0 : (i0+i)*t.ldc+j0+cols]
+		ti := tile[i*nr : i*nr+cols]
+		if t.accum {
+			for j, v := range ti {
+				ci[j] += v
+			}
+		} else {
+			copy(ci, ti)
 		}
 	}
 }
@@ -502,23 +563,48 @@ func packA(mr int, transA bool, a []float32, lda, i0, rows, p0, kc int, alpha fl
 	}
 }
 
-// packB packs k range [p0, p0+kc) and columns [j0, j0+cols) of op(B) into
-// an nr-wide panel: dst[p*nr+j], zero columns past the edge.
-func packB(nr int, transB bool, b []float32, ldb, p0, kc, j0, cols int, dst []float32) {
-	dst = dst[:nr*kc]
-	if !transB {
-		for p := 0; p < kc; p++ {
-			d := dst[p*nr : p*nr+nr]
-			copy(d, b[(p0+p)*ldb+j0:(p0+p)*ldb+j0+cols])
+// packBN packs B panels [jp0, jp1) of the block (columns j0.. of width
+// nc) of a non-transposed B: dst[jp*nr*kc + p*nr + j]. The k loop is outer
+// so that each row of B is read as one contiguous run across the panels,
+// instead of panel by panel with a page-sized stride.
+func packBN(nr int, b []float32, ldb, p0, kc, j0, nc, jp0, jp1 int, dst []float32) {
+	for p := 0; p < kc; p++ {
+		row := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+nc]
+		for jp := jp0; jp < jp1; jp++ {
+			d := dst[jp*nr*kc+p*nr : jp*nr*kc+p*nr+nr]
+			cols := min(nr, nc-jp*nr)
+			copy(d, row[jp*nr:jp*nr+cols])
 			clear(d[cols:])
 		}
-		return
 	}
-	// op(B)[p][j] = b[j*ldb+p]: read rows of B, scatter with stride nr.
+}
+
+// packBT packs columns [j0, j0+cols) and k range [p0, p0+kc) of a
+// transposed B (B stored n x k, rows contiguous in k) into an nr-wide
+// panel dst[p*nr+j], zero columns past the edge. Blocks of 16 columns x 16
+// k steps go through the register transpose when the CPU has it.
+func packBT(kr *ukernel, b []float32, ldb, p0, kc, j0, cols int, dst []float32) {
+	nr := kr.nr
+	dst = dst[:nr*kc]
+	k16 := 0
+	j16 := 0
+	if kr.transpose16 {
+		k16 = kc &^ 15
+		j16 = cols &^ 15
+		if k16 > 0 {
+			for j := 0; j < j16; j += 16 {
+				transpose16(k16, &b[(j0+j)*ldb+p0], ldb, &dst[j], nr)
+			}
+		}
+	}
 	for j := 0; j < cols; j++ {
 		src := b[(j0+j)*ldb+p0 : (j0+j)*ldb+p0+kc]
-		for p, v := range src {
-			dst[p*nr+j] = v
+		pStart := 0
+		if j < j16 {
+			pStart = k16
+		}
+		for p := pStart; p < kc; p++ {
+			dst[p*nr+j] = src[p]
 		}
 	}
 	for j := cols; j < nr; j++ {

@@ -26,6 +26,8 @@ func main() {
 	p("#include \"textflag.h\"")
 	gemmKernel("sgemmKernelAVX512", 12, 2, "Z", 64, 4)
 	gemmKernel("sgemmKernelAVX2", 6, 2, "Y", 32, 4)
+	gemmKernelDirectA()
+	transpose16()
 	dot4()
 	peak()
 	readBW()
@@ -37,14 +39,31 @@ func main() {
 	os.Stdout.WriteString(out.String())
 }
 
-// gemmKernel emits func name(kc int, a, b, c *float32, ldc int, accum int):
-// C[mr x nv*lanes] (=|+=) Apanel * Bpanel, where the packed A panel holds mr
-// floats per k step and the packed B panel nv vectors per k step. The k loop
-// is unrolled by unroll. Broadcasts of A go through a rotating set of
-// temporaries rather than {1to16} memory operands: with two vectors per row
-// each A element feeds two FMAs, and one broadcast load + two register FMAs
-// halves the load-port traffic of two embedded-broadcast FMAs.
+// gemmKernel emits func name(kc int, a *float32, astride int, b, c
+// *float32, ldc int, accum int): C[mr x nv*lanes] (=|+=) A*Bpanel, where A
+// element (row i, step p) is at a[p*astride+i] and the packed B panel holds
+// nv vectors per k step. astride = mr walks a packed A panel; astride = lda
+// reads a transposed A (stored k x m) in place, which needs no packing.
+// The k loop is unrolled by unroll. Broadcasts of A go through a rotating
+// pair of temporaries rather than {1to16} memory operands: with two vectors
+// per row each A element feeds two FMAs, and one broadcast load plus two
+// register FMAs halves the load-port traffic of two embedded-broadcast FMAs.
 func gemmKernel(name string, mr, nv int, reg string, vbytes, unroll int) {
+	gemmKernelX(name, mr, nv, reg, vbytes, unroll, false)
+}
+
+// gemmKernelDirectA emits sgemmKernelAVX512DA(kc int, a *float32, lda int,
+// b, c *float32, ldc int, accum int): the 12x32 kernel reading A straight
+// from its row-major storage (row i at a + i*lda) instead of a packed panel.
+// Row-major A is the common case (x W^T forward, dy W backward) and its
+// 12 rows are each contiguous in k, so the kernel can broadcast from them
+// directly and the driver skips packing A, which otherwise costs a strided
+// gather per element.
+func gemmKernelDirectA() {
+	gemmKernelX("sgemmKernelAVX512DA", 12, 2, "Z", 64, 4, true)
+}
+
+func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct bool) {
 	lanes := vbytes / 4
 	nb := nv        // registers 0..nv-1 hold B
 	nt := 2         // broadcast temporaries
@@ -56,16 +75,51 @@ func gemmKernel(name string, mr, nv int, reg string, vbytes, unroll int) {
 	r := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
 	accReg := func(i, v int) string { return r(acc0 + i*nv + v) }
 	p("")
-	p("// func %s(kc int, a, b, c *float32, ldc int, accum int)", name)
-	p("// %dx%d tile; A panel %d floats per k, B panel %d floats per k.", mr, nv*lanes, mr, nv*lanes)
-	p("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	if direct {
+		if mr != 12 {
+			panic("direct A addressing is written for 12 rows")
+		}
+		p("// func %s(kc int, a *float32, lda int, b, c *float32, ldc int, accum int)", name)
+		p("// %dx%d tile; A read in place (row stride lda), B panel %d floats per k.", mr, nv*lanes, nv*lanes)
+	} else {
+		p("// func %s(kc int, a *float32, astride int, b, c *float32, ldc int, accum int)", name)
+		p("// %dx%d tile; A step p at a[p*astride:], B panel %d floats per k.", mr, nv*lanes, nv*lanes)
+	}
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", name)
 	p("\tMOVQ kc+0(FP), CX")
 	p("\tMOVQ a+8(FP), AX")
-	p("\tMOVQ b+16(FP), BX")
-	p("\tMOVQ c+24(FP), R8")
-	p("\tMOVQ ldc+32(FP), R9")
+	if direct {
+		p("\tMOVQ lda+16(FP), R11")
+	} else {
+		p("\tMOVQ astride+16(FP), R11")
+	}
+	p("\tSHLQ $2, R11")
+	p("\tLEAQ (R11)(R11*2), R12") // 3*stride
+	if direct {
+		p("\tLEAQ (AX)(R11*4), R13")  // row 4
+		p("\tLEAQ (R13)(R11*4), R14") // row 8
+	} else {
+		p("\tMOVQ R11, R15")
+		p("\tSHLQ $2, R15") // unroll*stride
+	}
+	p("\tMOVQ b+24(FP), BX")
+	p("\tMOVQ c+32(FP), R8")
+	p("\tMOVQ ldc+40(FP), R9")
 	p("\tSHLQ $2, R9")
-	p("\tMOVQ accum+40(FP), DX")
+	p("\tMOVQ accum+48(FP), DX")
+	if unroll != 4 {
+		panic("A addressing assumes an unroll of 4")
+	}
+	// aAddr is the address of A element (row i, k step u of this iteration).
+	aAddr := func(u, i int) string {
+		if direct {
+			base := []string{"AX", "R13", "R14"}[i/4]
+			idx := []string{"", "(R11*1)", "(R11*2)", "(R12*1)"}[i%4]
+			return fmt.Sprintf("%d(%s)%s", u*4, base, idx)
+		}
+		idx := []string{"", "(R11*1)", "(R11*2)", "(R12*1)"}[u]
+		return fmt.Sprintf("%d(AX)%s", i*4, idx)
+	}
 	for i := 0; i < accs; i++ {
 		if reg == "Z" {
 			p("\tVPXORD %s, %s, %s", r(acc0+i), r(acc0+i), r(acc0+i))
@@ -88,10 +142,21 @@ func gemmKernel(name string, mr, nv int, reg string, vbytes, unroll int) {
 		}
 		for i := 0; i < mr; i++ {
 			t := r(nb + i%nt)
-			p("\tVBROADCASTSS %d(AX), %s", (u*mr+i)*4, t)
+			p("\tVBROADCASTSS %s, %s", aAddr(u, i), t)
 			for v := 0; v < nv; v++ {
 				p("\tVFMADD231PS %s, %s, %s", t, r(v), accReg(i, v))
 			}
+		}
+	}
+	advA := func(steps int) {
+		if direct {
+			for _, rg := range []string{"AX", "R13", "R14"} {
+				p("\tADDQ $%d, %s", steps*4, rg)
+			}
+		} else if steps == unroll {
+			p("\tADDQ R15, AX")
+		} else {
+			p("\tADDQ R11, AX")
 		}
 	}
 	p("\tCMPQ CX, $%d", unroll)
@@ -100,10 +165,17 @@ func gemmKernel(name string, mr, nv int, reg string, vbytes, unroll int) {
 	for u := 0; u < unroll; u++ {
 		step(u)
 	}
-	for l := 0; l < unroll*mr*4; l += 64 {
-		p("\tPREFETCHT0 %d(AX)", 512+l)
+	if !direct {
+		// Fetch the A steps four iterations ahead: in place (transposed A)
+		// they are a row apart, beyond the reach of a sequential prefetch.
+		p("\tLEAQ (AX)(R15*4), R10")
+		for u := 0; u < unroll; u++ {
+			idx := []string{"", "(R11*1)", "(R11*2)", "(R12*1)"}[u]
+			p("\tPREFETCHT0 (R10)%s", idx)
+			p("\tPREFETCHT0 %d(R10)%s", mr*4-4, idx)
+		}
 	}
-	p("\tADDQ $%d, AX", unroll*mr*4)
+	advA(unroll)
 	p("\tADDQ $%d, BX", unroll*nv*vbytes)
 	p("\tSUBQ $%d, CX", unroll)
 	p("\tCMPQ CX, $%d", unroll)
@@ -112,7 +184,7 @@ func gemmKernel(name string, mr, nv int, reg string, vbytes, unroll int) {
 	p("\tTESTQ CX, CX")
 	p("\tJEQ %s_store", name)
 	step(0)
-	p("\tADDQ $%d, AX", mr*4)
+	advA(1)
 	p("\tADDQ $%d, BX", nv*vbytes)
 	p("\tDECQ CX")
 	p("\tJMP %s_tail", name)
@@ -135,6 +207,87 @@ func gemmKernel(name string, mr, nv int, reg string, vbytes, unroll int) {
 		}
 		p("\tADDQ R9, R8")
 	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// transpose16 emits func transpose16AVX512(kc int, src *float32, ld int,
+// dst *float32, dstride int): dst[p*dstride+j] = src[j*ld+p] for j < 16 and
+// p < kc (kc a multiple of 16), i.e. packing 16 columns of a transposed B
+// (rows of a [N,K] weight) into a B panel. Each 16x16 block is loaded as 16
+// row vectors and transposed in registers in four shuffle stages (unpack
+// ps, unpack pd, two rounds of 128-bit lane shuffles): 64 shuffles per 256
+// elements instead of one scalar store per element.
+func transpose16() {
+	p("")
+	p("// func transpose16AVX512(kc int, src *float32, ld int, dst *float32, dstride int)")
+	p("TEXT ·transpose16AVX512(SB), NOSPLIT, $0-40")
+	p("\tMOVQ kc+0(FP), CX")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ ld+16(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tLEAQ (R8)(R8*2), R9")
+	p("\tLEAQ (SI)(R8*4), R10")
+	p("\tLEAQ (R10)(R8*4), R11")
+	p("\tLEAQ (R11)(R8*4), R12")
+	p("\tMOVQ dst+24(FP), DI")
+	p("\tMOVQ dstride+32(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tLEAQ (R13)(R13*2), R14")
+	p("\tMOVQ R13, R15")
+	p("\tSHLQ $4, R15") // 16 rows of dst
+	srcAddr := func(j int) string {
+		base := []string{"SI", "R10", "R11", "R12"}[j/4]
+		idx := []string{"", "(R8*1)", "(R8*2)", "(R9*1)"}[j%4]
+		return "(" + base + ")" + idx
+	}
+	p("tr16_loop:")
+	p("\tCMPQ CX, $16")
+	p("\tJLT tr16_done")
+	for j := 0; j < 16; j++ {
+		p("\tVMOVUPS %s, Z%d", srcAddr(j), j)
+	}
+	// Stage 1: interleave pairs of rows.
+	for m := 0; m < 8; m++ {
+		p("\tVUNPCKLPS Z%d, Z%d, Z%d", 2*m+1, 2*m, 16+2*m)
+		p("\tVUNPCKHPS Z%d, Z%d, Z%d", 2*m+1, 2*m, 16+2*m+1)
+	}
+	// Stage 2: u[4q+c] lane L = rows 4q..4q+3 at column 4L+c.
+	for q := 0; q < 4; q++ {
+		t := 16 + 4*q
+		p("\tVUNPCKLPD Z%d, Z%d, Z%d", t+2, t, 4*q+0)
+		p("\tVUNPCKHPD Z%d, Z%d, Z%d", t+2, t, 4*q+1)
+		p("\tVUNPCKLPD Z%d, Z%d, Z%d", t+3, t+1, 4*q+2)
+		p("\tVUNPCKHPD Z%d, Z%d, Z%d", t+3, t+1, 4*q+3)
+	}
+	// Stages 3 and 4: gather lane L of u[c], u[4+c], u[8+c], u[12+c].
+	for c := 0; c < 4; c++ {
+		v, w, v2, w2 := 16+4*c, 17+4*c, 18+4*c, 19+4*c
+		p("\tVSHUFF32X4 $0x44, Z%d, Z%d, Z%d", 4+c, c, v)
+		p("\tVSHUFF32X4 $0xEE, Z%d, Z%d, Z%d", 4+c, c, w)
+		p("\tVSHUFF32X4 $0x44, Z%d, Z%d, Z%d", 12+c, 8+c, v2)
+		p("\tVSHUFF32X4 $0xEE, Z%d, Z%d, Z%d", 12+c, 8+c, w2)
+		// Output column 4L+c goes to Z(4L+c).
+		p("\tVSHUFF32X4 $0x88, Z%d, Z%d, Z%d", v2, v, c)
+		p("\tVSHUFF32X4 $0xDD, Z%d, Z%d, Z%d", v2, v, 4+c)
+		p("\tVSHUFF32X4 $0x88, Z%d, Z%d, Z%d", w2, w, 8+c)
+		p("\tVSHUFF32X4 $0xDD, Z%d, Z%d, Z%d", w2, w, 12+c)
+	}
+	p("\tMOVQ DI, DX")
+	for q := 0; q < 16; q++ {
+		idx := []string{"", "(R13*1)", "(R13*2)", "(R14*1)"}[q%4]
+		p("\tVMOVUPS Z%d, (DX)%s", q, idx)
+		if q%4 == 3 && q < 15 {
+			p("\tLEAQ (DX)(R13*4), DX")
+		}
+	}
+	p("\tADDQ R15, DI")
+	for _, rg := range []string{"SI", "R10", "R11", "R12"} {
+		p("\tADDQ $64, %s", rg)
+	}
+	p("\tSUBQ $16, CX")
+	p("\tJMP tr16_loop")
+	p("tr16_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
