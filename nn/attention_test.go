@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
@@ -157,6 +159,28 @@ func BenchmarkAttentionBlock(b *testing.B) {
 				}
 			})
 		}
+		// ratio/ interleaves the two layers round by round (PEERS.md: on a
+		// shared machine only ratios taken inside one run are comparable)
+		// and reports the median per-round time of each and the median of
+		// the per-round SLA/softmax ratios.
+		b.Run(fmt.Sprintf("ratio/%d", n), func(b *testing.B) {
+			soft.Forward(x)
+			sla.Forward(x)
+			var ts, tl, r []float64
+			for b.Loop() {
+				t0 := time.Now()
+				soft.Forward(x)
+				t1 := time.Now()
+				sla.Forward(x)
+				t2 := time.Now()
+				ts = append(ts, t1.Sub(t0).Seconds())
+				tl = append(tl, t2.Sub(t1).Seconds())
+				r = append(r, t2.Sub(t1).Seconds()/t1.Sub(t0).Seconds())
+			}
+			b.ReportMetric(median(ts)*1e3, "softmax-ms")
+			b.ReportMetric(median(tl)*1e3, "sla-ms")
+			b.ReportMetric(median(r), "sla/softmax")
+		})
 		for _, l := range []layer{{"softmax", soft.Forward, soft.Backward}, {"sla", sla.Forward, sla.Backward}} {
 			b.Run(fmt.Sprintf("fwdbwd/%s/%d", l.name, n), func(b *testing.B) {
 				dy := l.fwd(x).Clone()
@@ -167,4 +191,13 @@ func BenchmarkAttentionBlock(b *testing.B) {
 			})
 		}
 	}
+}
+
+// median returns the median of xs (sorted in place).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }

@@ -36,6 +36,7 @@ type SLA struct {
 	ksum, s, z, wt     *tensor.Tensor // [B,h,d], [B,h,d,d], [B,h,N], tap-major DWC weight
 	g, dqkv, dden, dS  *tensor.Tensor // backward scratch
 	dks, part, dout    *tensor.Tensor
+	ksumPart           *tensor.Tensor // per map row Σ_j ReLU(K+P)_j [B*h*H, d]
 	b, n, c, d, groups int
 
 	prepFn, outFn, gradFn, ksumGradFn, inGradFn, posGradFn func(lo, hi int)
@@ -118,6 +119,13 @@ func (s *SLA) headFwdTask(lo, hi int) {
 	for t := lo; t < hi; t++ {
 		b, hh := t/h, t%h
 		off := b*n*c + hh*d
+		ks := s.ksum.Data[t*d : (t+1)*d]
+		copy(ks, s.ksumPart.Data[t*s.H*d:])
+		for y := 1; y < s.H; y++ {
+			for i, v := range s.ksumPart.Data[(t*s.H+y)*d : (t*s.H+y+1)*d] {
+				ks[i] += v
+			}
+		}
 		sm := s.s.Data[t*d*d : (t+1)*d*d]
 		kernels.Gemm(true, false, d, d, n, 1, s.kr.Data[off:], c, s.qkv.Data[b*n*3*c+2*c+hh*d:], 3*c, 0, sm, d)
 		kernels.Gemm(false, false, n, d, d, 1, s.qr.Data[off:], c, sm, d, 0, s.num.Data[off:], c)
@@ -164,19 +172,24 @@ func (s *SLA) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	k := s.Kernel
 	kernels.DWWeightTapMajor(attnEnsure(&s.wt, k*k, d).Data, s.DWCWeight.W.Data, d, k)
 
-	kernels.ParallelFor(b*h, 1, s.prepFn)
+	attnEnsure(&s.ksumPart, b*h*s.H, d)
+	kernels.ParallelFor(b*h*s.H, 1, s.prepFn)
 	forEachHead(b*h, s.headFwdFn)
 	kernels.ParallelFor(b*h*s.H, 1, s.outFn)
 	return s.o
 }
 
+// prepTask applies the ReLUs and the positional encoding for whole map
+// rows, writing each row's Σ_j ReLU(K+P)_j into ksumPart; headFwdTask
+// sums the H partials of a head. Rows rather than heads as the unit keep
+// two threads busy at batch 1 with 3 heads.
 func (s *SLA) prepTask(lo, hi int) {
-	n, c, d, h := s.n, s.c, s.d, s.Heads
+	c, d := s.c, s.d
 	for t := lo; t < hi; t++ {
-		b, hh := t/h, t%h
-		q := s.qkv.Data[b*n*3*c+hh*d:]
-		kernels.SLAPrep(s.qr.Data[b*n*c+hh*d:], s.kr.Data[b*n*c+hh*d:], s.ksum.Data[t*d:],
-			q, q[c:], s.PosEnc.W.Data[hh*d:], n, d, 3*c, c)
+		b, hh, tok, off := s.rowTask(t)
+		q := s.qkv.Data[(b*s.n+tok)*3*c+hh*d:]
+		kernels.SLAPrep(s.qr.Data[off:], s.kr.Data[off:], s.ksumPart.Data[t*d:],
+			q, q[c:], s.PosEnc.W.Data[tok*c+hh*d:], s.W, d, 3*c, c)
 	}
 }
 
