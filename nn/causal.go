@@ -196,7 +196,7 @@ func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.T
 		copy(c.V[(b*c.MaxT+L)*gd:(b*c.MaxT+L+T)*gd], v.Data[b*T*gd:(b+1)*T*gd])
 	}
 	c.Len += T
-	att := tensor.Ensure(&a.att, B, T, hd)
+	att := ensure(&a.att, B, T, hd)
 	if cap(a.scores) < c.Len {
 		a.scores = make([]float32, c.MaxT)
 	}

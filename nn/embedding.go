@@ -26,15 +26,25 @@ func NewEmbedding(name string, vocab, dim int) *Embedding {
 // defaults to [len(ids)]). Ids out of range are an error naming the id,
 // not a panic deep in a slice expression, because they come from user data.
 func (e *Embedding) Forward(ids []int, shape ...int) (*tensor.Tensor, error) {
-	if len(shape) == 0 {
-		shape = []int{len(ids)}
+	n := 1
+	for _, d := range shape {
+		n *= d
 	}
-	if tensor.Numel(shape) != len(ids) {
-		return nil, fmt.Errorf("embedding %s: %d ids do not fill shape %v", e.Weight.Name, len(ids), shape)
+	if n != len(ids) || len(shape) > 7 {
+		return nil, fmt.Errorf("embedding %s: %d ids do not fill shape %v", e.Weight.Name, len(ids), append([]int(nil), shape...))
 	}
-	var dims [8]int
-	full := append(append(dims[:0], shape...), e.Dim)
-	out := tensor.Ensure(&e.out, full...)
+	var out *tensor.Tensor
+	switch len(shape) {
+	case 0:
+		out = ensure(&e.out, len(ids), e.Dim)
+	case 1:
+		out = ensure(&e.out, shape[0], e.Dim)
+	case 2:
+		out = ensure(&e.out, shape[0], shape[1], e.Dim)
+	default:
+		full := append(append([]int(nil), shape...), e.Dim)
+		out = tensor.Ensure(&e.out, full...)
+	}
 	e.ids = append(e.ids[:0], ids...)
 	w := e.Weight.W.Data
 	for i, id := range ids {
@@ -65,3 +75,15 @@ func (e *Embedding) Params() []*Param { return []*Param{e.Weight} }
 
 // Buffers is empty.
 func (e *Embedding) Buffers() []*Buffer { return nil }
+
+// ensure is tensor.Ensure with a fast path for the steady state (same
+// shape as last time): tensor.Ensure's shape argument escapes to the heap
+// (tensor.Numel formats it into a panic message), so calling it on every
+// decode step would allocate; this helper calls it only when the shape
+// changes, with a copy.
+func ensure(t **tensor.Tensor, shape ...int) *tensor.Tensor {
+	if x := *t; x != nil && tensor.ShapeEq(x.Shape, shape) {
+		return x
+	}
+	return tensor.Ensure(t, append([]int(nil), shape...)...)
+}

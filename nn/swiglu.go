@@ -35,14 +35,25 @@ func (m *SwiGLU) Forward(x *tensor.Tensor) *tensor.Tensor {
 	g := m.Gate.Forward(x)
 	u := m.Up.Forward(x)
 	m.g, m.u = g, u
-	h := tensor.Ensure(&m.h, g.Shape...)
-	gd, ud, hd := g.Data, u.Data, h.Data
-	kernels.ParallelFor(len(hd), 4096, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			hd[i] = silu(gd[i]) * ud[i]
-		}
-	})
+	h := ensure(&m.h, g.Shape...)
+	if len(h.Data) < 2*swigluGrain {
+		// Decoding one token: too little work to split, and no closure
+		// escapes to a worker, so the step stays allocation-free.
+		siluMul(h.Data, g.Data, u.Data)
+	} else {
+		gd, ud, hd := g.Data, u.Data, h.Data
+		kernels.ParallelFor(len(hd), swigluGrain, func(lo, hi int) { siluMul(hd[lo:hi], gd[lo:hi], ud[lo:hi]) })
+	}
 	return m.Down.Forward(h)
+}
+
+const swigluGrain = 4096
+
+func siluMul(h, g, u []float32) {
+	g, u = g[:len(h)], u[:len(h)]
+	for i := range h {
+		h[i] = silu(g[i]) * u[i]
+	}
 }
 
 // Backward returns dx and accumulates the three weight gradients.

@@ -56,10 +56,10 @@ func (m *Model) Step(s *State, ids []int, T int) (*tensor.Tensor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
-		h1 := tensor.Ensure(&b.h1, x.Shape...)
+		h1 := ensure(&b.h1, x.Shape)
 		add(h1.Data, x.Data, a.Data)
 		f := b.MLP.Forward(b.PostNorm.Forward(h1, false))
-		h2 := tensor.Ensure(&b.h2, x.Shape...)
+		h2 := ensure(&b.h2, x.Shape)
 		add(h2.Data, h1.Data, f.Data)
 		x = h2
 	}

@@ -139,20 +139,25 @@ func (m *Model) Forward(ids []int, B, T int, train bool) (*tensor.Tensor, error)
 
 func (b *Block) forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	a := b.Attn.Forward(b.InputNorm.Forward(x, train))
-	h1 := tensor.Ensure(&b.h1, x.Shape...)
+	h1 := ensure(&b.h1, x.Shape)
 	add(h1.Data, x.Data, a.Data)
 	f := b.MLP.Forward(b.PostNorm.Forward(h1, train))
-	h2 := tensor.Ensure(&b.h2, x.Shape...)
+	h2 := ensure(&b.h2, x.Shape)
 	add(h2.Data, h1.Data, f.Data)
 	return h2
 }
 
-func add(dst, x, y []float32) {
-	kernels.ParallelFor(len(dst), 1<<14, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			dst[i] = x[i] + y[i]
-		}
-	})
+// add is the residual sum; kernels.Add splits large slices over the pool
+// without allocating.
+func add(dst, x, y []float32) { kernels.Add(dst, x, y) }
+
+// ensure is tensor.Ensure without its per-call allocation in the steady
+// state (same shape as last time; see nn's ensure).
+func ensure(t **tensor.Tensor, shape []int) *tensor.Tensor {
+	if x := *t; x != nil && tensor.ShapeEq(x.Shape, shape) {
+		return x
+	}
+	return tensor.Ensure(t, append([]int(nil), shape...)...)
 }
 
 // head applies the final norm and the output projection.
@@ -165,7 +170,7 @@ func (m *Model) head(x *tensor.Tensor, train bool) *tensor.Tensor {
 	rows := x.Rows()
 	var dims [4]int
 	shape := append(append(dims[:0], x.Shape[:len(x.Shape)-1]...), m.Cfg.Vocab)
-	out := tensor.Ensure(&m.logits, shape...)
+	out := ensure(&m.logits, shape)
 	kernels.Gemm(false, true, rows, m.Cfg.Vocab, m.Cfg.Dim, 1, x.Data, m.Cfg.Dim, m.Embed.Weight.W.Data, m.Cfg.Dim, 0, out.Data, m.Cfg.Vocab)
 	return out
 }
