@@ -40,3 +40,12 @@ func AddInto(out **tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
 	kernels.Add(y.Data, a.Data, b.Data)
 	return y
 }
+
+// ensureDims is tensor.Ensure for literal dimensions, passing the reusable
+// slice *shp as the shape: tensor.Ensure's variadic shape escapes
+// (tensor.Numel formats it in a panic message), so a literal
+// tensor.Ensure(&t, rows, c) would allocate on every call.
+func ensureDims(t **tensor.Tensor, shp *[]int, dims ...int) *tensor.Tensor {
+	*shp = append((*shp)[:0], dims...)
+	return tensor.Ensure(t, (*shp)...)
+}

@@ -38,6 +38,7 @@ type BatchNorm struct {
 	mean, rstd       *tensor.Tensor // statistics the last Forward used
 	va, vb, vd, vvar *tensor.Tensor // per-channel scratch
 	sdy, sdyx        *tensor.Tensor
+	shp              []int
 }
 
 // NewBatchNorm returns a BatchNorm with weight 1, bias 0 and running
@@ -66,8 +67,8 @@ func (b *BatchNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
 // (into b.vvar) of x and folds them into the running statistics.
 func (b *BatchNorm) batchStats(x *tensor.Tensor) {
 	rows, c := x.Rows(), b.dim
-	mean := tensor.Ensure(&b.mean, c)
-	vr := tensor.Ensure(&b.vvar, c)
+	mean := ensureDims(&b.mean, &b.shp, c)
+	vr := ensureDims(&b.vvar, &b.shp, c)
 	kernels.ColMeanVar(mean.Data, vr.Data, x.Data, rows, c)
 	corr := float32(1)
 	if rows > 1 {
@@ -88,15 +89,15 @@ func (b *BatchNorm) forward(x *tensor.Tensor, train bool, skip float32) *tensor.
 	b.train, b.skip = train, skip
 	xc := tensor.Ensure(&b.x, x.Shape...)
 	copy(xc.Data, x.Data)
-	rstd := tensor.Ensure(&b.rstd, c)
+	rstd := ensureDims(&b.rstd, &b.shp, c)
 	if train {
 		b.batchStats(x)
 	} else {
-		copy(tensor.Ensure(&b.mean, c).Data, b.RunningMean.Data)
-		copy(tensor.Ensure(&b.vvar, c).Data, b.RunningVar.Data)
+		copy(ensureDims(&b.mean, &b.shp, c).Data, b.RunningMean.Data)
+		copy(ensureDims(&b.vvar, &b.shp, c).Data, b.RunningVar.Data)
 	}
-	a := tensor.Ensure(&b.va, c)
-	g := tensor.Ensure(&b.vb, c)
+	a := ensureDims(&b.va, &b.shp, c)
+	g := ensureDims(&b.vb, &b.shp, c)
 	gamma := b.Weight.W.Data[:c]
 	for j := 0; j < c; j++ {
 		rstd.Data[j] = float32(1 / math.Sqrt(float64(b.vvar.Data[j])+float64(b.Eps)))
@@ -115,15 +116,15 @@ func (b *BatchNorm) backward(dy *tensor.Tensor) (*tensor.Tensor, float64) {
 		panic(fmt.Sprintf("nn.BatchNorm %s: Backward %v without a matching Forward", b.name, dy.Shape))
 	}
 	rows, c := dy.Rows(), b.dim
-	sdy := tensor.Ensure(&b.sdy, c)
-	sdyx := tensor.Ensure(&b.sdyx, c)
+	sdy := ensureDims(&b.sdy, &b.shp, c)
+	sdyx := ensureDims(&b.sdyx, &b.shp, c)
 	mean, rstd := b.mean.Data[:c], b.rstd.Data[:c]
 	kernels.ColSumsDot(sdy.Data, sdyx.Data, dy.Data, b.x.Data, mean, rows, c)
 	gamma := b.Weight.W.Data[:c]
 	dgamma, dbeta := b.Weight.G.Data[:c], b.Bias.G.Data[:c]
-	k1 := tensor.Ensure(&b.va, c).Data
-	k2 := tensor.Ensure(&b.vb, c).Data
-	k3 := tensor.Ensure(&b.vd, c).Data
+	k1 := ensureDims(&b.va, &b.shp, c).Data
+	k2 := ensureDims(&b.vb, &b.shp, c).Data
+	k3 := ensureDims(&b.vd, &b.shp, c).Data
 	var dskip float64
 	invM := 1 / float32(max(rows, 1))
 	for j := 0; j < c; j++ {

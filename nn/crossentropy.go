@@ -17,6 +17,7 @@ type CrossEntropy struct {
 
 	p, dx  *tensor.Tensor
 	labels []int
+	shp    []int
 }
 
 // Forward returns the mean loss over the rows of logits [rows, classes]
@@ -28,7 +29,7 @@ func (c *CrossEntropy) Forward(logits *tensor.Tensor, labels []int) float64 {
 	if len(labels) != rows {
 		panic(fmt.Sprintf("nn.CrossEntropy: %d labels for logits %v (%d rows)", len(labels), logits.Shape, rows))
 	}
-	p := tensor.Ensure(&c.p, rows, k)
+	p := ensureDims(&c.p, &c.shp, rows, k)
 	c.labels = append(c.labels[:0], labels...)
 	s := float64(c.Smoothing)
 	var total float64
@@ -74,7 +75,7 @@ func (c *CrossEntropy) Backward() *tensor.Tensor {
 		panic("nn.CrossEntropy: Backward without Forward")
 	}
 	rows, k := c.p.Rows(), c.p.Cols()
-	dx := tensor.Ensure(&c.dx, rows, k)
+	dx := ensureDims(&c.dx, &c.shp, rows, k)
 	s := c.Smoothing
 	inv := 1 / float32(max(rows, 1))
 	off := s / float32(k)

@@ -120,23 +120,3 @@ func TestMeanTokens(t *testing.T) {
 		}, x.Data, 1e-5, 1e-6)
 	}
 }
-
-func TestResidualHelpers(t *testing.T) {
-	a, b := blRand(1, 1, 3, 17), blRand(2, 1, 3, 17)
-	var out *tensor.Tensor
-	y := AddInto(&out, a, b)
-	want := make([]float64, len(a.Data))
-	for i := range want {
-		want[i] = float64(a.Data[i]) + float64(b.Data[i])
-	}
-	assertClose(t, "AddInto", y.Data, want, 1e-7, 0)
-	c := a.Clone()
-	AddInPlace(c, b)
-	assertClose(t, "AddInPlace", c.Data, want, 1e-7, 0)
-	c = a.Clone()
-	AddScaledInPlace(c, -0.5, b)
-	for i := range want {
-		want[i] = float64(a.Data[i]) - 0.5*float64(b.Data[i])
-	}
-	assertClose(t, "AddScaledInPlace", c.Data, want, 1e-6, 1e-7)
-}

@@ -18,6 +18,7 @@ type LayerNorm struct {
 
 	x, y, dx   *tensor.Tensor
 	mean, rstd *tensor.Tensor
+	shp        []int
 }
 
 // NewLayerNorm returns a LayerNorm with weight 1 and bias 0 (name.weight,
@@ -41,8 +42,8 @@ func (l *LayerNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	xc := tensor.Ensure(&l.x, x.Shape...)
 	copy(xc.Data, x.Data)
 	y := tensor.Ensure(&l.y, x.Shape...)
-	mean := tensor.Ensure(&l.mean, rows)
-	rstd := tensor.Ensure(&l.rstd, rows)
+	mean := ensureDims(&l.mean, &l.shp, rows)
+	rstd := ensureDims(&l.rstd, &l.shp, rows)
 	kernels.LayerNormForward(y.Data, mean.Data, rstd.Data, x.Data, l.Weight.W.Data, l.Bias.W.Data, rows, l.Dim, l.Eps)
 	return y
 }

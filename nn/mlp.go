@@ -15,6 +15,7 @@ type MLP struct {
 	act        GELU
 	inferH, iy *tensor.Tensor
 	yShape     []int
+	shp        []int
 }
 
 // NewMLP returns an MLP owning name.fc1 [hidden,dim] and name.fc2
@@ -42,7 +43,7 @@ func (m *MLP) Backward(dy *tensor.Tensor) *tensor.Tensor {
 func (m *MLP) Infer(x *tensor.Tensor) *tensor.Tensor {
 	checkDim("MLP", m.FC1.Weight.Name, x, m.FC1.In)
 	rows, hid, out := x.Rows(), m.FC1.Out, m.FC2.Out
-	h := tensor.Ensure(&m.inferH, rows, hid)
+	h := ensureDims(&m.inferH, &m.shp, rows, hid)
 	kernels.GemmEpilogue(false, true, rows, hid, m.FC1.In, x.Data, m.FC1.In, m.FC1.Weight.W.Data, m.FC1.In, h.Data, hid,
 		kernels.Epilogue{Bias: biasData(m.FC1), Act: kernels.ActGELU})
 	m.yShape = append(m.yShape[:0], x.Shape...)

@@ -12,6 +12,7 @@ import (
 type MeanTokens struct {
 	n     int
 	y, dx *tensor.Tensor
+	shp   []int
 }
 
 // Forward averages over the token axis.
@@ -21,7 +22,8 @@ func (m *MeanTokens) Forward(x *tensor.Tensor) *tensor.Tensor {
 	}
 	b, n, c := x.Shape[0], x.Shape[1], x.Shape[2]
 	m.n = n
-	y := tensor.EnsureZero(&m.y, b, c)
+	y := ensureDims(&m.y, &m.shp, b, c)
+	y.Zero()
 	for i := 0; i < b; i++ {
 		yi := y.Data[i*c : i*c+c]
 		kernels.ColSums(yi, x.Data[i*n*c:(i+1)*n*c], n, c)
@@ -38,7 +40,7 @@ func (m *MeanTokens) Backward(dy *tensor.Tensor) *tensor.Tensor {
 		panic(fmt.Sprintf("nn.MeanTokens: gradient %v, want [B,C]", dy.Shape))
 	}
 	b, c, n := dy.Shape[0], dy.Shape[1], m.n
-	dx := tensor.Ensure(&m.dx, b, n, c)
+	dx := ensureDims(&m.dx, &m.shp, b, n, c)
 	inv := 1 / float32(max(n, 1))
 	for i := 0; i < b; i++ {
 		for t := 0; t < n; t++ {

@@ -16,6 +16,7 @@ type RMSNorm struct {
 
 	x, y, dx *tensor.Tensor
 	rrms     *tensor.Tensor
+	shp      []int
 }
 
 // NewRMSNorm returns an RMSNorm with weight 1 (name.weight).
@@ -32,7 +33,7 @@ func (r *RMSNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	xc := tensor.Ensure(&r.x, x.Shape...)
 	copy(xc.Data, x.Data)
 	y := tensor.Ensure(&r.y, x.Shape...)
-	rr := tensor.Ensure(&r.rrms, rows)
+	rr := ensureDims(&r.rrms, &r.shp, rows)
 	kernels.RMSNormForward(y.Data, rr.Data, x.Data, r.Weight.W.Data, rows, r.Dim, r.Eps)
 	return y
 }
