@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/train"
+)
+
+func init() {
+	register(&command{Name: "import", Summary: "convert an official PyTorch checkpoint (.pth) to slab weights (safetensors)", Run: runCmd(cmdImport)})
+}
+
+// importResult is the JSON of slab import.
+type importResult struct {
+	In         string   `json:"in"`
+	Out        string   `json:"out"`
+	Model      string   `json:"model"`
+	Norm       string   `json:"norm"`
+	Params     int      `json:"params"`
+	Tensors    int      `json:"tensors_read"`
+	StateKey   string   `json:"state_dict_key,omitempty"`
+	Warnings   []string `json:"warnings"`
+	Fused      bool     `json:"fused"`
+	MaxAbsDiff float64  `json:"max_abs_logit_diff,omitempty"`
+}
+
+func cmdImport(args []string) error {
+	fs := newFlags("import", "import IN.pth OUT.safetensors [--model NAME] [--key KEY] [--fuse] [--force] [--json]")
+	jsonOut := fs.Bool("json", false, "print one JSON object on stdout")
+	model := fs.String("model", "", "registry name of the architecture (default: IN's base name, e.g. slab_deit_tiny.pth)")
+	key := fs.String("key", "", "checkpoint key holding the state dict (default: model, state_dict or model_ema, in that order)")
+	doFuse := fs.Bool("fuse", false, "fold every RepBN/BN into the following Linear before writing (deploy model)")
+	force := fs.Bool("force", false, "overwrite OUT if it exists")
+	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return fmt.Errorf("want two arguments, IN.pth and OUT.safetensors; got %d", len(pos))
+	}
+	in, out := pos[0], pos[1]
+	if err := setThreads(*threads); err != nil {
+		return err
+	}
+	if err := checkOutput(out, "OUT", *force); err != nil {
+		return err
+	}
+	name := *model
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))
+		if _, err := vit.Lookup(name); err != nil {
+			return flagErr("model", "is required: %s is not a model name (known: %s)", name, strings.Join(vit.Names(), ", "))
+		}
+	}
+	m, file, warnings, err := importPTH(in, name, *key)
+	if err != nil {
+		return err
+	}
+	res := importResult{In: in, Out: out, Model: m.Cfg.Name, Norm: m.Cfg.Norm, Params: m.NumParams(),
+		Tensors: len(file.Tensors), StateKey: file.Metadata["pth.state_dict_key"], Warnings: warnings}
+	if res.Warnings == nil {
+		res.Warnings = []string{}
+	}
+	if *doFuse {
+		d, err := fuse.Fuse(m)
+		if err != nil {
+			return flagErr("fuse", "%v", err)
+		}
+		if res.MaxAbsDiff, _, err = compareModels(m, d, 2, 1); err != nil {
+			return err
+		}
+		m, res.Fused, res.Norm, res.Params = d, true, d.Cfg.Norm, d.NumParams()
+	}
+	meta := map[string]string{"model_config": configJSON(m.Cfg), "imported_from": filepath.Base(in)}
+	for _, k := range []string{"epoch", "max_accuracy"} {
+		if v, ok := file.Metadata[k]; ok {
+			meta["pth."+k] = v
+		}
+	}
+	if err := checkpoint.Write(out, train.WeightsFile(m.Params(), m.Buffers(), meta)); err != nil {
+		return err
+	}
+	w := info(*jsonOut)
+	for _, s := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", s)
+	}
+	if *jsonOut {
+		return emitJSON(res)
+	}
+	fmt.Fprintf(w, "imported %s (%d tensors) as %s (%s, %d params) into %s", in, res.Tensors, res.Model, m.Cfg.Norm, res.Params, out)
+	if res.Fused {
+		fmt.Fprintf(w, "; folded, eval logits moved by at most %.3g", res.MaxAbsDiff)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+// checkOutput refuses to clobber an existing file unless force is set.
+func checkOutput(path, what string, force bool) error {
+	if _, err := os.Stat(path); err == nil && !force {
+		return fmt.Errorf("%s %s exists; pass --force to overwrite it", what, path)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s: %v", what, err)
+	}
+	return nil
+}
+
+// importPTH builds the named registry model and loads an official
+// PyTorch checkpoint into it through vit.LoadState.
+func importPTH(path, name, key string) (*vit.Model, *checkpoint.File, []string, error) {
+	cfg, err := vit.Lookup(name)
+	if err != nil {
+		return nil, nil, nil, flagErr("model", "%v", err)
+	}
+	f, err := checkpoint.ReadPTHKey(path, key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := vit.New(cfg, 0)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	warnings, err := vit.LoadState(m, f.Tensors)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s as --model %s: %v", path, name, err)
+	}
+	return m, f, warnings, nil
+}
+
+// isPTH tells a torch.save file (zip or legacy pickle) from safetensors by
+// its first bytes.
+func isPTH(path string) (bool, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer fh.Close()
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(fh, head); err != nil {
+		return false, fmt.Errorf("%s: too short for a checkpoint", path)
+	}
+	return bytes.Equal(head, []byte("PK\x03\x04")) || bytes.Equal(head[:3], []byte{0x80, 0x02, 0x8a}), nil
+}
+
+// openWeights builds a model for inference from path, which may be
+// a slab weights or training file (its model_config metadata names the
+// architecture; --model, if given, must agree), a safetensors state dict
+// without config, or an official .pth (both need --model). fuseIt folds
+// the norms afterwards.
+func openWeights(path, model string, fuseIt bool) (*vit.Model, []string, error) {
+	pth, err := isPTH(path)
+	if err != nil {
+		return nil, nil, flagErr("weights", "%v", err)
+	}
+	var m *vit.Model
+	var warnings []string
+	switch {
+	case pth:
+		if model == "" {
+			return nil, nil, flagErr("model", "is required with an official .pth checkpoint")
+		}
+		if m, _, warnings, err = importPTH(path, model, ""); err != nil {
+			return nil, nil, err
+		}
+	default:
+		f, err := checkpoint.Read(path)
+		if err != nil {
+			return nil, nil, flagErr("weights", "%v", err)
+		}
+		if js, ok := f.Metadata["model_config"]; ok {
+			var cfg vit.Config
+			if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+				return nil, nil, flagErr("weights", "%s: damaged model_config metadata: %v", path, err)
+			}
+			if model != "" && model != cfg.Name {
+				return nil, nil, flagErr("model", "%s but %s holds a %s", model, path, cfg.Name)
+			}
+			if m, err = vit.New(cfg, 0); err != nil {
+				return nil, nil, flagErr("weights", "%s: %v", path, err)
+			}
+			if err := train.LoadWeights(f, path, m.Params(), m.Buffers()); err != nil {
+				return nil, nil, flagErr("weights", "%v", err)
+			}
+			break
+		}
+		if model == "" {
+			return nil, nil, flagErr("model", "is required: %s has no model_config metadata", path)
+		}
+		cfg, err := vit.Lookup(model)
+		if err != nil {
+			return nil, nil, flagErr("model", "%v", err)
+		}
+		if m, err = vit.New(cfg, 0); err != nil {
+			return nil, nil, err
+		}
+		if warnings, err = vit.LoadState(m, f.Tensors); err != nil {
+			return nil, nil, fmt.Errorf("%s as --model %s: %v", path, model, err)
+		}
+	}
+	if fuseIt && m.Cfg.Norm != vit.NormNone {
+		d, err := fuse.Fuse(m)
+		if err != nil {
+			return nil, nil, flagErr("fuse", "%v", err)
+		}
+		m = d
+	}
+	return m, warnings, nil
+}

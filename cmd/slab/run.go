@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/tensor"
+)
+
+func init() {
+	register(&command{Name: "run", Summary: "compute a model's logits for raw input tensors (safetensors in, safetensors out)", Run: runCmd(cmdRun)})
+}
+
+// runResult is the JSON of slab run.
+type runResult struct {
+	Model    string  `json:"model"`
+	Norm     string  `json:"norm"`
+	Input    string  `json:"input"`
+	Tensor   string  `json:"input_tensor"`
+	Output   string  `json:"output"`
+	Images   int     `json:"images"`
+	Classes  int     `json:"classes"`
+	MaxLogit float64 `json:"max_abs_logit"`
+}
+
+func cmdRun(args []string) error {
+	fs := newFlags("run", "run --weights FILE [--model NAME] --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--fuse] [--batch N] [--force] [--json]")
+	jsonOut := fs.Bool("json", false, "print one JSON object on stdout")
+	model := fs.String("model", "", "registry name (required for official .pth or config-less weights)")
+	weights := fs.String("weights", "", "slab weights/checkpoint, safetensors state dict or official .pth")
+	input := fs.String("input", "", "safetensors file holding the input images [B,C,H,W] (or one image [C,H,W])")
+	name := fs.String("tensor", "", "name of the input tensor (default: \"input\", or the file's only tensor)")
+	output := fs.String("output", "", "where to write the logits [B,classes] as tensor \"logits\"")
+	doFuse := fs.Bool("fuse", false, "fold the norms into the Linears first (deploy model)")
+	batch := fs.Int("batch", 32, "images per forward pass")
+	force := fs.Bool("force", false, "overwrite --output if it exists")
+	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	for _, f := range []struct{ name, v string }{{"weights", *weights}, {"input", *input}, {"output", *output}} {
+		if f.v == "" {
+			return flagErr(f.name, "is required")
+		}
+	}
+	if *batch <= 0 {
+		return flagErr("batch", "must be positive, got %d", *batch)
+	}
+	if err := setThreads(*threads); err != nil {
+		return err
+	}
+	if err := checkOutput(*output, "--output", *force); err != nil {
+		return err
+	}
+	m, warnings, err := openWeights(*weights, *model, *doFuse)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	in, err := checkpoint.Read(*input)
+	if err != nil {
+		return flagErr("input", "%v", err)
+	}
+	key, err := pickInput(in, *name)
+	if err != nil {
+		return flagErr("tensor", "%s: %v", *input, err)
+	}
+	x, err := in.Tensor(key)
+	if err != nil {
+		return flagErr("input", "%v", err)
+	}
+	c := m.Cfg
+	if len(x.Shape) == 3 {
+		x = x.View(append([]int{1}, x.Shape...)...)
+	}
+	if len(x.Shape) != 4 || x.Shape[1] != c.InChans || x.Shape[2] != c.ImgSize || x.Shape[3] != c.ImgSize {
+		return flagErr("input", "%s: tensor %q has shape %v; %s takes [B,%d,%d,%d]", *input, key, x.Shape, c.Name, c.InChans, c.ImgSize, c.ImgSize)
+	}
+	logits, err := forwardAll(m.Forward, x, *batch, c.Classes)
+	if err != nil {
+		return err
+	}
+	out := checkpoint.NewFile()
+	out.Set("logits", logits)
+	out.Metadata["model"] = c.Name
+	out.Metadata["weights"] = *weights
+	if err := checkpoint.Write(*output, out); err != nil {
+		return err
+	}
+	res := runResult{Model: c.Name, Norm: c.Norm, Input: *input, Tensor: key, Output: *output, Images: x.Shape[0], Classes: c.Classes}
+	for _, v := range logits.Data {
+		res.MaxLogit = math.Max(res.MaxLogit, math.Abs(float64(v)))
+	}
+	if *jsonOut {
+		return emitJSON(res)
+	}
+	fmt.Fprintf(stdout, "%s (%s): logits [%d,%d] of %s %q written to %s\n", c.Name, c.Norm, res.Images, res.Classes, *input, key, *output)
+	return nil
+}
+
+// pickInput chooses the input tensor: the named one, else "input", else the
+// only tensor of the file.
+func pickInput(f *checkpoint.File, name string) (string, error) {
+	if name != "" {
+		if _, ok := f.Tensors[name]; !ok {
+			return "", fmt.Errorf("no tensor %q (has: %s)", name, strings.Join(f.Names(), ", "))
+		}
+		return name, nil
+	}
+	if _, ok := f.Tensors["input"]; ok {
+		return "input", nil
+	}
+	names := f.Names()
+	if len(names) == 1 {
+		return names[0], nil
+	}
+	sort.Strings(names)
+	return "", fmt.Errorf("holds %d tensors and none named \"input\"; choose one with --tensor (has: %s)", len(names), strings.Join(names, ", "))
+}
+
+// forwardAll runs eval-mode forward passes over x in chunks of batch images
+// and gathers the logits [B,classes] into a new tensor (the model's output
+// buffer is reused between chunks).
+func forwardAll(forward func(*tensor.Tensor, bool) (*tensor.Tensor, error), x *tensor.Tensor, batch, classes int) (*tensor.Tensor, error) {
+	b := x.Shape[0]
+	per := x.Size() / max(b, 1)
+	logits := tensor.New(b, classes)
+	for i := 0; i < b; i += batch {
+		n := min(batch, b-i)
+		chunk, err := tensor.FromData(x.Data[i*per:(i+n)*per], n, x.Shape[1], x.Shape[2], x.Shape[3])
+		if err != nil {
+			return nil, err
+		}
+		y, err := forward(chunk, false)
+		if err != nil {
+			return nil, err
+		}
+		copy(logits.Data[i*classes:(i+n)*classes], y.Data)
+	}
+	return logits, nil
+}
