@@ -82,6 +82,7 @@ type Model struct {
 
 	tokens, pooled *tensor.Tensor // forward scratch
 	dpe, dfinal    *tensor.Tensor // backward scratch
+	shp            [4]int         // storage for shape()
 }
 
 // New builds a model with the official initialisation (SLAB.md 4.1):
@@ -284,6 +285,14 @@ func (m *Model) checkInput(x *tensor.Tensor) (int, error) {
 	return x.Shape[0], nil
 }
 
+// shape returns dims in storage owned by the model: tensor.Ensure's shape
+// parameter escapes (its panic message formats it), so a literal variadic
+// call would allocate on every step.
+func (m *Model) shape(dims ...int) []int {
+	n := copy(m.shp[:], dims)
+	return m.shp[:n]
+}
+
 // Forward maps images [B,InChans,Img,Img] to logits [B,Classes]. In
 // training mode it advances every LinearNorm schedule by one call, uses
 // batch statistics and drop path. The result is owned by the model and
@@ -317,7 +326,7 @@ func (m *Model) forward(x *tensor.Tensor, mode normMode) (*tensor.Tensor, error)
 	C, N, P := c.Dim, c.Tokens(), c.Patches()
 
 	pe := m.PatchEmbed.Forward(x) // [B,P,C]
-	tok := tensor.Ensure(&m.tokens, B, N, C)
+	tok := tensor.Ensure(&m.tokens, m.shape(B, N, C)...)
 	pos := m.PosEmbed.W.Data
 	if c.ClsToken {
 		for b := range B {
@@ -337,7 +346,7 @@ func (m *Model) forward(x *tensor.Tensor, mode normMode) (*tensor.Tensor, error)
 	h = runNorm(m.Norm, h, mode)
 	var feat *tensor.Tensor
 	if c.ClsToken {
-		feat = tensor.Ensure(&m.pooled, B, C)
+		feat = tensor.Ensure(&m.pooled, m.shape(B, C)...)
 		for b := range B {
 			copy(feat.Data[b*C:(b+1)*C], h.Data[b*N*C:])
 		}
@@ -376,7 +385,7 @@ func (m *Model) Backward(dlogits *tensor.Tensor) {
 	dfeat := m.Head.Backward(dlogits)
 	var dh *tensor.Tensor
 	if c.ClsToken {
-		dh = tensor.EnsureZero(&m.dfinal, B, N, C)
+		dh = tensor.EnsureZero(&m.dfinal, m.shape(B, N, C)...)
 		for b := range B {
 			copy(dh.Data[b*N*C:b*N*C+C], dfeat.Data[b*C:(b+1)*C])
 		}
@@ -399,7 +408,7 @@ func (m *Model) Backward(dlogits *tensor.Tensor) {
 	}
 	dpe := dh
 	if c.ClsToken {
-		dpe = tensor.Ensure(&m.dpe, B, P, C)
+		dpe = tensor.Ensure(&m.dpe, m.shape(B, P, C)...)
 		for b := range B {
 			copy(dpe.Data[b*P*C:(b+1)*P*C], dh.Data[b*N*C+C:(b+1)*N*C])
 		}
