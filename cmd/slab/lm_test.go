@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runLM runs an LM command in-process and returns stdout, failing on error.
+func runLM(t *testing.T, name string, args ...string) []byte {
+	t.Helper()
+	var out, errb bytes.Buffer
+	lmStdout, lmStderr = &out, &errb
+	defer func() { lmStdout, lmStderr = os.Stdout, os.Stderr }()
+	if err := commands[name].Run(args); err != nil {
+		t.Fatalf("slab %s %s: %v\nstderr: %s", name, strings.Join(args, " "), err, errb.String())
+	}
+	return out.Bytes()
+}
+
+// oneJSON decodes stdout that must be exactly one JSON object.
+func oneJSON(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if n := bytes.Count(bytes.TrimSpace(b), []byte("\n")); n != 0 {
+		t.Fatalf("stdout has %d lines, want one JSON object: %s", n+1, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("stdout is not JSON: %v: %s", err, b)
+	}
+}
+
+func TestLMCommands(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "corpus.txt")
+	if err := os.WriteFile(text, []byte(strings.Repeat("We the People of the United States, in Order to form a more perfect Union. ", 60)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "lm.safetensors")
+	var tr lmTrainResult
+	oneJSON(t, runLM(t, "train-lm", "--model", "lm_test_prepbn", "--data", text, "--steps", "6", "--batch", "2",
+		"--eval-every", "3", "--eval-batches", "2", "--out", ckpt, "--json"), &tr)
+	if tr.Steps != 6 || len(tr.Curve) != 6 || tr.ValPPL <= 1 || tr.ValPPL > 300 || tr.Norm != "prepbn" {
+		t.Fatalf("train-lm result %+v", tr)
+	}
+	// Resume to 8 steps from the 6-step checkpoint.
+	oneJSON(t, runLM(t, "train-lm", "--model", "lm_test_prepbn", "--data", text, "--steps", "8", "--batch", "2",
+		"--eval-batches", "2", "--resume", ckpt, "--json"), &tr)
+	if len(tr.Curve) != 2 {
+		t.Fatalf("resumed run did %d steps, want 2", len(tr.Curve))
+	}
+	var ev, evf lmEvalResult
+	oneJSON(t, runLM(t, "eval-lm", "--ckpt", ckpt, "--data", text, "--batch", "2", "--json"), &ev)
+	oneJSON(t, runLM(t, "eval-lm", "--ckpt", ckpt, "--data", text, "--batch", "2", "--fold", "--json"), &evf)
+	if ev.Tokens == 0 || !evf.Folded || abs(ev.Loss-evf.Loss) > 1e-4*ev.Loss {
+		t.Fatalf("eval %+v, folded %+v: losses differ", ev, evf)
+	}
+	var g genResult
+	oneJSON(t, runLM(t, "generate", "--ckpt", ckpt, "--prompt", "We the", "--n", "10", "--temperature", "0", "--json"), &g)
+	if g.Tokens != 10 || !g.Folded || len(g.Text) == 0 {
+		t.Fatalf("generate %+v", g)
+	}
+	// Streaming mode prints prompt + text on stdout (JSON turned each
+	// invalid byte of the untrained model's output into U+FFFD, as the
+	// rune conversion does).
+	if out := runLM(t, "generate", "--ckpt", ckpt, "--prompt", "We the", "--n", "10", "--temperature", "0"); !strings.HasPrefix(string([]rune(string(out))), "We the"+g.Text) {
+		t.Fatalf("streamed %q, want prefix %q", out, "We the"+g.Text)
+	}
+	var b lmBenchResult
+	oneJSON(t, runLM(t, "bench-lm", "--models", "lm_test_rmsnorm,lm_test_prepbn", "--prompt", "4", "--generate", "8", "--rounds", "1", "--json"), &b)
+	if len(b.Models) != 2 || b.Ratios["lm_test_rmsnorm"] != 1 || !b.Models[1].Folded || b.Models[1].TokensPerSec <= 0 || b.BandwidthGB <= 0 {
+		t.Fatalf("bench-lm %+v", b)
+	}
+}
+
+func TestLMErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  string
+		args []string
+		want string
+	}{
+		{"train-lm", []string{"--model", "lm_nope"}, "--model"},
+		{"train-lm", []string{"--model", "lm_test", "--data", "/no/such/file.txt"}, "/no/such/file.txt"},
+		{"train-lm", []string{"--model", "lm_test", "--norm", "groupnorm"}, "groupnorm"},
+		{"eval-lm", []string{}, "--ckpt"},
+		{"generate", []string{"--model", "lm_test", "--tokenizer", "sentencepiece"}, "sentencepiece"},
+		{"bench-lm", []string{"--models", "lm_test", "--generate", "100"}, "positions"},
+	} {
+		lmStdout, lmStderr = &bytes.Buffer{}, &bytes.Buffer{}
+		err := commands[tc.cmd].Run(tc.args)
+		lmStdout, lmStderr = os.Stdout, os.Stderr
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("slab %s %v: error %v, want one naming %q", tc.cmd, tc.args, err, tc.want)
+		}
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
