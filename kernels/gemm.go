@@ -2,7 +2,7 @@ package kernels
 
 import (
 	"fmt"
-	"math"
+	"runtime"
 	"sync"
 	"unsafe"
 )
@@ -305,10 +305,35 @@ func (t *packTask) run(lo, hi int) {
 	}
 }
 
-var workPool = sync.Pool{New: func() any { return new(gemmWork) }}
+// workFree is a small free list rather than a sync.Pool: a sync.Pool is
+// emptied by every garbage collection, and re-growing megabytes of packing
+// buffers after each GC (page faults included) is exactly the re-allocation
+// on the hot path this package avoids. At most one buffer set per possible
+// concurrent caller is kept.
+var workFree struct {
+	mu   sync.Mutex
+	list []*gemmWork
+}
 
-func getWork() *gemmWork  { return workPool.Get().(*gemmWork) }
-func putWork(w *gemmWork) { workPool.Put(w) }
+func getWork() *gemmWork {
+	workFree.mu.Lock()
+	if n := len(workFree.list); n > 0 {
+		w := workFree.list[n-1]
+		workFree.list = workFree.list[:n-1]
+		workFree.mu.Unlock()
+		return w
+	}
+	workFree.mu.Unlock()
+	return new(gemmWork)
+}
+
+func putWork(w *gemmWork) {
+	workFree.mu.Lock()
+	if len(workFree.list) < 2*runtime.GOMAXPROCS(0)+2 {
+		workFree.list = append(workFree.list, w)
+	}
+	workFree.mu.Unlock()
+}
 
 // growF32 returns (*s)[:n], reallocating only when capacity is short. The
 // packed panels are read with 64-byte vector loads, so the backing array is
@@ -348,7 +373,7 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	}
 	if m == 1 && transB && uk.hasDot4 && (!transA || lda == 1) {
 		w.gv = gemvTask{n: n, k: k, alpha: alpha, x: a, w: b, ldw: ldb, beta: beta, y: c, ep: epw}
-		parallelRun((n+3)/4, 16, &w.gv)
+		parallelRun((n+3)/4, 16, 4, &w.gv)
 		w.gv = gemvTask{}
 		w.ep = Epilogue{}
 		return
@@ -395,7 +420,7 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 					pk.npa = 0 // nothing of A to pack
 				}
 				if tot := pk.tasks(); tot > 0 {
-					parallelRun(tot, 1, pk)
+					parallelRun(tot, 1, 4, pk)
 				}
 				blk.pc = pc
 				blk.kc, blk.mc, blk.nc, blk.ic, blk.jc, blk.npa, blk.npb = kc, mc, nc, ic, jc, npa, npb
@@ -406,9 +431,9 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 				}
 				blk.byN = splitOverN(npa, npb, threads)
 				if blk.byN {
-					parallelRun(npb, 1, blk)
+					parallelRun(npb, 1, 1, blk)
 				} else {
-					parallelRun(npa, 1, blk)
+					parallelRun(npa, 1, 1, blk)
 				}
 			}
 		}
@@ -760,9 +785,7 @@ func dotGo(x, w []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// geluInPlace applies the exact-erf GELU.
-func geluInPlace(x []float32) {
-	for i, v := range x {
-		x[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)*math.Sqrt2/2)))
-	}
-}
+// geluInPlace applies the exact-erf GELU through the package's GELU
+// kernel (activation.go), so the fused epilogue and the standalone layer
+// round identically.
+func geluInPlace(x []float32) { GELU(x, x) }

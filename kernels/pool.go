@@ -98,10 +98,14 @@ func ensureWorkers(t int) {
 // the caller after every chunk has finished, so callers can recover it.
 // Nested or concurrent calls run inline on their caller (see the pool notes).
 func ParallelFor(n, grain int, fn func(lo, hi int)) {
-	parallelRun(n, grain, funcRunner(fn))
+	parallelRun(n, grain, 1, funcRunner(fn))
 }
 
-func parallelRun(n, grain int, r runner) {
+// parallelRun is ParallelFor for internal tasks; split > 1 cuts the range
+// into up to split*threads chunks that threads claim as they finish, so a
+// thread that the OS preempts (the machines are shared) or that drew
+// slower work does not hold up the others.
+func parallelRun(n, grain, split int, r runner) {
 	if n <= 0 {
 		return
 	}
@@ -117,7 +121,11 @@ func parallelRun(n, grain int, r runner) {
 		return
 	}
 	ensureWorkers(t)
-	chunk := (n + t - 1) / t
+	nc := t
+	if split > 1 {
+		nc = min(t*split, (n+grain-1)/grain)
+	}
+	chunk := (n + nc - 1) / nc
 	nchunks := (n + chunk - 1) / chunk
 	pool.job = poolJob{r: r, n: n, chunk: chunk, nchunks: nchunks}
 	pool.done.Store(0)
