@@ -1,10 +1,10 @@
 package kernels
 
-// Fused elementwise passes of SLAB's simplified linear attention (SLAB.md
-// 3.1) for one attention head of one image. The two d x d matrix products
-// per head (S = ReLU(K)ᵀV and ReLU(Q)·S, and their four backward
-// counterparts) go through Gemm, so they run on the tuned GEMM; everything
-// else is folded into these passes so that each activation is swept once:
+// Fused passes of SLAB's simplified linear attention (SLAB.md 3.1) for one
+// attention head of one image. The d x d products per head (S = ReLU(K)ᵀV
+// and ReLU(Q)·S, and their four backward counterparts) use HeadMatMul;
+// everything else is folded into these passes so that each activation is
+// swept once:
 //
 //	prep:    Qr = ReLU(Q), Kr = ReLU(K+P), ksum = Σ_j Kr_j      (one sweep)
 //	output:  z_i = 1/(Qr_i·ksum + eps), O_i = z_i·num_i (+ DWC(V) by the caller)
@@ -102,15 +102,6 @@ func SLAGrad(g, dden, dout, num, z []float32, n, d, ldC int) {
 	}
 }
 
-// SLAKsumGrad computes dksum = Σ_i dden_i·Qr_i (overwriting dks[:d]).
-func SLAKsumGrad(dks, qr, dden []float32, n, d, ldC int) {
-	dk := dks[:d]
-	clear(dk)
-	for i := 0; i < n; i++ {
-		axpy(dk, dden[i], qr[i*ldC:i*ldC+d])
-	}
-}
-
 // SLAInputGrad finishes dQ and dK in place for n tokens: dq holds
 // dQr = G·Sᵀ and becomes (dQr + dden_i·ksum) ⊙ [Qr>0]; dk holds
 // dKr = V·dSᵀ and becomes (dKr + dksum) ⊙ [Kr>0]. dq, dk have row stride
@@ -137,6 +128,42 @@ func SLAInputGrad(dq, dk, qr, kr, dden, ksum, dks []float32, n, d, ldQKV, ldC in
 			} else {
 				dki[c] = 0
 			}
+		}
+	}
+}
+
+// HeadMatMul computes C (+)= op(A)·B for the per-head products of SLA,
+// where op(A)[i][p] = a[i*sI + p*sP] (so sI = lda, sP = 1 is A itself and
+// sI = 1, sP = lda its transpose), B is k x n with row stride ldb and C is
+// m x n with row stride ldc. With accum C is added to, else overwritten.
+//
+// Why not Gemm: these products have one or two dimensions equal to the head
+// width d <= 64 (KᵀV is d x d over N tokens, Q·S is N x d over d), where a
+// packing GEMM spends much of its time packing. Here A is read in place
+// (broadcast element by element from either layout) and B rows are read in
+// place, so there is no packing at all; the AVX-512 kernel keeps a 4 x 64
+// block of C in 16 registers. Serial: callers parallelise over heads or
+// row blocks.
+func HeadMatMul(m, n, k int, a []float32, sI, sP int, b []float32, ldb int, c []float32, ldc int, accum bool) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	// Bounds of the last element each operand touches, checked once.
+	_ = c[(m-1)*ldc+n-1]
+	if k > 0 {
+		_ = a[(m-1)*sI+(k-1)*sP]
+		_ = b[(k-1)*ldb+n-1]
+	}
+	if headMatMulFast(m, n, k, a, sI, sP, b, ldb, c, ldc, accum) {
+		return
+	}
+	for i := 0; i < m; i++ {
+		ci := c[i*ldc : i*ldc+n]
+		if !accum {
+			clear(ci)
+		}
+		for p := 0; p < k; p++ {
+			axpy(ci, a[i*sI+p*sP], b[p*ldb:p*ldb+n])
 		}
 	}
 }

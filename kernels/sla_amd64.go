@@ -23,3 +23,34 @@ func slaNormFast(o, z, num, qr, ksum []float32, n, d, ldC int) bool {
 	slaNormAVX512(&o[0], &z[0], &num[0], &qr[0], &ksum[0], n, d, ldC)
 	return true
 }
+
+//go:noescape
+func headMM4AVX512(c *float32, ldc int, a *float32, sI, sP int, b *float32, ldb, k int, masks uint64, accum int)
+
+//go:noescape
+func headMM1AVX512(c *float32, a *float32, sP int, b *float32, ldb, k int, masks uint64, accum int)
+
+func headMatMulFast(m, n, k int, a []float32, sI, sP int, b []float32, ldb int, c []float32, ldc int, accum bool) bool {
+	if curPath != PathAVX512 {
+		return false
+	}
+	acc := 0
+	if accum {
+		acc = 1
+	}
+	for j := 0; j < n; j += 64 {
+		nn := min(64, n-j)
+		masks := ^uint64(0)
+		if nn < 64 {
+			masks = 1<<uint(nn) - 1
+		}
+		i := 0
+		for ; i+4 <= m; i += 4 {
+			headMM4AVX512(&c[i*ldc+j], ldc, &a[i*sI], sI, sP, &b[j], ldb, k, masks, acc)
+		}
+		for ; i < m; i++ {
+			headMM1AVX512(&c[i*ldc+j], &a[i*sI], sP, &b[j], ldb, k, masks, acc)
+		}
+	}
+	return true
+}

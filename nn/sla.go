@@ -16,31 +16,39 @@ import (
 // d x H x W map (token index = row*W + col), its d filters shared by all
 // heads.
 //
-// Design: the cost is four d x d x N matrix products per head forward
-// (S = KᵀV, then Q·S) and four backward; they go through kernels.Gemm
-// reading Q, K, V where they lie in the qkv activation (row stride 3C), so
-// no head is ever transposed or packed by this layer. Everything else is
-// two fused sweeps forward (ReLU + positional encoding + Σ_j K_j; then
-// normaliser + depthwise conv + bias into the merged-head output) and three
-// backward, parallel over (image, head, map row) with worker functions bound
-// once, so a steady-state pass allocates nothing here. No N x N matrix is
-// formed, so cost and memory are linear in N.
+// Design: a fused kernel pipeline between the two Linears, reading Q, K, V
+// where they lie in the qkv activation (row stride 3C), never packing or
+// transposing a head and never forming an N x N matrix (cost and memory
+// linear in N). Forward is three passes:
+//
+//  1. per map row: Qr = ReLU(Q), Kr = ReLU(K+P), row partial of Σ_j Kr_j;
+//  2. per (image, head, block of 16 rows of S): S = KrᵀV, ksum;
+//  3. per map row: num = Qr·S, z = 1/(Qr·ksum + 1e-6), O = z·num, plus the
+//     depthwise conv and bias of V, written into the merged-head output.
+//
+// The d x d products use kernels.HeadMatMul (no packing: for a head width of
+// 64 a packing GEMM spends most of its time packing). Backward is four
+// passes of the same shape (G = z·dO and the denominator gradient; dS and
+// dksum; Sᵀ and dSᵀ; then per map row dQ, dK, dV, the DWC input gradient
+// and per-worker DWC weight/bias partials). Map rows as the unit keep both
+// threads busy even at batch 1 with 3 heads. Worker functions are bound
+// once, so a steady-state pass allocates nothing.
 type SLA struct {
 	QKV, Proj                  *Linear
 	PosEnc, DWCWeight, DWCBias *Param
 	Heads, H, W, Kernel        int
 
 	// Forward state kept for Backward (valid until the next Forward).
-	qkv                *tensor.Tensor // QKV's output [B,N,3C], not owned
-	qr, kr, num, o     *tensor.Tensor // [B,N,C]: ReLU(Q), ReLU(K+P), Q·S, output
-	ksum, s, z, wt     *tensor.Tensor // [B,h,d], [B,h,d,d], [B,h,N], tap-major DWC weight
-	g, dqkv, dden, dS  *tensor.Tensor // backward scratch
-	dks, part, dout    *tensor.Tensor
-	ksumPart           *tensor.Tensor // per map row Σ_j ReLU(K+P)_j [B*h*H, d]
-	b, n, c, d, groups int
+	qkv            *tensor.Tensor // QKV's output [B,N,3C], not owned
+	qr, kr, num, o *tensor.Tensor // [B,N,C]: ReLU(Q), ReLU(K+P), Q·S, output
+	ksum, s, z, wt *tensor.Tensor // [B,h,d], [B,h,d,d], [B,h,N], tap-major DWC weight
+	ksumPart       *tensor.Tensor // per map row Σ_j ReLU(K+P)_j [B*h*H, d]
+	// Backward scratch.
+	g, dqkv, dden, dS, dks *tensor.Tensor
+	sT, dsT, part, dout    *tensor.Tensor
+	b, n, c, d, groups     int
 
-	prepFn, outFn, gradFn, ksumGradFn, inGradFn, posGradFn func(lo, hi int)
-	headFwdFn, headBwdFn                                   func(lo, hi int)
+	prepFn, sFn, outFn, gradFn, dsFn, transFn, inGradFn, posGradFn func(lo, hi int)
 }
 
 // NewSLA builds name.qkv (dim -> 3*dim, [q|k|v]), name.proj (dim -> dim,
@@ -92,64 +100,13 @@ func (s *SLA) bind() {
 	if s.prepFn != nil {
 		return
 	}
-	s.prepFn, s.outFn, s.gradFn = s.prepTask, s.outTask, s.gradTask
-	s.ksumGradFn, s.inGradFn, s.posGradFn = s.ksumGradTask, s.inGradTask, s.posGradTask
-	s.headFwdFn, s.headBwdFn = s.headFwdTask, s.headBwdTask
+	s.prepFn, s.sFn, s.outFn = s.prepTask, s.sTask, s.outTask
+	s.gradFn, s.dsFn, s.transFn, s.inGradFn, s.posGradFn = s.gradTask, s.dsTask, s.transTask, s.inGradTask, s.posGradTask
 }
 
-// forEachHead runs fn over nb (image, head) pairs. With enough pairs to
-// keep every thread busy they are dealt to the workers and each GEMM inside
-// runs serially (a nested ParallelFor runs inline), which saves the GEMM's
-// per-block barriers on these small d x d products; otherwise the pairs go
-// one after another and each GEMM parallelises internally. (This is
-// GemmStrided's policy, without its per-call closure allocation.)
-func forEachHead(nb int, fn func(lo, hi int)) {
-	t := kernels.Threads()
-	if nb >= 2*t || (nb >= t && nb%t == 0) {
-		kernels.ParallelFor(nb, 1, fn)
-		return
-	}
-	fn(0, nb)
-}
-
-// headFwdTask computes S = ReLU(K)ᵀV (d x d) and num = ReLU(Q)·S (N x d)
-// for (image, head) pairs [lo, hi).
-func (s *SLA) headFwdTask(lo, hi int) {
-	n, c, d, h := s.n, s.c, s.d, s.Heads
-	for t := lo; t < hi; t++ {
-		b, hh := t/h, t%h
-		off := b*n*c + hh*d
-		ks := s.ksum.Data[t*d : (t+1)*d]
-		copy(ks, s.ksumPart.Data[t*s.H*d:])
-		for y := 1; y < s.H; y++ {
-			for i, v := range s.ksumPart.Data[(t*s.H+y)*d : (t*s.H+y+1)*d] {
-				ks[i] += v
-			}
-		}
-		sm := s.s.Data[t*d*d : (t+1)*d*d]
-		kernels.Gemm(true, false, d, d, n, 1, s.kr.Data[off:], c, s.qkv.Data[b*n*3*c+2*c+hh*d:], 3*c, 0, sm, d)
-		kernels.Gemm(false, false, n, d, d, 1, s.qr.Data[off:], c, sm, d, 0, s.num.Data[off:], c)
-	}
-}
-
-// headBwdTask computes, for (image, head) pairs [lo, hi), dS = ReLU(Q)ᵀG,
-// dQr = G·Sᵀ, dKr = V·dSᵀ and dV = ReLU(K)·dS, the last three straight
-// into their slots of dqkv.
-func (s *SLA) headBwdTask(lo, hi int) {
-	n, c, d, h := s.n, s.c, s.d, s.Heads
-	for t := lo; t < hi; t++ {
-		b, hh := t/h, t%h
-		off := b*n*c + hh*d
-		qo := b*n*3*c + hh*d
-		sm := s.s.Data[t*d*d : (t+1)*d*d]
-		ds := s.dS.Data[t*d*d : (t+1)*d*d]
-		dq := s.dqkv.Data
-		kernels.Gemm(true, false, d, d, n, 1, s.qr.Data[off:], c, s.g.Data[off:], c, 0, ds, d)
-		kernels.Gemm(false, true, n, d, d, 1, s.g.Data[off:], c, sm, d, 0, dq[qo:], 3*c)
-		kernels.Gemm(false, true, n, d, d, 1, s.qkv.Data[qo+2*c:], 3*c, ds, d, 0, dq[qo+c:], 3*c)
-		kernels.Gemm(false, false, n, d, d, 1, s.kr.Data[off:], c, ds, d, 0, dq[qo+2*c:], 3*c)
-	}
-}
+// sBlock is the number of rows of S (or dS) one task computes: a multiple
+// of HeadMatMul's 4-row block that splits d = 64 four ways.
+const sBlock = 16
 
 // forwardCore runs the attention between qkv [B,N,3C] and the merged-head
 // output [B,N,C] that proj consumes.
@@ -167,22 +124,34 @@ func (s *SLA) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	attnEnsure(&s.num, b, n, c)
 	attnEnsure(&s.o, b, n, c)
 	attnEnsure(&s.ksum, b, h, d)
+	attnEnsure(&s.ksumPart, b*h*s.H, d)
 	attnEnsure(&s.s, b, h, d, d)
 	attnEnsure(&s.z, b, h, n)
 	k := s.Kernel
 	kernels.DWWeightTapMajor(attnEnsure(&s.wt, k*k, d).Data, s.DWCWeight.W.Data, d, k)
 
-	attnEnsure(&s.ksumPart, b*h*s.H, d)
-	kernels.ParallelFor(b*h*s.H, 1, s.prepFn)
-	forEachHead(b*h, s.headFwdFn)
-	kernels.ParallelFor(b*h*s.H, 1, s.outFn)
+	rows := b * h * s.H
+	kernels.ParallelFor(rows, 1, s.prepFn)
+	kernels.ParallelFor(b*h*s.sBlocks(), 1, s.sFn)
+	kernels.ParallelFor(rows, 1, s.outFn)
 	return s.o
 }
 
+func (s *SLA) sBlocks() int { return (s.d + sBlock - 1) / sBlock }
+
+// rowTask decodes a task index over (image, head, map row), numbered
+// (image*heads + head)*H + row, into the image, head, first token and the
+// offset of that token's head channels in a [B,N,C] buffer.
+func (s *SLA) rowTask(t int) (b, hh, tok, off int) {
+	rows := s.Heads * s.H
+	b = t / rows
+	hh = (t % rows) / s.H
+	tok = (t % s.H) * s.W
+	return b, hh, tok, (b*s.n+tok)*s.c + hh*s.d
+}
+
 // prepTask applies the ReLUs and the positional encoding for whole map
-// rows, writing each row's Σ_j ReLU(K+P)_j into ksumPart; headFwdTask
-// sums the H partials of a head. Rows rather than heads as the unit keep
-// two threads busy at batch 1 with 3 heads.
+// rows, writing each row's Σ_j ReLU(K+P)_j into ksumPart.
 func (s *SLA) prepTask(lo, hi int) {
 	c, d := s.c, s.d
 	for t := lo; t < hi; t++ {
@@ -193,22 +162,36 @@ func (s *SLA) prepTask(lo, hi int) {
 	}
 }
 
-// rowTask decodes a task index over (image, head, map row) into the image,
-// head, first token and the offset of that token's head channels in a
-// [B,N,C] buffer.
-func (s *SLA) rowTask(t int) (b, hh, tok, off int) {
-	rows := s.Heads * s.H
-	b = t / rows
-	hh = (t % rows) / s.H
-	tok = (t % s.H) * s.W
-	return b, hh, tok, (b*s.n+tok)*s.c + hh*s.d
+// sTask computes rows [r0, r0+16) of S = KrᵀV for one (image, head), and
+// the same rows of ksum from the map-row partials.
+func (s *SLA) sTask(lo, hi int) {
+	n, c, d, h := s.n, s.c, s.d, s.Heads
+	nb := s.sBlocks()
+	for t := lo; t < hi; t++ {
+		bh, r0 := t/nb, (t%nb)*sBlock
+		r1 := min(r0+sBlock, d)
+		b, hh := bh/h, bh%h
+		ks := s.ksum.Data[bh*d+r0 : bh*d+r1]
+		copy(ks, s.ksumPart.Data[bh*s.H*d+r0:])
+		for y := 1; y < s.H; y++ {
+			for i, v := range s.ksumPart.Data[(bh*s.H+y)*d+r0 : (bh*s.H+y)*d+r1] {
+				ks[i] += v
+			}
+		}
+		off := b*n*c + hh*d
+		kernels.HeadMatMul(r1-r0, d, n, s.kr.Data[off+r0:], 1, c, s.qkv.Data[b*n*3*c+2*c+hh*d:], 3*c,
+			s.s.Data[(bh*d+r0)*d:], d, false)
+	}
 }
 
+// outTask computes one map row of the output: num = Qr·S, the normaliser,
+// then the depthwise conv of V and its bias added on top.
 func (s *SLA) outTask(lo, hi int) {
 	n, c, d, W := s.n, s.c, s.d, s.W
 	for t := lo; t < hi; t++ {
 		b, hh, tok, off := s.rowTask(t)
 		bh := b*s.Heads + hh
+		kernels.HeadMatMul(W, d, d, s.qr.Data[off:], c, 1, s.s.Data[bh*d*d:], d, s.num.Data[off:], c, false)
 		kernels.SLANormalize(s.o.Data[off:], s.z.Data[bh*n+tok:], s.num.Data[off:], s.qr.Data[off:],
 			s.ksum.Data[bh*d:], W, d, c)
 		y := tok / W
@@ -232,17 +215,20 @@ func (s *SLA) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	attnEnsure(&s.g, b, n, c)
 	attnEnsure(&s.dden, b, h, n)
 	attnEnsure(&s.dS, b, h, d, d)
+	attnEnsure(&s.sT, b, h, d, d)
+	attnEnsure(&s.dsT, b, h, d, d)
 	attnEnsure(&s.dks, b, h, d)
 	attnEnsure(&s.dqkv, b, n, 3*c)
 
-	kernels.ParallelFor(b*h*s.H, 1, s.gradFn)
-	kernels.ParallelFor(b*h, 1, s.ksumGradFn)
-	forEachHead(b*h, s.headBwdFn)
-	// Finishing dQ/dK and the DWC input gradient go row by row; the DWC
+	rows := b * h * s.H
+	kernels.ParallelFor(rows, 1, s.gradFn)
+	kernels.ParallelFor(b*h*s.sBlocks(), 1, s.dsFn)
+	kernels.ParallelFor(b*h, 1, s.transFn)
+	// Finishing dQ/dK/dV and the DWC input gradient go row by row; the DWC
 	// weight gradient needs a reduction, so the rows are dealt in a fixed
 	// number of contiguous groups, each with its own partial sums.
 	kk := s.Kernel * s.Kernel
-	s.groups = min(kernels.Threads(), b*h*s.H)
+	s.groups = min(kernels.Threads(), rows)
 	clear(attnEnsure(&s.part, s.groups, kk*d+d).Data)
 	kernels.ParallelFor(s.groups, 1, s.inGradFn)
 	wg, bg := s.DWCWeight.G.Data, s.DWCBias.G.Data
@@ -257,6 +243,8 @@ func (s *SLA) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	return s.dqkv
 }
 
+// gradTask computes, for one map row, G = z·dO and the denominator
+// gradient dden = -z·(G·num).
 func (s *SLA) gradTask(lo, hi int) {
 	n, c, d := s.n, s.c, s.d
 	for t := lo; t < hi; t++ {
@@ -267,29 +255,61 @@ func (s *SLA) gradTask(lo, hi int) {
 	}
 }
 
-func (s *SLA) ksumGradTask(lo, hi int) {
+// dsTask computes rows [r0, r0+16) of dS = Qrᵀ·G and of dksum = Qrᵀ·dden
+// for one (image, head).
+func (s *SLA) dsTask(lo, hi int) {
 	n, c, d, h := s.n, s.c, s.d, s.Heads
+	nb := s.sBlocks()
 	for t := lo; t < hi; t++ {
-		b, hh := t/h, t%h
-		kernels.SLAKsumGrad(s.dks.Data[t*d:], s.qr.Data[b*n*c+hh*d:], s.dden.Data[t*n:], n, d, c)
+		bh, r0 := t/nb, (t%nb)*sBlock
+		r1 := min(r0+sBlock, d)
+		b, hh := bh/h, bh%h
+		off := b*n*c + hh*d
+		kernels.HeadMatMul(r1-r0, d, n, s.qr.Data[off+r0:], 1, c, s.g.Data[off:], c, s.dS.Data[(bh*d+r0)*d:], d, false)
+		kernels.HeadMatMul(r1-r0, 1, n, s.qr.Data[off+r0:], 1, c, s.dden.Data[bh*n:], 1, s.dks.Data[bh*d+r0:], 1, false)
 	}
 }
 
+// transTask transposes S and dS of (image, head) pairs [lo, hi), so that
+// the products G·Sᵀ and V·dSᵀ read their right operand by rows.
+func (s *SLA) transTask(lo, hi int) {
+	d := s.d
+	for t := lo; t < hi; t++ {
+		sm, st := s.s.Data[t*d*d:(t+1)*d*d], s.sT.Data[t*d*d:(t+1)*d*d]
+		dm, dt := s.dS.Data[t*d*d:(t+1)*d*d], s.dsT.Data[t*d*d:(t+1)*d*d]
+		for i := 0; i < d; i++ {
+			for j := 0; j < d; j++ {
+				st[j*d+i] = sm[i*d+j]
+				dt[j*d+i] = dm[i*d+j]
+			}
+		}
+	}
+}
+
+// inGradTask handles groups [lo, hi) of map rows: dQr = G·Sᵀ,
+// dKr = V·dSᵀ, dV = Kr·dS written into dqkv, the ReLU masks and the
+// normaliser terms, the DWC input gradient added to dV, and the DWC weight
+// and bias gradients into the group's partial sums.
 func (s *SLA) inGradTask(lo, hi int) {
 	n, c, d, W := s.n, s.c, s.d, s.W
 	kk := s.Kernel * s.Kernel
 	tasks := s.b * s.Heads * s.H
+	dq := s.dqkv.Data
 	for gi := lo; gi < hi; gi++ {
 		p := s.part.Data[gi*(kk*d+d) : (gi+1)*(kk*d+d)]
 		for t := gi * tasks / s.groups; t < (gi+1)*tasks/s.groups; t++ {
 			b, hh, tok, off := s.rowTask(t)
 			bh := b*s.Heads + hh
 			qoff := (b*n+tok)*3*c + hh*d
-			kernels.SLAInputGrad(s.dqkv.Data[qoff:], s.dqkv.Data[qoff+c:], s.qr.Data[off:], s.kr.Data[off:],
+			dd := bh * d * d
+			kernels.HeadMatMul(W, d, d, s.g.Data[off:], c, 1, s.sT.Data[dd:], d, dq[qoff:], 3*c, false)
+			kernels.HeadMatMul(W, d, d, s.qkv.Data[qoff+2*c:], 3*c, 1, s.dsT.Data[dd:], d, dq[qoff+c:], 3*c, false)
+			kernels.HeadMatMul(W, d, d, s.kr.Data[off:], c, 1, s.dS.Data[dd:], d, dq[qoff+2*c:], 3*c, false)
+			kernels.SLAInputGrad(dq[qoff:], dq[qoff+c:], s.qr.Data[off:], s.kr.Data[off:],
 				s.dden.Data[bh*n+tok:], s.ksum.Data[bh*d:], s.dks.Data[bh*d:], W, d, 3*c, c)
 			y := tok / W
 			vin := s.qkv.Data[b*n*3*c+2*c+hh*d:]
-			dv := s.dqkv.Data[b*n*3*c+2*c+hh*d:]
+			dv := dq[b*n*3*c+2*c+hh*d:]
 			dy := s.dout.Data[b*n*c+hh*d:]
 			kernels.DWConvCLBackwardInput(dv, 3*c, dy, c, s.H, W, d, s.Kernel, s.wt.Data, y, y+1, true)
 			kernels.DWConvCLBackwardWeight(p[:kk*d], p[kk*d:], vin, 3*c, dy, c, s.H, W, d, s.Kernel, y, y+1)
