@@ -142,6 +142,9 @@ func RGB8(img image.Image) (w, h int, pix []uint8) {
 			}
 		}
 	case *image.YCbCr:
+		if ycbcrLibjpeg(m, pix) {
+			break
+		}
 		for y := 0; y < h; y++ {
 			for x := 0; x < w; x++ {
 				c := m.YCbCrAt(b.Min.X+x, b.Min.Y+y)
@@ -158,6 +161,93 @@ func RGB8(img image.Image) (w, h int, pix []uint8) {
 		}
 	}
 	return w, h, pix
+}
+
+// ycbcrLibjpeg converts a decoded JPEG the way libjpeg (behind PIL) does
+// by default: chroma subsampled 2x horizontally (4:2:2) or 2x both ways
+// (4:2:0) is upsampled with libjpeg's "fancy" triangular filter rather than
+// repeated, and YCbCr -> RGB uses libjpeg's 16-bit fixed-point tables. It
+// reports false for layouts it leaves to the generic path (4:4:4 needs no
+// upsampling; the rarer ratios keep Go's nearest-sample upsampling).
+func ycbcrLibjpeg(m *image.YCbCr, pix []uint8) bool {
+	vsub := 1
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio420:
+		vsub = 2
+	case image.YCbCrSubsampleRatio422:
+	default:
+		return false
+	}
+	b := m.Rect
+	w, h := b.Dx(), b.Dy()
+	if b.Min.X != 0 || b.Min.Y != 0 || w < 4 || h < 4 {
+		return false
+	}
+	cw := (w + 1) / 2
+	ch := (h + vsub - 1) / vsub
+	cb, cr := make([]uint8, w*h), make([]uint8, w*h)
+	upsampleFancy(cb, m.Cb, m.CStride, cw, ch, w, h, vsub)
+	upsampleFancy(cr, m.Cr, m.CStride, cw, ch, w, h, vsub)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			yy := int32(m.Y[y*m.YStride+x])
+			cbv, crv := int32(cb[y*w+x])-128, int32(cr[y*w+x])-128
+			const half = 1 << 15
+			r := yy + (91881*crv+half)>>16            // FIX(1.40200)
+			g := yy + (-22554*cbv+half-46802*crv)>>16 // FIX(0.34414), FIX(0.71414)
+			bl := yy + (116130*cbv+half)>>16          // FIX(1.77200)
+			o := pix[(y*w+x)*3:]
+			o[0], o[1], o[2] = clamp8(r), clamp8(g), clamp8(bl)
+		}
+	}
+	return true
+}
+
+func clamp8(v int32) uint8 { return uint8(min(max(v, 0), 255)) }
+
+// upsampleFancy doubles a chroma plane horizontally (and vertically when
+// vsub is 2) with libjpeg's h2v1/h2v2 fancy upsampling, including its
+// alternating rounding biases; edge rows and columns are replicated as
+// libjpeg's context rows are.
+func upsampleFancy(dst, src []uint8, stride, cw, ch, w, h, vsub int) {
+	row := make([]int32, cw) // vertically blended input row (x4 for h2v2)
+	out := make([]uint8, 2*cw)
+	for y := 0; y < h; y++ {
+		in0 := y / vsub
+		if vsub == 2 {
+			// The nearer chroma row weighs 3, the next nearer 1.
+			in1 := in0 - 1
+			if y%2 == 1 {
+				in1 = in0 + 1
+			}
+			in1 = min(max(in1, 0), ch-1)
+			for x := 0; x < cw; x++ {
+				row[x] = 3*int32(src[in0*stride+x]) + int32(src[in1*stride+x])
+			}
+			out[0] = uint8((row[0]*4 + 8) >> 4)
+			out[1] = uint8((row[0]*3 + row[1] + 7) >> 4)
+			for x := 1; x < cw-1; x++ {
+				out[2*x] = uint8((row[x]*3 + row[x-1] + 8) >> 4)
+				out[2*x+1] = uint8((row[x]*3 + row[x+1] + 7) >> 4)
+			}
+			l := cw - 1
+			out[2*l] = uint8((row[l]*3 + row[l-1] + 8) >> 4)
+			out[2*l+1] = uint8((row[l]*4 + 7) >> 4)
+		} else {
+			s := src[in0*stride:]
+			out[0] = s[0]
+			out[1] = uint8((int32(s[0])*3 + int32(s[1]) + 2) >> 2)
+			for x := 1; x < cw-1; x++ {
+				v := int32(s[x]) * 3
+				out[2*x] = uint8((v + int32(s[x-1]) + 1) >> 2)
+				out[2*x+1] = uint8((v + int32(s[x+1]) + 2) >> 2)
+			}
+			l := cw - 1
+			out[2*l] = uint8((int32(s[l])*3 + int32(s[l-1]) + 1) >> 2)
+			out[2*l+1] = s[l]
+		}
+		copy(dst[y*w:(y+1)*w], out[:w])
+	}
 }
 
 // toLuma is PIL's RGB -> L: (19595 R + 38470 G + 7471 B + 0x8000) >> 16.

@@ -95,7 +95,7 @@ func TestPreprocessMatchesTorchvision(t *testing.T) {
 			if rel := math.Abs(s-c.Sum) / math.Abs(c.Sum); rel > 1e-5 || math.Abs(s2-c.SumSq)/c.SumSq > 1e-5 || firstd > 1e-5 {
 				t.Errorf("%s: normalised tensor sum %g / %g, sumsq %g / %g, first diff %g", c.Source, s, c.Sum, s2, c.SumSq, firstd)
 			}
-		} else if maxd > 80 || mean > 8 {
+		} else if maxd > 4 || mean > 0.1 {
 			t.Errorf("%s: JPEG path differs from torchvision by max %d mean %.2f levels", c.Source, maxd, mean)
 		}
 	}

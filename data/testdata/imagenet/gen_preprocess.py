@@ -37,7 +37,8 @@ sources = {
     "small_rgba.png": synthetic(70, 61, alpha=True),  # upscale, alpha dropped
 }
 sources["land.png"].save("land.png")
-sources["tall.jpg"].save("tall.jpg", quality=92)
+sources["tall.jpg"].save("tall.jpg", quality=92)  # 4:2:0 chroma
+sources["tall.jpg"].save("tall422.jpg", quality=92, subsampling=1)
 sources["small_rgba.png"].save("small_rgba.png")
 Image.fromarray(np.asarray(sources["land.png"].convert("L"))).save("gray.png")
 
@@ -48,6 +49,7 @@ cases = [
     ("small_rgba.png", 256, 224, False),
     ("land.png", 64, 56, False),
     ("gray.png", 32, 28, True),
+    ("tall422.jpg", 64, 56, False),
 ]
 out = []
 for i, (src, resize, crop, gray) in enumerate(cases):
