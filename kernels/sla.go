@@ -91,6 +91,14 @@ func SLANormalize(o, z, num, qr, ksum []float32, n, d, ldC int) {
 // SLAGrad computes G_i = z_i·dO_i into g and dden_i = -z_i·(G_i·num_i),
 // the gradient of the normaliser's denominator, for n tokens.
 func SLAGrad(g, dden, dout, num, z []float32, n, d, ldC int) {
+	if n <= 0 || d <= 0 {
+		return
+	}
+	_, _, _ = g[(n-1)*ldC+d-1], dout[(n-1)*ldC+d-1], num[(n-1)*ldC+d-1]
+	_, _ = dden[n-1], z[n-1]
+	if slaGradFast(g, dden, dout, num, z, n, d, ldC) {
+		return
+	}
 	for i := 0; i < n; i++ {
 		zi := z[i]
 		gi := g[i*ldC : i*ldC+d]
@@ -109,6 +117,14 @@ func SLAGrad(g, dden, dout, num, z []float32, n, d, ldC int) {
 func SLAInputGrad(dq, dk, qr, kr, dden, ksum, dks []float32, n, d, ldQKV, ldC int) {
 	ks := ksum[:d]
 	dkv := dks[:d]
+	if n <= 0 || d <= 0 {
+		return
+	}
+	_, _ = dq[(n-1)*ldQKV+d-1], dk[(n-1)*ldQKV+d-1]
+	_, _, _ = qr[(n-1)*ldC+d-1], kr[(n-1)*ldC+d-1], dden[n-1]
+	if slaInGradFast(dq, dk, qr, kr, dden, ks, dkv, n, d, ldQKV, ldC) {
+		return
+	}
 	for i := 0; i < n; i++ {
 		dqi := dq[i*ldQKV : i*ldQKV+d]
 		dki := dk[i*ldQKV : i*ldQKV+d]

@@ -54,3 +54,25 @@ func headMatMulFast(m, n, k int, a []float32, sI, sP int, b []float32, ldb int, 
 	}
 	return true
 }
+
+//go:noescape
+func slaGradAVX512(gg, dden, dout, num, z *float32, n, d, ldC int)
+
+//go:noescape
+func slaInGradAVX512(dq, dk, qr, kr, dden, ksum, dks *float32, n, d, ldQKV, ldC int)
+
+func slaGradFast(g, dden, dout, num, z []float32, n, d, ldC int) bool {
+	if curPath != PathAVX512 {
+		return false
+	}
+	slaGradAVX512(&g[0], &dden[0], &dout[0], &num[0], &z[0], n, d, ldC)
+	return true
+}
+
+func slaInGradFast(dq, dk, qr, kr, dden, ksum, dks []float32, n, d, ldQKV, ldC int) bool {
+	if curPath != PathAVX512 {
+		return false
+	}
+	slaInGradAVX512(&dq[0], &dk[0], &qr[0], &kr[0], &dden[0], &ksum[0], &dks[0], n, d, ldQKV, ldC)
+	return true
+}

@@ -340,3 +340,136 @@ put1:
 	VMOVUPS Z3, K4, 192(DI)
 	VZEROUPPER
 	RET
+
+// HREDUCE_ADD sums the 16 lanes of Z0 into the low lane of X0 (clobbers X1/Y1).
+#define HREDUCE_ADD VEXTRACTF64X4 $1, Z0, Y1; VADDPS Y1, Y0, Y0; VEXTRACTF128 $1, Y0, X1; VADDPS X1, X0, X0; VPERMILPS $0x4E, X0, X1; VADDPS X1, X0, X0; VPERMILPS $0xB1, X0, X1; VADDPS X1, X0, X0
+
+// func slaGradAVX512(gg, dden, dout, num, z *float32, n, d, ldC int)
+// g_i = z_i * dout_i, dden_i = -z_i * (g_i . num_i).
+TEXT ·slaGradAVX512(SB), NOSPLIT, $0-64
+	MOVQ gg+0(FP), DI
+	MOVQ dden+8(FP), R15
+	MOVQ dout+16(FP), SI
+	MOVQ num+24(FP), R11
+	MOVQ z+32(FP), R10
+	MOVQ n+40(FP), R14
+	MOVQ d+48(FP), R13
+	MOVQ ldC+56(FP), R9
+	SHLQ $2, R9
+	TAILMASK(R13)
+	MOVQ R13, AX
+	SHRQ $4, AX
+	VXORPS X5, X5, X5
+row:
+	TESTQ R14, R14
+	JEQ  done
+	VBROADCASTSS (R10), Z2
+	VPXORD Z0, Z0, Z0
+	XORQ BX, BX
+	MOVQ AX, CX
+grp:
+	TESTQ CX, CX
+	JEQ  tail
+	VMULPS (SI)(BX*1), Z2, Z1
+	VMOVUPS Z1, (DI)(BX*1)
+	VFMADD231PS (R11)(BX*1), Z1, Z0
+	ADDQ $64, BX
+	DECQ CX
+	JMP  grp
+tail:
+	KORTESTW K1, K1
+	JEQ  sum
+	VMOVUPS.Z (SI)(BX*1), K1, Z1
+	VMULPS Z1, Z2, Z1
+	VMOVUPS Z1, K1, (DI)(BX*1)
+	VMOVUPS.Z (R11)(BX*1), K1, Z3
+	VFMADD231PS Z3, Z1, Z0
+sum:
+	HREDUCE_ADD
+	VMULSS X2, X0, X0
+	VSUBSS X0, X5, X0
+	VMOVSS X0, (R15)
+	ADDQ R9, DI
+	ADDQ R9, SI
+	ADDQ R9, R11
+	ADDQ $4, R10
+	ADDQ $4, R15
+	DECQ R14
+	JMP  row
+done:
+	VZEROUPPER
+	RET
+
+// func slaInGradAVX512(dq, dk, qr, kr, dden, ksum, dks *float32, n, d, ldQKV, ldC int)
+// dq_i = (dq_i + dden_i*ksum) masked by qr_i > 0; dk_i = (dk_i + dks) masked by
+// kr_i > 0. Go operand order: VCMPPS $14 (GT), Z31, Zx, k sets k = Zx > Z31 = 0.
+TEXT ·slaInGradAVX512(SB), NOSPLIT, $0-88
+	MOVQ dq+0(FP), DI
+	MOVQ dk+8(FP), R15
+	MOVQ qr+16(FP), SI
+	MOVQ kr+24(FP), R11
+	MOVQ dden+32(FP), R10
+	MOVQ ksum+40(FP), R12
+	MOVQ dks+48(FP), R8
+	MOVQ n+56(FP), R14
+	MOVQ d+64(FP), R13
+	MOVQ ldC+80(FP), R9
+	SHLQ $2, R9
+	TAILMASK(R13)
+	MOVQ ldQKV+72(FP), DX
+	SHLQ $2, DX
+	VPXORD Z31, Z31, Z31
+	MOVQ R13, AX
+	SHRQ $4, AX
+row:
+	TESTQ R14, R14
+	JEQ  done
+	VBROADCASTSS (R10), Z2
+	XORQ BX, BX
+	MOVQ AX, CX
+grp:
+	TESTQ CX, CX
+	JEQ  tail
+	VMOVUPS (DI)(BX*1), Z1
+	VFMADD231PS (R12)(BX*1), Z2, Z1
+	VMOVUPS (SI)(BX*1), Z5
+	VCMPPS $14, Z31, Z5, K2
+	VMOVAPS.Z Z1, K2, Z1
+	VMOVUPS Z1, (DI)(BX*1)
+	VMOVUPS (R15)(BX*1), Z3
+	VADDPS (R8)(BX*1), Z3, Z3
+	VMOVUPS (R11)(BX*1), Z5
+	VCMPPS $14, Z31, Z5, K3
+	VMOVAPS.Z Z3, K3, Z3
+	VMOVUPS Z3, (R15)(BX*1)
+	ADDQ $64, BX
+	DECQ CX
+	JMP  grp
+tail:
+	KORTESTW K1, K1
+	JEQ  next
+	VMOVUPS.Z (DI)(BX*1), K1, Z1
+	VMOVUPS.Z (R12)(BX*1), K1, Z4
+	VFMADD231PS Z4, Z2, Z1
+	VMOVUPS.Z (SI)(BX*1), K1, Z5
+	VCMPPS $14, Z31, Z5, K2
+	VMOVAPS.Z Z1, K2, Z1
+	VMOVUPS Z1, K1, (DI)(BX*1)
+	VMOVUPS.Z (R15)(BX*1), K1, Z3
+	VMOVUPS.Z (R8)(BX*1), K1, Z4
+	VADDPS Z4, Z3, Z3
+	VMOVUPS.Z (R11)(BX*1), K1, Z5
+	VCMPPS $14, Z31, Z5, K3
+	VMOVAPS.Z Z3, K3, Z3
+	VMOVUPS Z3, K1, (R15)(BX*1)
+next:
+	ADDQ DX, DI
+	ADDQ DX, R15
+	ADDQ R9, SI
+	ADDQ R9, R11
+	ADDQ $4, R10
+	DECQ R14
+	JMP  row
+done:
+	VZEROUPPER
+	RET

@@ -9,3 +9,9 @@ func slaNormFast(o, z, num, qr, ksum []float32, n, d, ldC int) bool { return fal
 func headMatMulFast(m, n, k int, a []float32, sI, sP int, b []float32, ldb int, c []float32, ldc int, accum bool) bool {
 	return false
 }
+
+func slaGradFast(g, dden, dout, num, z []float32, n, d, ldC int) bool { return false }
+
+func slaInGradFast(dq, dk, qr, kr, dden, ksum, dks []float32, n, d, ldQKV, ldC int) bool {
+	return false
+}
