@@ -72,8 +72,8 @@ func TestFuseExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Name = name + "/" + norm + "/" + attn
 		if norm != "" {
+			c.Name = name + "/" + norm + "_" + attn
 			c.Norm, c.Attn, c.ClsToken = norm, attn, cls
 		}
 		return c
