@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"unsafe"
 
 	"github.com/slabml/slab/tensor"
 )
@@ -260,6 +261,11 @@ func decodeFloats(dst []float32, src []byte, dtype string) {
 	le := binary.LittleEndian
 	switch dtype {
 	case "F32":
+		if littleEndian {
+			// The stored bytes are already this machine's float32 layout.
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), src)
+			return
+		}
 		for i := range dst {
 			dst[i] = math.Float32frombits(le.Uint32(src[4*i:]))
 		}
@@ -282,6 +288,10 @@ func decodeInts(dst []int64, src []byte, dtype string) {
 	le := binary.LittleEndian
 	switch dtype {
 	case "I64":
+		if littleEndian {
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 8*len(dst)), src)
+			return
+		}
 		for i := range dst {
 			dst[i] = int64(le.Uint64(src[8*i:]))
 		}
@@ -430,7 +440,19 @@ func (e *Entry) writeDType() (string, error) {
 	return dt, nil
 }
 
+// littleEndian reports whether float32/int64 memory already has the file's
+// byte order, so F32 and I64 data can be copied instead of converted.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
 func encodeEntry(w io.Writer, e *Entry, dtype string, chunk []byte) error {
+	if littleEndian && dtype == "F32" && len(e.F32) > 0 {
+		_, err := w.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(e.F32))), 4*len(e.F32)))
+		return err
+	}
+	if littleEndian && dtype == "I64" && len(e.I64) > 0 {
+		_, err := w.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(e.I64))), 8*len(e.I64)))
+		return err
+	}
 	size := dtypes[dtype].size
 	n := len(e.F32)
 	if !dtypes[dtype].float {
