@@ -20,4 +20,12 @@
 //     since a mirrored digit is a different (or no) digit.
 //   - Batches are written into caller-owned or loader-owned buffers that are
 //     reused, so a steady-state epoch allocates nothing.
+//   - ImageNet evaluation preprocessing (imagenet.go) reimplements what
+//     torchvision does on a PIL image rather than approximating it: PIL's
+//     two-pass 8-bit fixed-point bicubic resampler with its antialiasing
+//     support, Python's round-half-even centre crop and, for JPEG, libjpeg's
+//     fancy chroma upsampling and colour tables. A classifier's top-5 then
+//     agrees with the PyTorch pipeline on the same file: PNG input matches
+//     bit for bit; JPEG differs only through the IDCT (a few levels on a
+//     few percent of pixels).
 package data

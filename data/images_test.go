@@ -448,3 +448,22 @@ func BenchmarkLoadFashionMNISTTrain(b *testing.B) {
 		}
 	}
 }
+
+// FuzzIDX checks that no input panics the IDX reader.
+func FuzzIDX(f *testing.F) {
+	f.Add(idxBytes([]int{2, 2, 3}, make([]byte, 12)))
+	f.Add(gz(idxBytes([]int{3}, []byte{1, 2, 3})))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dims, data, err := ReadIDXBytes(b, 0)
+		if err != nil {
+			return
+		}
+		n := 1
+		for _, d := range dims {
+			n *= d
+		}
+		if n != len(data) {
+			t.Fatalf("dims %v but %d bytes", dims, len(data))
+		}
+	})
+}
