@@ -169,6 +169,11 @@ func (c Config) Validate() error {
 		if c.DWCKernel <= 0 || c.DWCKernel%2 == 0 {
 			return fail("DWCKernel %d must be odd and positive for SLA", c.DWCKernel)
 		}
+		if c.ClsToken {
+			// SLA's positional encoding and depth-wise conv live on the
+			// patch grid; SLAB-DeiT keeps cls_token only as a parameter.
+			return fail("Attn %q works on the patch grid and cannot take a class token (set ClsToken false)", c.Attn)
+		}
 	default:
 		return fail("unknown Attn %q (want softmax or sla)", c.Attn)
 	}

@@ -109,6 +109,7 @@ func TestValidate(t *testing.T) {
 		{func(c *vit.Config) { c.Step = 0 }, "Step > 0"},
 		{func(c *vit.Config) { c.LNEps = 0 }, "LNEps"},
 		{func(c *vit.Config) { c.DropPath = 1 }, "DropPath"},
+		{func(c *vit.Config) { c.ClsToken = true }, "cannot take a class token"},
 	}
 	for _, tc := range cases {
 		c := base
