@@ -13,11 +13,13 @@ import (
 // merged, proj. No mask, no dropout.
 //
 // Design: Q, K, V are read in place from the qkv activation (row stride
-// 3C) by kernels.Gemm, so heads are never packed. The scale rides in the QKᵀ GEMM's alpha (forward) and
-// in the softmax backward pass (backward). Probabilities are kept for
-// Backward ([B,h,N,N]: 118 MB per image at N = 3136; that is what softmax
-// attention costs and why SLA exists); the backward needs only one N x N
-// scratch per worker, reused across heads.
+// 3C) by kernels.Gemm, so heads are never packed. The forward is one
+// barrier-free parallel loop over (image, head, block of query rows). The
+// scale rides in the QKᵀ GEMM's alpha (forward) and in the softmax
+// backward pass (backward). Probabilities are kept for Backward
+// ([B,h,N,N]: 118 MB per image at N = 3136; that is what softmax attention
+// costs and why SLA exists); the backward needs only one N x N scratch per
+// worker, reused across heads.
 type Attention struct {
 	QKV, Proj *Linear
 	Heads     int
@@ -28,9 +30,9 @@ type Attention struct {
 	b, n, c, d     int
 	scale          float32
 	groups         int
-	cur, curDP     []float32 // the head being processed when heads go one at a time
+	cur, curDP     []float32 // the head being differentiated when heads go one at a time
 
-	headFwdFn, headBwdFn, softmaxFn, softmaxBackFn func(lo, hi int)
+	headFwdFn, headBwdFn, softmaxBackFn func(lo, hi int)
 }
 
 // NewAttention builds name.qkv (dim -> 3*dim, [q|k|v]) and name.proj
@@ -65,7 +67,7 @@ func (a *Attention) Buffers() []*Buffer { return nil }
 func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	if a.headFwdFn == nil {
 		a.headFwdFn, a.headBwdFn = a.headFwdTask, a.headBwdTask
-		a.softmaxFn, a.softmaxBackFn = a.softmaxTask, a.softmaxBackTask
+		a.softmaxBackFn = a.softmaxBackTask
 	}
 	b, n, c := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]/3
 	h := a.Heads
@@ -73,16 +75,17 @@ func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	a.scale = float32(1 / math.Sqrt(float64(a.d)))
 	attnEnsure(&a.att, b, h, n, n)
 	attnEnsure(&a.o, b, n, c)
-	a.dispatch(a.headFwdFn)
+	kernels.ParallelFor(b*h*a.rowBlocks(), 1, a.headFwdFn)
 	return a.o
 }
 
-// dispatch runs fn over worker groups of (image, head) pairs. With enough
-// pairs to keep every thread busy, each of Threads() groups takes a
-// contiguous share and runs its GEMMs and softmax serially (a nested
-// ParallelFor runs inline), saving the GEMM's per-block barriers; otherwise
-// one group runs the pairs in turn and each GEMM and softmax parallelises
-// internally. A group index selects the backward's N x N scratch, so
+// dispatch runs the backward fn over worker groups of (image, head) pairs.
+// With enough pairs to keep every thread busy, each of Threads() groups
+// takes a contiguous share and runs its GEMMs and softmax serially (a
+// nested ParallelFor runs inline), saving the GEMM's per-block barriers;
+// otherwise one group runs the pairs in turn and each GEMM and softmax
+// parallelises internally. (The backward's dK = dSᵀQ and dV = PᵀdO sum over
+// all rows, so it cannot simply split rows as the forward does.) A group index selects the backward's N x N scratch, so
 // scratch grows with threads, not with batch x heads.
 func (a *Attention) dispatch(fn func(lo, hi int)) {
 	nb, t := a.b*a.Heads, kernels.Threads()
@@ -103,31 +106,32 @@ func (a *Attention) heads(g int) (lo, hi int) {
 	return g * nb / a.groups, (g + 1) * nb / a.groups
 }
 
-func (a *Attention) headFwdTask(glo, ghi int) {
-	n, c, d, h := a.n, a.c, a.d, a.Heads
-	for g := glo; g < ghi; g++ {
-		lo, hi := a.heads(g)
-		for t := lo; t < hi; t++ {
-			b, hh := t/h, t%h
-			qo := b*n*3*c + hh*d
-			q := a.qkv.Data
-			p := a.att.Data[t*n*n : (t+1)*n*n]
-			// scores = d^-0.5 Q Kᵀ, softmax, O = P V
-			kernels.Gemm(false, true, n, n, d, a.scale, q[qo:], 3*c, q[qo+c:], 3*c, 0, p, n)
-			if a.groups == 1 {
-				a.cur = p
-				kernels.ParallelFor(n, 16, a.softmaxFn)
-			} else {
-				kernels.SoftmaxRows(p, p, n, n, n)
-			}
-			kernels.Gemm(false, false, n, d, n, 1, p, n, q[qo+2*c:], 3*c, 0, a.o.Data[b*n*c+hh*d:], c)
-		}
-	}
-}
+// attnRows is the number of query rows one forward task handles.
+// Attention rows are independent (scores, softmax and P·V of a row need
+// only that row), so the forward is one parallel loop over
+// (image, head, row block) with no barrier inside; each task's GEMMs run
+// serially. 48 rows (four 12-row GEMM panels) leave 15 tasks at N = 196
+// with 3 heads, enough to balance two threads, and re-pack K and V once
+// per 48 rows, ~1% of the arithmetic.
+const attnRows = 48
 
-func (a *Attention) softmaxTask(lo, hi int) {
-	n := a.n
-	kernels.SoftmaxRows(a.cur[lo*n:], a.cur[lo*n:], hi-lo, n, n)
+func (a *Attention) rowBlocks() int { return (a.n + attnRows - 1) / attnRows }
+
+func (a *Attention) headFwdTask(lo, hi int) {
+	n, c, d, h := a.n, a.c, a.d, a.Heads
+	nb := a.rowBlocks()
+	q := a.qkv.Data
+	for t := lo; t < hi; t++ {
+		bh, i0 := t/nb, (t%nb)*attnRows
+		rows := min(attnRows, n-i0)
+		b, hh := bh/h, bh%h
+		qo := b*n*3*c + hh*d
+		p := a.att.Data[bh*n*n+i0*n : bh*n*n+(i0+rows)*n]
+		// scores = d^-0.5 Q Kᵀ, softmax, O = P V
+		kernels.Gemm(false, true, rows, n, d, a.scale, q[qo+i0*3*c:], 3*c, q[qo+c:], 3*c, 0, p, n)
+		kernels.SoftmaxRows(p, p, rows, n, n)
+		kernels.Gemm(false, false, rows, d, n, 1, p, n, q[qo+2*c:], 3*c, 0, a.o.Data[(b*n+i0)*c+hh*d:], c)
+	}
 }
 
 // backwardCore maps the merged-head output gradient [B,N,C] to dqkv.
