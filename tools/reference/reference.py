@@ -616,6 +616,15 @@ def model_fixture(out, stem, norm, attn, cls, seed):
     t["train/logits"] = logits.detach()
     t["train/loss"] = loss.detach().reshape(1)
     t.update(grad_tensors("train/", m))
+    # Parameters whose exact gradient is zero although they are used: in a
+    # plain-BatchNorm model every bias that only shifts the residual stream per
+    # channel (patch_embed.proj.bias, attn.proj.bias, mlp.fc2.bias) is removed
+    # by the next BN. float64 leaves ~1e-17 here, far below Adam's eps, so
+    # PyTorch does not move them; a float32 gradient carries ~1e-8..1e-7 of
+    # rounding noise, above eps, and Adam turns it into lr-sized steps of
+    # random sign. Tests project these gradients to their exact value, zero.
+    null_space = sorted(n for n, p in m.named_parameters()
+                        if p.grad is not None and p.grad.abs().max().item() < 1e-12)
     for k, v in m.state_dict().items():
         if k not in dict(m.named_parameters()):
             t[f"train/buffer/{k}"] = v.clone()
@@ -638,7 +647,7 @@ def model_fixture(out, stem, norm, attn, cls, seed):
     t["adamw/losses"] = torch.tensor(losses, dtype=torch.float64)
     t.update(state_tensors("adamw/", m))
     meta = dict(cfg, name=stem, seed=seed, batch=B, iter0=ITER0, smoothing=0.1, lr=1e-3, weight_decay=0.05,
-                adamw_steps=5, adamw_lambdas=lams, adamw=ADAMW_SEMANTICS,
+                adamw_steps=5, adamw_lambdas=lams, adamw=ADAMW_SEMANTICS, zero_grad_params=null_space,
                 no_decay="1-D params, *.bias, pos_embed, cls_token",
                 precision="float32 inputs/params, float64 compute, float32 results")
     write_safetensors(f"{out}/vit_{stem}.safetensors", t, {"config": json.dumps(meta, sort_keys=True)})
