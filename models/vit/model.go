@@ -138,11 +138,9 @@ func New(cfg Config, seed uint64) (*Model, error) {
 		b.MLP = nn.NewMLP(p+"mlp", C, cfg.Hidden())
 		initLinear(b.MLP.FC1)
 		initLinear(b.MLP.FC2)
-		rate := cfg.DropPath
+		var rate float32 // timm: linspace(0, DropPath, Depth)
 		if cfg.Depth > 1 {
 			rate = cfg.DropPath * float32(i) / float32(cfg.Depth-1)
-		} else {
-			rate = 0
 		}
 		b.DP1.Rate, b.DP2.Rate = rate, rate
 		m.Blocks[i] = b

@@ -572,3 +572,32 @@ func closeTo(t *testing.T, name string, got, want []float32, rtol, atol float64)
 		t.Errorf("%s[%d] = %g, want %g (rtol %g, atol %g)", name, bad, got[bad], want[bad], rtol, atol)
 	}
 }
+
+// TestDropPathRates: block i drops with DropPath·i/(Depth-1), as timm's
+// linspace; the seed of the draws is settable.
+func TestDropPathRates(t *testing.T) {
+	defer reftest.SkipUnimplemented(t)
+	m := mustNew(t, "deit_tiny", 0)
+	for i, b := range m.Blocks {
+		want := float32(0.1) * float32(i) / 11
+		if math.Abs(float64(b.DP1.Rate-want)) > 1e-7 || b.DP2.Rate != b.DP1.Rate {
+			t.Errorf("block %d: drop path %g/%g, want %g", i, b.DP1.Rate, b.DP2.Rate, want)
+		}
+	}
+	c, _ := vit.Lookup("deit_mini_28")
+	c.DropPath = 0.5
+	a, _ := vit.New(c, 0)
+	x := randImages(c, 8, 1)
+	run := func(seed uint64) []float32 {
+		a.SetDropPathSeed(seed)
+		y, err := a.Forward(x, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Clone(y.Data)
+	}
+	// LayerNorm has no state, so only the drop-path draws differ.
+	if y1, y2, y3 := run(5), run(5), run(6); !slices.Equal(y1, y2) || slices.Equal(y1, y3) {
+		t.Errorf("drop path: same seed equal %v, other seed differs %v", slices.Equal(y1, y2), !slices.Equal(y1, y3))
+	}
+}
