@@ -292,3 +292,35 @@ func testSLACoreAllocs(t *testing.T) {
 		t.Errorf("SLA core steady state allocates %.1f times per forward+backward", a)
 	}
 }
+
+// TestAttentionLayersAllocs checks whole layers (qkv and proj Linears
+// included) at 1 and 2 threads: a steady-state training step of either
+// attention allocates nothing.
+func TestAttentionLayersAllocs(t *testing.T) {
+	for _, th := range []int{1, 2} {
+		attnWithThreads(th, func() {
+			sla := NewSLA("blk.attn", 16, 2, 3, 4, 5, true)
+			soft := NewAttention("blk.attn", 16, 2, true)
+			x := tensor.New(2, 12, 16)
+			for i := range x.Data {
+				x.Data[i] = float32(i%13)*0.1 - 0.6
+			}
+			dy := tensor.New(2, 12, 16)
+			for _, l := range []struct {
+				name     string
+				fwd, bwd func(*tensor.Tensor) *tensor.Tensor
+			}{{"SLA", sla.Forward, sla.Backward}, {"Attention", soft.Forward, soft.Backward}} {
+				l.fwd(x)
+				l.bwd(dy)
+				n := testing.AllocsPerRun(5, func() {
+					l.fwd(x)
+					l.bwd(dy)
+				})
+				t.Logf("%s forward+backward: %.1f allocs/run (threads %d)", l.name, n, th)
+				if n > 0 {
+					t.Errorf("%s steady state allocates %.1f times per forward+backward (threads %d)", l.name, n, th)
+				}
+			}
+		})
+	}
+}
