@@ -290,3 +290,34 @@ func TestReferenceAdamWAlone(t *testing.T) {
 		reftest.CloseT(t, p+"b", b.W, f.T(p+"b"), reftest.Tol{Rel: 1e-6})
 	}
 }
+
+// TestReferenceModelRecalibrate checks the BN-statistics pass of SLAB.md
+// 1.4 (official update_model: eval mode, BatchNorms in train mode, so they
+// normalise with batch statistics and update running mean/var; schedules
+// frozen) against PyTorch, then the eval logits with the new statistics.
+func TestReferenceModelRecalibrate(t *testing.T) {
+	n := 0
+	for _, name := range refFixtures(t) {
+		t.Run(name, func(t *testing.T) {
+			defer reftest.SkipUnimplemented(t)
+			f := reftest.Load(t, name)
+			if !f.Has("recal/eval_logits") {
+				t.Skip("LayerNorm model: nothing to re-calibrate")
+			}
+			n++
+			m := newRefModel(t, f)
+			if err := m.Recalibrate(f.T("input")); err != nil {
+				t.Fatal(err)
+			}
+			checkRefBuffers(t, f, m, "recal/buffer/")
+			logits, err := m.Forward(f.T("input"), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reftest.CloseT(t, "eval logits after recalibration", logits, f.T("recal/eval_logits"), modelFwdTol)
+		})
+	}
+	if n == 0 {
+		t.Fatal("no BatchNorm-based fixture")
+	}
+}

@@ -607,6 +607,22 @@ def model_fixture(out, stem, norm, attn, cls, seed):
         t["fused/logits"] = fl
         t.update(state_tensors("fused/", fm))
 
+    # BN re-calibration pass (SLAB.md 1.4, official update_model): eval mode,
+    # every BatchNorm in train mode (normalises with batch statistics and
+    # updates running stats), no grad; then eval logits with the new stats
+    if norm != "layernorm":
+        rm = copy.deepcopy(m32).double().eval()
+        for mod in rm.modules():
+            if isinstance(mod, nn.BatchNorm1d):
+                mod.train()
+        with torch.no_grad():
+            rm(x.double())
+            rm.eval()
+            t["recal/eval_logits"] = rm(x.double())
+        for k, v in rm.state_dict().items():
+            if k not in dict(rm.named_parameters()):
+                t[f"recal/buffer/{k}"] = v.clone()
+
     # one training forward/backward: logits, loss, every parameter's gradient, buffers after
     m.train()
     m.zero_grad(set_to_none=True)
