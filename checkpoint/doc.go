@@ -21,7 +21,12 @@
 //     never leaves a half-written checkpoint nor destroys the previous one.
 //     Key order and layout are deterministic, so the same File always yields
 //     the same bytes (useful for tests and for content hashes).
-//   - The PyTorch reader does not execute pickles: it runs gopickle's
-//     unpickler with a closed allow-list of classes (the handful torch.save
-//     emits for state dicts), so a malicious .pth cannot run code.
+//   - The PyTorch reader does not execute pickles: its own small pickle VM
+//     (pickle.go, which says why gopickle was not used) treats every global
+//     as an inert name and "calls" only a closed allow-list (OrderedDict,
+//     the torch._utils rebuild functions), so a malicious .pth cannot run
+//     code, and every length in it is checked before anything is
+//     allocated. Tensors are gathered by their strides from storages
+//     decoded once, so transposed views and storages shared by several
+//     tensors come out right, each as its own dense copy.
 package checkpoint
