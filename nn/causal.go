@@ -21,6 +21,9 @@ type CausalAttention struct {
 	Q, K, V, O              *Linear
 	Heads, KVHeads, HeadDim int
 	Rope                    *RoPE
+	// Linear selects causal simplified linear attention (SLA, SLAB.md 3.1
+	// made causal) instead of softmax: see forwardSLA.
+	Linear bool
 
 	b, t       int
 	q, k, v    *tensor.Tensor // rotated projections (owned by the Linears)
@@ -29,7 +32,8 @@ type CausalAttention struct {
 	dp, datt   *tensor.Tensor
 	dq, dk, dv *tensor.Tensor
 	dx         *tensor.Tensor
-	scores     []float32 // decode scratch, one row of scores
+	scores     []float32      // decode scratch, one row of scores
+	den        *tensor.Tensor // SLA: [B,H,T] row normalisers
 }
 
 // NewCausalAttention returns zero projections for dim channels. heads must
@@ -58,6 +62,9 @@ func (a *CausalAttention) Forward(x *tensor.Tensor) *tensor.Tensor {
 	hd, gd := H*d, G*d
 	q, k, v := a.Q.Forward(x), a.K.Forward(x), a.V.Forward(x)
 	a.q, a.k, a.v = q, k, v
+	if a.Linear {
+		return a.forwardSLA(B, T)
+	}
 	for b := 0; b < B; b++ {
 		a.Rope.Rotate(q.Data[b*T*hd:], T, H, hd, 0, false)
 		a.Rope.Rotate(k.Data[b*T*gd:], T, G, gd, 0, false)
@@ -109,6 +116,9 @@ func (a *CausalAttention) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	grp := H / G
 	scale := a.scale()
 	datt := a.O.Backward(dy)
+	if a.Linear {
+		return a.backwardSLA(datt)
+	}
 	dp := tensor.Ensure(&a.dp, B, H, T, T)
 	dq := tensor.Ensure(&a.dq, B, T, hd)
 	dk := tensor.EnsureZero(&a.dk, B, T, gd)
@@ -160,6 +170,10 @@ func (a *CausalAttention) Backward(dy *tensor.Tensor) *tensor.Tensor {
 
 // KVCache holds the rotated keys and values of the positions seen so far
 // for one attention layer: K and V are [B, MaxT, KVHeads*HeadDim].
+//
+// For causal SLA the cache is O(1) in the sequence length instead: K holds
+// the running sum of ReLU(k_j) v_j^T per kv head [B, KVHeads, d, d] and V
+// the running sum of ReLU(k_j) [B, KVHeads, d]; MaxT only bounds Len.
 type KVCache struct {
 	K, V    []float32
 	B, MaxT int
@@ -168,6 +182,10 @@ type KVCache struct {
 
 // NewCache allocates a cache for batch sequences of up to maxT positions.
 func (a *CausalAttention) NewCache(batch, maxT int) *KVCache {
+	if a.Linear {
+		d := a.HeadDim
+		return &KVCache{K: make([]float32, batch*a.KVHeads*d*d), V: make([]float32, batch*a.KVHeads*d), B: batch, MaxT: maxT}
+	}
 	n := batch * maxT * a.KVHeads * a.HeadDim
 	return &KVCache{K: make([]float32, n), V: make([]float32, n), B: batch, MaxT: maxT}
 }
@@ -188,6 +206,9 @@ func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.T
 	hd, gd := H*d, G*d
 	grp := H / G
 	q, k, v := a.Q.Forward(x), a.K.Forward(x), a.V.Forward(x)
+	if a.Linear {
+		return a.cachedSLA(q, k, v, B, T, c), nil
+	}
 	L := c.Len
 	for b := 0; b < B; b++ {
 		a.Rope.Rotate(q.Data[b*T*hd:], T, H, hd, L, false)
@@ -258,3 +279,173 @@ func (a *CausalAttention) Params() []*Param {
 // Buffers is empty: the RoPE table is recomputed, not saved (the official
 // rotary_emb.inv_freq buffer is derivable from HeadDim and Base).
 func (a *CausalAttention) Buffers() []*Buffer { return nil }
+
+// slaEps is SLA's normaliser offset, 1/(q·Σk + 1e-6) (SLAB.md 3.1).
+const slaEps = 1e-6
+
+// forwardSLA is causal simplified linear attention: with q = ReLU(Q x),
+// k = ReLU(K x) (no RoPE: the kernel is applied to raw projections, as in
+// SLA, and order comes from causality alone) and per head
+//
+//	o_i = Σ_{j<=i} (q_i·k_j) v_j / (Σ_{j<=i} q_i·k_j + 1e-6),
+//
+// the vision SLA of SLAB.md 3.1 restricted to the prefix, without the
+// depthwise convolution (there is no 2-D token grid in a text sequence).
+// Training uses the masked T×T form with the same strided GEMMs as softmax
+// attention; decoding (cachedSLA) keeps the d×d state Σ k_j v_j^T per head,
+// so memory and time per token do not grow with the context.
+func (a *CausalAttention) forwardSLA(B, T int) *tensor.Tensor {
+	H, G, d := a.Heads, a.KVHeads, a.HeadDim
+	hd, gd := H*d, G*d
+	grp := H / G
+	q, k, v := a.q, a.k, a.v
+	relu(q.Data)
+	relu(k.Data)
+	p := tensor.Ensure(&a.p, B, H, T, T)
+	den := tensor.Ensure(&a.den, B, H, T)
+	att := tensor.Ensure(&a.att, B, T, hd)
+	kernels.ParallelFor(B*H, 1, func(lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/H, bh%H
+			g := h / grp
+			pm := p.Data[bh*T*T : (bh+1)*T*T]
+			kernels.Gemm(false, true, T, T, d, 1, q.Data[b*T*hd+h*d:], hd, k.Data[b*T*gd+g*d:], gd, 0, pm, T)
+			for i := 0; i < T; i++ {
+				row := pm[i*T : (i+1)*T]
+				var z float32
+				for _, s := range row[:i+1] {
+					z += s
+				}
+				z += slaEps
+				den.Data[bh*T+i] = z
+				inv := 1 / z
+				for j := range row[:i+1] {
+					row[j] *= inv
+				}
+				clear(row[i+1:])
+			}
+			kernels.Gemm(false, false, T, d, T, 1, pm, T, v.Data[b*T*gd+g*d:], gd, 0, att.Data[b*T*hd+h*d:], hd)
+		}
+	})
+	return a.O.Forward(att)
+}
+
+func relu(x []float32) {
+	for i, v := range x {
+		if v < 0 {
+			x[i] = 0
+		}
+	}
+}
+
+// backwardSLA: with P = A/den (A = q k^T masked), dA_ij = (dP_ij −
+// Σ_k dP_ik P_ik)/den_i on the prefix; then dq = dA k, dk = dA^T q, and the
+// ReLUs pass gradient where their output is positive.
+func (a *CausalAttention) backwardSLA(datt *tensor.Tensor) *tensor.Tensor {
+	B, T := a.b, a.t
+	H, G, d := a.Heads, a.KVHeads, a.HeadDim
+	hd, gd := H*d, G*d
+	grp := H / G
+	dp := tensor.Ensure(&a.dp, B, H, T, T)
+	dq := tensor.Ensure(&a.dq, B, T, hd)
+	dk := tensor.EnsureZero(&a.dk, B, T, gd)
+	dv := tensor.EnsureZero(&a.dv, B, T, gd)
+	q, k, v, p, den := a.q.Data, a.k.Data, a.v.Data, a.p.Data, a.den.Data
+	kernels.ParallelFor(B*G, 1, func(lo, hi int) {
+		for bg := lo; bg < hi; bg++ {
+			b, g := bg/G, bg%G
+			kg, vg := k[b*T*gd+g*d:], v[b*T*gd+g*d:]
+			for h := g * grp; h < (g+1)*grp; h++ {
+				bh := b*H + h
+				pm := p[bh*T*T : (bh+1)*T*T]
+				ds := dp.Data[bh*T*T : (bh+1)*T*T]
+				do := datt.Data[b*T*hd+h*d:]
+				kernels.Gemm(false, true, T, T, d, 1, do, hd, vg, gd, 0, ds, T)
+				for i := 0; i < T; i++ {
+					pr, dr := pm[i*T:i*T+i+1], ds[i*T:(i+1)*T]
+					var dot float32
+					for j, pv := range pr {
+						dot += pv * dr[j]
+					}
+					inv := 1 / den[bh*T+i]
+					for j := range pr {
+						dr[j] = (dr[j] - dot) * inv
+					}
+					clear(dr[i+1:])
+				}
+				kernels.Gemm(false, false, T, d, T, 1, ds, T, kg, gd, 0, dq.Data[b*T*hd+h*d:], hd)
+				kernels.Gemm(true, false, T, d, T, 1, ds, T, q[b*T*hd+h*d:], hd, 1, dk.Data[b*T*gd+g*d:], gd)
+				kernels.Gemm(true, false, T, d, T, 1, pm, T, do, hd, 1, dv.Data[b*T*gd+g*d:], gd)
+			}
+		}
+	})
+	for i, qv := range q {
+		if qv <= 0 {
+			dq.Data[i] = 0
+		}
+	}
+	for i, kv := range k {
+		if kv <= 0 {
+			dk.Data[i] = 0
+		}
+	}
+	dx1 := a.Q.Backward(dq)
+	dx := tensor.Ensure(&a.dx, dx1.Shape...)
+	copy(dx.Data, dx1.Data)
+	for _, dxi := range []*tensor.Tensor{a.K.Backward(dk), a.V.Backward(dv)} {
+		for i, val := range dxi.Data {
+			dx.Data[i] += val
+		}
+	}
+	return dx
+}
+
+// cachedSLA advances the per-head state by T positions and returns the
+// output projection of their attention outputs.
+func (a *CausalAttention) cachedSLA(q, k, v *tensor.Tensor, B, T int, c *KVCache) *tensor.Tensor {
+	H, G, d := a.Heads, a.KVHeads, a.HeadDim
+	hd, gd := H*d, G*d
+	grp := H / G
+	relu(q.Data)
+	relu(k.Data)
+	att := ensure(&a.att, B, T, hd)
+	for b := 0; b < B; b++ {
+		for t := 0; t < T; t++ {
+			row := (b*T + t)
+			for g := 0; g < G; g++ {
+				S := c.K[(b*G+g)*d*d : (b*G+g+1)*d*d]
+				z := c.V[(b*G+g)*d : (b*G+g+1)*d]
+				kt := k.Data[row*gd+g*d : row*gd+(g+1)*d]
+				vt := v.Data[row*gd+g*d : row*gd+(g+1)*d]
+				for i, ki := range kt {
+					z[i] += ki
+					if ki == 0 {
+						continue
+					}
+					si := S[i*d : (i+1)*d]
+					for j, vj := range vt {
+						si[j] += ki * vj
+					}
+				}
+				for h := g * grp; h < (g+1)*grp; h++ {
+					qh := q.Data[row*hd+h*d : row*hd+(h+1)*d]
+					o := att.Data[row*hd+h*d : row*hd+(h+1)*d]
+					clear(o)
+					inv := 1 / (dot32(qh, z) + slaEps)
+					for i, qi := range qh {
+						if qi == 0 {
+							continue
+						}
+						qi *= inv
+						si := S[i*d : (i+1)*d]
+						for j, sv := range si {
+							o[j] += qi * sv
+						}
+					}
+				}
+			}
+		}
+	}
+	c.Len += T
+	return a.O.Forward(att)
+}

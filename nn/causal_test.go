@@ -102,11 +102,20 @@ func matT64(x, w []float64, n, in, out int) []float64 {
 }
 
 // attnRef64 is causal GQA attention from the equations, in float64.
-func attnRef64(x, wq, wk, wv, wo []float64, B, T, C, H, G, d int) []float64 {
+// With linear, it is causal SLA: ReLU kernels, no RoPE, weights
+// q_i·k_j / (Σ_{j<=i} q_i·k_j + 1e-6).
+func attnRef64(x, wq, wk, wv, wo []float64, B, T, C, H, G, d int, linear bool) []float64 {
 	q := matT64(x, wq, B*T, C, H*d)
 	k := matT64(x, wk, B*T, C, G*d)
 	v := matT64(x, wv, B*T, C, G*d)
-	for b := 0; b < B; b++ {
+	if linear {
+		for _, s := range [][]float64{q, k} {
+			for i := range s {
+				s[i] = math.Max(s[i], 0)
+			}
+		}
+	}
+	for b := 0; b < B && !linear; b++ {
 		ropeRef64(q[b*T*H*d:(b+1)*T*H*d], T, H, d, 10000, 0)
 		ropeRef64(k[b*T*G*d:(b+1)*T*G*d], T, G, d, 10000, 0)
 	}
@@ -123,12 +132,20 @@ func attnRef64(x, wq, wk, wv, wo []float64, B, T, C, H, G, d int) []float64 {
 						s += q[(b*T+i)*H*d+h*d+c] * k[(b*T+j)*G*d+g*d+c]
 					}
 					sc[j] = s / math.Sqrt(float64(d))
+					if linear {
+						sc[j] = s
+					}
 					m = math.Max(m, sc[j])
 				}
 				var z float64
 				for j := 0; j <= i; j++ {
-					sc[j] = math.Exp(sc[j] - m)
+					if !linear {
+						sc[j] = math.Exp(sc[j] - m)
+					}
 					z += sc[j]
+				}
+				if linear {
+					z += 1e-6
 				}
 				for j := 0; j <= i; j++ {
 					for c := 0; c < d; c++ {
@@ -142,10 +159,15 @@ func attnRef64(x, wq, wk, wv, wo []float64, B, T, C, H, G, d int) []float64 {
 }
 
 func TestCausalAttentionGrad(t *testing.T) {
-	for _, tc := range []struct{ B, T, C, H, G, d int }{{2, 5, 8, 2, 2, 4}, {1, 6, 8, 4, 2, 4}, {2, 3, 6, 2, 1, 6}} {
+	for _, tc := range []struct {
+		B, T, C, H, G, d int
+		linear           bool
+	}{{2, 5, 8, 2, 2, 4, false}, {1, 6, 8, 4, 2, 4, false}, {2, 3, 6, 2, 1, 6, false}, {2, 5, 8, 2, 2, 4, true}, {1, 6, 8, 4, 2, 4, true}} {
+		t.Logf("B=%d T=%d C=%d heads=%d kv=%d d=%d linear=%v", tc.B, tc.T, tc.C, tc.H, tc.G, tc.d, tc.linear)
 		rng := rand.New(rand.NewPCG(3, uint64(tc.H*10+tc.G)))
 		rope := NewRoPE(tc.d, 16, 10000)
 		a := NewCausalAttention("attn", tc.C, tc.H, tc.G, tc.d, rope)
+		a.Linear = tc.linear
 		x := tensor.New(tc.B, tc.T, tc.C)
 		randFill(rng, 0.5, x, a.Q.Weight.W, a.K.Weight.W, a.V.Weight.W, a.O.Weight.W)
 		w := make([]float64, x.Size())
@@ -155,7 +177,7 @@ func TestCausalAttentionGrad(t *testing.T) {
 		x64 := to64(x.Data)
 		ws := [][]float64{to64(a.Q.Weight.W.Data), to64(a.K.Weight.W.Data), to64(a.V.Weight.W.Data), to64(a.O.Weight.W.Data)}
 		f := func() []float64 {
-			return attnRef64(x64, ws[0], ws[1], ws[2], ws[3], tc.B, tc.T, tc.C, tc.H, tc.G, tc.d)
+			return attnRef64(x64, ws[0], ws[1], ws[2], ws[3], tc.B, tc.T, tc.C, tc.H, tc.G, tc.d, tc.linear)
 		}
 		y := a.Forward(x)
 		assertClose(t, "attention forward", y.Data, f(), 1e-4, 1e-5)

@@ -28,6 +28,7 @@ func init() {
 // lmFlags are the model-choice flags shared by the LM commands.
 type lmFlags struct {
 	model, norm, init, tok string
+	attn                   string
 	ckpt                   string
 	threads                int
 	seed                   uint64
@@ -42,6 +43,7 @@ func (f *lmFlags) register(fs interface {
 }) {
 	fs.StringVar(&f.model, "model", "lm_tiny", "model name (lm_test, lm_tiny, lm_small, lm_60m, llama_350m, optionally suffixed _rmsnorm/_layernorm/_prepbn)")
 	fs.StringVar(&f.norm, "norm", "", "override the norm: rmsnorm, layernorm or prepbn")
+	fs.StringVar(&f.attn, "attn", "", "override the attention: softmax (RoPE) or sla (causal simplified linear attention, O(1) decode state)")
 	fs.StringVar(&f.init, "repbn-init", "vision", "RepBN init for prepbn: vision (alpha=gamma=1) or official (all 0, SLAB.md 6.1)")
 	fs.StringVar(&f.tok, "tokenizer", "byte", "byte or gpt2 (sets the vocabulary size)")
 	fs.StringVar(&f.ckpt, "ckpt", "", "checkpoint to load (its stored config wins over --model)")
@@ -65,6 +67,9 @@ func (f *lmFlags) config() (llama.Config, data.Tokenizer, error) {
 	}
 	c.RepBNInit = f.init
 	c.Vocab = tok.VocabSize()
+	if f.attn != "" {
+		c.Attn = f.attn
+	}
 	if err := c.Validate(); err != nil {
 		return c, nil, lmFlagErr("norm", "%v", err)
 	}

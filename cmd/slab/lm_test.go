@@ -69,8 +69,8 @@ func TestLMCommands(t *testing.T) {
 		t.Fatalf("streamed %q, want prefix %q", out, "We the"+g.Text)
 	}
 	var b lmBenchResult
-	oneJSON(t, runLM(t, "bench-lm", "--models", "lm_test_rmsnorm,lm_test_prepbn", "--prompt", "4", "--generate", "8", "--rounds", "1", "--json"), &b)
-	if len(b.Models) != 2 || b.Ratios["lm_test_rmsnorm"] != 1 || !b.Models[1].Folded || b.Models[1].TokensPerSec <= 0 || b.BandwidthGB <= 0 {
+	oneJSON(t, runLM(t, "bench-lm", "--models", "lm_test_rmsnorm,lm_test_prepbn,lm_test_prepbn_sla", "--prompt", "4", "--generate", "8", "--rounds", "1", "--json"), &b)
+	if len(b.Models) != 3 || b.Ratios["lm_test_rmsnorm"] != 1 || !b.Models[1].Folded || b.Models[1].TokensPerSec <= 0 || b.BandwidthGB <= 0 {
 		t.Fatalf("bench-lm %+v", b)
 	}
 }
@@ -84,6 +84,7 @@ func TestLMErrors(t *testing.T) {
 		{"train-lm", []string{"--model", "lm_nope"}, "--model"},
 		{"train-lm", []string{"--model", "lm_test", "--data", "/no/such/file.txt"}, "/no/such/file.txt"},
 		{"train-lm", []string{"--model", "lm_test", "--norm", "groupnorm"}, "groupnorm"},
+		{"train-lm", []string{"--model", "lm_test", "--attn", "flash"}, "flash"},
 		{"eval-lm", []string{}, "--ckpt"},
 		{"generate", []string{"--model", "lm_test", "--tokenizer", "sentencepiece"}, "sentencepiece"},
 		{"bench-lm", []string{"--models", "lm_test", "--generate", "100"}, "positions"},

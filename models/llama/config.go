@@ -29,20 +29,23 @@ import (
 
 // Config describes one decoder.
 type Config struct {
-	Name      string
-	Vocab     int
-	Dim       int
-	Layers    int
-	Heads     int
-	KVHeads   int
-	HeadDim   int
-	Hidden    int // SwiGLU intermediate size
-	MaxSeq    int // RoPE table and KV cache limit
-	RopeBase  float64
-	Eps       float32 // RMSNorm / LayerNorm / BN eps
-	Tied      bool    // lm_head shares model.embed_tokens.weight
-	Norm      string  // "rmsnorm", "layernorm" or "prepbn"
-	RepBNInit string  // "vision" or "official" (prepbn only)
+	Name     string
+	Vocab    int
+	Dim      int
+	Layers   int
+	Heads    int
+	KVHeads  int
+	HeadDim  int
+	Hidden   int // SwiGLU intermediate size
+	MaxSeq   int // RoPE table and KV cache limit
+	RopeBase float64
+	Eps      float32 // RMSNorm / LayerNorm / BN eps
+	Tied     bool    // lm_head shares model.embed_tokens.weight
+	Norm     string  // "rmsnorm", "layernorm" or "prepbn"
+	// Attn is "softmax" (default, RoPE) or "sla": causal simplified linear
+	// attention (nn.CausalAttention.Linear), O(1) state per token.
+	Attn      string
+	RepBNInit string // "vision" or "official" (prepbn only)
 	// Warm and Step are the LinearNorm counters (in units of 16 training
 	// calls, the LLaMA variant's num_step period).
 	Warm, Step int64
@@ -59,6 +62,9 @@ const (
 	NormNone  = "none"
 	InitVis   = "vision"
 	InitOffic = "official"
+	// Attention kinds.
+	AttnSoftmax = "softmax"
+	AttnSLA     = "sla"
 )
 
 var registry = map[string]Config{
@@ -92,6 +98,10 @@ func Names() []string {
 // ("lm_tiny_prepbn", "llama_350m_rmsnorm"); otherwise the norm is
 // rmsnorm. RepBNInit defaults to vision.
 func Lookup(name string) (Config, error) {
+	attn := AttnSoftmax
+	if n, ok := strings.CutSuffix(name, "_"+AttnSLA); ok {
+		name, attn = n, AttnSLA
+	}
 	base, norm := name, NormRMS
 	for _, n := range []string{NormRMS, NormLN, NormPRep} {
 		if strings.HasSuffix(name, "_"+n) {
@@ -100,9 +110,12 @@ func Lookup(name string) (Config, error) {
 	}
 	c, ok := registry[base]
 	if !ok {
-		return Config{}, fmt.Errorf("unknown model %q (known: %s, optionally with suffix _rmsnorm, _layernorm or _prepbn)", name, strings.Join(Names(), ", "))
+		return Config{}, fmt.Errorf("unknown model %q (known: %s, optionally with suffix _rmsnorm, _layernorm or _prepbn, then _sla)", name, strings.Join(Names(), ", "))
 	}
-	c.Name, c.Norm, c.RepBNInit = name, norm, InitVis
+	c.Name, c.Norm, c.RepBNInit, c.Attn = name, norm, InitVis, attn
+	if attn == AttnSLA {
+		c.Name += "_" + AttnSLA
+	}
 	return c, c.Validate()
 }
 
@@ -120,6 +133,9 @@ func (c Config) Validate() error {
 	case NormRMS, NormLN, NormPRep, NormNone:
 	default:
 		return fmt.Errorf("model %s: norm %q is not rmsnorm, layernorm, prepbn or none", c.Name, c.Norm)
+	}
+	if c.Attn != "" && c.Attn != AttnSoftmax && c.Attn != AttnSLA {
+		return fmt.Errorf("model %s: attention %q is not softmax or sla", c.Name, c.Attn)
 	}
 	if c.Norm == NormPRep && c.RepBNInit != InitVis && c.RepBNInit != InitOffic {
 		return fmt.Errorf("model %s: repbn init %q is not vision or official", c.Name, c.RepBNInit)

@@ -67,6 +67,7 @@ func New(c Config, seed uint64) (*Model, error) {
 			Attn:      nn.NewCausalAttention(p+"self_attn", c.Dim, c.Heads, c.KVHeads, c.HeadDim, m.Rope),
 			MLP:       nn.NewSwiGLU(p+"mlp", c.Dim, c.Hidden),
 		})
+		m.Blocks[i].Attn.Linear = c.Attn == AttnSLA
 	}
 	m.Norm = newNorm(c, "model.norm")
 	if !c.Tied {
@@ -79,6 +80,7 @@ func New(c Config, seed uint64) (*Model, error) {
 			b.Attn.Q = nn.NewLinear(p+"self_attn.q_proj", c.Dim, c.Heads*c.HeadDim, true)
 			b.Attn.K = nn.NewLinear(p+"self_attn.k_proj", c.Dim, c.KVHeads*c.HeadDim, true)
 			b.Attn.V = nn.NewLinear(p+"self_attn.v_proj", c.Dim, c.KVHeads*c.HeadDim, true)
+			b.Attn.Linear = c.Attn == AttnSLA
 			b.MLP.Gate = nn.NewLinear(p+"mlp.gate_proj", c.Dim, c.Hidden, true)
 			b.MLP.Up = nn.NewLinear(p+"mlp.up_proj", c.Dim, c.Hidden, true)
 		}
