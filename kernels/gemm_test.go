@@ -395,3 +395,31 @@ func TestParallelFor(t *testing.T) {
 		t.Errorf("after panic: covered %d of 4", n.Load())
 	}
 }
+
+func TestGemmConcurrent(t *testing.T) {
+	// Independent goroutines share the pool and the buffer free list: one
+	// of them gets the workers, the others run inline, all stay correct.
+	rng := rand.New(rand.NewSource(7))
+	const m, n, k, g = 50, 70, 90, 4
+	a, b := gemmRand(rng, m*k), gemmRand(rng, n*k)
+	ref, mag := refGemm(false, true, m, n, k, 1, a, k, b, k, 0, nil, 0)
+	errs := make(chan string, g)
+	for i := 0; i < g; i++ {
+		go func() {
+			c := make([]float32, m*n)
+			for range 20 {
+				Gemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
+				if rel, _ := gemmCompare(m, n, c, n, ref, mag); rel > 1e-5 {
+					errs <- fmt.Sprintf("rel err %.3g", rel)
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for i := 0; i < g; i++ {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}

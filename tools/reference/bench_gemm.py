@@ -17,9 +17,13 @@ preallocated output (out=) so that allocation is not timed:
   heads (batch 3)        torch.bmm
   GEMV                   torch.mv(W, x)  (W [N,K] row-major, as a Linear)
 Every round times every shape once (after warm-up) for at least
---min-time seconds; the median over rounds is reported.
+--min-time seconds; the median over rounds is reported, by the wall clock
+and per CPU-second of the process times the thread count ("cpu_gflops":
+on a loaded shared machine the wall clock mostly measures the scheduler;
+OpenMP spin-waiting counts as CPU time, being preempted does not), the
+same two measures kernels/bench_test.go reports.
 Output: one JSON object {"threads", "torch", "rows": [{"name", "m", "k",
-"n", "batch", "gflops", "gbps", "rounds"}]}.
+"n", "batch", "gflops", "cpu_gflops", "gbps", "cpu_gbps", "rounds"}]}.
 """
 
 import argparse
@@ -70,13 +74,14 @@ def make(m, k, n, ta, tb, batch):
 
 
 def time_once(fn, min_time):
-    n, t0 = 0, time.perf_counter()
+    """Wall and process-CPU seconds per call over at least min_time."""
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while True:
         fn()
         n += 1
         dt = time.perf_counter() - t0
         if dt >= min_time:
-            return dt / n
+            return dt / n, (time.process_time() - c0) / n
 
 
 def main():
@@ -101,13 +106,19 @@ def main():
             for _ in range(3):
                 c[5]()
         times = {c[0]: [] for c in cases}
+        cpus = {c[0]: [] for c in cases}
         for _ in range(args.rounds):
             for c in cases:
-                times[c[0]].append(time_once(c[5], args.min_time))
+                w, cp = time_once(c[5], args.min_time)
+                times[c[0]].append(w)
+                cpus[c[0]].append(cp / args.threads)
         for name, m, k, n, batch, _, flop, nbytes in cases:
             med = statistics.median(times[name])
+            cmed = statistics.median(cpus[name])
             rows.append({"name": name, "m": m, "k": k, "n": n, "batch": batch,
-                         "gflops": flop / med / 1e9, "gbps": nbytes / med / 1e9 if nbytes else None,
+                         "gflops": flop / med / 1e9, "cpu_gflops": flop / cmed / 1e9,
+                         "gbps": nbytes / med / 1e9 if nbytes else None,
+                         "cpu_gbps": nbytes / cmed / 1e9 if nbytes else None,
                          "rounds": len(times[name])})
     print(json.dumps({"threads": args.threads, "torch": torch.__version__,
                       "blas": torch.__config__.show().count("openblas") > 0, "rows": rows}, indent=1))
