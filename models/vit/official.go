@@ -22,6 +22,8 @@ import (
 //     and P.norm1.*, P.warm, P.iter, P.total_step are consumed (a released
 //     model has iter 0; deploying a mid-schedule one changes nothing at
 //     inference, which uses the RepBN branch only).
+//   - Absent num_batches_tracked (older PyTorch) and warm (detection
+//     LinearNorm) counters are set to 0, with one warning.
 //   - A LinearNorm iter > 0 gives a warning naming the key (a released model
 //     should have finished its schedule; a training checkpoint resumes it).
 //
@@ -33,7 +35,7 @@ func LoadState(m *Model, state map[string]*checkpoint.Entry) (warnings []string,
 	used := map[string]bool{}
 	var missing, shapes []string
 	var todo []func() // copies, run only once everything fits
-	var iterKeys []string
+	var iterKeys, defaulted []string
 	bareIntoLinear := false
 
 	// lookup finds the state key holding model name n.
@@ -99,6 +101,14 @@ func LoadState(m *Model, state map[string]*checkpoint.Entry) (warnings []string,
 			if bareLNBranch(m, prefixes, b.Name) && hasBare(state, prefixes) {
 				continue // counters absent: set below
 			}
+			if b.I != nil && (strings.HasSuffix(b.Name, ".num_batches_tracked") || strings.HasSuffix(b.Name, ".warm")) {
+				// Older PyTorch omits num_batches_tracked (unused with a
+				// fixed momentum); detection LinearNorms have no warm.
+				dst := b.I
+				todo = append(todo, func() { *dst = 0 })
+				defaulted = append(defaulted, b.Name)
+				continue
+			}
 			missing = append(missing, b.Name)
 			continue
 		}
@@ -155,6 +165,9 @@ func LoadState(m *Model, state map[string]*checkpoint.Entry) (warnings []string,
 			l.Warm, l.Iter = 0, 0
 		}
 		warnings = append(warnings, fmt.Sprintf("vit: %s: loaded bare RepBN keys into LinearNorm norms: LayerNorm branches keep their initial values and the schedule is set finished (iter 0, pure RepBN)", m.Cfg.Name))
+	}
+	if len(defaulted) > 0 {
+		warnings = append(warnings, fmt.Sprintf("vit: %s: %d counters absent from the state dict were set to 0 (first: %s)", m.Cfg.Name, len(defaulted), defaulted[0]))
 	}
 	for _, k := range iterKeys {
 		warnings = append(warnings, fmt.Sprintf("vit: %s: %s = %d > 0: the PRepBN schedule has not finished (LayerNorm still mixed into training forwards)", m.Cfg.Name, k, firstInt(state[k])))

@@ -1,6 +1,7 @@
 package vit_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -145,5 +146,33 @@ func TestLoadStateLayouts(t *testing.T) {
 		want = want.Clone()
 		got, _ = dst.Forward(x, false)
 		closeTo(t, attn+": LinearNorm state in a RepBN model", got.Data, want.Data, 0, 0)
+	}
+}
+
+// TestLoadStateOptionalCounters: num_batches_tracked and warm may be absent
+// (older PyTorch, detection LinearNorm); they default to 0 with a warning.
+func TestLoadStateOptionalCounters(t *testing.T) {
+	defer reftest.SkipUnimplemented(t)
+	a := miniVariant(t, "prepbn", "sla", false, 1)
+	b := miniVariant(t, "prepbn", "sla", false, 2)
+	sd := vit.StateDict(a)
+	n := 0
+	for k := range sd {
+		if strings.HasSuffix(k, ".num_batches_tracked") || strings.HasSuffix(k, ".warm") {
+			delete(sd, k)
+			n++
+		}
+	}
+	warn, err := vit.LoadState(b, sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(warn, "\n"), fmt.Sprintf("%d counters absent", n)) {
+		t.Errorf("warnings %q do not report %d defaulted counters", warn, n)
+	}
+	for _, buf := range b.Buffers() {
+		if strings.HasSuffix(buf.Name, ".num_batches_tracked") && *buf.I != 0 {
+			t.Errorf("%s = %d, want 0", buf.Name, *buf.I)
+		}
 	}
 }
