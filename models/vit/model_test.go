@@ -1,6 +1,7 @@
 package vit_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -599,5 +600,34 @@ func TestDropPathRates(t *testing.T) {
 	// LayerNorm has no state, so only the drop-path draws differ.
 	if y1, y2, y3 := run(5), run(5), run(6); !slices.Equal(y1, y2) || slices.Equal(y1, y3) {
 		t.Errorf("drop path: same seed equal %v, other seed differs %v", slices.Equal(y1, y2), !slices.Equal(y1, y3))
+	}
+}
+
+// TestBatchSizeChanges: eval logits of an image do not depend on the batch
+// it comes in, across growing and shrinking batches (buffer reuse).
+func TestBatchSizeChanges(t *testing.T) {
+	defer reftest.SkipUnimplemented(t)
+	for _, name := range []string{"slab_deit_mini_28", "deit_tiny_prepbn"} {
+		c, _ := vit.Lookup(name)
+		if c.ImgSize > 28 {
+			c.ImgSize, c.Depth = 64, 2 // keep the class-token path cheap
+		}
+		m, err := vit.New(c, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		randomizeState(t, m, 2)
+		x := randImages(c, 5, 3)
+		all, _ := m.Forward(x, false)
+		all = all.Clone()
+		per := c.InChans * c.ImgSize * c.ImgSize
+		for _, b := range []int{1, 3, 2, 5} {
+			xb, _ := tensor.FromData(x.Data[:b*per], b, c.InChans, c.ImgSize, c.ImgSize)
+			y, err := m.Forward(xb, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeTo(t, fmt.Sprintf("%s B=%d", name, b), y.Data, all.Data[:b*c.Classes], 1e-5, 1e-6)
+		}
 	}
 }
