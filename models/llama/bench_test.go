@@ -12,7 +12,7 @@ import (
 //
 //	go test -run XXX -bench Decode -benchmem ./models/llama/
 func BenchmarkDecode(b *testing.B) {
-	for _, name := range []string{"lm_small_rmsnorm", "lm_small_prepbn", "lm_60m_rmsnorm", "lm_60m_prepbn"} {
+	for _, name := range benchNames() {
 		b.Run(name, func(b *testing.B) {
 			c, err := llama.Lookup(name)
 			if err != nil {
@@ -94,4 +94,8 @@ func decodeNoAlloc(t *testing.T, name string, tied bool) {
 	if a != 0 {
 		t.Errorf("%s (tied %v): decode step allocates %.1f times", name, tied, a)
 	}
+}
+
+func benchNames() []string {
+	return []string{"lm_small_rmsnorm", "lm_small_prepbn", "lm_small_prepbn_sla", "lm_60m_rmsnorm", "lm_60m_prepbn"}
 }
