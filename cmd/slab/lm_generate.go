@@ -59,6 +59,7 @@ func cmdGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
+	m.DropGrads()
 	folded, err := maybeFold(m, *fold)
 	if err != nil {
 		return err
@@ -199,6 +200,7 @@ func cmdBenchLM(args []string) error {
 		if err != nil {
 			return err
 		}
+		m.DropGrads()
 		folded, err := maybeFold(m, *fold)
 		if err != nil {
 			return err
