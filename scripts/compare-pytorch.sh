@@ -10,6 +10,7 @@
 #   REPS=1 SIZES=tiny scripts/compare-pytorch.sh
 #
 # Raw JSON/bench output stays in $OUT (default: a new temp dir, printed).
+# slab is built from a snapshot of the committed HEAD (SRC=tree: working tree).
 set -eu
 cd "$(dirname "$0")/.."
 REPS=${REPS:-2}
@@ -28,10 +29,22 @@ py() {
 		/usr/bin/python3 tools/reference/bench.py --threads "$THREADS" --rounds "$ROUNDS" "$@"
 }
 
-go build -o "$OUT/slab" ./cmd/slab
-go test -c -o "$OUT/nn.test" ./nn/
-NNDIR=$(pwd)/nn
+# Build from a clean snapshot of the committed HEAD (SRC=tree builds the
+# working tree instead): the shared tree may hold half-edited files, and the
+# table should name the commit it measured.
+COMMIT=$(git rev-parse --short HEAD)
+if [ "${SRC:-head}" = head ]; then
+	mkdir -p "$OUT/src"
+	git archive HEAD | tar -x -C "$OUT/src"
+	BUILD="$OUT/src"
+else
+	BUILD=$(pwd)
+	COMMIT="$COMMIT+worktree"
+fi
+(cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab && go test -c -o "$OUT/nn.test" ./nn/)
+NNDIR=$BUILD/nn
 
+echo "start $(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/load.txt"
 for r in $(seq "$REPS"); do
 	for size in $SIZES; do
 		for b in $BATCHES; do
@@ -47,7 +60,8 @@ for r in $(seq "$REPS"); do
 		-test.benchtime "${ROUNDS}x" -test.cpu "$THREADS") >"$OUT/go_attn_$r.txt"
 done
 
+echo "end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
 CMD="REPS=$REPS ROUNDS=$ROUNDS SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" THREADS=$THREADS scripts/compare-pytorch.sh"
-/usr/bin/python3 tools/reference/bench_table.py --command "$CMD" "$OUT" >docs/bench-pytorch.md.tmp
+/usr/bin/python3 tools/reference/bench_table.py --command "$CMD" --commit "$COMMIT" "$OUT" >docs/bench-pytorch.md.tmp
 mv docs/bench-pytorch.md.tmp docs/bench-pytorch.md
 echo "compare-pytorch: wrote docs/bench-pytorch.md" >&2

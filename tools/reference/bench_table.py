@@ -71,6 +71,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--command", default="scripts/compare-pytorch.sh")
+    ap.add_argument("--commit", default="?")
     a = ap.parse_args()
     py, go, npy, ngo, meta = load(a.dir)
     keys = sorted(set(py) | set(go), key=row_order)
@@ -87,7 +88,7 @@ def main():
     o = []
     w = o.append
     w("# slab vs PyTorch: inference speed side by side\n")
-    w(f"Measured {now} on {os.cpu_count()} vCPU ({cpu}), {platform.system()}; {gov}; "
+    w(f"Measured {now} at slab commit `{a.commit}` on {os.cpu_count()} vCPU ({cpu}), {platform.system()}; {gov}; "
       f"PyTorch {meta.get('pytorch', {}).get('torch')} (Debian python3-torch, OpenBLAS OpenMP build), "
       f"{meta.get('pytorch', {}).get('threads')} threads each side.\n")
     w("Command (from the repository root):\n")
@@ -100,8 +101,16 @@ def main():
       "`BenchmarkAttentionBlock` in nn). Each figure is the median over repetitions of the per-process median "
       "of the timed rounds. Times in ms per forward (whole batch); random weights, non-trivial BN statistics; "
       "224x224 inputs. ratio = slab / PyTorch time (< 1: slab faster).\n")
+    loadavg = ""
+    try:
+        loadavg = "; ".join(line.strip() for line in open(os.path.join(a.dir, "load.txt")))
+    except OSError:
+        pass
     w("The machine is shared with other engineers' builds and tests: absolute times vary by 10-40 % "
-      "between runs (PEERS.md); only ratios taken inside one run are meaningful.\n")
+      "between runs (PEERS.md); only ratios taken inside one run are meaningful. Load average (1, 5, 15 min) "
+      f"at start and end of this run: {loadavg or 'not recorded'}. Under load, PyTorch's OpenMP pool (2 threads "
+      "meeting at a barrier after every op) degrades far more than slab's: the ratios below are only fair "
+      "when the load average stays near or below 2.\n")
     w("## Latency\n")
     w("| model | batch | PyTorch ms | slab ms | slab / PyTorch | reps (py/go) |")
     w("|---|---|---|---|---|---|")
