@@ -56,24 +56,22 @@ func colSumsDotSerial(sx, sxy, x, y, m []float32, rows, c, lo, hi int) {
 	clear(a)
 	clear(b)
 	b = b[:len(a)]
-	var zero [colBlock * 4]float32
-	for c0 := 0; c0 < len(a); c0 += len(zero) {
-		c1 := min(c0+len(zero), len(a))
-		aa, bb := a[c0:c1], b[c0:c1]
-		bb = bb[:len(aa)]
-		mm := zero[:len(aa)]
-		if m != nil {
-			mm = m[lo+c0 : lo+c1]
-			mm = mm[:len(aa)]
-		}
-		for r := 0; r < rows; r++ {
-			xr := x[r*c+lo+c0 : r*c+lo+c1]
-			yr := y[r*c+lo+c0 : r*c+lo+c1]
-			xr, yr = xr[:len(aa)], yr[:len(aa)]
-			for j := range aa {
-				aa[j] += xr[j]
-				bb[j] += xr[j] * (yr[j] - mm[j])
+	for r := 0; r < rows; r++ {
+		xr := x[r*c+lo : r*c+hi]
+		yr := y[r*c+lo : r*c+hi]
+		xr, yr = xr[:len(a)], yr[:len(a)]
+		if m == nil {
+			for j := range a {
+				a[j] += xr[j]
+				b[j] += xr[j] * yr[j]
 			}
+			continue
+		}
+		mm := m[lo:hi]
+		mm = mm[:len(a)]
+		for j := range a {
+			a[j] += xr[j]
+			b[j] += xr[j] * (yr[j] - mm[j])
 		}
 	}
 }
@@ -82,45 +80,44 @@ func colSumsDotSerial(sx, sxy, x, y, m []float32, rows, c, lo, hi int) {
 // the rows x c matrix x (BatchNorm statistics over all B*N tokens). Two
 // passes, accumulated in float64: with 6304 tokens a one-pass float32
 // E[x^2]-E[x]^2 loses digits exactly when activations drift from zero.
+// Each pass streams whole row segments into a float64 accumulator per
+// column (the job's scratch: columns are split between threads, so one
+// shared array serves all of them).
 func ColMeanVar(mean, vr, x []float32, rows, c int) {
 	checkLen("ColMeanVar", c, mean, vr)
 	checkLen("ColMeanVar", rows*c, x)
-	runCols(func(j *job, lo, hi int) { colMeanVarSerial(j.s[0], j.s[1], j.s[2], j.r, j.c, lo, hi) }, rows, c, mean, vr, x)
+	runCols(func(j *job, lo, hi int) { colMeanVarSerial(j.f64, j.s[0], j.s[1], j.s[2], j.r, j.c, lo, hi) }, rows, c, mean, vr, x)
 }
 
-func colMeanVarSerial(mean, vr, x []float32, rows, c, lo, hi int) {
-	var stack [colBlock * 4]float64
-	// Process up to 64 columns at a time with float64 accumulators on the
-	// stack (no allocation).
-	for c0 := lo; c0 < hi; c0 += len(stack) {
-		c1 := min(c0+len(stack), hi)
-		acc := stack[:c1-c0]
-		clear(acc)
-		for r := 0; r < rows; r++ {
-			xr := x[r*c+c0 : r*c+c1]
-			xr = xr[:len(acc)]
-			for j := range acc {
-				acc[j] += float64(xr[j])
-			}
-		}
-		inv := 1 / float64(max(rows, 1))
+func colMeanVarSerial(scratch []float64, mean, vr, x []float32, rows, c, lo, hi int) {
+	acc := scratch[lo:hi]
+	clear(acc)
+	for r := 0; r < rows; r++ {
+		xr := x[r*c+lo : r*c+hi]
+		xr = xr[:len(acc)]
 		for j := range acc {
-			mean[c0+j] = float32(acc[j] * inv)
-			acc[j] = 0
+			acc[j] += float64(xr[j])
 		}
-		m := mean[c0:c1]
-		for r := 0; r < rows; r++ {
-			xr := x[r*c+c0 : r*c+c1]
-			xr = xr[:len(acc)]
-			m = m[:len(acc)]
-			for j := range acc {
-				d := float64(xr[j] - m[j])
-				acc[j] += d * d
-			}
-		}
+	}
+	inv := 1 / float64(max(rows, 1))
+	m := mean[lo:hi]
+	m = m[:len(acc)]
+	for j := range acc {
+		m[j] = float32(acc[j] * inv)
+		acc[j] = 0
+	}
+	for r := 0; r < rows; r++ {
+		xr := x[r*c+lo : r*c+hi]
+		xr = xr[:len(acc)]
 		for j := range acc {
-			vr[c0+j] = float32(acc[j] * inv)
+			d := float64(xr[j] - m[j])
+			acc[j] += d * d
 		}
+	}
+	v := vr[lo:hi]
+	v = v[:len(acc)]
+	for j := range acc {
+		v[j] = float32(acc[j] * inv)
 	}
 }
 
