@@ -522,7 +522,7 @@ func (ld *pthLoader) stateDict(root any, key string) (*File, error) {
 	case *ptTensor:
 		return nil, errors.New("the file holds a single tensor, not a state dict")
 	case *pyDict:
-		if err := flatten(f, "", v, 0); err != nil {
+		if err := flatten(f, "", v, 0, ld.newFlattenLimits()); err != nil {
 			return nil, err
 		}
 	default:
@@ -545,12 +545,35 @@ func topKeys(d *pyDict) string {
 	return strings.Join(ks, ", ")
 }
 
+// flattenLimits bound the work a small hostile file can cause: the memo
+// lets a pickle reference one dict or tensor many times for a few bytes
+// each, so nested references could otherwise multiply into exponentially
+// many names or gigabytes of copies.
+type flattenLimits struct {
+	visits int   // dict keys still allowed to be visited
+	elems  int64 // tensor elements still allowed to be gathered
+}
+
+// newFlattenLimits allows four times the stored elements (ordinary state
+// dicts gather each stored element once, tied weights twice) plus slack for
+// small zero-stride expansions.
+func (ld *pthLoader) newFlattenLimits() *flattenLimits {
+	var stored int64
+	for _, s := range ld.order {
+		stored += s.numel
+	}
+	return &flattenLimits{visits: 1 << 20, elems: 4*stored + 1<<22}
+}
+
 // flatten adds every tensor of d (and of nested dicts, with dotted names).
-func flatten(f *File, prefix string, d *pyDict, depth int) error {
+func flatten(f *File, prefix string, d *pyDict, depth int, lim *flattenLimits) error {
 	if depth > 32 {
 		return errors.New("dicts nested too deeply (a cycle?)")
 	}
 	for i, k := range d.keys {
+		if lim.visits--; lim.visits < 0 {
+			return errors.New("too many state dict entries (a dict referenced many times?)")
+		}
 		var ks string
 		switch k := k.(type) {
 		case string:
@@ -563,9 +586,16 @@ func flatten(f *File, prefix string, d *pyDict, depth int) error {
 		name := prefix + ks
 		switch v := d.vals[i].(type) {
 		case *ptTensor:
+			n := int64(1)
+			for _, s := range v.size {
+				n *= int64(s) // bounded by rebuildTensor
+			}
+			if lim.elems -= n; lim.elems < 0 {
+				return fmt.Errorf("tensor %q: tensors expand to far more elements than the file stores (storages referenced many times?)", name)
+			}
 			f.Tensors[name] = v.entry()
 		case *pyDict:
-			if err := flatten(f, name+".", v, depth+1); err != nil {
+			if err := flatten(f, name+".", v, depth+1, lim); err != nil {
 				return err
 			}
 		}
@@ -592,8 +622,10 @@ func scalarText(v any) (string, bool) {
 }
 
 // describe names a pickle value's kind for error messages without dumping
-// (possibly huge) contents.
-func describe(v any) string {
+// (possibly huge, possibly self-referencing) contents.
+func describe(v any) string { return describeDepth(v, 0) }
+
+func describeDepth(v any, depth int) string {
 	switch v := v.(type) {
 	case nil:
 		return "None"
@@ -605,10 +637,12 @@ func describe(v any) string {
 		}
 		return strconv.Quote(v)
 	case pyTuple:
-		if len(v) <= 8 {
+		// Nested tuples are shown two levels deep only: through the memo
+		// a few bytes can nest tuples of references exponentially.
+		if len(v) <= 8 && depth < 2 {
 			parts := make([]string, len(v))
 			for i, x := range v {
-				parts[i] = describe(x)
+				parts[i] = describeDepth(x, depth+1)
 			}
 			return "(" + strings.Join(parts, ", ") + ")"
 		}

@@ -4,12 +4,14 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 type expTensor struct {
@@ -243,5 +245,72 @@ func TestPickleVM(t *testing.T) {
 	v, err := u.run()
 	if o, ok := v.(*pyObject); err != nil || !ok || o.class.name != "system" {
 		t.Errorf("opaque object: %#v %v", v, err)
+	}
+}
+
+// withPickle replaces nested.pth's data.pkl (keeping its storages).
+func withPickle(t *testing.T, pkl []byte) []byte {
+	good, err := os.ReadFile("testdata/nested.pth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rezip(t, good, func(n string, d []byte) ([]byte, bool) {
+		if strings.HasSuffix(n, "data.pkl") {
+			return pkl, true
+		}
+		return d, true
+	})
+}
+
+// TestReadPTHAmplification feeds pickles that reference one object many
+// times through the memo: they must fail fast, not expand.
+func TestReadPTHAmplification(t *testing.T) {
+	// 30 levels of {"a": d, "b": d}: 2^30 names from ~500 bytes.
+	var dag bytes.Buffer
+	dag.WriteString("\x80\x02}q\x00")
+	for i := 1; i <= 30; i++ {
+		dag.WriteString("}(X\x01\x00\x00\x00ah" + string(rune(i-1)) + "X\x01\x00\x00\x00bh" + string(rune(i-1)) + "uq" + string(rune(i)))
+	}
+	dag.WriteString(".")
+	// One zero-stride tensor of 2^20 elements under 200 names.
+	var wide bytes.Buffer
+	wide.WriteString("\x80\x02}(X\x04\x00\x00\x00k000")
+	wide.WriteString("ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x0ctQK\x00J\x00\x00\x10\x00\x85K\x00\x85\x89ccollections\nOrderedDict\n)RtRq\x00")
+	for i := 1; i < 200; i++ {
+		wide.WriteString(fmt.Sprintf("X\x04\x00\x00\x00k%03dh\x00", i))
+	}
+	wide.WriteString("u.")
+	cases := []struct {
+		name string
+		pkl  []byte
+		want string
+	}{
+		{"dict DAG", dag.Bytes(), "too many state dict entries"},
+		{"tensor refs", wide.Bytes(), "far more elements"},
+	}
+	for _, c := range cases {
+		t0 := time.Now()
+		_, err := ReadPTHBytes(withPickle(t, c.pkl), "amp.pth", "")
+		el := time.Since(t0)
+		t.Logf("%s: %v in %v", c.name, err, el)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
+		if el > 5*time.Second {
+			t.Errorf("%s took %v", c.name, el)
+		}
+	}
+}
+
+// TestDescribeNested: error messages stay short for self-similar values.
+func TestDescribeNested(t *testing.T) {
+	var v any = int64(1)
+	for i := 0; i < 40; i++ {
+		v = pyTuple{v, v, v, v, v, v, v, v}
+	}
+	t0 := time.Now()
+	s := describe(v)
+	if len(s) > 1000 || time.Since(t0) > time.Second {
+		t.Errorf("describe: %d chars in %v", len(s), time.Since(t0))
 	}
 }
