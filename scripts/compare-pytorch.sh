@@ -8,6 +8,8 @@
 #
 #   scripts/compare-pytorch.sh                 # REPS=2 ROUNDS=20 SIZES="tiny small" BATCHES="1 32"
 #   REPS=1 SIZES=tiny scripts/compare-pytorch.sh
+#   OUT=/tmp/cmp SIZES=tiny scripts/compare-pytorch.sh; OUT=/tmp/cmp SIZES=small ATTN=0 scripts/compare-pytorch.sh
+#     (a second run into the same OUT adds rows; the table covers all of OUT)
 #
 # Raw JSON/bench output stays in $OUT (default: a new temp dir, printed).
 # slab is built from a snapshot of the committed HEAD (SRC=tree: working tree).
@@ -18,6 +20,7 @@ ROUNDS=${ROUNDS:-20}
 SIZES=${SIZES:-"tiny small"}
 BATCHES=${BATCHES:-"1 32"}
 THREADS=${THREADS:-2}
+ATTN=${ATTN:-1} # 0: skip the attention-block rows
 OUT=${OUT:-$(mktemp -d /tmp/compare-pytorch.XXXXXX)}
 mkdir -p "$OUT"
 echo "compare-pytorch: raw results in $OUT" >&2
@@ -44,7 +47,7 @@ fi
 (cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab && go test -c -o "$OUT/nn.test" ./nn/)
 NNDIR=$BUILD/nn
 
-echo "start $(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/load.txt"
+echo "start $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
 for r in $(seq "$REPS"); do
 	for size in $SIZES; do
 		for b in $BATCHES; do
@@ -54,6 +57,7 @@ for r in $(seq "$REPS"); do
 				--batch "$b" --rounds "$ROUNDS" --threads "$THREADS" --json >"$OUT/go_${size}_B${b}_$r.json"
 		done
 	done
+	[ "$ATTN" = 1 ] || continue
 	echo "compare-pytorch: rep $r attention" >&2
 	py --skip-models >"$OUT/py_attn_$r.json"
 	(cd "$NNDIR" && "$OUT/nn.test" -test.run '^$' -test.bench 'AttentionBlock/(softmax|sla)/' \
@@ -61,7 +65,9 @@ for r in $(seq "$REPS"); do
 done
 
 echo "end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
-CMD="REPS=$REPS ROUNDS=$ROUNDS SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" THREADS=$THREADS scripts/compare-pytorch.sh"
+CMD="OUT=$OUT REPS=$REPS ROUNDS=$ROUNDS SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" THREADS=$THREADS ATTN=$ATTN scripts/compare-pytorch.sh"
+echo "$CMD" >>"$OUT/commands.txt"
+CMD=$(paste -sd ';' "$OUT/commands.txt" | sed 's/;/; /g')
 /usr/bin/python3 tools/reference/bench_table.py --command "$CMD" --commit "$COMMIT" "$OUT" >docs/bench-pytorch.md.tmp
 mv docs/bench-pytorch.md.tmp docs/bench-pytorch.md
 echo "compare-pytorch: wrote docs/bench-pytorch.md" >&2
