@@ -49,3 +49,15 @@ func ensureDims(t **tensor.Tensor, shp *[]int, dims ...int) *tensor.Tensor {
 	*shp = append((*shp)[:0], dims...)
 	return tensor.Ensure(t, (*shp)...)
 }
+
+// keepInput returns what a norm's Backward reads as its input: in training
+// a copy of x in *buf (models update the residual stream in place before
+// Backward), in eval x itself (inference does not differentiate).
+func keepInput(buf **tensor.Tensor, x *tensor.Tensor, train bool) *tensor.Tensor {
+	if !train {
+		return x
+	}
+	c := tensor.Ensure(buf, x.Shape...)
+	copy(c.Data, x.Data)
+	return c
+}

@@ -35,6 +35,7 @@ type BatchNorm struct {
 	skip  float32 // skip weight (RepBN alpha) of the last Forward
 
 	x, y, dx         *tensor.Tensor
+	xs               *tensor.Tensor // input Backward reads (copy in training, reference in eval)
 	mean, rstd       *tensor.Tensor // statistics the last Forward used
 	va, vb, vd, vvar *tensor.Tensor // per-channel scratch
 	sdy, sdyx        *tensor.Tensor
@@ -87,8 +88,7 @@ func (b *BatchNorm) forward(x *tensor.Tensor, train bool, skip float32) *tensor.
 	checkDim("BatchNorm", b.name, x, b.dim)
 	rows, c := x.Rows(), b.dim
 	b.train, b.skip = train, skip
-	xc := tensor.Ensure(&b.x, x.Shape...)
-	copy(xc.Data, x.Data)
+	b.xs = keepInput(&b.x, x, train)
 	rstd := ensureDims(&b.rstd, &b.shp, c)
 	if train {
 		b.batchStats(x)
@@ -112,14 +112,14 @@ func (b *BatchNorm) forward(x *tensor.Tensor, train bool, skip float32) *tensor.
 // backward returns dx and sum(dy*x), the gradient of the skip weight.
 func (b *BatchNorm) backward(dy *tensor.Tensor) (*tensor.Tensor, float64) {
 	checkDim("BatchNorm", b.name, dy, b.dim)
-	if b.x == nil || len(b.x.Data) != len(dy.Data) {
+	if b.xs == nil || len(b.xs.Data) != len(dy.Data) {
 		panic(fmt.Sprintf("nn.BatchNorm %s: Backward %v without a matching Forward", b.name, dy.Shape))
 	}
 	rows, c := dy.Rows(), b.dim
 	sdy := ensureDims(&b.sdy, &b.shp, c)
 	sdyx := ensureDims(&b.sdyx, &b.shp, c)
 	mean, rstd := b.mean.Data[:c], b.rstd.Data[:c]
-	kernels.ColSumsDot(sdy.Data, sdyx.Data, dy.Data, b.x.Data, mean, rows, c)
+	kernels.ColSumsDot(sdy.Data, sdyx.Data, dy.Data, b.xs.Data, mean, rows, c)
 	gamma := b.Weight.W.Data[:c]
 	dgamma, dbeta := b.Weight.G.Data[:c], b.Bias.G.Data[:c]
 	k1 := ensureDims(&b.va, &b.shp, c).Data
@@ -139,7 +139,7 @@ func (b *BatchNorm) backward(dy *tensor.Tensor) (*tensor.Tensor, float64) {
 	}
 	dx := tensor.Ensure(&b.dx, dy.Shape...)
 	if b.train {
-		kernels.AffineCols2(dx.Data, dy.Data, k1, b.x.Data, k2, mean, k3, rows, c)
+		kernels.AffineCols2(dx.Data, dy.Data, k1, b.xs.Data, k2, mean, k3, rows, c)
 	} else {
 		kernels.AffineCols(dx.Data, dy.Data, k1, nil, rows, c)
 	}

@@ -97,8 +97,10 @@ func TestBatchNormRepBNGrad(t *testing.T) {
 					}
 
 					xs := x.Clone()
-					for i := range x.Data {
-						x.Data[i] = -7 // Forward keeps its own copy
+					if train { // a training Forward keeps its own copy
+						for i := range x.Data {
+							x.Data[i] = -7
+						}
 					}
 					dy := blRand(4, 1, rows, c)
 					dx := l.Backward(dy)

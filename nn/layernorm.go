@@ -8,15 +8,18 @@ import (
 )
 
 // LayerNorm normalises each row over the last axis with the biased
-// variance: y = (x - mean)/sqrt(var + eps)*weight + bias. Forward copies x
-// (the residual stream, which models update in place) and keeps the row
-// statistics for Backward.
+// variance: y = (x - mean)/sqrt(var + eps)*weight + bias. A training
+// Forward copies x (the residual stream, which models update in place) and
+// keeps the row statistics for Backward; an eval Forward only keeps a
+// reference (inference never differentiates, and the copy would cost a
+// sixth of the norm), so a Backward after it needs x left unchanged.
 type LayerNorm struct {
 	Weight, Bias *Param
 	Dim          int
 	Eps          float32
 
 	x, y, dx   *tensor.Tensor
+	xs         *tensor.Tensor // the Forward input Backward reads: x, or the caller's tensor in eval
 	mean, rstd *tensor.Tensor
 	shp        []int
 }
@@ -39,8 +42,7 @@ func checkDim(layer, name string, x *tensor.Tensor, dim int) {
 func (l *LayerNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	checkDim("LayerNorm", l.Weight.Name, x, l.Dim)
 	rows := x.Rows()
-	xc := tensor.Ensure(&l.x, x.Shape...)
-	copy(xc.Data, x.Data)
+	l.xs = keepInput(&l.x, x, train)
 	y := tensor.Ensure(&l.y, x.Shape...)
 	mean := ensureDims(&l.mean, &l.shp, rows)
 	rstd := ensureDims(&l.rstd, &l.shp, rows)
@@ -51,11 +53,11 @@ func (l *LayerNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 // Backward returns dx and accumulates dweight, dbias.
 func (l *LayerNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	checkDim("LayerNorm", l.Weight.Name, dy, l.Dim)
-	if l.x == nil || len(l.x.Data) != len(dy.Data) {
+	if l.xs == nil || len(l.xs.Data) != len(dy.Data) {
 		panic(fmt.Sprintf("nn.LayerNorm %s: Backward %v without a matching Forward", l.Weight.Name, dy.Shape))
 	}
 	dx := tensor.Ensure(&l.dx, dy.Shape...)
-	kernels.LayerNormBackward(dx.Data, l.Weight.G.Data, l.Bias.G.Data, dy.Data, l.x.Data, l.mean.Data, l.rstd.Data, l.Weight.W.Data, dy.Rows(), l.Dim)
+	kernels.LayerNormBackward(dx.Data, l.Weight.G.Data, l.Bias.G.Data, dy.Data, l.xs.Data, l.mean.Data, l.rstd.Data, l.Weight.W.Data, dy.Rows(), l.Dim)
 	return dx
 }
 

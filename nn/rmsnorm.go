@@ -8,13 +8,15 @@ import (
 )
 
 // RMSNorm is LLaMA's y = x / sqrt(mean(x^2) + eps) * weight (no mean
-// subtraction, no bias). Like LayerNorm it copies x for Backward.
+// subtraction, no bias). Like LayerNorm it copies x for Backward in
+// training and keeps a reference in eval.
 type RMSNorm struct {
 	Weight *Param
 	Dim    int
 	Eps    float32
 
 	x, y, dx *tensor.Tensor
+	xs       *tensor.Tensor
 	rrms     *tensor.Tensor
 	shp      []int
 }
@@ -30,8 +32,7 @@ func NewRMSNorm(name string, dim int, eps float32) *RMSNorm {
 func (r *RMSNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	checkDim("RMSNorm", r.Weight.Name, x, r.Dim)
 	rows := x.Rows()
-	xc := tensor.Ensure(&r.x, x.Shape...)
-	copy(xc.Data, x.Data)
+	r.xs = keepInput(&r.x, x, train)
 	y := tensor.Ensure(&r.y, x.Shape...)
 	rr := ensureDims(&r.rrms, &r.shp, rows)
 	kernels.RMSNormForward(y.Data, rr.Data, x.Data, r.Weight.W.Data, rows, r.Dim, r.Eps)
@@ -41,11 +42,11 @@ func (r *RMSNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 // Backward returns dx and accumulates dweight.
 func (r *RMSNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	checkDim("RMSNorm", r.Weight.Name, dy, r.Dim)
-	if r.x == nil || len(r.x.Data) != len(dy.Data) {
+	if r.xs == nil || len(r.xs.Data) != len(dy.Data) {
 		panic(fmt.Sprintf("nn.RMSNorm %s: Backward %v without a matching Forward", r.Weight.Name, dy.Shape))
 	}
 	dx := tensor.Ensure(&r.dx, dy.Shape...)
-	kernels.RMSNormBackward(dx.Data, r.Weight.G.Data, dy.Data, r.x.Data, r.rrms.Data, r.Weight.W.Data, dy.Rows(), r.Dim)
+	kernels.RMSNormBackward(dx.Data, r.Weight.G.Data, dy.Data, r.xs.Data, r.rrms.Data, r.Weight.W.Data, dy.Rows(), r.Dim)
 	return dx
 }
 
