@@ -67,7 +67,7 @@ done
 echo "end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
 CMD="OUT=$OUT REPS=$REPS ROUNDS=$ROUNDS SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" THREADS=$THREADS ATTN=$ATTN scripts/compare-pytorch.sh"
 echo "$CMD  # slab $COMMIT" >>"$OUT/commands.txt"
-CMD=$(paste -sd ';' "$OUT/commands.txt" | sed 's/;/; /g')
+CMD=$(cat "$OUT/commands.txt")
 /usr/bin/python3 tools/reference/bench_table.py --command "$CMD" --commit "$COMMIT" "$OUT" >docs/bench-pytorch.md.tmp
 mv docs/bench-pytorch.md.tmp docs/bench-pytorch.md
 echo "compare-pytorch: wrote docs/bench-pytorch.md" >&2

@@ -92,7 +92,9 @@ def main():
       f"PyTorch {meta.get('pytorch', {}).get('torch')} (Debian python3-torch, OpenBLAS OpenMP build), "
       f"{meta.get('pytorch', {}).get('threads')} threads each side.\n")
     w("Command (from the repository root):\n")
-    w(f"    {a.command}\n")
+    for line in a.command.splitlines():
+        w(f"    {line}")
+    w("")
     w("It alternates, per row group and repetition, PyTorch (`tools/reference/bench.py`: our own PyTorch "
       "SLAB models of `tools/reference/reference.py`, float32, eval, `torch.inference_mode`, "
       "`torch.set_num_threads(2)`, `LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp`, "
