@@ -42,6 +42,13 @@ func WritePlot(path, title string, steps []StepRecord, epochs []EpochRecord) err
 		{"test accuracy (eval mode, RepBN path)", "accuracy %", acc, true},
 		{"PRepBN lambda (LayerNorm weight)", "lambda", lam, false},
 	}
+	var xmax float64
+	if len(steps) > 0 {
+		xmax = float64(steps[len(steps)-1].Step)
+	}
+	if len(epochs) > 0 {
+		xmax = max(xmax, float64(epochs[len(epochs)-1].Step))
+	}
 	plots := make([][]*plot.Plot, len(panels))
 	for i, pn := range panels {
 		p := plot.New()
@@ -49,6 +56,8 @@ func WritePlot(path, title string, steps []StepRecord, epochs []EpochRecord) err
 		p.X.Label.Text = "optimizer step"
 		p.Y.Label.Text = pn.ylabel
 		p.Add(plotter.NewGrid())
+		// One step axis for all panels, so epochs line up vertically.
+		p.X.Min, p.X.Max = 0, max(1, xmax)
 		if len(pn.xy) > 0 {
 			l, err := plotter.NewLine(pn.xy)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ type trainResult struct {
 	TestAcc         float64 `json:"test_acc"`
 	TestLoss        float64 `json:"test_loss"`
 	TestAccBefore   float64 `json:"test_acc_before_recalibration"`
+	Finished        bool    `json:"finished"`
 	Recalibrate     int     `json:"recalibrate_passes"`
 	Lambda          float64 `json:"lambda_final"`
 	TrainImgPerSec  float64 `json:"train_images_per_s"`
@@ -83,6 +85,8 @@ func cmdTrain(args []string) error {
 	resume := fs.String("resume", "", "continue bit for bit from this training checkpoint")
 	threads := fs.Int("threads", 0, "threads (0 = all cores); same seed + threads = identical run")
 	seed := fs.Uint64("seed", 0, "seed of weights, data order, augmentation and drop path")
+	stopEpoch := fs.Int("stop-epoch", 0, "stop after this epoch (0 = run all); continue later with --resume")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -101,6 +105,17 @@ func cmdTrain(args []string) error {
 	}
 	if err := setThreads(*threads); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return flagErr("cpuprofile", "%v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return flagErr("cpuprofile", "%v", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	var (
@@ -123,6 +138,11 @@ func cmdTrain(args []string) error {
 			return flagErr("resume", "%s: damaged data metadata: %v", *resume, err)
 		}
 		*dataName = extra["data"]
+		dirSet := false
+		fs.Visit(func(f *flag.Flag) { dirSet = dirSet || f.Name == "data-dir" })
+		if !dirSet {
+			*dataDir = extra["data_dir"]
+		}
 		fmt.Sscan(extra["limit_train"], limitTrain)
 		fmt.Sscan(extra["limit_test"], limitTest)
 		var ignored []string
@@ -161,7 +181,7 @@ func cmdTrain(args []string) error {
 		if err := tcfg.Validate(); err != nil {
 			return flagErr(strings.Fields(err.Error())[0], "%v", err)
 		}
-		extra = map[string]string{"data": *dataName, "limit_train": fmt.Sprint(*limitTrain), "limit_test": fmt.Sprint(*limitTest)}
+		extra = map[string]string{"data": *dataName, "data_dir": *dataDir, "limit_train": fmt.Sprint(*limitTrain), "limit_test": fmt.Sprint(*limitTest)}
 	}
 	trainSet, err := openImages(*dataName, *dataDir, true, *limitTrain)
 	if err != nil {
@@ -174,6 +194,10 @@ func cmdTrain(args []string) error {
 	if err := checkDataFits(trainSet, cfg.InChans, cfg.ImgSize, cfg.Classes, *dataName); err != nil {
 		return err
 	}
+	if n := extra["train_images"]; ckpt != nil && n != "" && n != fmt.Sprint(trainSet.Len()) {
+		return flagErr("resume", "%s was trained on %s %s images, but %s now has %d: resume with the same --data-dir", *resume, n, *dataName, *dataName, trainSet.Len())
+	}
+	extra["train_images"] = fmt.Sprint(trainSet.Len())
 	m, err := vit.New(cfg, tcfg.Seed)
 	if err != nil {
 		return err
@@ -236,9 +260,17 @@ func cmdTrain(args []string) error {
 		flushed = len(t.Steps)
 		return train.WritePlot(plotPath, cfg.Name, append(prevSteps[:len(prevSteps):len(prevSteps)], t.Steps...), t.Epochs)
 	}
-	if err := tr.Run(tr.TotalSteps()); err != nil {
+	stop := tr.TotalSteps()
+	if *stopEpoch < 0 {
+		return flagErr("stop-epoch", "must be >= 0, got %d", *stopEpoch)
+	}
+	if *stopEpoch > 0 {
+		stop = min(stop, int64(*stopEpoch)*tr.ItersPerEpoch)
+	}
+	if err := tr.Run(stop); err != nil {
 		return err
 	}
+	finished := tr.Step == tr.TotalSteps()
 	r := trainResult{Model: cfg.Name, Norm: cfg.Norm, Attn: cfg.Attn, Data: *dataName, Epochs: tcfg.Epochs, Steps: tr.Step,
 		Batch: tcfg.Batch, ScheduleT: tr.ScheduleT, Params: m.NumParams(), FLOPs: m.TotalFLOPs(), Recalibrate: tcfg.Recalibrate,
 		Checkpoint: ckptPath, Log: logPath, Plot: plotPath, Threads: kernels.Threads(), Seed: tcfg.Seed, ResumedFromStep: resumedFrom}
@@ -246,7 +278,10 @@ func cmdTrain(args []string) error {
 		r.TestAcc, r.TestLoss = tr.Epochs[n-1].TestAcc, tr.Epochs[n-1].TestLoss
 	}
 	r.TestAccBefore = r.TestAcc
-	if tcfg.Recalibrate > 0 {
+	if !finished {
+		fmt.Fprintf(progress, "stopped after epoch %d of %d (--stop-epoch); continue with --resume %s\n", tr.Step/tr.ItersPerEpoch, tcfg.Epochs, ckptPath)
+	}
+	if finished && tcfg.Recalibrate > 0 {
 		if err := tr.Recalibrate(); err != nil {
 			return err
 		}
@@ -258,6 +293,7 @@ func cmdTrain(args []string) error {
 		}
 		fmt.Fprintf(progress, "after %d BN re-calibration pass(es): test accuracy %.2f%% (was %.2f%%)\n", tcfg.Recalibrate, 100*r.TestAcc, 100*r.TestAccBefore)
 	}
+	r.Finished = finished
 	r.Lambda = m.Lambda()
 	r.TrainImgPerSec = tr.ImagesPerSecond()
 	r.TrainGFLOPPerS = 3 * float64(r.FLOPs) * r.TrainImgPerSec / 1e9
