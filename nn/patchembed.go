@@ -13,10 +13,10 @@ import (
 //
 // Design: patches do not overlap, so im2col is a pure permutation (each
 // pixel copied once) and the conv is one GEMM, cols [B·N, Cin·p·p] times
-// Wᵀ, whose output is already token-major; bias rows are laid down first
-// and the GEMM accumulates onto them. Backward gives only weight and bias
-// gradients: the image is the network input and never needs one, so the
-// input gradient is skipped and Backward returns nil.
+// Wᵀ, whose output is already token-major, with the bias added in the
+// GEMM's epilogue. Backward gives only weight and bias gradients: the
+// image is the network input and never needs one, so the input gradient is
+// skipped and Backward returns nil.
 type PatchEmbed struct {
 	Weight, Bias        *Param
 	InChans, Dim, Patch int
@@ -58,11 +58,8 @@ func (p *PatchEmbed) Forward(img *tensor.Tensor) *tensor.Tensor {
 	col := attnEnsure(&p.col, b*n, kd)
 	out := attnEnsure(&p.out, b, n, p.Dim)
 	kernels.ParallelFor(b*p.gh, 1, p.im2colFn)
-	bias := p.Bias.W.Data
-	for r := 0; r < b*n; r++ {
-		copy(out.Data[r*p.Dim:(r+1)*p.Dim], bias)
-	}
-	kernels.Gemm(false, true, b*n, p.Dim, kd, 1, col.Data, kd, p.Weight.W.Data, kd, 1, out.Data, p.Dim)
+	kernels.GemmEpilogue(false, true, b*n, p.Dim, kd, col.Data, kd, p.Weight.W.Data, kd, out.Data, p.Dim,
+		kernels.Epilogue{Bias: p.Bias.W.Data})
 	return out
 }
 
@@ -87,12 +84,7 @@ func (p *PatchEmbed) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	rows, kd := p.col.Shape[0], p.col.Shape[1]
 	// dW += dyᵀ · cols
 	kernels.Gemm(true, false, p.Dim, kd, rows, 1, dy.Data, p.Dim, p.col.Data, kd, 1, p.Weight.G.Data, kd)
-	bg := p.Bias.G.Data
-	for r := 0; r < rows; r++ {
-		for j, v := range dy.Data[r*p.Dim : (r+1)*p.Dim] {
-			bg[j] += v
-		}
-	}
+	kernels.ColSums(p.Bias.G.Data, dy.Data, rows, p.Dim)
 	return nil
 }
 
