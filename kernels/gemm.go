@@ -199,8 +199,108 @@ func GemmStrided(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 		})
 		return
 	}
+	kr := uk
+	if batch > 1 && threads > 1 && kr.kind != kernelGo && m > 1 && k <= kr.kc && n <= kr.nc && m <= 2*kr.mc {
+		gemmBatchSmall(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch)
+		return
+	}
 	for i := range batch {
 		gemm(transA, transB, m, n, k, alpha, a[i*strideA:], lda, b[i*strideB:], ldb, beta, c[i*strideC:], ldc, nil)
+	}
+}
+
+// gemmBatchSmall runs a few small GEMMs (one cache block each, e.g. the
+// 3 heads of a ViT-Tiny image: 197x64x197) as two parallel regions over
+// the whole batch, packing then tiles, instead of two per matrix: at
+// these sizes a matrix is ~10 us of work and a barrier costs ~1-2 us.
+func gemmBatchSmall(transA, transB bool, m, n, k int, alpha float32, a []float32, lda, strideA int, b []float32, ldb, strideB int, beta float32, c []float32, ldc, strideC int, batch int) {
+	if beta != 0 && beta != 1 {
+		for i := range batch {
+			scaleC(m, n, beta, c[i*strideC:], ldc)
+		}
+		beta = 1
+	}
+	w := getWork()
+	defer putWork(w)
+	w.kr = uk
+	kr := &w.kr
+	mr, nr := kr.mr, kr.nr
+	amode := aPacked
+	switch {
+	case alpha != 1:
+	case !transA && kr.directA:
+		amode = aRows
+	case transA:
+		amode = aCols
+	}
+	direct := amode != aPacked
+	npa, npb := (m+mr-1)/mr, (n+nr-1)/nr
+	aLen := npa * mr * k
+	if direct {
+		aLen = mr * k
+	}
+	bLen := npb * nr * k
+	apack := growF32(&w.apack, batch*aLen)
+	bpack := growF32(&w.bpack, batch*bLen)
+	if cap(w.packs) < batch {
+		w.packs = make([]packTask, batch)
+		w.blks = make([]tileBlock, batch)
+	}
+	packs, blks := w.packs[:batch], w.blks[:batch]
+	for i := range batch {
+		pa, pb := apack[i*aLen:(i+1)*aLen], bpack[i*bLen:(i+1)*bLen]
+		ai, bi := a[i*strideA:], b[i*strideB:]
+		packs[i] = packTask{kr: kr, transA: transA, transB: transB, direct: direct, a: ai, lda: lda, b: bi, ldb: ldb,
+			alpha: alpha, apack: pa, bpack: pb, mc: m, npa: npa, kc: k, nc: n, npb: npb, bgroups: npb, packB: true}
+		if direct && m%mr == 0 {
+			packs[i].npa = 0
+		}
+		blks[i] = tileBlock{kr: kr, apack: pa, bpack: pb, c: c[i*strideC:], ldc: ldc, amode: amode, a: ai, lda: lda,
+			kc: k, mc: m, nc: n, npa: npa, npb: npb, accum: beta != 0, ablk: max(1, kr.mc/mr)}
+	}
+	// Items per matrix: packing tasks, then A or B panels (whichever gives
+	// more items, for balance); threads claim small chunks as they go.
+	bt := &w.batch
+	*bt = batchTask{packs: packs, blks: blks, per: packs[0].tasks()}
+	if bt.per > 0 {
+		parallelRun(batch*bt.per, 1, 8, bt)
+	}
+	bt.tiles = true
+	bt.per = npa
+	split := splitM
+	if npb > npa {
+		bt.per, split = npb, splitN
+	}
+	for i := range blks {
+		blks[i].split = split
+	}
+	parallelRun(batch*bt.per, 1, 8, bt)
+	for i := range batch {
+		packs[i] = packTask{}
+		blks[i] = tileBlock{}
+	}
+	*bt = batchTask{}
+}
+
+// batchTask maps a range over (matrix, item) pairs of gemmBatchSmall onto
+// the per-matrix packing tasks or tile loops.
+type batchTask struct {
+	packs []packTask
+	blks  []tileBlock
+	per   int // items per matrix
+	tiles bool
+}
+
+func (t *batchTask) run(lo, hi int) {
+	for i := lo; i < hi; {
+		mat, j := i/t.per, i%t.per
+		end := min(t.per, j+hi-i)
+		if t.tiles {
+			t.blks[mat].run(j, end)
+		} else {
+			t.packs[mat].run(j, end)
+		}
+		i += end - j
 	}
 }
 
@@ -254,6 +354,9 @@ type gemmWork struct {
 	gv                gemvTask
 	pack              packTask
 	blk               tileBlock
+	packs             []packTask  // gemmBatchSmall, one per matrix
+	blks              []tileBlock // gemmBatchSmall, one per matrix
+	batch             batchTask
 }
 
 // packTask packs the A panels [0, npa) of the current row block (only the
@@ -290,7 +393,11 @@ func (t *packTask) run(lo, hi int) {
 			if t.direct && rows == mr {
 				continue
 			}
-			packA(mr, t.transA, t.a, t.lda, t.ic+i*mr, rows, t.pc, t.kc, t.alpha, t.apack[i*mr*t.kc:])
+			dst := t.apack // with direct A, the only packed panel
+			if !t.direct {
+				dst = t.apack[i*mr*t.kc:]
+			}
+			packA(mr, t.transA, t.a, t.lda, t.ic+i*mr, rows, t.pc, t.kc, t.alpha, dst)
 			continue
 		}
 		g := i - t.npa
@@ -384,14 +491,8 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	}
 	w.kr = uk
 	kr := &w.kr
-	mcMax := min(kr.mc, roundUp(m, kr.mr))
-	// A single row block when M is small: one packing pass instead of two.
-	if m <= 2*kr.mc {
-		mcMax = roundUp(m, kr.mr)
-	}
 	ncMax := min(kr.nc, roundUp(n, kr.nr))
 	kcMax := min(kr.kc, k)
-	pk := &w.pack
 	amode := aPacked
 	switch {
 	case alpha != 1 || kr.kind == kernelGo:
@@ -401,8 +502,21 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		amode = aCols
 	}
 	direct := amode != aPacked
+	mcMax := min(kr.mc, roundUp(m, kr.mr))
+	// A single row block when M is small: one packing pass instead of two.
+	// Also when A is read in place: nothing of A is packed per block, so
+	// the tile loop blocks M for L2 itself and the whole M is one parallel
+	// region, without a barrier per row block.
+	if m <= 2*kr.mc || direct {
+		mcMax = roundUp(m, kr.mr)
+	}
+	apackLen := mcMax * kcMax
+	if direct {
+		apackLen = kr.mr * kcMax // only the partial last panel is packed
+	}
+	pk := &w.pack
 	*pk = packTask{kr: kr, transA: transA, transB: transB, direct: direct, a: a, lda: lda, b: b, ldb: ldb, alpha: alpha,
-		apack: growF32(&w.apack, mcMax*kcMax), bpack: growF32(&w.bpack, ncMax*kcMax)}
+		apack: growF32(&w.apack, apackLen), bpack: growF32(&w.bpack, ncMax*kcMax)}
 	blk := &w.blk
 	*blk = tileBlock{kr: kr, apack: pk.apack, bpack: pk.bpack, c: c, ldc: ldc, amode: amode, a: a, lda: lda}
 	for jc := 0; jc < n; jc += kr.nc {
@@ -429,10 +543,19 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 				if pc+kc == k {
 					blk.ep = epw
 				}
-				blk.byN = splitOverN(npa, npb, threads)
-				if blk.byN {
+				blk.ablk = max(1, kr.mc/kr.mr)
+				nblocks := (npa + blk.ablk - 1) / blk.ablk
+				switch {
+				case nblocks >= 4*threads:
+					// Many row blocks: threads claim whole blocks one at a
+					// time, so a preempted thread's share is taken over.
+					blk.split = splitBlocks
+					parallelRun(nblocks, 1, nblocks, blk)
+				case splitOverN(npa, npb, threads):
+					blk.split = splitN
 					parallelRun(npb, 1, 1, blk)
-				} else {
+				default:
+					blk.split = splitM
 					parallelRun(npa, 1, 1, blk)
 				}
 			}
@@ -475,30 +598,51 @@ type tileBlock struct {
 	ldc          int
 	accum        bool
 	ep           *Epilogue
-	byN          bool  // the parallel range indexes B panels, else A panels
-	amode        aMode // how full A panels are read
+	split        splitKind // what the parallel range indexes
+	ablk         int       // A panels per L2 block in the tile loop
+	amode        aMode     // how full A panels are read
 	a            []float32
 	lda, pc      int
 }
 
+// splitKind says how a tile loop is shared among threads.
+type splitKind int
+
+const (
+	splitN      splitKind = iota // ranges of B panels, all A panels each
+	splitM                       // ranges of A panels, all B panels each
+	splitBlocks                  // L2 blocks of A panels, claimed one by one
+)
+
 func (t *tileBlock) run(lo, hi int) {
-	if t.byN {
+	switch t.split {
+	case splitN:
 		t.tiles(0, t.npa, lo, hi)
-	} else {
+	case splitM:
 		t.tiles(lo, hi, 0, t.npb)
+	default:
+		t.tiles(lo*t.ablk, min(hi*t.ablk, t.npa), 0, t.npb)
 	}
 }
 
 // tiles computes the tiles of A panels [ia0, ia1) x B panels [jb0, jb1),
 // B-panel-major so that each B panel stays in L1 across the A panels.
 func (t *tileBlock) tiles(ia0, ia1, jb0, jb1 int) {
-	kr := t.kr
-	mr, nr := kr.mr, kr.nr
 	var scratch [16 * 32]float32
 	acc := 0
 	if t.accum {
 		acc = 1
 	}
+	// A panels in L2-sized blocks; within a block each B panel stays in L1
+	// while the block's A panels stream past it from L2.
+	for ib := ia0; ib < ia1; ib += t.ablk {
+		t.block(ib, min(ib+t.ablk, ia1), jb0, jb1, acc, &scratch)
+	}
+}
+
+func (t *tileBlock) block(ia0, ia1, jb0, jb1, acc int, scratch *[16 * 32]float32) {
+	kr := t.kr
+	mr, nr := kr.mr, kr.nr
 	for jb := jb0; jb < jb1; jb++ {
 		j0 := t.jc + jb*nr
 		cols := min(nr, t.nc-jb*nr)
@@ -518,7 +662,11 @@ func (t *tileBlock) tiles(ia0, ia1, jb0, jb1 int) {
 			case rows == mr && t.amode == aCols:
 				callKernel(kr.kind, t.kc, &t.a[t.pc*t.lda+i0], t.lda, &bp[0], &ct[0], ldc, accTile)
 			case kr.kind != kernelGo:
-				callKernel(kr.kind, t.kc, &t.apack[ia*mr*t.kc], mr, &bp[0], &ct[0], ldc, accTile)
+				ap := t.apack // with direct A, the partial panel is the only one
+				if t.amode == aPacked {
+					ap = t.apack[ia*mr*t.kc:]
+				}
+				callKernel(kr.kind, t.kc, &ap[0], mr, &bp[0], &ct[0], ldc, accTile)
 			default:
 				kernelGo4x4(t.kc, t.apack[ia*mr*t.kc:], bp, ct, ldc, accTile != 0)
 			}

@@ -168,6 +168,8 @@ func TestGemmLargeShapes(t *testing.T) {
 	for _, s := range [][5]int{
 		{197, 576, 192, 0, 1}, {197, 197, 64, 0, 1}, {197, 64, 197, 0, 0},
 		{192, 64, 1000, 1, 0}, {1000, 192, 64, 0, 0}, {1, 1536, 512, 0, 1}, {1, 100, 37, 0, 1},
+		// Enough row blocks for threads to claim blocks one at a time.
+		{2003, 70, 40, 0, 1}, {2003, 70, 40, 1, 0},
 	} {
 		m, n, k, ta, tb := s[0], s[1], s[2], s[3] == 1, s[4] == 1
 		ar, ac := m, k
@@ -191,31 +193,39 @@ func TestGemmLargeShapes(t *testing.T) {
 
 func TestGemmStrided(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
-	const batch, m, n, k = 5, 19, 23, 29
+	const m, n, k = 19, 23, 29
+	// batch 3 on 2 threads takes gemmBatchSmall, 5 the batch-parallel path;
+	// alpha 1 reads A in place, 0.5 packs it.
 	for _, p := range gemmPaths() {
-		withGemmPath(t, p, func() {
-			for tr := 0; tr < 4; tr++ {
-				ta, tb := tr&1 != 0, tr&2 != 0
-				lda, ldb := k, n
-				if ta {
-					lda = m
-				}
-				if tb {
-					ldb = k
-				}
-				sa, sb, sc := m*k+7, k*n+3, m*n+11
-				a, b := gemmRand(rng, batch*sa), gemmRand(rng, batch*sb)
-				c := gemmRand(rng, batch*sc)
-				c0 := append([]float32(nil), c...)
-				GemmStrided(ta, tb, m, n, k, 0.5, a, lda, sa, b, ldb, sb, 2, c, n, sc, batch)
-				for i := 0; i < batch; i++ {
-					ref, mag := refGemm(ta, tb, m, n, k, 0.5, a[i*sa:], lda, b[i*sb:], ldb, 2, c0[i*sc:], n)
-					if rel, _ := gemmCompare(m, n, c[i*sc:], n, ref, mag); rel > 1e-5 {
-						t.Errorf("%s batch %d ta=%v tb=%v: rel err %.3g", p, i, ta, tb, rel)
+		for _, bc := range []struct {
+			batch       int
+			alpha, beta float32
+		}{{3, 1, 0}, {3, 0.5, 2}, {5, 0.5, 2}, {5, 1, 1}} {
+			batch, alpha, beta := bc.batch, bc.alpha, bc.beta
+			withGemmPath(t, p, func() {
+				for tr := 0; tr < 4; tr++ {
+					ta, tb := tr&1 != 0, tr&2 != 0
+					lda, ldb := k, n
+					if ta {
+						lda = m
+					}
+					if tb {
+						ldb = k
+					}
+					sa, sb, sc := m*k+7, k*n+3, m*n+11
+					a, b := gemmRand(rng, batch*sa), gemmRand(rng, batch*sb)
+					c := gemmRand(rng, batch*sc)
+					c0 := append([]float32(nil), c...)
+					GemmStrided(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, n, sc, batch)
+					for i := 0; i < batch; i++ {
+						ref, mag := refGemm(ta, tb, m, n, k, float64(alpha), a[i*sa:], lda, b[i*sb:], ldb, float64(beta), c0[i*sc:], n)
+						if rel, _ := gemmCompare(m, n, c[i*sc:], n, ref, mag); rel > 1e-5 {
+							t.Errorf("%s %+v matrix %d ta=%v tb=%v: rel err %.3g", p, bc, i, ta, tb, rel)
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
