@@ -69,28 +69,17 @@ func withParallelMin(t *testing.T, n int) {
 }
 
 func BenchmarkGELU(b *testing.B) {
-	for _, s := range benchShapes {
-		x := randSlice(s.rows*s.c, 1)
+	benchShapesThreads(b, func(rows, c int) (int64, func()) {
+		x := randSlice(rows*c, 1)
 		y := make([]float32, len(x))
-		b.Run(s.name, func(b *testing.B) {
-			b.SetBytes(int64(8 * len(x)))
-			for b.Loop() {
-				GELU(y, x)
-			}
-		})
-	}
+		return int64(8 * len(x)), func() { GELU(y, x) }
+	})
 }
 
 func BenchmarkGELUBackward(b *testing.B) {
-	for _, s := range benchShapes {
-		x := randSlice(s.rows*s.c, 1)
-		dy := randSlice(s.rows*s.c, 2)
+	benchShapesThreads(b, func(rows, c int) (int64, func()) {
+		x, dy := randSlice(rows*c, 1), randSlice(rows*c, 2)
 		dx := make([]float32, len(x))
-		b.Run(s.name, func(b *testing.B) {
-			b.SetBytes(int64(12 * len(x)))
-			for b.Loop() {
-				GELUBackward(dx, dy, x)
-			}
-		})
-	}
+		return int64(12 * len(x)), func() { GELUBackward(dx, dy, x) }
+	})
 }

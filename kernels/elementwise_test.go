@@ -190,26 +190,16 @@ func TestColumnKernels(t *testing.T) {
 }
 
 func BenchmarkAdd(b *testing.B) {
-	for _, s := range benchShapes {
-		x, y := randSlice(s.rows*s.c, 1), randSlice(s.rows*s.c, 2)
-		b.Run(s.name, func(b *testing.B) {
-			b.SetBytes(int64(12 * len(x))) // read x, y, write y
-			for b.Loop() {
-				AddTo(y, x)
-			}
-		})
-	}
+	benchShapesThreads(b, func(rows, c int) (int64, func()) {
+		x, y := randSlice(rows*c, 1), randSlice(rows*c, 2)
+		// read x, y, write y
+		return int64(12 * len(x)), func() { AddTo(y, x) }
+	})
 }
 
 func BenchmarkColSums(b *testing.B) {
-	for _, s := range benchShapes {
-		x := randSlice(s.rows*s.c, 1)
-		d := make([]float32, s.c)
-		b.Run(s.name, func(b *testing.B) {
-			b.SetBytes(int64(4 * len(x)))
-			for b.Loop() {
-				ColSums(d, x, s.rows, s.c)
-			}
-		})
-	}
+	benchShapesThreads(b, func(rows, c int) (int64, func()) {
+		x, d := randSlice(rows*c, 1), make([]float32, c)
+		return int64(4 * len(x)), func() { ColSums(d, x, rows, c) }
+	})
 }

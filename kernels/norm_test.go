@@ -221,67 +221,78 @@ func TestNormAlias(t *testing.T) {
 	}
 }
 
-func BenchmarkLayerNorm(b *testing.B) {
+// benchShapesThreads runs body (which returns the bytes moved per call and
+// the call) for every bench shape on 1 and 2 threads, reporting GB/s via
+// SetBytes: sub-benchmark names are SHAPE/tN.
+func benchShapesThreads(b *testing.B, body func(rows, c int) (int64, func())) {
 	for _, s := range benchShapes {
-		x := randSlice(s.rows*s.c, 1)
-		w, bb := randSlice(s.c, 2), randSlice(s.c, 3)
-		y := make([]float32, len(x))
-		m, rs := make([]float32, s.rows), make([]float32, s.rows)
-		b.Run(s.name, func(b *testing.B) {
-			b.SetBytes(int64(8 * len(x))) // read x, write y
-			for b.Loop() {
-				LayerNormForward(y, m, rs, x, w, bb, s.rows, s.c, 1e-6)
-			}
-		})
+		bytes, f := body(s.rows, s.c)
+		for _, th := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/t%d", s.name, th), func(b *testing.B) {
+				prev := Threads()
+				SetThreads(th)
+				defer SetThreads(prev)
+				b.SetBytes(bytes)
+				for b.Loop() {
+					f()
+				}
+			})
+		}
 	}
+}
+
+func BenchmarkLayerNorm(b *testing.B) {
+	benchShapesThreads(b, func(rows, c int) (int64, func()) {
+		x := randSlice(rows*c, 1)
+		w, bb := randSlice(c, 2), randSlice(c, 3)
+		y := make([]float32, len(x))
+		m, rs := make([]float32, rows), make([]float32, rows)
+		// read x, write y
+		return int64(8 * len(x)), func() { LayerNormForward(y, m, rs, x, w, bb, rows, c, 1e-6) }
+	})
 }
 
 func BenchmarkLayerNormBackward(b *testing.B) {
-	for _, s := range benchShapes {
-		x := randSlice(s.rows*s.c, 1)
-		dy := randSlice(s.rows*s.c, 4)
-		w, bb := randSlice(s.c, 2), randSlice(s.c, 3)
+	benchShapesThreads(b, func(rows, c int) (int64, func()) {
+		x, dy := randSlice(rows*c, 1), randSlice(rows*c, 4)
+		w, bb := randSlice(c, 2), randSlice(c, 3)
 		y, dx := make([]float32, len(x)), make([]float32, len(x))
-		m, rs := make([]float32, s.rows), make([]float32, s.rows)
-		dw, db := make([]float32, s.c), make([]float32, s.c)
-		LayerNormForward(y, m, rs, x, w, bb, s.rows, s.c, 1e-6)
-		b.Run(s.name, func(b *testing.B) {
-			b.SetBytes(int64(12 * len(x))) // read x, dy, write dx
-			for b.Loop() {
-				LayerNormBackward(dx, dw, db, dy, x, m, rs, w, s.rows, s.c)
-			}
-		})
-	}
+		m, rs := make([]float32, rows), make([]float32, rows)
+		dw, db := make([]float32, c), make([]float32, c)
+		LayerNormForward(y, m, rs, x, w, bb, rows, c, 1e-6)
+		// read x, dy, write dx (the dw/db pass re-reads x and dy)
+		return int64(12 * len(x)), func() { LayerNormBackward(dx, dw, db, dy, x, m, rs, w, rows, c) }
+	})
 }
 
 func BenchmarkRMSNorm(b *testing.B) {
-	for _, s := range benchShapes {
-		x := randSlice(s.rows*s.c, 1)
-		w := randSlice(s.c, 2)
-		y := make([]float32, len(x))
-		rr := make([]float32, s.rows)
-		b.Run(s.name, func(b *testing.B) {
-			b.SetBytes(int64(8 * len(x)))
-			for b.Loop() {
-				RMSNormForward(y, rr, x, w, s.rows, s.c, 1e-6)
-			}
-		})
-	}
+	benchShapesThreads(b, func(rows, c int) (int64, func()) {
+		x, w := randSlice(rows*c, 1), randSlice(c, 2)
+		y, rr := make([]float32, rows*c), make([]float32, rows)
+		return int64(8 * len(x)), func() { RMSNormForward(y, rr, x, w, rows, c, 1e-6) }
+	})
 }
 
 // BenchmarkBatchNormTrain is the training forward of BatchNorm/RepBN: batch
-// statistics then the per-channel affine map.
+// statistics (two passes) then the per-channel affine map.
 func BenchmarkBatchNormTrain(b *testing.B) {
-	for _, s := range benchShapes {
-		x := randSlice(s.rows*s.c, 1)
+	benchShapesThreads(b, func(rows, c int) (int64, func()) {
+		x := randSlice(rows*c, 1)
 		y := make([]float32, len(x))
-		m, v := make([]float32, s.c), make([]float32, s.c)
-		b.Run(s.name, func(b *testing.B) {
-			b.SetBytes(int64(8 * len(x)))
-			for b.Loop() {
-				ColMeanVar(m, v, x, s.rows, s.c)
-				AffineCols2(y, x, m, x, v, m, m, s.rows, s.c)
-			}
-		})
-	}
+		m, v := make([]float32, c), make([]float32, c)
+		return int64(8 * len(x)), func() {
+			ColMeanVar(m, v, x, rows, c)
+			AffineCols2(y, x, m, x, v, m, m, rows, c)
+		}
+	})
+}
+
+// BenchmarkBatchNormEval is the eval-mode BatchNorm/RepBN: one affine pass.
+func BenchmarkBatchNormEval(b *testing.B) {
+	benchShapesThreads(b, func(rows, c int) (int64, func()) {
+		x := randSlice(rows*c, 1)
+		y := make([]float32, len(x))
+		a, d := randSlice(c, 2), randSlice(c, 3)
+		return int64(8 * len(x)), func() { AffineCols(y, x, a, d, rows, c) }
+	})
 }
