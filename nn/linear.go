@@ -29,8 +29,8 @@ func NewLinear(name string, in, out int, bias bool) *Linear {
 	return l
 }
 
-func (l *Linear) check(x *tensor.Tensor, what string) {
-	if x.Cols() != l.In && what == "input" || x.Cols() != l.Out && what == "gradient" {
+func (l *Linear) check(x *tensor.Tensor, want int, what string) {
+	if x.Cols() != want {
 		panic(fmt.Sprintf("nn.Linear %s: %s %v does not match weight [%d,%d]", l.Weight.Name, what, x.Shape, l.Out, l.In))
 	}
 }
@@ -38,7 +38,7 @@ func (l *Linear) check(x *tensor.Tensor, what string) {
 // Forward maps [..., In] to [..., Out] with one GEMM whose epilogue adds
 // the bias.
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
-	l.check(x, "input")
+	l.check(x, l.In, "input")
 	l.x = x
 	rows := x.Rows()
 	l.yShape = append(l.yShape[:0], x.Shape...)
@@ -55,7 +55,7 @@ func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
 // Backward accumulates dW += dy^T x and db += column sums of dy, and
 // returns dx = dy W.
 func (l *Linear) Backward(dy *tensor.Tensor) *tensor.Tensor {
-	l.check(dy, "gradient")
+	l.check(dy, l.Out, "gradient")
 	x := l.x
 	rows := dy.Rows()
 	if x == nil || x.Rows() != rows {
