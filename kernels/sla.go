@@ -7,7 +7,7 @@ package kernels
 // swept once:
 //
 //	prep:    Qr = ReLU(Q), Kr = ReLU(K+P), ksum = Σ_j Kr_j      (one sweep)
-//	output:  z_i = 1/(Qr_i·ksum + eps), O_i = z_i·num_i (+ DWC(V) by the caller)
+//	output:  z_i = 1/(Qr_i·ksum + eps), O_i = z_i·num_i + b (+ DWC(V) by the caller)
 //	grad:    G_i = z_i·dO_i, dden_i = -z_i·(G_i·num_i)
 //	input:   dQ = (dQr + dden·ksumᵀ) ⊙ [Qr>0], dK = (dKr + 1·dksumᵀ) ⊙ [Kr>0]
 //
@@ -67,14 +67,19 @@ func dot(a, b []float32) float32 {
 }
 
 // SLANormalize computes, for n tokens, z_i = 1/(Qr_i·ksum + SLAEps) into
-// z[i] and O_i = z_i·num_i into o (row stride ldC for o, num and qr).
-func SLANormalize(o, z, num, qr, ksum []float32, n, d, ldC int) {
+// z[i] and O_i = z_i·num_i + bias into o (row stride ldC for o, num and
+// qr). bias (d values, nil = none) is the depthwise conv's bias, added here
+// so that the conv itself can accumulate without one.
+func SLANormalize(o, z, num, qr, ksum, bias []float32, n, d, ldC int) {
 	ks := ksum[:d]
 	if n <= 0 || d <= 0 {
 		return
 	}
 	_, _, _, _ = o[(n-1)*ldC+d-1], num[(n-1)*ldC+d-1], qr[(n-1)*ldC+d-1], z[n-1]
-	if slaNormFast(o, z, num, qr, ks, n, d, ldC) {
+	if bias != nil {
+		bias = bias[:d]
+	}
+	if slaNormFast(o, z, num, qr, ks, bias, n, d, ldC) {
 		return
 	}
 	for i := 0; i < n; i++ {
@@ -84,6 +89,11 @@ func SLANormalize(o, z, num, qr, ksum []float32, n, d, ldC int) {
 		ni := num[i*ldC : i*ldC+d]
 		for c, v := range ni {
 			oi[c] = zi * v
+		}
+		if bias != nil {
+			for c, v := range bias {
+				oi[c] += v
+			}
 		}
 	}
 }

@@ -70,17 +70,18 @@ done:
 	VZEROUPPER
 	RET
 
-// func slaNormAVX512(o, z, num, qr, ksum *float32, n, d, ldC int)
-// z[i] = 1/(qr_i . ksum + 1e-6), o_i = z[i] * num_i.
-TEXT ·slaNormAVX512(SB), NOSPLIT, $0-64
+// func slaNormAVX512(o, z, num, qr, ksum, bias *float32, n, d, ldC int)
+// z[i] = 1/(qr_i . ksum + 1e-6), o_i = z[i] * num_i + bias.
+TEXT ·slaNormAVX512(SB), NOSPLIT, $0-72
 	MOVQ o+0(FP), DI
 	MOVQ z+8(FP), R15
 	MOVQ num+16(FP), SI
 	MOVQ qr+24(FP), R11
 	MOVQ ksum+32(FP), R10
-	MOVQ n+40(FP), R14
-	MOVQ d+48(FP), R13
-	MOVQ ldC+56(FP), R9
+	MOVQ bias+40(FP), R12
+	MOVQ n+48(FP), R14
+	MOVQ d+56(FP), R13
+	MOVQ ldC+64(FP), R9
 	SHLQ $2, R9
 	TAILMASK(R13)
 	MOVL $0x358637bd, DX // 1e-6
@@ -123,13 +124,14 @@ dsum:
 	VDIVSS X0, X29, X0
 	VMOVSS X0, (R15)
 	VBROADCASTSS X0, Z0
-	// o_i = z * num_i
+	// o_i = z * num_i + bias
 	XORQ BX, BX
 	MOVQ AX, CX
 ogrp:
 	TESTQ CX, CX
 	JEQ  otail
-	VMULPS (SI)(BX*1), Z0, Z1
+	VMOVUPS (R12)(BX*1), Z1
+	VFMADD231PS (SI)(BX*1), Z0, Z1
 	VMOVUPS Z1, (DI)(BX*1)
 	ADDQ $64, BX
 	DECQ CX
@@ -138,8 +140,9 @@ otail:
 	KORTESTW K1, K1
 	JEQ  next
 	VMOVUPS.Z (SI)(BX*1), K1, Z1
-	VMULPS Z1, Z0, Z1
-	VMOVUPS Z1, K1, (DI)(BX*1)
+	VMOVUPS.Z (R12)(BX*1), K1, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS Z2, K1, (DI)(BX*1)
 next:
 	ADDQ R9, DI
 	ADDQ R9, SI

@@ -184,8 +184,8 @@ func (s *SLA) sTask(lo, hi int) {
 	}
 }
 
-// outTask computes one map row of the output: num = Qr·S, the normaliser,
-// then the depthwise conv of V and its bias added on top.
+// outTask computes one map row of the output: num = Qr·S, the normaliser
+// and the conv bias, then the depthwise conv of V added on top.
 func (s *SLA) outTask(lo, hi int) {
 	n, c, d, W := s.n, s.c, s.d, s.W
 	for t := lo; t < hi; t++ {
@@ -193,10 +193,10 @@ func (s *SLA) outTask(lo, hi int) {
 		bh := b*s.Heads + hh
 		kernels.HeadMatMul(W, d, d, s.qr.Data[off:], c, 1, s.s.Data[bh*d*d:], d, s.num.Data[off:], c, false)
 		kernels.SLANormalize(s.o.Data[off:], s.z.Data[bh*n+tok:], s.num.Data[off:], s.qr.Data[off:],
-			s.ksum.Data[bh*d:], W, d, c)
+			s.ksum.Data[bh*d:], s.DWCBias.W.Data, W, d, c)
 		y := tok / W
 		kernels.DWConvCL(s.o.Data[b*n*c+hh*d:], c, s.qkv.Data[b*n*3*c+2*c+hh*d:], 3*c, s.H, W, d, s.Kernel,
-			s.wt.Data, s.DWCBias.W.Data, y, y+1, true)
+			s.wt.Data, nil, y, y+1, true)
 	}
 }
 
