@@ -37,14 +37,7 @@ func Add(dst, a, b []float32) {
 
 func addSerial(dst, a, b []float32) {
 	a, b = a[:len(dst)], b[:len(dst)]
-	i := 0
-	for ; i+4 <= len(dst); i += 4 {
-		dst[i] = a[i] + b[i]
-		dst[i+1] = a[i+1] + b[i+1]
-		dst[i+2] = a[i+2] + b[i+2]
-		dst[i+3] = a[i+3] + b[i+3]
-	}
-	for ; i < len(dst); i++ {
+	for i := range dst {
 		dst[i] = a[i] + b[i]
 	}
 }
@@ -67,15 +60,8 @@ func Axpy(dst []float32, alpha float32, x []float32) {
 
 func axpySerial(dst []float32, alpha float32, x []float32) {
 	x = x[:len(dst)]
-	i := 0
-	for ; i+4 <= len(dst); i += 4 {
-		dst[i] += alpha * x[i]
-		dst[i+1] += alpha * x[i+1]
-		dst[i+2] += alpha * x[i+2]
-		dst[i+3] += alpha * x[i+3]
-	}
-	for ; i < len(dst); i++ {
-		dst[i] += alpha * x[i]
+	for i, v := range x {
+		dst[i] += alpha * v
 	}
 }
 
@@ -95,14 +81,7 @@ func Axpby(dst []float32, a float32, x []float32, b float32, y []float32) {
 
 func axpbySerial(dst []float32, a float32, x []float32, b float32, y []float32) {
 	x, y = x[:len(dst)], y[:len(dst)]
-	i := 0
-	for ; i+4 <= len(dst); i += 4 {
-		dst[i] = a*x[i] + b*y[i]
-		dst[i+1] = a*x[i+1] + b*y[i+1]
-		dst[i+2] = a*x[i+2] + b*y[i+2]
-		dst[i+3] = a*x[i+3] + b*y[i+3]
-	}
-	for ; i < len(dst); i++ {
+	for i := range dst {
 		dst[i] = a*x[i] + b*y[i]
 	}
 }
@@ -122,15 +101,8 @@ func Scale(dst []float32, s float32, x []float32) {
 
 func scaleSerial(dst []float32, s float32, x []float32) {
 	x = x[:len(dst)]
-	i := 0
-	for ; i+4 <= len(dst); i += 4 {
-		dst[i] = s * x[i]
-		dst[i+1] = s * x[i+1]
-		dst[i+2] = s * x[i+2]
-		dst[i+3] = s * x[i+3]
-	}
-	for ; i < len(dst); i++ {
-		dst[i] = s * x[i]
+	for i, v := range x {
+		dst[i] = s * v
 	}
 }
 
@@ -147,14 +119,7 @@ func Mul(dst, a, b []float32) {
 
 func mulSerial(dst, a, b []float32) {
 	a, b = a[:len(dst)], b[:len(dst)]
-	i := 0
-	for ; i+4 <= len(dst); i += 4 {
-		dst[i] = a[i] * b[i]
-		dst[i+1] = a[i+1] * b[i+1]
-		dst[i+2] = a[i+2] * b[i+2]
-		dst[i+3] = a[i+3] * b[i+3]
-	}
-	for ; i < len(dst); i++ {
+	for i := range dst {
 		dst[i] = a[i] * b[i]
 	}
 }
@@ -178,24 +143,23 @@ func AffineCols(y, x, a, b []float32, rows, c int) {
 
 func affineColsSerial(y, x, a, b []float32, lo, hi, c int) {
 	a = a[:c]
+	if b != nil {
+		b = b[:c]
+	}
 	for r := lo; r < hi; r++ {
-		yr, xr := y[r*c:r*c+c], x[r*c:r*c+c]
+		xr := x[r*c : r*c+c]
+		yr := y[r*c : r*c+c]
+		yr = yr[:len(xr)]
+		a := a[:len(xr)]
 		if b == nil {
-			for j := range yr {
-				yr[j] = a[j] * xr[j]
+			for j, v := range xr {
+				yr[j] = a[j] * v
 			}
 			continue
 		}
-		b := b[:c]
-		j := 0
-		for ; j+4 <= c; j += 4 {
-			yr[j] = a[j]*xr[j] + b[j]
-			yr[j+1] = a[j+1]*xr[j+1] + b[j+1]
-			yr[j+2] = a[j+2]*xr[j+2] + b[j+2]
-			yr[j+3] = a[j+3]*xr[j+3] + b[j+3]
-		}
-		for ; j < c; j++ {
-			yr[j] = a[j]*xr[j] + b[j]
+		b := b[:len(xr)]
+		for j, v := range xr {
+			yr[j] = a[j]*v + b[j]
 		}
 	}
 }
@@ -224,20 +188,23 @@ func AffineCols2(y, x, a, z, b, m, d []float32, rows, c int) {
 
 func affineCols2Serial(y, x, a, z, b, m, d []float32, lo, hi, c int) {
 	a, b, d = a[:c], b[:c], d[:c]
-	if m == nil {
-		for r := lo; r < hi; r++ {
-			yr, xr, zr := y[r*c:r*c+c], x[r*c:r*c+c], z[r*c:r*c+c]
-			for j := range yr {
-				yr[j] = a[j]*xr[j] + b[j]*zr[j] + d[j]
-			}
-		}
-		return
+	if m != nil {
+		m = m[:c]
 	}
-	m = m[:c]
 	for r := lo; r < hi; r++ {
-		yr, xr, zr := y[r*c:r*c+c], x[r*c:r*c+c], z[r*c:r*c+c]
-		for j := range yr {
-			yr[j] = a[j]*xr[j] + b[j]*(zr[j]-m[j]) + d[j]
+		xr := x[r*c : r*c+c]
+		yr, zr := y[r*c:r*c+c], z[r*c:r*c+c]
+		yr, zr = yr[:len(xr)], zr[:len(xr)]
+		a, b, d := a[:len(xr)], b[:len(xr)], d[:len(xr)]
+		if m == nil {
+			for j, v := range xr {
+				yr[j] = a[j]*v + b[j]*zr[j] + d[j]
+			}
+			continue
+		}
+		m := m[:len(xr)]
+		for j, v := range xr {
+			yr[j] = a[j]*v + b[j]*(zr[j]-m[j]) + d[j]
 		}
 	}
 }
@@ -258,9 +225,11 @@ func AddRowVec(y, x, v []float32, rows, c int) {
 func addRowVecSerial(y, x, v []float32, lo, hi, c int) {
 	v = v[:c]
 	for r := lo; r < hi; r++ {
-		yr, xr := y[r*c:r*c+c], x[r*c:r*c+c]
-		for j := range yr {
-			yr[j] = xr[j] + v[j]
+		xr := x[r*c : r*c+c]
+		yr := y[r*c : r*c+c]
+		yr, v := yr[:len(xr)], v[:len(xr)]
+		for j, e := range xr {
+			yr[j] = e + v[j]
 		}
 	}
 }

@@ -31,23 +31,18 @@ func LayerNormForward(y, mean, rstd, x, w, b []float32, rows, c int, eps float32
 
 func layerNormFwd(y, mean, rstd, x, w, b []float32, lo, hi, c int, eps float32) {
 	inv := 1 / float32(c)
+	if w != nil {
+		w = w[:c]
+	}
+	if b != nil {
+		b = b[:c]
+	}
 	for r := lo; r < hi; r++ {
-		xr, yr := x[r*c:r*c+c], y[r*c:r*c+c]
+		xr := x[r*c : r*c+c]
+		yr := y[r*c : r*c+c]
+		yr = yr[:len(xr)]
 		m := sum32(xr) * inv
-		var v0, v1, v2, v3 float32
-		j := 0
-		for ; j+4 <= c; j += 4 {
-			d0, d1, d2, d3 := xr[j]-m, xr[j+1]-m, xr[j+2]-m, xr[j+3]-m
-			v0 += d0 * d0
-			v1 += d1 * d1
-			v2 += d2 * d2
-			v3 += d3 * d3
-		}
-		for ; j < c; j++ {
-			d := xr[j] - m
-			v0 += d * d
-		}
-		rs := float32(1 / math.Sqrt(float64((v0+v1+v2+v3)*inv+eps)))
+		rs := float32(1 / math.Sqrt(float64(sumSqDev32(xr, m)*inv+eps)))
 		if mean != nil {
 			mean[r] = m
 		}
@@ -56,35 +51,66 @@ func layerNormFwd(y, mean, rstd, x, w, b []float32, lo, hi, c int, eps float32) 
 		}
 		switch {
 		case w != nil && b != nil:
-			w, b := w[:c], b[:c]
-			for j := range yr {
-				yr[j] = (xr[j]-m)*rs*w[j] + b[j]
+			w, b := w[:len(xr)], b[:len(xr)]
+			for j, v := range xr {
+				yr[j] = (v-m)*rs*w[j] + b[j]
 			}
 		case w != nil:
-			w := w[:c]
-			for j := range yr {
-				yr[j] = (xr[j] - m) * rs * w[j]
+			w := w[:len(xr)]
+			for j, v := range xr {
+				yr[j] = (v - m) * rs * w[j]
 			}
 		default:
-			for j := range yr {
-				yr[j] = (xr[j] - m) * rs
+			for j, v := range xr {
+				yr[j] = (v - m) * rs
 			}
 		}
 	}
 }
 
-// sum32 sums a short row in float32 with four chains.
+// sum32 sums a short row in float32 with four chains (the add latency, not
+// the loads, bounds a single chain).
 func sum32(x []float32) float32 {
 	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		s0 += x[i]
-		s1 += x[i+1]
-		s2 += x[i+2]
-		s3 += x[i+3]
+	for ; len(x) >= 4; x = x[4:] {
+		s0 += x[0]
+		s1 += x[1]
+		s2 += x[2]
+		s3 += x[3]
 	}
-	for ; i < len(x); i++ {
-		s0 += x[i]
+	for _, v := range x {
+		s0 += v
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sumSqDev32 returns sum (x-m)^2 with four chains.
+func sumSqDev32(x []float32, m float32) float32 {
+	var s0, s1, s2, s3 float32
+	for ; len(x) >= 4; x = x[4:] {
+		d0, d1, d2, d3 := x[0]-m, x[1]-m, x[2]-m, x[3]-m
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for _, v := range x {
+		s0 += (v - m) * (v - m)
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sumSq32 returns sum x^2 with four chains.
+func sumSq32(x []float32) float32 {
+	var s0, s1, s2, s3 float32
+	for ; len(x) >= 4; x = x[4:] {
+		s0 += x[0] * x[0]
+		s1 += x[1] * x[1]
+		s2 += x[2] * x[2]
+		s3 += x[3] * x[3]
+	}
+	for _, v := range x {
+		s0 += v * v
 	}
 	return (s0 + s1) + (s2 + s3)
 }
@@ -111,34 +137,38 @@ func LayerNormBackward(dx, dw, db, dy, x, mean, rstd, w []float32, rows, c int) 
 
 func layerNormBwd(dx, dy, x, mean, rstd, w []float32, lo, hi, c int) {
 	inv := 1 / float32(c)
+	if w != nil {
+		w = w[:c]
+	}
 	for r := lo; r < hi; r++ {
-		xr, dyr, dxr := x[r*c:r*c+c], dy[r*c:r*c+c], dx[r*c:r*c+c]
+		xr := x[r*c : r*c+c]
+		dyr := dy[r*c : r*c+c]
+		dxr := dx[r*c : r*c+c]
+		dyr, dxr = dyr[:len(xr)], dxr[:len(xr)]
 		m, rs := mean[r], rstd[r]
 		var s1, s2 float32
 		if w != nil {
-			w := w[:c]
-			for j := range xr {
+			w := w[:len(xr)]
+			for j, v := range xr {
 				g := dyr[j] * w[j]
 				s1 += g
-				s2 += g * (xr[j] - m)
+				s2 += g * (v - m)
 			}
 			s1 *= inv
 			s2 *= inv * rs
-			for j := range xr {
-				xh := (xr[j] - m) * rs
-				dxr[j] = rs * (dyr[j]*w[j] - s1 - xh*s2)
+			for j, v := range xr {
+				dxr[j] = rs * (dyr[j]*w[j] - s1 - (v-m)*rs*s2)
 			}
 			continue
 		}
-		for j := range xr {
+		for j, v := range xr {
 			s1 += dyr[j]
-			s2 += dyr[j] * (xr[j] - m)
+			s2 += dyr[j] * (v - m)
 		}
 		s1 *= inv
 		s2 *= inv * rs
-		for j := range xr {
-			xh := (xr[j] - m) * rs
-			dxr[j] = rs * (dyr[j] - s1 - xh*s2)
+		for j, v := range xr {
+			dxr[j] = rs * (dyr[j] - s1 - (v-m)*rs*s2)
 		}
 	}
 }
@@ -152,15 +182,15 @@ func layerNormParamGrad(dw, db, dy, x, mean, rstd []float32, rows, c, lo, hi int
 		if dw != nil {
 			d := dw[lo:hi]
 			d = d[:len(dyr)]
-			for j := range dyr {
-				d[j] += dyr[j] * ((xr[j] - m) * rs)
+			for j, g := range dyr {
+				d[j] += g * ((xr[j] - m) * rs)
 			}
 		}
 		if db != nil {
 			d := db[lo:hi]
 			d = d[:len(dyr)]
-			for j := range dyr {
-				d[j] += dyr[j]
+			for j, g := range dyr {
+				d[j] += g
 			}
 		}
 	}
@@ -182,32 +212,26 @@ func RMSNormForward(y, rrms, x, w []float32, rows, c int, eps float32) {
 
 func rmsNormFwd(y, rrms, x, w []float32, lo, hi, c int, eps float32) {
 	inv := 1 / float32(c)
+	if w != nil {
+		w = w[:c]
+	}
 	for r := lo; r < hi; r++ {
-		xr, yr := x[r*c:r*c+c], y[r*c:r*c+c]
-		var s0, s1, s2, s3 float32
-		j := 0
-		for ; j+4 <= c; j += 4 {
-			s0 += xr[j] * xr[j]
-			s1 += xr[j+1] * xr[j+1]
-			s2 += xr[j+2] * xr[j+2]
-			s3 += xr[j+3] * xr[j+3]
-		}
-		for ; j < c; j++ {
-			s0 += xr[j] * xr[j]
-		}
-		rs := float32(1 / math.Sqrt(float64((s0+s1+s2+s3)*inv+eps)))
+		xr := x[r*c : r*c+c]
+		yr := y[r*c : r*c+c]
+		yr = yr[:len(xr)]
+		rs := float32(1 / math.Sqrt(float64(sumSq32(xr)*inv+eps)))
 		if rrms != nil {
 			rrms[r] = rs
 		}
 		if w == nil {
-			for j := range yr {
-				yr[j] = xr[j] * rs
+			for j, v := range xr {
+				yr[j] = v * rs
 			}
 			continue
 		}
-		w := w[:c]
-		for j := range yr {
-			yr[j] = xr[j] * rs * w[j]
+		w := w[:len(xr)]
+		for j, v := range xr {
+			yr[j] = v * rs * w[j]
 		}
 	}
 }
@@ -230,27 +254,33 @@ func RMSNormBackward(dx, dw, dy, x, rrms, w []float32, rows, c int) {
 
 func rmsNormBwd(dx, dy, x, rrms, w []float32, lo, hi, c int) {
 	inv := 1 / float32(c)
+	if w != nil {
+		w = w[:c]
+	}
 	for r := lo; r < hi; r++ {
-		xr, dyr, dxr := x[r*c:r*c+c], dy[r*c:r*c+c], dx[r*c:r*c+c]
+		xr := x[r*c : r*c+c]
+		dyr := dy[r*c : r*c+c]
+		dxr := dx[r*c : r*c+c]
+		dyr, dxr = dyr[:len(xr)], dxr[:len(xr)]
 		rs := rrms[r]
 		var s float32
 		if w != nil {
-			w := w[:c]
-			for j := range xr {
-				s += dyr[j] * w[j] * xr[j]
+			w := w[:len(xr)]
+			for j, v := range xr {
+				s += dyr[j] * w[j] * v
 			}
 			s *= inv * rs * rs
-			for j := range xr {
-				dxr[j] = rs * (dyr[j]*w[j] - xr[j]*s)
+			for j, v := range xr {
+				dxr[j] = rs * (dyr[j]*w[j] - v*s)
 			}
 			continue
 		}
-		for j := range xr {
-			s += dyr[j] * xr[j]
+		for j, v := range xr {
+			s += dyr[j] * v
 		}
 		s *= inv * rs * rs
-		for j := range xr {
-			dxr[j] = rs * (dyr[j] - xr[j]*s)
+		for j, v := range xr {
+			dxr[j] = rs * (dyr[j] - v*s)
 		}
 	}
 }
@@ -262,8 +292,8 @@ func rmsNormParamGrad(dw, dy, x, rrms []float32, rows, c, lo, hi int) {
 		dyr := dy[r*c+lo : r*c+hi]
 		xr := x[r*c+lo : r*c+hi]
 		dyr, xr = dyr[:len(d)], xr[:len(d)]
-		for j := range d {
-			d[j] += dyr[j] * xr[j] * rs
+		for j, g := range dyr {
+			d[j] += g * xr[j] * rs
 		}
 	}
 }
