@@ -195,6 +195,7 @@ func cmdTrainLM(args []string) error {
 	clip := fs.Float64("clip", 1.0, "global gradient-norm clip (0 = off)")
 	warmFrac := fs.Float64("prepbn-warm", 0.25, "prepbn: fraction of steps with pure RMSNorm (LinearNorm warm)")
 	decayFrac := fs.Float64("prepbn-decay", 0.5, "prepbn: fraction of steps over which lambda decays 1 -> 0")
+	logEvery := fs.Int("log-every", 25, "print the training loss every N steps (0 = only with validation)")
 	evalEvery := fs.Int("eval-every", 100, "validate every N steps (0 = only at the end)")
 	evalBatches := fs.Int("eval-batches", 40, "validation batches per evaluation (0 = whole split)")
 	out := fs.String("out", "", "checkpoint to write at the end (and every --save-every steps)")
@@ -291,6 +292,11 @@ func cmdTrainLM(args []string) error {
 			el := time.Since(t0).Seconds()
 			fmt.Fprintf(w, "step %5d  loss %.4f  val loss %.4f  val ppl %8.3f  lambda %.3f  lr %.2e  %.0f tok/s\n",
 				step+1, ema, vl, math.Exp(vl), lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el)
+		}
+		if pt.ValLoss == 0 && *logEvery > 0 && (step+1)%*logEvery == 0 {
+			el := time.Since(t0).Seconds()
+			fmt.Fprintf(w, "step %5d  loss %.4f  lambda %.3f  lr %.2e  %.0f tok/s\n",
+				step+1, ema, lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el)
 		}
 		res.Curve = append(res.Curve, pt)
 		if *out != "" && ((*saveEvery > 0 && (step+1)%*saveEvery == 0) || last) {
