@@ -44,11 +44,12 @@ func init() {
 		func(x float64) float64 { return pdf(x) * (2 - x*x) })
 }
 
-// segment returns the table segment of x and the position f in it. The
-// position is taken from x*32 (exact: a power-of-two scaling) and its
-// floor, so f carries x's full precision; offsetting by 8 first would round
-// x to 1e-6 near 0. NaN maps to segment 0 and then propagates through the
-// multiplication by x or dy.
+// segment returns the table segment of x and the position f in it. f is
+// taken relative to x*32 (exact: a power-of-two scaling), not to the
+// offset x*32+256, which would round x to 1e-6 near 0; when that rounding
+// moves k across a segment boundary f comes out a hair below 0 or above 1,
+// where the cubic is still accurate. NaN maps to segment 0 and then
+// propagates through the multiplication by x or dy.
 func segment(x float32) (int32, float32) {
 	s := x * tabStep
 	if !(s >= tabLo*tabStep) {
@@ -57,14 +58,11 @@ func segment(x float32) (int32, float32) {
 	if s > -tabLo*tabStep {
 		s = -tabLo * tabStep
 	}
-	k := int32(s) // truncates toward zero; make it a floor without a branch
-	k -= int32(math.Float32bits(s-float32(k)) >> 31)
-	f := s - float32(k)
-	k -= tabLo * tabStep
+	k := int32(s - tabLo*tabStep) // >= 0, so truncation is the floor
 	if k >= tabN {
-		k, f = tabN-1, 1
+		k = tabN - 1
 	}
-	return k, f
+	return k, s - float32(k+tabLo*tabStep)
 }
 
 // GELUValue is the exact-erf GELU of one value, as the slice kernels

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func blGELU64(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+func blGELU64(x float64) float64 { return 0.5 * x * math.Erfc(-x/math.Sqrt2) }
 
 func blMLP64(x, w1, b1, w2, b2 []float64, rows, dim, hid int) []float64 {
 	h := blLinear64(x, w1, b1, rows, dim, hid)
