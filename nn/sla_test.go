@@ -187,7 +187,20 @@ func testSLACoreForward(t *testing.T) {
 			attnTo32(x.Data, qkv)
 			got := s.forwardCore(x)
 			assertClose(t, "core vs KᵀV-first float64", got.Data, slaCoreRef(sh, qkv, pos, dw, db), 1e-4, 1e-5)
-			assertClose(t, "core vs naive O(N²) float64", got.Data, slaCoreNaive(sh, qkv, pos, dw, db), 1e-4, 1e-5)
+			naive := slaCoreNaive(sh, qkv, pos, dw, db)
+			assertClose(t, "core vs naive O(N²) float64", got.Data, naive, 1e-4, 1e-5)
+			// Normwise relative error (elementwise relative error is
+			// meaningless for outputs near zero).
+			num, den := 0.0, 0.0
+			for j, w := range naive {
+				num += (float64(got.Data[j]) - w) * (float64(got.Data[j]) - w)
+				den += w * w
+			}
+			rel := math.Sqrt(num / den)
+			t.Logf("normwise rel err vs naive: %.3g", rel)
+			if rel > 1e-4 {
+				t.Errorf("normwise relative error %.3g vs naive O(N²) evaluation, want < 1e-4", rel)
+			}
 		})
 	}
 }
