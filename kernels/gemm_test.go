@@ -110,10 +110,11 @@ func TestGemm(t *testing.T) {
 	cases = append(cases,
 		gemmCase{13, 37, 300, 0.5, 1, 3}, // two k slices, accumulate
 		gemmCase{64, 65, 513, -1.5, 0.25, 5},
-		gemmCase{513, 40, 20, 1, -2, 1}, // several row blocks
-		gemmCase{30, 3100, 9, 2, 1, 0},  // several column blocks
-		gemmCase{25, 48, 16, 0, 0.5, 2}, // alpha 0: scale only
-		gemmCase{12, 32, 0, 1, 3, 0},    // k 0
+		gemmCase{513, 40, 20, 1, -2, 1},     // several row blocks
+		gemmCase{30, 3100, 9, 2, 1, 0},      // several column blocks
+		gemmCase{25, 48, 16, 0, 0.5, 2},     // alpha 0: scale only
+		gemmCase{12, 32, 0, 1, 3, 0},        // k 0
+		gemmCase{30, 50, 1030, 0.5, 0.5, 1}, // long k: split over threads
 	)
 	for _, p := range gemmPaths() {
 		withGemmPath(t, p, func() {
@@ -239,7 +240,7 @@ func TestGemmEpilogue(t *testing.T) {
 		accum             bool
 	}
 	var cases []tc
-	for _, sh := range [][3]int{{1, 70, 33}, {197, 77, 300}, {40, 64, 16}, {5, 3, 1}} {
+	for _, sh := range [][3]int{{1, 70, 33}, {197, 77, 300}, {40, 64, 16}, {5, 3, 1}, {20, 40, 1100}} {
 		for f := 0; f < 16; f++ {
 			cases = append(cases, tc{sh[0], sh[1], sh[2], f&1 != 0, f&2 != 0, f&4 != 0, f&8 != 0})
 		}
