@@ -71,11 +71,9 @@ func cmdGenerate(args []string) error {
 	if len(ids) == 0 {
 		return lmFlagErr("prompt", "empty")
 	}
-	total := min(len(ids)+*n, m.Cfg.MaxSeq)
-	if len(ids) >= total {
-		return lmFlagErr("prompt", "%d tokens leave no room in the %d-position context", len(ids), m.Cfg.MaxSeq)
-	}
-	st, err := m.NewState(1, total)
+	// The cache holds at most the model's context; Generate slides it when
+	// prompt + n is longer.
+	st, err := m.NewState(1, min(len(ids)+*n, m.Cfg.MaxSeq))
 	if err != nil {
 		return err
 	}
@@ -88,7 +86,7 @@ func cmdGenerate(args []string) error {
 	}
 	var emitErr error
 	t0 := time.Now()
-	out, err := m.Generate(st, ids, total-len(ids), smp, nil, func(id int) bool {
+	out, err := m.Generate(st, ids, *n, smp, nil, func(id int) bool {
 		b, err := dec.Push(id)
 		if err != nil {
 			emitErr = err

@@ -16,7 +16,8 @@ import (
 type State struct {
 	caches []*nn.KVCache
 	B      int
-	ids    []int
+	maxT   int
+	window []int          // recent tokens, for sliding the context in Generate
 	last   *tensor.Tensor // [B, Dim] hidden state of each sequence's last position
 }
 
@@ -25,7 +26,7 @@ func (m *Model) NewState(batch, maxT int) (*State, error) {
 	if maxT > m.Cfg.MaxSeq {
 		return nil, fmt.Errorf("model %s: %d positions exceed max positions %d", m.Cfg.Name, maxT, m.Cfg.MaxSeq)
 	}
-	s := &State{B: batch, last: tensor.New(batch, m.Cfg.Dim)}
+	s := &State{B: batch, maxT: maxT, last: tensor.New(batch, m.Cfg.Dim), window: make([]int, 0, maxT)}
 	for _, b := range m.Blocks {
 		s.caches = append(s.caches, b.Attn.NewCache(batch, maxT))
 	}
@@ -174,6 +175,10 @@ func (s *Sampler) Sample(logits []float32) int {
 // Generate runs prompt (one sequence) through s and samples n tokens,
 // calling emit after each (streaming); emit may stop early by returning
 // false. It returns the generated ids (in out, reused if big enough).
+// When the cache is full the context slides: the last half of the window is
+// fed again from position 0 (one prefill every maxT/2 tokens), so n is not
+// limited by the context length. A prompt longer than the cache keeps its
+// last maxT/2 tokens.
 func (m *Model) Generate(s *State, prompt []int, n int, smp *Sampler, out []int, emit func(id int) bool) ([]int, error) {
 	if s.B != 1 {
 		return nil, fmt.Errorf("generate: state batch %d, want 1", s.B)
@@ -183,6 +188,11 @@ func (m *Model) Generate(s *State, prompt []int, n int, smp *Sampler, out []int,
 	}
 	s.Reset()
 	out = out[:0]
+	keep := max(1, s.maxT/2)
+	if len(prompt) > s.maxT {
+		prompt = prompt[len(prompt)-keep:]
+	}
+	s.window = append(s.window[:0], prompt...)
 	logits, err := m.Step(s, prompt, len(prompt))
 	if err != nil {
 		return nil, err
@@ -197,7 +207,21 @@ func (m *Model) Generate(s *State, prompt []int, n int, smp *Sampler, out []int,
 		if i == n-1 {
 			break
 		}
+		if s.Len() == s.maxT {
+			// Slide: restart the cache from the last keep-1 tokens; the
+			// new token below makes keep.
+			k := keep - 1
+			copy(s.window, s.window[len(s.window)-k:])
+			s.window = s.window[:k]
+			s.Reset()
+			if k > 0 {
+				if _, err = m.Step(s, s.window, k); err != nil {
+					return out, err
+				}
+			}
+		}
 		one[0] = id
+		s.window = append(s.window, id)
 		if logits, err = m.Step(s, one[:], 1); err != nil {
 			return out, err
 		}

@@ -202,3 +202,42 @@ func TestLookup(t *testing.T) {
 		t.Errorf("llama_350m has %d parameters, SLAB.md 6.1 says about 367.6 M", n)
 	}
 }
+
+// TestGenerateSlides: generating past the cache length slides the context;
+// right after a slide the logits equal a fresh forward over the kept window.
+func TestGenerateSlides(t *testing.T) {
+	m := testModel(t, NormRMS, false)
+	const maxT = 8
+	s, err := m.NewState(1, maxT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int{1, 2, 3}
+	smp := NewSampler(0, 0, 1, 1)
+	out, err := m.Generate(s, prompt, 20, smp, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 20 {
+		t.Fatalf("generated %d tokens, want 20", len(out))
+	}
+	// Replay: the model sees at most maxT tokens; every token must be the
+	// greedy choice given the window Generate kept.
+	all := append(append([]int(nil), prompt...), out...)
+	ctxStart := 0
+	for i := range out {
+		pos := len(prompt) + i // index in all of the token being predicted
+		if pos-ctxStart > maxT {
+			ctxStart = pos - maxT/2
+		}
+		win := all[ctxStart:pos]
+		lg, err := m.Forward(win, 1, len(win), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		V := m.Cfg.Vocab
+		if got := NewSampler(0, 0, 1, 1).Sample(lg.Data[(len(win)-1)*V:]); got != out[i] {
+			t.Fatalf("token %d: generate %d, replay over window [%d,%d) %d", i, out[i], ctxStart, pos, got)
+		}
+	}
+}
