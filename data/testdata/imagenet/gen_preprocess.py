@@ -23,7 +23,7 @@ def synthetic(w, h, alpha=False):
     r = 127 + 120 * np.sin(x / 9.0) * np.cos(y / 13.0)
     g = 255 * ((x // 16 + y // 16) % 2)  # hard checkerboard edges stress the kernel
     b = 255 * x / w * (y / h)
-    img = np.stack([r, g, b], -1) + rng.normal(0, 6, (h, w, 3))
+    img = np.stack([r, g, b], -1) + rng.normal(0, 2, (h, w, 3))
     img = np.clip(np.round(img), 0, 255).astype(np.uint8)
     if alpha:
         a = (255 * (x / w)).astype(np.uint8)[..., None]
