@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "import", Summary: "convert an official PyTorch checkpoint (.pth) to slab weights (safetensors)", Run: runCmd(cmdImport)})
+	register(&command{Name: "import", Summary: "convert an official checkpoint (.pth, or a safetensors state dict) to slab weights", Run: runCmd(cmdImport)})
 }
 
 // importResult is the JSON of slab import.
@@ -117,13 +117,27 @@ func checkOutput(path, what string, force bool) error {
 }
 
 // importPTH builds the named registry model and loads an official
-// PyTorch checkpoint into it through vit.LoadState.
+// PyTorch checkpoint (or a safetensors state dict) into it through
+// vit.LoadState.
 func importPTH(path, name, key string) (*vit.Model, *checkpoint.File, []string, error) {
 	cfg, err := vit.Lookup(name)
 	if err != nil {
 		return nil, nil, nil, flagErr("model", "%v", err)
 	}
-	f, err := checkpoint.ReadPTHKey(path, key)
+	// A safetensors state dict (as timm publishes) imports the same way.
+	pth, err := isPTH(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var f *checkpoint.File
+	switch {
+	case pth:
+		f, err = checkpoint.ReadPTHKey(path, key)
+	case key != "":
+		err = flagErr("key", "only applies to .pth checkpoints")
+	default:
+		f, err = checkpoint.Read(path)
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -184,6 +184,11 @@ func TestImportRunClassifyPipeline(t *testing.T) {
 	}
 	t.Logf("import --fuse: eval logits moved by %.3g", ir.MaxAbsDiff)
 
+	// A safetensors state dict imports too (here: slab's own output).
+	if _, err := runIn(t, "import", out, filepath.Join(dir, "again.safetensors"), "--model", "slab_deit_mini_28"); err != nil {
+		t.Errorf("import of a safetensors state dict: %v", err)
+	}
+
 	// run: the .pth (with --model), the imported and the fused weights all
 	// reproduce the original model's eval logits.
 	in := filepath.Join(dir, "x.safetensors")
@@ -230,7 +235,8 @@ func TestImportRunClassifyPipeline(t *testing.T) {
 		{[]string{"import", filepath.Join(dir, "mystery.pth"), filepath.Join(dir, "o.safetensors")}, "--model"},
 		{[]string{"import", pth, filepath.Join(dir, "o.safetensors"), "--model", "deit_mini_28"}, "deit_mini_28"},
 		{[]string{"import", pth, filepath.Join(dir, "o.safetensors"), "--key", "model_ema"}, "model_ema"},
-		{[]string{"import", in, filepath.Join(dir, "o.safetensors"), "--model", "slab_deit_mini_28"}, in},
+		{[]string{"import", in, filepath.Join(dir, "o.safetensors"), "--model", "slab_deit_mini_28"}, "missing"},
+		{[]string{"import", out, filepath.Join(dir, "o.safetensors"), "--model", "slab_deit_mini_28", "--key", "model"}, "--key"},
 		{[]string{"run", "--weights", pth, "--input", in, "--output", filepath.Join(dir, "o.safetensors")}, "--model"},
 		{[]string{"run", "--weights", out, "--model", "deit_mini_28", "--input", in, "--output", filepath.Join(dir, "o.safetensors")}, "holds a slab_deit_mini_28"},
 		{[]string{"run", "--weights", out, "--input", out, "--output", filepath.Join(dir, "o.safetensors")}, "--tensor"},
