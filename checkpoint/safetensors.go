@@ -136,13 +136,18 @@ var dtypes = map[string]dtypeInfo{
 // a corrupt file, not a request for a huge allocation.
 const maxHeader = 100 << 20
 
-// Read loads a safetensors file.
+// Read loads a safetensors file. Its F32 entries may view one buffer
+// holding the whole file (each with its own length and capacity, so they
+// stay independent): keeping any entry keeps that buffer alive.
 func Read(path string) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	return ReadBytes(b, path)
+	// The buffer is private to this call, so F32 entries may view it
+	// directly instead of being copied: loading then needs the file's size
+	// in memory once, not twice.
+	return readBytes(b, path, true)
 }
 
 type headerEntry struct {
@@ -154,7 +159,10 @@ type headerEntry struct {
 // ReadBytes decodes a safetensors image held in memory; name (usually the
 // path) labels errors. Float entries are converted to float32 and integer
 // entries to int64, so the result does not alias b.
-func ReadBytes(b []byte, name string) (*File, error) {
+func ReadBytes(b []byte, name string) (*File, error) { return readBytes(b, name, false) }
+
+// readBytes is ReadBytes; alias lets little-endian F32 entries view b.
+func readBytes(b []byte, name string, alias bool) (*File, error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("checkpoint: %s: %s", name, fmt.Sprintf(format, args...))
 	}
@@ -193,21 +201,37 @@ func ReadBytes(b []byte, name string) (*File, error) {
 		}
 		delete(raw, "__metadata__")
 	}
+	type span struct {
+		begin, end int64
+		key        string
+	}
+	spans := make([]span, 0, len(raw))
 	for key, msg := range raw {
 		var h headerEntry
 		if err := json.Unmarshal(msg, &h); err != nil {
 			return nil, fail("tensor %q: bad header entry: %v", key, err)
 		}
-		e, err := decodeEntry(&h, data)
+		e, err := decodeEntry(&h, data, alias)
 		if err != nil {
 			return nil, fail("tensor %q: %v", key, err)
 		}
 		f.Tensors[key] = e
+		if h.DataOffsets[1] > h.DataOffsets[0] {
+			spans = append(spans, span{h.DataOffsets[0], h.DataOffsets[1], key})
+		}
+	}
+	// Overlapping tensors are corruption (the reference reader refuses
+	// them too), and with aliasing they would share memory.
+	sort.Slice(spans, func(i, j int) bool { return spans[i].begin < spans[j].begin })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].begin < spans[i-1].end {
+			return nil, fail("tensors %q and %q overlap in the data section", spans[i-1].key, spans[i].key)
+		}
 	}
 	return f, nil
 }
 
-func decodeEntry(h *headerEntry, data []byte) (*Entry, error) {
+func decodeEntry(h *headerEntry, data []byte, alias bool) (*Entry, error) {
 	info, ok := dtypes[h.DType]
 	if !ok {
 		return nil, fmt.Errorf("unknown dtype %q", h.DType)
@@ -247,10 +271,13 @@ func decodeEntry(h *headerEntry, data []byte) (*Entry, error) {
 	}
 	src := data[begin:end]
 	e := &Entry{DType: h.DType, Shape: shape}
-	if info.float {
+	switch {
+	case alias && littleEndian && h.DType == "F32" && numel > 0 && uintptr(unsafe.Pointer(&src[0]))%4 == 0:
+		e.F32 = unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), numel)
+	case info.float:
 		e.F32 = make([]float32, numel)
 		decodeFloats(e.F32, src, h.DType)
-	} else {
+	default:
 		e.I64 = make([]int64, numel)
 		decodeInts(e.I64, src, h.DType)
 	}

@@ -273,3 +273,32 @@ func TestHalfConversions(t *testing.T) {
 		t.Error("NaN not preserved in bf16")
 	}
 }
+
+func TestSafetensorsOverlapAndAlias(t *testing.T) {
+	hdr := `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}`
+	if _, err := ReadBytes(rawST(hdr, f32bytes(1, 2, 3)), "ov"); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("overlapping tensors: %v", err)
+	}
+	// Read may view the file buffer; entries must still be independent and
+	// equal to what ReadBytes copies.
+	path := filepath.Join(t.TempDir(), "a.safetensors")
+	if err := Write(path, sampleFile()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	g, _ := ReadBytes(b, "copy")
+	for _, n := range f.Names() {
+		if !reflect.DeepEqual(f.Tensors[n], g.Tensors[n]) {
+			t.Errorf("%s: Read and ReadBytes differ", n)
+		}
+	}
+	w := f.Tensors["w"].F32
+	w = append(w, 99) // must not spill into the next tensor
+	if f.Tensors["w"].F32[0] != 1 || len(w) != 7 {
+		t.Error("append to an aliased entry misbehaved")
+	}
+}
