@@ -10,6 +10,14 @@ import (
 	"testing"
 )
 
+func mustMarshal(t *testing.T, f *File) []byte {
+	b, err := Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // FuzzSafetensors checks that no input panics ReadBytes, and that whatever
 // it accepts survives a write/read round trip unchanged.
 func FuzzSafetensors(f *testing.F) {
@@ -19,8 +27,16 @@ func FuzzSafetensors(f *testing.F) {
 	f.Add(rawST(`{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, f32bytes(1, 2)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g, err := ReadBytes(b, "fuzz")
+		// The aliasing reader (Read) must agree with the copying one.
+		a, aerr := readBytes(append([]byte(nil), b...), "fuzz", true)
+		if (err == nil) != (aerr == nil) {
+			t.Fatalf("copying reader: %v, aliasing reader: %v", err, aerr)
+		}
 		if err != nil {
 			return
+		}
+		if ea, eg := mustMarshal(t, a), mustMarshal(t, g); !bytes.Equal(ea, eg) {
+			t.Fatal("aliasing and copying readers decode differently")
 		}
 		enc, err := Marshal(g)
 		if err != nil {
