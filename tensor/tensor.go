@@ -34,7 +34,10 @@ func Numel(shape []int) int {
 	n := 1
 	for _, d := range shape {
 		if d < 0 {
-			panic(fmt.Sprintf("tensor: negative dimension in shape %v", shape))
+			// Format a copy: handing shape itself to fmt would make every
+			// caller's variadic shape escape to the heap (one allocation per
+			// Ensure on the hot path).
+			panic(fmt.Sprintf("tensor: negative dimension in shape %v", append([]int(nil), shape...)))
 		}
 		n *= d
 	}
