@@ -80,6 +80,7 @@ func TestReadPTHFixtures(t *testing.T) {
 		{"nested.pth", "", "model", "sd", map[string]string{"epoch": "3", "max_accuracy": "81.5", "note": "fixture"}},
 		{"legacy.pth", "", "model", "sd", map[string]string{"epoch": "3", "max_accuracy": "81.5", "note": "fixture"}},
 		{"plain.pth", "", "", "sd", nil},
+		{"proto4.pth", "", "", "sd", nil},
 		{"module.pth", "", "", "module", nil},
 		{"ema.pth", "", "model", "sd", nil},
 		{"ema.pth", "model_ema", "model_ema", "ema", nil},
@@ -193,6 +194,14 @@ func TestReadPTHErrors(t *testing.T) {
 			t.Errorf("%s: error %q lacks %q or the file name", c.name, err, c.want)
 		}
 	}
+	// PyTorch >= 2.1 adds a byteorder record.
+	for _, c := range []struct{ order, want string }{{"little", ""}, {"big", "byte order"}} {
+		b := withMember(t, good, "nested/byteorder", []byte(c.order))
+		_, err := ReadPTHBytes(b, "ck.pth", "")
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("byteorder %s: %v", c.order, err)
+		}
+	}
 	if _, err := ReadPTH("testdata/absent.pth"); err == nil || !strings.Contains(err.Error(), "absent.pth") {
 		t.Errorf("missing file: %v", err)
 	}
@@ -246,6 +255,26 @@ func TestPickleVM(t *testing.T) {
 	if o, ok := v.(*pyObject); err != nil || !ok || o.class.name != "system" {
 		t.Errorf("opaque object: %#v %v", v, err)
 	}
+}
+
+// withMember returns the archive b with one more member.
+func withMember(t *testing.T, b []byte, name string, data []byte) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	for _, zf := range zr.File {
+		if err := zw.Copy(zf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, _ := zw.Create(name)
+	w.Write(data)
+	zw.Close()
+	return out.Bytes()
 }
 
 // withPickle replaces nested.pth's data.pkl (keeping its storages).

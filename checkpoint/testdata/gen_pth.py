@@ -49,6 +49,7 @@ ckpt = {"model": sd, "epoch": 3, "max_accuracy": 81.5, "optimizer": {"state": {}
 torch.save(ckpt, "nested.pth")
 torch.save(ckpt, "legacy.pth", _use_new_zipfile_serialization=False)
 torch.save(sd, "plain.pth")
+torch.save(sd, "proto4.pth", pickle_protocol=4)  # FRAME, MEMOIZE, STACK_GLOBAL, SHORT_BINUNICODE
 ema = collections.OrderedDict((k, v * 2) for k, v in list(sd.items())[:2])
 torch.save({"model": sd, "model_ema": ema}, "ema.pth")
 m = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
