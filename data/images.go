@@ -209,6 +209,10 @@ func escapeModulePath(p string) string {
 // Len is the number of images.
 func (d *Dataset) Len() int { return d.N }
 
+// NumClasses is the number of label values (0 when Classes is unset, as
+// for a bare LoadIDX).
+func (d *Dataset) NumClasses() int { return len(d.Classes) }
+
 // Shape is the (channels, height, width) of one image.
 func (d *Dataset) Shape() (c, h, w int) { return d.C, d.H, d.W }
 

@@ -143,6 +143,9 @@ func TestRealData(t *testing.T) {
 			t.Errorf("%s/%s: %v", c.name, c.split, err)
 			continue
 		}
+		if ds.NumClasses() != 10 {
+			t.Errorf("%s: %d classes", c.name, ds.NumClasses())
+		}
 		if ds.N != c.n || ds.H != 28 || ds.W != 28 || ds.C != 1 || len(ds.Images) != c.n*784 || len(ds.Labels) != c.n {
 			t.Errorf("%s/%s: N=%d %dx%dx%d", c.name, c.split, ds.N, ds.C, ds.H, ds.W)
 		}
