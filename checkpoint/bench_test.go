@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -52,4 +53,33 @@ func BenchmarkMarshal88MB(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkReadPTH reads the .pth named by $SLAB_BENCH_PTH (for example
+// one written by tools/reference/reference.py --pth-full), both ways.
+func BenchmarkReadPTH(b *testing.B) {
+	path := os.Getenv("SLAB_BENCH_PTH")
+	if path == "" {
+		b.Skip("set SLAB_BENCH_PTH to a .pth file")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("file-view", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for i := 0; i < b.N; i++ {
+			if _, err := ReadPTH(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bytes-copy", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for i := 0; i < b.N; i++ {
+			if _, err := ReadPTHBytes(raw, path, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

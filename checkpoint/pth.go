@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // StateDictKeys are the keys under which a training checkpoint nests its
@@ -39,12 +41,20 @@ func ReadPTHKey(path, key string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	return ReadPTHBytes(b, path, key)
+	// The buffer is private here, so tensors may view it (see readPTH).
+	return readPTH(b, path, key, true)
 }
 
 // ReadPTHBytes decodes a torch.save image held in memory; name labels
 // errors and key is as in ReadPTHKey.
-func ReadPTHBytes(b []byte, name, key string) (f *File, err error) {
+func ReadPTHBytes(b []byte, name, key string) (*File, error) {
+	return readPTH(b, name, key, false)
+}
+
+// readPTH is ReadPTHBytes; alias lets little-endian float32 tensors view b
+// (each entry keeps its own length and capacity), so a large checkpoint is
+// held in memory about once instead of three times.
+func readPTH(b []byte, name, key string, alias bool) (f *File, err error) {
 	// Every input is bounds-checked; this recover is only a last line of
 	// defence so that a bug can never turn a bad file into a crash.
 	defer func() {
@@ -55,9 +65,9 @@ func ReadPTHBytes(b []byte, name, key string) (f *File, err error) {
 	var root any
 	var ld *pthLoader
 	if len(b) >= 4 && string(b[:4]) == "PK\x03\x04" {
-		ld, root, err = loadZip(b)
+		ld, root, err = loadZip(b, alias)
 	} else {
-		ld, root, err = loadLegacy(b)
+		ld, root, err = loadLegacy(b, alias)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %s: %w", name, err)
@@ -92,12 +102,22 @@ type storage struct {
 	raw   []byte // little-endian elements, len == numel*size
 	f32   []float32
 	i64   []int64
+	// alias lets f32 view raw (F32 on a little-endian machine, when raw
+	// is private to the reader); views counts the tensors built on the
+	// storage and given records that f32 was handed to an Entry as is.
+	alias bool
+	views int
+	given bool
 }
 
 func (s *storage) floats() []float32 {
 	if s.f32 == nil {
-		s.f32 = make([]float32, s.numel)
-		decodeFloats(s.f32, s.raw, s.typ.dtype)
+		if s.alias && littleEndian && s.typ.dtype == "F32" && s.numel > 0 && uintptr(unsafe.Pointer(&s.raw[0]))%4 == 0 {
+			s.f32 = unsafe.Slice((*float32)(unsafe.Pointer(&s.raw[0])), s.numel)
+		} else {
+			s.f32 = make([]float32, s.numel)
+			decodeFloats(s.f32, s.raw, s.typ.dtype)
+		}
 	}
 	return s.f32
 }
@@ -227,6 +247,7 @@ func rebuildTensor(args []any) (*ptTensor, error) {
 	if !ok1 || !ok2 || len(sizes) != len(strides) {
 		return nil, fmt.Errorf("size %s and stride %s do not match", describe(args[2]), describe(args[3]))
 	}
+	st.views++
 	t := &ptTensor{st: st, offset: off, size: make([]int, len(sizes)), stride: make([]int64, len(sizes))}
 	numel := int64(1)
 	last := off // highest storage index touched
@@ -270,19 +291,14 @@ func (t *ptTensor) entry() *Entry {
 		n *= d
 	}
 	float := dtypes[t.st.typ.dtype].float
-	var f32 []float32
-	var i64 []int64
-	if float {
-		f32 = t.st.floats()
-		e.F32 = make([]float32, n)
-	} else {
-		i64 = t.st.ints()
-		e.I64 = make([]int64, n)
-	}
 	if n == 0 {
+		if float {
+			e.F32 = []float32{}
+		} else {
+			e.I64 = []int64{}
+		}
 		return e
 	}
-	// Contiguous (the common case): one copy.
 	contig, want := true, int64(1)
 	for i := len(t.size) - 1; i >= 0; i-- {
 		if t.size[i] != 1 && t.stride[i] != want {
@@ -290,6 +306,23 @@ func (t *ptTensor) entry() *Entry {
 			break
 		}
 		want *= int64(t.size[i])
+	}
+	var f32 []float32
+	var i64 []int64
+	if float {
+		f32 = t.st.floats()
+		// The usual state dict tensor owns its whole storage: hand the
+		// decoded values over instead of copying them (once only, since
+		// the memo can reference one tensor under several names).
+		if contig && t.offset == 0 && int64(n) == t.st.numel && t.st.views == 1 && !t.st.given {
+			t.st.given = true
+			e.F32 = f32[:n:n]
+			return e
+		}
+		e.F32 = make([]float32, n)
+	} else {
+		i64 = t.st.ints()
+		e.I64 = make([]int64, n)
 	}
 	if contig {
 		if float {
@@ -323,7 +356,7 @@ func (t *ptTensor) entry() *Entry {
 
 // loadZip reads the torch >= 1.6 format: a zip holding <dir>/data.pkl and
 // one member <dir>/data/<key> per storage.
-func loadZip(b []byte) (*pthLoader, any, error) {
+func loadZip(b []byte, alias bool) (*pthLoader, any, error) {
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("not a valid zip archive: %w", err)
@@ -372,9 +405,24 @@ func loadZip(b []byte) (*pthLoader, any, error) {
 			return nil, nil, fmt.Errorf("storage %s: %d %s elements need %d bytes, the archive member holds %d (truncated?)",
 				s.key, s.numel, s.typ.dtype, want, zf.UncompressedSize64)
 		}
+		if zf.Method == zip.Store {
+			// torch stores members uncompressed: view them in place,
+			// checking the CRC that reading through archive/zip would.
+			off, err := zf.DataOffset()
+			if err != nil || off < 0 || zf.CompressedSize64 != zf.UncompressedSize64 || uint64(off)+zf.UncompressedSize64 > uint64(len(b)) {
+				return nil, nil, fmt.Errorf("storage %s: archive member %s is truncated or corrupt", s.key, zf.Name)
+			}
+			full := b[off : uint64(off)+zf.UncompressedSize64]
+			if crc32.ChecksumIEEE(full) != zf.CRC32 {
+				return nil, nil, fmt.Errorf("storage %s: archive member %s fails its CRC check (corrupt)", s.key, zf.Name)
+			}
+			s.raw, s.alias = full[:want:want], alias
+			continue
+		}
 		if s.raw, err = readMember(zf, int64(want), int64(len(b))); err != nil {
 			return nil, nil, fmt.Errorf("storage %s: %w", s.key, err)
 		}
+		s.alias = true // a private copy
 	}
 	return ld, root, nil
 }
@@ -415,7 +463,7 @@ var legacyMagic = []byte{0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0
 // sys-info pickles, the object pickle, a pickled list of storage keys, then
 // each storage as an 8-byte element count followed by its raw data, in the
 // order of that list.
-func loadLegacy(b []byte) (*pthLoader, any, error) {
+func loadLegacy(b []byte, alias bool) (*pthLoader, any, error) {
 	if !bytes.HasPrefix(b, legacyMagic) {
 		return nil, nil, errors.New("neither a zip archive nor a legacy torch.save file (bad magic number)")
 	}
@@ -473,7 +521,7 @@ func loadLegacy(b []byte) (*pthLoader, any, error) {
 			return nil, nil, fmt.Errorf("storage %s: file truncated", key)
 		}
 		n := int(numel) * s.typ.size
-		s.raw = b[pos : pos+n]
+		s.raw, s.alias = b[pos:pos+n:pos+n], alias
 		pos += n
 	}
 	for _, s := range ld.order {

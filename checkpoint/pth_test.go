@@ -92,6 +92,11 @@ func TestReadPTHFixtures(t *testing.T) {
 			continue
 		}
 		compareSD(t, c.file+"["+c.key+"]", f, exp[c.exp])
+		// ReadPTHKey views the file buffer; ReadPTHBytes copies: same result.
+		raw, _ := os.ReadFile(filepath.Join("testdata", c.file))
+		if g, err := ReadPTHBytes(raw, c.file, c.key); err != nil || !reflect.DeepEqual(f, g) {
+			t.Errorf("%s: ReadPTHBytes differs from ReadPTHKey (%v)", c.file, err)
+		}
 		if got := f.Metadata["pth.state_dict_key"]; got != c.wantKey {
 			t.Errorf("%s: state dict key %q, want %q", c.file, got, c.wantKey)
 		}
@@ -192,6 +197,18 @@ func TestReadPTHErrors(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "ck.pth") {
 			t.Errorf("%s: error %q lacks %q or the file name", c.name, err, c.want)
+		}
+	}
+	// A flipped bit in a stored tensor fails the CRC check.
+	zr, _ := zip.NewReader(bytes.NewReader(good), int64(len(good)))
+	for _, zf := range zr.File {
+		if strings.HasSuffix(zf.Name, "data/0") {
+			off, _ := zf.DataOffset()
+			bad := append([]byte(nil), good...)
+			bad[off+3] ^= 1
+			if _, err := ReadPTHBytes(bad, "ck.pth", ""); err == nil || !strings.Contains(err.Error(), "CRC") {
+				t.Errorf("flipped bit: %v", err)
+			}
 		}
 	}
 	// PyTorch >= 2.1 adds a byteorder record.
