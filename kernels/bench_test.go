@@ -273,3 +273,41 @@ func BenchmarkGoroutineFork(b *testing.B) {
 		wg.Wait()
 	}
 }
+
+// BenchmarkMicrokernel times the AVX-512 12x32 microkernel alone on packed
+// panels (17 A panels streaming from L2 past one B panel in L1, as in the
+// tile loop), one thread: the ceiling the GEMM driver can approach.
+func BenchmarkMicrokernel(b *testing.B) {
+	if bestPath != PathAVX512 {
+		b.Skip("needs the AVX-512 kernel")
+	}
+	_, cpuPeak := measuredPeak()
+	cpuPeak /= float64(Threads()) // per thread
+	for _, kc := range []int{64, 192, 256} {
+		b.Run(fmt.Sprintf("kc=%d", kc), func(b *testing.B) {
+			const npa, mr, nr = 17, 12, 32
+			rng := rand.New(rand.NewSource(1))
+			ap := gemmRand(rng, mr*kc*npa)
+			bp := gemmRand(rng, nr*kc)
+			c := make([]float32, mr*npa*nr)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			b.ResetTimer()
+			c0 := processCPU()
+			for b.Loop() {
+				for ia := 0; ia < npa; ia++ {
+					callKernel(kernelAVX512, kc, &ap[ia*mr*kc], mr, &bp[0], &c[ia*mr*nr], nr, 1)
+				}
+			}
+			flop := 2.0 * mr * nr * float64(kc) * npa
+			if dc := processCPU() - c0; dc > 0 {
+				g := flop * float64(b.N) / dc.Seconds() / 1e9
+				b.ReportMetric(g, "cpuGFLOP/s")
+				if cpuPeak > 0 {
+					b.ReportMetric(100*g/cpuPeak, "%cpupeak1")
+				}
+			}
+			b.ReportMetric(flop*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
