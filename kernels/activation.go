@@ -24,14 +24,23 @@ const (
 
 // cdfTab[i] holds Phi on segment i as c0 + f*(c1 + f*(c2 + f*c3)), f in
 // [0,1] the position inside the segment; dgeluTab likewise holds GELU'.
-var cdfTab, dgeluTab [tabN][4]float32
+// Entries tabN and tabN+1 are the constant segments below -8 (0) and from
+// 8 on (1); the tables are padded to a power of two so that masking the
+// index proves it in range.
+var cdfTab, dgeluTab [2 * tabN][4]float32
+
+// segBelow and segAbove are the constant segments outside [-8, 8).
+const (
+	segBelow = tabN
+	segAbove = tabN + 1
+)
 
 func init() {
 	h := 1.0 / tabStep
 	pdf := func(x float64) float64 { return math.Exp(-x*x/2) / math.Sqrt(2*math.Pi) }
 	cdf := func(x float64) float64 { return 0.5 * math.Erfc(-x/math.Sqrt2) }
-	fill := func(tab *[tabN][4]float32, f, df func(float64) float64) {
-		for i := range tab {
+	fill := func(tab *[2 * tabN][4]float32, f, df func(float64) float64) {
+		for i := range tabN {
 			x0 := tabLo + float64(i)*h
 			x1 := x0 + h
 			f0, f1 := f(x0), f(x1)
@@ -40,6 +49,8 @@ func init() {
 		}
 	}
 	fill(&cdfTab, cdf, pdf)
+	cdfTab[segAbove][0] = 1
+	dgeluTab[segAbove][0] = 1
 	fill(&dgeluTab, func(x float64) float64 { return cdf(x) + x*pdf(x) },
 		func(x float64) float64 { return pdf(x) * (2 - x*x) })
 }
@@ -48,28 +59,32 @@ func init() {
 // taken relative to x*32 (exact: a power-of-two scaling), not to the
 // offset x*32+256, which would round x to 1e-6 near 0; when that rounding
 // moves k across a segment boundary f comes out a hair below 0 or above 1,
-// where the cubic is still accurate. NaN maps to segment 0 and then
-// propagates through the multiplication by x or dy.
+// where the cubic is still accurate. One unsigned compare catches every
+// input outside [-8, 8), infinities and NaN (whose integer conversion is
+// out of range too): they take the constant segments (Phi = 0 or 1,
+// GELU' = 0 or 1; the true values differ by < 1e-15), and NaN becomes f so
+// that it propagates through the polynomial.
 func segment(x float32) (int32, float32) {
 	s := x * tabStep
-	if !(s >= tabLo*tabStep) {
-		s = tabLo * tabStep
+	k := int32(s - tabLo*tabStep)
+	f := s - float32(k+tabLo*tabStep)
+	if uint32(k) >= tabN {
+		k, f = segBelow, 0
+		if s > 0 {
+			k = segAbove
+		}
+		if s != s {
+			f = s
+		}
 	}
-	if s > -tabLo*tabStep {
-		s = -tabLo * tabStep
-	}
-	k := int32(s - tabLo*tabStep) // >= 0, so truncation is the floor
-	if k >= tabN {
-		k = tabN - 1
-	}
-	return k, s - float32(k+tabLo*tabStep)
+	return k, f
 }
 
 // GELUValue is the exact-erf GELU of one value, as the slice kernels
 // compute it.
 func GELUValue(x float32) float32 {
 	k, f := segment(x)
-	c := &cdfTab[k&(tabN-1)] // the mask proves the bound: no check
+	c := &cdfTab[k&(2*tabN-1)] // the mask proves the bound: no check
 	return x * (c[0] + f*(c[1]+f*(c[2]+f*c[3])))
 }
 
@@ -88,7 +103,7 @@ func geluSerial(y, x []float32) {
 	x = x[:len(y)]
 	for i, v := range x {
 		k, f := segment(v)
-		c := &cdfTab[k&(tabN-1)] // the mask proves the bound: no check
+		c := &cdfTab[k&(2*tabN-1)] // the mask proves the bound: no check
 		y[i] = v * (c[0] + f*(c[1]+f*(c[2]+f*c[3])))
 	}
 }
@@ -109,7 +124,7 @@ func geluBwdSerial(dx, dy, x []float32) {
 	dy, x = dy[:len(dx)], x[:len(dx)]
 	for i, v := range x {
 		k, f := segment(v)
-		c := &dgeluTab[k&(tabN-1)]
+		c := &dgeluTab[k&(2*tabN-1)]
 		dx[i] = dy[i] * (c[0] + f*(c[1]+f*(c[2]+f*c[3])))
 	}
 }

@@ -23,6 +23,7 @@ func TestGELUAccuracy(t *testing.T) {
 		x[i] = float32(-12 + 24*float64(i)/float64(n-1))
 	}
 	x[0], x[1], x[2] = 0, float32(math.SmallestNonzeroFloat32), -1e-30
+	x[3], x[4] = 1e30, -1e30 // far outside the table
 	dy := make([]float32, n)
 	for i := range dy {
 		dy[i] = 1 + float32(i%7)*0.25
@@ -58,6 +59,36 @@ func TestGELUAccuracy(t *testing.T) {
 		t.Logf("parallelMin %d: GELU max abs %.3g max rel %.3g (|x| <= 8); grad max abs %.3g", pmin, maxAbs, maxRel, maxGrad)
 		if g := GELUValue(x[n/3]); g != y[n/3] {
 			t.Fatalf("GELUValue(%g) = %g, slice kernel %g", x[n/3], g, y[n/3])
+		}
+	}
+}
+
+// TestGELUSpecial: NaN propagates, +Inf passes through, values past the
+// table's +-8 saturate to x and ~0.
+func TestGELUSpecial(t *testing.T) {
+	nan := float32(math.NaN())
+	if g := GELUValue(nan); !math.IsNaN(float64(g)) {
+		t.Fatalf("GELU(NaN) = %g", g)
+	}
+	dx := []float32{0}
+	GELUBackward(dx, []float32{1}, []float32{nan})
+	if !math.IsNaN(float64(dx[0])) {
+		t.Fatalf("GELU'(NaN) = %g", dx[0])
+	}
+	if g := GELUValue(float32(math.Inf(1))); !math.IsInf(float64(g), 1) {
+		t.Fatalf("GELU(+Inf) = %g", g)
+	}
+	for _, v := range []float32{8.5, 9.5, 100, 3e38, float32(math.Inf(1))} {
+		if g := GELUValue(v); g != v && !math.IsInf(float64(v), 0) {
+			t.Fatalf("GELU(%g) = %g, want %g", v, g, v)
+		}
+		if g := GELUValue(-v); g != 0 && !math.IsInf(float64(v), 0) { // -Inf*0: NaN, as PyTorch
+			t.Fatalf("GELU(%g) = %g, want 0", -v, g)
+		}
+		d := []float32{0, 0}
+		GELUBackward(d, []float32{1, 1}, []float32{v, -v})
+		if d[0] != 1 || d[1] != 0 {
+			t.Fatalf("GELU'(+-%g) = %g, %g, want 1, 0", v, d[0], d[1])
 		}
 	}
 }
