@@ -59,13 +59,17 @@ func TestLinear(t *testing.T) {
 			dy := blRand(4, 1, y.Shape...)
 			dx := l.Backward(dy)
 			blCheckGrad(t, "dx", dx.Data, func(v []float64) float64 { return blDotLoss(blLinear64(v, w64, b64, rows, in, tc.out), dy.Data) }, x.Data, 1e-4, 1e-4)
-			blCheckGrad(t, "dW", l.Weight.G.Data, func(v []float64) float64 { return blDotLoss(blLinear64(blTo64(x.Data), v, b64, rows, in, tc.out), dy.Data) }, l.Weight.W.Data, 1e-4, 1e-4)
+			blCheckGrad(t, "dW", l.Weight.G.Data, func(v []float64) float64 {
+				return blDotLoss(blLinear64(blTo64(x.Data), v, b64, rows, in, tc.out), dy.Data)
+			}, l.Weight.W.Data, 1e-4, 1e-4)
 			if tc.bias {
 				gb := append([]float32(nil), l.Bias.G.Data...)
 				for i := range gb {
 					gb[i] -= 0.25
 				}
-				blCheckGrad(t, "db", gb, func(v []float64) float64 { return blDotLoss(blLinear64(blTo64(x.Data), w64, v, rows, in, tc.out), dy.Data) }, l.Bias.W.Data, 1e-4, 1e-4)
+				blCheckGrad(t, "db", gb, func(v []float64) float64 {
+					return blDotLoss(blLinear64(blTo64(x.Data), w64, v, rows, in, tc.out), dy.Data)
+				}, l.Bias.W.Data, 1e-4, 1e-4)
 			}
 		})
 	}
