@@ -13,7 +13,11 @@ import "math"
 func rowGrain(c int) int { return max(1, elemGrain/max(c, 1)) }
 
 // LayerNormForward sets y = (x-mean)/sqrt(var+eps)*w + b per row, with the
-// biased variance (two passes over the row: stable when |mean| >> std).
+// biased variance. The statistics take one pass (sum and sum of squares)
+// when that is exact enough, i.e. when mean^2 <= 4*var, as in transformer
+// activations whose per-token mean is small against their spread; rows
+// with a large mean get a second pass around the mean, so the result stays
+// stable when |mean| >> std.
 // mean and rstd (length rows) receive the statistics if non-nil; w and b
 // may be nil (no affine). y may alias x.
 func LayerNormForward(y, mean, rstd, x, w, b []float32, rows, c int, eps float32) {
@@ -41,8 +45,14 @@ func layerNormFwd(y, mean, rstd, x, w, b []float32, lo, hi, c int, eps float32) 
 		xr := x[r*c : r*c+c]
 		yr := y[r*c : r*c+c]
 		yr = yr[:len(xr)]
-		m := sum32(xr) * inv
-		rs := float32(1 / math.Sqrt(float64(sumSqDev32(xr, m)*inv+eps)))
+		s1, s2 := sumAndSq32(xr)
+		m := s1 * inv
+		v := s2*inv - m*m
+		if !(m*m <= 4*v) {
+			// E[x^2]-m^2 cancels: redo the variance around the mean.
+			v = sumSqDev32(xr, m) * inv
+		}
+		rs := float32(1 / math.Sqrt(float64(v+eps)))
 		if mean != nil {
 			mean[r] = m
 		}
@@ -68,20 +78,25 @@ func layerNormFwd(y, mean, rstd, x, w, b []float32, lo, hi, c int, eps float32) 
 	}
 }
 
-// sum32 sums a short row in float32 with four chains (the add latency, not
-// the loads, bounds a single chain).
-func sum32(x []float32) float32 {
-	var s0, s1, s2, s3 float32
+// sumAndSq32 returns sum x and sum x^2 of a short row in float32, four
+// chains each (the add latency, not the loads, bounds a single chain).
+func sumAndSq32(x []float32) (float32, float32) {
+	var s0, s1, s2, s3, q0, q1, q2, q3 float32
 	for ; len(x) >= 4; x = x[4:] {
 		s0 += x[0]
 		s1 += x[1]
 		s2 += x[2]
 		s3 += x[3]
+		q0 += x[0] * x[0]
+		q1 += x[1] * x[1]
+		q2 += x[2] * x[2]
+		q3 += x[3] * x[3]
 	}
 	for _, v := range x {
 		s0 += v
+		q0 += v * v
 	}
-	return (s0 + s1) + (s2 + s3)
+	return (s0 + s1) + (s2 + s3), (q0 + q1) + (q2 + q3)
 }
 
 // sumSqDev32 returns sum (x-m)^2 with four chains.
