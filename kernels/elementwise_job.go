@@ -11,7 +11,7 @@ import "sync"
 type job struct {
 	s    [8][]float32
 	f    [2]float32
-	f64  []float64 // per-column float64 scratch (grow-only, kept with the pooled job)
+	f64  []float64 // 2 float64 per column of scratch (grow-only, kept with the pooled job)
 	r, c int
 	body func(j *job, lo, hi int)
 	cols func(j *job, lo, hi int) // column-range body for colBody
@@ -50,10 +50,10 @@ func colBody(j *job, lo, hi int) { j.cols(j, lo*colBlock, min(hi*colBlock, j.c))
 func runCols(cols func(j *job, lo, hi int), rows, c int, s ...[]float32) {
 	j := newJob(colBody, rows, c, s...)
 	j.cols = cols
-	if cap(j.f64) < c {
-		j.f64 = make([]float64, c)
+	if cap(j.f64) < 2*c {
+		j.f64 = make([]float64, 2*c)
 	}
-	j.f64 = j.f64[:c]
+	j.f64 = j.f64[:2*c]
 	if rows*c < parallelMin || c < 2*colBlock {
 		cols(j, 0, c)
 		j.s = [8][]float32{}

@@ -203,3 +203,40 @@ func BenchmarkColSums(b *testing.B) {
 		return int64(4 * len(x)), func() { ColSums(d, x, rows, c) }
 	})
 }
+
+// TestColMeanVarLargeMean mixes channels whose mean is tiny, moderate and
+// 1e6 times their spread (the second-pass fallback) in one matrix.
+func TestColMeanVarLargeMean(t *testing.T) {
+	for _, pmin := range []int{1 << 30, 16} {
+		withParallelMin(t, pmin)
+		rows, c := 300, 40
+		x := randSlice(rows*c, 9)
+		for r := 0; r < rows; r++ {
+			for j := 0; j < c; j++ {
+				switch j % 3 {
+				case 1:
+					x[r*c+j] = 5 + x[r*c+j]
+				case 2:
+					x[r*c+j] = 1e4 + 0.01*x[r*c+j]
+				}
+			}
+		}
+		mean, vr := make([]float32, c), make([]float32, c)
+		ColMeanVar(mean, vr, x, rows, c)
+		wm, wv := make([]float64, c), make([]float64, c)
+		for j := 0; j < c; j++ {
+			for r := 0; r < rows; r++ {
+				wm[j] += float64(x[r*c+j])
+			}
+			wm[j] /= float64(rows)
+			for r := 0; r < rows; r++ {
+				d := float64(x[r*c+j]) - wm[j]
+				wv[j] += d * d
+			}
+			wv[j] /= float64(rows)
+		}
+		checkClose(t, "mean", mean, wm, 1e-6, 0)
+		// Relative to each channel's own variance, not to the largest.
+		checkClose(t, "var", vr, wv, 1e-5, 0)
+	}
+}

@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // Reductions. Column reductions (sums over rows per channel: bias
 // gradients, BatchNorm statistics, norm-weight gradients) are split across
 // threads by column blocks, not by rows: each thread owns whole output
@@ -77,12 +79,13 @@ func colSumsDotSerial(sx, sxy, x, y, m []float32, rows, c, lo, hi int) {
 }
 
 // ColMeanVar sets mean[j] and the biased variance vr[j] of each column of
-// the rows x c matrix x (BatchNorm statistics over all B*N tokens). Two
-// passes, accumulated in float64: with 6304 tokens a one-pass float32
-// E[x^2]-E[x]^2 loses digits exactly when activations drift from zero.
-// Each pass streams whole row segments into a float64 accumulator per
+// the rows x c matrix x (BatchNorm statistics over all B*N tokens). One
+// pass streams whole row segments into float64 sums of x and x^2 per
 // column (the job's scratch: columns are split between threads, so one
-// shared array serves all of them).
+// shared array serves them all). In float64, E[x^2]-mean^2 keeps ~30 good
+// bits while mean^2 <= 1e6*var; a channel beyond that (a huge mean against
+// its spread) gets a second pass around its mean, so the result is as
+// stable as the two-pass formula at the cost of one pass in the usual case.
 func ColMeanVar(mean, vr, x []float32, rows, c int) {
 	checkLen("ColMeanVar", c, mean, vr)
 	checkLen("ColMeanVar", rows*c, x)
@@ -90,34 +93,55 @@ func ColMeanVar(mean, vr, x []float32, rows, c int) {
 }
 
 func colMeanVarSerial(scratch []float64, mean, vr, x []float32, rows, c, lo, hi int) {
-	acc := scratch[lo:hi]
-	clear(acc)
+	sum, sq := scratch[lo:hi], scratch[c+lo:c+hi]
+	sq = sq[:len(sum)]
+	clear(sum)
+	clear(sq)
 	for r := 0; r < rows; r++ {
 		xr := x[r*c+lo : r*c+hi]
-		xr = xr[:len(acc)]
-		for j := range acc {
-			acc[j] += float64(xr[j])
+		xr = xr[:len(sum)]
+		for j, v := range xr {
+			e := float64(v)
+			sum[j] += e
+			sq[j] += e * e
 		}
 	}
 	inv := 1 / float64(max(rows, 1))
-	m := mean[lo:hi]
-	m = m[:len(acc)]
-	for j := range acc {
-		m[j] = float32(acc[j] * inv)
-		acc[j] = 0
-	}
-	for r := 0; r < rows; r++ {
-		xr := x[r*c+lo : r*c+hi]
-		xr = xr[:len(acc)]
-		for j := range acc {
-			d := float64(xr[j] - m[j])
-			acc[j] += d * d
+	m, v := mean[lo:hi], vr[lo:hi]
+	m, v = m[:len(sum)], v[:len(sum)]
+	redo := false
+	for j := range sum {
+		mu := sum[j] * inv
+		va := sq[j]*inv - mu*mu
+		m[j] = float32(mu)
+		v[j] = float32(max(va, 0))
+		// From here sum holds the float64 mean of a column that needs the
+		// second pass and +Inf for the others.
+		sum[j] = math.Inf(1)
+		if !(mu*mu <= 1e6*va) {
+			redo = true
+			sum[j], sq[j] = mu, 0
 		}
 	}
-	v := vr[lo:hi]
-	v = v[:len(acc)]
-	for j := range acc {
-		v[j] = float32(acc[j] * inv)
+	if !redo {
+		return
+	}
+	// Second pass around the float64 mean (the float32 one is off by up to
+	// half an ulp of the mean, which is what made the first pass inexact).
+	for r := 0; r < rows; r++ {
+		xr := x[r*c+lo : r*c+hi]
+		xr = xr[:len(sum)]
+		for j, e := range xr {
+			if mu := sum[j]; !math.IsInf(mu, 1) {
+				d := float64(e) - mu
+				sq[j] += d * d
+			}
+		}
+	}
+	for j, mu := range sum {
+		if !math.IsInf(mu, 1) {
+			v[j] = float32(sq[j] * inv)
+		}
 	}
 }
 
