@@ -296,7 +296,7 @@ func BenchmarkMicrokernel(b *testing.B) {
 			c0 := processCPU()
 			for b.Loop() {
 				for ia := 0; ia < npa; ia++ {
-					callKernel(kernelAVX512, kc, &ap[ia*mr*kc], mr, &bp[0], &c[ia*mr*nr], nr, 1)
+					callKernel(kernelAVX512, kc, &ap[ia*mr*kc], mr, &bp[0], nr, &c[ia*mr*nr], nr, 1)
 				}
 			}
 			flop := 2.0 * mr * nr * float64(kc) * npa

@@ -9,7 +9,7 @@ func spinPause() {}
 
 func selectKernels(Path) { uk = genericKernel }
 
-func callKernel(kernelKind, int, *float32, int, *float32, *float32, int, int) {
+func callKernel(kernelKind, int, *float32, int, *float32, int, *float32, int, int) {
 	panic("kernels: no assembly microkernel on this architecture")
 }
 
@@ -17,7 +17,7 @@ func callDot4(int, *float32, *float32, int, *float32) {
 	panic("kernels: no assembly GEMV kernel on this architecture")
 }
 
-func callKernelDA(int, *float32, int, *float32, *float32, int, int) {
+func callKernelDA(int, *float32, int, *float32, int, *float32, int, int) {
 	panic("kernels: no assembly microkernel on this architecture")
 }
 

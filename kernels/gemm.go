@@ -366,6 +366,7 @@ type packTask struct {
 	kr             *ukernel
 	transA, transB bool
 	direct         bool // full A panels are read in place, not packed
+	bInPlace       bool // full B panels are read in place, not packed
 	a, b           []float32
 	lda, ldb       int
 	alpha          float32
@@ -380,7 +381,11 @@ type packTask struct {
 func (t *packTask) tasks() int {
 	n := t.npa
 	if t.packB {
-		n += t.bgroups
+		if !t.bInPlace {
+			n += t.bgroups
+		} else if t.nc%t.kr.nr != 0 {
+			n++ // the partial last panel
+		}
 	}
 	return n
 }
@@ -402,6 +407,9 @@ func (t *packTask) run(lo, hi int) {
 		}
 		g := i - t.npa
 		jp0, jp1 := g*t.npb/t.bgroups, (g+1)*t.npb/t.bgroups
+		if t.bInPlace {
+			jp0, jp1 = t.npb-1, t.npb
+		}
 		if t.transB {
 			for jp := jp0; jp < jp1; jp++ {
 				packBT(t.kr, t.b, t.ldb, t.pc, t.kc, t.jc+jp*nr, min(nr, t.nc-jp*nr), t.bpack[jp*nr*t.kc:])
@@ -502,6 +510,15 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		amode = aCols
 	}
 	direct := amode != aPacked
+	// A row-major B can feed the kernel in place: no packing pass, and its
+	// loads overlap the FMAs instead of running as a separate phase. That
+	// wins when each B panel serves few A panels (M <= 2 row blocks: the
+	// weight gradients dy^T x with k in the thousands gained 10-40 %) and
+	// B's rows are short, so a kc x 32 panel spreads over many cache sets.
+	// With many A panels (M in the thousands) the packed, L1-resident
+	// panel is faster, as it is when rows of 2 KiB and more make the
+	// panel's rows collide in a few L1/L2 sets (1024^3).
+	bInPlace := !transB && kr.kind == kernelAVX512 && ldb < 512 && m <= 2*kr.mc && !noBInPlace
 	mcMax := min(kr.mc, roundUp(m, kr.mr))
 	// A single row block when M is small: one packing pass instead of two.
 	// Also when A is read in place: nothing of A is packed per block, so
@@ -518,7 +535,9 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	*pk = packTask{kr: kr, transA: transA, transB: transB, direct: direct, a: a, lda: lda, b: b, ldb: ldb, alpha: alpha,
 		apack: growF32(&w.apack, apackLen), bpack: growF32(&w.bpack, ncMax*kcMax)}
 	blk := &w.blk
-	*blk = tileBlock{kr: kr, apack: pk.apack, bpack: pk.bpack, c: c, ldc: ldc, amode: amode, a: a, lda: lda}
+	pk.bInPlace = bInPlace
+	*blk = tileBlock{kr: kr, apack: pk.apack, bpack: pk.bpack, c: c, ldc: ldc, amode: amode, a: a, lda: lda,
+		bInPlace: bInPlace, b: b, ldb: ldb}
 	for jc := 0; jc < n; jc += kr.nc {
 		nc := min(kr.nc, n-jc)
 		npb := (nc + kr.nr - 1) / kr.nr
@@ -561,7 +580,7 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 			}
 		}
 	}
-	pk.a, pk.b, blk.c, blk.ep, blk.a = nil, nil, nil, nil, nil
+	pk.a, pk.b, blk.c, blk.ep, blk.a, blk.b = nil, nil, nil, nil, nil, nil
 	w.ep = Epilogue{}
 }
 
@@ -601,6 +620,9 @@ type tileBlock struct {
 	split        splitKind // what the parallel range indexes
 	ablk         int       // A panels per L2 block in the tile loop
 	amode        aMode     // how full A panels are read
+	bInPlace     bool      // full B panels are read from b (row-major) in place
+	b            []float32
+	ldb          int
 	a            []float32
 	lda, pc      int
 }
@@ -647,6 +669,10 @@ func (t *tileBlock) block(ia0, ia1, jb0, jb1, acc int, scratch *[16 * 32]float32
 		j0 := t.jc + jb*nr
 		cols := min(nr, t.nc-jb*nr)
 		bp := t.bpack[jb*nr*t.kc:]
+		bptr, bs := &bp[0], nr
+		if t.bInPlace && cols == nr {
+			bptr, bs = &t.b[t.pc*t.ldb+j0], t.ldb
+		}
 		for ia := ia0; ia < ia1; ia++ {
 			i0 := t.ic + ia*mr
 			rows := min(mr, t.mc-ia*mr)
@@ -658,15 +684,15 @@ func (t *tileBlock) block(ia0, ia1, jb0, jb1, acc int, scratch *[16 * 32]float32
 			}
 			switch {
 			case rows == mr && t.amode == aRows:
-				callKernelDA(t.kc, &t.a[i0*t.lda+t.pc], t.lda, &bp[0], &ct[0], ldc, accTile)
+				callKernelDA(t.kc, &t.a[i0*t.lda+t.pc], t.lda, bptr, bs, &ct[0], ldc, accTile)
 			case rows == mr && t.amode == aCols:
-				callKernel(kr.kind, t.kc, &t.a[t.pc*t.lda+i0], t.lda, &bp[0], &ct[0], ldc, accTile)
+				callKernel(kr.kind, t.kc, &t.a[t.pc*t.lda+i0], t.lda, bptr, bs, &ct[0], ldc, accTile)
 			case kr.kind != kernelGo:
 				ap := t.apack // with direct A, the partial panel is the only one
 				if t.amode == aPacked {
 					ap = t.apack[ia*mr*t.kc:]
 				}
-				callKernel(kr.kind, t.kc, &ap[0], mr, &bp[0], &ct[0], ldc, accTile)
+				callKernel(kr.kind, t.kc, &ap[0], mr, bptr, bs, &ct[0], ldc, accTile)
 			default:
 				kernelGo4x4(t.kc, t.apack[ia*mr*t.kc:], bp, ct, ldc, accTile != 0)
 			}
@@ -706,7 +732,9 @@ func packA(mr int, transA bool, a []float32, lda, i0, rows, p0, kc int, alpha fl
 		for p := 0; p < kc; p++ {
 			src := a[(p0+p)*lda+i0 : (p0+p)*lda+i0+rows]
 			d := dst[p*mr : p*mr+mr]
-			if alpha == 1 {
+			if alpha == 1 && rows == 12 && mr == 12 {
+				*(*[12]float32)(d) = *(*[12]float32)(src)
+			} else if alpha == 1 {
 				copy(d, src)
 			} else {
 				for i, v := range src {
@@ -746,8 +774,18 @@ func packBN(nr int, b []float32, ldb, p0, kc, j0, nc, jp0, jp1 int, dst []float3
 		for jp := jp0; jp < jp1; jp++ {
 			d := dst[jp*nr*kc+p*nr : jp*nr*kc+p*nr+nr]
 			cols := min(nr, nc-jp*nr)
-			copy(d, row[jp*nr:jp*nr+cols])
-			clear(d[cols:])
+			src := row[jp*nr : jp*nr+cols]
+			// Fixed-size copies compile to inline vector moves; a
+			// memmove call per 128 bytes cost as much as the copy.
+			switch {
+			case cols == 32 && nr == 32:
+				*(*[32]float32)(d) = *(*[32]float32)(src)
+			case cols == 16 && nr == 16:
+				*(*[16]float32)(d) = *(*[16]float32)(src)
+			default:
+				copy(d, src)
+				clear(d[cols:])
+			}
 		}
 	}
 }
@@ -937,3 +975,6 @@ func dotGo(x, w []float32) float32 {
 // kernel (activation.go), so the fused epilogue and the standalone layer
 // round identically.
 func geluInPlace(x []float32) { GELU(x, x) }
+
+// noBInPlace disables reading B in place (for comparisons in tests).
+var noBInPlace bool

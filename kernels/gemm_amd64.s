@@ -2,9 +2,9 @@
 
 #include "textflag.h"
 
-// func sgemmKernelAVX512(kc int, a *float32, astride int, b, c *float32, ldc int, accum int)
-// 12x32 tile; A step p at a[p*astride:], B panel 32 floats per k.
-TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-56
+// func sgemmKernelAVX512(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// 12x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
+TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-64
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -13,10 +13,13 @@ TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-56
 	MOVQ R11, R15
 	SHLQ $2, R15
 	MOVQ b+24(FP), BX
-	MOVQ c+32(FP), R8
-	MOVQ ldc+40(FP), R9
+	MOVQ bstride+32(FP), SI
+	SHLQ $2, SI
+	LEAQ (SI)(SI*2), DI
+	MOVQ c+40(FP), R8
+	MOVQ ldc+48(FP), R9
 	SHLQ $2, R9
-	MOVQ accum+48(FP), DX
+	MOVQ accum+56(FP), DX
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
@@ -119,8 +122,8 @@ sgemmKernelAVX512_loop:
 	VBROADCASTSS 44(AX), Z3
 	VFMADD231PS Z3, Z0, Z26
 	VFMADD231PS Z3, Z1, Z27
-	VMOVUPS 128(BX), Z0
-	VMOVUPS 192(BX), Z1
+	VMOVUPS 0(BX)(SI*1), Z0
+	VMOVUPS 64(BX)(SI*1), Z1
 	VBROADCASTSS 0(AX)(R11*1), Z2
 	VFMADD231PS Z2, Z0, Z4
 	VFMADD231PS Z2, Z1, Z5
@@ -157,8 +160,8 @@ sgemmKernelAVX512_loop:
 	VBROADCASTSS 44(AX)(R11*1), Z3
 	VFMADD231PS Z3, Z0, Z26
 	VFMADD231PS Z3, Z1, Z27
-	VMOVUPS 256(BX), Z0
-	VMOVUPS 320(BX), Z1
+	VMOVUPS 0(BX)(SI*2), Z0
+	VMOVUPS 64(BX)(SI*2), Z1
 	VBROADCASTSS 0(AX)(R11*2), Z2
 	VFMADD231PS Z2, Z0, Z4
 	VFMADD231PS Z2, Z1, Z5
@@ -195,8 +198,8 @@ sgemmKernelAVX512_loop:
 	VBROADCASTSS 44(AX)(R11*2), Z3
 	VFMADD231PS Z3, Z0, Z26
 	VFMADD231PS Z3, Z1, Z27
-	VMOVUPS 384(BX), Z0
-	VMOVUPS 448(BX), Z1
+	VMOVUPS 0(BX)(DI*1), Z0
+	VMOVUPS 64(BX)(DI*1), Z1
 	VBROADCASTSS 0(AX)(R12*1), Z2
 	VFMADD231PS Z2, Z0, Z4
 	VFMADD231PS Z2, Z1, Z5
@@ -243,7 +246,7 @@ sgemmKernelAVX512_loop:
 	PREFETCHT0 (R10)(R12*1)
 	PREFETCHT0 44(R10)(R12*1)
 	ADDQ R15, AX
-	ADDQ $512, BX
+	LEAQ (BX)(SI*4), BX
 	SUBQ $4, CX
 	CMPQ CX, $4
 	JGE sgemmKernelAVX512_loop
@@ -289,7 +292,7 @@ sgemmKernelAVX512_tail:
 	VFMADD231PS Z3, Z0, Z26
 	VFMADD231PS Z3, Z1, Z27
 	ADDQ R11, AX
-	ADDQ $128, BX
+	ADDQ SI, BX
 	DECQ CX
 	JMP sgemmKernelAVX512_tail
 sgemmKernelAVX512_store:
@@ -397,9 +400,9 @@ sgemmKernelAVX512_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmKernelAVX2(kc int, a *float32, astride int, b, c *float32, ldc int, accum int)
-// 6x16 tile; A step p at a[p*astride:], B panel 16 floats per k.
-TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-56
+// func sgemmKernelAVX2(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// 6x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
+TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-64
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -408,10 +411,13 @@ TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-56
 	MOVQ R11, R15
 	SHLQ $2, R15
 	MOVQ b+24(FP), BX
-	MOVQ c+32(FP), R8
-	MOVQ ldc+40(FP), R9
+	MOVQ bstride+32(FP), SI
+	SHLQ $2, SI
+	LEAQ (SI)(SI*2), DI
+	MOVQ c+40(FP), R8
+	MOVQ ldc+48(FP), R9
 	SHLQ $2, R9
-	MOVQ accum+48(FP), DX
+	MOVQ accum+56(FP), DX
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
@@ -460,8 +466,8 @@ sgemmKernelAVX2_loop:
 	VBROADCASTSS 20(AX), Y3
 	VFMADD231PS Y3, Y0, Y14
 	VFMADD231PS Y3, Y1, Y15
-	VMOVUPS 64(BX), Y0
-	VMOVUPS 96(BX), Y1
+	VMOVUPS 0(BX)(SI*1), Y0
+	VMOVUPS 32(BX)(SI*1), Y1
 	VBROADCASTSS 0(AX)(R11*1), Y2
 	VFMADD231PS Y2, Y0, Y4
 	VFMADD231PS Y2, Y1, Y5
@@ -480,8 +486,8 @@ sgemmKernelAVX2_loop:
 	VBROADCASTSS 20(AX)(R11*1), Y3
 	VFMADD231PS Y3, Y0, Y14
 	VFMADD231PS Y3, Y1, Y15
-	VMOVUPS 128(BX), Y0
-	VMOVUPS 160(BX), Y1
+	VMOVUPS 0(BX)(SI*2), Y0
+	VMOVUPS 32(BX)(SI*2), Y1
 	VBROADCASTSS 0(AX)(R11*2), Y2
 	VFMADD231PS Y2, Y0, Y4
 	VFMADD231PS Y2, Y1, Y5
@@ -500,8 +506,8 @@ sgemmKernelAVX2_loop:
 	VBROADCASTSS 20(AX)(R11*2), Y3
 	VFMADD231PS Y3, Y0, Y14
 	VFMADD231PS Y3, Y1, Y15
-	VMOVUPS 192(BX), Y0
-	VMOVUPS 224(BX), Y1
+	VMOVUPS 0(BX)(DI*1), Y0
+	VMOVUPS 32(BX)(DI*1), Y1
 	VBROADCASTSS 0(AX)(R12*1), Y2
 	VFMADD231PS Y2, Y0, Y4
 	VFMADD231PS Y2, Y1, Y5
@@ -530,7 +536,7 @@ sgemmKernelAVX2_loop:
 	PREFETCHT0 (R10)(R12*1)
 	PREFETCHT0 20(R10)(R12*1)
 	ADDQ R15, AX
-	ADDQ $256, BX
+	LEAQ (BX)(SI*4), BX
 	SUBQ $4, CX
 	CMPQ CX, $4
 	JGE sgemmKernelAVX2_loop
@@ -558,7 +564,7 @@ sgemmKernelAVX2_tail:
 	VFMADD231PS Y3, Y0, Y14
 	VFMADD231PS Y3, Y1, Y15
 	ADDQ R11, AX
-	ADDQ $64, BX
+	ADDQ SI, BX
 	DECQ CX
 	JMP sgemmKernelAVX2_tail
 sgemmKernelAVX2_store:
@@ -618,9 +624,9 @@ sgemmKernelAVX2_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmKernelAVX512DA(kc int, a *float32, lda int, b, c *float32, ldc int, accum int)
-// 12x32 tile; A read in place (row stride lda), B panel 32 floats per k.
-TEXT ·sgemmKernelAVX512DA(SB), NOSPLIT, $0-56
+// func sgemmKernelAVX512DA(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// 12x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
+TEXT ·sgemmKernelAVX512DA(SB), NOSPLIT, $0-64
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -629,10 +635,13 @@ TEXT ·sgemmKernelAVX512DA(SB), NOSPLIT, $0-56
 	LEAQ (AX)(R11*4), R13
 	LEAQ (R13)(R11*4), R14
 	MOVQ b+24(FP), BX
-	MOVQ c+32(FP), R8
-	MOVQ ldc+40(FP), R9
+	MOVQ bstride+32(FP), SI
+	SHLQ $2, SI
+	LEAQ (SI)(SI*2), DI
+	MOVQ c+40(FP), R8
+	MOVQ ldc+48(FP), R9
 	SHLQ $2, R9
-	MOVQ accum+48(FP), DX
+	MOVQ accum+56(FP), DX
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
@@ -735,8 +744,8 @@ sgemmKernelAVX512DA_loop:
 	VBROADCASTSS 0(R14)(R12*1), Z3
 	VFMADD231PS Z3, Z0, Z26
 	VFMADD231PS Z3, Z1, Z27
-	VMOVUPS 128(BX), Z0
-	VMOVUPS 192(BX), Z1
+	VMOVUPS 0(BX)(SI*1), Z0
+	VMOVUPS 64(BX)(SI*1), Z1
 	VBROADCASTSS 4(AX), Z2
 	VFMADD231PS Z2, Z0, Z4
 	VFMADD231PS Z2, Z1, Z5
@@ -773,8 +782,8 @@ sgemmKernelAVX512DA_loop:
 	VBROADCASTSS 4(R14)(R12*1), Z3
 	VFMADD231PS Z3, Z0, Z26
 	VFMADD231PS Z3, Z1, Z27
-	VMOVUPS 256(BX), Z0
-	VMOVUPS 320(BX), Z1
+	VMOVUPS 0(BX)(SI*2), Z0
+	VMOVUPS 64(BX)(SI*2), Z1
 	VBROADCASTSS 8(AX), Z2
 	VFMADD231PS Z2, Z0, Z4
 	VFMADD231PS Z2, Z1, Z5
@@ -811,8 +820,8 @@ sgemmKernelAVX512DA_loop:
 	VBROADCASTSS 8(R14)(R12*1), Z3
 	VFMADD231PS Z3, Z0, Z26
 	VFMADD231PS Z3, Z1, Z27
-	VMOVUPS 384(BX), Z0
-	VMOVUPS 448(BX), Z1
+	VMOVUPS 0(BX)(DI*1), Z0
+	VMOVUPS 64(BX)(DI*1), Z1
 	VBROADCASTSS 12(AX), Z2
 	VFMADD231PS Z2, Z0, Z4
 	VFMADD231PS Z2, Z1, Z5
@@ -852,7 +861,7 @@ sgemmKernelAVX512DA_loop:
 	ADDQ $16, AX
 	ADDQ $16, R13
 	ADDQ $16, R14
-	ADDQ $512, BX
+	LEAQ (BX)(SI*4), BX
 	SUBQ $4, CX
 	CMPQ CX, $4
 	JGE sgemmKernelAVX512DA_loop
@@ -900,7 +909,7 @@ sgemmKernelAVX512DA_tail:
 	ADDQ $4, AX
 	ADDQ $4, R13
 	ADDQ $4, R14
-	ADDQ $128, BX
+	ADDQ SI, BX
 	DECQ CX
 	JMP sgemmKernelAVX512DA_tail
 sgemmKernelAVX512DA_store:

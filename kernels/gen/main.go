@@ -39,11 +39,12 @@ func main() {
 	os.Stdout.WriteString(out.String())
 }
 
-// gemmKernel emits func name(kc int, a *float32, astride int, b, c
-// *float32, ldc int, accum int): C[mr x nv*lanes] (=|+=) A*Bpanel, where A
-// element (row i, step p) is at a[p*astride+i] and the packed B panel holds
-// nv vectors per k step. astride = mr walks a packed A panel; astride = lda
-// reads a transposed A (stored k x m) in place, which needs no packing.
+// gemmKernel emits func name(kc int, a *float32, astride int, b *float32,
+// bstride int, c *float32, ldc int, accum int): C[mr x nv*lanes] (=|+=) A*B,
+// where A element (row i, step p) is at a[p*astride+i] and B's nv vectors
+// of step p at b[p*bstride:]. astride = mr walks a packed A panel;
+// astride = lda reads a transposed A (stored k x m) in place. bstride = nr
+// walks a packed B panel; bstride = ldb reads a row-major B in place.
 // The k loop is unrolled by unroll. Broadcasts of A go through a rotating
 // pair of temporaries rather than {1to16} memory operands: with two vectors
 // per row each A element feeds two FMAs, and one broadcast load plus two
@@ -53,7 +54,7 @@ func gemmKernel(name string, mr, nv int, reg string, vbytes, unroll int) {
 }
 
 // gemmKernelDirectA emits sgemmKernelAVX512DA(kc int, a *float32, lda int,
-// b, c *float32, ldc int, accum int): the 12x32 kernel reading A straight
+// b *float32, bstride int, c *float32, ldc int, accum int): the 12x32 kernel reading A straight
 // from its row-major storage (row i at a + i*lda) instead of a packed panel.
 // Row-major A is the common case (x W^T forward, dy W backward) and its
 // 12 rows are each contiguous in k, so the kernel can broadcast from them
@@ -79,13 +80,13 @@ func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct
 		if mr != 12 {
 			panic("direct A addressing is written for 12 rows")
 		}
-		p("// func %s(kc int, a *float32, lda int, b, c *float32, ldc int, accum int)", name)
-		p("// %dx%d tile; A read in place (row stride lda), B panel %d floats per k.", mr, nv*lanes, nv*lanes)
+		p("// func %s(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)", name)
+		p("// %dx%d tile; A read in place (row stride lda), B step p at b[p*bstride:].", mr, nv*lanes)
 	} else {
-		p("// func %s(kc int, a *float32, astride int, b, c *float32, ldc int, accum int)", name)
-		p("// %dx%d tile; A step p at a[p*astride:], B panel %d floats per k.", mr, nv*lanes, nv*lanes)
+		p("// func %s(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)", name)
+		p("// %dx%d tile; A step p at a[p*astride:], B step p at b[p*bstride:].", mr, nv*lanes)
 	}
-	p("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
 	p("\tMOVQ kc+0(FP), CX")
 	p("\tMOVQ a+8(FP), AX")
 	if direct {
@@ -103,10 +104,13 @@ func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct
 		p("\tSHLQ $2, R15") // unroll*stride
 	}
 	p("\tMOVQ b+24(FP), BX")
-	p("\tMOVQ c+32(FP), R8")
-	p("\tMOVQ ldc+40(FP), R9")
+	p("\tMOVQ bstride+32(FP), SI")
+	p("\tSHLQ $2, SI")
+	p("\tLEAQ (SI)(SI*2), DI") // 3*bstride
+	p("\tMOVQ c+40(FP), R8")
+	p("\tMOVQ ldc+48(FP), R9")
 	p("\tSHLQ $2, R9")
-	p("\tMOVQ accum+48(FP), DX")
+	p("\tMOVQ accum+56(FP), DX")
 	if unroll != 4 {
 		panic("A addressing assumes an unroll of 4")
 	}
@@ -138,7 +142,7 @@ func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct
 	}
 	step := func(u int) {
 		for v := 0; v < nv; v++ {
-			p("\tVMOVUPS %d(BX), %s", (u*nv+v)*vbytes, r(v))
+			p("\tVMOVUPS %d(BX)%s, %s", v*vbytes, []string{"", "(SI*1)", "(SI*2)", "(DI*1)"}[u], r(v))
 		}
 		for i := 0; i < mr; i++ {
 			t := r(nb + i%nt)
@@ -176,7 +180,7 @@ func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct
 		}
 	}
 	advA(unroll)
-	p("\tADDQ $%d, BX", unroll*nv*vbytes)
+	p("\tLEAQ (BX)(SI*4), BX")
 	p("\tSUBQ $%d, CX", unroll)
 	p("\tCMPQ CX, $%d", unroll)
 	p("\tJGE %s_loop", name)
@@ -185,7 +189,7 @@ func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct
 	p("\tJEQ %s_store", name)
 	step(0)
 	advA(1)
-	p("\tADDQ $%d, BX", nv*vbytes)
+	p("\tADDQ SI, BX")
 	p("\tDECQ CX")
 	p("\tJMP %s_tail", name)
 	p("%s_store:", name)
