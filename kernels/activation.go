@@ -93,7 +93,7 @@ func GELU(y, x []float32) {
 	n := len(y)
 	checkLen("GELU", n, x)
 	if n >= parallelMin/4 {
-		newJob(func(j *job, lo, hi int) { geluSerial(j.s[0][lo:hi], j.s[1][lo:hi]) }, 0, 0, y, x).run(n, elemGrain/4)
+		newJob(func(j *job, lo, hi int) { geluSerial(j.s[0][lo:hi], j.s[1][lo:hi]) }, 0, 0, y, x).exec(n, elemGrain/4)
 		return
 	}
 	geluSerial(y, x)
@@ -114,7 +114,7 @@ func GELUBackward(dx, dy, x []float32) {
 	n := len(dx)
 	checkLen("GELUBackward", n, dy, x)
 	if n >= parallelMin/4 {
-		newJob(func(j *job, lo, hi int) { geluBwdSerial(j.s[0][lo:hi], j.s[1][lo:hi], j.s[2][lo:hi]) }, 0, 0, dx, dy, x).run(n, elemGrain/4)
+		newJob(func(j *job, lo, hi int) { geluBwdSerial(j.s[0][lo:hi], j.s[1][lo:hi], j.s[2][lo:hi]) }, 0, 0, dx, dy, x).exec(n, elemGrain/4)
 		return
 	}
 	geluBwdSerial(dx, dy, x)

@@ -3,18 +3,21 @@ package kernels
 import "fmt"
 
 // Elementwise kernels: the residual adds, scalings and mixes between layers.
-// Each is one streaming pass, 4-way unrolled so the Go compiler keeps four
-// independent chains in flight, and split across threads only above
-// parallelMin elements: below that a goroutine hand-off costs more than the
-// work (a 197x192 tile streams through L2 in a few microseconds).
+// Each is one streaming pass written as a plain indexed loop over slices
+// re-sliced to a common length, so the compiler drops every bounds check
+// (Go does not vectorise; what it can do is keep the loop body minimal).
+// Work is split across the worker pool from parallelMin elements on: the
+// pool hands out a job in about a microsecond, while 16 Ki elements take
+// 5-10 us on one core even for a plain add; below that one core is faster.
 
 // parallelMin is the element count from which elementwise kernels use
-// ParallelFor. It is a variable so tests can force the parallel path.
-var parallelMin = 1 << 16
+// ParallelFor (GELU, ~4x costlier per element, from a quarter of it). It is
+// a variable so tests can force the parallel path.
+var parallelMin = 1 << 14
 
 // elemGrain is the smallest chunk handed to one thread (a multiple of 16
 // floats, so that two threads never write the same cache line).
-const elemGrain = 1 << 14
+const elemGrain = 1 << 13
 
 func checkLen(op string, n int, s ...[]float32) {
 	for i, x := range s {
@@ -29,7 +32,7 @@ func Add(dst, a, b []float32) {
 	n := len(dst)
 	checkLen("Add", n, a, b)
 	if n >= parallelMin {
-		newJob(func(j *job, lo, hi int) { addSerial(j.s[0][lo:hi], j.s[1][lo:hi], j.s[2][lo:hi]) }, 0, 0, dst, a, b).run(n, elemGrain)
+		newJob(func(j *job, lo, hi int) { addSerial(j.s[0][lo:hi], j.s[1][lo:hi], j.s[2][lo:hi]) }, 0, 0, dst, a, b).exec(n, elemGrain)
 		return
 	}
 	addSerial(dst, a, b)
@@ -52,7 +55,7 @@ func Axpy(dst []float32, alpha float32, x []float32) {
 	if n >= parallelMin {
 		j := newJob(func(j *job, lo, hi int) { axpySerial(j.s[0][lo:hi], j.f[0], j.s[1][lo:hi]) }, 0, 0, dst, x)
 		j.f[0] = alpha
-		j.run(n, elemGrain)
+		j.exec(n, elemGrain)
 		return
 	}
 	axpySerial(dst, alpha, x)
@@ -73,7 +76,7 @@ func Axpby(dst []float32, a float32, x []float32, b float32, y []float32) {
 	if n >= parallelMin {
 		j := newJob(func(j *job, lo, hi int) { axpbySerial(j.s[0][lo:hi], j.f[0], j.s[1][lo:hi], j.f[1], j.s[2][lo:hi]) }, 0, 0, dst, x, y)
 		j.f[0], j.f[1] = a, b
-		j.run(n, elemGrain)
+		j.exec(n, elemGrain)
 		return
 	}
 	axpbySerial(dst, a, x, b, y)
@@ -93,7 +96,7 @@ func Scale(dst []float32, s float32, x []float32) {
 	if n >= parallelMin {
 		j := newJob(func(j *job, lo, hi int) { scaleSerial(j.s[0][lo:hi], j.f[0], j.s[1][lo:hi]) }, 0, 0, dst, x)
 		j.f[0] = s
-		j.run(n, elemGrain)
+		j.exec(n, elemGrain)
 		return
 	}
 	scaleSerial(dst, s, x)
@@ -111,7 +114,7 @@ func Mul(dst, a, b []float32) {
 	n := len(dst)
 	checkLen("Mul", n, a, b)
 	if n >= parallelMin {
-		newJob(func(j *job, lo, hi int) { mulSerial(j.s[0][lo:hi], j.s[1][lo:hi], j.s[2][lo:hi]) }, 0, 0, dst, a, b).run(n, elemGrain)
+		newJob(func(j *job, lo, hi int) { mulSerial(j.s[0][lo:hi], j.s[1][lo:hi], j.s[2][lo:hi]) }, 0, 0, dst, a, b).exec(n, elemGrain)
 		return
 	}
 	mulSerial(dst, a, b)
@@ -135,7 +138,7 @@ func AffineCols(y, x, a, b []float32, rows, c int) {
 		checkLen("AffineCols", c, b)
 	}
 	if n >= parallelMin {
-		newJob(func(j *job, lo, hi int) { affineColsSerial(j.s[0], j.s[1], j.s[2], j.s[3], lo, hi, j.c) }, rows, c, y, x, a, b).run(rows, rowGrain(c))
+		newJob(func(j *job, lo, hi int) { affineColsSerial(j.s[0], j.s[1], j.s[2], j.s[3], lo, hi, j.c) }, rows, c, y, x, a, b).exec(rows, rowGrain(c))
 		return
 	}
 	affineColsSerial(y, x, a, b, 0, rows, c)
@@ -180,7 +183,7 @@ func AffineCols2(y, x, a, z, b, m, d []float32, rows, c int) {
 	if n >= parallelMin {
 		newJob(func(j *job, lo, hi int) {
 			affineCols2Serial(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.s[5], j.s[6], lo, hi, j.c)
-		}, rows, c, y, x, a, z, b, m, d).run(rows, rowGrain(c))
+		}, rows, c, y, x, a, z, b, m, d).exec(rows, rowGrain(c))
 		return
 	}
 	affineCols2Serial(y, x, a, z, b, m, d, 0, rows, c)
@@ -216,7 +219,7 @@ func AddRowVec(y, x, v []float32, rows, c int) {
 	checkLen("AddRowVec", n, y, x)
 	checkLen("AddRowVec", c, v)
 	if n >= parallelMin {
-		newJob(func(j *job, lo, hi int) { addRowVecSerial(j.s[0], j.s[1], j.s[2], lo, hi, j.c) }, rows, c, y, x, v).run(rows, rowGrain(c))
+		newJob(func(j *job, lo, hi int) { addRowVecSerial(j.s[0], j.s[1], j.s[2], lo, hi, j.c) }, rows, c, y, x, v).exec(rows, rowGrain(c))
 		return
 	}
 	addRowVecSerial(y, x, v, 0, rows, c)

@@ -27,7 +27,7 @@ func LayerNormForward(y, mean, rstd, x, w, b []float32, rows, c int, eps float32
 			layerNormFwd(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.s[5], lo, hi, j.c, j.f[0])
 		}, rows, c, y, mean, rstd, x, w, b)
 		j.f[0] = eps
-		j.run(rows, rowGrain(c))
+		j.exec(rows, rowGrain(c))
 		return
 	}
 	layerNormFwd(y, mean, rstd, x, w, b, 0, rows, c, eps)
@@ -144,7 +144,7 @@ func LayerNormBackward(dx, dw, db, dy, x, mean, rstd, w []float32, rows, c int) 
 		}, rows, c, dw, db, dy, x, mean, rstd)
 	}
 	if rows*c >= parallelMin {
-		newJob(func(j *job, lo, hi int) { layerNormBwd(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.s[5], lo, hi, j.c) }, rows, c, dx, dy, x, mean, rstd, w).run(rows, rowGrain(c))
+		newJob(func(j *job, lo, hi int) { layerNormBwd(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.s[5], lo, hi, j.c) }, rows, c, dx, dy, x, mean, rstd, w).exec(rows, rowGrain(c))
 		return
 	}
 	layerNormBwd(dx, dy, x, mean, rstd, w, 0, rows, c)
@@ -219,7 +219,7 @@ func RMSNormForward(y, rrms, x, w []float32, rows, c int, eps float32) {
 	if rows*c >= parallelMin {
 		j := newJob(func(j *job, lo, hi int) { rmsNormFwd(j.s[0], j.s[1], j.s[2], j.s[3], lo, hi, j.c, j.f[0]) }, rows, c, y, rrms, x, w)
 		j.f[0] = eps
-		j.run(rows, rowGrain(c))
+		j.exec(rows, rowGrain(c))
 		return
 	}
 	rmsNormFwd(y, rrms, x, w, 0, rows, c, eps)
@@ -261,7 +261,7 @@ func RMSNormBackward(dx, dw, dy, x, rrms, w []float32, rows, c int) {
 		runCols(func(j *job, lo, hi int) { rmsNormParamGrad(j.s[0], j.s[1], j.s[2], j.s[3], j.r, j.c, lo, hi) }, rows, c, dw, dy, x, rrms)
 	}
 	if rows*c >= parallelMin {
-		newJob(func(j *job, lo, hi int) { rmsNormBwd(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], lo, hi, j.c) }, rows, c, dx, dy, x, rrms, w).run(rows, rowGrain(c))
+		newJob(func(j *job, lo, hi int) { rmsNormBwd(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], lo, hi, j.c) }, rows, c, dx, dy, x, rrms, w).exec(rows, rowGrain(c))
 		return
 	}
 	rmsNormBwd(dx, dy, x, rrms, w, 0, rows, c)
