@@ -13,10 +13,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-EPOCHS=${EPOCHS:-10}
+EPOCHS=${EPOCHS:-5}
 OUT=${OUT:-runs/main-job}
 THREADS=${THREADS:-0}
 SEED=${SEED:-0}
+# EXTRA: more flags for both trainings, e.g. EXTRA="--limit-train 2560 --limit-test 1000"
+# for a quick check of the pipeline (the README's figures use the full data).
+read -r -a EXTRA_FLAGS <<< "${EXTRA:-}"
 DATA_DIR=/usr/share/datasets/fashion-mnist
 
 if [ ! -f "$DATA_DIR/t10k-images-idx3-ubyte.gz" ]; then
@@ -33,7 +36,7 @@ go build -o "$OUT/slab" ./cmd/slab
 SLAB="$OUT/slab"
 
 recipe=(--data fashion-mnist --data-dir "$DATA_DIR" --epochs "$EPOCHS" --batch 128 --lr 1e-3
-        --smoothing 0.1 --schedule-frac 0.8 --threads "$THREADS" --seed "$SEED" --json)
+        --smoothing 0.1 --schedule-frac 0.8 --threads "$THREADS" --seed "$SEED" --json "${EXTRA_FLAGS[@]}")
 
 echo "== training slab_deit_mini_28 (prepbn + sla), $EPOCHS epochs"
 "$SLAB" train --model slab_deit_mini_28 --out "$OUT/slab_deit_mini_28" "${recipe[@]}" > "$OUT/slab.train.json"
