@@ -311,3 +311,41 @@ func BenchmarkMicrokernel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGemmEpilogue times the fused Linear forms of ViT-Tiny at batch
+// 1 and 32 against the bare GEMM of BenchmarkGEMM: fc1 with bias and exact
+// GELU, fc2 with bias and the residual add.
+func BenchmarkGemmEpilogue(b *testing.B) {
+	_, cpuPeak := measuredPeak()
+	for _, s := range []struct {
+		name    string
+		m, k, n int
+		gelu    bool
+	}{
+		{"vit1/fc1+bias+gelu", 197, 192, 768, true},
+		{"vit1/fc2+bias+residual", 197, 768, 192, false},
+		{"vit32/fc1+bias+gelu", 6304, 192, 768, true},
+		{"vit32/fc2+bias+residual", 6304, 768, 192, false},
+	} {
+		b.Run(fmt.Sprintf("%s/%dx%dx%d", s.name, s.m, s.k, s.n), func(b *testing.B) {
+			rng := rand.New(rand.NewSource(1))
+			x, w, y := gemmRand(rng, s.m*s.k), gemmRand(rng, s.n*s.k), make([]float32, s.m*s.n)
+			ep := Epilogue{Bias: gemmRand(rng, s.n)}
+			if s.gelu {
+				ep.Act = ActGELU
+			} else {
+				ep.Residual = gemmRand(rng, s.m*s.n)
+			}
+			GemmEpilogue(false, true, s.m, s.n, s.k, x, s.k, w, s.k, y, s.n, ep)
+			b.ReportAllocs()
+			b.ResetTimer()
+			c0 := processCPU()
+			for b.Loop() {
+				GemmEpilogue(false, true, s.m, s.n, s.k, x, s.k, w, s.k, y, s.n, ep)
+			}
+			flop := 2 * float64(s.m) * float64(s.n) * float64(s.k)
+			cpuRate(b, c0, flop, cpuPeak)
+			b.ReportMetric(flop*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

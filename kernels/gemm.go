@@ -890,6 +890,25 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // applyEpilogue applies bias, activation and residual to C[i0:i1, j0:j1]
 // (which already holds the product, plus the old C when accumulating).
 func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
+	if ep.Act == ActGELU && curPath == PathAVX512 && i1 > i0 && j1 > j0 {
+		// Bias and GELU of the whole tile in one vector call.
+		var bias []float32
+		if ep.Bias != nil {
+			bias = ep.Bias[j0:j1]
+		}
+		if geluBiasFast(c[i0*ldc+j0:], i1-i0, j1-j0, ldc, bias) {
+			if ep.Residual != nil {
+				for i := i0; i < i1; i++ {
+					ci := c[i*ldc+j0 : i*ldc+j1]
+					r := ep.Residual[i*ldc+j0 : i*ldc+j1]
+					for j := range ci {
+						ci[j] += r[j]
+					}
+				}
+			}
+			return
+		}
+	}
 	for i := i0; i < i1; i++ {
 		ci := c[i*ldc+j0 : i*ldc+j1]
 		if ep.Bias != nil {
@@ -971,10 +990,16 @@ func dotGo(x, w []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// geluInPlace applies the exact-erf GELU through the package's GELU
-// kernel (activation.go), so the fused epilogue and the standalone layer
-// round identically.
-func geluInPlace(x []float32) { GELU(x, x) }
+// geluInPlace applies the exact-erf GELU: the AVX-512 kernel where it runs
+// (16 lanes; the same Abramowitz-Stegun erfc as the scalar GELU in
+// activation.go, within ~2e-7), else the package's GELU kernel. Scalar,
+// the activation cost twice the fc1 GEMM it follows.
+func geluInPlace(x []float32) {
+	if curPath == PathAVX512 && geluBiasFast(x, 1, len(x), len(x), nil) {
+		return
+	}
+	GELU(x, x)
+}
 
 // noBInPlace disables reading B in place (for comparisons in tests).
 var noBInPlace bool
