@@ -296,3 +296,42 @@ func BenchmarkBatchNormEval(b *testing.B) {
 		return int64(8 * len(x)), func() { AffineCols(y, x, a, d, rows, c) }
 	})
 }
+
+// TestThreadCountInvariance: every kernel here gives bit-identical results
+// on 1 and 2 threads (rows or columns are split, never a sum), so a seed
+// gives the same model whatever the core count.
+func TestThreadCountInvariance(t *testing.T) {
+	withParallelMin(t, 64)
+	rows, c := 301, 197
+	x, dy := randSlice(rows*c, 1), randSlice(rows*c, 2)
+	w, b := randSlice(c, 3), randSlice(c, 4)
+	run := func(threads int) [][]float32 {
+		prev := Threads()
+		SetThreads(threads)
+		defer SetThreads(prev)
+		y, m, rs := make([]float32, rows*c), make([]float32, rows), make([]float32, rows)
+		LayerNormForward(y, m, rs, x, w, b, rows, c, 1e-6)
+		dx, dw, db := make([]float32, rows*c), make([]float32, c), make([]float32, c)
+		LayerNormBackward(dx, dw, db, dy, x, m, rs, w, rows, c)
+		ry, rr := make([]float32, rows*c), make([]float32, rows)
+		RMSNormForward(ry, rr, x, w, rows, c, 1e-6)
+		rdx, rdw := make([]float32, rows*c), make([]float32, c)
+		RMSNormBackward(rdx, rdw, dy, x, rr, w, rows, c)
+		mean, vr, sx, sxy, cs := make([]float32, c), make([]float32, c), make([]float32, c), make([]float32, c), make([]float32, c)
+		ColMeanVar(mean, vr, x, rows, c)
+		ColSumsDot(sx, sxy, dy, x, mean, rows, c)
+		ColSums(cs, dy, rows, c)
+		g, gd := make([]float32, rows*c), make([]float32, rows*c)
+		GELU(g, x)
+		GELUBackward(gd, dy, x)
+		return [][]float32{y, m, rs, dx, dw, db, ry, rr, rdx, rdw, mean, vr, sx, sxy, cs, g, gd}
+	}
+	one, two := run(1), run(2)
+	for k := range one {
+		for i := range one[k] {
+			if one[k][i] != two[k][i] {
+				t.Fatalf("output %d differs at %d: %g on 1 thread, %g on 2", k, i, one[k][i], two[k][i])
+			}
+		}
+	}
+}
