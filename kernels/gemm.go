@@ -12,25 +12,35 @@ import (
 // into NR-wide panels (each k step holds NR consecutive floats) and, for each
 // MC-tall row block, the MC x KC block of op(A) into MR-tall panels. A
 // register-blocked microkernel then multiplies one A panel by one B panel
-// into an MR x NR tile of C that lives in registers for the whole k slice.
-// The packed B panel (KC*NR*4 = 32 KiB for the AVX-512 kernel) stays in L1
-// while the kernel walks the A panels of the block, which stay in L2 (MC*KC*4
-// = 240 KiB); the packed B block (KC*NC*4 = 3 MiB) stays in L3. Packing also
-// absorbs the transposes and alpha, so the microkernel sees one layout only.
+// into an MR x NR tile of C that lives in registers for the whole k slice
+// (AVX-512: 12x32, 24 ZMM accumulators; AVX2: 6x16; pure Go: 4x4).
+// The B panel (KC*NR*4 = 32 KiB for the AVX-512 kernel) stays in L1 while
+// the kernel walks the A panels of an L2-sized block (MC*KC*4 = 240 KiB);
+// the packed B block (KC*NC*4 = 3 MiB) stays in L3.
+//
+// Packing is skipped where the kernel can read the operand in place,
+// because for the small shapes that matter (197-row ViT batches, 64-wide
+// heads) a packing pass costs as much as a fifth of the GEMM:
+//   - A row-major (x W^T, dy W): sgemmKernelAVX512DA broadcasts from 12
+//     row pointers; A transposed (dy^T x): the strided kernel walks it with
+//     astride = lda. Only alpha != 1 and partial panels are packed.
+//   - B row-major, M small (weight gradients): the kernel reads B's rows
+//     with bstride = ldb. A transposed B (the Linear layout W [N,K]) is
+//     always packed, 16x16 blocks at a time through a register transpose.
 //
 // Edge tiles (fewer than MR rows or NR columns left) are computed into a
-// scratch tile on the stack and copied into C; the packed panels are
-// zero-padded so the kernel itself never needs masks.
+// scratch tile on the stack and copied into C; partial panels are packed
+// zero-padded, so the kernels never need masks.
 //
-// Parallelism: each packing step is split over panels, and the tile loop is
-// split over the B panels of the block (threads share the packed A block and
-// each keeps its own B panel hot in L1) or, when there are fewer B panels
-// than threads can balance, over the A panels. This keeps both cores busy on
-// the batch-1 ViT shapes (M = 197) where splitting M alone would leave 17
-// panels to share unevenly. M = 1 with a transposed B (y = x W^T, the
-// Linear layout) is a GEMV that is bound by reading W once: it skips packing
-// and splits the rows of W.
-
+// Parallelism (the persistent pool of pool.go): packing is split over
+// panels; the tile loop over B panels (threads share A, each keeps its own
+// B panel hot in L1) or, when that balances worse, over A panels; for M in
+// the thousands, over L2 blocks of A claimed one at a time, in a single
+// region without a barrier per block. A few small GEMMs of a strided batch
+// (3 heads) share two regions instead of two each. M = 1 with a transposed
+// B (decode, y = x W^T) is a GEMV bound by reading W once: no packing, rows
+// of W split over threads. Epilogues (bias, exact GELU, residual) run on
+// each tile right after its last k slice, while it is in L1.
 // ukernel describes the microkernel family in use and its blocking.
 type ukernel struct {
 	mr, nr     int

@@ -68,7 +68,7 @@ func init() { pool.cond = sync.NewCond(&pool.mu) }
 
 // SetThreads sets how many threads kernels use (n < 1 means GOMAXPROCS).
 // Workers are started lazily and never stopped; lowering the count just
-// leaves some of them parked.
+// leaves some of them parked. Call it between kernels, not while one runs.
 func SetThreads(n int) {
 	if n < 1 {
 		n = runtime.GOMAXPROCS(0)
