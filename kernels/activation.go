@@ -9,82 +9,82 @@ import "math"
 // Go, which has no SIMD: a ViT-Tiny image would spend longer in GELU than
 // PyTorch spends on the whole forward pass. So Phi (and the derivative
 // GELU'(x) = Phi(x) + x*phi(x)) is read from a table of cubic Hermite
-// segments built at init from math.Erf in float64: 32 segments per unit on
-// [-8, 8], 4 coefficients each (8 KiB per table, L1-resident). The Hermite
-// remainder is h^4/384*max|f''''| < 1e-8 for both functions, far below
-// float32 resolution, so the result is as accurate as a float32 erf while
-// costing one table load and three multiply-adds. Beyond +-8, Phi is 0 or 1
-// to 1e-15 and the end segments are reused with the position clamped.
+// segments built at init from math.Erfc in float64: one segment per 1/32
+// of x on [-8, 8], centred on the multiples of 1/32, 4 coefficients each
+// (8 KiB per table, L1-resident). The Hermite remainder is
+// h^4/384*max|f''''| < 1e-8 for both functions, far below float32
+// resolution, so the result is as accurate as a float32 erf (relative
+// error ~1e-7 where GELU is not tiny, < 1e-5 in the far negative tail)
+// while costing one table load and three multiply-adds. Beyond +-8, Phi is
+// 0 or 1 to 1e-15 and constant segments take over.
 
 const (
-	tabLo   = -8.0
-	tabStep = 32 // segments per unit of x
-	tabN    = 16 * tabStep
+	tabStep = 32              // segments per unit of x
+	tabHalf = 8 * tabStep     // segment of x = 0
+	tabN    = 2*tabHalf + 1   // centred segments covering [-8-h/2, 8+h/2]
+	tabSize = 4 * tabHalf     // table length: a power of two >= tabN+2
+	segLow  = tabN            // constant segment below the table (Phi = 0)
+	segHigh = tabN + 1        // constant segment above it (Phi = 1)
+	magic   = 1.5 * (1 << 23) // adding it rounds a float32 below 2^22 to an integer
 )
 
-// cdfTab[i] holds Phi on segment i as c0 + f*(c1 + f*(c2 + f*c3)), f in
-// [0,1] the position inside the segment; dgeluTab likewise holds GELU'.
-// Entries tabN and tabN+1 are the constant segments below -8 (0) and from
-// 8 on (1); the tables are padded to a power of two so that masking the
-// index proves it in range.
-var cdfTab, dgeluTab [2 * tabN][4]float32
-
-// segBelow and segAbove are the constant segments outside [-8, 8).
-const (
-	segBelow = tabN
-	segAbove = tabN + 1
-)
+// cdfTab[k] holds Phi around x = (k-tabHalf)/32 as c0 + u*(c1 + u*(c2 +
+// u*c3)), u = 32x - (k-tabHalf) in [-1/2, 1/2]; dgeluTab likewise holds
+// GELU'. The length is a power of two so that masking the index proves it
+// in range (no bounds check in the loop).
+var cdfTab, dgeluTab [tabSize][4]float32
 
 func init() {
 	h := 1.0 / tabStep
 	pdf := func(x float64) float64 { return math.Exp(-x*x/2) / math.Sqrt(2*math.Pi) }
 	cdf := func(x float64) float64 { return 0.5 * math.Erfc(-x/math.Sqrt2) }
-	fill := func(tab *[2 * tabN][4]float32, f, df func(float64) float64) {
-		for i := range tabN {
-			x0 := tabLo + float64(i)*h
-			x1 := x0 + h
-			f0, f1 := f(x0), f(x1)
-			d0, d1 := h*df(x0), h*df(x1)
-			tab[i] = [4]float32{float32(f0), float32(d0), float32(3*(f1-f0) - 2*d0 - d1), float32(2*(f0-f1) + d0 + d1)}
+	fill := func(tab *[tabSize][4]float32, f, df func(float64) float64) {
+		for k := range tabN {
+			// Hermite cubic on [x0, x0+h] in g = (x-x0)/h, then
+			// re-expanded in u = g - 1/2 around the segment's centre.
+			x0 := (float64(k-tabHalf) - 0.5) * h
+			f0, f1 := f(x0), f(x0+h)
+			d0, d1 := h*df(x0), h*df(x0+h)
+			c0, c1, c2, c3 := f0, d0, 3*(f1-f0)-2*d0-d1, 2*(f0-f1)+d0+d1
+			tab[k] = [4]float32{float32(c0 + c1/2 + c2/4 + c3/8), float32(c1 + c2 + 3*c3/4), float32(c2 + 3*c3/2), float32(c3)}
 		}
+		tab[segHigh][0] = 1 // Phi and GELU' are both 1 above the table, 0 below
 	}
 	fill(&cdfTab, cdf, pdf)
-	cdfTab[segAbove][0] = 1
-	dgeluTab[segAbove][0] = 1
 	fill(&dgeluTab, func(x float64) float64 { return cdf(x) + x*pdf(x) },
 		func(x float64) float64 { return pdf(x) * (2 - x*x) })
 }
 
-// segment returns the table segment of x and the position f in it. f is
-// taken relative to x*32 (exact: a power-of-two scaling), not to the
-// offset x*32+256, which would round x to 1e-6 near 0; when that rounding
-// moves k across a segment boundary f comes out a hair below 0 or above 1,
-// where the cubic is still accurate. One unsigned compare catches every
-// input outside [-8, 8), infinities and NaN (whose integer conversion is
-// out of range too): they take the constant segments (Phi = 0 or 1,
-// GELU' = 0 or 1; the true values differ by < 1e-15), and NaN becomes f so
-// that it propagates through the polynomial.
-func segment(x float32) (int32, float32) {
+// segment returns the table segment of x and the position u in it.
+// Adding magic to s = 32x rounds s to the nearest integer n (float32
+// integers in [2^23, 2^24) have consecutive bit patterns, so n is a
+// subtraction of bits away) with no float-int conversion; u = s - n is
+// exact. One unsigned compare catches every input outside [-8, 8],
+// infinities and NaN (their bit patterns land far from magic's): they take
+// the constant segments, and NaN becomes u so that it propagates through
+// the polynomial.
+func segment(x float32) (uint32, float32) {
 	s := x * tabStep
-	k := int32(s - tabLo*tabStep)
-	f := s - float32(k+tabLo*tabStep)
-	if uint32(k) >= tabN {
-		k, f = segBelow, 0
+	t := s + magic
+	k := math.Float32bits(t) - math.Float32bits(magic) + tabHalf
+	u := s - (t - magic)
+	if k >= tabN {
+		k, u = segLow, 0
 		if s > 0 {
-			k = segAbove
+			k = segHigh
 		}
 		if s != s {
-			f = s
+			u = s
 		}
 	}
-	return k, f
+	return k, u
 }
 
 // GELUValue is the exact-erf GELU of one value, as the slice kernels
 // compute it.
 func GELUValue(x float32) float32 {
 	k, f := segment(x)
-	c := &cdfTab[k&(2*tabN-1)] // the mask proves the bound: no check
+	c := &cdfTab[k&(tabSize-1)] // the mask proves the bound: no check
 	return x * (c[0] + f*(c[1]+f*(c[2]+f*c[3])))
 }
 
@@ -103,7 +103,7 @@ func geluSerial(y, x []float32) {
 	x = x[:len(y)]
 	for i, v := range x {
 		k, f := segment(v)
-		c := &cdfTab[k&(2*tabN-1)] // the mask proves the bound: no check
+		c := &cdfTab[k&(tabSize-1)] // the mask proves the bound: no check
 		y[i] = v * (c[0] + f*(c[1]+f*(c[2]+f*c[3])))
 	}
 }
@@ -124,7 +124,7 @@ func geluBwdSerial(dx, dy, x []float32) {
 	dy, x = dy[:len(dx)], x[:len(dx)]
 	for i, v := range x {
 		k, f := segment(v)
-		c := &dgeluTab[k&(2*tabN-1)]
+		c := &dgeluTab[k&(tabSize-1)]
 		dx[i] = dy[i] * (c[0] + f*(c[1]+f*(c[2]+f*c[3])))
 	}
 }
