@@ -48,6 +48,7 @@ type barReporter struct {
 	phase string
 }
 
+// Begin replaces the previous phase's bar with a new one.
 func (b *barReporter) Begin(phase string, total int) {
 	b.finish()
 	b.phase = phase
@@ -62,6 +63,7 @@ func (b *barReporter) Begin(phase string, total int) {
 	)
 }
 
+// Step moves the bar and, in training, shows the step's figures.
 func (b *barReporter) Step(done int, rec *StepRecord, ips float64) {
 	if b.bar == nil {
 		return
@@ -79,6 +81,7 @@ func (b *barReporter) finish() {
 	}
 }
 
+// Epoch closes the bar and prints the epoch summary.
 func (b *barReporter) Epoch(r EpochRecord) {
 	b.finish()
 	fmt.Fprintln(b.w, epochLine(r))
@@ -92,10 +95,12 @@ type lineReporter struct {
 	every int
 }
 
+// Begin starts a phase; lines are printed every tenth of it.
 func (l *lineReporter) Begin(phase string, total int) {
 	l.phase, l.total, l.every = phase, total, max(1, total/10)
 }
 
+// Step prints a line at every tenth of a training phase.
 func (l *lineReporter) Step(done int, rec *StepRecord, ips float64) {
 	if rec == nil || (done%l.every != 0 && done != l.total) {
 		return
@@ -104,6 +109,7 @@ func (l *lineReporter) Step(done int, rec *StepRecord, ips float64) {
 		l.phase, done, l.total, rec.Loss, 100*rec.Acc, rec.Lambda, rec.LR, ips)
 }
 
+// Epoch prints the epoch summary.
 func (l *lineReporter) Epoch(r EpochRecord) { fmt.Fprintln(l.w, epochLine(r)) }
 
 // logLine is one JSON line of the curve log: exactly one of Step and Epoch.
