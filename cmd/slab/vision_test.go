@@ -258,3 +258,36 @@ func TestTrainResumeFuseEval(t *testing.T) {
 		t.Errorf("eval accuracies %v, train reported %g", accs, ra.TestAcc)
 	}
 }
+
+func TestBenchJSON(t *testing.T) {
+	out, err := runIn(t, "bench", "--models", "deit_mini_28,slab_deit_mini_28", "--batch", "2", "--rounds", "3", "--warmup", "1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r benchResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil || strings.Count(out, "\n") != 1 {
+		t.Fatalf("bench --json printed %q (%v)", out, err)
+	}
+	var names []string
+	for _, row := range r.Results {
+		names = append(names, row.Model)
+		if row.MedianMS <= 0 || row.P90MS < row.MedianMS || row.Batch != 2 {
+			t.Errorf("row %+v", row)
+		}
+	}
+	if got := strings.Join(names, ","); got != "deit_mini_28,slab_deit_mini_28,slab_deit_mini_28/unfused" {
+		t.Errorf("variants %s", got)
+	}
+	if r.Results[0].TimeRatio != 1 || !r.Results[1].Fused || r.Results[2].Fused {
+		t.Errorf("ratios/fused flags: %+v", r.Results)
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	xs := []float64{1, 2, 3, 4, 5}
+	for _, c := range []struct{ q, want float64 }{{0, 1}, {0.5, 3}, {0.9, 4.6}, {1, 5}} {
+		if got := quantile(xs, c.q); got < c.want-1e-12 || got > c.want+1e-12 {
+			t.Errorf("quantile(%g) = %g, want %g", c.q, got, c.want)
+		}
+	}
+}
