@@ -35,7 +35,9 @@ type LinearNorm struct {
 	name   string
 	mode   lnMode  // what the last Forward computed
 	lambda float32 // lambda of the last Forward (mix mode)
-	y, dy  *tensor.Tensor
+	y      *tensor.Tensor
+	dy     *tensor.Tensor // lambda*dy, then the returned dx
+	dy2    *tensor.Tensor // (1-lambda)*dy
 }
 
 type lnMode int
@@ -120,14 +122,17 @@ func (l *LinearNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	default:
 		panic("nn.LinearNorm " + l.name + ": Backward without Forward")
 	}
-	s := tensor.Ensure(&l.dy, dy.Shape...)
-	kernels.Scale(s.Data, l.lambda, dy.Data)
-	dx1 := l.Norm1.Backward(s)
-	kernels.Scale(s.Data, 1-l.lambda, dy.Data)
-	dx2 := l.Norm2.Backward(s)
-	// s is free again: the sum goes there, so no third buffer is needed.
-	kernels.Add(s.Data, dx1.Data, dx2.Data)
-	return s
+	// Two scaled copies of dy: a norm's Backward may return its input
+	// (Identity does), so dx1 must survive the second scaling.
+	s1 := tensor.Ensure(&l.dy, dy.Shape...)
+	kernels.Scale(s1.Data, l.lambda, dy.Data)
+	dx1 := l.Norm1.Backward(s1)
+	s2 := tensor.Ensure(&l.dy2, dy.Shape...)
+	kernels.Scale(s2.Data, 1-l.lambda, dy.Data)
+	dx2 := l.Norm2.Backward(s2)
+	// s1 is consumed (or is dx1 itself): the sum goes there.
+	kernels.Add(s1.Data, dx1.Data, dx2.Data)
+	return s1
 }
 
 // Params returns norm1's then norm2's parameters.

@@ -207,3 +207,25 @@ func BenchmarkNorms(b *testing.B) {
 		}
 	}
 }
+
+// TestLinearNormIdentityBranch: a Norm1 whose Backward returns its input
+// (Identity) must not be overwritten by the second branch's scaling.
+func TestLinearNormIdentityBranch(t *testing.T) {
+	const rows, c = 5, 3
+	rb := NewRepBN("n.norm2", c, 1e-5, 0.5, 1)
+	ln := NewLinearNorm("n", Identity{}, rb, 0, 4)
+	x := blRand(1, 1, rows, c)
+	ln.Forward(x, true) // lambda 1
+	lam := ln.Lambda()  // 0.75
+	ln.Forward(x, true)
+	dy := blRand(2, 1, rows, c)
+	dx := ln.Backward(dy)
+	g, b := blTo64(rb.BN.Weight.W.Data), blTo64(rb.BN.Bias.W.Data)
+	blCheckGrad(t, "dx", dx.Data, func(v []float64) float64 {
+		y2, _, _ := blRepBN64(v, g, b, 0.5, nil, nil, rows, c, 1e-5, true)
+		for i := range y2 {
+			y2[i] = lam*v[i] + (1-lam)*y2[i]
+		}
+		return blDotLoss(y2, dy.Data)
+	}, x.Data, 1e-3, 1e-4)
+}
