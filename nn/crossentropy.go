@@ -4,20 +4,30 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
 )
 
 // CrossEntropy is PyTorch's F.cross_entropy with label_smoothing s and
-// mean reduction: per row, loss = (1-s)*(-log p_label) + s*mean_c(-log p_c)
-// with log p from a max-shifted log-softmax (stable for any logit range).
+// mean reduction: per row, loss = (1-s)*(-log p_label) + s*mean_c(-log p_c).
+// The softmax comes from kernels.SoftmaxRows (vectorised exp, max-shifted,
+// so stable for any logit range) with rows split across the worker pool:
+// a language model's rows have 32000 classes, where float64 math.Exp would
+// cost ~80 ms per 512 tokens. log Z is read back as -log of the largest
+// probability (1/Z exactly up to rounding, never underflowing), so
+// -log p_j = log Z - (x_j - max) needs no second exponential pass.
 // Forward keeps the softmax so that Backward is one pass:
 // dlogits = (p - (1-s)*onehot - s/C) / rows.
 type CrossEntropy struct {
 	Smoothing float32
 
-	p, dx  *tensor.Tensor
-	labels []int
-	shp    []int
+	p, dx   *tensor.Tensor
+	labels  []int
+	shp     []int
+	logits  []float32 // the current Forward's input, for the workers
+	k       int
+	rowLoss []float64
+	work    func(lo, hi int) // bound once: no allocation per call
 }
 
 // Forward returns the mean loss over the rows of logits [rows, classes]
@@ -29,43 +39,54 @@ func (c *CrossEntropy) Forward(logits *tensor.Tensor, labels []int) float64 {
 	if len(labels) != rows {
 		panic(fmt.Sprintf("nn.CrossEntropy: %d labels for logits %v (%d rows)", len(labels), logits.Shape, rows))
 	}
-	p := ensureDims(&c.p, &c.shp, rows, k)
-	c.labels = append(c.labels[:0], labels...)
-	s := float64(c.Smoothing)
-	var total float64
-	for r := 0; r < rows; r++ {
-		lab := labels[r]
+	for r, lab := range labels {
 		if lab < 0 || lab >= k {
 			panic(fmt.Sprintf("nn.CrossEntropy: label %d of row %d outside [0,%d)", lab, r, k))
 		}
-		x := logits.Data[r*k : r*k+k]
-		pr := p.Data[r*k : r*k+k]
-		m := x[0]
-		for _, v := range x[1:] {
-			m = max(m, v)
-		}
-		var z, sumShift float64
-		for j, v := range x {
-			d := float64(v - m)
-			e := math.Exp(d)
-			pr[j] = float32(e)
-			z += e
-			sumShift += d
-		}
-		logZ := math.Log(z)
-		inv := float32(1 / z)
-		for j := range pr {
-			pr[j] *= inv
-		}
-		// -log p_j = logZ - (x_j - m)
-		nll := logZ - float64(x[lab]-m)
-		smooth := logZ - sumShift/float64(k)
-		total += (1-s)*nll + s*smooth
 	}
+	ensureDims(&c.p, &c.shp, rows, k)
+	c.labels = append(c.labels[:0], labels...)
+	if cap(c.rowLoss) < rows {
+		c.rowLoss = make([]float64, rows)
+	}
+	c.rowLoss = c.rowLoss[:rows]
+	if c.work == nil {
+		c.work = c.rows
+	}
+	c.logits, c.k = logits.Data, k
+	kernels.ParallelFor(rows, max(1, (1<<14)/max(k, 1)), c.work)
+	c.logits = nil
 	if rows == 0 {
 		return 0
 	}
+	var total float64
+	for _, l := range c.rowLoss {
+		total += l
+	}
 	return total / float64(rows)
+}
+
+// rows computes the softmax and the loss of rows [lo, hi).
+func (c *CrossEntropy) rows(lo, hi int) {
+	k := c.k
+	s := float64(c.Smoothing)
+	kernels.SoftmaxRows(c.p.Data[lo*k:hi*k], c.logits[lo*k:hi*k], hi-lo, k, k)
+	for r := lo; r < hi; r++ {
+		x := c.logits[r*k : r*k+k]
+		pr := c.p.Data[r*k : r*k+k]
+		m, pmax := x[0], pr[0]
+		var sum float64
+		for j, v := range x {
+			m = max(m, v)
+			pmax = max(pmax, pr[j])
+			sum += float64(v)
+		}
+		logZ := -math.Log(float64(pmax))
+		// -log p_j = logZ - (x_j - m)
+		nll := logZ - float64(x[c.labels[r]]-m)
+		smooth := logZ - (sum/float64(k) - float64(m))
+		c.rowLoss[r] = (1-s)*nll + s*smooth
+	}
 }
 
 // Backward returns d(mean loss)/dlogits [rows, classes] for the last

@@ -30,7 +30,7 @@ func TestCrossEntropy(t *testing.T) {
 		rows, k int
 		s       float32
 		scale   float32
-	}{{1, 1, 0, 1}, {3, 3, 0.1, 1}, {17, 10, 0, 3}, {5, 1000, 0.1, 2}, {4, 17, 0.3, 40}} {
+	}{{1, 1, 0, 1}, {3, 3, 0.1, 1}, {17, 10, 0, 3}, {5, 1000, 0.1, 2}, {4, 17, 0.3, 40}, {64, 3000, 0.1, 4}} {
 		t.Run(fmt.Sprintf("%dx%d_s%g_scale%g", tc.rows, tc.k, tc.s, tc.scale), func(t *testing.T) {
 			logits := blRand(1, tc.scale, tc.rows, tc.k)
 			labels := make([]int, tc.rows)
@@ -54,5 +54,21 @@ func TestCrossEntropy(t *testing.T) {
 	var ce CrossEntropy
 	if l := ce.Forward(big, []int{1, 0}); math.IsNaN(l) || math.IsInf(l, 0) {
 		t.Fatalf("loss with a 1e30 logit: %g", l)
+	}
+}
+
+// TestCrossEntropyNoAlloc covers the parallel path (rows split across the
+// worker pool) on a language-model-like width.
+func TestCrossEntropyNoAlloc(t *testing.T) {
+	logits := blRand(1, 2, 96, 5000)
+	labels := make([]int, 96)
+	for i := range labels {
+		labels[i] = i * 37
+	}
+	ce := CrossEntropy{Smoothing: 0.1}
+	step := func() { ce.Forward(logits, labels); ce.Backward() }
+	step()
+	if a := testing.AllocsPerRun(5, step); a != 0 {
+		t.Fatalf("%g allocations per Forward+Backward", a)
 	}
 }
