@@ -13,9 +13,9 @@ import (
 // The softmax comes from kernels.SoftmaxRows (vectorised exp, max-shifted,
 // so stable for any logit range) with rows split across the worker pool:
 // a language model's rows have 32000 classes, where float64 math.Exp would
-// cost ~80 ms per 512 tokens. log Z is read back as -log of the largest
-// probability (1/Z exactly up to rounding, never underflowing), so
-// -log p_j = log Z - (x_j - max) needs no second exponential pass.
+// cost ~80 ms per 512 tokens. Every log-probability follows from the
+// largest probability p_q (no underflow) as log p_j = log p_q + x_j - x_q,
+// so no second exponential pass is needed.
 // Forward keeps the softmax so that Backward is one pass:
 // dlogits = (p - (1-s)*onehot - s/C) / rows.
 type CrossEntropy struct {
@@ -66,7 +66,9 @@ func (c *CrossEntropy) Forward(logits *tensor.Tensor, labels []int) float64 {
 	return total / float64(rows)
 }
 
-// rows computes the softmax and the loss of rows [lo, hi).
+// rows computes the softmax and the loss of rows [lo, hi). For any index
+// q, log p_j = log p_q + x_j - x_q; q is taken where p is largest, so
+// log p_q = -log Z to rounding and never underflows.
 func (c *CrossEntropy) rows(lo, hi int) {
 	k := c.k
 	s := float64(c.Smoothing)
@@ -74,18 +76,21 @@ func (c *CrossEntropy) rows(lo, hi int) {
 	for r := lo; r < hi; r++ {
 		x := c.logits[r*k : r*k+k]
 		pr := c.p.Data[r*k : r*k+k]
-		m, pmax := x[0], pr[0]
-		var sum float64
-		for j, v := range x {
-			m = max(m, v)
-			pmax = max(pmax, pr[j])
-			sum += float64(v)
+		q, pq := 0, pr[0]
+		for j, v := range pr {
+			if v > pq {
+				q, pq = j, v
+			}
 		}
-		logZ := -math.Log(float64(pmax))
-		// -log p_j = logZ - (x_j - m)
-		nll := logZ - float64(x[c.labels[r]]-m)
-		smooth := logZ - (sum/float64(k) - float64(m))
-		c.rowLoss[r] = (1-s)*nll + s*smooth
+		logZ := -math.Log(float64(pq)) // -log p_q
+		xq := float64(x[q])
+		nll := logZ - (float64(x[c.labels[r]]) - xq)
+		loss := nll
+		if s != 0 {
+			smooth := logZ - (kernels.Sum(x)/float64(k) - xq)
+			loss = (1-s)*nll + s*smooth
+		}
+		c.rowLoss[r] = loss
 	}
 }
 
