@@ -21,13 +21,14 @@ import (
 type CrossEntropy struct {
 	Smoothing float32
 
-	p, dx   *tensor.Tensor
-	labels  []int
-	shp     []int
-	logits  []float32 // the current Forward's input, for the workers
-	k       int
-	rowLoss []float64
-	work    func(lo, hi int) // bound once: no allocation per call
+	p, dx    *tensor.Tensor
+	labels   []int
+	shp      []int
+	logits   []float32 // the current Forward's input, for the workers
+	k        int
+	rowLoss  []float64
+	work     func(lo, hi int) // bound once: no allocation per call
+	gradWork func(lo, hi int)
 }
 
 // Forward returns the mean loss over the rows of logits [rows, classes]
@@ -95,22 +96,32 @@ func (c *CrossEntropy) rows(lo, hi int) {
 }
 
 // Backward returns d(mean loss)/dlogits [rows, classes] for the last
-// Forward.
+// Forward, rows split across the worker pool.
 func (c *CrossEntropy) Backward() *tensor.Tensor {
 	if c.p == nil {
 		panic("nn.CrossEntropy: Backward without Forward")
 	}
 	rows, k := c.p.Rows(), c.p.Cols()
-	dx := ensureDims(&c.dx, &c.shp, rows, k)
-	s := c.Smoothing
-	inv := 1 / float32(max(rows, 1))
+	ensureDims(&c.dx, &c.shp, rows, k)
+	if c.gradWork == nil {
+		c.gradWork = c.gradRows
+	}
+	c.k = k
+	kernels.ParallelFor(rows, max(1, (1<<14)/max(k, 1)), c.gradWork)
+	return c.dx
+}
+
+// gradRows writes dlogits for rows [lo, hi).
+func (c *CrossEntropy) gradRows(lo, hi int) {
+	k, s := c.k, c.Smoothing
+	inv := 1 / float32(max(c.p.Rows(), 1))
 	off := s / float32(k)
-	for r := 0; r < rows; r++ {
-		pr, dr := c.p.Data[r*k:r*k+k], dx.Data[r*k:r*k+k]
-		for j := range dr {
-			dr[j] = (pr[j] - off) * inv
+	for r := lo; r < hi; r++ {
+		pr, dr := c.p.Data[r*k:r*k+k], c.dx.Data[r*k:r*k+k]
+		dr = dr[:len(pr)]
+		for j, v := range pr {
+			dr[j] = (v - off) * inv
 		}
 		dr[c.labels[r]] -= (1 - s) * inv
 	}
-	return dx
 }
