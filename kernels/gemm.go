@@ -41,19 +41,20 @@ import (
 // B (decode, y = x W^T) is a GEMV bound by reading W once: no packing, rows
 // of W split over threads. Epilogues (bias, exact GELU, residual) run on
 // each tile right after its last k slice, while it is in L1.
+
 // ukernel describes the microkernel family in use and its blocking.
 type ukernel struct {
 	mr, nr     int
 	kc, mc, nc int
 	// kind selects the microkernel that computes the mr x nr tile
-	// c (=|+=) Apanel*Bpanel (see callKernel); a switch rather than a func
+	// c (=|+=) A*B (see callKernel); a switch rather than a func
 	// value so that the stack scratch tile passed to assembly stays on the
 	// stack.
 	kind kernelKind
 	// hasDot4 means callDot4 can run the GEMV rows.
 	hasDot4 bool
 	// directA means callKernelDA can read full row-major A panels in
-	// place (no packing); transpose16 means packB can use the register
+	// place (no packing); transpose16 means packBT can use the register
 	// transpose for transposed B.
 	directA, transpose16 bool
 }
