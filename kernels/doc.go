@@ -1,14 +1,30 @@
 // Package kernels holds slab's numeric hot paths on plain slices and shapes:
 // GEMM (packing, cache blocking, register-blocked microkernels), elementwise
-// ops, reductions, softmax, normalisation kernels, depthwise convolution and
-// the persistent worker pool that parallelises them. It knows nothing of
-// layers or models, so every kernel can be benchmarked and fuzzed alone.
+// ops, reductions, softmax, normalisation kernels, depthwise convolution,
+// the fused SLA row passes and the persistent worker pool that parallelises
+// them. It knows nothing of layers or models, so every kernel can be
+// benchmarked and fuzzed alone.
 //
 // Written by hand on purpose: no served Go module comes within 10x of this
 // machine's float32 throughput (gonum Sgemm ~21 GFLOP/s, GoMLX ~10, against
 // a ~400 GFLOP/s 2-core FMA peak), and a cgo BLAS would cost users the
 // static, cgo-free binary.
 //
+// Where to look:
+//   - gemm.go: the BLIS-style GEMM driver; its header comment explains the
+//     blocking, which operands are read in place, the threading and the
+//     fused epilogues (GemmEpilogue: bias, exact GELU, residual).
+//   - gen/main.go generates gemm_amd64.s (AVX-512 12x32 and AVX2 6x16
+//     microkernels, GEMV dot kernel, vector GELU, peak and bandwidth
+//     probes); cpu*.go picks the path at start-up from CPU features.
+//     SLAB_KERNELS=generic|avx2|avx512 forces one (tests run both).
+//   - pool.go: persistent workers that spin briefly then park, so batch-1
+//     latency is not dominated by goroutine start-up (~150 ns fork/join).
+//   - norm.go, activation.go, elementwise.go, reduce.go, softmax*.go,
+//     dwconv*.go, sla*.go: the per-layer kernels.
+//
 // Layout conventions: all matrices are row-major with an explicit leading
 // dimension (ld = distance between rows). op(X) is X or its transpose.
+// Results are bit-identical for any thread count (fixed partitioning of
+// every reduction), which makes seeded training runs reproducible.
 package kernels
