@@ -25,8 +25,15 @@ OUT=${OUT:-$(mktemp -d /tmp/compare-pytorch.XXXXXX)}
 mkdir -p "$OUT"
 echo "compare-pytorch: raw results in $OUT" >&2
 
+# PYOMP: OMP_WAIT_POLICY for PyTorch's OpenMP pool; empty = libgomp's
+# default (spin), as PEERS.md. On a loaded shared machine the default spin
+# policy collapses (measured at load average ~10: DeiT-Tiny B1 2574 ms
+# spinning vs 57.6 ms PASSIVE vs 52.5 ms on 1 thread), so PASSIVE is the
+# default here and recorded in the table.
+PYOMP=${PYOMP-PASSIVE}
+
 py() {
-	env -u OPENBLAS_CORETYPE \
+	env -u OPENBLAS_CORETYPE ${PYOMP:+OMP_WAIT_POLICY=$PYOMP} \
 		LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
 		GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 \
 		/usr/bin/python3 tools/reference/bench.py --threads "$THREADS" --rounds "$ROUNDS" "$@"
@@ -65,7 +72,7 @@ for r in $(seq "$REPS"); do
 done
 
 echo "end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
-CMD="OUT=$OUT REPS=$REPS ROUNDS=$ROUNDS SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" THREADS=$THREADS ATTN=$ATTN scripts/compare-pytorch.sh"
+CMD="OUT=$OUT PYOMP=$PYOMP REPS=$REPS ROUNDS=$ROUNDS SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" THREADS=$THREADS ATTN=$ATTN scripts/compare-pytorch.sh"
 echo "$CMD  # slab $COMMIT" >>"$OUT/commands.txt"
 CMD=$(cat "$OUT/commands.txt")
 /usr/bin/python3 tools/reference/bench_table.py --command "$CMD" --commit "$COMMIT" "$OUT" >docs/bench-pytorch.md.tmp

@@ -129,6 +129,7 @@ def main():
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
             "ld_library_path": os.environ.get("LD_LIBRARY_PATH", ""),
             "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
             "blas": loaded_blas(),
             "rounds": a.rounds}
     json.dump({"pytorch": info, "rows": rows}, sys.stdout, indent=1)
