@@ -9,7 +9,8 @@
 #   scripts/compare-pytorch.sh                 # REPS=2 ROUNDS=20 SIZES="tiny small" BATCHES="1 32"
 #   REPS=1 SIZES=tiny scripts/compare-pytorch.sh
 #   OUT=/tmp/cmp SIZES=tiny scripts/compare-pytorch.sh; OUT=/tmp/cmp SIZES=small ATTN=0 scripts/compare-pytorch.sh
-#     (a second run into the same OUT adds rows; the table covers all of OUT)
+#     (a second run into the same OUT adds rows, REPSTART=N numbers its repetitions
+#     from N so that it adds repetitions instead of replacing them; the table covers all of OUT)
 #
 # Raw JSON/bench output stays in $OUT (default: a new temp dir, printed).
 # slab is built from a snapshot of the committed HEAD (SRC=tree: working tree).
@@ -55,7 +56,7 @@ fi
 NNDIR=$BUILD/nn
 
 echo "start $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
-for r in $(seq "$REPS"); do
+for r in $(seq "${REPSTART:-1}" $((${REPSTART:-1} + REPS - 1))); do
 	for size in $SIZES; do
 		for b in $BATCHES; do
 			echo "compare-pytorch: rep $r deit_$size B$b" >&2
@@ -72,7 +73,7 @@ for r in $(seq "$REPS"); do
 done
 
 echo "end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
-CMD="OUT=$OUT PYOMP=$PYOMP REPS=$REPS ROUNDS=$ROUNDS SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" THREADS=$THREADS ATTN=$ATTN scripts/compare-pytorch.sh"
+CMD="OUT=$OUT PYOMP=$PYOMP REPSTART=${REPSTART:-1} REPS=$REPS ROUNDS=$ROUNDS SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" THREADS=$THREADS ATTN=$ATTN scripts/compare-pytorch.sh"
 echo "$CMD  # slab $COMMIT" >>"$OUT/commands.txt"
 CMD=$(cat "$OUT/commands.txt")
 /usr/bin/python3 tools/reference/bench_table.py --command "$CMD" --commit "$COMMIT" "$OUT" >docs/bench-pytorch.md.tmp
