@@ -128,7 +128,7 @@ type lmBenchModel struct {
 	PrefillMs    float64   `json:"prefill_ms"`
 	CPUTokS      float64   `json:"cpu_tokens_per_s"`
 	FloorTokS    float64   `json:"bandwidth_floor_tokens_per_s"`
-	OfFloor      float64   `json:"fraction_of_floor"`
+	OfFloor      float64   `json:"cpu_fraction_of_floor"` // CPU-time tok/s over the floor
 	AllocsPerTok float64   `json:"allocs_per_token"`
 	Rounds       []float64 `json:"round_tokens_per_s"`
 	cpuRounds    []float64
@@ -261,7 +261,7 @@ func cmdBenchLM(args []string) error {
 		e.res.CPUTokS = lmMedian(e.res.cpuRounds)
 		e.res.PrefillMs = lmMedian(e.pre)
 		e.res.FloorTokS = max(bw, bwCPU) * 1e9 / float64(e.res.WeightBytes)
-		e.res.OfFloor = (1e3 / e.res.MsPerToken) / e.res.FloorTokS
+		e.res.OfFloor = e.res.CPUTokS / e.res.FloorTokS
 		res.Models = append(res.Models, e.res)
 		res.Ratios[e.res.Name] = e.res.TokensPerSec / es[0].res.TokensPerSec
 		res.CPURatios[e.res.Name] = e.res.CPUTokS / es[0].res.CPUTokS
