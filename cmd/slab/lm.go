@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slabml/slab/checkpoint"
@@ -30,6 +31,7 @@ type lmFlags struct {
 	model, norm, init, tok string
 	attn                   string
 	ckpt                   string
+	state                  string
 	threads                int
 	seed                   uint64
 	json                   bool
@@ -47,6 +49,7 @@ func (f *lmFlags) register(fs interface {
 	fs.StringVar(&f.init, "repbn-init", "vision", "RepBN init for prepbn: vision (alpha=gamma=1) or official (all 0, SLAB.md 6.1)")
 	fs.StringVar(&f.tok, "tokenizer", "byte", "byte or gpt2 (sets the vocabulary size)")
 	fs.StringVar(&f.ckpt, "ckpt", "", "checkpoint to load (its stored config wins over --model)")
+	fs.StringVar(&f.state, "state", "", "official state dict (.safetensors, or PyTorch .pth/.bin) to load into --model (with --norm, --tokenizer setting the shapes)")
 	fs.IntVar(&f.threads, "threads", 0, "threads (0 = all cores)")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	fs.BoolVar(&f.json, "json", false, "print exactly one JSON object on lmStdout")
@@ -111,7 +114,22 @@ func (f *lmFlags) modelFromFlags() (*llama.Model, data.Tokenizer, error) {
 		return nil, nil, err
 	}
 	m, err := llama.New(c, f.seed)
-	return m, tok, err
+	if err != nil || f.state == "" {
+		return m, tok, err
+	}
+	var sf *checkpoint.File
+	if strings.HasSuffix(f.state, ".safetensors") {
+		sf, err = checkpoint.Read(f.state)
+	} else {
+		sf, err = checkpoint.ReadPTH(f.state)
+	}
+	if err != nil {
+		return nil, nil, lmFlagErr("state", "%v", err)
+	}
+	if err := llama.LoadState(m, sf.Tensors); err != nil {
+		return nil, nil, lmFlagErr("state", "%s: %v", f.state, err)
+	}
+	return m, tok, nil
 }
 
 func saveLM(path string, m *llama.Model, tok data.Tokenizer, opt *train.AdamW, step int) error {

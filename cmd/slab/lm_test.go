@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/models/llama"
 )
 
 // runLM runs an LM command in-process and returns stdout, failing on error.
@@ -67,6 +70,23 @@ func TestLMCommands(t *testing.T) {
 	// rune conversion does).
 	if out := runLM(t, "generate", "--ckpt", ckpt, "--prompt", "We the", "--n", "10", "--temperature", "0"); !strings.HasPrefix(string([]rune(string(out))), "We the"+g.Text) {
 		t.Fatalf("streamed %q, want prefix %q", out, "We the"+g.Text)
+	}
+	// An official-layout state dict (here written from the checkpoint's
+	// model) loads with --state into a freshly built model.
+	m, _, _, err := loadLM(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd := checkpoint.NewFile()
+	sd.Tensors = llama.StateDict(m)
+	stPath := filepath.Join(dir, "official.safetensors")
+	if err := checkpoint.Write(stPath, sd); err != nil {
+		t.Fatal(err)
+	}
+	var g2 genResult
+	oneJSON(t, runLM(t, "generate", "--model", "lm_test_prepbn", "--state", stPath, "--prompt", "We the", "--n", "10", "--temperature", "0", "--json"), &g2)
+	if g2.Text != g.Text {
+		t.Fatalf("--state model generated %q, checkpoint model %q", g2.Text, g.Text)
 	}
 	var b lmBenchResult
 	oneJSON(t, runLM(t, "bench-lm", "--models", "lm_test_rmsnorm,lm_test_prepbn,lm_test_prepbn_sla", "--prompt", "4", "--generate", "8", "--rounds", "1", "--json"), &b)
