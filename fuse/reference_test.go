@@ -32,7 +32,6 @@ func TestReferenceFuse(t *testing.T) {
 		}
 		n++
 		t.Run(name, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			c := f.Config
 			cfg := vit.Config{
 				Name: "ref_" + name, ImgSize: int(f.Num("img")), Patch: int(f.Num("patch")),

@@ -10,7 +10,6 @@ import (
 	"github.com/slabml/slab/models/vit"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
-	"github.com/slabml/slab/tools/reference/reftest"
 )
 
 func randImages(c vit.Config, b int, seed uint64) *tensor.Tensor {
@@ -66,7 +65,6 @@ func relErr(got, want []float32) (float64, float64) {
 // 1e-4 on random inputs after the norms got random affine parameters and
 // running statistics.
 func TestFuseExact(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	variant := func(name, norm, attn string, cls bool) vit.Config {
 		c, err := vit.Lookup(name)
 		if err != nil {
@@ -96,7 +94,6 @@ func TestFuseExact(t *testing.T) {
 			continue
 		}
 		t.Run(tc.cfg.Name, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			m, err := vit.New(tc.cfg, 1)
 			if err != nil {
 				t.Fatal(err)
@@ -139,7 +136,6 @@ func TestFuseExact(t *testing.T) {
 }
 
 func TestFuseRefuses(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	for _, name := range []string{"deit_mini_28", "deit_tiny"} {
 		c, _ := vit.Lookup(name)
 		c.ImgSize, c.Patch, c.Depth = 32, 16, 1
@@ -165,7 +161,6 @@ func TestFuseRefuses(t *testing.T) {
 // TestFoldIntoCreatesBias folds an affine map into a bias-free Linear: the
 // new bias is W b and the outputs agree.
 func TestFoldIntoCreatesBias(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	l := nn.NewLinear("blocks.0.attn.qkv", 8, 5, false)
 	a, b := make([]float32, 8), make([]float32, 8)

@@ -121,7 +121,6 @@ func runVJP(t *testing.T, f *reftest.Fixture, l layer) {
 }
 
 func TestReferenceLayerNorm(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	f := reftest.Load(t, "layernorm")
 	runVJP(t, f, nn.NewLayerNorm("L", int(f.Num("dim")), float32(f.Num("eps"))))
 }
@@ -129,7 +128,6 @@ func TestReferenceLayerNorm(t *testing.T) {
 func TestReferenceBatchNorms(t *testing.T) {
 	for _, kind := range []string{"repbn", "batchnorm"} {
 		t.Run(kind, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			f := reftest.Load(t, kind)
 			dim, eps := int(f.Num("dim")), float32(f.Num("eps"))
 			var l layer
@@ -147,7 +145,6 @@ func TestReferenceBatchNorms(t *testing.T) {
 }
 
 func TestReferenceLinearNorm(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	f := reftest.Load(t, "linearnorm")
 	dim := int(f.Num("dim"))
 	l := nn.NewLinearNorm("L", nn.NewLayerNorm("L.norm1", dim, float32(f.Num("ln_eps"))),
@@ -172,14 +169,12 @@ func TestReferenceLinearNorm(t *testing.T) {
 }
 
 func TestReferenceMLP(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	f := reftest.Load(t, "mlp")
 	m := nn.NewMLP("L", int(f.Num("dim")), int(f.Num("hidden")))
 	runVJP(t, f, noTrain{m, m.Forward, m.Backward})
 }
 
 func TestReferenceAttention(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	f := reftest.Load(t, "attention")
 	a := nn.NewAttention("L", int(f.Num("dim")), int(f.Num("heads")), true)
 	runVJP(t, f, noTrain{a, a.Forward, a.Backward})
@@ -188,7 +183,6 @@ func TestReferenceAttention(t *testing.T) {
 func TestReferenceSLA(t *testing.T) {
 	for _, grid := range []string{"3x5", "7x7"} {
 		t.Run(grid, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			f := reftest.Load(t, "sla_"+grid)
 			s := nn.NewSLA("L", int(f.Num("dim")), int(f.Num("heads")), int(f.Num("h")), int(f.Num("w")),
 				int(f.Num("kernel")), true)
@@ -198,14 +192,12 @@ func TestReferenceSLA(t *testing.T) {
 }
 
 func TestReferencePatchEmbed(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	f := reftest.Load(t, "patchembed")
 	p := nn.NewPatchEmbed("L.proj", int(f.Num("in_chans")), int(f.Num("dim")), int(f.Num("patch")))
 	runVJP(t, f, noTrain{p, p.Forward, p.Backward}) // Backward returns nil: images need no gradient
 }
 
 func TestReferenceCrossEntropy(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	f := reftest.Load(t, "crossentropy")
 	ce := &nn.CrossEntropy{Smoothing: float32(f.Num("smoothing"))}
 	loss := ce.Forward(f.T("logits"), f.Labels("labels"))

@@ -27,7 +27,6 @@ var importTol = reftest.Tol{Rel: 1e-4}
 func TestReferenceImportOfficialPTH(t *testing.T) {
 	for _, name := range []string{"tiny_slab_deit", "tiny_deit_prepbn"} {
 		t.Run(name, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			f := reftest.Load(t, name+"_logits")
 			c := f.Config
 			cfg := vit.Config{

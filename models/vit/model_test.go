@@ -11,7 +11,6 @@ import (
 	"github.com/slabml/slab/models/vit"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
-	"github.com/slabml/slab/tools/reference/reftest"
 )
 
 func mustNew(t testing.TB, name string, seed uint64) *vit.Model {
@@ -37,7 +36,6 @@ func randImages(c vit.Config, b int, seed uint64) *tensor.Tensor {
 }
 
 func TestRegistry(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	want := []string{"slab_deit_tiny", "slab_deit_small", "deit_tiny_prepbn", "deit_small_prepbn", "deit_tiny",
 		"deit_small", "slab_deit_mini_28", "deit_mini_28", "deit_mini_prepbn_28"}
 	names := vit.Names()
@@ -94,7 +92,6 @@ func TestRegistry(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	base, _ := vit.Lookup("slab_deit_mini_28")
 	cases := []struct {
 		mut  func(*vit.Config)
@@ -128,7 +125,6 @@ func TestValidate(t *testing.T) {
 // TestNumParams checks the parameter counts derived in SLAB.md 4.1 (they
 // include the LinearNorm LN branch and the unused cls_token).
 func TestNumParams(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	cases := []struct {
 		name string
 		want float64 // millions, 2 decimals
@@ -149,7 +145,6 @@ func TestNumParams(t *testing.T) {
 // TestFLOPs checks deit_tiny against the usual 1.25 G multiply-adds (fvcore
 // convention) and prints every model's table.
 func TestFLOPs(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	for _, name := range vit.Names() {
 		c, _ := vit.Lookup(name)
 		m, err := vit.New(c, 0)
@@ -168,7 +163,6 @@ func TestFLOPs(t *testing.T) {
 }
 
 func TestForwardShapeErrors(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	m := mustNew(t, "slab_deit_mini_28", 0)
 	cases := []*tensor.Tensor{
 		nil,
@@ -193,7 +187,6 @@ func TestForwardShapeErrors(t *testing.T) {
 }
 
 func TestDeterministicPerSeed(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	for _, name := range []string{"slab_deit_mini_28", "deit_mini_28"} {
 		a, b, c := mustNew(t, name, 3), mustNew(t, name, 3), mustNew(t, name, 4)
 		same, diff := true, false
@@ -221,7 +214,6 @@ func TestDeterministicPerSeed(t *testing.T) {
 // TestInit checks the official initial values of norms, embeddings and SLA
 // parameters, and the spread of the trunc-normal weights.
 func TestInit(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	m := mustNew(t, "slab_deit_tiny", 1)
 	ps := map[string]*nn.Param{}
 	for _, p := range m.Params() {
@@ -304,7 +296,6 @@ func randomizeState(t testing.TB, m *vit.Model, seed uint64) {
 }
 
 func TestLambdaProgression(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	m := mustNew(t, "slab_deit_mini_28", 0)
 	x := randImages(m.Cfg, 2, 1)
 	m.SetSchedule(3)
@@ -334,7 +325,6 @@ func TestLambdaProgression(t *testing.T) {
 // statistics only: parameters and schedule counters stay, and the logits of
 // a following eval forward change.
 func TestRecalibrate(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	m := mustNew(t, "slab_deit_mini_28", 0)
 	randomizeState(t, m, 5)
 	x := randImages(m.Cfg, 4, 6)
@@ -391,7 +381,6 @@ func TestRecalibrate(t *testing.T) {
 // against its definition: running_mean <- 0.9 running_mean + 0.1 batch mean
 // of the tokens entering blocks.0.norm1 (patch embedding + pos_embed).
 func TestRecalibrateFirstNorm(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	m := mustNew(t, "slab_deit_mini_28", 0)
 	randomizeState(t, m, 8)
 	x := randImages(m.Cfg, 3, 9)
@@ -419,10 +408,8 @@ func TestRecalibrateFirstNorm(t *testing.T) {
 // training forward against float32 central differences (loose: the layers
 // are checked one by one against float64 elsewhere).
 func TestGradFiniteDifference(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	for _, name := range []string{"slab_deit_mini_28", "deit_mini_28"} {
 		t.Run(name, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			c, _ := vit.Lookup(name)
 			c.Depth = 2
 			m, err := vit.New(c, 11)
@@ -506,7 +493,6 @@ func linearNorms(m *vit.Model) []*nn.LinearNorm {
 // TestNoAllocSteadyState: a steady-state eval Forward, and a training
 // Forward + Backward, allocate nothing.
 func TestNoAllocSteadyState(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	var buf *tensor.Tensor
 	tensor.Ensure(&buf, 4, 4)
 	if a := testing.AllocsPerRun(10, func() { tensor.Ensure(&buf, 4, 4) }); a != 0 {
@@ -538,7 +524,6 @@ func TestNoAllocSteadyState(t *testing.T) {
 }
 
 func TestBackwardNeedsTrainForward(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	m := mustNew(t, "deit_mini_28", 0)
 	x := randImages(m.Cfg, 1, 1)
 	m.Forward(x, false)
@@ -577,7 +562,6 @@ func closeTo(t *testing.T, name string, got, want []float32, rtol, atol float64)
 // TestDropPathRates: block i drops with DropPath·i/(Depth-1), as timm's
 // linspace; the seed of the draws is settable.
 func TestDropPathRates(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	m := mustNew(t, "deit_tiny", 0)
 	for i, b := range m.Blocks {
 		want := float32(0.1) * float32(i) / 11
@@ -606,7 +590,6 @@ func TestDropPathRates(t *testing.T) {
 // TestBatchSizeChanges: eval logits of an image do not depend on the batch
 // it comes in, across growing and shrinking batches (buffer reuse).
 func TestBatchSizeChanges(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	for _, name := range []string{"slab_deit_mini_28", "deit_tiny_prepbn"} {
 		c, _ := vit.Lookup(name)
 		if c.ImgSize > 28 {

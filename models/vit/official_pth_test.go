@@ -6,7 +6,6 @@ import (
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/models/vit"
-	"github.com/slabml/slab/tools/reference/reftest"
 )
 
 // officialCase is an official-layout checkpoint written by torch.save
@@ -76,14 +75,12 @@ func checkOfficial(t *testing.T, dir string, oc officialCase) {
 // SLAB-DeiT (LinearNorm keys, unused cls_token, SLA, mean pool) and a
 // DeiT-PRepBN (bare RepBN keys, class token, softmax).
 func TestOfficialCheckpoints(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	dir := filepath.Join("..", "..", "testdata", "reference")
 	for _, oc := range []officialCase{
 		{"tiny_slab_deit.pth", "tiny_slab_deit_logits.safetensors", shrink(t, "slab_deit_tiny"), vit.NormRepBN},
 		{"tiny_deit_prepbn.pth", "tiny_deit_prepbn_logits.safetensors", shrink(t, "deit_tiny_prepbn"), vit.NormPRepBN},
 	} {
 		t.Run(oc.pth, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			checkOfficial(t, dir, oc)
 		})
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/models/vit"
-	"github.com/slabml/slab/tools/reference/reftest"
 )
 
 func miniVariant(t *testing.T, norm, attn string, cls bool, seed uint64) *vit.Model {
@@ -28,7 +27,6 @@ func miniVariant(t *testing.T, norm, attn string, cls bool, seed uint64) *vit.Mo
 // TestStateDictRoundTrip: export, load into a differently seeded model,
 // same parameters, buffers and logits.
 func TestStateDictRoundTrip(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	for _, norm := range []string{"layernorm", "repbn", "prepbn", "batchnorm"} {
 		a := miniVariant(t, norm, "sla", false, 1)
 		b := miniVariant(t, norm, "sla", false, 2)
@@ -75,7 +73,6 @@ func TestStateDictRoundTrip(t *testing.T) {
 // TestLoadStateErrors: missing, unexpected and mis-shaped keys all appear
 // in one error, and the model is left untouched.
 func TestLoadStateErrors(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	a := miniVariant(t, "prepbn", "sla", false, 1)
 	b := miniVariant(t, "prepbn", "sla", false, 2)
 	sd := vit.StateDict(a)
@@ -104,7 +101,6 @@ func TestLoadStateErrors(t *testing.T) {
 // the eval logits equal the source model's, since eval-mode LinearNorm is
 // its RepBN branch. A "model." wrapper prefix is removed.
 func TestLoadStateLayouts(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	for _, attn := range []string{"sla", "softmax"} {
 		cls := attn == "softmax"
 		rb := miniVariant(t, "repbn", attn, cls, 1)
@@ -152,7 +148,6 @@ func TestLoadStateLayouts(t *testing.T) {
 // TestLoadStateOptionalCounters: num_batches_tracked and warm may be absent
 // (older PyTorch, detection LinearNorm); they default to 0 with a warning.
 func TestLoadStateOptionalCounters(t *testing.T) {
-	defer reftest.SkipUnimplemented(t)
 	a := miniVariant(t, "prepbn", "sla", false, 1)
 	b := miniVariant(t, "prepbn", "sla", false, 2)
 	sd := vit.StateDict(a)

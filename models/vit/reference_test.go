@@ -137,7 +137,6 @@ func newRefModel(t *testing.T, f *reftest.Fixture) *vit.Model {
 func TestReferenceModelEval(t *testing.T) {
 	for _, name := range refFixtures(t) {
 		t.Run(name, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			f := reftest.Load(t, name)
 			m := newRefModel(t, f)
 			logits, err := m.Forward(f.T("input"), false)
@@ -154,7 +153,6 @@ func TestReferenceModelEval(t *testing.T) {
 func TestReferenceModelTrainStep(t *testing.T) {
 	for _, name := range refFixtures(t) {
 		t.Run(name, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			f := reftest.Load(t, name)
 			m := newRefModel(t, f)
 			if got, want := m.Lambda(), f.Config["adamw_lambdas"].([]any)[0].(float64); got != want {
@@ -191,7 +189,6 @@ func TestReferenceModelTrainStep(t *testing.T) {
 func TestReferenceModelAdamW(t *testing.T) {
 	for _, name := range refFixtures(t) {
 		t.Run(name, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			f := reftest.Load(t, name)
 			m := newRefModel(t, f)
 			opt := train.NewAdamW(m.Params(), f.Num("weight_decay"))
@@ -299,7 +296,6 @@ func TestReferenceModelRecalibrate(t *testing.T) {
 	n := 0
 	for _, name := range refFixtures(t) {
 		t.Run(name, func(t *testing.T) {
-			defer reftest.SkipUnimplemented(t)
 			f := reftest.Load(t, name)
 			if !f.Has("recal/eval_logits") {
 				t.Skip("LayerNorm model: nothing to re-calibrate")

@@ -226,15 +226,3 @@ func F32(v ...float64) []float32 {
 	}
 	return out
 }
-
-// SkipUnimplemented turns a panic("not implemented") of a layer that is
-// still a stub into a skip, so the reference tests can land before the code
-// they check. Use as: defer reftest.SkipUnimplemented(t).
-func SkipUnimplemented(tb testing.TB) {
-	if r := recover(); r != nil {
-		if s, ok := r.(string); ok && strings.Contains(s, "not implemented") {
-			tb.Skipf("skipped: %s", s)
-		}
-		panic(r)
-	}
-}
