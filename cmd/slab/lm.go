@@ -22,8 +22,8 @@ import (
 // and metadata: lm_config (llama.Config JSON), tokenizer, step.
 
 func init() {
-	register(&command{Name: "train-lm", Summary: "train a LLaMA-style decoder (rmsnorm/layernorm/prepbn) on SOTU or a text file", Run: lmRun(cmdTrainLM)})
-	register(&command{Name: "eval-lm", Summary: "perplexity of a decoder checkpoint on a text split", Run: lmRun(cmdEvalLM)})
+	register(&command{Name: "train-lm", Summary: "train a LLaMA-style decoder (rmsnorm/layernorm/prepbn) on SOTU or a text file", Run: runCmd(cmdTrainLM)})
+	register(&command{Name: "eval-lm", Summary: "perplexity of a decoder checkpoint on a text split", Run: runCmd(cmdEvalLM)})
 }
 
 // lmFlags are the model-choice flags shared by the LM commands.
@@ -52,18 +52,18 @@ func (f *lmFlags) register(fs interface {
 	fs.StringVar(&f.state, "state", "", "official state dict (.safetensors, or PyTorch .pth/.bin) to load into --model (with --norm, --tokenizer setting the shapes)")
 	fs.IntVar(&f.threads, "threads", 0, "threads (0 = all cores)")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
-	fs.BoolVar(&f.json, "json", false, "print exactly one JSON object on lmStdout")
+	fs.BoolVar(&f.json, "json", false, "print exactly one JSON object on stdout")
 }
 
 // config resolves --model/--norm/--repbn-init/--tokenizer.
 func (f *lmFlags) config() (llama.Config, data.Tokenizer, error) {
 	tok, err := data.NewTokenizer(f.tok)
 	if err != nil {
-		return llama.Config{}, nil, lmFlagErr("tokenizer", "%v", err)
+		return llama.Config{}, nil, flagErr("tokenizer", "%v", err)
 	}
 	c, err := llama.Lookup(f.model)
 	if err != nil {
-		return c, nil, lmFlagErr("model", "%v", err)
+		return c, nil, flagErr("model", "%v", err)
 	}
 	if f.norm != "" {
 		c.Norm = f.norm
@@ -74,7 +74,7 @@ func (f *lmFlags) config() (llama.Config, data.Tokenizer, error) {
 		c.Attn = f.attn
 	}
 	if err := c.Validate(); err != nil {
-		return c, nil, lmFlagErr("norm", "%v", err)
+		return c, nil, flagErr("norm", "%v", err)
 	}
 	return c, tok, nil
 }
@@ -124,10 +124,10 @@ func (f *lmFlags) modelFromFlags() (*llama.Model, data.Tokenizer, error) {
 		sf, err = checkpoint.ReadPTH(f.state)
 	}
 	if err != nil {
-		return nil, nil, lmFlagErr("state", "%v", err)
+		return nil, nil, flagErr("state", "%v", err)
 	}
 	if err := llama.LoadState(m, sf.Tensors); err != nil {
-		return nil, nil, lmFlagErr("state", "%s: %v", f.state, err)
+		return nil, nil, flagErr("state", "%s: %v", f.state, err)
 	}
 	return m, tok, nil
 }
@@ -199,7 +199,7 @@ type lmPt struct {
 }
 
 func cmdTrainLM(args []string) error {
-	fs := lmFlagSet("train-lm", "train-lm [flags]")
+	fs := newFlags("train-lm", "train-lm [flags]")
 	var f lmFlags
 	f.register(fs)
 	src := fs.String("data", "sotu", "corpus: sotu (run scripts/fetch-sotu.sh first) or a UTF-8 text file")
@@ -222,11 +222,11 @@ func cmdTrainLM(args []string) error {
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := lmSetThreads(f.threads); err != nil {
+	if err := setThreads(f.threads); err != nil {
 		return err
 	}
 	if *steps <= 0 || *batch <= 0 {
-		return lmFlagErr("steps", "steps and batch must be positive")
+		return flagErr("steps", "steps and batch must be positive")
 	}
 	c, tok, err := f.config()
 	if err != nil {
@@ -236,7 +236,7 @@ func cmdTrainLM(args []string) error {
 		*seq = c.MaxSeq
 	}
 	if *seq > c.MaxSeq {
-		return lmFlagErr("seq", "%d exceeds the model's %d positions", *seq, c.MaxSeq)
+		return flagErr("seq", "%d exceeds the model's %d positions", *seq, c.MaxSeq)
 	}
 	// The LLaMA LinearNorm counts in units of 16 forward calls (one call per
 	// step here, no accumulation), so the fractions become step counts / 16.
@@ -246,14 +246,14 @@ func cmdTrainLM(args []string) error {
 	if err != nil {
 		return err
 	}
-	w := lmInfo(f.json)
+	w := info(f.json)
 	splits, err := data.LoadTextSplits(*src, tok)
 	if err != nil {
-		return lmFlagErr("data", "%v", err)
+		return flagErr("data", "%v", err)
 	}
 	bt, err := data.NewBatcher(splits.Train, *batch, *seq, f.seed)
 	if err != nil {
-		return lmFlagErr("data", "%v", err)
+		return flagErr("data", "%v", err)
 	}
 	opt := train.NewAdamW(m.Params(), *wd)
 	sched := train.Schedule{BaseLR: *lr, WarmupLR: *lr / 100, MinLR: *minLR,
@@ -336,7 +336,7 @@ func cmdTrainLM(args []string) error {
 	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s)\n",
 		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec)
 	if f.json {
-		return lmEmitJSON(res)
+		return emitJSON(res)
 	}
 	return nil
 }
@@ -396,7 +396,7 @@ type lmEvalResult struct {
 }
 
 func cmdEvalLM(args []string) error {
-	fs := lmFlagSet("eval-lm", "eval-lm --ckpt FILE [flags]")
+	fs := newFlags("eval-lm", "eval-lm --ckpt FILE [flags]")
 	var f lmFlags
 	f.register(fs)
 	src := fs.String("data", "sotu", "corpus: sotu or a UTF-8 text file")
@@ -407,11 +407,11 @@ func cmdEvalLM(args []string) error {
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := lmSetThreads(f.threads); err != nil {
+	if err := setThreads(f.threads); err != nil {
 		return err
 	}
 	if f.ckpt == "" {
-		return lmFlagErr("ckpt", "required")
+		return flagErr("ckpt", "required")
 	}
 	m, tok, _, err := loadLM(f.ckpt)
 	if err != nil {
@@ -419,7 +419,7 @@ func cmdEvalLM(args []string) error {
 	}
 	if *fold {
 		if err := fuse.FuseLLaMA(m); err != nil {
-			return lmFlagErr("fold", "%v", err)
+			return flagErr("fold", "%v", err)
 		}
 	}
 	if *seq == 0 {
@@ -427,7 +427,7 @@ func cmdEvalLM(args []string) error {
 	}
 	splits, err := data.LoadTextSplits(*src, tok)
 	if err != nil {
-		return lmFlagErr("data", "%v", err)
+		return flagErr("data", "%v", err)
 	}
 	stream := splits.Validation
 	switch *split {
@@ -435,7 +435,7 @@ func cmdEvalLM(args []string) error {
 	case "test":
 		stream = splits.Test
 	default:
-		return lmFlagErr("split", "want validation or test, got %q", *split)
+		return flagErr("split", "want validation or test, got %q", *split)
 	}
 	t0 := time.Now()
 	l, n, err := evalLM(m, stream, *batch, *seq, 0)
@@ -444,8 +444,8 @@ func cmdEvalLM(args []string) error {
 	}
 	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: l, PPL: math.Exp(l), Tokens: n, Seconds: time.Since(t0).Seconds()}
 	if f.json {
-		return lmEmitJSON(res)
+		return emitJSON(res)
 	}
-	fmt.Fprintf(lmStdout, "%s %s: loss %.4f, perplexity %.3f over %d tokens (%.1f s)\n", f.ckpt, *split, l, res.PPL, n, res.Seconds)
+	fmt.Fprintf(stdout, "%s %s: loss %.4f, perplexity %.3f over %d tokens (%.1f s)\n", f.ckpt, *split, l, res.PPL, n, res.Seconds)
 	return nil
 }

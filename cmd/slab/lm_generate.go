@@ -15,8 +15,8 @@ import (
 )
 
 func init() {
-	register(&command{Name: "generate", Summary: "sample text from a decoder (KV cache, streaming, greedy/temperature/top-k/top-p)", Run: lmRun(cmdGenerate)})
-	register(&command{Name: "bench-lm", Summary: "decode tokens/s of decoders at batch 1 (interleaved rounds, ratios, bandwidth floor)", Run: lmRun(cmdBenchLM)})
+	register(&command{Name: "generate", Summary: "sample text from a decoder (KV cache, streaming, greedy/temperature/top-k/top-p)", Run: runCmd(cmdGenerate)})
+	register(&command{Name: "bench-lm", Summary: "decode tokens/s of decoders at batch 1 (interleaved rounds, ratios, bandwidth floor)", Run: runCmd(cmdBenchLM)})
 }
 
 type genResult struct {
@@ -37,7 +37,7 @@ func maybeFold(m *llama.Model, fold bool) (bool, error) {
 }
 
 func cmdGenerate(args []string) error {
-	fs := lmFlagSet("generate", "generate --ckpt FILE --prompt TEXT [flags]")
+	fs := newFlags("generate", "generate --ckpt FILE --prompt TEXT [flags]")
 	var f lmFlags
 	f.register(fs)
 	prompt := fs.String("prompt", "Fellow-Citizens of the Senate and House of Representatives:", "prompt text")
@@ -49,11 +49,11 @@ func cmdGenerate(args []string) error {
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := lmSetThreads(f.threads); err != nil {
+	if err := setThreads(f.threads); err != nil {
 		return err
 	}
 	if *n <= 0 {
-		return lmFlagErr("n", "must be positive, got %d", *n)
+		return flagErr("n", "must be positive, got %d", *n)
 	}
 	m, tok, err := f.modelFromFlags()
 	if err != nil {
@@ -66,10 +66,10 @@ func cmdGenerate(args []string) error {
 	}
 	ids, err := tok.Encode(*prompt)
 	if err != nil {
-		return lmFlagErr("prompt", "%v", err)
+		return flagErr("prompt", "%v", err)
 	}
 	if len(ids) == 0 {
-		return lmFlagErr("prompt", "empty")
+		return flagErr("prompt", "empty")
 	}
 	// The cache holds at most the model's context; Generate slides it when
 	// prompt + n is longer.
@@ -80,7 +80,7 @@ func cmdGenerate(args []string) error {
 	smp := llama.NewSampler(*temp, *topK, *topP, f.seed)
 	dec := &data.StreamDecoder{T: tok}
 	var text strings.Builder
-	w := lmStdout
+	w := stdout
 	if !f.json {
 		fmt.Fprint(w, *prompt)
 	}
@@ -109,11 +109,11 @@ func cmdGenerate(args []string) error {
 	text.Write(tail)
 	res := genResult{Prompt: *prompt, Text: text.String(), Tokens: len(out), Seconds: el, TokensPerSec: float64(len(out)) / el, Folded: folded}
 	if f.json {
-		return lmEmitJSON(res)
+		return emitJSON(res)
 	}
 	w.Write(tail)
 	fmt.Fprintln(w)
-	fmt.Fprintf(lmStderr, "%d tokens in %.2f s: %.1f tokens/s (prompt %d tokens included in the time)\n", len(out), el, res.TokensPerSec, len(ids))
+	fmt.Fprintf(stderr, "%d tokens in %.2f s: %.1f tokens/s (prompt %d tokens included in the time)\n", len(out), el, res.TokensPerSec, len(ids))
 	return nil
 }
 
@@ -151,7 +151,7 @@ type lmBenchResult struct {
 }
 
 func cmdBenchLM(args []string) error {
-	fs := lmFlagSet("bench-lm", "bench-lm --models a,b [flags]")
+	fs := newFlags("bench-lm", "bench-lm --models a,b [flags]")
 	models := fs.String("models", "lm_small_rmsnorm,lm_small_prepbn", "comma-separated model names (random weights)")
 	promptN := fs.Int("prompt", 32, "prompt tokens")
 	gen := fs.Int("generate", 128, "generated tokens")
@@ -160,17 +160,17 @@ func cmdBenchLM(args []string) error {
 	tokName := fs.String("tokenizer", "", "vocabulary: byte or gpt2 (default: the model's own vocab)")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 1, "seed of weights and prompt")
-	jsonOut := fs.Bool("json", false, "print exactly one JSON object on lmStdout")
+	jsonOut := fs.Bool("json", false, "print exactly one JSON object on stdout")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := lmSetThreads(*threads); err != nil {
+	if err := setThreads(*threads); err != nil {
 		return err
 	}
 	if *rounds < 1 || *promptN < 1 || *gen < 1 {
-		return lmFlagErr("rounds", "rounds, prompt and generate must be positive")
+		return flagErr("rounds", "rounds, prompt and generate must be positive")
 	}
-	w := lmInfo(*jsonOut)
+	w := info(*jsonOut)
 	type entry struct {
 		m   *llama.Model
 		st  *llama.State
@@ -182,17 +182,17 @@ func cmdBenchLM(args []string) error {
 	for _, name := range strings.Split(*models, ",") {
 		c, err := llama.Lookup(strings.TrimSpace(name))
 		if err != nil {
-			return lmFlagErr("models", "%v", err)
+			return flagErr("models", "%v", err)
 		}
 		if *tokName != "" {
 			tok, err := data.NewTokenizer(*tokName)
 			if err != nil {
-				return lmFlagErr("tokenizer", "%v", err)
+				return flagErr("tokenizer", "%v", err)
 			}
 			c.Vocab = tok.VocabSize()
 		}
 		if *promptN+*gen > c.MaxSeq {
-			return lmFlagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, c.Name, c.MaxSeq)
+			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, c.Name, c.MaxSeq)
 		}
 		m, err := llama.New(c, *seed)
 		if err != nil {
@@ -271,7 +271,7 @@ func cmdBenchLM(args []string) error {
 		_ = i
 	}
 	if *jsonOut {
-		return lmEmitJSON(res)
+		return emitJSON(res)
 	}
 	return nil
 }

@@ -16,8 +16,8 @@ import (
 func runLM(t *testing.T, name string, args ...string) []byte {
 	t.Helper()
 	var out, errb bytes.Buffer
-	lmStdout, lmStderr = &out, &errb
-	defer func() { lmStdout, lmStderr = os.Stdout, os.Stderr }()
+	stdout, stderr = &out, &errb
+	defer func() { stdout, stderr = os.Stdout, os.Stderr }()
 	if err := commands[name].Run(args); err != nil {
 		t.Fatalf("slab %s %s: %v\nstderr: %s", name, strings.Join(args, " "), err, errb.String())
 	}
@@ -109,9 +109,9 @@ func TestLMErrors(t *testing.T) {
 		{"generate", []string{"--model", "lm_test", "--tokenizer", "sentencepiece"}, "sentencepiece"},
 		{"bench-lm", []string{"--models", "lm_test", "--generate", "100"}, "positions"},
 	} {
-		lmStdout, lmStderr = &bytes.Buffer{}, &bytes.Buffer{}
+		stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
 		err := commands[tc.cmd].Run(tc.args)
-		lmStdout, lmStderr = os.Stdout, os.Stderr
+		stdout, stderr = os.Stdout, os.Stderr
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("slab %s %v: error %v, want one naming %q", tc.cmd, tc.args, err, tc.want)
 		}
