@@ -73,8 +73,8 @@ func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	h := a.Heads
 	a.qkv, a.b, a.n, a.c, a.d = qkv, b, n, c, c/h
 	a.scale = float32(1 / math.Sqrt(float64(a.d)))
-	attnEnsure(&a.att, b, h, n, n)
-	attnEnsure(&a.o, b, n, c)
+	tensor.Ensure(&a.att, b, h, n, n)
+	tensor.Ensure(&a.o, b, n, c)
 	kernels.ParallelFor(b*h*a.rowBlocks(), 1, a.headFwdFn)
 	return a.o
 }
@@ -143,13 +143,13 @@ func (a *Attention) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 		panic(fmt.Sprintf("nn.Attention(%s): gradient %v, want %v", a.QKV.Weight.Name, dout.Shape, a.o.Shape))
 	}
 	a.dout = dout
-	attnEnsure(&a.dqkv, a.b, a.n, 3*a.c)
+	tensor.Ensure(&a.dqkv, a.b, a.n, 3*a.c)
 	nb, t := a.b*a.Heads, kernels.Threads()
 	slots := 1
 	if nb >= 2*t || (nb >= t && nb%t == 0) {
 		slots = t
 	}
-	attnEnsure(&a.dp, slots, a.n, a.n)
+	tensor.Ensure(&a.dp, slots, a.n, a.n)
 	a.dispatch(a.headBwdFn)
 	return a.dqkv
 }
@@ -185,16 +185,4 @@ func (a *Attention) headBwdTask(glo, ghi int) {
 func (a *Attention) softmaxBackTask(lo, hi int) {
 	n := a.n
 	kernels.SoftmaxRowsBackward(a.curDP[lo*n:], a.cur[lo*n:], a.curDP[lo*n:], hi-lo, n, n, a.scale)
-}
-
-// attnEnsure is tensor.Ensure without its cost when *t already has the
-// shape: tensor.Ensure's variadic shape escapes (it can end up in a panic
-// message), so every call would allocate its argument slice. Here shape
-// only reaches ShapeEq and a copy, so it stays on the caller's stack and a
-// steady-state pass allocates nothing.
-func attnEnsure(t **tensor.Tensor, shape ...int) *tensor.Tensor {
-	if x := *t; x != nil && tensor.ShapeEq(x.Shape, shape) {
-		return x
-	}
-	return tensor.Ensure(t, append([]int(nil), shape...)...)
 }

@@ -217,7 +217,7 @@ func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.T
 		copy(c.V[(b*c.MaxT+L)*gd:(b*c.MaxT+L+T)*gd], v.Data[b*T*gd:(b+1)*T*gd])
 	}
 	c.Len += T
-	att := ensure(&a.att, B, T, hd)
+	att := tensor.Ensure(&a.att, B, T, hd)
 	if cap(a.scores) < c.Len {
 		a.scores = make([]float32, c.MaxT)
 	}
@@ -408,7 +408,7 @@ func (a *CausalAttention) cachedSLA(q, k, v *tensor.Tensor, B, T int, c *KVCache
 	grp := H / G
 	relu(q.Data)
 	relu(k.Data)
-	att := ensure(&a.att, B, T, hd)
+	att := tensor.Ensure(&a.att, B, T, hd)
 	for b := 0; b < B; b++ {
 		for t := 0; t < T; t++ {
 			row := (b*T + t)

@@ -36,11 +36,11 @@ func (e *Embedding) Forward(ids []int, shape ...int) (*tensor.Tensor, error) {
 	var out *tensor.Tensor
 	switch len(shape) {
 	case 0:
-		out = ensure(&e.out, len(ids), e.Dim)
+		out = tensor.Ensure(&e.out, len(ids), e.Dim)
 	case 1:
-		out = ensure(&e.out, shape[0], e.Dim)
+		out = tensor.Ensure(&e.out, shape[0], e.Dim)
 	case 2:
-		out = ensure(&e.out, shape[0], shape[1], e.Dim)
+		out = tensor.Ensure(&e.out, shape[0], shape[1], e.Dim)
 	default:
 		full := append(append([]int(nil), shape...), e.Dim)
 		out = tensor.Ensure(&e.out, full...)
@@ -75,15 +75,3 @@ func (e *Embedding) Params() []*Param { return []*Param{e.Weight} }
 
 // Buffers is empty.
 func (e *Embedding) Buffers() []*Buffer { return nil }
-
-// ensure is tensor.Ensure with a fast path for the steady state (same
-// shape as last time): tensor.Ensure's shape argument escapes to the heap
-// (tensor.Numel formats it into a panic message), so calling it on every
-// decode step would allocate; this helper calls it only when the shape
-// changes, with a copy.
-func ensure(t **tensor.Tensor, shape ...int) *tensor.Tensor {
-	if x := *t; x != nil && tensor.ShapeEq(x.Shape, shape) {
-		return x
-	}
-	return tensor.Ensure(t, append([]int(nil), shape...)...)
-}

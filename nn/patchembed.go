@@ -55,8 +55,8 @@ func (p *PatchEmbed) Forward(img *tensor.Tensor) *tensor.Tensor {
 	p.gh, p.gw = p.h/p.Patch, p.w/p.Patch
 	n := p.gh * p.gw
 	kd := p.c * p.Patch * p.Patch
-	col := attnEnsure(&p.col, b*n, kd)
-	out := attnEnsure(&p.out, b, n, p.Dim)
+	col := tensor.Ensure(&p.col, b*n, kd)
+	out := tensor.Ensure(&p.out, b, n, p.Dim)
 	kernels.ParallelFor(b*p.gh, 1, p.im2colFn)
 	kernels.GemmEpilogue(false, true, b*n, p.Dim, kd, col.Data, kd, p.Weight.W.Data, kd, out.Data, p.Dim,
 		kernels.Epilogue{Bias: p.Bias.W.Data})

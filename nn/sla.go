@@ -119,16 +119,16 @@ func (s *SLA) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 		panic(fmt.Sprintf("nn.SLA(%s): qkv %v does not match H*W=%d, dim %d", s.PosEnc.Name, qkv.Shape, s.H*s.W, s.PosEnc.W.Shape[2]))
 	}
 	s.qkv, s.b, s.n, s.c, s.d = qkv, b, n, c, d
-	attnEnsure(&s.qr, b, n, c)
-	attnEnsure(&s.kr, b, n, c)
-	attnEnsure(&s.num, b, n, c)
-	attnEnsure(&s.o, b, n, c)
-	attnEnsure(&s.ksum, b, h, d)
-	attnEnsure(&s.ksumPart, b*h*s.H, d)
-	attnEnsure(&s.s, b, h, d, d)
-	attnEnsure(&s.z, b, h, n)
+	tensor.Ensure(&s.qr, b, n, c)
+	tensor.Ensure(&s.kr, b, n, c)
+	tensor.Ensure(&s.num, b, n, c)
+	tensor.Ensure(&s.o, b, n, c)
+	tensor.Ensure(&s.ksum, b, h, d)
+	tensor.Ensure(&s.ksumPart, b*h*s.H, d)
+	tensor.Ensure(&s.s, b, h, d, d)
+	tensor.Ensure(&s.z, b, h, n)
 	k := s.Kernel
-	kernels.DWWeightTapMajor(attnEnsure(&s.wt, k*k, d).Data, s.DWCWeight.W.Data, d, k)
+	kernels.DWWeightTapMajor(tensor.Ensure(&s.wt, k*k, d).Data, s.DWCWeight.W.Data, d, k)
 
 	rows := b * h * s.H
 	kernels.ParallelFor(rows, 1, s.prepFn)
@@ -212,13 +212,13 @@ func (s *SLA) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	}
 	b, n, c, d, h := s.b, s.n, s.c, s.d, s.Heads
 	s.dout = dout
-	attnEnsure(&s.g, b, n, c)
-	attnEnsure(&s.dden, b, h, n)
-	attnEnsure(&s.dS, b, h, d, d)
-	attnEnsure(&s.sT, b, h, d, d)
-	attnEnsure(&s.dsT, b, h, d, d)
-	attnEnsure(&s.dks, b, h, d)
-	attnEnsure(&s.dqkv, b, n, 3*c)
+	tensor.Ensure(&s.g, b, n, c)
+	tensor.Ensure(&s.dden, b, h, n)
+	tensor.Ensure(&s.dS, b, h, d, d)
+	tensor.Ensure(&s.sT, b, h, d, d)
+	tensor.Ensure(&s.dsT, b, h, d, d)
+	tensor.Ensure(&s.dks, b, h, d)
+	tensor.Ensure(&s.dqkv, b, n, 3*c)
 
 	rows := b * h * s.H
 	kernels.ParallelFor(rows, 1, s.gradFn)
@@ -229,7 +229,7 @@ func (s *SLA) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	// number of contiguous groups, each with its own partial sums.
 	kk := s.Kernel * s.Kernel
 	s.groups = min(kernels.Threads(), rows)
-	clear(attnEnsure(&s.part, s.groups, kk*d+d).Data)
+	clear(tensor.Ensure(&s.part, s.groups, kk*d+d).Data)
 	kernels.ParallelFor(s.groups, 1, s.inGradFn)
 	wg, bg := s.DWCWeight.G.Data, s.DWCBias.G.Data
 	for gi := 0; gi < s.groups; gi++ {

@@ -35,7 +35,7 @@ func (m *SwiGLU) Forward(x *tensor.Tensor) *tensor.Tensor {
 	g := m.Gate.Forward(x)
 	u := m.Up.Forward(x)
 	m.g, m.u = g, u
-	h := ensure(&m.h, g.Shape...)
+	h := tensor.Ensure(&m.h, g.Shape...)
 	if len(h.Data) < 2*swigluGrain {
 		// Decoding one token: too little work to split, and no closure
 		// escapes to a worker, so the step stays allocation-free.
