@@ -43,11 +43,13 @@ func newFlags(name, usage string) *flag.FlagSet {
 // parseFlags parses args, allowing positional words between flags
 // (slab info MODEL --json), and returns the positional words.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	usage := quietUsage(fs)
+	defer func() { fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
+				usage()
 				return nil, errHelp
 			}
 			return nil, err
@@ -58,6 +60,15 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// quietUsage silences fs.Usage for the duration of a parse and returns the
+// original: the flag package prints the usage on every parse error, but a
+// bad flag must reach the user as one error line; only -h shows the usage.
+func quietUsage(fs *flag.FlagSet) func() {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	return usage
 }
 
 // runCmd wraps a command body so that -h exits cleanly.

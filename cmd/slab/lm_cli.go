@@ -12,9 +12,11 @@ import (
 
 // lmParse parses args; positional words are an error naming the word.
 func lmParse(fs *flag.FlagSet, args []string) error {
+	usage := quietUsage(fs)
+	defer func() { fs.Usage = usage }()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			usage()
 			return errHelp
 		}
 		return err
