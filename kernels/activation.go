@@ -101,6 +101,10 @@ func GELU(y, x []float32) {
 
 func geluSerial(y, x []float32) {
 	x = x[:len(y)]
+	if vec() && len(y) > 0 {
+		geluAVX512(&y[0], &x[0], len(y))
+		return
+	}
 	for i, v := range x {
 		k, f := segment(v)
 		c := &cdfTab[k&(tabSize-1)] // the mask proves the bound: no check
@@ -122,6 +126,10 @@ func GELUBackward(dx, dy, x []float32) {
 
 func geluBwdSerial(dx, dy, x []float32) {
 	dy, x = dy[:len(dx)], x[:len(dx)]
+	if vec() && len(dx) > 0 {
+		geluBwdAVX512(&dx[0], &dy[0], &x[0], len(dx))
+		return
+	}
 	for i, v := range x {
 		k, f := segment(v)
 		c := &dgeluTab[k&(tabSize-1)]

@@ -40,6 +40,10 @@ func Add(dst, a, b []float32) {
 
 func addSerial(dst, a, b []float32) {
 	a, b = a[:len(dst)], b[:len(dst)]
+	if vec() && len(dst) > 0 {
+		addAVX512(&dst[0], &a[0], &b[0], len(dst))
+		return
+	}
 	for i := range dst {
 		dst[i] = a[i] + b[i]
 	}
@@ -63,6 +67,10 @@ func Axpy(dst []float32, alpha float32, x []float32) {
 
 func axpySerial(dst []float32, alpha float32, x []float32) {
 	x = x[:len(dst)]
+	if vec() && len(dst) > 0 {
+		axpyAVX512(&dst[0], alpha, &x[0], len(dst))
+		return
+	}
 	for i, v := range x {
 		dst[i] += alpha * v
 	}
@@ -84,6 +92,10 @@ func Axpby(dst []float32, a float32, x []float32, b float32, y []float32) {
 
 func axpbySerial(dst []float32, a float32, x []float32, b float32, y []float32) {
 	x, y = x[:len(dst)], y[:len(dst)]
+	if vec() && len(dst) > 0 {
+		axpbyAVX512(&dst[0], a, &x[0], b, &y[0], len(dst))
+		return
+	}
 	for i := range dst {
 		dst[i] = a*x[i] + b*y[i]
 	}
@@ -104,6 +116,10 @@ func Scale(dst []float32, s float32, x []float32) {
 
 func scaleSerial(dst []float32, s float32, x []float32) {
 	x = x[:len(dst)]
+	if vec() && len(dst) > 0 {
+		scaleAVX512(&dst[0], s, &x[0], len(dst))
+		return
+	}
 	for i, v := range x {
 		dst[i] = s * v
 	}
@@ -122,6 +138,10 @@ func Mul(dst, a, b []float32) {
 
 func mulSerial(dst, a, b []float32) {
 	a, b = a[:len(dst)], b[:len(dst)]
+	if vec() && len(dst) > 0 {
+		mulAVX512(&dst[0], &a[0], &b[0], len(dst))
+		return
+	}
 	for i := range dst {
 		dst[i] = a[i] * b[i]
 	}
@@ -148,6 +168,15 @@ func affineColsSerial(y, x, a, b []float32, lo, hi, c int) {
 	a = a[:c]
 	if b != nil {
 		b = b[:c]
+	}
+	if vec() && hi > lo && c > 0 {
+		_, _ = y[hi*c-1], x[hi*c-1]
+		var bp *float32
+		if b != nil {
+			bp = &b[0]
+		}
+		affineColsAVX512(&y[lo*c], &x[lo*c], &a[0], bp, hi-lo, c)
+		return
 	}
 	for r := lo; r < hi; r++ {
 		xr := x[r*c : r*c+c]
@@ -194,6 +223,15 @@ func affineCols2Serial(y, x, a, z, b, m, d []float32, lo, hi, c int) {
 	if m != nil {
 		m = m[:c]
 	}
+	if vec() && hi > lo && c > 0 {
+		_, _, _ = y[hi*c-1], x[hi*c-1], z[hi*c-1]
+		var mp *float32
+		if m != nil {
+			mp = &m[0]
+		}
+		affineCols2AVX512(&y[lo*c], &x[lo*c], &a[0], &z[lo*c], &b[0], mp, &d[0], hi-lo, c)
+		return
+	}
 	for r := lo; r < hi; r++ {
 		xr := x[r*c : r*c+c]
 		yr, zr := y[r*c:r*c+c], z[r*c:r*c+c]
@@ -227,6 +265,11 @@ func AddRowVec(y, x, v []float32, rows, c int) {
 
 func addRowVecSerial(y, x, v []float32, lo, hi, c int) {
 	v = v[:c]
+	if vec() && hi > lo && c > 0 {
+		_, _ = y[hi*c-1], x[hi*c-1]
+		addRowVecAVX512(&y[lo*c], &x[lo*c], &v[0], hi-lo, c)
+		return
+	}
 	for r := lo; r < hi; r++ {
 		xr := x[r*c : r*c+c]
 		yr := y[r*c : r*c+c]

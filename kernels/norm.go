@@ -35,6 +35,18 @@ func LayerNormForward(y, mean, rstd, x, w, b []float32, rows, c int, eps float32
 
 func layerNormFwd(y, mean, rstd, x, w, b []float32, lo, hi, c int, eps float32) {
 	inv := 1 / float32(c)
+	if vec() && hi > lo && c > 0 && w != nil && b != nil {
+		_, _, _, _ = y[hi*c-1], x[hi*c-1], w[c-1], b[c-1]
+		var mp, rp *float32
+		if mean != nil {
+			mp = &mean[lo:hi][0]
+		}
+		if rstd != nil {
+			rp = &rstd[lo:hi][0]
+		}
+		lnFwdAVX512(&y[lo*c], mp, rp, &x[lo*c], &w[0], &b[0], hi-lo, c, inv, eps)
+		return
+	}
 	if w != nil {
 		w = w[:c]
 	}
@@ -152,6 +164,12 @@ func LayerNormBackward(dx, dw, db, dy, x, mean, rstd, w []float32, rows, c int) 
 
 func layerNormBwd(dx, dy, x, mean, rstd, w []float32, lo, hi, c int) {
 	inv := 1 / float32(c)
+	if vec() && hi > lo && c > 0 && w != nil {
+		_, _, _, _ = dx[hi*c-1], dy[hi*c-1], x[hi*c-1], w[c-1]
+		_, _ = mean[hi-1], rstd[hi-1]
+		lnBwdAVX512(&dx[lo*c], &dy[lo*c], &x[lo*c], &mean[lo], &rstd[lo], &w[0], hi-lo, c, inv)
+		return
+	}
 	if w != nil {
 		w = w[:c]
 	}
@@ -189,6 +207,12 @@ func layerNormBwd(dx, dy, x, mean, rstd, w []float32, lo, hi, c int) {
 }
 
 func layerNormParamGrad(dw, db, dy, x, mean, rstd []float32, rows, c, lo, hi int) {
+	if vec() && dw != nil && db != nil && rows > 0 && hi > lo {
+		_, _, _, _ = dy[(rows-1)*c+hi-1], x[(rows-1)*c+hi-1], dw[hi-1], db[hi-1]
+		_, _ = mean[rows-1], rstd[rows-1]
+		lnParamGradAVX512(&dw[lo], &db[lo], &dy[lo], &x[lo], &mean[0], &rstd[0], rows, c, hi-lo)
+		return
+	}
 	for r := 0; r < rows; r++ {
 		m, rs := mean[r], rstd[r]
 		dyr := dy[r*c+lo : r*c+hi]

@@ -24,6 +24,11 @@ func ColSums(dst, x []float32, rows, c int) {
 
 func colSumsSerial(dst, x []float32, rows, c, lo, hi int) {
 	d := dst[lo:hi]
+	if vec() && rows > 0 && hi > lo {
+		_ = x[(rows-1)*c+hi-1]
+		colSumsAVX512(&d[0], &x[lo], rows, c, hi-lo)
+		return
+	}
 	for r := 0; r < rows; r++ {
 		xr := x[r*c+lo : r*c+hi]
 		xr = xr[:len(d)]
@@ -58,6 +63,15 @@ func colSumsDotSerial(sx, sxy, x, y, m []float32, rows, c, lo, hi int) {
 	clear(a)
 	clear(b)
 	b = b[:len(a)]
+	if vec() && rows > 0 && hi > lo {
+		_, _ = x[(rows-1)*c+hi-1], y[(rows-1)*c+hi-1]
+		var mp *float32
+		if m != nil {
+			mp = &m[lo:hi][0]
+		}
+		colSumsDotAVX512(&a[0], &b[0], &x[lo], &y[lo], mp, rows, c, hi-lo)
+		return
+	}
 	for r := 0; r < rows; r++ {
 		xr := x[r*c+lo : r*c+hi]
 		yr := y[r*c+lo : r*c+hi]
@@ -97,13 +111,18 @@ func colMeanVarSerial(scratch []float64, mean, vr, x []float32, rows, c, lo, hi 
 	sq = sq[:len(sum)]
 	clear(sum)
 	clear(sq)
-	for r := 0; r < rows; r++ {
-		xr := x[r*c+lo : r*c+hi]
-		xr = xr[:len(sum)]
-		for j, v := range xr {
-			e := float64(v)
-			sum[j] += e
-			sq[j] += e * e
+	if vec() && rows > 0 && hi > lo {
+		_ = x[(rows-1)*c+hi-1]
+		colSumSq64AVX512(&sum[0], &sq[0], &x[lo], rows, c, hi-lo)
+	} else {
+		for r := 0; r < rows; r++ {
+			xr := x[r*c+lo : r*c+hi]
+			xr = xr[:len(sum)]
+			for j, v := range xr {
+				e := float64(v)
+				sum[j] += e
+				sq[j] += e * e
+			}
 		}
 	}
 	inv := 1 / float64(max(rows, 1))

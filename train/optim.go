@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/nn"
@@ -21,6 +22,10 @@ type AdamW struct {
 	// the order of the parameters given to NewAdamW.
 	M, V   [][]float32
 	params []*nn.Param
+
+	offsets        []int // element offset of each parameter, laid end to end
+	decay, noDecay kernels.AdamWStep
+	stepFn         func(lo, hi int) // stepRange, bound once
 }
 
 // NewAdamW returns an AdamW over ps with the SLAB defaults: betas
@@ -41,44 +46,42 @@ func (o *AdamW) Params() []*nn.Param { return o.params }
 
 // Step applies one update with learning rate lr using the gradients in
 // Param.G. Moments are kept in float32 like PyTorch's; the bias-correction
-// scalars are computed in float64 once per step.
+// scalars are computed in float64 once per step. All parameters form one
+// element range split across the worker pool (kernels.AdamW per piece), a
+// single parallel region per step that allocates nothing.
 func (o *AdamW) Step(lr float64) {
 	o.Steps++
 	t := float64(o.Steps)
 	bc1 := 1 - math.Pow(o.Beta1, t)
 	bc2 := 1 - math.Pow(o.Beta2, t)
-	stepSize := float32(lr / bc1)
-	invSqrtBC2 := float32(1 / math.Sqrt(bc2))
 	b1, b2 := float32(o.Beta1), float32(o.Beta2)
-	eps := float32(o.Eps)
-	for i, p := range o.params {
-		decay := float32(1)
-		if !p.NoDecay && o.WeightDecay != 0 {
-			decay = float32(1 - lr*o.WeightDecay)
-		}
-		w, g, m, v := p.W.Data, p.G.Data, o.M[i], o.V[i]
-		// Elementwise and memory-bound: split only large tensors so small
-		// ones do not pay the goroutine hand-off.
-		kernels.ParallelFor(len(w), 1<<15, func(lo, hi int) {
-			adamwUpdate(w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], decay, b1, b2, stepSize, invSqrtBC2, eps)
-		})
+	base := kernels.AdamWStep{Decay: 1, Beta1: b1, OneMinusB1: 1 - b1, Beta2: b2, OneMinusB2: 1 - b2,
+		StepSize: float32(lr / bc1), InvSqrtBC2: float32(1 / math.Sqrt(bc2)), Eps: float32(o.Eps)}
+	o.noDecay, o.decay = base, base
+	if o.WeightDecay != 0 {
+		o.decay.Decay = float32(1 - lr*o.WeightDecay)
 	}
+	if o.offsets == nil {
+		o.offsets = make([]int, len(o.params)+1)
+		for i, p := range o.params {
+			o.offsets[i+1] = o.offsets[i] + len(p.W.Data)
+		}
+		o.stepFn = o.stepRange
+	}
+	kernels.ParallelFor(o.offsets[len(o.params)], 1<<14, o.stepFn)
 }
 
-// adamwUpdate is the per-element AdamW rule, in PyTorch's operation order
-// (decay, moments, denom = sqrt(v)/sqrt(bc2) + eps, p -= lr/bc1 * m/denom).
-func adamwUpdate(w, g, m, v []float32, decay, b1, b2, stepSize, invSqrtBC2, eps float32) {
-	g = g[:len(w)]
-	m = m[:len(w)]
-	v = v[:len(w)]
-	for j := range w {
-		gj := g[j]
-		w[j] *= decay
-		mj := b1*m[j] + (1-b1)*gj
-		vj := b2*v[j] + (1-b2)*gj*gj
-		m[j], v[j] = mj, vj
-		denom := float32(math.Sqrt(float64(vj)))*invSqrtBC2 + eps
-		w[j] -= stepSize * mj / denom
+// stepRange updates elements [lo, hi) of the parameters laid end to end.
+func (o *AdamW) stepRange(lo, hi int) {
+	i := sort.SearchInts(o.offsets, lo+1) - 1
+	for ; i < len(o.params) && o.offsets[i] < hi; i++ {
+		p := o.params[i]
+		a, b := max(lo, o.offsets[i])-o.offsets[i], min(hi, o.offsets[i+1])-o.offsets[i]
+		s := &o.decay
+		if p.NoDecay {
+			s = &o.noDecay
+		}
+		kernels.AdamW(p.W.Data[a:b], p.G.Data[a:b], o.M[i][a:b], o.V[i][a:b], s)
 	}
 }
 
@@ -100,18 +103,14 @@ func (o *AdamW) checkState() error {
 func ClipGradNorm(ps []*nn.Param, maxNorm float64) float64 {
 	var ss float64
 	for _, p := range ps {
-		for _, g := range p.G.Data {
-			ss += float64(g) * float64(g)
-		}
+		ss += kernels.SumSquares(p.G.Data)
 	}
 	norm := math.Sqrt(ss)
 	if maxNorm > 0 {
 		if c := maxNorm / (norm + 1e-6); c < 1 {
 			cf := float32(c)
 			for _, p := range ps {
-				for j := range p.G.Data {
-					p.G.Data[j] *= cf
-				}
+				kernels.Scale(p.G.Data, cf, p.G.Data)
 			}
 		}
 	}

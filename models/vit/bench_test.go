@@ -6,7 +6,9 @@ import (
 
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
+	"github.com/slabml/slab/train"
 )
 
 // benchModel builds a registry model, folded when fused is set.
@@ -81,6 +83,66 @@ func BenchmarkTrainStep(b *testing.B) {
 			sec := b.Elapsed().Seconds() / float64(b.N)
 			b.ReportMetric(sec*1e3, "ms/step")
 			b.ReportMetric(64/sec, "images/s")
+		})
+	}
+}
+
+// BenchmarkTrainStepFull times one whole training step of `slab train` at
+// batch 128 on the 28px models: forward, label-smoothed cross-entropy,
+// backward, gradient clipping and the AdamW update (no data loading).
+// slab_deit_mini_28/mix runs both PRepBN branches (lambda in (0,1), the
+// first 80 % of a default run), /bn the RepBN-only steps after the
+// schedule. On the shared machines compare cpums/step with -cpu 1.
+//
+//	go test -run '^$' -bench TrainStepFull -benchtime 20x -cpu 1,2 ./models/vit/
+func BenchmarkTrainStepFull(b *testing.B) {
+	cases := []struct {
+		label, model string
+		schedule     int64
+	}{
+		{"deit_mini_28", "deit_mini_28", 1 << 30},
+		{"slab_deit_mini_28/mix", "slab_deit_mini_28", 1 << 30},
+		{"slab_deit_mini_28/bn", "slab_deit_mini_28", 0},
+	}
+	const batch = 128
+	for _, tc := range cases {
+		b.Run(tc.label, func(b *testing.B) {
+			m := mustNew(b, tc.model, 0)
+			m.SetSchedule(tc.schedule)
+			x := randImages(m.Cfg, batch, 1)
+			labels := make([]int, batch)
+			for i := range labels {
+				labels[i] = i % m.Cfg.Classes
+			}
+			opt := train.NewAdamW(m.Params(), 0.05)
+			ce := nn.CrossEntropy{Smoothing: 0.1}
+			step := func() {
+				logits, err := m.Forward(x, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ce.Forward(logits, labels)
+				nn.ZeroGrads(m.Params())
+				m.Backward(ce.Backward())
+				train.ClipGradNorm(m.Params(), 5)
+				opt.Step(1e-4)
+			}
+			step()
+			b.ReportAllocs()
+			b.ResetTimer()
+			c0 := processCPU()
+			for b.Loop() {
+				step()
+			}
+			cpu := (processCPU() - c0).Seconds() / float64(b.N)
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(sec*1e3, "ms/step")
+			b.ReportMetric(batch/sec, "images/s")
+			if cpu > 0 {
+				// CPU-milliseconds per step: with -cpu 1, the work itself,
+				// whatever else runs on the machine.
+				b.ReportMetric(cpu*1e3, "cpums/step")
+			}
 		})
 	}
 }
