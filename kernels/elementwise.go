@@ -250,6 +250,49 @@ func affineCols2Serial(y, x, a, z, b, m, d []float32, lo, hi, c int) {
 	}
 }
 
+// epilogueAdd sets c[i,j] = (c[i,j] + bias[j]) + res[i,j] over rows x cols
+// of c (row stride ldc) and res (row stride ldr): the bias and residual
+// additions of a GEMM epilogue on one tile, in the order applyEpilogue
+// performs them, so the result is the same bit for bit. bias or res may be
+// nil (no addition). Serial: the GEMM calls it per tile from its workers.
+func epilogueAdd(c []float32, ldc, rows, cols int, bias, res []float32, ldr int) {
+	if rows <= 0 || cols <= 0 || (bias == nil && res == nil) {
+		return
+	}
+	_ = c[(rows-1)*ldc+cols-1]
+	if bias != nil {
+		bias = bias[:cols]
+	}
+	if res != nil {
+		_ = res[(rows-1)*ldr+cols-1]
+	}
+	if vec() {
+		var bp, rp *float32
+		if bias != nil {
+			bp = &bias[0]
+		}
+		if res != nil {
+			rp = &res[0]
+		}
+		epilogueAddAVX512(&c[0], ldc, rows, cols, bp, rp, ldr)
+		return
+	}
+	for i := 0; i < rows; i++ {
+		ci := c[i*ldc : i*ldc+cols]
+		if bias != nil {
+			for j := range ci {
+				ci[j] += bias[j]
+			}
+		}
+		if res != nil {
+			r := res[i*ldr : i*ldr+cols]
+			for j := range ci {
+				ci[j] += r[j]
+			}
+		}
+	}
+}
+
 // AddRowVec sets y[r,j] = x[r,j] + v[j] (a bias broadcast over rows); y may
 // alias x.
 func AddRowVec(y, x, v []float32, rows, c int) {

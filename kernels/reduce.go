@@ -45,6 +45,28 @@ func colSumsSerial(dst, x []float32, rows, c, lo, hi int) {
 	}
 }
 
+// ColSumsStrided adds the column sums of the rows x cols matrix x (row
+// stride ld) into dst, rows in order: dst[j] += x[0,j] + x[1,j] + ... Serial;
+// callers split columns (or independent matrices) across threads.
+func ColSumsStrided(dst, x []float32, rows, cols, ld int) {
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	checkLen("ColSumsStrided", cols, dst)
+	checkLen("ColSumsStrided", (rows-1)*ld+cols, x)
+	if vec() {
+		colSumsAVX512(&dst[0], &x[0], rows, ld, cols)
+		return
+	}
+	d := dst[:cols]
+	for r := 0; r < rows; r++ {
+		xr := x[r*ld : r*ld+cols]
+		for j, v := range xr {
+			d[j] += v
+		}
+	}
+}
+
 // ColSumsDot sets sx[j] = sum_r x[r,j] and sxy[j] = sum_r x[r,j]*(y[r,j]-m[j])
 // (m nil means 0): in one pass, the two reductions every BatchNorm backward
 // needs (sum dy and sum dy*(x-mean), the latter exact even when a channel's

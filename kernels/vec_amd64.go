@@ -26,6 +26,9 @@ func axpbyAVX512(dst *float32, a float32, x *float32, b float32, y *float32, n i
 func scaleAVX512(dst *float32, s float32, x *float32, n int)
 
 //go:noescape
+func epilogueAddAVX512(c *float32, ldc, rows, cols int, bias, res *float32, ldr int)
+
+//go:noescape
 func affineColsAVX512(y, x, a, b *float32, rows, c int)
 
 //go:noescape

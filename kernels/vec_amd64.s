@@ -277,6 +277,166 @@ scale_done:
 	VZEROUPPER
 	RET
 
+// func epilogueAddAVX512(c *float32, ldc, rows, cols int, bias, res *float32, ldr int)
+TEXT ·epilogueAddAVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R12
+	SHLQ $2, R12
+	MOVQ rows+16(FP), R13
+	MOVQ cols+24(FP), R9
+	MOVQ bias+32(FP), R8
+	MOVQ res+40(FP), SI
+	MOVQ ldr+48(FP), R11
+	SHLQ $2, R11
+	TESTQ R8, R8
+	JEQ epa_nob
+	TESTQ SI, SI
+	JEQ epa_nor
+epa_row:
+	TESTQ R13, R13
+	JEQ epa_end
+	XORQ BX, BX
+epa_loopu:
+	LEAQ 32(BX), DX
+	CMPQ DX, R9
+	JGT epa_loop1
+	VMOVUPS 0(DI)(BX*4), Z0
+	VMOVUPS 0(R8)(BX*4), Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS 0(SI)(BX*4), Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS Z0, 0(DI)(BX*4)
+	VMOVUPS 64(DI)(BX*4), Z2
+	VMOVUPS 64(R8)(BX*4), Z3
+	VADDPS Z3, Z2, Z2
+	VMOVUPS 64(SI)(BX*4), Z3
+	VADDPS Z3, Z2, Z2
+	VMOVUPS Z2, 64(DI)(BX*4)
+	MOVQ DX, BX
+	JMP epa_loopu
+epa_loop1:
+	LEAQ 16(BX), DX
+	CMPQ DX, R9
+	JGT epa_tail
+	VMOVUPS 0(DI)(BX*4), Z0
+	VMOVUPS 0(R8)(BX*4), Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS 0(SI)(BX*4), Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS Z0, 0(DI)(BX*4)
+	MOVQ DX, BX
+	JMP epa_loop1
+epa_tail:
+	CMPQ BX, R9
+	JEQ epa_done
+	TAILMASK
+	VMOVUPS.Z 0(DI)(BX*4), K1, Z0
+	VMOVUPS.Z 0(R8)(BX*4), K1, Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS.Z 0(SI)(BX*4), K1, Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS Z0, K1, 0(DI)(BX*4)
+epa_done:
+	ADDQ R12, DI
+	ADDQ R11, SI
+	DECQ R13
+	JMP epa_row
+epa_end:
+	VZEROUPPER
+	RET
+epa_nor:
+epab_row:
+	TESTQ R13, R13
+	JEQ epab_end
+	XORQ BX, BX
+epab_loopu:
+	LEAQ 32(BX), DX
+	CMPQ DX, R9
+	JGT epab_loop1
+	VMOVUPS 0(DI)(BX*4), Z0
+	VMOVUPS 0(R8)(BX*4), Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS Z0, 0(DI)(BX*4)
+	VMOVUPS 64(DI)(BX*4), Z2
+	VMOVUPS 64(R8)(BX*4), Z3
+	VADDPS Z3, Z2, Z2
+	VMOVUPS Z2, 64(DI)(BX*4)
+	MOVQ DX, BX
+	JMP epab_loopu
+epab_loop1:
+	LEAQ 16(BX), DX
+	CMPQ DX, R9
+	JGT epab_tail
+	VMOVUPS 0(DI)(BX*4), Z0
+	VMOVUPS 0(R8)(BX*4), Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS Z0, 0(DI)(BX*4)
+	MOVQ DX, BX
+	JMP epab_loop1
+epab_tail:
+	CMPQ BX, R9
+	JEQ epab_done
+	TAILMASK
+	VMOVUPS.Z 0(DI)(BX*4), K1, Z0
+	VMOVUPS.Z 0(R8)(BX*4), K1, Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS Z0, K1, 0(DI)(BX*4)
+epab_done:
+	ADDQ R12, DI
+	DECQ R13
+	JMP epab_row
+epab_end:
+	VZEROUPPER
+	RET
+epa_nob:
+	TESTQ SI, SI
+	JEQ epa_none
+epar_row:
+	TESTQ R13, R13
+	JEQ epar_end
+	XORQ BX, BX
+epar_loopu:
+	LEAQ 32(BX), DX
+	CMPQ DX, R9
+	JGT epar_loop1
+	VMOVUPS 0(DI)(BX*4), Z0
+	VMOVUPS 0(SI)(BX*4), Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS Z0, 0(DI)(BX*4)
+	VMOVUPS 64(DI)(BX*4), Z2
+	VMOVUPS 64(SI)(BX*4), Z3
+	VADDPS Z3, Z2, Z2
+	VMOVUPS Z2, 64(DI)(BX*4)
+	MOVQ DX, BX
+	JMP epar_loopu
+epar_loop1:
+	LEAQ 16(BX), DX
+	CMPQ DX, R9
+	JGT epar_tail
+	VMOVUPS 0(DI)(BX*4), Z0
+	VMOVUPS 0(SI)(BX*4), Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS Z0, 0(DI)(BX*4)
+	MOVQ DX, BX
+	JMP epar_loop1
+epar_tail:
+	CMPQ BX, R9
+	JEQ epar_done
+	TAILMASK
+	VMOVUPS.Z 0(DI)(BX*4), K1, Z0
+	VMOVUPS.Z 0(SI)(BX*4), K1, Z1
+	VADDPS Z1, Z0, Z0
+	VMOVUPS Z0, K1, 0(DI)(BX*4)
+epar_done:
+	ADDQ R12, DI
+	ADDQ R11, SI
+	DECQ R13
+	JMP epar_row
+epar_end:
+epa_none:
+	VZEROUPPER
+	RET
+
 // func affineColsAVX512(y, x, a, b *float32, rows, c int)
 TEXT ·affineColsAVX512(SB), NOSPLIT, $0-48
 	MOVQ y+0(FP), DI

@@ -14,6 +14,9 @@ func axpbyAVX512(dst *float32, a float32, x *float32, b float32, y *float32, n i
 	panic(noVec)
 }
 func scaleAVX512(dst *float32, s float32, x *float32, n int)                { panic(noVec) }
+func epilogueAddAVX512(c *float32, ldc, rows, cols int, bias, res *float32, ldr int) {
+	panic(noVec)
+}
 func affineColsAVX512(y, x, a, b *float32, rows, c int)                     { panic(noVec) }
 func affineCols2AVX512(y, x, a, zz, b, m, d *float32, rows, c int)          { panic(noVec) }
 func addRowVecAVX512(y, x, v *float32, rows, c int)                         { panic(noVec) }

@@ -51,6 +51,14 @@ func TestVectorMatchesGeneric(t *testing.T) {
 				AffineCols2(o(), x, a, z, b, nil, d, rows, c)
 				AddRowVec(o(), x, d, rows, c)
 				ColSums(oc(0.5), x, rows, c)
+				ColSumsStrided(oc(0.5), x, rows, max(1, c-1), c)
+				for _, bias := range [][]float32{nil, d} {
+					for _, res := range [][]float32{nil, y} {
+						e := o()
+						copy(e, z)
+						epilogueAdd(e[1:], c, rows-1, max(1, c-1), bias, res, c)
+					}
+				}
 				ColSumsDot(oc(9), oc(9), x, z, m, rows, c)
 				ColSumsDot(oc(9), oc(9), x, z, nil, rows, c)
 				ColMeanVar(oc(0), oc(0), z, rows, c)

@@ -51,10 +51,11 @@ func ensureDims(t **tensor.Tensor, shp *[]int, dims ...int) *tensor.Tensor {
 }
 
 // keepInput returns what a norm's Backward reads as its input: in training
-// a copy of x in *buf (models update the residual stream in place before
-// Backward), in eval x itself (inference does not differentiate).
-func keepInput(buf **tensor.Tensor, x *tensor.Tensor, train bool) *tensor.Tensor {
-	if !train {
+// a copy of x in *buf (models may update the residual stream in place
+// before Backward), in eval or when the caller promises x stays unchanged
+// (noCopy) x itself (inference does not differentiate).
+func keepInput(buf **tensor.Tensor, x *tensor.Tensor, train, noCopy bool) *tensor.Tensor {
+	if !train || noCopy {
 		return x
 	}
 	c := tensor.Ensure(buf, x.Shape...)

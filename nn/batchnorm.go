@@ -28,6 +28,9 @@ type BatchNorm struct {
 	RunningMean, RunningVar *tensor.Tensor
 	NumBatchesTracked       int64
 	Eps, Momentum           float32
+	// NoCopy keeps a reference to the training input instead of a copy (as
+	// LayerNorm.NoCopy): the caller leaves x unchanged until Backward.
+	NoCopy bool
 
 	name  string
 	dim   int
@@ -88,7 +91,7 @@ func (b *BatchNorm) forward(x *tensor.Tensor, train bool, skip float32) *tensor.
 	checkDim("BatchNorm", b.name, x, b.dim)
 	rows, c := x.Rows(), b.dim
 	b.train, b.skip = train, skip
-	b.xs = keepInput(&b.x, x, train)
+	b.xs = keepInput(&b.x, x, train, b.NoCopy)
 	rstd := ensureDims(&b.rstd, &b.shp, c)
 	if train {
 		b.batchStats(x)

@@ -9,14 +9,19 @@ import (
 
 // LayerNorm normalises each row over the last axis with the biased
 // variance: y = (x - mean)/sqrt(var + eps)*weight + bias. A training
-// Forward copies x (the residual stream, which models update in place) and
-// keeps the row statistics for Backward; an eval Forward only keeps a
-// reference (inference never differentiates, and the copy would cost a
-// sixth of the norm), so a Backward after it needs x left unchanged.
+// Forward copies x (the residual stream, which models may update in place)
+// unless NoCopy is set, and keeps the row statistics for Backward; an eval
+// Forward only keeps a reference (inference never differentiates, and the
+// copy would cost a sixth of the norm), so a Backward after it needs x left
+// unchanged.
 type LayerNorm struct {
 	Weight, Bias *Param
 	Dim          int
 	Eps          float32
+	// NoCopy keeps a reference to the training input instead of a copy: the
+	// caller promises not to change x before Backward (the vit model's
+	// residual sums live in per-block buffers).
+	NoCopy bool
 
 	x, y, dx   *tensor.Tensor
 	xs         *tensor.Tensor // the Forward input Backward reads: x, or the caller's tensor in eval
@@ -42,7 +47,7 @@ func checkDim(layer, name string, x *tensor.Tensor, dim int) {
 func (l *LayerNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	checkDim("LayerNorm", l.Weight.Name, x, l.Dim)
 	rows := x.Rows()
-	l.xs = keepInput(&l.x, x, train)
+	l.xs = keepInput(&l.x, x, train, l.NoCopy)
 	y := tensor.Ensure(&l.y, x.Shape...)
 	mean := ensureDims(&l.mean, &l.shp, rows)
 	rstd := ensureDims(&l.rstd, &l.shp, rows)

@@ -32,7 +32,7 @@ func NewRMSNorm(name string, dim int, eps float32) *RMSNorm {
 func (r *RMSNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	checkDim("RMSNorm", r.Weight.Name, x, r.Dim)
 	rows := x.Rows()
-	r.xs = keepInput(&r.x, x, train)
+	r.xs = keepInput(&r.x, x, train, false)
 	y := tensor.Ensure(&r.y, x.Shape...)
 	rr := ensureDims(&r.rrms, &r.shp, rows)
 	kernels.RMSNormForward(y.Data, rr.Data, x.Data, r.Weight.W.Data, rows, r.Dim, r.Eps)

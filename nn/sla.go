@@ -324,13 +324,6 @@ func (s *SLA) posGradTask(lo, hi int) {
 	c := s.c
 	pg := s.PosEnc.G.Data
 	for i := lo; i < hi; i++ {
-		dst := pg[i*c : i*c+c]
-		for b := 0; b < s.b; b++ {
-			src := s.dqkv.Data[(b*s.n+i)*3*c+c:]
-			src = src[:c]
-			for j, v := range src {
-				dst[j] += v
-			}
-		}
+		kernels.ColSumsStrided(pg[i*c:i*c+c], s.dqkv.Data[i*3*c+c:], s.b, c, s.n*3*c)
 	}
 }

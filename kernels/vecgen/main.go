@@ -226,8 +226,73 @@ func rowLoop(label string, ptrs []string, nrow int, body func(s io, u int)) {
 	p("%s_end:", label)
 }
 
+// rowLoopS is rowLoop with a stride register per pointer ("" for
+// per-column vectors that stay): rows R13, width R9.
+func rowLoopS(label string, ptrs, strides []string, body func(s io, u int)) {
+	p("%s_row:", label)
+	p("\tTESTQ R13, R13")
+	p("\tJEQ %s_end", label)
+	streamLoop(label, 2, ptrs, body)
+	for i, r := range ptrs {
+		if strides[i] != "" {
+			p("\tADDQ %s, %s", strides[i], r)
+		}
+	}
+	p("\tDECQ R13")
+	p("\tJMP %s_row", label)
+	p("%s_end:", label)
+}
+
 // rowKernels emits the per-channel affine maps over rows x c matrices.
 func rowKernels() {
+	// A GEMM epilogue's additions on a tile: c = (c + bias) + res, rows
+	// ldc apart in c and ldr apart in res; bias or res may be nil.
+	header("epilogueAddAVX512(c *float32, ldc, rows, cols int, bias, res *float32, ldr int)", 56)
+	p("\tMOVQ c+0(FP), DI")
+	p("\tMOVQ ldc+8(FP), R12")
+	p("\tSHLQ $2, R12")
+	p("\tMOVQ rows+16(FP), R13")
+	p("\tMOVQ cols+24(FP), R9")
+	p("\tMOVQ bias+32(FP), R8")
+	p("\tMOVQ res+40(FP), SI")
+	p("\tMOVQ ldr+48(FP), R11")
+	p("\tSHLQ $2, R11")
+	p("\tTESTQ R8, R8")
+	p("\tJEQ epa_nob")
+	p("\tTESTQ SI, SI")
+	p("\tJEQ epa_nor")
+	rowLoopS("epa", []string{"DI", "R8", "SI"}, []string{"R12", "", "R11"}, func(s io, u int) {
+		c, v := z(0, u, 2, 0), z(0, u, 2, 1)
+		s.ld(0, u, c)
+		s.ld(1, u, v)
+		p("\tVADDPS %s, %s, %s", v, c, c)
+		s.ld(2, u, v)
+		p("\tVADDPS %s, %s, %s", v, c, c)
+		s.st(c, 0, u)
+	})
+	ret()
+	p("epa_nor:")
+	rowLoopS("epab", []string{"DI", "R8"}, []string{"R12", ""}, func(s io, u int) {
+		c, v := z(0, u, 2, 0), z(0, u, 2, 1)
+		s.ld(0, u, c)
+		s.ld(1, u, v)
+		p("\tVADDPS %s, %s, %s", v, c, c)
+		s.st(c, 0, u)
+	})
+	ret()
+	p("epa_nob:")
+	p("\tTESTQ SI, SI")
+	p("\tJEQ epa_none")
+	rowLoopS("epar", []string{"DI", "SI"}, []string{"R12", "R11"}, func(s io, u int) {
+		c, v := z(0, u, 2, 0), z(0, u, 2, 1)
+		s.ld(0, u, c)
+		s.ld(1, u, v)
+		p("\tVADDPS %s, %s, %s", v, c, c)
+		s.st(c, 0, u)
+	})
+	p("epa_none:")
+	ret()
+
 	// y = a*x + b (b nil: a*x).
 	header("affineColsAVX512(y, x, a, b *float32, rows, c int)", 48)
 	p("\tMOVQ y+0(FP), DI")

@@ -156,19 +156,32 @@ func New(cfg Config, seed uint64) (*Model, error) {
 // newNorm builds the norm Cfg.Norm asks for at the given state-dict prefix
 // and records LinearNorms for the schedule accessors.
 func (m *Model) newNorm(name string) nn.Norm {
+	// Every norm input (the token buffer, each block's residual sums)
+	// stays unchanged until Backward, so the norms need not copy it.
 	c := m.Cfg
+	newLN := func(name string) *nn.LayerNorm {
+		l := nn.NewLayerNorm(name, c.Dim, c.LNEps)
+		l.NoCopy = true
+		return l
+	}
+	newRepBN := func(name string) *nn.RepBN {
+		r := nn.NewRepBN(name, c.Dim, BNEps, 1, 1)
+		r.BN.NoCopy = true
+		return r
+	}
 	switch c.Norm {
 	case NormLayerNorm:
-		return nn.NewLayerNorm(name, c.Dim, c.LNEps)
+		return newLN(name)
 	case NormRepBN:
-		return nn.NewRepBN(name, c.Dim, BNEps, 1, 1)
+		return newRepBN(name)
 	case NormPRepBN:
-		ln := nn.NewLinearNorm(name, nn.NewLayerNorm(name+".norm1", c.Dim, c.LNEps),
-			nn.NewRepBN(name+".norm2", c.Dim, BNEps, 1, 1), c.Warm, c.Step)
+		ln := nn.NewLinearNorm(name, newLN(name+".norm1"), newRepBN(name+".norm2"), c.Warm, c.Step)
 		m.linearNorms = append(m.linearNorms, ln)
 		return ln
 	case NormBatchNorm:
-		return nn.NewBatchNorm(name, c.Dim, BNEps, BNMomentum)
+		b := nn.NewBatchNorm(name, c.Dim, BNEps, BNMomentum)
+		b.NoCopy = true
+		return b
 	default: // NormNone, Validate has rejected the rest
 		return nn.Identity{}
 	}
