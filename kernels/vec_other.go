@@ -13,7 +13,7 @@ func axpyAVX512(dst *float32, alpha float32, x *float32, n int) { panic(noVec) }
 func axpbyAVX512(dst *float32, a float32, x *float32, b float32, y *float32, n int) {
 	panic(noVec)
 }
-func scaleAVX512(dst *float32, s float32, x *float32, n int)                { panic(noVec) }
+func scaleAVX512(dst *float32, s float32, x *float32, n int) { panic(noVec) }
 func epilogueAddAVX512(c *float32, ldc, rows, cols int, bias, res *float32, ldr int) {
 	panic(noVec)
 }
