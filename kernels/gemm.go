@@ -28,19 +28,29 @@ import (
 //     with bstride = ldb. A transposed B (the Linear layout W [N,K]) is
 //     always packed, 16x16 blocks at a time through a register transpose.
 //
-// Edge tiles (fewer than MR rows or NR columns left) are computed into a
-// scratch tile on the stack and copied into C; partial panels are packed
-// zero-padded, so the kernels never need masks.
+// Edge tiles: on AVX-512 a panel of fewer than MR rows runs the kernel of
+// exactly its height (gen emits heights 1-12, widths 16 and 32), straight
+// into C; columns short of a multiple of 16 are computed into a scratch
+// tile on the stack and copied, from B panels packed zero-padded. The
+// other paths compute every edge tile into scratch. No kernel needs masks.
 //
-// Parallelism (the persistent pool of pool.go): packing is split over
-// panels; the tile loop over B panels (threads share A, each keeps its own
-// B panel hot in L1) or, when that balances worse, over A panels; for M in
-// the thousands, over L2 blocks of A claimed one at a time, in a single
-// region without a barrier per block. A few small GEMMs of a strided batch
-// (3 heads) share two regions instead of two each. M = 1 with a transposed
-// B (decode, y = x W^T) is a GEMV bound by reading W once: no packing, rows
-// of W split over threads. Epilogues (bias, exact GELU, residual) run on
-// each tile right after its last k slice, while it is in L1.
+// Two drivers share the kernels. For M up to two L2 blocks (batch-1
+// Linears, attention heads, weight gradients) and whenever B is prepacked
+// (PackedB), the fused driver of gemm_fused.go runs the whole product as
+// one parallel region whose threads claim (B panel x A block) items and
+// pack their own B panels: no barrier per k slice, no packed panel
+// crossing between cores, dynamic balance. Taller products use the
+// blocked driver below, which packs each B block once, shared.
+//
+// Blocked driver parallelism (the persistent pool of pool.go): packing is
+// split over panels; the tile loop over B panels (threads share A, each
+// keeps its own B panel hot in L1) or, when that balances worse, over A
+// panels; for M in the thousands, over L2 blocks of A claimed one at a
+// time, in a single region without a barrier per block. M = 1 with a
+// transposed B (decode, y = x W^T) is a GEMV bound by reading W once: no
+// packing, rows of W split over threads. Epilogues (bias, exact GELU,
+// residual) run on each tile right after its last k slice, while it is in
+// L1.
 
 // ukernel describes the microkernel family in use and its blocking.
 type ukernel struct {
@@ -123,21 +133,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 // Epilogue{Bias: bias}).
 func GemmEpilogue(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	if ep.Bias != nil && len(ep.Bias) < n {
-		panic(fmt.Sprintf("kernels.GemmEpilogue: bias has %d elements, C is %dx%d", len(ep.Bias), m, n))
-	}
-	if ep.Act != ActNone && ep.Act != ActGELU {
-		panic(fmt.Sprintf("kernels.GemmEpilogue: unknown activation %d", ep.Act))
-	}
-	if ep.Residual != nil {
-		if m > 0 && n > 0 && len(ep.Residual) < (m-1)*ldc+n {
-			panic(fmt.Sprintf("kernels.GemmEpilogue: residual has %d elements, C is %dx%d (ld %d)", len(ep.Residual), m, n, ldc))
-		}
-		if len(c) > 0 && len(ep.Residual) > 0 && &ep.Residual[0] == &c[0] {
-			ep.Residual = nil
-			ep.Accumulate = true
-		}
-	}
+	checkEpilogue(m, n, c, ldc, &ep)
 	if ep.Accumulate && ep.Act != ActNone {
 		// The activation must not see the old C: form the product in a
 		// scratch matrix, then add.
@@ -160,6 +156,26 @@ func GemmEpilogue(transA, transB bool, m, n, k int, a []float32, lda int, b []fl
 		epp = &ep
 	}
 	gemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc, epp)
+}
+
+// checkEpilogue validates ep against an m x n C and turns a residual that
+// is C itself into Accumulate.
+func checkEpilogue(m, n int, c []float32, ldc int, ep *Epilogue) {
+	if ep.Bias != nil && len(ep.Bias) < n {
+		panic(fmt.Sprintf("kernels.GemmEpilogue: bias has %d elements, C is %dx%d", len(ep.Bias), m, n))
+	}
+	if ep.Act != ActNone && ep.Act != ActGELU {
+		panic(fmt.Sprintf("kernels.GemmEpilogue: unknown activation %d", ep.Act))
+	}
+	if ep.Residual != nil {
+		if m > 0 && n > 0 && len(ep.Residual) < (m-1)*ldc+n {
+			panic(fmt.Sprintf("kernels.GemmEpilogue: residual has %d elements, C is %dx%d (ld %d)", len(ep.Residual), m, n, ldc))
+		}
+		if len(c) > 0 && len(ep.Residual) > 0 && &ep.Residual[0] == &c[0] {
+			ep.Residual = nil
+			ep.Accumulate = true
+		}
+	}
 }
 
 // addInto sets C += T (+ R), T dense m x n, R with C's row stride.
@@ -200,6 +216,20 @@ func GemmStrided(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 		// output is written.
 		checkGemm(transA, transB, m, n, k, tail(a, i*strideA), lda, tail(b, i*strideB), ldb, tail(c, i*strideC), ldc)
 	}
+	if m > 0 && n > 0 && k > 0 && alpha != 0 && fusedOK(&uk, m, false) && !noFused {
+		// One region for the whole batch (e.g. the 3 heads of a ViT-Tiny
+		// image, 197x64x197 each: ~10 us of work per matrix).
+		if beta != 0 && beta != 1 {
+			for i := range batch {
+				scaleC(m, n, beta, c[i*strideC:], ldc)
+			}
+			beta = 1
+		}
+		w := getWork()
+		gemmFused(w, transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, nil, nil)
+		putWork(w)
+		return
+	}
 	// Threads inside one GEMM pay a barrier per block; across the batch they
 	// pay nothing. Use the batch when it can keep every thread busy.
 	if batch >= 2*threads || (batch >= threads && batch%threads == 0) {
@@ -210,108 +240,8 @@ func GemmStrided(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 		})
 		return
 	}
-	kr := uk
-	if batch > 1 && threads > 1 && kr.kind != kernelGo && m > 1 && k <= kr.kc && n <= kr.nc && m <= 2*kr.mc {
-		gemmBatchSmall(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch)
-		return
-	}
 	for i := range batch {
 		gemm(transA, transB, m, n, k, alpha, a[i*strideA:], lda, b[i*strideB:], ldb, beta, c[i*strideC:], ldc, nil)
-	}
-}
-
-// gemmBatchSmall runs a few small GEMMs (one cache block each, e.g. the
-// 3 heads of a ViT-Tiny image: 197x64x197) as two parallel regions over
-// the whole batch, packing then tiles, instead of two per matrix: at
-// these sizes a matrix is ~10 us of work and a barrier costs ~1-2 us.
-func gemmBatchSmall(transA, transB bool, m, n, k int, alpha float32, a []float32, lda, strideA int, b []float32, ldb, strideB int, beta float32, c []float32, ldc, strideC int, batch int) {
-	if beta != 0 && beta != 1 {
-		for i := range batch {
-			scaleC(m, n, beta, c[i*strideC:], ldc)
-		}
-		beta = 1
-	}
-	w := getWork()
-	defer putWork(w)
-	w.kr = uk
-	kr := &w.kr
-	mr, nr := kr.mr, kr.nr
-	amode := aPacked
-	switch {
-	case alpha != 1:
-	case !transA && kr.directA:
-		amode = aRows
-	case transA:
-		amode = aCols
-	}
-	direct := amode != aPacked
-	npa, npb := (m+mr-1)/mr, (n+nr-1)/nr
-	aLen := npa * mr * k
-	if direct {
-		aLen = mr * k
-	}
-	bLen := npb * nr * k
-	apack := growF32(&w.apack, batch*aLen)
-	bpack := growF32(&w.bpack, batch*bLen)
-	if cap(w.packs) < batch {
-		w.packs = make([]packTask, batch)
-		w.blks = make([]tileBlock, batch)
-	}
-	packs, blks := w.packs[:batch], w.blks[:batch]
-	for i := range batch {
-		pa, pb := apack[i*aLen:(i+1)*aLen], bpack[i*bLen:(i+1)*bLen]
-		ai, bi := a[i*strideA:], b[i*strideB:]
-		packs[i] = packTask{kr: kr, transA: transA, transB: transB, direct: direct, a: ai, lda: lda, b: bi, ldb: ldb,
-			alpha: alpha, apack: pa, bpack: pb, mc: m, npa: npa, kc: k, nc: n, npb: npb, bgroups: npb, packB: true}
-		if direct && m%mr == 0 {
-			packs[i].npa = 0
-		}
-		blks[i] = tileBlock{kr: kr, apack: pa, bpack: pb, c: c[i*strideC:], ldc: ldc, amode: amode, a: ai, lda: lda,
-			kc: k, mc: m, nc: n, npa: npa, npb: npb, accum: beta != 0, ablk: max(1, kr.mc/mr)}
-	}
-	// Items per matrix: packing tasks, then A or B panels (whichever gives
-	// more items, for balance); threads claim small chunks as they go.
-	bt := &w.batch
-	*bt = batchTask{packs: packs, blks: blks, per: packs[0].tasks()}
-	if bt.per > 0 {
-		parallelRun(batch*bt.per, 1, 8, bt)
-	}
-	bt.tiles = true
-	bt.per = npa
-	split := splitM
-	if npb > npa {
-		bt.per, split = npb, splitN
-	}
-	for i := range blks {
-		blks[i].split = split
-	}
-	parallelRun(batch*bt.per, 1, 8, bt)
-	for i := range batch {
-		packs[i] = packTask{}
-		blks[i] = tileBlock{}
-	}
-	*bt = batchTask{}
-}
-
-// batchTask maps a range over (matrix, item) pairs of gemmBatchSmall onto
-// the per-matrix packing tasks or tile loops.
-type batchTask struct {
-	packs []packTask
-	blks  []tileBlock
-	per   int // items per matrix
-	tiles bool
-}
-
-func (t *batchTask) run(lo, hi int) {
-	for i := lo; i < hi; {
-		mat, j := i/t.per, i%t.per
-		end := min(t.per, j+hi-i)
-		if t.tiles {
-			t.blks[mat].run(j, end)
-		} else {
-			t.packs[mat].run(j, end)
-		}
-		i += end - j
 	}
 }
 
@@ -365,9 +295,7 @@ type gemmWork struct {
 	gv                gemvTask
 	pack              packTask
 	blk               tileBlock
-	packs             []packTask  // gemmBatchSmall, one per matrix
-	blks              []tileBlock // gemmBatchSmall, one per matrix
-	batch             batchTask
+	fused             fusedTask
 }
 
 // packTask packs the A panels [0, npa) of the current row block (only the
@@ -507,6 +435,11 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	if beta != 0 && beta != 1 {
 		scaleC(m, n, beta, c, ldc)
 		beta = 1
+	}
+	if fusedOK(&uk, m, false) && !noFused {
+		gemmFused(w, transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1, epw, nil)
+		w.ep = Epilogue{}
+		return
 	}
 	w.kr = uk
 	kr := &w.kr
@@ -689,6 +622,21 @@ func (t *tileBlock) block(ia0, ia1, jb0, jb1, acc int, scratch *[16 * 32]float32
 			rows := min(mr, t.mc-ia*mr)
 			ct := t.c[i0*t.ldc+j0:]
 			ldc, accTile := t.ldc, acc
+			if rows < mr && cols == nr && kr.kind == kernelAVX512 {
+				// A short edge panel: the kernel of its exact height, into C.
+				switch t.amode {
+				case aRows:
+					kernelAVX512Rows(true, rows, 2, t.kc, &t.a[i0*t.lda+t.pc], t.lda, bptr, bs, &ct[0], ldc, accTile)
+				case aCols:
+					kernelAVX512Rows(false, rows, 2, t.kc, &t.a[t.pc*t.lda+i0], t.lda, bptr, bs, &ct[0], ldc, accTile)
+				default:
+					kernelAVX512Rows(false, rows, 2, t.kc, &t.apack[ia*mr*t.kc], mr, bptr, bs, &ct[0], ldc, accTile)
+				}
+				if t.ep != nil {
+					applyEpilogue(t.ep, t.c, t.ldc, i0, i0+rows, j0, j0+cols)
+				}
+				continue
+			}
 			if rows < mr || cols < nr {
 				// Edge tile: compute into scratch, then copy the valid part.
 				ct, ldc, accTile = scratch[:mr*nr], nr, 0
@@ -1014,3 +962,6 @@ func geluInPlace(x []float32) {
 
 // noBInPlace disables reading B in place (for comparisons in tests).
 var noBInPlace bool
+
+// noFused disables the fused driver (for comparisons in tests).
+var noFused bool

@@ -195,7 +195,8 @@ func TestGemmLargeShapes(t *testing.T) {
 func TestGemmStrided(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	const m, n, k = 19, 23, 29
-	// batch 3 on 2 threads takes gemmBatchSmall, 5 the batch-parallel path;
+	// AVX-512 runs every batch through the fused driver, the other paths
+	// through the batch-parallel one (batch 5) or one GEMM at a time;
 	// alpha 1 reads A in place, 0.5 packs it.
 	for _, p := range gemmPaths() {
 		for _, bc := range []struct {
