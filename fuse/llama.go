@@ -33,6 +33,7 @@ func FuseLLaMA(m *llama.Model) error {
 	if m.LMHead == nil {
 		m.LMHead = nn.NewLinear("lm_head", m.Cfg.Dim, m.Cfg.Vocab, false)
 		copy(m.LMHead.Weight.W.Data, m.Embed.Weight.W.Data)
+		m.LMHead.Weight.MarkChanged()
 		m.Cfg.Tied = false
 	}
 	if err := foldMany(m.Norm, "model.norm", m.LMHead); err != nil {

@@ -117,5 +117,7 @@ func FoldInto(l *nn.Linear, a, b []float32) error {
 		}
 		c[o] = float32(float64(c[o]) + s)
 	}
+	l.Weight.MarkChanged()
+	l.Bias.MarkChanged()
 	return nil
 }

@@ -2,8 +2,10 @@ package nn
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
+	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
 )
 
@@ -72,5 +74,66 @@ func TestLinear(t *testing.T) {
 				}, l.Bias.W.Data, 1e-4, 1e-4)
 			}
 		})
+	}
+}
+
+// TestLinearPrepack checks the packed weight: bit-identical to the
+// unpacked GEMM, never stale after MarkChanged or a replaced weight
+// tensor, off after a Backward (training) and after Unpack.
+func TestLinearPrepack(t *testing.T) {
+	const rows, in, out = 197, 64, 100
+	l := NewLinear("fc", in, out, true)
+	l.Weight.W = blRand(1, 0.3, out, in)
+	l.Bias.W = blRand(2, 0.3, out)
+	x := blRand(3, 1, rows, in)
+	check := func(step string, packed bool) {
+		t.Helper()
+		y := l.Forward(x)
+		w := make([]float32, rows*out)
+		kernels.GemmEpilogue(false, true, rows, out, in, x.Data, in, l.Weight.W.Data, in, w, out, kernels.Epilogue{Bias: l.Bias.W.Data})
+		for i := range w {
+			if math.Float32bits(y.Data[i]) != math.Float32bits(w[i]) {
+				t.Fatalf("%s: y[%d] = %g, want %g", step, i, y.Data[i], w[i])
+			}
+		}
+		if got := l.Weight.lin.valid; got != packed {
+			t.Fatalf("%s: packed = %v, want %v", step, got, packed)
+		}
+	}
+	scale := func(f float32) {
+		for i := range l.Weight.W.Data {
+			l.Weight.W.Data[i] *= f
+		}
+	}
+	check("before Prepack", false)
+	Prepack(l)
+	check("after Prepack", true)
+	check("again", true)
+	// A checkpoint load: in place, announced with MarkChanged.
+	scale(-2)
+	l.Weight.MarkChanged()
+	check("after MarkChanged", true)
+	// A new weight tensor.
+	l.Weight.W = blRand(5, 0.3, out, in)
+	check("after replacing W", true)
+	// Training: Backward turns packing off, then the optimizer writes W.
+	l.Backward(blRand(4, 1, rows, out))
+	scale(0.5)
+	check("after a training step", false)
+	check("after a training step, again", false)
+	Prepack(l)
+	check("after Prepack again", true)
+	Unpack(l)
+	check("after Unpack", false)
+	// One row is a GEMV on W as stored.
+	Prepack(l)
+	l.Forward(blRand(6, 1, 1, in))
+	if l.Weight.lin.valid {
+		t.Fatal("a single-row forward packed the weight")
+	}
+	// Steady-state packed evaluation allocates nothing.
+	l.Forward(x)
+	if n := testing.AllocsPerRun(10, func() { l.Forward(x) }); n != 0 {
+		t.Fatalf("packed Forward allocates %.1f times", n)
 	}
 }

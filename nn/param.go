@@ -10,7 +10,19 @@ type Param struct {
 	// NoDecay excludes the parameter from AdamW weight decay (biases, 1-D
 	// norm parameters, alpha, pos_embed, cls_token; SLAB.md 5).
 	NoDecay bool
+
+	version uint64      // see MarkChanged
+	lin     *linearPack // set on the weight of a Linear (see Prepack)
 }
+
+// MarkChanged records that W was written in place other than by the
+// layer's own Backward (an optimizer step, a checkpoint load). Caches built
+// from W, such as a Linear's packed weight, compare Version to know they
+// are stale; code that writes W directly must call it.
+func (p *Param) MarkChanged() { p.version++ }
+
+// Version counts MarkChanged calls.
+func (p *Param) Version() uint64 { return p.version }
 
 // NewParam returns a zero parameter and zero gradient of the given shape.
 func NewParam(name string, noDecay bool, shape ...int) *Param {

@@ -76,6 +76,7 @@ func LoadWeights(f *checkpoint.File, path string, params []*nn.Param, buffers []
 			return fmt.Errorf("%s: parameter %q has shape %v (%s), model wants %v (F32)", path, p.Name, e.Shape, e.DType, p.W.Shape)
 		}
 		copy(p.W.Data, e.F32)
+		p.MarkChanged()
 		used[p.Name] = true
 	}
 	for _, b := range buffers {

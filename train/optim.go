@@ -68,6 +68,9 @@ func (o *AdamW) Step(lr float64) {
 		}
 		o.stepFn = o.stepRange
 	}
+	for _, p := range o.params {
+		p.MarkChanged() // caches of W (a Linear's packed weight) are stale
+	}
 	kernels.ParallelFor(o.offsets[len(o.params)], 1<<14, o.stepFn)
 }
 

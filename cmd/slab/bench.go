@@ -11,6 +11,7 @@ import (
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
 
@@ -59,6 +60,7 @@ func cmdBench(args []string) error {
 	warmup := fs.Int("warmup", 3, "untimed rounds first")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 0, "seed of the random weights and input")
+	prepack := fs.Bool("prepack", true, "pack Linear weights once (nn.Prepack), as slab eval and classify do")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -110,6 +112,11 @@ func cmdBench(args []string) error {
 			return err
 		}
 		vs = append(vs, &benchVariant{name: name, m: d, fused: true}, &benchVariant{name: name + "/unfused", m: m})
+	}
+	if *prepack {
+		for _, v := range vs {
+			nn.Prepack(v.m)
+		}
 	}
 	inputs := map[[2]int]*tensor.Tensor{}
 	for _, v := range vs {

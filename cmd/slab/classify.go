@@ -7,6 +7,7 @@ import (
 
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
 
@@ -73,6 +74,7 @@ func cmdClassify(args []string) error {
 	if *top <= 0 || *top > m.Cfg.Classes {
 		return flagErr("top", "must be in 1..%d, got %d", m.Cfg.Classes, *top)
 	}
+	nn.Prepack(m) // inference only: the weights are final
 	c := m.Cfg
 	x := tensor.New(len(images), c.InChans, c.ImgSize, c.ImgSize)
 	per := c.InChans * c.ImgSize * c.ImgSize

@@ -6,6 +6,7 @@ import (
 
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/train"
 )
 
@@ -69,6 +70,7 @@ func cmdEval(args []string) error {
 			return flagErr("fuse", "%v", err)
 		}
 	}
+	nn.Prepack(m) // evaluation only: the weights are final
 	test, err := openImages(*dataName, *dataDir, false, *limit)
 	if err != nil {
 		return err

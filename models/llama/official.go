@@ -31,6 +31,7 @@ func LoadState(m *Model, state map[string]*checkpoint.Entry) error {
 			return fmt.Errorf("state dict: %s has shape %v (%s), model %s wants %v", p.Name, e.Shape, e.DType, m.Cfg.Name, p.W.Shape)
 		}
 		copy(p.W.Data, e.F32)
+		p.MarkChanged()
 		used[p.Name] = true
 	}
 	for _, b := range m.Buffers() {

@@ -92,8 +92,8 @@ func LoadState(m *Model, state map[string]*checkpoint.Entry) (warnings []string,
 			shapes = append(shapes, terr.Error())
 			continue
 		}
-		dst := p.W
-		todo = append(todo, func() { copy(dst.Data, t.Data) })
+		dst, pp := p.W, p
+		todo = append(todo, func() { copy(dst.Data, t.Data); pp.MarkChanged() })
 	}
 	for _, b := range m.Buffers() {
 		key, e := lookup(b.Name)
