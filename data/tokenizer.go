@@ -19,15 +19,18 @@ type Tokenizer interface {
 	TokenBytes(dst []byte, id int) ([]byte, error)
 }
 
-// NewTokenizer returns "byte" or "gpt2".
+// NewTokenizer returns "byte" or "gpt2". A "gpt2-trim" tokenizer depends
+// on a training text, so it comes from TrimGPT2 or ParseGPT2Trim instead.
 func NewTokenizer(name string) (Tokenizer, error) {
 	switch name {
 	case "byte":
 		return ByteTokenizer{}, nil
 	case "gpt2":
 		return NewGPT2()
+	case GPT2TrimName:
+		return nil, fmt.Errorf("tokenizer %s is built from the training text (train-lm) and stored in the checkpoint; it cannot be made on its own", name)
 	}
-	return nil, fmt.Errorf("unknown tokenizer %q (want byte or gpt2)", name)
+	return nil, fmt.Errorf("unknown tokenizer %q (want byte, gpt2 or %s)", name, GPT2TrimName)
 }
 
 // ByteTokenizer maps each byte of the UTF-8 text to its own id (vocab 256):
@@ -62,8 +65,9 @@ func (ByteTokenizer) TokenBytes(dst []byte, id int) ([]byte, error) {
 // github.com/tiktoken-go/tokenizer, whose vocabulary is compiled into the
 // binary: nothing to download at run time.
 type GPT2 struct {
-	c     tokenizer.Codec
-	bytes [][]byte // raw bytes of every id, built once so decoding never allocates
+	c      tokenizer.Codec
+	bytes  [][]byte   // raw bytes of every id, built once so decoding never allocates
+	byteID [256]int32 // the id of each single-byte token (byte-level BPE has all 256)
 }
 
 // gpt2EOT is GPT-2's <|endoftext|> id.
@@ -87,6 +91,17 @@ func NewGPT2() (*GPT2, error) {
 			return nil, fmt.Errorf("gpt2 tokenizer: id %d: %w", id, err)
 		}
 		g.bytes[id] = []byte(s)
+	}
+	var seen [256]bool
+	for id, b := range g.bytes {
+		if len(b) == 1 && id != gpt2EOT {
+			g.byteID[b[0]], seen[b[0]] = int32(id), true
+		}
+	}
+	for b, ok := range seen {
+		if !ok {
+			return nil, fmt.Errorf("gpt2 tokenizer: no token for byte %#x", b)
+		}
 	}
 	return g, nil
 }

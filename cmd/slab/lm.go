@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models/llama"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/train"
@@ -47,7 +50,7 @@ func (f *lmFlags) register(fs interface {
 	fs.StringVar(&f.norm, "norm", "", "override the norm: rmsnorm, layernorm or prepbn")
 	fs.StringVar(&f.attn, "attn", "", "override the attention: softmax (RoPE) or sla (causal simplified linear attention, O(1) decode state)")
 	fs.StringVar(&f.init, "repbn-init", "vision", "RepBN init for prepbn: vision (alpha=gamma=1) or official (all 0, SLAB.md 6.1)")
-	fs.StringVar(&f.tok, "tokenizer", "byte", "byte or gpt2 (sets the vocabulary size)")
+	fs.StringVar(&f.tok, "tokenizer", "", "byte, gpt2, or gpt2-trim (GPT-2 BPE keeping only the training text's token types; train-lm builds it); default: the model's own")
 	fs.StringVar(&f.ckpt, "ckpt", "", "checkpoint to load (its stored config wins over --model)")
 	fs.StringVar(&f.state, "state", "", "official state dict (.safetensors, or PyTorch .pth/.bin) to load into --model (with --norm, --tokenizer setting the shapes)")
 	fs.IntVar(&f.threads, "threads", 0, "threads (0 = all cores)")
@@ -55,28 +58,61 @@ func (f *lmFlags) register(fs interface {
 	fs.BoolVar(&f.json, "json", false, "print exactly one JSON object on stdout")
 }
 
-// config resolves --model/--norm/--repbn-init/--tokenizer.
-func (f *lmFlags) config() (llama.Config, data.Tokenizer, error) {
-	tok, err := data.NewTokenizer(f.tok)
-	if err != nil {
-		return llama.Config{}, nil, flagErr("tokenizer", "%v", err)
-	}
+// config resolves --model/--norm/--repbn-init/--tokenizer. The vocabulary
+// size is the tokenizer's, set by the caller once it has the tokenizer.
+func (f *lmFlags) config() (llama.Config, error) {
 	c, err := llama.Lookup(f.model)
 	if err != nil {
-		return c, nil, flagErr("model", "%v", err)
+		return c, flagErr("model", "%v", err)
 	}
 	if f.norm != "" {
 		c.Norm = f.norm
 	}
 	c.RepBNInit = f.init
-	c.Vocab = tok.VocabSize()
+	if f.tok != "" {
+		c.Tokenizer = f.tok
+	}
 	if f.attn != "" {
 		c.Attn = f.attn
 	}
 	if err := c.Validate(); err != nil {
-		return c, nil, flagErr("norm", "%v", err)
+		return c, flagErr("norm", "%v", err)
 	}
-	return c, tok, nil
+	return c, nil
+}
+
+// lmText tokenizes a corpus with the named tokenizer. gpt2-trim is built
+// here from the GPT-2 ids of the training split (data.TrimGPT2).
+func lmText(src, name string) (data.Tokenizer, *data.TextSplits, error) {
+	if name == data.GPT2TrimName {
+		g, err := data.NewGPT2()
+		if err != nil {
+			return nil, nil, err
+		}
+		sp, err := data.LoadTextSplits(src, g)
+		if err != nil {
+			return nil, nil, flagErr("data", "%v", err)
+		}
+		t, err := data.TrimGPT2(g, sp)
+		return t, sp, err
+	}
+	tok, err := data.NewTokenizer(name)
+	if err != nil {
+		return nil, nil, flagErr("tokenizer", "%v", err)
+	}
+	sp, err := data.LoadTextSplits(src, tok)
+	if err != nil {
+		return nil, nil, flagErr("data", "%v", err)
+	}
+	return tok, sp, nil
+}
+
+// tokenizerOf rebuilds a checkpoint's tokenizer from its metadata.
+func tokenizerOf(meta map[string]string) (data.Tokenizer, error) {
+	if meta["tokenizer"] == data.GPT2TrimName {
+		return data.ParseGPT2Trim(meta["tokenizer_vocab"])
+	}
+	return data.NewTokenizer(meta["tokenizer"])
 }
 
 // loadLM builds the model of a checkpoint and loads its weights.
@@ -89,7 +125,7 @@ func loadLM(path string) (*llama.Model, data.Tokenizer, *checkpoint.File, error)
 	if err := json.Unmarshal([]byte(f.Metadata["lm_config"]), &c); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: not a slab language-model checkpoint (lm_config metadata: %v)", path, err)
 	}
-	tok, err := data.NewTokenizer(f.Metadata["tokenizer"])
+	tok, err := tokenizerOf(f.Metadata)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -109,10 +145,15 @@ func (f *lmFlags) modelFromFlags() (*llama.Model, data.Tokenizer, error) {
 		m, tok, _, err := loadLM(f.ckpt)
 		return m, tok, err
 	}
-	c, tok, err := f.config()
+	c, err := f.config()
 	if err != nil {
 		return nil, nil, err
 	}
+	tok, err := data.NewTokenizer(c.Tokenizer)
+	if err != nil {
+		return nil, nil, flagErr("tokenizer", "%v", err)
+	}
+	c.Vocab = tok.VocabSize()
 	m, err := llama.New(c, f.seed)
 	if err != nil || f.state == "" {
 		return m, tok, err
@@ -139,6 +180,9 @@ func saveLM(path string, m *llama.Model, tok data.Tokenizer, opt *train.AdamW, s
 	}
 	f := train.WeightsFile(m.Params(), m.Buffers(), map[string]string{
 		"lm_config": string(cfg), "tokenizer": tok.Name(), "step": strconv.Itoa(step)})
+	if t, ok := tok.(*data.GPT2Trim); ok {
+		f.Metadata["tokenizer_vocab"] = t.Vocab()
+	}
 	if opt != nil {
 		for i, p := range opt.Params() {
 			f.Tensors["optim.exp_avg."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: opt.M[i]}
@@ -187,9 +231,20 @@ type lmTrainResult struct {
 	ValTokens      int     `json:"val_tokens"`
 	Seconds        float64 `json:"seconds"`
 	TokensPerSec   float64 `json:"train_tokens_per_s"`
-	Lambda         float64 `json:"final_lambda,omitempty"`
-	Checkpoint     string  `json:"checkpoint,omitempty"`
-	Curve          []lmPt  `json:"curve"`
+	// CPUTokensPerSec is tokens per CPU-second of the process times the
+	// threads: what the loop would reach with the cores to itself (the
+	// validation passes inside the loop are included in both rates).
+	CPUTokensPerSec float64 `json:"train_tokens_per_cpu_s"`
+	Tokens          int64   `json:"train_tokens"`
+	Threads         int     `json:"threads"`
+	LoadStart       string  `json:"loadavg_start,omitempty"`
+	LoadEnd         string  `json:"loadavg_end,omitempty"`
+	Tokenizer       string  `json:"tokenizer"`
+	Vocab           int     `json:"vocab"`
+	Date            string  `json:"date"`
+	Lambda          float64 `json:"final_lambda,omitempty"`
+	Checkpoint      string  `json:"checkpoint,omitempty"`
+	Curve           []lmPt  `json:"curve"`
 }
 
 type lmPt struct {
@@ -219,6 +274,7 @@ func cmdTrainLM(args []string) error {
 	out := fs.String("out", "", "checkpoint to write at the end (and every --save-every steps)")
 	saveEvery := fs.Int("save-every", 0, "save every N steps (0 = only at the end)")
 	resume := fs.String("resume", "", "continue from this checkpoint (same flags)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the training loop to this file")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
@@ -228,10 +284,15 @@ func cmdTrainLM(args []string) error {
 	if *steps <= 0 || *batch <= 0 {
 		return flagErr("steps", "steps and batch must be positive")
 	}
-	c, tok, err := f.config()
+	c, err := f.config()
 	if err != nil {
 		return err
 	}
+	tok, splits, err := lmText(*src, c.Tokenizer)
+	if err != nil {
+		return err
+	}
+	c.Vocab = tok.VocabSize()
 	if *seq == 0 {
 		*seq = c.MaxSeq
 	}
@@ -247,10 +308,6 @@ func cmdTrainLM(args []string) error {
 		return err
 	}
 	w := info(f.json)
-	splits, err := data.LoadTextSplits(*src, tok)
-	if err != nil {
-		return flagErr("data", "%v", err)
-	}
 	bt, err := data.NewBatcher(splits.Train, *batch, *seq, f.seed)
 	if err != nil {
 		return flagErr("data", "%v", err)
@@ -277,7 +334,26 @@ func cmdTrainLM(args []string) error {
 		res.RepBNInit = c.RepBNInit
 	}
 	var loss llama.Loss
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			return flagErr("cpuprofile", "%v", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return flagErr("cpuprofile", "%v", err)
+		}
+	}
+	res.LoadStart, res.Tokenizer, res.Vocab, res.Threads = loadAvg(), tok.Name(), c.Vocab, kernels.Threads()
+	res.Date = time.Now().UTC().Format(time.RFC3339)
+	c0 := lmCPUTime()
 	t0 := time.Now()
+	cpuRate := func(steps int) float64 {
+		if cpu := (lmCPUTime() - c0).Seconds(); cpu > 0 {
+			return float64(steps*(*batch)*(*seq)) / (cpu / float64(kernels.Threads()))
+		}
+		return 0
+	}
 	var ema float64
 	for step := start; step < *steps; step++ {
 		bt.Random()
@@ -308,13 +384,13 @@ func cmdTrainLM(args []string) error {
 			}
 			pt.ValLoss = vl
 			el := time.Since(t0).Seconds()
-			fmt.Fprintf(w, "step %5d  loss %.4f  val loss %.4f  val ppl %8.3f  lambda %.3f  lr %.2e  %.0f tok/s\n",
-				step+1, ema, vl, math.Exp(vl), lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el)
+			fmt.Fprintf(w, "step %5d  loss %.4f  val loss %.4f  val ppl %8.3f  lambda %.3f  lr %.2e  %.0f tok/s  %.0f per CPU-time  %.0f s\n",
+				step+1, ema, vl, math.Exp(vl), lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el, cpuRate(step+1-start), el)
 		}
 		if pt.ValLoss == 0 && *logEvery > 0 && (step+1)%*logEvery == 0 {
 			el := time.Since(t0).Seconds()
-			fmt.Fprintf(w, "step %5d  loss %.4f  lambda %.3f  lr %.2e  %.0f tok/s\n",
-				step+1, ema, lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el)
+			fmt.Fprintf(w, "step %5d  loss %.4f  lambda %.3f  lr %.2e  %.0f tok/s  %.0f per CPU-time  %.0f s\n",
+				step+1, ema, lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el, cpuRate(step+1-start), el)
 		}
 		res.Curve = append(res.Curve, pt)
 		if *out != "" && ((*saveEvery > 0 && (step+1)%*saveEvery == 0) || last) {
@@ -325,7 +401,16 @@ func cmdTrainLM(args []string) error {
 		}
 	}
 	res.Seconds = time.Since(t0).Seconds()
-	res.TokensPerSec = float64((*steps-start)*(*batch)*(*seq)) / res.Seconds
+	cpu := (lmCPUTime() - c0).Seconds() / float64(kernels.Threads())
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile() // the loop only, not the final evaluation
+	}
+	res.Tokens = int64(*steps-start) * int64(*batch) * int64(*seq)
+	res.TokensPerSec = float64(res.Tokens) / res.Seconds
+	if cpu > 0 {
+		res.CPUTokensPerSec = float64(res.Tokens) / cpu
+	}
+	res.LoadEnd = loadAvg()
 	res.FinalTrainLoss = ema
 	res.ValLoss, res.ValTokens, err = evalLM(m, splits.Validation, *batch, *seq, 0)
 	if err != nil {
@@ -333,8 +418,8 @@ func cmdTrainLM(args []string) error {
 	}
 	res.ValPPL = math.Exp(res.ValLoss)
 	res.Lambda = lambdaOf(m)
-	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s)\n",
-		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec)
+	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s, %.0f per CPU-time; load %s -> %s)\n",
+		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec, res.CPUTokensPerSec, res.LoadStart, res.LoadEnd)
 	if f.json {
 		return emitJSON(res)
 	}
@@ -448,4 +533,18 @@ func cmdEvalLM(args []string) error {
 	}
 	fmt.Fprintf(stdout, "%s %s: loss %.4f, perplexity %.3f over %d tokens (%.1f s)\n", f.ckpt, *split, l, res.PPL, n, res.Seconds)
 	return nil
+}
+
+// loadAvg is the 1/5/15-minute load average ("" where /proc is absent),
+// recorded with every run because this machine is shared.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }

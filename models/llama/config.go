@@ -50,6 +50,9 @@ type Config struct {
 	// calls, the LLaMA variant's num_step period).
 	Warm, Step int64
 	InitStd    float64 // normal init std of every Linear and the embedding
+	// Tokenizer is the default tokenizer of the model ("byte", "gpt2" or
+	// "gpt2-trim"); the CLI's --tokenizer overrides it.
+	Tokenizer string `json:",omitempty"`
 }
 
 // Norm kinds.
@@ -79,6 +82,12 @@ var registry = map[string]Config{
 		Hidden: 688, MaxSeq: 128, RopeBase: 10000, Eps: 1e-6, Warm: 8, Step: 16, InitStd: 0.02},
 	"lm_small": {Vocab: 256, Dim: 384, Layers: 6, Heads: 6, KVHeads: 6, HeadDim: 64,
 		Hidden: 1024, MaxSeq: 256, RopeBase: 10000, Eps: 1e-6, Warm: 16, Step: 32, InitStd: 0.02},
+	// The SOTU model of docs/bench-lm.md: lm_small's shape on GPT-2 BPE
+	// trimmed to the SOTU training split's 24,254 types (data.GPT2Trim),
+	// with the output tied to the embedding.
+	"lm_small_bpe": {Vocab: 24254, Dim: 384, Layers: 6, Heads: 6, KVHeads: 6, HeadDim: 64,
+		Hidden: 1024, MaxSeq: 256, RopeBase: 10000, Eps: 1e-6, Warm: 16, Step: 32, InitStd: 0.02,
+		Tied: true, Tokenizer: "gpt2-trim"},
 	// A grouped-query toy for tests.
 	"lm_test": {Vocab: 64, Dim: 32, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8,
 		Hidden: 48, MaxSeq: 32, RopeBase: 10000, Eps: 1e-6, Warm: 0, Step: 2, InitStd: 0.1},
@@ -113,6 +122,9 @@ func Lookup(name string) (Config, error) {
 		return Config{}, fmt.Errorf("unknown model %q (known: %s, optionally with suffix _rmsnorm, _layernorm or _prepbn, then _sla)", name, strings.Join(Names(), ", "))
 	}
 	c.Name, c.Norm, c.RepBNInit, c.Attn = name, norm, InitVis, attn
+	if c.Tokenizer == "" {
+		c.Tokenizer = "byte"
+	}
 	if attn == AttnSLA {
 		c.Name += "_" + AttnSLA
 	}

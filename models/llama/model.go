@@ -206,20 +206,6 @@ func (b *Block) backward(dh2 *tensor.Tensor) *tensor.Tensor {
 	return dx
 }
 
-// Loss is the mean next-token cross-entropy of logits [B,T,V] against
-// targets [B*T] (the inputs shifted by one, prepared by the caller).
-type Loss struct {
-	ce nn.CrossEntropy
-}
-
-// Forward returns the mean loss.
-func (l *Loss) Forward(logits *tensor.Tensor, targets []int) float64 {
-	return l.ce.Forward(logits.View(logits.Rows(), logits.Cols()), targets)
-}
-
-// Backward returns dloss/dlogits as a [rows, V] tensor.
-func (l *Loss) Backward() *tensor.Tensor { return l.ce.Backward() }
-
 // DropGrads releases every gradient buffer: an inference-only model (bench,
 // generation) then holds its weights once instead of twice, which is
 // 1.5 GB for llama_350m. Backward must not be called afterwards.
