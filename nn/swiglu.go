@@ -73,11 +73,7 @@ func (m *SwiGLU) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	})
 	dx1 := m.Gate.Backward(dg)
 	dx := tensor.Ensure(&m.dx, dx1.Shape...)
-	copy(dx.Data, dx1.Data)
-	dx2 := m.Up.Backward(du)
-	for i, v := range dx2.Data {
-		dx.Data[i] += v
-	}
+	kernels.Add(dx.Data, dx1.Data, m.Up.Backward(du).Data)
 	return dx
 }
 

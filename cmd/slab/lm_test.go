@@ -95,6 +95,38 @@ func TestLMCommands(t *testing.T) {
 	}
 }
 
+// TestLMGPT2Trim: train-lm builds the trimmed GPT-2 vocabulary from the
+// training text, the checkpoint carries it, and eval-lm and generate
+// rebuild the same tokenizer from the checkpoint alone.
+func TestLMGPT2Trim(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "corpus.txt")
+	if err := os.WriteFile(text, []byte(strings.Repeat("We the People of the United States, in Order to form a more perfect Union. ", 200)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "lm.safetensors")
+	var tr lmTrainResult
+	oneJSON(t, runLM(t, "train-lm", "--model", "lm_test", "--tokenizer", "gpt2-trim", "--data", text, "--steps", "3", "--batch", "2",
+		"--eval-batches", "1", "--out", ckpt, "--json"), &tr)
+	// 256 single bytes + the sentence's multi-byte GPT-2 tokens.
+	if tr.Tokenizer != "gpt2-trim" || tr.Vocab <= 256 || tr.Vocab > 300 || tr.Tokens != 3*2*32 {
+		t.Fatalf("train-lm result %+v", tr)
+	}
+	var ev lmEvalResult
+	oneJSON(t, runLM(t, "eval-lm", "--ckpt", ckpt, "--data", text, "--batch", "2", "--json"), &ev)
+	if ev.Tokens != tr.ValTokens || abs(ev.Loss-tr.ValLoss) > 1e-6*ev.Loss {
+		t.Fatalf("eval-lm %+v differs from train-lm's final validation (%d tokens, loss %g)", ev, tr.ValTokens, tr.ValLoss)
+	}
+	var g genResult
+	oneJSON(t, runLM(t, "generate", "--ckpt", ckpt, "--prompt", "We the People", "--n", "5", "--temperature", "0", "--json"), &g)
+	if g.Tokens != 5 {
+		t.Fatalf("generate %+v", g)
+	}
+	if err := commands["generate"].Run([]string{"--model", "lm_small_bpe", "--n", "2"}); err == nil || !strings.Contains(err.Error(), "checkpoint") {
+		t.Errorf("generate with gpt2-trim and no checkpoint: %v", err)
+	}
+}
+
 func TestLMErrors(t *testing.T) {
 	for _, tc := range []struct {
 		cmd  string
