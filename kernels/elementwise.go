@@ -44,6 +44,11 @@ func addSerial(dst, a, b []float32) {
 		addAVX512(&dst[0], &a[0], &b[0], len(dst))
 		return
 	}
+	addSerialGo(dst, a, b)
+}
+
+func addSerialGo(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
 	for i := range dst {
 		dst[i] = a[i] + b[i]
 	}
@@ -203,22 +208,32 @@ func affineColsSerial(y, x, a, b []float32, lo, hi, c int) {
 // the result exact when a channel's mean is large against its spread. y
 // may alias x or z.
 func AffineCols2(y, x, a, z, b, m, d []float32, rows, c int) {
+	AffineCols2Res(y, x, a, z, b, m, d, nil, rows, c)
+}
+
+// AffineCols2Res is AffineCols2 with res[r,j] added last (res nil: none):
+// a BatchNorm input gradient and the residual gradient it joins, in one
+// pass. y may alias x, z or res.
+func AffineCols2Res(y, x, a, z, b, m, d, res []float32, rows, c int) {
 	n := rows * c
 	checkLen("AffineCols2", n, y, x, z)
 	checkLen("AffineCols2", c, a, b, d)
 	if m != nil {
 		checkLen("AffineCols2", c, m)
 	}
+	if res != nil {
+		checkLen("AffineCols2", n, res)
+	}
 	if n >= parallelMin {
 		newJob(func(j *job, lo, hi int) {
-			affineCols2Serial(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.s[5], j.s[6], lo, hi, j.c)
-		}, rows, c, y, x, a, z, b, m, d).exec(rows, rowGrain(c))
+			affineCols2Serial(j.s[0], j.s[1], j.s[2], j.s[3], j.s[4], j.s[5], j.s[6], j.s[7], lo, hi, j.c)
+		}, rows, c, y, x, a, z, b, m, d, res).exec(rows, rowGrain(c))
 		return
 	}
-	affineCols2Serial(y, x, a, z, b, m, d, 0, rows, c)
+	affineCols2Serial(y, x, a, z, b, m, d, res, 0, rows, c)
 }
 
-func affineCols2Serial(y, x, a, z, b, m, d []float32, lo, hi, c int) {
+func affineCols2Serial(y, x, a, z, b, m, d, res []float32, lo, hi, c int) {
 	a, b, d = a[:c], b[:c], d[:c]
 	if m != nil {
 		m = m[:c]
@@ -229,6 +244,11 @@ func affineCols2Serial(y, x, a, z, b, m, d []float32, lo, hi, c int) {
 		if m != nil {
 			mp = &m[0]
 		}
+		if res != nil {
+			_ = res[hi*c-1]
+			affineCols2ResAVX512(&y[lo*c], &x[lo*c], &a[0], &z[lo*c], &b[0], mp, &d[0], &res[lo*c], hi-lo, c)
+			return
+		}
 		affineCols2AVX512(&y[lo*c], &x[lo*c], &a[0], &z[lo*c], &b[0], mp, &d[0], hi-lo, c)
 		return
 	}
@@ -237,15 +257,30 @@ func affineCols2Serial(y, x, a, z, b, m, d []float32, lo, hi, c int) {
 		yr, zr := y[r*c:r*c+c], z[r*c:r*c+c]
 		yr, zr = yr[:len(xr)], zr[:len(xr)]
 		a, b, d := a[:len(xr)], b[:len(xr)], d[:len(xr)]
-		if m == nil {
+		var rr []float32
+		if res != nil {
+			rr = res[r*c : r*c+c]
+			rr = rr[:len(xr)]
+		}
+		switch {
+		case m == nil && rr == nil:
 			for j, v := range xr {
 				yr[j] = a[j]*v + b[j]*zr[j] + d[j]
 			}
-			continue
-		}
-		m := m[:len(xr)]
-		for j, v := range xr {
-			yr[j] = a[j]*v + b[j]*(zr[j]-m[j]) + d[j]
+		case m == nil:
+			for j, v := range xr {
+				yr[j] = a[j]*v + b[j]*zr[j] + d[j] + rr[j]
+			}
+		case rr == nil:
+			m := m[:len(xr)]
+			for j, v := range xr {
+				yr[j] = a[j]*v + b[j]*(zr[j]-m[j]) + d[j]
+			}
+		default:
+			m := m[:len(xr)]
+			for j, v := range xr {
+				yr[j] = a[j]*v + b[j]*(zr[j]-m[j]) + d[j] + rr[j]
+			}
 		}
 	}
 }

@@ -18,8 +18,8 @@ import "sync"
 // nor this beat one thread on a 197x192 LayerNorm; on an idle machine the
 // split is what lets the second core help.)
 type job struct {
-	s    [8][]float32
-	f    [2]float32
+	s    [12][]float32
+	f    [4]float32
 	f64  []float64 // 2 float64 per column of scratch (grow-only, kept with the pooled job)
 	r, c int
 	body func(j *job, lo, hi int)
@@ -46,7 +46,13 @@ func newJob(body func(j *job, lo, hi int), rows, c int, s ...[]float32) *job {
 // to the pool (dropping its references to caller memory).
 func (j *job) exec(n, grain int) {
 	parallelRun(n, grain, jobSplit, j)
-	j.s = [8][]float32{}
+	j.release()
+}
+
+// release returns the job to the pool without its references to caller
+// memory.
+func (j *job) release() {
+	j.s = [12][]float32{}
 	j.body, j.cols = nil, nil
 	jobs.Put(j)
 }
@@ -66,9 +72,7 @@ func runCols(cols func(j *job, lo, hi int), rows, c int, s ...[]float32) {
 	j.f64 = j.f64[:2*c]
 	if rows*c < parallelMin || c < 2*colBlock {
 		cols(j, 0, c)
-		j.s = [8][]float32{}
-		j.body, j.cols = nil, nil
-		jobs.Put(j)
+		j.release()
 		return
 	}
 	// At least two blocks (128 bytes of each row) per chunk, so a chunk

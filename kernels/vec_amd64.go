@@ -35,6 +35,24 @@ func affineColsAVX512(y, x, a, b *float32, rows, c int)
 func affineCols2AVX512(y, x, a, zz, b, m, d *float32, rows, c int)
 
 //go:noescape
+func affineCols2ResAVX512(y, x, a, zz, b, m, d, res *float32, rows, c int)
+
+//go:noescape
+func lnBwdResAVX512(dx, dy, x, mean, rstd, w, res *float32, rows, c int, inv float32)
+
+//go:noescape
+func lnMixBwdAVX512(dx, dy, x, mean, rstd, w, k1, k2, mu, k3 *float32, rows, c int, inv, lam float32)
+
+//go:noescape
+func lnMixBwdResAVX512(dx, dy, x, mean, rstd, w, k1, k2, mu, k3, res *float32, rows, c int, inv, lam float32)
+
+//go:noescape
+func lnMixFwdAVX512(y, mean, rstd, x, w, b, gm, mu, beta *float32, rows, c int, inv, eps, lam, oml, skip float32)
+
+//go:noescape
+func lnBNSumsAVX512(sdy, sdyc, sdyh, dy, x, mu, mean, rstd *float32, rows, ld, n int)
+
+//go:noescape
 func addRowVecAVX512(y, x, v *float32, rows, c int)
 
 //go:noescape

@@ -19,6 +19,20 @@ func epilogueAddAVX512(c *float32, ldc, rows, cols int, bias, res *float32, ldr 
 }
 func affineColsAVX512(y, x, a, b *float32, rows, c int)                     { panic(noVec) }
 func affineCols2AVX512(y, x, a, zz, b, m, d *float32, rows, c int)          { panic(noVec) }
+func affineCols2ResAVX512(y, x, a, zz, b, m, d, res *float32, rows, c int) { panic(noVec) }
+func lnBwdResAVX512(dx, dy, x, mean, rstd, w, res *float32, rows, c int, inv float32) {
+	panic(noVec)
+}
+func lnMixBwdAVX512(dx, dy, x, mean, rstd, w, k1, k2, mu, k3 *float32, rows, c int, inv, lam float32) {
+	panic(noVec)
+}
+func lnMixBwdResAVX512(dx, dy, x, mean, rstd, w, k1, k2, mu, k3, res *float32, rows, c int, inv, lam float32) {
+	panic(noVec)
+}
+func lnMixFwdAVX512(y, mean, rstd, x, w, b, gm, mu, beta *float32, rows, c int, inv, eps, lam, oml, skip float32) {
+	panic(noVec)
+}
+func lnBNSumsAVX512(sdy, sdyc, sdyh, dy, x, mu, mean, rstd *float32, rows, ld, n int) { panic(noVec) }
 func addRowVecAVX512(y, x, v *float32, rows, c int)                         { panic(noVec) }
 func colSumsAVX512(dst, x *float32, rows, ld, n int)                        { panic(noVec) }
 func colSumsDotAVX512(sx, sxy, x, y, m *float32, rows, ld, n int)           { panic(noVec) }

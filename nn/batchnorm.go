@@ -63,7 +63,14 @@ func (b *BatchNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 
 // Backward returns dx and accumulates dweight, dbias.
 func (b *BatchNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
-	dx, _ := b.backward(dy)
+	dx, _ := b.backward(dy, nil)
+	return dx
+}
+
+// BackwardAdd is Backward returning dx + res, the sum formed in the same
+// pass (a pre-norm block's residual gradient joining the norm's).
+func (b *BatchNorm) BackwardAdd(dy, res *tensor.Tensor) *tensor.Tensor {
+	dx, _ := b.backward(dy, res)
 	return dx
 }
 
@@ -88,8 +95,20 @@ func (b *BatchNorm) batchStats(x *tensor.Tensor) {
 }
 
 func (b *BatchNorm) forward(x *tensor.Tensor, train bool, skip float32) *tensor.Tensor {
-	checkDim("BatchNorm", b.name, x, b.dim)
+	b.prepare(x, train, skip)
 	rows, c := x.Rows(), b.dim
+	y := tensor.Ensure(&b.y, x.Shape...)
+	kernels.AffineCols2(y.Data, x.Data, b.va.Data, x.Data, b.vb.Data, b.mean.Data, b.Bias.W.Data, rows, c)
+	return y
+}
+
+// prepare is the forward up to its output pass: it keeps the input for
+// Backward, takes the statistics (batch ones in training, updating the
+// running estimates) and leaves in va the skip weight and in vb gamma/std
+// per channel, so that y = va*x + vb*(x - mean) + beta.
+func (b *BatchNorm) prepare(x *tensor.Tensor, train bool, skip float32) {
+	checkDim("BatchNorm", b.name, x, b.dim)
+	c := b.dim
 	b.train, b.skip = train, skip
 	b.xs = keepInput(&b.x, x, train, b.NoCopy)
 	rstd := ensureDims(&b.rstd, &b.shp, c)
@@ -107,13 +126,11 @@ func (b *BatchNorm) forward(x *tensor.Tensor, train bool, skip float32) *tensor.
 		a.Data[j] = skip
 		g.Data[j] = gamma[j] * rstd.Data[j]
 	}
-	y := tensor.Ensure(&b.y, x.Shape...)
-	kernels.AffineCols2(y.Data, x.Data, a.Data, x.Data, g.Data, b.mean.Data, b.Bias.W.Data, rows, c)
-	return y
 }
 
-// backward returns dx and sum(dy*x), the gradient of the skip weight.
-func (b *BatchNorm) backward(dy *tensor.Tensor) (*tensor.Tensor, float64) {
+// backward returns dx (plus res, when not nil) and sum(dy*x), the gradient
+// of the skip weight.
+func (b *BatchNorm) backward(dy, res *tensor.Tensor) (*tensor.Tensor, float64) {
 	checkDim("BatchNorm", b.name, dy, b.dim)
 	if b.xs == nil || len(b.xs.Data) != len(dy.Data) {
 		panic(fmt.Sprintf("nn.BatchNorm %s: Backward %v without a matching Forward", b.name, dy.Shape))
@@ -121,8 +138,33 @@ func (b *BatchNorm) backward(dy *tensor.Tensor) (*tensor.Tensor, float64) {
 	rows, c := dy.Rows(), b.dim
 	sdy := ensureDims(&b.sdy, &b.shp, c)
 	sdyx := ensureDims(&b.sdyx, &b.shp, c)
+	kernels.ColSumsDot(sdy.Data, sdyx.Data, dy.Data, b.xs.Data, b.mean.Data[:c], rows, c)
+	dskip := b.gradCoeffs(sdy.Data, sdyx.Data, 1, rows)
+	dx := tensor.Ensure(&b.dx, dy.Shape...)
+	var rd []float32
+	if res != nil {
+		checkSame("BatchNorm.Backward", dy, res)
+		rd = res.Data
+	}
+	if b.train {
+		kernels.AffineCols2Res(dx.Data, dy.Data, b.va.Data, b.xs.Data, b.vb.Data, b.mean.Data, b.vd.Data, rd, rows, c)
+	} else {
+		kernels.AffineCols(dx.Data, dy.Data, b.va.Data, nil, rows, c)
+		if rd != nil {
+			kernels.Add(dx.Data, dx.Data, rd)
+		}
+	}
+	return dx, dskip
+}
+
+// gradCoeffs turns the column sums of a backward pass, sum dy and
+// sum dy*(x-mean), each times scale (the share of dy this norm receives:
+// 1, or PRepBN's 1-lambda), into the weight and bias gradients (accumulated)
+// and the input-gradient coefficients dx = va*dy + vb*(x - mean) + vd (left
+// in va, vb, vd; va is not scaled). It returns the skip weight's gradient.
+func (b *BatchNorm) gradCoeffs(sdy, sdyx []float32, scale float32, rows int) float64 {
+	c := b.dim
 	mean, rstd := b.mean.Data[:c], b.rstd.Data[:c]
-	kernels.ColSumsDot(sdy.Data, sdyx.Data, dy.Data, b.xs.Data, mean, rows, c)
 	gamma := b.Weight.W.Data[:c]
 	dgamma, dbeta := b.Weight.G.Data[:c], b.Bias.G.Data[:c]
 	k1 := ensureDims(&b.va, &b.shp, c).Data
@@ -131,22 +173,17 @@ func (b *BatchNorm) backward(dy *tensor.Tensor) (*tensor.Tensor, float64) {
 	var dskip float64
 	invM := 1 / float32(max(rows, 1))
 	for j := 0; j < c; j++ {
-		sxh := rstd[j] * sdyx.Data[j] // sum dy*xhat
+		sd, sx := scale*sdy[j], scale*sdyx[j]
+		sxh := rstd[j] * sx // sum dy*xhat
 		dgamma[j] += sxh
-		dbeta[j] += sdy.Data[j]
-		dskip += float64(sdyx.Data[j]) + float64(mean[j])*float64(sdy.Data[j])
+		dbeta[j] += sd
+		dskip += float64(sx) + float64(mean[j])*float64(sd)
 		g := gamma[j] * rstd[j]
 		k1[j] = g + b.skip
 		k2[j] = -g * rstd[j] * sxh * invM
-		k3[j] = -g * sdy.Data[j] * invM
+		k3[j] = -g * sd * invM
 	}
-	dx := tensor.Ensure(&b.dx, dy.Shape...)
-	if b.train {
-		kernels.AffineCols2(dx.Data, dy.Data, k1, b.xs.Data, k2, mean, k3, rows, c)
-	} else {
-		kernels.AffineCols(dx.Data, dy.Data, k1, nil, rows, c)
-	}
-	return dx, dskip
+	return dskip
 }
 
 // ForwardStats updates the running statistics (and num_batches_tracked)

@@ -56,14 +56,34 @@ func (l *LayerNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 }
 
 // Backward returns dx and accumulates dweight, dbias.
-func (l *LayerNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
+func (l *LayerNorm) Backward(dy *tensor.Tensor) *tensor.Tensor { return l.BackwardAdd(dy, nil) }
+
+// BackwardAdd is Backward returning dx + res (res nil: dx), the sum formed
+// in the same pass (a pre-norm block's residual gradient joining the
+// norm's).
+func (l *LayerNorm) BackwardAdd(dy, res *tensor.Tensor) *tensor.Tensor {
 	checkDim("LayerNorm", l.Weight.Name, dy, l.Dim)
 	if l.xs == nil || len(l.xs.Data) != len(dy.Data) {
 		panic(fmt.Sprintf("nn.LayerNorm %s: Backward %v without a matching Forward", l.Weight.Name, dy.Shape))
 	}
+	var rd []float32
+	if res != nil {
+		checkSame("LayerNorm.Backward", dy, res)
+		rd = res.Data
+	}
 	dx := tensor.Ensure(&l.dx, dy.Shape...)
-	kernels.LayerNormBackward(dx.Data, l.Weight.G.Data, l.Bias.G.Data, dy.Data, l.xs.Data, l.mean.Data, l.rstd.Data, l.Weight.W.Data, dy.Rows(), l.Dim)
+	kernels.LayerNormBackwardRes(dx.Data, l.Weight.G.Data, l.Bias.G.Data, dy.Data, l.xs.Data, l.mean.Data, l.rstd.Data, l.Weight.W.Data, rd, dy.Rows(), l.Dim)
 	return dx
+}
+
+// keep is the part of a training Forward that Backward depends on, for a
+// caller that computes the output itself (LinearNorm's fused pass): it
+// keeps the input and sizes the row statistics, which the caller fills.
+func (l *LayerNorm) keep(x *tensor.Tensor) (mean, rstd *tensor.Tensor) {
+	checkDim("LayerNorm", l.Weight.Name, x, l.Dim)
+	rows := x.Rows()
+	l.xs = keepInput(&l.x, x, true, l.NoCopy)
+	return ensureDims(&l.mean, &l.shp, rows), ensureDims(&l.rstd, &l.shp, rows)
 }
 
 // Params returns weight and bias.

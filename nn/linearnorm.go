@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"fmt"
+
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
 )
@@ -35,9 +37,12 @@ type LinearNorm struct {
 	name   string
 	mode   lnMode  // what the last Forward computed
 	lambda float32 // lambda of the last Forward (mix mode)
+	fused  bool    // the last mix Forward ran the fused kernels
 	y      *tensor.Tensor
 	dy     *tensor.Tensor // lambda*dy, then the returned dx
 	dy2    *tensor.Tensor // (1-lambda)*dy
+	sums   *tensor.Tensor // fused backward's column sums [3, C]
+	shp    []int
 }
 
 type lnMode int
@@ -102,9 +107,23 @@ func (l *LinearNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 		return l.Norm2.Forward(x, true)
 	}
 	l.mode = lnMix
+	y := tensor.Ensure(&l.y, x.Shape...)
+	if ln, ok := l.Norm1.(*LayerNorm); ok {
+		// LayerNorm + RepBN (the vision PRepBN): both branches and the mix
+		// in one output pass, bit for bit the three-pass result below.
+		checkDim("LinearNorm", l.name, x, ln.Dim)
+		l.fused = true
+		mean, rstd := ln.keep(x)
+		bn := l.Norm2.BN
+		skip := l.Norm2.Alpha.W.Data[0]
+		bn.prepare(x, true, skip)
+		kernels.LayerNormMixForward(y.Data, mean.Data, rstd.Data, x.Data, ln.Weight.W.Data, ln.Bias.W.Data, x.Rows(), ln.Dim,
+			ln.Eps, l.lambda, 1-l.lambda, skip, bn.vb.Data, bn.mean.Data, bn.Bias.W.Data)
+		return y
+	}
+	l.fused = false
 	y1 := l.Norm1.Forward(x, true)
 	y2 := l.Norm2.Forward(x, true)
-	y := tensor.Ensure(&l.y, x.Shape...)
 	kernels.Axpby(y.Data, l.lambda, y1.Data, 1-l.lambda, y2.Data)
 	return y
 }
@@ -112,16 +131,70 @@ func (l *LinearNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 // Backward differentiates the last Forward: in mix mode each branch
 // receives its lambda-weighted share of dy (so its parameter gradients are
 // weighted too) and dx is the sum of both branch gradients.
-func (l *LinearNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
+func (l *LinearNorm) Backward(dy *tensor.Tensor) *tensor.Tensor { return l.BackwardAdd(dy, nil) }
+
+// BackwardAdd is Backward returning dx + res (res nil: dx). With
+// LayerNorm + RepBN branches the mix mode takes two passes over memory: one
+// column pass for every reduction of both branches
+// (kernels.LayerNormBatchNormSums: the branches' shares of dy are lambda and
+// 1-lambda times the same sums) and one row pass writing dx + res
+// (kernels.LayerNormMixBackward).
+func (l *LinearNorm) BackwardAdd(dy, res *tensor.Tensor) *tensor.Tensor {
 	switch l.mode {
 	case lnNorm1:
-		return l.Norm1.Backward(dy)
+		return NormBackwardAdd(l.Norm1, dy, res, &l.dy2)
 	case lnNorm2:
-		return l.Norm2.Backward(dy)
+		return l.Norm2.BackwardAdd(dy, res)
 	case lnMix:
 	default:
 		panic("nn.LinearNorm " + l.name + ": Backward without Forward")
 	}
+	if l.fused {
+		return l.mixBackwardFused(dy, res)
+	}
+	if res != nil {
+		return AddInto(&l.dy2, res, l.mixBackward(dy))
+	}
+	return l.mixBackward(dy)
+}
+
+// mixBackwardFused is the mix mode's backward for LayerNorm + RepBN.
+func (l *LinearNorm) mixBackwardFused(dy, res *tensor.Tensor) *tensor.Tensor {
+	ln, bn := l.Norm1.(*LayerNorm), l.Norm2.BN
+	c := ln.Dim
+	checkDim("LinearNorm", l.name, dy, c)
+	if ln.xs == nil || len(ln.xs.Data) != len(dy.Data) {
+		panic(fmt.Sprintf("nn.LinearNorm %s: Backward %v without a matching Forward", l.name, dy.Shape))
+	}
+	rows := dy.Rows()
+	sums := ensureDims(&l.sums, &l.shp, 3, c).Data
+	sdy, sdyc, sdyh := sums[:c], sums[c:2*c], sums[2*c:]
+	kernels.LayerNormBatchNormSums(sdy, sdyc, sdyh, dy.Data, ln.xs.Data, bn.mean.Data, ln.mean.Data, ln.rstd.Data, rows, c)
+	lam, oml := l.lambda, 1-l.lambda
+	dw, db := ln.Weight.G.Data[:c], ln.Bias.G.Data[:c]
+	for j := range dw {
+		dw[j] += lam * sdyh[j]
+		db[j] += lam * sdy[j]
+	}
+	l.Norm2.Alpha.G.Data[0] += float32(bn.gradCoeffs(sdy, sdyc, oml, rows))
+	k1 := bn.va.Data[:c]
+	for j := range k1 {
+		k1[j] *= oml // the BatchNorm branch's dy is (1-lambda)*dy
+	}
+	var rd []float32
+	if res != nil {
+		checkSame("LinearNorm.Backward", dy, res)
+		rd = res.Data
+	}
+	dx := tensor.Ensure(&l.dy, dy.Shape...)
+	kernels.LayerNormMixBackward(dx.Data, dy.Data, ln.xs.Data, ln.mean.Data, ln.rstd.Data, ln.Weight.W.Data, lam,
+		k1, bn.vb.Data, bn.mean.Data, bn.vd.Data, rd, rows, c)
+	return dx
+}
+
+// mixBackward is the mix mode's backward for other branch pairs: each
+// branch's own Backward on its share of dy.
+func (l *LinearNorm) mixBackward(dy *tensor.Tensor) *tensor.Tensor {
 	// Two scaled copies of dy: a norm's Backward may return its input
 	// (Identity does), so dx1 must survive the second scaling.
 	s1 := tensor.Ensure(&l.dy, dy.Shape...)

@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"github.com/slabml/slab/tensor"
+
 	"fmt"
 	"math"
 	"testing"
@@ -228,4 +230,55 @@ func TestLinearNormIdentityBranch(t *testing.T) {
 		}
 		return blDotLoss(y2, dy.Data)
 	}, x.Data, 1e-3, 1e-4)
+}
+
+// TestNormBackwardAdd: every norm's BackwardAdd(dy, res) is its Backward(dy)
+// plus res, bit for bit, with the same parameter gradients (LayerNorm,
+// RepBN, BatchNorm, and LinearNorm in its warm-up, mixed and RepBN-only
+// phases), and NormBackwardAdd falls back to Backward + add for Identity.
+func TestNormBackwardAdd(t *testing.T) {
+	const rows, c = 37, 19
+	mk := map[string]func() Norm{
+		"LayerNorm": func() Norm { return NewLayerNorm("n", c, 1e-6) },
+		"RepBN":     func() Norm { return NewRepBN("n", c, 1e-5, 0.7, 1) },
+		"BatchNorm": func() Norm { return NewBatchNorm("n", c, 1e-5, 0.1) },
+		"LinearNorm": func() Norm {
+			return NewLinearNorm("n", NewLayerNorm("n.norm1", c, 1e-6), NewRepBN("n.norm2", c, 1e-5, 0.7, 1), 1, 3)
+		},
+		"Identity": func() Norm { return Identity{} },
+	}
+	x, dy, res := blRand(1, 2, rows, c), blRand(2, 1, rows, c), blRand(3, 1, rows, c)
+	for name, f := range mk {
+		for call := 1; call <= 5; call++ { // LinearNorm: warm, lambda 1, 2/3, 1/3, 0
+			a, b := f(), f()
+			for i, p := range a.Params() {
+				for j := range p.W.Data {
+					v := float32(0.9 + 0.01*float64((i*7+j)%13))
+					p.W.Data[j], b.Params()[i].W.Data[j] = v, v
+				}
+			}
+			for i := 0; i < call; i++ {
+				a.Forward(x, true)
+				b.Forward(x, true)
+			}
+			want := append([]float32(nil), a.Backward(dy).Data...)
+			for i := range want {
+				want[i] += res.Data[i]
+			}
+			var buf *tensor.Tensor
+			got := NormBackwardAdd(b, dy, res, &buf)
+			for i := range want {
+				if got.Data[i] != want[i] {
+					t.Fatalf("%s call %d: dx+res differs at %d: %g vs %g", name, call, i, got.Data[i], want[i])
+				}
+			}
+			for i, p := range a.Params() {
+				for j, g := range p.G.Data {
+					if b.Params()[i].G.Data[j] != g {
+						t.Fatalf("%s call %d: gradient of %s differs", name, call, p.Name)
+					}
+				}
+			}
+		}
+	}
 }

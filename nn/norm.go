@@ -12,6 +12,23 @@ type Norm interface {
 	Backward(dy *tensor.Tensor) *tensor.Tensor
 }
 
+// BackwardAdder is a Norm whose backward pass can add a residual
+// gradient to its input gradient in the same pass over memory.
+type BackwardAdder interface {
+	// BackwardAdd returns dx + res (res nil: dx) in a layer-owned buffer
+	// and accumulates the parameter gradients, as Backward.
+	BackwardAdd(dy, res *tensor.Tensor) *tensor.Tensor
+}
+
+// NormBackwardAdd returns n's input gradient for dy plus res: in one pass
+// when n is a BackwardAdder, else Backward followed by an add into *buf.
+func NormBackwardAdd(n Norm, dy, res *tensor.Tensor, buf **tensor.Tensor) *tensor.Tensor {
+	if a, ok := n.(BackwardAdder); ok {
+		return a.BackwardAdd(dy, res)
+	}
+	return AddInto(buf, res, n.Backward(dy))
+}
+
 // Identity is the Norm left behind where a fold has removed a norm.
 type Identity struct{}
 

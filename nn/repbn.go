@@ -28,8 +28,12 @@ func (r *RepBN) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 
 // Backward returns dx and accumulates dalpha = sum(dy*x) and the BN
 // gradients.
-func (r *RepBN) Backward(dy *tensor.Tensor) *tensor.Tensor {
-	dx, da := r.BN.backward(dy)
+func (r *RepBN) Backward(dy *tensor.Tensor) *tensor.Tensor { return r.BackwardAdd(dy, nil) }
+
+// BackwardAdd is Backward returning dx + res (res nil: dx), formed in the
+// same pass.
+func (r *RepBN) BackwardAdd(dy, res *tensor.Tensor) *tensor.Tensor {
+	dx, da := r.BN.backward(dy, res)
 	r.Alpha.G.Data[0] += float32(da)
 	return dx
 }

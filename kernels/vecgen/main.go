@@ -243,6 +243,75 @@ func rowLoopS(label string, ptrs, strides []string, body func(s io, u int)) {
 	p("%s_end:", label)
 }
 
+// affineCols2 emits y = a*x + b*(z-m) + d (m nil means 0) over rows x c,
+// and with res the variant that adds res (rows x c) last.
+func affineCols2(res bool) {
+	name, frame, lbl := "affineCols2AVX512(y, x, a, zz, b, m, d *float32, rows, c int)", 72, "aff2"
+	if res {
+		name, frame, lbl = "affineCols2ResAVX512(y, x, a, zz, b, m, d, res *float32, rows, c int)", 80, "aff2r"
+	}
+	header(name, frame)
+	p("\tMOVQ y+0(FP), DI")
+	p("\tMOVQ x+8(FP), SI")
+	p("\tMOVQ a+16(FP), R8")
+	p("\tMOVQ zz+24(FP), R10")
+	p("\tMOVQ b+32(FP), R11")
+	p("\tMOVQ m+40(FP), R15")
+	p("\tMOVQ d+48(FP), R14")
+	off := 56
+	if res {
+		p("\tMOVQ res+56(FP), AX")
+		off = 64
+	}
+	p("\tMOVQ rows+%d(FP), R13", off)
+	p("\tMOVQ c+%d(FP), R9", off+8)
+	p("\tTESTQ R15, R15")
+	p("\tJEQ %snm", lbl)
+	for _, withM := range []bool{true, false} {
+		if !withM {
+			p("%snm:", lbl)
+		}
+		ptrs := []string{"DI", "SI", "R10", "R8", "R11", "R14", "R15"}
+		nrow := 3
+		if res {
+			ptrs = []string{"DI", "SI", "R10", "AX", "R8", "R11", "R14", "R15"}
+			nrow = 4
+		}
+		// Operand indices: 0 y, 1 x, 2 z, [3 res], then a, b, d, m.
+		k := 3
+		if res {
+			k = 4
+		}
+		ia, ib, id, im := k, k+1, k+2, k+3
+		tag := lbl
+		if !withM {
+			tag += "nm"
+		}
+		rowLoop(tag, ptrs, nrow, func(s io, u int) {
+			x, zz, t, a := z(0, u, 4, 0), z(0, u, 4, 1), z(0, u, 4, 2), z(0, u, 4, 3)
+			s.ld(1, u, x)
+			s.ld(2, u, zz)
+			if withM {
+				s.ld(im, u, t)
+				p("\tVSUBPS %s, %s, %s", t, zz, zz)
+			}
+			s.ld(ib, u, t)
+			p("\tVMULPS %s, %s, %s", t, zz, zz)
+			s.ld(ia, u, a)
+			p("\tVMULPS %s, %s, %s", x, a, a)
+			p("\tVADDPS %s, %s, %s", zz, a, a)
+			s.ld(id, u, t)
+			p("\tVADDPS %s, %s, %s", t, a, a)
+			if res {
+				s.ld(3, u, t)
+				p("\tVADDPS %s, %s, %s", t, a, a)
+			}
+			s.st(a, 0, u)
+		})
+		ret()
+	}
+}
+
 // rowKernels emits the per-channel affine maps over rows x c matrices.
 func rowKernels() {
 	// A GEMM epilogue's additions on a tile: c = (c + bias) + res, rows
@@ -323,51 +392,8 @@ func rowKernels() {
 	})
 	ret()
 
-	// y = a*x + b*(z-m) + d; m nil means 0 (a zero vector stands in).
-	header("affineCols2AVX512(y, x, a, zz, b, m, d *float32, rows, c int)", 72)
-	p("\tMOVQ y+0(FP), DI")
-	p("\tMOVQ x+8(FP), SI")
-	p("\tMOVQ a+16(FP), R8")
-	p("\tMOVQ zz+24(FP), R10")
-	p("\tMOVQ b+32(FP), R11")
-	p("\tMOVQ m+40(FP), AX")
-	p("\tMOVQ d+48(FP), R14")
-	p("\tMOVQ rows+56(FP), R13")
-	p("\tMOVQ c+64(FP), R9")
-	p("\tTESTQ AX, AX")
-	p("\tJEQ aff2nm")
-	p("\tMOVQ AX, R15")
-	rowLoop("aff2", []string{"DI", "SI", "R10", "R8", "R11", "R15", "R14"}, 3, func(s io, u int) {
-		x, zz, t, a := z(0, u, 4, 0), z(0, u, 4, 1), z(0, u, 4, 2), z(0, u, 4, 3)
-		s.ld(1, u, x)
-		s.ld(2, u, zz)
-		s.ld(5, u, t)
-		p("\tVSUBPS %s, %s, %s", t, zz, zz)
-		s.ld(4, u, t)
-		p("\tVMULPS %s, %s, %s", t, zz, zz)
-		s.ld(3, u, a)
-		p("\tVMULPS %s, %s, %s", x, a, a)
-		p("\tVADDPS %s, %s, %s", zz, a, a)
-		s.ld(6, u, t)
-		p("\tVADDPS %s, %s, %s", t, a, a)
-		s.st(a, 0, u)
-	})
-	ret()
-	p("aff2nm:")
-	rowLoop("aff2nm", []string{"DI", "SI", "R10", "R8", "R11", "R14"}, 3, func(s io, u int) {
-		x, zz, t, a := z(0, u, 4, 0), z(0, u, 4, 1), z(0, u, 4, 2), z(0, u, 4, 3)
-		s.ld(1, u, x)
-		s.ld(2, u, zz)
-		s.ld(4, u, t)
-		p("\tVMULPS %s, %s, %s", t, zz, zz)
-		s.ld(3, u, a)
-		p("\tVMULPS %s, %s, %s", x, a, a)
-		p("\tVADDPS %s, %s, %s", zz, a, a)
-		s.ld(5, u, t)
-		p("\tVADDPS %s, %s, %s", t, a, a)
-		s.st(a, 0, u)
-	})
-	ret()
+	affineCols2(false)
+	affineCols2(true)
 
 	header("addRowVecAVX512(y, x, v *float32, rows, c int)", 40)
 	p("\tMOVQ y+0(FP), DI")
@@ -714,28 +740,73 @@ func lnKernels() {
 	p("lnf_end:")
 	ret()
 
-	// Backward, w present: per row g = dy*w, s1 = mean(g), s2 =
-	// mean(g*(x-m))*rs, then dx = rs*(g - s1 - (x-m)*rs*s2).
-	header("lnBwdAVX512(dx, dy, x, mean, rstd, w *float32, rows, c int, inv float32)", 68)
+	lnBwd("lnBwdAVX512", false, false)
+	lnBwd("lnBwdResAVX512", false, true)
+	lnBwd("lnMixBwdAVX512", true, false)
+	lnBwd("lnMixBwdResAVX512", true, true)
+	lnMixFwd()
+	lnBNSums()
+}
+
+// lnBwd emits LayerNorm's input gradient, w present: per row g = dy*w,
+// s1 = mean(g), s2 = mean(g*(x-m))*rs, then dx = rs*(g - s1 - (x-m)*rs*s2).
+// With mix (PRepBN's two branches at once) dx = lam*dx +
+// (k1*dy + k2*(x-mu) + k3), the BatchNorm branch's gradient in AffineCols2
+// form; with res, res is added last (a residual connection's gradient).
+// The row statistics are read through their frame slots (advanced per
+// row), which leaves registers for the operands.
+func lnBwd(name string, mix, res bool) {
+	args := "dx, dy, x, mean, rstd, w"
+	if mix {
+		args += ", k1, k2, mu, k3"
+	}
+	if res {
+		args += ", res"
+	}
+	nptr := strings.Count(args, ",") + 1
+	floats := "inv"
+	if mix {
+		floats += ", lam"
+	}
+	frame := 8*nptr + 16 + 4*(strings.Count(floats, ",")+1)
+	header(fmt.Sprintf("%s(%s *float32, rows, c int, %s float32)", name, args, floats), frame)
+	lbl := strings.TrimSuffix(name, "AVX512")
 	p("\tMOVQ dx+0(FP), DI")
 	p("\tMOVQ dy+8(FP), SI")
 	p("\tMOVQ x+16(FP), R8")
-	p("\tMOVQ mean+24(FP), R14")
-	p("\tMOVQ rstd+32(FP), R15")
 	p("\tMOVQ w+40(FP), R10")
-	p("\tMOVQ rows+48(FP), R13")
-	p("\tMOVQ c+56(FP), R9")
-	p("\tVMOVSS inv+64(FP), X28")
-	p("\tMOVQ R9, R12")
-	p("\tSHLQ $2, R12")
-	p("lnb_row:")
+	o := 48
+	if mix {
+		p("\tMOVQ k1+48(FP), R11")
+		p("\tMOVQ k2+56(FP), R14")
+		p("\tMOVQ mu+64(FP), R15")
+		p("\tMOVQ k3+72(FP), AX")
+		o = 80
+	}
+	if res {
+		p("\tMOVQ res+%d(FP), R12", o)
+		o += 8
+	}
+	p("\tMOVQ rows+%d(FP), R13", o)
+	p("\tMOVQ c+%d(FP), R9", o+8)
+	p("\tVMOVSS inv+%d(FP), X28", o+16)
+	if mix {
+		p("\tVBROADCASTSS lam+%d(FP), Z20", o+20)
+	}
+	p("%s_row:", lbl)
 	p("\tTESTQ R13, R13")
-	p("\tJEQ lnb_end")
-	p("\tVBROADCASTSS (R14), Z4")
-	p("\tVBROADCASTSS (R15), Z5")
+	p("\tJEQ %s_end", lbl)
+	p("\tMOVQ mean+24(FP), CX")
+	p("\tVBROADCASTSS (CX), Z4")
+	p("\tADDQ $4, CX")
+	p("\tMOVQ CX, mean+24(FP)")
+	p("\tMOVQ rstd+32(FP), CX")
+	p("\tVBROADCASTSS (CX), Z5")
+	p("\tADDQ $4, CX")
+	p("\tMOVQ CX, rstd+32(FP)")
 	p("\tVPXORD Z0, Z0, Z0")
 	p("\tVPXORD Z1, Z1, Z1")
-	streamLoop("lnbs", 1, []string{"SI", "R8", "R10"}, func(s io, u int) {
+	streamLoop(lbl+"s", 1, []string{"SI", "R8", "R10"}, func(s io, u int) {
 		s.ld(0, u, "Z2")
 		s.ld(2, u, "Z3")
 		p("\tVMULPS Z3, Z2, Z2") // g
@@ -756,26 +827,223 @@ func lnKernels() {
 	p("\tVBROADCASTSS X1, Z7") //
 	p("\tVMULPS Z5, Z7, Z7")   // s2
 	p("\tVMULPS Z5, Z7, Z7")   // rs*s2
-	streamLoop("lnbo", 2, []string{"DI", "SI", "R8", "R10"}, func(s io, u int) {
-		g, x := z(8, u, 2, 0), z(8, u, 2, 1)
-		s.ld(1, u, g)
-		s.ld(3, u, x)
-		p("\tVMULPS %s, %s, %s", x, g, g) // g
+	// Operands: 0 dx, 1 dy, 2 x, 3 w, then k1 k2 mu k3, then res.
+	ptrs := []string{"DI", "SI", "R8", "R10"}
+	if mix {
+		ptrs = append(ptrs, "R11", "R14", "R15", "AX")
+	}
+	ir := len(ptrs)
+	if res {
+		ptrs = append(ptrs, "R12")
+	}
+	streamLoop(lbl+"o", 2, ptrs, func(s io, u int) {
+		dy, g, x, t, v := z(8, u, 5, 0), z(8, u, 5, 1), z(8, u, 5, 2), z(8, u, 5, 3), z(8, u, 5, 4)
+		s.ld(1, u, dy)
+		s.ld(3, u, g)
+		p("\tVMULPS %s, %s, %s", dy, g, g) // g
 		s.ld(2, u, x)
-		p("\tVSUBPS Z4, %s, %s", x, x) // x-m
 		p("\tVSUBPS Z6, %s, %s", g, g) // g - s1
+		if mix {
+			s.ld(6, u, v)
+			p("\tVSUBPS %s, %s, %s", v, x, v) // x - mu
+		}
+		p("\tVSUBPS Z4, %s, %s", x, x) // x-m
 		p("\tVFNMADD231PS Z7, %s, %s", x, g)
 		p("\tVMULPS Z5, %s, %s", g, g)
+		if mix {
+			p("\tVMULPS Z20, %s, %s", g, g) // lam * LayerNorm branch
+			s.ld(4, u, t)
+			p("\tVMULPS %s, %s, %s", dy, t, t) // k1*dy
+			s.ld(5, u, x)
+			p("\tVMULPS %s, %s, %s", x, v, v) // k2*(x-mu)
+			p("\tVADDPS %s, %s, %s", v, t, t)
+			s.ld(7, u, x)
+			p("\tVADDPS %s, %s, %s", x, t, t) // + k3
+			p("\tVADDPS %s, %s, %s", t, g, g)
+		}
+		if res {
+			s.ld(ir, u, t)
+			p("\tVADDPS %s, %s, %s", t, g, g)
+		}
 		s.st(g, 0, u)
+	})
+	p("\tMOVQ R9, CX")
+	p("\tSHLQ $2, CX")
+	p("\tADDQ CX, DI")
+	p("\tADDQ CX, SI")
+	p("\tADDQ CX, R8")
+	if res {
+		p("\tADDQ CX, R12")
+	}
+	p("\tDECQ R13")
+	p("\tJMP %s_row", lbl)
+	p("%s_end:", lbl)
+	ret()
+}
+
+// lnMixFwd emits PRepBN's training forward in one output pass: per row
+// LayerNorm's statistics as lnFwdAVX512 (written to mean and rstd), then
+// y = lam*((x-m)*rs*w + b) + oml*((skip*x + g*(x-mu)) + beta), the
+// BatchNorm branch in AffineCols2's form with its batch statistics folded
+// into g (gamma/std) and mu.
+func lnMixFwd() {
+	header("lnMixFwdAVX512(y, mean, rstd, x, w, b, gm, mu, beta *float32, rows, c int, inv, eps, lam, oml, skip float32)", 108)
+	p("\tMOVQ y+0(FP), DI")
+	p("\tMOVQ x+24(FP), SI")
+	p("\tMOVQ w+32(FP), R8")
+	p("\tMOVQ b+40(FP), R10")
+	p("\tMOVQ gm+48(FP), R11")
+	p("\tMOVQ mu+56(FP), R14")
+	p("\tMOVQ beta+64(FP), R15")
+	p("\tMOVQ rows+72(FP), R13")
+	p("\tMOVQ c+80(FP), R9")
+	p("\tVMOVSS inv+88(FP), X28")
+	p("\tVMOVSS eps+92(FP), X29")
+	p("\tVCVTSS2SD X29, X29, X29")
+	p("\tVBROADCASTSS lam+96(FP), Z20")
+	p("\tVBROADCASTSS oml+100(FP), Z21")
+	p("\tVBROADCASTSS skip+104(FP), Z22")
+	p("\tMOVL $0x40800000, AX") // 4.0
+	p("\tVMOVD AX, X27")
+	p("\tMOVQ $0x3ff0000000000000, AX") // 1.0 (float64)
+	p("\tVMOVQ AX, X26")
+	p("\tMOVQ R9, R12")
+	p("\tSHLQ $2, R12")
+	p("lnmf_row:")
+	p("\tTESTQ R13, R13")
+	p("\tJEQ lnmf_end")
+	p("\tVPXORD Z0, Z0, Z0")
+	p("\tVPXORD Z1, Z1, Z1")
+	streamLoop("lnmfs", 1, []string{"SI"}, func(s io, u int) {
+		s.ld(0, u, "Z2")
+		p("\tVADDPS Z2, Z0, Z0")
+		p("\tVFMADD231PS Z2, Z2, Z1")
+	})
+	p("\tHSUM(Z0, Y0, X0, Z3, Y3, X3)")
+	p("\tHSUM(Z1, Y1, X1, Z3, Y3, X3)")
+	p("\tVMULSS X28, X0, X0")
+	p("\tVMULSS X28, X1, X1")
+	p("\tVMULSS X0, X0, X2")
+	p("\tVSUBSS X2, X1, X1")
+	p("\tVMULSS X27, X1, X3")
+	p("\tVUCOMISS X2, X3")
+	p("\tJCC lnmf_ok")
+	p("\tVBROADCASTSS X0, Z4")
+	p("\tVPXORD Z1, Z1, Z1")
+	streamLoop("lnmfv", 1, []string{"SI"}, func(s io, u int) {
+		s.ld(0, u, "Z2")
+		if s.masked {
+			p("\tVSUBPS.Z Z4, Z2, K1, Z2")
+		} else {
+			p("\tVSUBPS Z4, Z2, Z2")
+		}
+		p("\tVFMADD231PS Z2, Z2, Z1")
+	})
+	p("\tHSUM(Z1, Y1, X1, Z3, Y3, X3)")
+	p("\tVMULSS X28, X1, X1")
+	p("lnmf_ok:")
+	p("\tMOVQ mean+8(FP), CX")
+	p("\tVMOVSS X0, (CX)")
+	p("\tADDQ $4, CX")
+	p("\tMOVQ CX, mean+8(FP)")
+	p("\tVCVTSS2SD X1, X1, X1")
+	p("\tVADDSD X29, X1, X1")
+	p("\tVSQRTSD X1, X1, X1")
+	p("\tVDIVSD X1, X26, X1")
+	p("\tVCVTSD2SS X1, X1, X1")
+	p("\tMOVQ rstd+16(FP), CX")
+	p("\tVMOVSS X1, (CX)")
+	p("\tADDQ $4, CX")
+	p("\tMOVQ CX, rstd+16(FP)")
+	p("\tVBROADCASTSS X0, Z4")
+	p("\tVBROADCASTSS X1, Z5")
+	// Operands: 0 y, 1 x, 2 w, 3 b, 4 g, 5 mu, 6 beta.
+	streamLoop("lnmfo", 2, []string{"DI", "SI", "R8", "R10", "R11", "R14", "R15"}, func(s io, u int) {
+		x, t, v, w := z(8, u, 4, 0), z(8, u, 4, 1), z(8, u, 4, 2), z(8, u, 4, 3)
+		s.ld(1, u, x)
+		s.ld(2, u, w)
+		p("\tVSUBPS Z4, %s, %s", x, t)
+		p("\tVMULPS Z5, %s, %s", t, t)
+		p("\tVMULPS %s, %s, %s", w, t, t)
+		s.ld(3, u, w)
+		p("\tVADDPS %s, %s, %s", w, t, t) // LayerNorm branch
+		p("\tVMULPS Z20, %s, %s", t, t)
+		s.ld(5, u, w)
+		p("\tVSUBPS %s, %s, %s", w, x, v) // x - mu
+		s.ld(4, u, w)
+		p("\tVMULPS %s, %s, %s", w, v, v) // g*(x-mu)
+		p("\tVMULPS Z22, %s, %s", x, x)   // skip*x
+		p("\tVADDPS %s, %s, %s", v, x, x)
+		s.ld(6, u, w)
+		p("\tVADDPS %s, %s, %s", w, x, x) // BatchNorm branch
+		p("\tVMULPS Z21, %s, %s", x, x)
+		p("\tVADDPS %s, %s, %s", x, t, t)
+		s.st(t, 0, u)
 	})
 	p("\tADDQ R12, DI")
 	p("\tADDQ R12, SI")
-	p("\tADDQ R12, R8")
-	p("\tADDQ $4, R14")
-	p("\tADDQ $4, R15")
 	p("\tDECQ R13")
-	p("\tJMP lnb_row")
-	p("lnb_end:")
+	p("\tJMP lnmf_row")
+	p("lnmf_end:")
+	ret()
+}
+
+// lnBNSums emits PRepBN's backward column sums in one pass over dy and x:
+// sdy = sum dy, sdyc = sum dy*(x-mu) (BatchNorm), sdyh = sum
+// dy*((x-mean_r)*rstd_r) (LayerNorm's weight gradient), each set, rows in
+// order; the row statistics come through their frame slots by row index.
+func lnBNSums() {
+	header("lnBNSumsAVX512(sdy, sdyc, sdyh, dy, x, mu, mean, rstd *float32, rows, ld, n int)", 88)
+	p("\tMOVQ sdy+0(FP), DI")
+	p("\tMOVQ sdyc+8(FP), R11")
+	p("\tMOVQ sdyh+16(FP), R14")
+	p("\tMOVQ dy+24(FP), SI")
+	p("\tMOVQ x+32(FP), R8")
+	p("\tMOVQ mu+40(FP), R15")
+	p("\tMOVQ rows+64(FP), R13")
+	p("\tMOVQ ld+72(FP), R12")
+	p("\tSHLQ $2, R12")
+	p("\tMOVQ n+80(FP), R9")
+	// Accumulators Z0-Z1 sdy, Z2-Z3 sdyc, Z4-Z5 sdyh; mu Z6-Z7; row
+	// statistics Z8, Z9; temps Z12+. Operands: 0 dy, 1 x, 2 sdy, 3 sdyc,
+	// 4 sdyh, 5 mu.
+	colLoop("lbs", 2, []string{"SI", "R8", "DI", "R11", "R14", "R15"}, 2,
+		func(w int, s io) {
+			for u := 0; u < w; u++ {
+				for _, k := range []int{0, 2, 4} {
+					p("\tVPXORD %s, %s, %s", z(k, u, 1, 0), z(k, u, 1, 0), z(k, u, 1, 0))
+				}
+				s.ld(5, u, z(6, u, 1, 0))
+			}
+			p("\tXORQ CX, CX")
+		},
+		func(w int, s io) {
+			p("\tMOVQ mean+48(FP), AX")
+			p("\tVBROADCASTSS (AX)(CX*4), Z8")
+			p("\tMOVQ rstd+56(FP), AX")
+			p("\tVBROADCASTSS (AX)(CX*4), Z9")
+			for u := 0; u < w; u++ {
+				dy, x, t := z(12, u, 3, 0), z(12, u, 3, 1), z(12, u, 3, 2)
+				s.ld(0, u, dy)
+				s.ld(1, u, x)
+				p("\tVADDPS %s, %s, %s", dy, z(0, u, 1, 0), z(0, u, 1, 0))
+				p("\tVSUBPS %s, %s, %s", z(6, u, 1, 0), x, t)
+				p("\tVMULPS %s, %s, %s", dy, t, t)
+				p("\tVADDPS %s, %s, %s", t, z(2, u, 1, 0), z(2, u, 1, 0))
+				p("\tVSUBPS Z8, %s, %s", x, x)
+				p("\tVMULPS Z9, %s, %s", x, x)
+				p("\tVMULPS %s, %s, %s", dy, x, x)
+				p("\tVADDPS %s, %s, %s", x, z(4, u, 1, 0), z(4, u, 1, 0))
+			}
+			p("\tINCQ CX")
+		},
+		func(w int, s io) {
+			for u := 0; u < w; u++ {
+				s.st(z(0, u, 1, 0), 2, u)
+				s.st(z(2, u, 1, 0), 3, u)
+				s.st(z(4, u, 1, 0), 4, u)
+			}
+		})
 	ret()
 }
 

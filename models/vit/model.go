@@ -427,12 +427,9 @@ func (m *Model) Backward(dlogits *tensor.Tensor) {
 	m.PatchEmbed.Backward(dpe)
 }
 
+// backward adds each residual gradient inside the norm's own backward
+// pass (nn.NormBackwardAdd) instead of a separate sum over memory.
 func (b *Block) backward(dout *tensor.Tensor) *tensor.Tensor {
-	g := b.Norm2.Backward(b.MLP.Backward(b.DP2.Backward(dout)))
-	dx1 := tensor.Ensure(&b.dx1, dout.Shape...)
-	kernels.Add(dx1.Data, dout.Data, g.Data)
-	g = b.Norm1.Backward(b.Attn.Backward(b.DP1.Backward(dx1)))
-	dx := tensor.Ensure(&b.dx, dout.Shape...)
-	kernels.Add(dx.Data, dx1.Data, g.Data)
-	return dx
+	dx1 := nn.NormBackwardAdd(b.Norm2, b.MLP.Backward(b.DP2.Backward(dout)), dout, &b.dx1)
+	return nn.NormBackwardAdd(b.Norm1, b.Attn.Backward(b.DP1.Backward(dx1)), dx1, &b.dx)
 }
