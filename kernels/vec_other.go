@@ -17,8 +17,8 @@ func scaleAVX512(dst *float32, s float32, x *float32, n int) { panic(noVec) }
 func epilogueAddAVX512(c *float32, ldc, rows, cols int, bias, res *float32, ldr int) {
 	panic(noVec)
 }
-func affineColsAVX512(y, x, a, b *float32, rows, c int)                     { panic(noVec) }
-func affineCols2AVX512(y, x, a, zz, b, m, d *float32, rows, c int)          { panic(noVec) }
+func affineColsAVX512(y, x, a, b *float32, rows, c int)                    { panic(noVec) }
+func affineCols2AVX512(y, x, a, zz, b, m, d *float32, rows, c int)         { panic(noVec) }
 func affineCols2ResAVX512(y, x, a, zz, b, m, d, res *float32, rows, c int) { panic(noVec) }
 func lnBwdResAVX512(dx, dy, x, mean, rstd, w, res *float32, rows, c int, inv float32) {
 	panic(noVec)
@@ -33,11 +33,11 @@ func lnMixFwdAVX512(y, mean, rstd, x, w, b, gm, mu, beta *float32, rows, c int, 
 	panic(noVec)
 }
 func lnBNSumsAVX512(sdy, sdyc, sdyh, dy, x, mu, mean, rstd *float32, rows, ld, n int) { panic(noVec) }
-func addRowVecAVX512(y, x, v *float32, rows, c int)                         { panic(noVec) }
-func colSumsAVX512(dst, x *float32, rows, ld, n int)                        { panic(noVec) }
-func colSumsDotAVX512(sx, sxy, x, y, m *float32, rows, ld, n int)           { panic(noVec) }
-func lnParamGradAVX512(dw, db, dy, x, mean, rstd *float32, rows, ld, n int) { panic(noVec) }
-func colSumSq64AVX512(sum, sq *float64, x *float32, rows, ld, n int)        { panic(noVec) }
+func addRowVecAVX512(y, x, v *float32, rows, c int)                                   { panic(noVec) }
+func colSumsAVX512(dst, x *float32, rows, ld, n int)                                  { panic(noVec) }
+func colSumsDotAVX512(sx, sxy, x, y, m *float32, rows, ld, n int)                     { panic(noVec) }
+func lnParamGradAVX512(dw, db, dy, x, mean, rstd *float32, rows, ld, n int)           { panic(noVec) }
+func colSumSq64AVX512(sum, sq *float64, x *float32, rows, ld, n int)                  { panic(noVec) }
 func lnFwdAVX512(y, mean, rstd, x, w, b *float32, rows, c int, inv, eps float32) {
 	panic(noVec)
 }
