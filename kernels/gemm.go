@@ -849,6 +849,18 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // applyEpilogue applies bias, activation and residual to C[i0:i1, j0:j1]
 // (which already holds the product, plus the old C when accumulating).
 func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
+	if ep.Act != ActGELU && i1 > i0 && j1 > j0 {
+		// Bias and residual only: one vector pass, the loops' bits.
+		var bias, res []float32
+		if ep.Bias != nil {
+			bias = ep.Bias[j0:j1]
+		}
+		if ep.Residual != nil {
+			res = ep.Residual[i0*ldc+j0:]
+		}
+		epilogueAdd(c[i0*ldc+j0:], ldc, i1-i0, j1-j0, bias, res, ldc)
+		return
+	}
 	if ep.Act == ActGELU && curPath == PathAVX512 && i1 > i0 && j1 > j0 {
 		// Bias and GELU of the whole tile in one vector call.
 		var bias []float32
