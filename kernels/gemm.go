@@ -849,48 +849,35 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // applyEpilogue applies bias, activation and residual to C[i0:i1, j0:j1]
 // (which already holds the product, plus the old C when accumulating).
 func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
-	if ep.Act != ActGELU && i1 > i0 && j1 > j0 {
-		// Bias and residual only: one vector pass, the loops' bits.
-		var bias, res []float32
-		if ep.Bias != nil {
-			bias = ep.Bias[j0:j1]
-		}
-		if ep.Residual != nil {
-			res = ep.Residual[i0*ldc+j0:]
-		}
-		epilogueAdd(c[i0*ldc+j0:], ldc, i1-i0, j1-j0, bias, res, ldc)
+	if i1 <= i0 || j1 <= j0 {
 		return
 	}
-	if ep.Act == ActGELU && curPath == PathAVX512 && i1 > i0 && j1 > j0 {
+	var bias, res []float32
+	if ep.Bias != nil {
+		bias = ep.Bias[j0:j1]
+	}
+	if ep.Residual != nil {
+		res = ep.Residual[i0*ldc+j0:]
+	}
+	ct := c[i0*ldc+j0:]
+	if ep.Act == ActNone {
+		// Bias and residual in one vector pass over the tile.
+		epilogueAdd(ct, ldc, i1-i0, j1-j0, bias, res, ldc)
+		return
+	}
+	if ep.Act == ActGELU && curPath == PathAVX512 && geluBiasFast(ct, i1-i0, j1-j0, ldc, bias) {
 		// Bias and GELU of the whole tile in one vector call.
-		var bias []float32
-		if ep.Bias != nil {
-			bias = ep.Bias[j0:j1]
-		}
-		if geluBiasFast(c[i0*ldc+j0:], i1-i0, j1-j0, ldc, bias) {
-			if ep.Residual != nil {
-				for i := i0; i < i1; i++ {
-					ci := c[i*ldc+j0 : i*ldc+j1]
-					r := ep.Residual[i*ldc+j0 : i*ldc+j1]
-					for j := range ci {
-						ci[j] += r[j]
-					}
-				}
-			}
-			return
-		}
+		epilogueAdd(ct, ldc, i1-i0, j1-j0, nil, res, ldc)
+		return
 	}
 	for i := i0; i < i1; i++ {
 		ci := c[i*ldc+j0 : i*ldc+j1]
-		if ep.Bias != nil {
-			bias := ep.Bias[j0:j1]
+		if bias != nil {
 			for j := range ci {
 				ci[j] += bias[j]
 			}
 		}
-		if ep.Act == ActGELU {
-			geluInPlace(ci)
-		}
+		geluInPlace(ci)
 		if ep.Residual != nil {
 			r := ep.Residual[i*ldc+j0 : i*ldc+j1]
 			for j := range ci {

@@ -40,6 +40,9 @@ func readSumAVX512(n int, x *float32) float32
 
 func spinPause()
 
+//go:noescape
+func prefetchL2(p *float32, lines, stride int)
+
 // selectKernels installs the microkernel family of path p.
 func selectKernels(p Path) {
 	switch p {

@@ -9876,6 +9876,21 @@ readbw_loop:
 	VZEROUPPER
 	RET
 
+// func prefetchL2(p *float32, lines, stride int)
+TEXT ·prefetchL2(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ lines+8(FP), CX
+	MOVQ stride+16(FP), DX
+	TESTQ CX, CX
+	JLE prefetch_done
+prefetch_loop:
+	PREFETCHT1 (SI)
+	ADDQ DX, SI
+	DECQ CX
+	JNZ prefetch_loop
+prefetch_done:
+	RET
+
 // func spinPause()
 TEXT ·spinPause(SB), NOSPLIT, $0-0
 	PAUSE

@@ -85,22 +85,84 @@ func (f *fusedTask) run(lo, hi int) {
 		if f.bufs != nil {
 			buf = f.bufs[slot*panel : (slot+1)*panel]
 		}
-		for {
-			it := int(f.next.Add(1) - 1)
-			if it >= f.items {
-				break
+		// Claim one item ahead so that its B panel can be prefetched
+		// while this one computes; near the end, claim lazily so that no
+		// thread sits on an item another could start.
+		cur := f.claim()
+		for cur < f.items {
+			nxt := f.items
+			if int(f.next.Load())+threads < f.items {
+				nxt = f.claim()
 			}
-			jb := it % f.npb
-			ib := it / f.npb % f.nab
-			mat := it / (f.npb * f.nab)
-			f.item(mat, ib, jb, buf)
+			f.item(cur, nxt, buf)
+			if nxt == f.items {
+				nxt = f.claim()
+			}
+			cur = nxt
 		}
 	}
 }
 
-// item computes column panel jb of C over A panels [ib*ablk, ...) of matrix
-// mat, all k slices.
-func (f *fusedTask) item(mat, ib, jb int, buf []float32) {
+func (f *fusedTask) claim() int { return min(int(f.next.Add(1)-1), f.items) }
+
+// coords splits an item number into matrix, A block and B panel.
+func (f *fusedTask) coords(it int) (mat, ib, jb int) {
+	return it / (f.npb * f.nab), it / f.npb % f.nab, it % f.npb
+}
+
+// prefetcher issues the L2 prefetch of one B panel slice in pieces: nseg
+// segments of lines cache lines each, lineStride bytes apart within a
+// segment, segStride bytes between segments.
+type prefetcher struct {
+	base                  []float32
+	nseg, lines           int
+	lineStride, segStride int // in floats
+	done                  int
+}
+
+// plan sets p to the B data that slice pc of panel jb of matrix mat reads
+// (the source rows when the panel is packed per slice), or to nothing.
+func (f *fusedTask) prefetchPlan(p *prefetcher, mat, jb, pc int) {
+	*p = prefetcher{}
+	if jb < 0 || pc >= f.k {
+		return
+	}
+	nr := f.kr.nr
+	kc := min(f.kr.kc, f.k-pc)
+	j0 := jb * nr
+	cols := min(nr, f.n-j0)
+	switch {
+	case f.pre != nil:
+		// Contiguous: kc*nr floats, 16-line segments.
+		off := (jb*f.pre.k + pc) * nr
+		*p = prefetcher{base: f.pre.data[off : off+kc*nr], lines: 16, lineStride: 16, segStride: 256}
+		p.nseg = (kc*nr + 255) / 256
+	case f.transB:
+		// Rows j0.. of the stored n x k B, columns pc..pc+kc: a segment
+		// is one 16-float column band across the rows.
+		b := f.b[mat*f.strideB:]
+		*p = prefetcher{base: b[j0*f.ldb+pc:], lines: cols, lineStride: f.ldb, segStride: 16, nseg: (kc + 15) / 16}
+	default:
+		// Rows pc.. of the k x n B, columns j0..j0+cols.
+		b := f.b[mat*f.strideB:]
+		*p = prefetcher{base: b[pc*f.ldb+j0:], lines: kc, lineStride: f.ldb, segStride: 16, nseg: (cols + 15) / 16}
+	}
+}
+
+// step issues the next segs segments.
+func (p *prefetcher) step(segs int) {
+	for ; segs > 0 && p.done < p.nseg; segs-- {
+		prefetchL2(&p.base[p.done*p.segStride], p.lines, 4*p.lineStride)
+		p.done++
+	}
+}
+
+// item computes item it: column panel jb of C over A panels
+// [ib*ablk, ...) of matrix mat, all k slices; nxt is the item this thread
+// runs next (f.items for none), whose first B slice is prefetched during
+// the last slice of this one.
+func (f *fusedTask) item(it, nxt int, buf []float32) {
+	mat, ib, jb := f.coords(it)
 	kr := f.kr
 	mr, nr := kr.mr, kr.nr
 	a := f.a[mat*f.strideA:]
@@ -115,6 +177,7 @@ func (f *fusedTask) item(mat, ib, jb int, buf []float32) {
 	exact := cols == 16*nv // C written directly, no scratch tile
 	ia0, ia1 := ib*f.ablk, min((ib+1)*f.ablk, f.npa)
 	var scratch [16 * 32]float32
+	var pf prefetcher
 	for pc := 0; pc < f.k; pc += kr.kc {
 		kc := min(kr.kc, f.k-pc)
 		var bptr *float32
@@ -132,9 +195,7 @@ func (f *fusedTask) item(mat, ib, jb int, buf []float32) {
 				packBN(nr, b, f.ldb, pc, kc, j0, cols, 0, 1, pb)
 			}
 			if f.alpha != 1 {
-				for i := range pb {
-					pb[i] *= f.alpha
-				}
+				scaleSerial(pb, f.alpha, pb)
 			}
 			bptr = &pb[0]
 		}
@@ -143,7 +204,20 @@ func (f *fusedTask) item(mat, ib, jb int, buf []float32) {
 			acc = 1
 		}
 		last := pc+kc == f.k
+		switch {
+		case noPrefetch:
+			pf = prefetcher{}
+		case !last:
+			f.prefetchPlan(&pf, mat, jb, pc+kc)
+		case nxt < f.items:
+			nmat, _, njb := f.coords(nxt)
+			f.prefetchPlan(&pf, nmat, njb, 0)
+		default:
+			pf = prefetcher{}
+		}
+		per := (pf.nseg + (ia1 - ia0) - 1) / max(1, ia1-ia0)
 		for ia := ia0; ia < ia1; ia++ {
+			pf.step(per)
 			i0 := ia * mr
 			rows := min(mr, f.m-i0)
 			var ap *float32
@@ -169,9 +243,10 @@ func (f *fusedTask) item(mat, ib, jb int, buf []float32) {
 					}
 				}
 			}
-			if last && f.ep != nil {
-				applyEpilogue(f.ep, c, f.ldc, i0, i0+rows, j0, j0+cols)
-			}
+		}
+		if last && f.ep != nil {
+			// The item's column panel of C, still in L1/L2, in one pass.
+			applyEpilogue(f.ep, c, f.ldc, ia0*mr, min(ia1*mr, f.m), j0, j0+cols)
 		}
 	}
 }
@@ -197,3 +272,5 @@ func gemmFused(w *gemmWork, transA, transB bool, m, n, k int, alpha float32, a [
 	parallelRun(slots, 1, 1, f)
 	f.a, f.b, f.c, f.ep, f.pre, f.bufs = nil, nil, nil, nil, nil, nil
 }
+
+var noPrefetch bool

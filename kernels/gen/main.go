@@ -64,6 +64,7 @@ func generate() (asm, goSrc string) {
 	gelu()
 	peak()
 	readBW()
+	prefetch()
 	p("")
 	p("// func spinPause()")
 	p("TEXT ·spinPause(SB), NOSPLIT, $0-0")
@@ -628,6 +629,30 @@ func peak() {
 	p("\tDECQ CX")
 	p("\tJNZ peak256_loop")
 	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// prefetch emits func prefetchL2(p *float32, lines, stride int): a
+// PREFETCHT1 of lines cache lines starting at p, stride bytes apart. The
+// fused driver spreads the prefetch of the next B panel slice over the
+// A panels of the current one, so that weights streamed from DRAM or L3
+// (a batch-1 forward reads each weight once) arrive before the kernel
+// needs them.
+func prefetch() {
+	p("")
+	p("// func prefetchL2(p *float32, lines, stride int)")
+	p("TEXT ·prefetchL2(SB), NOSPLIT, $0-24")
+	p("\tMOVQ p+0(FP), SI")
+	p("\tMOVQ lines+8(FP), CX")
+	p("\tMOVQ stride+16(FP), DX")
+	p("\tTESTQ CX, CX")
+	p("\tJLE prefetch_done")
+	p("prefetch_loop:")
+	p("\tPREFETCHT1 (SI)")
+	p("\tADDQ DX, SI")
+	p("\tDECQ CX")
+	p("\tJNZ prefetch_loop")
+	p("prefetch_done:")
 	p("\tRET")
 }
 
