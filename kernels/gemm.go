@@ -359,6 +359,25 @@ func (t *packTask) run(lo, hi int) {
 	}
 }
 
+// packPanels packs B panels [jp0, jp1) of the current k slice (with B read
+// in place, only the partial last panel).
+func (t *packTask) packPanels(jp0, jp1 int) {
+	nr := t.kr.nr
+	if t.bInPlace {
+		if t.nc%nr == 0 || jp1 < t.npb {
+			return
+		}
+		jp0 = t.npb - 1
+	}
+	if t.transB {
+		for jp := jp0; jp < jp1; jp++ {
+			packBT(t.kr, t.b, t.ldb, t.pc, t.kc, t.jc+jp*nr, min(nr, t.nc-jp*nr), t.bpack[jp*nr*t.kc:])
+		}
+	} else {
+		packBN(nr, t.b, t.ldb, t.pc, t.kc, t.jc, t.nc, jp0, jp1, t.bpack)
+	}
+}
+
 // workFree is a small free list rather than a sync.Pool: a sync.Pool is
 // emptied by every garbage collection, and re-growing megabytes of packing
 // buffers after each GC (page faults included) is exactly the re-allocation
@@ -493,10 +512,25 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 				// Pack A (and, first time in this k slice, B), split over panels.
 				pk.ic, pk.mc, pk.npa, pk.pc, pk.kc, pk.jc, pk.nc = ic, mc, npa, pc, kc, jc, nc
 				pk.npb, pk.bgroups, pk.packB = npb, min(npb, 4*threads), ic == 0
-				if direct && mc%kr.mr == 0 {
-					pk.npa = 0 // nothing of A to pack
+				if direct && (mc%kr.mr == 0 || kr.kind == kernelAVX512) {
+					pk.npa = 0 // nothing of A to pack (AVX-512 has edge kernels)
 				}
-				if tot := pk.tasks(); tot > 0 {
+				blk.ablk = max(1, kr.mc/kr.mr)
+				nblocks := (npa + blk.ablk - 1) / blk.ablk
+				split := splitM
+				switch {
+				case nblocks >= 4*threads:
+					split = splitBlocks
+				case splitOverN(npa, npb, threads):
+					split = splitN
+				}
+				// Split over B panels with nothing of A to pack, each thread
+				// packs the panels it then multiplies: one region per k
+				// slice instead of two, and no packed panel crosses cores.
+				blk.packer = nil
+				if split == splitN && pk.packB && pk.npa == 0 {
+					blk.packer = pk
+				} else if tot := pk.tasks(); tot > 0 {
 					parallelRun(tot, 1, 4, pk)
 				}
 				blk.pc = pc
@@ -506,25 +540,21 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 				if pc+kc == k {
 					blk.ep = epw
 				}
-				blk.ablk = max(1, kr.mc/kr.mr)
-				nblocks := (npa + blk.ablk - 1) / blk.ablk
-				switch {
-				case nblocks >= 4*threads:
+				blk.split = split
+				switch split {
+				case splitBlocks:
 					// Many row blocks: threads claim whole blocks one at a
 					// time, so a preempted thread's share is taken over.
-					blk.split = splitBlocks
 					parallelRun(nblocks, 1, nblocks, blk)
-				case splitOverN(npa, npb, threads):
-					blk.split = splitN
+				case splitN:
 					parallelRun(npb, 1, 1, blk)
 				default:
-					blk.split = splitM
 					parallelRun(npa, 1, 1, blk)
 				}
 			}
 		}
 	}
-	pk.a, pk.b, blk.c, blk.ep, blk.a, blk.b = nil, nil, nil, nil, nil, nil
+	pk.a, pk.b, blk.c, blk.ep, blk.a, blk.b, blk.packer = nil, nil, nil, nil, nil, nil, nil
 	w.ep = Epilogue{}
 }
 
@@ -569,6 +599,7 @@ type tileBlock struct {
 	ldb          int
 	a            []float32
 	lda, pc      int
+	packer       *packTask // splitN: pack the range's B panels first
 }
 
 // splitKind says how a tile loop is shared among threads.
@@ -583,6 +614,9 @@ const (
 func (t *tileBlock) run(lo, hi int) {
 	switch t.split {
 	case splitN:
+		if t.packer != nil {
+			t.packer.packPanels(lo, hi)
+		}
 		t.tiles(0, t.npa, lo, hi)
 	case splitM:
 		t.tiles(lo, hi, 0, t.npb)
@@ -622,19 +656,8 @@ func (t *tileBlock) block(ia0, ia1, jb0, jb1, acc int, scratch *[16 * 32]float32
 			rows := min(mr, t.mc-ia*mr)
 			ct := t.c[i0*t.ldc+j0:]
 			ldc, accTile := t.ldc, acc
-			if rows < mr && cols == nr && kr.kind == kernelAVX512 {
-				// A short edge panel: the kernel of its exact height, into C.
-				switch t.amode {
-				case aRows:
-					kernelAVX512Rows(true, rows, 2, t.kc, &t.a[i0*t.lda+t.pc], t.lda, bptr, bs, &ct[0], ldc, accTile)
-				case aCols:
-					kernelAVX512Rows(false, rows, 2, t.kc, &t.a[t.pc*t.lda+i0], t.lda, bptr, bs, &ct[0], ldc, accTile)
-				default:
-					kernelAVX512Rows(false, rows, 2, t.kc, &t.apack[ia*mr*t.kc], mr, bptr, bs, &ct[0], ldc, accTile)
-				}
-				if t.ep != nil {
-					applyEpilogue(t.ep, t.c, t.ldc, i0, i0+rows, j0, j0+cols)
-				}
+			if kr.kind == kernelAVX512 {
+				t.tileAVX512(ia, i0, rows, j0, cols, bptr, bs, acc, scratch)
 				continue
 			}
 			if rows < mr || cols < nr {
@@ -662,6 +685,46 @@ func (t *tileBlock) block(ia0, ia1, jb0, jb1, acc int, scratch *[16 * 32]float32
 				applyEpilogue(t.ep, t.c, t.ldc, i0, i0+rows, j0, j0+cols)
 			}
 		}
+	}
+}
+
+// tileAVX512 computes one tile with the AVX-512 kernel of its exact height
+// (and width 16 when at most 16 columns are left), into C, or into scratch
+// when the width is not a multiple of 16; A in place or packed.
+func (t *tileBlock) tileAVX512(ia, i0, rows, j0, cols int, bptr *float32, bs, acc int, scratch *[16 * 32]float32) {
+	nv := 2
+	if cols <= 16 {
+		nv = 1
+	}
+	var ap *float32
+	direct, as := false, t.lda
+	switch t.amode {
+	case aRows:
+		ap, direct = &t.a[i0*t.lda+t.pc], true
+	case aCols:
+		ap = &t.a[t.pc*t.lda+i0]
+	default:
+		ap, as = &t.apack[ia*t.kr.mr*t.kc], t.kr.mr
+	}
+	if cols == 16*nv {
+		kernelAVX512Rows(direct, rows, nv, t.kc, ap, as, bptr, bs, &t.c[i0*t.ldc+j0], t.ldc, acc)
+	} else {
+		w := 16 * nv
+		kernelAVX512Rows(direct, rows, nv, t.kc, ap, as, bptr, bs, &scratch[0], w, 0)
+		for i := 0; i < rows; i++ {
+			ci := t.c[(i0+i)*t.ldc+j0 : (i0+i)*t.ldc+j0+cols]
+			ti := scratch[i*w : i*w+cols]
+			if acc != 0 {
+				for j, v := range ti {
+					ci[j] += v
+				}
+			} else {
+				copy(ci, ti)
+			}
+		}
+	}
+	if t.ep != nil {
+		applyEpilogue(t.ep, t.c, t.ldc, i0, i0+rows, j0, j0+cols)
 	}
 }
 

@@ -273,4 +273,5 @@ func gemmFused(w *gemmWork, transA, transB bool, m, n, k int, alpha float32, a [
 	f.a, f.b, f.c, f.ep, f.pre, f.bufs = nil, nil, nil, nil, nil, nil
 }
 
+// noPrefetch disables the B panel prefetch (for comparisons in tests).
 var noPrefetch bool

@@ -171,6 +171,8 @@ func TestGemmLargeShapes(t *testing.T) {
 		{192, 64, 1000, 1, 0}, {1000, 192, 64, 0, 0}, {1, 1536, 512, 0, 1}, {1, 100, 37, 0, 1},
 		// Enough row blocks for threads to claim blocks one at a time.
 		{2003, 70, 40, 0, 1}, {2003, 70, 40, 1, 0},
+		// Blocked driver, B panels split over threads (packed by their users).
+		{600, 700, 300, 0, 0}, {600, 700, 300, 0, 1}, {600, 700, 300, 1, 0},
 	} {
 		m, n, k, ta, tb := s[0], s[1], s[2], s[3] == 1, s[4] == 1
 		ar, ac := m, k
