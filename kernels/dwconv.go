@@ -93,6 +93,9 @@ func dwTapDotGo(dw []float32, a []float32, lda int, b []float32, ldb int, c, cou
 func DWConvCL(out []float32, ldOut int, in []float32, ldIn int, h, w, c, k int, wt, bias []float32, y0, y1 int, accumulate bool) {
 	p := k / 2
 	wt = wt[:k*k*c]
+	if dwRowFast(out, ldOut, in, ldIn, h, w, c, k, wt, bias, y0, y1, accumulate, false) {
+		return
+	}
 	for y := y0; y < y1; y++ {
 		if !accumulate || bias != nil {
 			for x := 0; x < w; x++ {
@@ -122,6 +125,36 @@ func DWConvCL(out []float32, ldOut int, in []float32, ldIn int, h, w, c, k int, 
 	}
 }
 
+// dwRowFast runs output rows [y0, y1) on the AVX-512 row kernel when that
+// path is in use (flip: taps in reverse, for the input gradient) and
+// reports whether it did.
+func dwRowFast(out []float32, ldOut int, in []float32, ldIn int, h, w, c, k int, wt, bias []float32, y0, y1 int, accumulate, flip bool) bool {
+	if !vec() {
+		return false
+	}
+	if y1 <= y0 || c <= 0 || w <= 0 {
+		return true
+	}
+	// Bounds of the last pixel each operand may touch, checked once.
+	_ = out[((y1-1)*w+w-1)*ldOut+c-1]
+	_ = in[((h-1)*w+w-1)*ldIn+c-1]
+	var bp *float32
+	if bias != nil {
+		bp = &bias[:c][0]
+	}
+	acc, fl := 0, 0
+	if accumulate {
+		acc = 1
+	}
+	if flip {
+		fl = 1
+	}
+	for y := y0; y < y1; y++ {
+		dwRowAVX512(&out[0], ldOut, &in[0], ldIn, &wt[0], bp, h, w, c, k, y, acc, fl)
+	}
+	return true
+}
+
 // fmaRowAdd computes y += x.
 func fmaRowAdd(y, x []float32) {
 	x = x[:len(y)]
@@ -136,6 +169,11 @@ func fmaRowAdd(y, x []float32) {
 func DWConvCLBackwardInput(din []float32, ldDin int, dout []float32, ldDout int, h, w, c, k int, wt []float32, y0, y1 int, accumulate bool) {
 	p := k / 2
 	wt = wt[:k*k*c]
+	// The correlation with the flipped filter is a convolution: the row
+	// kernel reads the taps in reverse.
+	if dwRowFast(din, ldDin, dout, ldDout, h, w, c, k, wt, nil, y0, y1, accumulate, true) {
+		return
+	}
 	for y := y0; y < y1; y++ {
 		if !accumulate {
 			for x := 0; x < w; x++ {
@@ -164,6 +202,29 @@ func DWConvCLBackwardInput(din []float32, ldDin int, dout []float32, ldDout int,
 func DWConvCLBackwardWeight(dwt, dbias []float32, in []float32, ldIn int, dout []float32, ldDout int, h, w, c, k int, y0, y1 int) {
 	p := k / 2
 	dwt = dwt[:k*k*c]
+	if vec() && y1 > y0 && c > 0 {
+		// Whole rectangles per tap: one call covers every pixel of the rows.
+		_ = in[((h-1)*w+w-1)*ldIn+c-1]
+		_ = dout[((y1-1)*w+w-1)*ldDout+c-1]
+		if dbias != nil {
+			colSumsAVX512(&dbias[:c][0], &dout[y0*w*ldDout], (y1-y0)*w, ldDout, c)
+		}
+		for ky := 0; ky < k; ky++ {
+			ylo, yhi := max(y0, p-ky), min(y1, h+p-ky)
+			if yhi <= ylo {
+				continue
+			}
+			for kx := 0; kx < k; kx++ {
+				xlo, xhi := max(0, p-kx), min(w, w+p-kx)
+				if xhi <= xlo {
+					continue
+				}
+				dwTapDot2DAVX512(&dwt[(ky*k+kx)*c], &dout[(ylo*w+xlo)*ldDout], ldDout, w*ldDout,
+					&in[((ylo+ky-p)*w+xlo+kx-p)*ldIn], ldIn, w*ldIn, c, xhi-xlo, yhi-ylo)
+			}
+		}
+		return
+	}
 	for y := y0; y < y1; y++ {
 		if dbias != nil {
 			for x := 0; x < w; x++ {

@@ -108,6 +108,17 @@ func testDWConvCL(t *testing.T) {
 				got[ch*n+j] = out[j*tc.ld+ch]
 			}
 		}
+		// Accumulating onto existing values, in two row ranges.
+		acc := append([]float32(nil), dout...)
+		DWConvCL(acc, tc.ld, in, tc.ld, tc.h, tc.w, tc.c, tc.k, wt, bias, 0, tc.h/2, true)
+		DWConvCL(acc, tc.ld, in, tc.ld, tc.h, tc.w, tc.c, tc.k, wt, bias, tc.h/2, tc.h, true)
+		for ch := 0; ch < tc.c; ch++ {
+			for j := 0; j < n; j++ {
+				if d := float64(acc[j*tc.ld+ch]) - float64(dout[j*tc.ld+ch]) - want[ch*n+j]; math.Abs(d) > 1e-4 {
+					t.Fatalf("%v: accumulate differs by %g at channel %d pixel %d", tc, d, ch, j)
+				}
+			}
+		}
 		// Input gradient: din[c,j] = Σ_{outputs} dout·w, i.e. conv of dout
 		// with the flipped kernel; reference via the transposed definition.
 		p := tc.k / 2

@@ -84,3 +84,9 @@ func adamwAVX512(w, grad, m, v *float32, n int, k *float32)
 
 //go:noescape
 func sumSqAVX512(x *float32, n int) float64
+
+//go:noescape
+func dwRowAVX512(out *float32, ldo int, in *float32, ldi int, wt, bias *float32, h, w, c, k, y, acc, flip int)
+
+//go:noescape
+func dwTapDot2DAVX512(dw, a *float32, lda, arow int, b *float32, ldb, brow, c, count, rows int)

@@ -46,3 +46,10 @@ func geluAVX512(y, x *float32, n int)                                         { 
 func geluBwdAVX512(dx, dy, x *float32, n int)                                 { panic(noVec) }
 func adamwAVX512(w, grad, m, v *float32, n int, k *float32)                   { panic(noVec) }
 func sumSqAVX512(x *float32, n int) float64                                   { panic(noVec) }
+
+func dwRowAVX512(out *float32, ldo int, in *float32, ldi int, wt, bias *float32, h, w, c, k, y, acc, flip int) {
+	panic(noVec)
+}
+func dwTapDot2DAVX512(dw, a *float32, lda, arow int, b *float32, ldb, brow, c, count, rows int) {
+	panic(noVec)
+}

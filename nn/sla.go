@@ -308,11 +308,22 @@ func (s *SLA) inGradTask(lo, hi int) {
 			kernels.SLAInputGrad(dq[qoff:], dq[qoff+c:], s.qr.Data[off:], s.kr.Data[off:],
 				s.dden.Data[bh*n+tok:], s.ksum.Data[bh*d:], s.dks.Data[bh*d:], W, d, 3*c, c)
 			y := tok / W
-			vin := s.qkv.Data[b*n*3*c+2*c+hh*d:]
 			dv := dq[b*n*3*c+2*c+hh*d:]
 			dy := s.dout.Data[b*n*c+hh*d:]
 			kernels.DWConvCLBackwardInput(dv, 3*c, dy, c, s.H, W, d, s.Kernel, s.wt.Data, y, y+1, true)
-			kernels.DWConvCLBackwardWeight(p[:kk*d], p[kk*d:], vin, 3*c, dy, c, s.H, W, d, s.Kernel, y, y+1)
+		}
+		// The DWC weight and bias gradients, once per run of consecutive
+		// map rows of one (image, head) in this group: the kernel covers
+		// each tap's whole rectangle of pixels in one call.
+		t0, t1 := gi*tasks/s.groups, (gi+1)*tasks/s.groups
+		for t := t0; t < t1; {
+			b, hh, tok, _ := s.rowTask(t)
+			y0 := tok / W
+			y1 := min(s.H, y0+t1-t)
+			vin := s.qkv.Data[b*n*3*c+2*c+hh*d:]
+			dy := s.dout.Data[b*n*c+hh*d:]
+			kernels.DWConvCLBackwardWeight(p[:kk*d], p[kk*d:], vin, 3*c, dy, c, s.H, W, d, s.Kernel, y0, y1)
+			t += y1 - y0
 		}
 	}
 }

@@ -48,6 +48,7 @@ func main() {
 	gelus()
 	adamw()
 	sumSq()
+	dwKernels()
 	os.Stdout.WriteString(out.String())
 }
 
@@ -1355,3 +1356,274 @@ func sumSq() {
 	p("\tVMOVSD X0, ret+16(FP)")
 	ret()
 }
+
+// dwKernels emits the depthwise-convolution row kernel and the 2-D tap
+// dot of the weight gradient (see dwconv.go), written out by hand: their
+// loops (pixels, kernel rows, taps) carry more state than the generic loop
+// shapes above.
+func dwKernels() {
+	p("%s", dwAsm)
+}
+
+// dwAsm: func dwRowAVX512(out *float32, ldo int, in *float32, ldi int, wt,
+// bias *float32, h, w, c, k, y, acc, flip int) computes output row y of a
+// channels-last depthwise convolution (stride 1, same padding k/2), 32
+// channels at a time, each pixel's sums held in two registers across all
+// its k*k taps and stored once: out = (acc ? out : 0) + bias + sum w*in.
+// With flip the taps are read in reverse order (the input gradient is the
+// convolution with the flipped filter). Locals: kylo, nky, row step of in,
+// ldo*4, weight step per kernel row.
+//
+// func dwTapDot2DAVX512(dw, a *float32, lda, arow int, b *float32, ldb,
+// brow, c, count, rows int): dw[ch] += sum over rows r and pixels i of
+// a[r*arow + i*lda + ch] * b[r*brow + i*ldb + ch]: one filter tap's weight
+// gradient over a rectangle of pixels.
+const dwAsm = `
+// func dwRowAVX512(out *float32, ldo int, in *float32, ldi int, wt, bias *float32, h, w, c, k, y, acc, flip int)
+TEXT ·dwRowAVX512(SB), NOSPLIT, $64-104
+	MOVQ k+72(FP), R11
+	SHRQ $1, R11                 // p
+	// kylo = max(0, p-y), nky = min(k, h+p-y) - kylo
+	MOVQ R11, AX
+	SUBQ y+80(FP), AX
+	XORQ CX, CX
+	CMPQ AX, CX
+	CMOVQLT CX, AX
+	MOVQ AX, kylo-8(SP)
+	MOVQ h+48(FP), DX
+	ADDQ R11, DX
+	SUBQ y+80(FP), DX
+	CMPQ DX, k+72(FP)
+	CMOVQGT k+72(FP), DX
+	SUBQ AX, DX
+	MOVQ DX, nky-16(SP)
+	// ldi*4 in R15; row step of in w*ldi*4; ldo*4
+	MOVQ ldi+24(FP), R15
+	SHLQ $2, R15
+	MOVQ w+56(FP), AX
+	IMULQ R15, AX
+	MOVQ AX, rowstep-24(SP)
+	MOVQ ldo+8(FP), AX
+	SHLQ $2, AX
+	MOVQ AX, ldo4-32(SP)
+	// weight steps: per tap +-c*4 (R12), per kernel row +-k*c*4
+	MOVQ c+64(FP), R12
+	SHLQ $2, R12
+	MOVQ k+72(FP), AX
+	IMULQ R12, AX
+	CMPQ flip+96(FP), $0
+	JEQ dwr_noflip
+	NEGQ R12
+	NEGQ AX
+dwr_noflip:
+	MOVQ AX, kstep-40(SP)
+	MOVQ c+64(FP), R9
+	XORQ BX, BX                  // first channel of the group
+dwr_grp:
+	CMPQ BX, R9
+	JGE dwr_done
+	MOVQ R9, CX
+	SUBQ BX, CX
+	MOVQ $0xffffffff, DX
+	CMPQ CX, $32
+	JGE dwr_full
+	MOVQ $1, DX
+	SHLQ CX, DX
+	DECQ DX
+dwr_full:
+	KMOVW DX, K1
+	SHRQ $16, DX
+	KMOVW DX, K2
+	MOVQ in+16(FP), SI
+	LEAQ (SI)(BX*4), SI
+	MOVQ wt+32(FP), R8
+	LEAQ (R8)(BX*4), R8
+	MOVQ bias+40(FP), R10
+	TESTQ R10, R10
+	JEQ dwr_nob
+	LEAQ (R10)(BX*4), R10
+dwr_nob:
+	MOVQ y+80(FP), AX
+	IMULQ w+56(FP), AX
+	IMULQ ldo+8(FP), AX
+	MOVQ out+0(FP), DI
+	LEAQ (DI)(AX*4), DI
+	LEAQ (DI)(BX*4), DI
+	XORQ R13, R13                // x
+dwr_x:
+	CMPQ R13, w+56(FP)
+	JGE dwr_xdone
+	CMPQ acc+88(FP), $0
+	JEQ dwr_zero
+	VMOVUPS.Z (DI), K1, Z0
+	VMOVUPS.Z 64(DI), K2, Z1
+	JMP dwr_bias
+dwr_zero:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+dwr_bias:
+	TESTQ R10, R10
+	JEQ dwr_taps
+	VMOVUPS.Z (R10), K1, Z2
+	VADDPS Z2, Z0, Z0
+	VMOVUPS.Z 64(R10), K2, Z3
+	VADDPS Z3, Z1, Z1
+dwr_taps:
+	// kxlo = max(0, p-x) in AX; nkx = min(k, w+p-x) - kxlo in R14
+	MOVQ R11, AX
+	SUBQ R13, AX
+	XORQ CX, CX
+	CMPQ AX, CX
+	CMOVQLT CX, AX
+	MOVQ w+56(FP), R14
+	ADDQ R11, R14
+	SUBQ R13, R14
+	CMPQ R14, k+72(FP)
+	CMOVQGT k+72(FP), R14
+	SUBQ AX, R14
+	// first tap t0 = kylo*k + kxlo (flipped: k*k-1-t0), weights at R8 + t0*c*4
+	MOVQ kylo-8(SP), CX
+	IMULQ k+72(FP), CX
+	ADDQ AX, CX
+	CMPQ flip+96(FP), $0
+	JEQ dwr_t
+	MOVQ k+72(FP), DX
+	IMULQ DX, DX
+	DECQ DX
+	SUBQ CX, DX
+	MOVQ DX, CX
+dwr_t:
+	IMULQ R9, CX
+	LEAQ (R8)(CX*4), DX
+	MOVQ DX, wrow-56(SP)
+	// input pixel (y+kylo-p, x+kxlo-p)
+	MOVQ y+80(FP), CX
+	ADDQ kylo-8(SP), CX
+	SUBQ R11, CX
+	IMULQ w+56(FP), CX
+	ADDQ R13, CX
+	ADDQ AX, CX
+	SUBQ R11, CX
+	IMULQ R15, CX
+	LEAQ (SI)(CX*1), AX
+	MOVQ AX, rowin-48(SP)
+	MOVQ nky-16(SP), CX
+	TESTQ CX, CX
+	JEQ dwr_store
+	MOVQ CX, kyc-64(SP)
+dwr_ky:
+	MOVQ R14, CX
+dwr_kx:
+	VMOVUPS.Z (DX), K1, Z2
+	VFMADD231PS (AX), Z2, K1, Z0
+	VMOVUPS.Z 64(DX), K2, Z3
+	VFMADD231PS 64(AX), Z3, K2, Z1
+	ADDQ R15, AX
+	ADDQ R12, DX
+	DECQ CX
+	JNZ dwr_kx
+	MOVQ wrow-56(SP), DX
+	ADDQ kstep-40(SP), DX
+	MOVQ DX, wrow-56(SP)
+	MOVQ rowin-48(SP), AX
+	ADDQ rowstep-24(SP), AX
+	MOVQ AX, rowin-48(SP)
+	DECQ kyc-64(SP)
+	JNZ dwr_ky
+dwr_store:
+	VMOVUPS Z0, K1, (DI)
+	VMOVUPS Z1, K2, 64(DI)
+	ADDQ ldo4-32(SP), DI
+	INCQ R13
+	JMP dwr_x
+dwr_xdone:
+	ADDQ $32, BX
+	JMP dwr_grp
+dwr_done:
+	VZEROUPPER
+	RET
+
+// func dwTapDot2DAVX512(dw, a *float32, lda, arow int, b *float32, ldb, brow, c, count, rows int)
+TEXT ·dwTapDot2DAVX512(SB), NOSPLIT, $0-80
+	MOVQ lda+16(FP), R8
+	SHLQ $2, R8
+	MOVQ ldb+40(FP), R10
+	SHLQ $2, R10
+	MOVQ c+56(FP), R9
+	XORQ BX, BX                  // first channel of the group
+dwd_grp:
+	CMPQ BX, R9
+	JGE dwd_done
+	MOVQ R9, CX
+	SUBQ BX, CX
+	MOVQ $0xffffffff, DX
+	CMPQ CX, $32
+	JGE dwd_full
+	MOVQ $1, DX
+	SHLQ CX, DX
+	DECQ DX
+dwd_full:
+	KMOVW DX, K1
+	SHRQ $16, DX
+	KMOVW DX, K2
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ a+8(FP), SI
+	LEAQ (SI)(BX*4), SI
+	MOVQ b+32(FP), DI
+	LEAQ (DI)(BX*4), DI
+	MOVQ rows+72(FP), R13
+dwd_row:
+	TESTQ R13, R13
+	JEQ dwd_store
+	MOVQ SI, AX
+	MOVQ DI, DX
+	MOVQ count+64(FP), CX
+dwd_pix2:
+	CMPQ CX, $2
+	JLT dwd_pix1
+	VMOVUPS.Z (AX), K1, Z2
+	VFMADD231PS (DX), Z2, K1, Z0
+	VMOVUPS.Z 64(AX), K2, Z3
+	VFMADD231PS 64(DX), Z3, K2, Z1
+	VMOVUPS.Z (AX)(R8*1), K1, Z6
+	VFMADD231PS (DX)(R10*1), Z6, K1, Z4
+	VMOVUPS.Z 64(AX)(R8*1), K2, Z7
+	VFMADD231PS 64(DX)(R10*1), Z7, K2, Z5
+	LEAQ (AX)(R8*2), AX
+	LEAQ (DX)(R10*2), DX
+	SUBQ $2, CX
+	JMP dwd_pix2
+dwd_pix1:
+	TESTQ CX, CX
+	JEQ dwd_next
+	VMOVUPS.Z (AX), K1, Z2
+	VFMADD231PS (DX), Z2, K1, Z0
+	VMOVUPS.Z 64(AX), K2, Z3
+	VFMADD231PS 64(DX), Z3, K2, Z1
+dwd_next:
+	MOVQ arow+24(FP), AX
+	LEAQ (SI)(AX*4), SI
+	MOVQ brow+48(FP), AX
+	LEAQ (DI)(AX*4), DI
+	DECQ R13
+	JMP dwd_row
+dwd_store:
+	VADDPS Z4, Z0, Z0
+	VADDPS Z5, Z1, Z1
+	MOVQ dw+0(FP), AX
+	LEAQ (AX)(BX*4), AX
+	VMOVUPS.Z (AX), K1, Z2
+	VADDPS Z2, Z0, Z0
+	VMOVUPS Z0, K1, (AX)
+	VMOVUPS.Z 64(AX), K2, Z3
+	VADDPS Z3, Z1, Z1
+	VMOVUPS Z1, K2, 64(AX)
+	ADDQ $32, BX
+	JMP dwd_grp
+dwd_done:
+	VZEROUPPER
+	RET
+`
