@@ -38,6 +38,21 @@ func headMatMulFast(m, n, k int, a []float32, sI, sP int, b []float32, ldb int, 
 	if accum {
 		acc = 1
 	}
+	i0 := 0
+	if n <= 32 {
+		// Head width <= 32: eight rows of two vectors per call.
+		masks := uint32(1)<<uint(n) - 1
+		if n == 32 {
+			masks = ^uint32(0)
+		}
+		for ; i0+8 <= m; i0 += 8 {
+			headMM8AVX512(&c[i0*ldc], ldc, &a[i0*sI], sI, sP, &b[0], ldb, k, masks, acc)
+		}
+		if i0 == m {
+			return true
+		}
+		c, a, m = c[i0*ldc:], a[i0*sI:], m-i0
+	}
 	for j := 0; j < n; j += 64 {
 		nn := min(64, n-j)
 		masks := ^uint64(0)

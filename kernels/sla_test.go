@@ -25,8 +25,8 @@ func TestHeadMatMul(t *testing.T) {
 func testHeadMatMul(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 9))
 	worst := 0.0
-	for _, m := range []int{1, 3, 4, 5, 9} {
-		for _, n := range []int{1, 16, 20, 64, 70, 130} {
+	for _, m := range []int{1, 3, 4, 5, 8, 9, 17, 49} {
+		for _, n := range []int{1, 16, 20, 32, 64, 70, 130} {
 			for _, k := range []int{0, 1, 7, 64} {
 				for _, trans := range []bool{false, true} {
 					for _, accum := range []bool{false, true} {

@@ -53,3 +53,7 @@ func dwRowAVX512(out *float32, ldo int, in *float32, ldi int, wt, bias *float32,
 func dwTapDot2DAVX512(dw, a *float32, lda, arow int, b *float32, ldb, brow, c, count, rows int) {
 	panic(noVec)
 }
+
+func headMM8AVX512(c *float32, ldc int, a *float32, sI, sP int, b *float32, ldb, k int, masks uint32, accum int) {
+	panic(noVec)
+}

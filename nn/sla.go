@@ -21,18 +21,22 @@ import (
 // transposing a head and never forming an N x N matrix (cost and memory
 // linear in N). Forward is three passes:
 //
-//  1. per map row: Qr = ReLU(Q), Kr = ReLU(K+P), row partial of Σ_j Kr_j;
+//  1. per block of map rows: Qr = ReLU(Q), Kr = ReLU(K+P), the block's
+//     partial of Σ_j Kr_j;
 //  2. per (image, head, block of 16 rows of S): S = KrᵀV, ksum;
-//  3. per map row: num = Qr·S, z = 1/(Qr·ksum + 1e-6), O = z·num, plus the
-//     depthwise conv and bias of V, written into the merged-head output.
+//  3. per block of map rows: num = Qr·S, z = 1/(Qr·ksum + 1e-6), O = z·num,
+//     plus the depthwise conv and bias of V, written into the merged-head
+//     output.
 //
 // The d x d products use kernels.HeadMatMul (no packing: for a head width of
 // 64 a packing GEMM spends most of its time packing). Backward is four
 // passes of the same shape (G = z·dO and the denominator gradient; dS and
-// dksum; Sᵀ and dSᵀ; then per map row dQ, dK, dV, the DWC input gradient
-// and per-worker DWC weight/bias partials). Map rows as the unit keep both
-// threads busy even at batch 1 with 3 heads. Worker functions are bound
-// once, so a steady-state pass allocates nothing.
+// dksum; Sᵀ and dSᵀ; then per block of map rows dQ, dK, dV, the DWC input
+// gradient and per-worker DWC weight/bias partials). A block is as many
+// whole map rows as make about 48 tokens (the head products then run on
+// full 8-row tiles), or single rows when few images and heads would leave
+// a thread idle (batch 1). Worker functions are bound once, so a
+// steady-state pass allocates nothing.
 type SLA struct {
 	QKV, Proj                  *Linear
 	PosEnc, DWCWeight, DWCBias *Param
@@ -42,11 +46,12 @@ type SLA struct {
 	qkv            *tensor.Tensor // QKV's output [B,N,3C], not owned
 	qr, kr, num, o *tensor.Tensor // [B,N,C]: ReLU(Q), ReLU(K+P), Q·S, output
 	ksum, s, z, wt *tensor.Tensor // [B,h,d], [B,h,d,d], [B,h,N], tap-major DWC weight
-	ksumPart       *tensor.Tensor // per map row Σ_j ReLU(K+P)_j [B*h*H, d]
+	ksumPart       *tensor.Tensor // per row block Σ_j ReLU(K+P)_j [B*h*blocks, d]
 	// Backward scratch.
 	g, dqkv, dden, dS, dks *tensor.Tensor
 	sT, dsT, part, dout    *tensor.Tensor
 	b, n, c, d, groups     int
+	rpt, nblk              int // map rows per task, row blocks per map
 
 	prepFn, sFn, outFn, gradFn, dsFn, transFn, inGradFn, posGradFn func(lo, hi int)
 }
@@ -124,13 +129,18 @@ func (s *SLA) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	tensor.Ensure(&s.num, b, n, c)
 	tensor.Ensure(&s.o, b, n, c)
 	tensor.Ensure(&s.ksum, b, h, d)
-	tensor.Ensure(&s.ksumPart, b*h*s.H, d)
+	s.rpt = min(s.H, (48+s.W-1)/s.W)
+	if b*h*((s.H+s.rpt-1)/s.rpt) < 16 {
+		s.rpt = 1 // few images and heads: row tasks keep every thread busy
+	}
+	s.nblk = (s.H + s.rpt - 1) / s.rpt
+	tensor.Ensure(&s.ksumPart, b*h*s.nblk, d)
 	tensor.Ensure(&s.s, b, h, d, d)
 	tensor.Ensure(&s.z, b, h, n)
 	k := s.Kernel
 	kernels.DWWeightTapMajor(tensor.Ensure(&s.wt, k*k, d).Data, s.DWCWeight.W.Data, d, k)
 
-	rows := b * h * s.H
+	rows := b * h * s.nblk
 	kernels.ParallelFor(rows, 1, s.prepFn)
 	kernels.ParallelFor(b*h*s.sBlocks(), 1, s.sFn)
 	kernels.ParallelFor(rows, 1, s.outFn)
@@ -139,15 +149,20 @@ func (s *SLA) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 
 func (s *SLA) sBlocks() int { return (s.d + sBlock - 1) / sBlock }
 
-// rowTask decodes a task index over (image, head, map row), numbered
-// (image*heads + head)*H + row, into the image, head, first token and the
-// offset of that token's head channels in a [B,N,C] buffer.
-func (s *SLA) rowTask(t int) (b, hh, tok, off int) {
-	rows := s.Heads * s.H
-	b = t / rows
-	hh = (t % rows) / s.H
-	tok = (t % s.H) * s.W
-	return b, hh, tok, (b*s.n+tok)*s.c + hh*s.d
+// rowTask decodes a task index over (image, head, block of rpt map rows),
+// numbered (image*heads + head)*nblk + block, into the image, head, first
+// token, the offset of that token's head channels in a [B,N,C] buffer and
+// the block's map rows [y0, y1). Blocks of whole rows keep a task's tokens
+// contiguous, and 40-odd tokens per task let the head products run on full
+// 8-row tiles; few images and heads fall back to single rows (parallelism).
+func (s *SLA) rowTask(t int) (b, hh, tok, off, y0, y1 int) {
+	per := s.Heads * s.nblk
+	b = t / per
+	hh = (t % per) / s.nblk
+	y0 = (t % s.nblk) * s.rpt
+	y1 = min(s.H, y0+s.rpt)
+	tok = y0 * s.W
+	return b, hh, tok, (b*s.n+tok)*s.c + hh*s.d, y0, y1
 }
 
 // prepTask applies the ReLUs and the positional encoding for whole map
@@ -155,10 +170,10 @@ func (s *SLA) rowTask(t int) (b, hh, tok, off int) {
 func (s *SLA) prepTask(lo, hi int) {
 	c, d := s.c, s.d
 	for t := lo; t < hi; t++ {
-		b, hh, tok, off := s.rowTask(t)
+		b, hh, tok, off, y0, y1 := s.rowTask(t)
 		q := s.qkv.Data[(b*s.n+tok)*3*c+hh*d:]
 		kernels.SLAPrep(s.qr.Data[off:], s.kr.Data[off:], s.ksumPart.Data[t*d:],
-			q, q[c:], s.PosEnc.W.Data[tok*c+hh*d:], s.W, d, 3*c, c)
+			q, q[c:], s.PosEnc.W.Data[tok*c+hh*d:], (y1-y0)*s.W, d, 3*c, c)
 	}
 }
 
@@ -172,9 +187,9 @@ func (s *SLA) sTask(lo, hi int) {
 		r1 := min(r0+sBlock, d)
 		b, hh := bh/h, bh%h
 		ks := s.ksum.Data[bh*d+r0 : bh*d+r1]
-		copy(ks, s.ksumPart.Data[bh*s.H*d+r0:])
-		for y := 1; y < s.H; y++ {
-			for i, v := range s.ksumPart.Data[(bh*s.H+y)*d+r0 : (bh*s.H+y)*d+r1] {
+		copy(ks, s.ksumPart.Data[bh*s.nblk*d+r0:])
+		for y := 1; y < s.nblk; y++ {
+			for i, v := range s.ksumPart.Data[(bh*s.nblk+y)*d+r0 : (bh*s.nblk+y)*d+r1] {
 				ks[i] += v
 			}
 		}
@@ -184,19 +199,19 @@ func (s *SLA) sTask(lo, hi int) {
 	}
 }
 
-// outTask computes one map row of the output: num = Qr·S, the normaliser
-// and the conv bias, then the depthwise conv of V added on top.
+// outTask computes one block of map rows of the output: num = Qr·S, the
+// normaliser and the conv bias, then the depthwise conv of V added on top.
 func (s *SLA) outTask(lo, hi int) {
 	n, c, d, W := s.n, s.c, s.d, s.W
 	for t := lo; t < hi; t++ {
-		b, hh, tok, off := s.rowTask(t)
+		b, hh, tok, off, y0, y1 := s.rowTask(t)
 		bh := b*s.Heads + hh
-		kernels.HeadMatMul(W, d, d, s.qr.Data[off:], c, 1, s.s.Data[bh*d*d:], d, s.num.Data[off:], c, false)
+		m := (y1 - y0) * W
+		kernels.HeadMatMul(m, d, d, s.qr.Data[off:], c, 1, s.s.Data[bh*d*d:], d, s.num.Data[off:], c, false)
 		kernels.SLANormalize(s.o.Data[off:], s.z.Data[bh*n+tok:], s.num.Data[off:], s.qr.Data[off:],
-			s.ksum.Data[bh*d:], s.DWCBias.W.Data, W, d, c)
-		y := tok / W
+			s.ksum.Data[bh*d:], s.DWCBias.W.Data, m, d, c)
 		kernels.DWConvCL(s.o.Data[b*n*c+hh*d:], c, s.qkv.Data[b*n*3*c+2*c+hh*d:], 3*c, s.H, W, d, s.Kernel,
-			s.wt.Data, nil, y, y+1, true)
+			s.wt.Data, nil, y0, y1, true)
 	}
 }
 
@@ -220,13 +235,13 @@ func (s *SLA) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	tensor.Ensure(&s.dks, b, h, d)
 	tensor.Ensure(&s.dqkv, b, n, 3*c)
 
-	rows := b * h * s.H
+	rows := b * h * s.nblk
 	kernels.ParallelFor(rows, 1, s.gradFn)
 	kernels.ParallelFor(b*h*s.sBlocks(), 1, s.dsFn)
 	kernels.ParallelFor(b*h, 1, s.transFn)
-	// Finishing dQ/dK/dV and the DWC input gradient go row by row; the DWC
-	// weight gradient needs a reduction, so the rows are dealt in a fixed
-	// number of contiguous groups, each with its own partial sums.
+	// Finishing dQ/dK/dV and the DWC input gradient go block by block; the
+	// DWC weight gradient needs a reduction, so the blocks are dealt in a
+	// fixed number of contiguous groups, each with its own partial sums.
 	kk := s.Kernel * s.Kernel
 	s.groups = min(kernels.Threads(), rows)
 	clear(tensor.Ensure(&s.part, s.groups, kk*d+d).Data)
@@ -243,15 +258,15 @@ func (s *SLA) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	return s.dqkv
 }
 
-// gradTask computes, for one map row, G = z·dO and the denominator
-// gradient dden = -z·(G·num).
+// gradTask computes, for one block of map rows, G = z·dO and the
+// denominator gradient dden = -z·(G·num).
 func (s *SLA) gradTask(lo, hi int) {
 	n, c, d := s.n, s.c, s.d
 	for t := lo; t < hi; t++ {
-		b, hh, tok, off := s.rowTask(t)
+		b, hh, tok, off, y0, y1 := s.rowTask(t)
 		bh := b*s.Heads + hh
 		kernels.SLAGrad(s.g.Data[off:], s.dden.Data[bh*n+tok:], s.dout.Data[off:], s.num.Data[off:],
-			s.z.Data[bh*n+tok:], s.W, d, c)
+			s.z.Data[bh*n+tok:], (y1-y0)*s.W, d, c)
 	}
 }
 
@@ -286,44 +301,33 @@ func (s *SLA) transTask(lo, hi int) {
 	}
 }
 
-// inGradTask handles groups [lo, hi) of map rows: dQr = G·Sᵀ,
+// inGradTask handles groups [lo, hi) of row-block tasks: dQr = G·Sᵀ,
 // dKr = V·dSᵀ, dV = Kr·dS written into dqkv, the ReLU masks and the
 // normaliser terms, the DWC input gradient added to dV, and the DWC weight
 // and bias gradients into the group's partial sums.
 func (s *SLA) inGradTask(lo, hi int) {
 	n, c, d, W := s.n, s.c, s.d, s.W
 	kk := s.Kernel * s.Kernel
-	tasks := s.b * s.Heads * s.H
+	tasks := s.b * s.Heads * s.nblk
 	dq := s.dqkv.Data
 	for gi := lo; gi < hi; gi++ {
 		p := s.part.Data[gi*(kk*d+d) : (gi+1)*(kk*d+d)]
 		for t := gi * tasks / s.groups; t < (gi+1)*tasks/s.groups; t++ {
-			b, hh, tok, off := s.rowTask(t)
+			b, hh, tok, off, y0, y1 := s.rowTask(t)
 			bh := b*s.Heads + hh
+			m := (y1 - y0) * W
 			qoff := (b*n+tok)*3*c + hh*d
 			dd := bh * d * d
-			kernels.HeadMatMul(W, d, d, s.g.Data[off:], c, 1, s.sT.Data[dd:], d, dq[qoff:], 3*c, false)
-			kernels.HeadMatMul(W, d, d, s.qkv.Data[qoff+2*c:], 3*c, 1, s.dsT.Data[dd:], d, dq[qoff+c:], 3*c, false)
-			kernels.HeadMatMul(W, d, d, s.kr.Data[off:], c, 1, s.dS.Data[dd:], d, dq[qoff+2*c:], 3*c, false)
+			kernels.HeadMatMul(m, d, d, s.g.Data[off:], c, 1, s.sT.Data[dd:], d, dq[qoff:], 3*c, false)
+			kernels.HeadMatMul(m, d, d, s.qkv.Data[qoff+2*c:], 3*c, 1, s.dsT.Data[dd:], d, dq[qoff+c:], 3*c, false)
+			kernels.HeadMatMul(m, d, d, s.kr.Data[off:], c, 1, s.dS.Data[dd:], d, dq[qoff+2*c:], 3*c, false)
 			kernels.SLAInputGrad(dq[qoff:], dq[qoff+c:], s.qr.Data[off:], s.kr.Data[off:],
-				s.dden.Data[bh*n+tok:], s.ksum.Data[bh*d:], s.dks.Data[bh*d:], W, d, 3*c, c)
-			y := tok / W
+				s.dden.Data[bh*n+tok:], s.ksum.Data[bh*d:], s.dks.Data[bh*d:], m, d, 3*c, c)
+			vin := s.qkv.Data[b*n*3*c+2*c+hh*d:]
 			dv := dq[b*n*3*c+2*c+hh*d:]
 			dy := s.dout.Data[b*n*c+hh*d:]
-			kernels.DWConvCLBackwardInput(dv, 3*c, dy, c, s.H, W, d, s.Kernel, s.wt.Data, y, y+1, true)
-		}
-		// The DWC weight and bias gradients, once per run of consecutive
-		// map rows of one (image, head) in this group: the kernel covers
-		// each tap's whole rectangle of pixels in one call.
-		t0, t1 := gi*tasks/s.groups, (gi+1)*tasks/s.groups
-		for t := t0; t < t1; {
-			b, hh, tok, _ := s.rowTask(t)
-			y0 := tok / W
-			y1 := min(s.H, y0+t1-t)
-			vin := s.qkv.Data[b*n*3*c+2*c+hh*d:]
-			dy := s.dout.Data[b*n*c+hh*d:]
+			kernels.DWConvCLBackwardInput(dv, 3*c, dy, c, s.H, W, d, s.Kernel, s.wt.Data, y0, y1, true)
 			kernels.DWConvCLBackwardWeight(p[:kk*d], p[kk*d:], vin, 3*c, dy, c, s.H, W, d, s.Kernel, y0, y1)
-			t += y1 - y0
 		}
 	}
 }

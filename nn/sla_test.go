@@ -145,6 +145,10 @@ var slaShapes = []slaShape{
 	{1, 4, 5, 6, 2, 7},
 	{1, 3, 4, 40, 2, 5}, // d = 20: one full 16-lane group and a tail
 	{2, 2, 3, 64, 2, 3}, // d = 32: whole groups only
+	// Enough images and heads for tasks of several map rows: whole 7x7 maps
+	// (49-token products), and blocks of 12 rows plus a 1-row rest.
+	{8, 7, 7, 8, 2, 5},
+	{4, 13, 4, 8, 2, 3},
 }
 
 // forKernelPaths runs f under every kernel path the CPU supports, so that

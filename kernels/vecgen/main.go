@@ -49,6 +49,7 @@ func main() {
 	adamw()
 	sumSq()
 	dwKernels()
+	headMM8()
 	os.Stdout.WriteString(out.String())
 }
 
@@ -1627,3 +1628,68 @@ dwd_done:
 	VZEROUPPER
 	RET
 `
+
+// headMM8 emits func headMM8AVX512(c *float32, ldc int, a *float32, sI, sP
+// int, b *float32, ldb, k int, masks uint32, accum int): C[r, 0:32) (+)=
+// sum_p A(r, p) * B[p, 0:32) for r < 8, A(r, p) = a[r*sI + p*sP], lanes
+// outside the two 16-bit masks neither read nor written. SLA's per-head
+// products at head width 32: 16 accumulators, two B vectors and eight
+// broadcasts per step of k (the 4 x 64 kernel would leave half its lanes
+// masked off).
+func headMM8() {
+	header("headMM8AVX512(c *float32, ldc int, a *float32, sI, sP int, b *float32, ldb, k int, masks uint32, accum int)", 80)
+	p("\tMOVQ c+0(FP), DI")
+	p("\tMOVQ ldc+8(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tMOVQ a+16(FP), R10")
+	p("\tMOVQ sI+24(FP), R11")
+	p("\tSHLQ $2, R11")
+	p("\tLEAQ (R11)(R11*2), R12")
+	p("\tLEAQ (R10)(R11*4), R9")
+	p("\tMOVQ sP+32(FP), R14")
+	p("\tSHLQ $2, R14")
+	p("\tMOVQ b+40(FP), R13")
+	p("\tMOVQ ldb+48(FP), R15")
+	p("\tSHLQ $2, R15")
+	p("\tMOVQ k+56(FP), CX")
+	p("\tMOVL masks+64(FP), AX")
+	p("\tKMOVW AX, K1")
+	p("\tSHRL $16, AX")
+	p("\tKMOVW AX, K2")
+	for r := 0; r < 16; r++ {
+		p("\tVPXORD Z%d, Z%d, Z%d", r, r, r)
+	}
+	p("\tTESTQ CX, CX")
+	p("\tJEQ hm8_store")
+	p("hm8_loop:")
+	p("\tVMOVUPS.Z (R13), K1, Z16")
+	p("\tVMOVUPS.Z 64(R13), K2, Z17")
+	rowMem := []string{"(R10)", "(R10)(R11*1)", "(R10)(R11*2)", "(R10)(R12*1)", "(R9)", "(R9)(R11*1)", "(R9)(R11*2)", "(R9)(R12*1)"}
+	for r, m := range rowMem {
+		p("\tVBROADCASTSS %s, Z%d", m, 18+r)
+	}
+	for r := 0; r < 8; r++ {
+		p("\tVFMADD231PS Z16, Z%d, Z%d", 18+r, 2*r)
+		p("\tVFMADD231PS Z17, Z%d, Z%d", 18+r, 2*r+1)
+	}
+	p("\tADDQ R14, R10")
+	p("\tADDQ R14, R9")
+	p("\tADDQ R15, R13")
+	p("\tDECQ CX")
+	p("\tJNE hm8_loop")
+	p("hm8_store:")
+	p("\tMOVQ accum+72(FP), AX")
+	for r := 0; r < 8; r++ {
+		p("\tTESTQ AX, AX")
+		p("\tJEQ hm8_put%d", r)
+		p("\tVMOVUPS.Z (DI), K1, Z24")
+		p("\tVADDPS Z24, Z%d, Z%d", 2*r, 2*r)
+		p("\tVMOVUPS.Z 64(DI), K2, Z24")
+		p("\tVADDPS Z24, Z%d, Z%d", 2*r+1, 2*r+1)
+		p("hm8_put%d:", r)
+		p("\tVMOVUPS Z%d, K1, (DI)", 2*r)
+		p("\tVMOVUPS Z%d, K2, 64(DI)", 2*r+1)
+		p("\tADDQ R8, DI")
+	}
+	ret()
+}
