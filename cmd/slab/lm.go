@@ -478,6 +478,24 @@ type lmEvalResult struct {
 	PPL        float64 `json:"ppl"`
 	Tokens     int     `json:"tokens"`
 	Seconds    float64 `json:"seconds"`
+	// FoldCheck is set by --fold-check.
+	FoldCheck *lmFoldCheck `json:"fold_check,omitempty"`
+}
+
+// lmFoldCheck compares a folded prepbn model with its unfolded original on
+// the evaluated split and on a greedy generation.
+type lmFoldCheck struct {
+	// RelErr is ||folded - unfolded|| / ||unfolded|| over all logits of
+	// the split; MaxAbs the largest single difference.
+	RelErr       float64 `json:"logits_rel_err"`
+	MaxAbs       float64 `json:"logits_max_abs_diff"`
+	FoldedLoss   float64 `json:"folded_loss"`
+	Prompt       string  `json:"prompt"`
+	GreedyTokens int     `json:"greedy_tokens"`
+	// GreedySame is how many leading greedy tokens agree (all of them when
+	// the fold is exact enough).
+	GreedySame int    `json:"greedy_same"`
+	GreedyText string `json:"greedy_text"`
 }
 
 func cmdEvalLM(args []string) error {
@@ -489,6 +507,9 @@ func cmdEvalLM(args []string) error {
 	batch := fs.Int("batch", 16, "sequences per batch")
 	seq := fs.Int("seq", 0, "tokens per sequence (0 = the model's context)")
 	fold := fs.Bool("fold", false, "fold PRepBN into the linears first (prepbn only)")
+	foldCheck := fs.Bool("fold-check", false, "prepbn: evaluate the unfolded model and compare a folded copy with it (logits over the split, greedy text)")
+	prompt := fs.String("prompt", "Fellow-Citizens of the Senate and House of Representatives:", "--fold-check: prompt of the greedy comparison")
+	greedyN := fs.Int("n", 100, "--fold-check: greedy tokens to compare")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
@@ -502,9 +523,24 @@ func cmdEvalLM(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *fold && *foldCheck {
+		return flagErr("fold-check", "compares folded with unfolded itself; drop --fold")
+	}
 	if *fold {
 		if err := fuse.FuseLLaMA(m); err != nil {
 			return flagErr("fold", "%v", err)
+		}
+	}
+	var mf *llama.Model
+	if *foldCheck {
+		if m.Cfg.Norm != llama.NormPRep {
+			return flagErr("fold-check", "model norm is %s; only prepbn folds", m.Cfg.Norm)
+		}
+		if mf, _, _, err = loadLM(f.ckpt); err != nil {
+			return err
+		}
+		if err := fuse.FuseLLaMA(mf); err != nil {
+			return flagErr("fold-check", "%v", err)
 		}
 	}
 	if *seq == 0 {
@@ -523,16 +559,83 @@ func cmdEvalLM(args []string) error {
 		return flagErr("split", "want validation or test, got %q", *split)
 	}
 	t0 := time.Now()
-	l, n, err := evalLM(m, stream, *batch, *seq, 0)
-	if err != nil {
+	var l float64
+	var n int
+	var fc *lmFoldCheck
+	if mf != nil {
+		if fc, l, n, err = foldCompare(m, mf, tok, stream, *batch, *seq, *prompt, *greedyN); err != nil {
+			return err
+		}
+	} else if l, n, err = evalLM(m, stream, *batch, *seq, 0); err != nil {
 		return err
 	}
-	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: l, PPL: math.Exp(l), Tokens: n, Seconds: time.Since(t0).Seconds()}
+	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: l, PPL: math.Exp(l), Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}
 	if f.json {
 		return emitJSON(res)
 	}
-	fmt.Fprintf(stdout, "%s %s: loss %.4f, perplexity %.3f over %d tokens (%.1f s)\n", f.ckpt, *split, l, res.PPL, n, res.Seconds)
+	fmt.Fprintf(stdout, "%s %s: loss %.6f, perplexity %.3f over %d tokens (%.1f s)\n", f.ckpt, *split, l, res.PPL, n, res.Seconds)
+	if fc != nil {
+		fmt.Fprintf(stdout, "folded: loss %.6f; logits rel err %.3g, max abs diff %.3g; greedy: %d of %d tokens identical\n%s%s\n",
+			fc.FoldedLoss, fc.RelErr, fc.MaxAbs, fc.GreedySame, fc.GreedyTokens, fc.Prompt, fc.GreedyText)
+	}
 	return nil
+}
+
+// foldCompare evaluates m and its folded copy mf side by side over the
+// stream (same windows) and greedily generates n tokens from prompt with
+// both. It returns the comparison and m's mean loss and token count.
+func foldCompare(m, mf *llama.Model, tok data.Tokenizer, stream []int, B, T int, prompt string, n int) (*lmFoldCheck, float64, int, error) {
+	bt, err := data.NewBatcher(stream, B, T, 0)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var loss, lossF llama.Loss
+	var sum, sumF, num, den, maxAbs float64
+	batches := 0
+	for bt.Sequential() {
+		a, err := m.Forward(bt.Inputs, B, T, false)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		b, err := mf.Forward(bt.Inputs, B, T, false)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		for i, x := range a.Data {
+			d := float64(b.Data[i] - x)
+			num += d * d
+			den += float64(x) * float64(x)
+			maxAbs = math.Max(maxAbs, math.Abs(d))
+		}
+		sum += loss.Forward(a, bt.Targets)
+		sumF += lossF.Forward(b, bt.Targets)
+		batches++
+	}
+	if batches == 0 {
+		return nil, 0, 0, fmt.Errorf("text shorter than one batch of %dx%d tokens", B, T+1)
+	}
+	fc := &lmFoldCheck{RelErr: math.Sqrt(num / den), MaxAbs: maxAbs, FoldedLoss: sumF / float64(batches), Prompt: prompt, GreedyTokens: n}
+	ids, err := tok.Encode(prompt)
+	if err != nil || len(ids) == 0 {
+		return nil, 0, 0, flagErr("prompt", "cannot encode %q: %v", prompt, err)
+	}
+	var outs [2][]int
+	for i, mm := range []*llama.Model{m, mf} {
+		st, err := mm.NewState(1, min(len(ids)+n, mm.Cfg.MaxSeq))
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if outs[i], err = mm.Generate(st, ids, n, llama.NewSampler(0, 0, 1, 1), nil, nil); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	for fc.GreedySame < len(outs[0]) && fc.GreedySame < len(outs[1]) && outs[0][fc.GreedySame] == outs[1][fc.GreedySame] {
+		fc.GreedySame++
+	}
+	if fc.GreedyText, err = data.Decode(tok, outs[1]); err != nil {
+		return nil, 0, 0, err
+	}
+	return fc, sum / float64(batches), batches * B * T, nil
 }
 
 // loadAvg is the 1/5/15-minute load average ("" where /proc is absent),

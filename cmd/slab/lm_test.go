@@ -60,6 +60,13 @@ func TestLMCommands(t *testing.T) {
 	if ev.Tokens == 0 || !evf.Folded || abs(ev.Loss-evf.Loss) > 1e-4*ev.Loss {
 		t.Fatalf("eval %+v, folded %+v: losses differ", ev, evf)
 	}
+	var fc lmEvalResult
+	oneJSON(t, runLM(t, "eval-lm", "--ckpt", ckpt, "--data", text, "--batch", "2", "--fold-check", "--prompt", "We the", "--n", "12", "--json"), &fc)
+	if c := fc.FoldCheck; c == nil || c.RelErr > 1e-4 || c.RelErr == 0 || c.GreedySame != 12 || c.GreedyTokens != 12 ||
+		fc.Loss != ev.Loss || abs(c.FoldedLoss-evf.Loss) > 1e-6*evf.Loss {
+		t.Fatalf("fold check %+v %+v (eval %+v, folded %+v)", fc, fc.FoldCheck, ev, evf)
+	}
+	t.Logf("fold check: logits rel err %.3g, max abs %.3g, greedy %d/%d", fc.FoldCheck.RelErr, fc.FoldCheck.MaxAbs, fc.FoldCheck.GreedySame, fc.FoldCheck.GreedyTokens)
 	var g genResult
 	oneJSON(t, runLM(t, "generate", "--ckpt", ckpt, "--prompt", "We the", "--n", "10", "--temperature", "0", "--json"), &g)
 	if g.Tokens != 10 || !g.Folded || len(g.Text) == 0 {
