@@ -32,7 +32,9 @@ type CausalAttention struct {
 	dp, datt   *tensor.Tensor
 	dq, dk, dv *tensor.Tensor
 	dx         *tensor.Tensor
-	scores     []float32      // decode scratch, one row of scores
+	scores     []float32 // decode scratch: one row of scores per (batch, head)
+	dec        decodeJob
+	decWork    func(lo, hi int)
 	den        *tensor.Tensor // SLA: [B,H,T] row normalisers
 }
 
@@ -154,7 +156,8 @@ func (a *CausalAttention) sumInputGrads(dq, dk, dv *tensor.Tensor) *tensor.Tenso
 }
 
 // KVCache holds the rotated keys and values of the positions seen so far
-// for one attention layer: K and V are [B, MaxT, KVHeads*HeadDim].
+// for one attention layer: K is [B, MaxT, KVHeads*HeadDim] and V its
+// transpose, [B, KVHeads*HeadDim, MaxT].
 //
 // For causal SLA the cache is O(1) in the sequence length instead: K holds
 // the running sum of ReLU(k_j) v_j^T per kv head [B, KVHeads, d, d] and V
@@ -189,7 +192,6 @@ func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.T
 	}
 	H, G, d := a.Heads, a.KVHeads, a.HeadDim
 	hd, gd := H*d, G*d
-	grp := H / G
 	q, k, v := a.Q.Forward(x), a.K.Forward(x), a.V.Forward(x)
 	if a.Linear {
 		return a.cachedSLA(q, k, v, B, T, c), nil
@@ -199,39 +201,62 @@ func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.T
 		a.Rope.Rotate(q.Data[b*T*hd:], T, H, hd, L, false)
 		a.Rope.Rotate(k.Data[b*T*gd:], T, G, gd, L, false)
 		copy(c.K[(b*c.MaxT+L)*gd:(b*c.MaxT+L+T)*gd], k.Data[b*T*gd:(b+1)*T*gd])
-		copy(c.V[(b*c.MaxT+L)*gd:(b*c.MaxT+L+T)*gd], v.Data[b*T*gd:(b+1)*T*gd])
-	}
-	c.Len += T
-	att := tensor.Ensure(&a.att, B, T, hd)
-	if cap(a.scores) < c.Len {
-		a.scores = make([]float32, c.MaxT)
-	}
-	scale := a.scale()
-	for b := 0; b < B; b++ {
-		kc, vc := c.K[b*c.MaxT*gd:], c.V[b*c.MaxT*gd:]
+		// V is kept transposed per kv head, [d, MaxT]: the weighted sum
+		// p·V then reads it as rows, the GEMV layout kernels.Gemm streams
+		// fastest (m = 1, transB), exactly like the scores q·K^T.
 		for t := 0; t < T; t++ {
-			n := L + t + 1
-			sc := a.scores[:n]
-			for h := 0; h < H; h++ {
-				g := h / grp
-				qv := q.Data[(b*T+t)*hd+h*d : (b*T+t)*hd+(h+1)*d]
-				for j := range sc {
-					kv := kc[j*gd+g*d : j*gd+(g+1)*d]
-					sc[j] = dot32(qv, kv) * scale
-				}
-				softmaxCausalRow(sc, n)
-				o := att.Data[(b*T+t)*hd+h*d : (b*T+t)*hd+(h+1)*d]
-				clear(o)
-				for j, pj := range sc {
-					vv := vc[j*gd+g*d : j*gd+(g+1)*d]
-					for i := range o {
-						o[i] += pj * vv[i]
-					}
-				}
+			vr := v.Data[(b*T+t)*gd : (b*T+t+1)*gd]
+			for j, x := range vr {
+				c.V[(b*gd+j)*c.MaxT+L+t] = x
 			}
 		}
 	}
+	c.Len += T
+	att := tensor.Ensure(&a.att, B, T, hd)
+	if len(a.scores) < B*H*c.MaxT {
+		a.scores = make([]float32, B*H*c.MaxT)
+	}
+	a.dec = decodeJob{q: q.Data, att: att.Data, c: c, T: T, L: L}
+	if a.decWork == nil {
+		a.decWork = a.decodeHeads // bound once: no closure per token
+	}
+	kernels.ParallelFor(B*H, 1, a.decWork)
+	a.dec = decodeJob{}
 	return a.O.Forward(att), nil
+}
+
+// decodeJob is the state of one ForwardCached attention pass, read by the
+// pre-bound decodeHeads.
+type decodeJob struct {
+	q, att []float32
+	c      *KVCache
+	T, L   int
+}
+
+// decodeHeads attends (batch, head) pairs [lo, hi) over the cache. The
+// two GEMVs per position run inline on this worker (kernels.Gemm nests
+// without forking), so a layer costs one fork/join instead of two per head.
+func (a *CausalAttention) decodeHeads(lo, hi int) {
+	j := &a.dec
+	c, T, L := j.c, j.T, j.L
+	H, G, d := a.Heads, a.KVHeads, a.HeadDim
+	hd, gd := H*d, G*d
+	grp := H / G
+	scale := a.scale()
+	for bh := lo; bh < hi; bh++ {
+		b, h := bh/H, bh%H
+		g := h / grp
+		kc := c.K[b*c.MaxT*gd+g*d:]
+		vt := c.V[(b*gd+g*d)*c.MaxT:]
+		sc := a.scores[bh*c.MaxT : (bh+1)*c.MaxT]
+		for t := 0; t < T; t++ {
+			n := L + t + 1
+			row := (b*T + t) * hd
+			kernels.Gemm(false, true, 1, n, d, scale, j.q[row+h*d:], d, kc, gd, 0, sc, n)
+			kernels.SoftmaxRows(sc, sc, 1, n, n)
+			kernels.Gemm(false, true, 1, d, n, 1, sc, n, vt, c.MaxT, 0, j.att[row+h*d:], d)
+		}
+	}
 }
 
 // dot32 is a float32 dot product with four accumulators, which lets the

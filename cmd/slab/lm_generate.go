@@ -147,7 +147,13 @@ type lmBenchResult struct {
 	Ratios map[string]float64 `json:"ratios_vs_first"`
 	// CPURatios are the same ratios from CPU-time rates.
 	CPURatios map[string]float64 `json:"cpu_ratios_vs_first"`
-	Date      string             `json:"date"`
+	// NormRatios are tokens/s of each non-rmsnorm model over the rmsnorm
+	// model of the same size in the run (key: model name), by wall clock
+	// and by CPU time: the folded-PRepBN speed-up the paper reports.
+	NormRatios    map[string]float64 `json:"norm_ratios_vs_rmsnorm"`
+	CPUNormRatios map[string]float64 `json:"cpu_norm_ratios_vs_rmsnorm"`
+	Date          string             `json:"date"`
+	LoadAvg       string             `json:"loadavg"`
 }
 
 func cmdBenchLM(args []string) error {
@@ -254,7 +260,8 @@ func cmdBenchLM(args []string) error {
 		}
 	}
 	res := lmBenchResult{Prompt: *promptN, Generate: *gen, Batch: 1, Rounds: *rounds, Threads: kernels.Threads(), BandwidthGB: bw, BandwidthCPU: bwCPU,
-		Ratios: map[string]float64{}, CPURatios: map[string]float64{}, Date: time.Now().UTC().Format(time.RFC3339)}
+		Ratios: map[string]float64{}, CPURatios: map[string]float64{}, NormRatios: map[string]float64{}, CPUNormRatios: map[string]float64{},
+		Date: time.Now().UTC().Format(time.RFC3339), LoadAvg: loadAvg()}
 	for i, e := range es {
 		e.res.TokensPerSec = lmMedian(e.res.Rounds)
 		e.res.MsPerToken = lmMedian(e.ms)
@@ -270,6 +277,24 @@ func cmdBenchLM(args []string) error {
 			e.res.MsPerToken, e.res.PrefillMs, e.res.FloorTokS, e.res.AllocsPerTok)
 		_ = i
 	}
+	// Pair every model with the rmsnorm model of the same base size.
+	base := func(e *entry) string {
+		n := strings.TrimSuffix(e.res.Name, "_"+llama.AttnSLA)
+		return strings.TrimSuffix(n, "_"+e.m.Cfg.Norm)
+	}
+	for _, e := range es {
+		if e.res.Norm == llama.NormRMS {
+			continue
+		}
+		for _, r := range es {
+			if r.res.Norm == llama.NormRMS && r.m.Cfg.Attn == e.m.Cfg.Attn && base(r) == base(e) {
+				res.NormRatios[e.res.Name] = e.res.TokensPerSec / r.res.TokensPerSec
+				res.CPUNormRatios[e.res.Name] = e.res.CPUTokS / r.res.CPUTokS
+				fmt.Fprintf(w, "%s / %s: %.3f by wall clock, %.3f by CPU time\n", e.res.Name, r.res.Name, res.NormRatios[e.res.Name], res.CPUNormRatios[e.res.Name])
+			}
+		}
+	}
+	fmt.Fprintf(w, "load average %s\n", res.LoadAvg)
 	if *jsonOut {
 		return emitJSON(res)
 	}
