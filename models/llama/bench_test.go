@@ -1,9 +1,12 @@
 package llama_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models/llama"
 )
 
@@ -98,4 +101,53 @@ func decodeNoAlloc(t *testing.T, name string, tied bool) {
 
 func benchNames() []string {
 	return []string{"lm_small_rmsnorm", "lm_small_prepbn", "lm_small_prepbn_sla", "lm_small_bpe_rmsnorm", "lm_small_bpe_prepbn", "lm_60m_rmsnorm", "lm_60m_prepbn"}
+}
+
+// BenchmarkTrainStep times one training step (forward, loss, backward; no
+// optimizer) of lm_small_bpe at batch 8 x 256 with the output vocabulary
+// at GPT-2's full 50,257, the SOTU-trimmed 24,254 and 256 (bytes), so the
+// differences are the cost of the vocabulary projection and its loss:
+//
+//	go test -run XXX -bench TrainStep -benchtime 5x ./models/llama/
+func BenchmarkTrainStep(b *testing.B) {
+	for _, v := range []int{50257, 24254, 256} {
+		b.Run(fmt.Sprintf("vocab%d", v), func(b *testing.B) {
+			c, err := llama.Lookup("lm_small_bpe_rmsnorm")
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Vocab = v
+			m, err := llama.New(c, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const B, T = 8, 256
+			rng := rand.New(rand.NewPCG(1, 2))
+			ids, tgt := make([]int, B*T), make([]int, B*T)
+			for i := range ids {
+				ids[i], tgt[i] = rng.IntN(v), rng.IntN(v)
+			}
+			var loss llama.Loss
+			step := func() {
+				lg, err := m.Forward(ids, B, T, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				loss.Forward(lg, tgt)
+				m.Backward(loss.Backward())
+			}
+			step()
+			b.ResetTimer()
+			c0 := userCPU()
+			for i := 0; i < b.N; i++ {
+				step()
+			}
+			b.ReportMetric(float64(b.N*B*T)/b.Elapsed().Seconds(), "tok/s")
+			// On the shared machine the CPU-time rate (tokens per CPU-second
+			// times the threads) is the stable figure.
+			if dc := userCPU() - c0; dc > 0 {
+				b.ReportMetric(float64(b.N*B*T)/(dc/float64(kernels.Threads())), "cputok/s")
+			}
+		})
+	}
 }
