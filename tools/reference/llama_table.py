@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""Summarise a scripts/compare-lm.sh session (OUT directory) as Markdown.
+
+For each size: slab's decode tokens/s (rmsnorm, folded prepbn; wall clock and
+per CPU-time), the folded/rmsnorm ratio, PyTorch's tokens/s and ratio, slab
+over PyTorch, and slab against the memory-bandwidth floor (weight bytes per
+token / BenchmarkBandwidth of the same repetition). Medians over repetitions.
+
+    /usr/bin/python3 tools/reference/llama_table.py /tmp/compare-lm.XXXXXX
+"""
+
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main():
+    out = sys.argv[1]
+    reps = sorted(int(re.search(r"go_(\d+)\.json", p).group(1)) for p in glob.glob(os.path.join(out, "go_*.json")))
+    go, py, bw = {}, {}, {}
+    for r in reps:
+        with open(os.path.join(out, "go_%d.json" % r)) as f:
+            g = json.load(f)
+        for m in g["models"]:
+            go.setdefault(m["name"], []).append(m)
+        pp = os.path.join(out, "py_%d.json" % r)
+        if os.path.exists(pp):
+            with open(pp) as f:
+                for line in f:
+                    if line.strip():
+                        j = json.loads(line)
+                        py.setdefault(j["model"], []).append(j)
+        bp = os.path.join(out, "bw_%d.txt" % r)
+        if os.path.exists(bp):
+            with open(bp) as f:
+                for line in f:
+                    m = re.search(r"([\d.]+) cpuGB/s\s+([\d.]+) GB/s", line)
+                    if m:
+                        bw.setdefault("cpu", []).append(float(m.group(1)))
+                        bw.setdefault("wall", []).append(float(m.group(2)))
+    bwall, bcpu = med(bw.get("wall", [])), med(bw.get("cpu", []))
+    print("DRAM read bandwidth (BenchmarkBandwidth, median of %d): %.1f GB/s wall, %.1f GB/s per CPU-time\n" % (len(bw.get("wall", [])), bwall, bcpu))
+    print("| model | norm | slab tok/s | per CPU-time | folded/rms | PyTorch tok/s | folded/rms | slab/PyTorch | weight MB/token | floor tok/s | decode of floor (wall / CPU) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    bases = []
+    for name in go:
+        b = re.sub(r"_(rmsnorm|prepbn)$", "", name)
+        if b not in bases:
+            bases.append(b)
+    for b in bases:
+        rms = go.get(b + "_rmsnorm", [])
+        for norm, key in (("rmsnorm", "rmsnorm"), ("prepbn", "prepbn_folded")):
+            ms = go.get(b + "_" + norm, [])
+            if not ms:
+                continue
+            tok = med([m["tokens_per_s"] for m in ms])
+            cpu = med([m["cpu_tokens_per_s"] for m in ms])
+            ratio = med([m["tokens_per_s"] / r["tokens_per_s"] for m, r in zip(ms, rms)])
+            pt = med([p["tokens_per_s"][key] for p in py.get(b, [])])
+            pratio = med([p["ratio_prepbn_over_rms"] for p in py.get(b, [])])
+            wb = ms[0]["weight_bytes_per_token"]
+            floor = bwall * 1e9 / wb
+            floor_cpu = bcpu * 1e9 / wb
+            # Against the floor: the decode step alone (prefill excluded).
+            dec = med([1000 / m["decode_ms_per_token"] for m in ms])
+            print("| %s | %s | %.1f | %.1f | %.3f | %.1f | %.3f | %.2f | %.1f | %.1f | %.0f %% / %.0f %% |" % (
+                b, norm + (" (folded)" if norm == "prepbn" else ""), tok, cpu, ratio, pt, pratio, tok / pt,
+                wb / 1e6, floor, 100 * dec / floor, 100 * cpu / floor_cpu))
+    with open(os.path.join(out, "session.txt")) as f:
+        print("\n```\n" + f.read().strip() + "\n```")
+
+
+if __name__ == "__main__":
+    main()
