@@ -151,3 +151,36 @@ func BenchmarkTrainStep(b *testing.B) {
 		})
 	}
 }
+
+// TestGenerateNoAlloc: once a state has served one generation, a whole
+// new generation (prefill of a 32-token prompt, then decoding) allocates
+// nothing, so bench-lm's allocation count is zero too.
+func TestGenerateNoAlloc(t *testing.T) {
+	for _, name := range []string{"lm_test_rmsnorm", "lm_test_prepbn"} {
+		c, _ := llama.Lookup(name)
+		c.MaxSeq = 64
+		m, _ := llama.New(c, 1)
+		if c.Norm == llama.NormPRep {
+			if err := fuse.FuseLLaMA(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, _ := m.NewState(1, 48)
+		prompt := make([]int, 32)
+		for i := range prompt {
+			prompt[i] = i % c.Vocab
+		}
+		smp := llama.NewSampler(0, 0, 1, 1)
+		out := make([]int, 0, 16)
+		gen := func() {
+			var err error
+			if out, err = m.Generate(st, prompt, 16, smp, out, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		gen()
+		if a := testing.AllocsPerRun(5, gen); a != 0 {
+			t.Errorf("%s: a 32+16-token generation allocates %.1f times", name, a)
+		}
+	}
+}

@@ -153,14 +153,10 @@ func (b *Block) forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 // without allocating.
 func add(dst, x, y []float32) { kernels.Add(dst, x, y) }
 
-// ensure is tensor.Ensure without its per-call allocation in the steady
-// state (same shape as last time; see nn's ensure).
-func ensure(t **tensor.Tensor, shape []int) *tensor.Tensor {
-	if x := *t; x != nil && tensor.ShapeEq(x.Shape, shape) {
-		return x
-	}
-	return tensor.Ensure(t, append([]int(nil), shape...)...)
-}
+// ensure is tensor.Ensure for a shape held in a slice; it allocates only
+// when the buffer must grow (a prompt longer than any before), so the
+// alternation of prefill and decode shapes costs nothing.
+func ensure(t **tensor.Tensor, shape []int) *tensor.Tensor { return tensor.Ensure(t, shape...) }
 
 // head applies the final norm and the output projection.
 func (m *Model) head(x *tensor.Tensor, train bool) *tensor.Tensor {

@@ -41,10 +41,10 @@ def main():
         if os.path.exists(bp):
             with open(bp) as f:
                 for line in f:
-                    m = re.search(r"([\d.]+) cpuGB/s\s+([\d.]+) GB/s", line)
+                    m = re.search(r"([\d.]+) GB/s\s+([\d.]+) cpuGB/s", line)
                     if m:
-                        bw.setdefault("cpu", []).append(float(m.group(1)))
-                        bw.setdefault("wall", []).append(float(m.group(2)))
+                        bw.setdefault("wall", []).append(float(m.group(1)))
+                        bw.setdefault("cpu", []).append(float(m.group(2)))
     bwall, bcpu = med(bw.get("wall", [])), med(bw.get("cpu", []))
     print("DRAM read bandwidth (BenchmarkBandwidth, median of %d): %.1f GB/s wall, %.1f GB/s per CPU-time\n" % (len(bw.get("wall", [])), bwall, bcpu))
     print("| model | norm | slab tok/s | per CPU-time | folded/rms | PyTorch tok/s | folded/rms | slab/PyTorch | weight MB/token | floor tok/s | decode of floor (wall / CPU) |")
