@@ -86,6 +86,32 @@ func testHeadMatMul(t *testing.T) {
 // BenchmarkHeadMatMul times the two SLA forward products of one DeiT-Tiny
 // head (d = 64) at N tokens: S = KᵀV (64 x 64 over N) and Q·S (N x 64 over
 // 64), serial, in GFLOP/s.
+// BenchmarkHeadMatMul32 times the head products of the 28px training
+// models (head width 32, 49 tokens, row stride 64): S rows in blocks of 16
+// (transposed A) and whole-map Q·S.
+func BenchmarkHeadMatMul32(b *testing.B) {
+	const d, ld, n = 32, 64, 49
+	q := make([]float32, n*ld)
+	for i := range q {
+		q[i] = float32(i%5) * 0.1
+	}
+	s := make([]float32, d*d)
+	o := make([]float32, n*ld)
+	b.Run("KtV16", func(b *testing.B) {
+		for b.Loop() {
+			HeadMatMul(16, d, n, q, 1, ld, q, ld, s, d, false)
+			HeadMatMul(16, d, n, q[16:], 1, ld, q, ld, s[16*d:], d, false)
+		}
+		b.ReportMetric(float64(2*d*d*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+	b.Run("QS49", func(b *testing.B) {
+		for b.Loop() {
+			HeadMatMul(n, d, d, q, ld, 1, s, d, o, ld, false)
+		}
+		b.ReportMetric(float64(2*d*d*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+}
+
 func BenchmarkHeadMatMul(b *testing.B) {
 	const d, ld = 64, 192
 	for _, n := range []int{196, 3136} {

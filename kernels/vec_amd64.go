@@ -93,3 +93,6 @@ func dwTapDot2DAVX512(dw, a *float32, lda, arow int, b *float32, ldb, brow, c, c
 
 //go:noescape
 func headMM8AVX512(c *float32, ldc int, a *float32, sI, sP int, b *float32, ldb, k int, masks uint32, accum int)
+
+//go:noescape
+func transposeScaleAVX512(dst *float32, ldd int, src *float32, lds, rows, cols int, s float32)

@@ -3701,3 +3701,76 @@ hm8_put7:
 	ADDQ R8, DI
 	VZEROUPPER
 	RET
+
+DATA ·iota16+0(SB)/4, $0
+DATA ·iota16+4(SB)/4, $1
+DATA ·iota16+8(SB)/4, $2
+DATA ·iota16+12(SB)/4, $3
+DATA ·iota16+16(SB)/4, $4
+DATA ·iota16+20(SB)/4, $5
+DATA ·iota16+24(SB)/4, $6
+DATA ·iota16+28(SB)/4, $7
+DATA ·iota16+32(SB)/4, $8
+DATA ·iota16+36(SB)/4, $9
+DATA ·iota16+40(SB)/4, $10
+DATA ·iota16+44(SB)/4, $11
+DATA ·iota16+48(SB)/4, $12
+DATA ·iota16+52(SB)/4, $13
+DATA ·iota16+56(SB)/4, $14
+DATA ·iota16+60(SB)/4, $15
+GLOBL ·iota16(SB), RODATA|NOPTR, $64
+
+// func transposeScaleAVX512(dst *float32, ldd int, src *float32, lds, rows, cols int, s float32)
+TEXT ·transposeScaleAVX512(SB), NOSPLIT, $0-52
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), AX
+	MOVQ rows+32(FP), R9
+	MOVQ cols+40(FP), R13
+	VBROADCASTSS s+48(FP), Z31
+	VPBROADCASTD AX, Z29
+	VMOVDQU32 ·iota16(SB), Z16
+	VPMULLD Z29, Z16, Z30
+	SHLQ $4, AX
+	SHLQ $2, AX
+	MOVQ AX, R12
+	MOVQ R9, CX
+	ANDQ $15, CX
+	MOVL $1, DX
+	SHLL CX, DX
+	DECL DX
+	KMOVW DX, K4
+trg_col:
+	TESTQ R13, R13
+	JEQ trg_done
+	MOVQ SI, R10
+	XORQ BX, BX
+trg_blk:
+	LEAQ 16(BX), DX
+	CMPQ DX, R9
+	JGT trg_tail
+	KXNORW K1, K1, K1
+	VGATHERDPS (R10)(Z30*4), K1, Z0
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, (DI)(BX*4)
+	ADDQ R12, R10
+	MOVQ DX, BX
+	JMP trg_blk
+trg_tail:
+	CMPQ BX, R9
+	JEQ trg_next
+	KMOVW K4, K1
+	VPXORD Z0, Z0, Z0
+	VGATHERDPS (R10)(Z30*4), K1, Z0
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K4, (DI)(BX*4)
+trg_next:
+	ADDQ $4, SI
+	ADDQ R8, DI
+	DECQ R13
+	JMP trg_col
+trg_done:
+	VZEROUPPER
+	RET

@@ -13,26 +13,34 @@ import (
 // merged, proj. No mask, no dropout.
 //
 // Design: Q, K, V are read in place from the qkv activation (row stride
-// 3C) by kernels.Gemm, so heads are never packed. The forward is one
-// barrier-free parallel loop over (image, head, block of query rows). The
-// scale rides in the QKᵀ GEMM's alpha (forward) and in the softmax
-// backward pass (backward). Probabilities are kept for Backward
-// ([B,h,N,N]: 118 MB per image at N = 3136; that is what softmax attention
-// costs and why SLA exists); the backward needs only one N x N scratch per
-// worker, reused across heads.
+// 3C) by kernels.HeadMatMul, so heads are never packed: at head widths of
+// 32-64 and a few hundred tokens the products are too small for a packing
+// GEMM to pay off (at 49 tokens the GEMM path ran at a fifth of the head
+// kernel's rate). The two products whose right operand is a transposed head
+// (QKᵀ, dO·Vᵀ) read a d x N copy: Kᵀ once per (image, head) in a parallel
+// pass, with the d^-0.5 scale folded in, and Vᵀ per backward worker. The
+// forward is then one barrier-free parallel loop over (image, head, block
+// of query rows); the backward folds the scale into the softmax backward
+// pass. Probabilities are kept for Backward ([B,h,N,N]: 118 MB per image at
+// N = 3136; that is what softmax attention costs and why SLA exists); the
+// backward needs one N x N and one d x N scratch per worker, reused across
+// heads.
 type Attention struct {
 	QKV, Proj *Linear
 	Heads     int
 
 	qkv            *tensor.Tensor // QKV's output, not owned
 	att, o         *tensor.Tensor // probabilities [B,h,N,N], merged heads [B,N,C]
+	kT             *tensor.Tensor // d^-0.5 Kᵀ per (image, head) [B,h,d,N]
+	vT             *tensor.Tensor // per-worker Vᵀ scratch [groups,d,N]
 	dp, dqkv, dout *tensor.Tensor
 	b, n, c, d     int
 	scale          float32
 	groups         int
 	cur, curDP     []float32 // the head being differentiated when heads go one at a time
+	curT, stage    int
 
-	headFwdFn, headBwdFn, softmaxBackFn func(lo, hi int)
+	headFwdFn, headBwdFn, softmaxBackFn, kTFn func(lo, hi int)
 }
 
 // NewAttention builds name.qkv (dim -> 3*dim, [q|k|v]) and name.proj
@@ -67,7 +75,7 @@ func (a *Attention) Buffers() []*Buffer { return nil }
 func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	if a.headFwdFn == nil {
 		a.headFwdFn, a.headBwdFn = a.headFwdTask, a.headBwdTask
-		a.softmaxBackFn = a.softmaxBackTask
+		a.softmaxBackFn, a.kTFn = a.softmaxBackTask, a.kTTask
 	}
 	b, n, c := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]/3
 	h := a.Heads
@@ -75,8 +83,19 @@ func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	a.scale = float32(1 / math.Sqrt(float64(a.d)))
 	tensor.Ensure(&a.att, b, h, n, n)
 	tensor.Ensure(&a.o, b, n, c)
+	tensor.Ensure(&a.kT, b, h, a.d, n)
+	kernels.ParallelFor(b*h, 1, a.kTFn)
 	kernels.ParallelFor(b*h*a.rowBlocks(), 1, a.headFwdFn)
 	return a.o
+}
+
+// kTTask writes d^-0.5 Kᵀ of (image, head) pairs [lo, hi).
+func (a *Attention) kTTask(lo, hi int) {
+	n, c, d, h := a.n, a.c, a.d, a.Heads
+	for t := lo; t < hi; t++ {
+		b, hh := t/h, t%h
+		kernels.TransposeScale(a.kT.Data[t*d*n:(t+1)*d*n], n, a.qkv.Data[b*n*3*c+c+hh*d:], 3*c, n, d, a.scale)
+	}
 }
 
 // dispatch runs the backward fn over worker groups of (image, head) pairs.
@@ -127,10 +146,10 @@ func (a *Attention) headFwdTask(lo, hi int) {
 		b, hh := bh/h, bh%h
 		qo := b*n*3*c + hh*d
 		p := a.att.Data[bh*n*n+i0*n : bh*n*n+(i0+rows)*n]
-		// scores = d^-0.5 Q Kᵀ, softmax, O = P V
-		kernels.Gemm(false, true, rows, n, d, a.scale, q[qo+i0*3*c:], 3*c, q[qo+c:], 3*c, 0, p, n)
+		// scores = Q (d^-0.5 Kᵀ), softmax, O = P V
+		kernels.HeadMatMul(rows, n, d, q[qo+i0*3*c:], 3*c, 1, a.kT.Data[bh*d*n:], n, p, n, false)
 		kernels.SoftmaxRows(p, p, rows, n, n)
-		kernels.Gemm(false, false, rows, d, n, 1, p, n, q[qo+2*c:], 3*c, 0, a.o.Data[(b*n+i0)*c+hh*d:], c)
+		kernels.HeadMatMul(rows, d, n, p, n, 1, q[qo+2*c:], 3*c, a.o.Data[(b*n+i0)*c+hh*d:], c, false)
 	}
 }
 
@@ -150,39 +169,62 @@ func (a *Attention) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 		slots = t
 	}
 	tensor.Ensure(&a.dp, slots, a.n, a.n)
+	tensor.Ensure(&a.vT, slots, a.d, a.n)
 	a.dispatch(a.headBwdFn)
 	return a.dqkv
 }
 
 func (a *Attention) headBwdTask(glo, ghi int) {
 	n, c, d, h := a.n, a.c, a.d, a.Heads
-	q, dq := a.qkv.Data, a.dqkv.Data
+	q := a.qkv.Data
 	for g := glo; g < ghi; g++ {
 		dp := a.dp.Data[g*n*n : (g+1)*n*n]
+		vT := a.vT.Data[g*d*n : (g+1)*d*n]
 		lo, hi := a.heads(g)
 		for t := lo; t < hi; t++ {
 			b, hh := t/h, t%h
-			qo := b*n*3*c + hh*d
-			p := a.att.Data[t*n*n : (t+1)*n*n]
-			do := a.dout.Data[b*n*c+hh*d:]
-			// dV = Pᵀ dO, dP = dO Vᵀ
-			kernels.Gemm(true, false, n, d, n, 1, p, n, do, c, 0, dq[qo+2*c:], 3*c)
-			kernels.Gemm(false, true, n, n, d, 1, do, c, q[qo+2*c:], 3*c, 0, dp, n)
-			// dScores = d^-0.5 · P ⊙ (dP - rowdot(P, dP)), in place over dP
+			a.cur, a.curDP, a.curT = a.att.Data[t*n*n:(t+1)*n*n], dp, t
+			kernels.TransposeScale(vT, n, q[b*n*3*c+2*c+hh*d:], 3*c, n, d, 1)
 			if a.groups == 1 {
-				a.cur, a.curDP = p, dp
-				kernels.ParallelFor(n, 16, a.softmaxBackFn)
-			} else {
-				kernels.SoftmaxRowsBackward(dp, p, dp, n, n, n, a.scale)
+				// One pair at a time (few images and heads): each stage's
+				// rows split across the pool.
+				for a.stage = 0; a.stage < 2; a.stage++ {
+					kernels.ParallelFor(n, 16, a.softmaxBackFn)
+				}
+				continue
 			}
-			// dQ = dScores K, dK = dScoresᵀ Q
-			kernels.Gemm(false, false, n, d, n, 1, dp, n, q[qo+c:], 3*c, 0, dq[qo:], 3*c)
-			kernels.Gemm(true, false, n, d, n, 1, dp, n, q[qo:], 3*c, 0, dq[qo+c:], 3*c)
+			a.bwdRows(t, dp, vT, 0, 0, n)
+			a.bwdRows(t, dp, vT, 1, 0, n)
 		}
 	}
 }
 
+// softmaxBackTask runs backward stage a.stage of the current (image, head)
+// for rows [lo, hi) (the single-group schedule's parallel body).
 func (a *Attention) softmaxBackTask(lo, hi int) {
-	n := a.n
-	kernels.SoftmaxRowsBackward(a.curDP[lo*n:], a.cur[lo*n:], a.curDP[lo*n:], hi-lo, n, n, a.scale)
+	g := 0
+	a.bwdRows(a.curT, a.curDP, a.vT.Data[g*a.d*a.n:(g+1)*a.d*a.n], a.stage, lo, hi)
+}
+
+// bwdRows computes rows [lo, hi) of one backward stage for (image, head)
+// pair t with scratch dp (N x N) and vT (Vᵀ). Stage 0: dV = Pᵀ dO (rows of
+// dV are keys), dP = dO Vᵀ and dScores = d^-0.5 P ⊙ (dP - rowdot(P, dP)) in
+// place (rows are queries). Stage 1, after all of dScores exists: dQ =
+// dScores K (query rows) and dK = dScoresᵀ Q (key rows).
+func (a *Attention) bwdRows(t int, dp, vT []float32, stage, lo, hi int) {
+	n, c, d, h := a.n, a.c, a.d, a.Heads
+	b, hh := t/h, t%h
+	q, dq := a.qkv.Data, a.dqkv.Data
+	qo := b*n*3*c + hh*d
+	p := a.att.Data[t*n*n : (t+1)*n*n]
+	do := a.dout.Data[b*n*c+hh*d:]
+	m := hi - lo
+	if stage == 0 {
+		kernels.HeadMatMul(m, d, n, p[lo:], 1, n, do, c, dq[qo+lo*3*c+2*c:], 3*c, false)
+		kernels.HeadMatMul(m, n, d, do[lo*c:], c, 1, vT, n, dp[lo*n:], n, false)
+		kernels.SoftmaxRowsBackward(dp[lo*n:], p[lo*n:], dp[lo*n:], m, n, n, a.scale)
+		return
+	}
+	kernels.HeadMatMul(m, d, n, dp[lo*n:], n, 1, q[qo+c:], 3*c, dq[qo+lo*3*c:], 3*c, false)
+	kernels.HeadMatMul(m, d, n, dp[lo:], 1, n, q[qo:], 3*c, dq[qo+lo*3*c+c:], 3*c, false)
 }

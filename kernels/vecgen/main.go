@@ -50,6 +50,7 @@ func main() {
 	sumSq()
 	dwKernels()
 	headMM8()
+	transposeGather()
 	os.Stdout.WriteString(out.String())
 }
 
@@ -1691,5 +1692,73 @@ func headMM8() {
 		p("\tVMOVUPS Z%d, K2, 64(DI)", 2*r+1)
 		p("\tADDQ R8, DI")
 	}
+	ret()
+}
+
+// transposeGather emits func transposeScaleAVX512(dst *float32, ldd int, src
+// *float32, lds, rows, cols int, s float32): dst[j*ldd+i] = s*src[i*lds+j],
+// each destination row (a source column) filled 16 values at a time by one
+// gather with the source row stride, the last group under a mask. An
+// attention head's K or V (rows of stride 3C) becomes d x N this way with
+// contiguous stores, where a scalar transpose scatters every store.
+func transposeGather() {
+	p("")
+	for i := 0; i < 16; i++ {
+		p("DATA ·iota16+%d(SB)/4, $%d", 4*i, i)
+	}
+	p("GLOBL ·iota16(SB), RODATA|NOPTR, $64")
+	header("transposeScaleAVX512(dst *float32, ldd int, src *float32, lds, rows, cols int, s float32)", 52)
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ldd+8(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tMOVQ src+16(FP), SI")
+	p("\tMOVQ lds+24(FP), AX")
+	p("\tMOVQ rows+32(FP), R9")
+	p("\tMOVQ cols+40(FP), R13")
+	p("\tVBROADCASTSS s+48(FP), Z31")
+	// Z30 = lane index * lds (gather offsets in elements), Z29 = 16*lds.
+	p("\tVPBROADCASTD AX, Z29")
+	p("\tVMOVDQU32 ·iota16(SB), Z16")
+	p("\tVPMULLD Z29, Z16, Z30")
+	p("\tSHLQ $4, AX")
+	p("\tSHLQ $2, AX") // 16 rows of src, in bytes
+	p("\tMOVQ AX, R12")
+	// Tail mask of rows % 16.
+	p("\tMOVQ R9, CX")
+	p("\tANDQ $15, CX")
+	p("\tMOVL $1, DX")
+	p("\tSHLL CX, DX")
+	p("\tDECL DX")
+	p("\tKMOVW DX, K4")
+	p("trg_col:")
+	p("\tTESTQ R13, R13")
+	p("\tJEQ trg_done")
+	p("\tMOVQ SI, R10") // column j's first source element
+	p("\tXORQ BX, BX")  // destination index i
+	p("trg_blk:")
+	p("\tLEAQ 16(BX), DX")
+	p("\tCMPQ DX, R9")
+	p("\tJGT trg_tail")
+	p("\tKXNORW K1, K1, K1")
+	p("\tVGATHERDPS (R10)(Z30*4), K1, Z0")
+	p("\tVMULPS Z31, Z0, Z0")
+	p("\tVMOVUPS Z0, (DI)(BX*4)")
+	p("\tADDQ R12, R10")
+	p("\tMOVQ DX, BX")
+	p("\tJMP trg_blk")
+	p("trg_tail:")
+	p("\tCMPQ BX, R9")
+	p("\tJEQ trg_next")
+	p("\tKMOVW K4, K1")
+	p("\tVPXORD Z0, Z0, Z0")
+	p("\tVGATHERDPS (R10)(Z30*4), K1, Z0")
+	p("\tVMULPS Z31, Z0, Z0")
+	p("\tVMOVUPS Z0, K4, (DI)(BX*4)")
+	p("trg_next:")
+	p("\tADDQ $4, SI")
+	p("\tADDQ R8, DI")
+	p("\tDECQ R13")
+	p("\tJMP trg_col")
+	p("trg_done:")
 	ret()
 }
