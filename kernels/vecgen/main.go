@@ -1193,12 +1193,26 @@ func geluCore() {
 	p("\tVPMINSD Z15, Z2, Z2")
 	p("\tVPERMPS ·geluCentre(SB), Z2, Z3")
 	p("\tVSUBPS Z3, Z1, Z3") // u
-	// R(a) by Horner, coefficients gathered per lane.
-	p("\tVPERMPS ·geluC%d(SB), Z2, Z8", geluDeg)
-	for i := geluDeg - 1; i >= 0; i-- {
-		p("\tVPERMPS ·geluC%d(SB), Z2, Z4", i)
-		p("\tVFMADD213PS Z4, Z3, Z8")
+	// R(a) = c0 + u Q(u), Q = sum c_(i+1) u^i, coefficients gathered per
+	// lane. Q goes by Estrin's scheme (pairs c_i + c_(i+1) u, combined
+	// with u^2 and u^4): the chain is four multiply-adds instead of
+	// Horner's eight, and Q's extra roundings reach R scaled by u, so R
+	// keeps Horner's single rounding at its own magnitude.
+	if geluDeg != 8 {
+		panic("vecgen: the GELU Estrin scheme is written for degree 8")
 	}
+	p("\tVMULPS Z3, Z3, Z9")  // u^2
+	p("\tVMULPS Z9, Z9, Z10") // u^4
+	for _, pr := range [][3]int{{8, 1, 2}, {11, 3, 4}, {12, 5, 6}, {13, 7, 8}} {
+		p("\tVPERMPS ·geluC%d(SB), Z2, Z%d", pr[2], pr[0])
+		p("\tVPERMPS ·geluC%d(SB), Z2, Z4", pr[1])
+		p("\tVFMADD213PS Z4, Z3, Z%d", pr[0]) // c_i + c_(i+1) u
+	}
+	p("\tVFMADD231PS Z11, Z9, Z8")  // q12 + q34 u^2
+	p("\tVFMADD231PS Z13, Z9, Z12") // q56 + q78 u^2
+	p("\tVFMADD231PS Z12, Z10, Z8") // Q
+	p("\tVPERMPS ·geluC0(SB), Z2, Z4")
+	p("\tVFMADD213PS Z4, Z3, Z8") // R = c0 + u Q
 	// e^(-a^2/2) with a^2 = hi + lo exactly: n = round(-hi/2 log2 e),
 	// r = -hi/2 - n ln2 (exact high part) - n ln2lo - lo/2.
 	p("\tVMULPS Z1, Z1, Z2")        // hi
