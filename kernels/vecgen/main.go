@@ -1387,8 +1387,10 @@ func dwKernels() {
 // channels at a time, each pixel's sums held in two registers across all
 // its k*k taps and stored once: out = (acc ? out : 0) + bias + sum w*in.
 // With flip the taps are read in reverse order (the input gradient is the
-// convolution with the flipped filter). Locals: kylo, nky, row step of in,
-// ldo*4, weight step per kernel row.
+// convolution with the flipped filter). Runs of eight pixels whose taps all
+// lie inside the row keep 16 accumulators and load each tap's weights once
+// for the eight. Locals: kylo, nky, row step of in, ldo*4, weight step per
+// kernel row, row pointers, the group's bias.
 //
 // func dwTapDot2DAVX512(dw, a *float32, lda, arow int, b *float32, ldb,
 // brow, c, count, rows int): dw[ch] += sum over rows r and pixels i of
@@ -1396,7 +1398,7 @@ func dwKernels() {
 // gradient over a rectangle of pixels.
 const dwAsm = `
 // func dwRowAVX512(out *float32, ldo int, in *float32, ldi int, wt, bias *float32, h, w, c, k, y, acc, flip int)
-TEXT ·dwRowAVX512(SB), NOSPLIT, $64-104
+TEXT ·dwRowAVX512(SB), NOSPLIT, $80-104
 	MOVQ k+72(FP), R11
 	SHRQ $1, R11                 // p
 	// kylo = max(0, p-y), nky = min(k, h+p-y) - kylo
@@ -1459,6 +1461,7 @@ dwr_full:
 	JEQ dwr_nob
 	LEAQ (R10)(BX*4), R10
 dwr_nob:
+	MOVQ R10, biasp-72(SP)
 	MOVQ y+80(FP), AX
 	IMULQ w+56(FP), AX
 	IMULQ ldo+8(FP), AX
@@ -1469,6 +1472,17 @@ dwr_nob:
 dwr_x:
 	CMPQ R13, w+56(FP)
 	JGE dwr_xdone
+	// Eight pixels whose taps are all inside the row (p <= x, x+8 <= w-p)
+	// go through the register-blocked path.
+	CMPQ R13, R11
+	JLT dwr_px
+	MOVQ w+56(FP), AX
+	SUBQ R11, AX
+	SUBQ R13, AX
+	CMPQ AX, $8
+	JGE dwr_blk
+dwr_px:
+	MOVQ biasp-72(SP), R10
 	CMPQ acc+88(FP), $0
 	JEQ dwr_zero
 	VMOVUPS.Z (DI), K1, Z0
@@ -1555,6 +1569,162 @@ dwr_store:
 dwr_xdone:
 	ADDQ $32, BX
 	JMP dwr_grp
+dwr_blk:
+	// Accumulators Z(2r), Z(2r+1) for pixel x+r; weights Z16, Z17.
+	CMPQ acc+88(FP), $0
+	JEQ dwb_zero
+	MOVQ DI, AX
+	VMOVUPS.Z (AX), K1, Z0
+	VMOVUPS.Z 64(AX), K2, Z1
+	ADDQ ldo4-32(SP), AX
+	VMOVUPS.Z (AX), K1, Z2
+	VMOVUPS.Z 64(AX), K2, Z3
+	ADDQ ldo4-32(SP), AX
+	VMOVUPS.Z (AX), K1, Z4
+	VMOVUPS.Z 64(AX), K2, Z5
+	ADDQ ldo4-32(SP), AX
+	VMOVUPS.Z (AX), K1, Z6
+	VMOVUPS.Z 64(AX), K2, Z7
+	ADDQ ldo4-32(SP), AX
+	VMOVUPS.Z (AX), K1, Z8
+	VMOVUPS.Z 64(AX), K2, Z9
+	ADDQ ldo4-32(SP), AX
+	VMOVUPS.Z (AX), K1, Z10
+	VMOVUPS.Z 64(AX), K2, Z11
+	ADDQ ldo4-32(SP), AX
+	VMOVUPS.Z (AX), K1, Z12
+	VMOVUPS.Z 64(AX), K2, Z13
+	ADDQ ldo4-32(SP), AX
+	VMOVUPS.Z (AX), K1, Z14
+	VMOVUPS.Z 64(AX), K2, Z15
+	JMP dwb_bias
+dwb_zero:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+dwb_bias:
+	MOVQ biasp-72(SP), R10
+	TESTQ R10, R10
+	JEQ dwb_taps
+	VMOVUPS.Z (R10), K1, Z16
+	VMOVUPS.Z 64(R10), K2, Z17
+	VADDPS Z16, Z0, Z0
+	VADDPS Z17, Z1, Z1
+	VADDPS Z16, Z2, Z2
+	VADDPS Z17, Z3, Z3
+	VADDPS Z16, Z4, Z4
+	VADDPS Z17, Z5, Z5
+	VADDPS Z16, Z6, Z6
+	VADDPS Z17, Z7, Z7
+	VADDPS Z16, Z8, Z8
+	VADDPS Z17, Z9, Z9
+	VADDPS Z16, Z10, Z10
+	VADDPS Z17, Z11, Z11
+	VADDPS Z16, Z12, Z12
+	VADDPS Z17, Z13, Z13
+	VADDPS Z16, Z14, Z14
+	VADDPS Z17, Z15, Z15
+dwb_taps:
+	LEAQ (R15)(R15*2), R14       // 3 pixels of input
+	// first tap (kylo, 0), flipped: k*k-1-kylo*k; weights in R10
+	MOVQ kylo-8(SP), CX
+	IMULQ k+72(FP), CX
+	CMPQ flip+96(FP), $0
+	JEQ dwb_t
+	MOVQ k+72(FP), DX
+	IMULQ DX, DX
+	DECQ DX
+	SUBQ CX, DX
+	MOVQ DX, CX
+dwb_t:
+	IMULQ R9, CX
+	LEAQ (R8)(CX*4), R10
+	MOVQ R10, wrow-56(SP)
+	// input pixel (y+kylo-p, x-p)
+	MOVQ y+80(FP), CX
+	ADDQ kylo-8(SP), CX
+	SUBQ R11, CX
+	IMULQ w+56(FP), CX
+	ADDQ R13, CX
+	SUBQ R11, CX
+	IMULQ R15, CX
+	LEAQ (SI)(CX*1), AX
+	MOVQ AX, rowin-48(SP)
+	MOVQ nky-16(SP), CX
+	MOVQ CX, kyc-64(SP)
+dwb_ky:
+	MOVQ k+72(FP), CX
+dwb_kx:
+	VMOVUPS.Z (R10), K1, Z16
+	VMOVUPS.Z 64(R10), K2, Z17
+	LEAQ (AX)(R15*4), DX
+	VFMADD231PS (AX), Z16, K1, Z0
+	VFMADD231PS 64(AX), Z17, K2, Z1
+	VFMADD231PS (AX)(R15*1), Z16, K1, Z2
+	VFMADD231PS 64(AX)(R15*1), Z17, K2, Z3
+	VFMADD231PS (AX)(R15*2), Z16, K1, Z4
+	VFMADD231PS 64(AX)(R15*2), Z17, K2, Z5
+	VFMADD231PS (AX)(R14*1), Z16, K1, Z6
+	VFMADD231PS 64(AX)(R14*1), Z17, K2, Z7
+	VFMADD231PS (DX), Z16, K1, Z8
+	VFMADD231PS 64(DX), Z17, K2, Z9
+	VFMADD231PS (DX)(R15*1), Z16, K1, Z10
+	VFMADD231PS 64(DX)(R15*1), Z17, K2, Z11
+	VFMADD231PS (DX)(R15*2), Z16, K1, Z12
+	VFMADD231PS 64(DX)(R15*2), Z17, K2, Z13
+	VFMADD231PS (DX)(R14*1), Z16, K1, Z14
+	VFMADD231PS 64(DX)(R14*1), Z17, K2, Z15
+	ADDQ R15, AX
+	ADDQ R12, R10
+	DECQ CX
+	JNZ dwb_kx
+	MOVQ wrow-56(SP), R10
+	ADDQ kstep-40(SP), R10
+	MOVQ R10, wrow-56(SP)
+	MOVQ rowin-48(SP), AX
+	ADDQ rowstep-24(SP), AX
+	MOVQ AX, rowin-48(SP)
+	DECQ kyc-64(SP)
+	JNZ dwb_ky
+	VMOVUPS Z0, K1, (DI)
+	VMOVUPS Z1, K2, 64(DI)
+	ADDQ ldo4-32(SP), DI
+	VMOVUPS Z2, K1, (DI)
+	VMOVUPS Z3, K2, 64(DI)
+	ADDQ ldo4-32(SP), DI
+	VMOVUPS Z4, K1, (DI)
+	VMOVUPS Z5, K2, 64(DI)
+	ADDQ ldo4-32(SP), DI
+	VMOVUPS Z6, K1, (DI)
+	VMOVUPS Z7, K2, 64(DI)
+	ADDQ ldo4-32(SP), DI
+	VMOVUPS Z8, K1, (DI)
+	VMOVUPS Z9, K2, 64(DI)
+	ADDQ ldo4-32(SP), DI
+	VMOVUPS Z10, K1, (DI)
+	VMOVUPS Z11, K2, 64(DI)
+	ADDQ ldo4-32(SP), DI
+	VMOVUPS Z12, K1, (DI)
+	VMOVUPS Z13, K2, 64(DI)
+	ADDQ ldo4-32(SP), DI
+	VMOVUPS Z14, K1, (DI)
+	VMOVUPS Z15, K2, 64(DI)
+	ADDQ ldo4-32(SP), DI
+	ADDQ $8, R13
+	JMP dwr_x
 dwr_done:
 	VZEROUPPER
 	RET
