@@ -290,14 +290,8 @@ func (s *SLA) dsTask(lo, hi int) {
 func (s *SLA) transTask(lo, hi int) {
 	d := s.d
 	for t := lo; t < hi; t++ {
-		sm, st := s.s.Data[t*d*d:(t+1)*d*d], s.sT.Data[t*d*d:(t+1)*d*d]
-		dm, dt := s.dS.Data[t*d*d:(t+1)*d*d], s.dsT.Data[t*d*d:(t+1)*d*d]
-		for i := 0; i < d; i++ {
-			for j := 0; j < d; j++ {
-				st[j*d+i] = sm[i*d+j]
-				dt[j*d+i] = dm[i*d+j]
-			}
-		}
+		kernels.TransposeScale(s.sT.Data[t*d*d:(t+1)*d*d], d, s.s.Data[t*d*d:(t+1)*d*d], d, d, d, 1)
+		kernels.TransposeScale(s.dsT.Data[t*d*d:(t+1)*d*d], d, s.dS.Data[t*d*d:(t+1)*d*d], d, d, d, 1)
 	}
 }
 
