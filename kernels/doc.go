@@ -21,10 +21,17 @@
 //   - pool.go: persistent workers that spin briefly then park, so batch-1
 //     latency is not dominated by goroutine start-up (~150 ns fork/join).
 //   - norm.go, activation.go, elementwise.go, reduce.go, softmax*.go,
-//     dwconv*.go, sla*.go: the per-layer kernels.
+//     dwconv*.go, sla*.go, optim.go, transpose.go: the per-layer kernels,
+//     each a pure-Go loop with an AVX-512 twin; vecgen/main.go generates
+//     vec_amd64.s (elementwise, affine, column reductions, LayerNorm and
+//     PRepBN's fused passes, GELU, AdamW, depthwise-conv rows, SLA's 8x32
+//     head tile, the gathered transpose). docs/bench-elementwise.md has
+//     the kernels' design and their speed against PyTorch's.
 //
 // Layout conventions: all matrices are row-major with an explicit leading
 // dimension (ld = distance between rows). op(X) is X or its transpose.
 // GEMM and the elementwise/norm kernels are tested to give bit-identical
 // results on 1 and 2 threads: no reduction order depends on the partition.
+// The vector kernels that only combine values (adds, affine maps, column
+// sums, BatchNorm statistics, AdamW) also give the pure-Go loops' bits.
 package kernels
