@@ -54,6 +54,7 @@ type SLA struct {
 	rpt, nblk              int // map rows per task, row blocks per map
 
 	prepFn, sFn, outFn, gradFn, dsFn, transFn, inGradFn, posGradFn func(lo, hi int)
+	fwdMapFn, bwdMapFn                                             func(lo, hi int)
 }
 
 // NewSLA builds name.qkv (dim -> 3*dim, [q|k|v]), name.proj (dim -> dim,
@@ -107,6 +108,7 @@ func (s *SLA) bind() {
 	}
 	s.prepFn, s.sFn, s.outFn = s.prepTask, s.sTask, s.outTask
 	s.gradFn, s.dsFn, s.transFn, s.inGradFn, s.posGradFn = s.gradTask, s.dsTask, s.transTask, s.inGradTask, s.posGradTask
+	s.fwdMapFn, s.bwdMapFn = s.fwdMapTask, s.bwdMapTask
 }
 
 // sBlock is the number of rows of S (or dS) one task computes: a multiple
@@ -140,11 +142,28 @@ func (s *SLA) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	k := s.Kernel
 	kernels.DWWeightTapMajor(tensor.Ensure(&s.wt, k*k, d).Data, s.DWCWeight.W.Data, d, k)
 
+	if s.nblk == 1 {
+		// Whole maps per task: each (image, head) runs its three passes
+		// back to back while its rows are in cache, in one parallel region.
+		kernels.ParallelFor(b*h, 1, s.fwdMapFn)
+		return s.o
+	}
 	rows := b * h * s.nblk
 	kernels.ParallelFor(rows, 1, s.prepFn)
 	kernels.ParallelFor(b*h*s.sBlocks(), 1, s.sFn)
 	kernels.ParallelFor(rows, 1, s.outFn)
 	return s.o
+}
+
+// fwdMapTask runs the forward of (image, head) pairs [lo, hi) when a task
+// is a whole map (task index = pair index).
+func (s *SLA) fwdMapTask(lo, hi int) {
+	nb := s.sBlocks()
+	for t := lo; t < hi; t++ {
+		s.prepTask(t, t+1)
+		s.sTask(t*nb, (t+1)*nb)
+		s.outTask(t, t+1)
+	}
 }
 
 func (s *SLA) sBlocks() int { return (s.d + sBlock - 1) / sBlock }
@@ -235,17 +254,22 @@ func (s *SLA) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	tensor.Ensure(&s.dks, b, h, d)
 	tensor.Ensure(&s.dqkv, b, n, 3*c)
 
-	rows := b * h * s.nblk
-	kernels.ParallelFor(rows, 1, s.gradFn)
-	kernels.ParallelFor(b*h*s.sBlocks(), 1, s.dsFn)
-	kernels.ParallelFor(b*h, 1, s.transFn)
 	// Finishing dQ/dK/dV and the DWC input gradient go block by block; the
 	// DWC weight gradient needs a reduction, so the blocks are dealt in a
 	// fixed number of contiguous groups, each with its own partial sums.
+	rows := b * h * s.nblk
 	kk := s.Kernel * s.Kernel
 	s.groups = min(kernels.Threads(), rows)
 	clear(tensor.Ensure(&s.part, s.groups, kk*d+d).Data)
-	kernels.ParallelFor(s.groups, 1, s.inGradFn)
+	if s.nblk == 1 {
+		// Whole maps: every pass of a pair back to back, one region.
+		kernels.ParallelFor(s.groups, 1, s.bwdMapFn)
+	} else {
+		kernels.ParallelFor(rows, 1, s.gradFn)
+		kernels.ParallelFor(b*h*s.sBlocks(), 1, s.dsFn)
+		kernels.ParallelFor(b*h, 1, s.transFn)
+		kernels.ParallelFor(s.groups, 1, s.inGradFn)
+	}
 	wg, bg := s.DWCWeight.G.Data, s.DWCBias.G.Data
 	for gi := 0; gi < s.groups; gi++ {
 		p := s.part.Data[gi*(kk*d+d):]
@@ -295,35 +319,58 @@ func (s *SLA) transTask(lo, hi int) {
 	}
 }
 
+// bwdMapTask runs the backward of groups [lo, hi) of (image, head) pairs
+// when a task is a whole map.
+func (s *SLA) bwdMapTask(lo, hi int) {
+	kk := s.Kernel * s.Kernel
+	d, nb, tasks := s.d, s.sBlocks(), s.b*s.Heads
+	for gi := lo; gi < hi; gi++ {
+		p := s.part.Data[gi*(kk*d+d) : (gi+1)*(kk*d+d)]
+		for t := gi * tasks / s.groups; t < (gi+1)*tasks/s.groups; t++ {
+			s.gradTask(t, t+1)
+			s.dsTask(t*nb, (t+1)*nb)
+			s.transTask(t, t+1)
+			s.inGradOne(t, p)
+		}
+	}
+}
+
 // inGradTask handles groups [lo, hi) of row-block tasks: dQr = G·Sᵀ,
 // dKr = V·dSᵀ, dV = Kr·dS written into dqkv, the ReLU masks and the
 // normaliser terms, the DWC input gradient added to dV, and the DWC weight
 // and bias gradients into the group's partial sums.
 func (s *SLA) inGradTask(lo, hi int) {
-	n, c, d, W := s.n, s.c, s.d, s.W
 	kk := s.Kernel * s.Kernel
 	tasks := s.b * s.Heads * s.nblk
-	dq := s.dqkv.Data
 	for gi := lo; gi < hi; gi++ {
-		p := s.part.Data[gi*(kk*d+d) : (gi+1)*(kk*d+d)]
+		p := s.part.Data[gi*(kk*s.d+s.d) : (gi+1)*(kk*s.d+s.d)]
 		for t := gi * tasks / s.groups; t < (gi+1)*tasks/s.groups; t++ {
-			b, hh, tok, off, y0, y1 := s.rowTask(t)
-			bh := b*s.Heads + hh
-			m := (y1 - y0) * W
-			qoff := (b*n+tok)*3*c + hh*d
-			dd := bh * d * d
-			kernels.HeadMatMul(m, d, d, s.g.Data[off:], c, 1, s.sT.Data[dd:], d, dq[qoff:], 3*c, false)
-			kernels.HeadMatMul(m, d, d, s.qkv.Data[qoff+2*c:], 3*c, 1, s.dsT.Data[dd:], d, dq[qoff+c:], 3*c, false)
-			kernels.HeadMatMul(m, d, d, s.kr.Data[off:], c, 1, s.dS.Data[dd:], d, dq[qoff+2*c:], 3*c, false)
-			kernels.SLAInputGrad(dq[qoff:], dq[qoff+c:], s.qr.Data[off:], s.kr.Data[off:],
-				s.dden.Data[bh*n+tok:], s.ksum.Data[bh*d:], s.dks.Data[bh*d:], m, d, 3*c, c)
-			vin := s.qkv.Data[b*n*3*c+2*c+hh*d:]
-			dv := dq[b*n*3*c+2*c+hh*d:]
-			dy := s.dout.Data[b*n*c+hh*d:]
-			kernels.DWConvCLBackwardInput(dv, 3*c, dy, c, s.H, W, d, s.Kernel, s.wt.Data, y0, y1, true)
-			kernels.DWConvCLBackwardWeight(p[:kk*d], p[kk*d:], vin, 3*c, dy, c, s.H, W, d, s.Kernel, y0, y1)
+			s.inGradOne(t, p)
 		}
 	}
+}
+
+// inGradOne is inGradTask's work for task t, the DWC weight and bias
+// gradients going into the partial sums p.
+func (s *SLA) inGradOne(t int, p []float32) {
+	n, c, d, W := s.n, s.c, s.d, s.W
+	kk := s.Kernel * s.Kernel
+	dq := s.dqkv.Data
+	b, hh, tok, off, y0, y1 := s.rowTask(t)
+	bh := b*s.Heads + hh
+	m := (y1 - y0) * W
+	qoff := (b*n+tok)*3*c + hh*d
+	dd := bh * d * d
+	kernels.HeadMatMul(m, d, d, s.g.Data[off:], c, 1, s.sT.Data[dd:], d, dq[qoff:], 3*c, false)
+	kernels.HeadMatMul(m, d, d, s.qkv.Data[qoff+2*c:], 3*c, 1, s.dsT.Data[dd:], d, dq[qoff+c:], 3*c, false)
+	kernels.HeadMatMul(m, d, d, s.kr.Data[off:], c, 1, s.dS.Data[dd:], d, dq[qoff+2*c:], 3*c, false)
+	kernels.SLAInputGrad(dq[qoff:], dq[qoff+c:], s.qr.Data[off:], s.kr.Data[off:],
+		s.dden.Data[bh*n+tok:], s.ksum.Data[bh*d:], s.dks.Data[bh*d:], m, d, 3*c, c)
+	vin := s.qkv.Data[b*n*3*c+2*c+hh*d:]
+	dv := dq[b*n*3*c+2*c+hh*d:]
+	dy := s.dout.Data[b*n*c+hh*d:]
+	kernels.DWConvCLBackwardInput(dv, 3*c, dy, c, s.H, W, d, s.Kernel, s.wt.Data, y0, y1, true)
+	kernels.DWConvCLBackwardWeight(p[:kk*d], p[kk*d:], vin, 3*c, dy, c, s.H, W, d, s.Kernel, y0, y1)
 }
 
 // posGradTask adds Σ_b dK[b] to the positional encoding gradient for tokens
