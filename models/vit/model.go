@@ -70,6 +70,7 @@ type Model struct {
 
 	pool nn.MeanTokens
 	rng  *rand.Rand
+	pcg  *rand.PCG // rng's source, reseeded in place (no allocation per step)
 
 	params      []*nn.Param
 	buffers     []*nn.Buffer
@@ -148,7 +149,8 @@ func New(cfg Config, seed uint64) (*Model, error) {
 	m.Norm = m.newNorm("norm")
 	m.Head = nn.NewLinear("head", C, cfg.Classes, true)
 	initLinear(m.Head)
-	m.rng = rand.New(rand.NewPCG(seed, 0xd709a7))
+	m.pcg = rand.NewPCG(seed, 0xd709a7)
+	m.rng = rand.New(m.pcg)
 	m.collect()
 	return m, nil
 }
@@ -250,10 +252,10 @@ func (m *Model) SetSchedule(step int64) {
 	}
 }
 
-// SetDropPathSeed reseeds the generator drop path draws from.
-func (m *Model) SetDropPathSeed(seed uint64) {
-	m.rng = rand.New(rand.NewPCG(seed, 0xd709a7))
-}
+// SetDropPathSeed reseeds the generator drop path draws from: the same
+// stream as a fresh generator with that seed (math/rand/v2's Rand keeps no
+// state of its own), without allocating one every step.
+func (m *Model) SetDropPathSeed(seed uint64) { m.pcg.Seed(seed, 0xd709a7) }
 
 // normMode selects how a norm runs: training, evaluation, or the BN
 // re-calibration pass (eval model, BatchNorms in train mode).

@@ -11,6 +11,7 @@ import (
 	"github.com/slabml/slab/models/vit"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
+	"github.com/slabml/slab/train"
 )
 
 func mustNew(t testing.TB, name string, seed uint64) *vit.Model {
@@ -611,6 +612,55 @@ func TestBatchSizeChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 			closeTo(t, fmt.Sprintf("%s B=%d", name, b), y.Data, all.Data[:b*c.Classes], 1e-5, 1e-6)
+		}
+	}
+}
+
+// stepData is an in-memory labelled image set for the trainer test.
+type stepData struct {
+	c   vit.Config
+	img []float32
+	n   int
+}
+
+func (d *stepData) Len() int               { return d.n }
+func (d *stepData) Shape() (int, int, int) { return d.c.InChans, d.c.ImgSize, d.c.ImgSize }
+func (d *stepData) Batch(idx []int, augment bool, rng *rand.Rand, x []float32, labels []int) error {
+	sz := d.c.InChans * d.c.ImgSize * d.c.ImgSize
+	for k, i := range idx {
+		copy(x[k*sz:(k+1)*sz], d.img[i*sz:(i+1)*sz])
+		if augment {
+			x[k*sz] += float32(rng.Float64())
+		}
+		labels[k] = i % d.c.Classes
+	}
+	return nil
+}
+
+// TestTrainStepNoAlloc: a steady-state step of slab train (batch, forward,
+// loss, backward, clipping, AdamW) allocates nothing, for both 28px models.
+func TestTrainStepNoAlloc(t *testing.T) {
+	for _, name := range []string{"slab_deit_mini_28", "deit_mini_28"} {
+		m := mustNew(t, name, 0)
+		n := 64
+		ds := &stepData{c: m.Cfg, img: randImages(m.Cfg, n, 3).Data, n: n}
+		cfg := train.DefaultConfig()
+		cfg.Batch, cfg.Epochs = 16, 100
+		tr, err := train.NewTrainer(cfg, m, ds, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			if _, err := tr.TrainStep(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a := testing.AllocsPerRun(5, func() {
+			if _, err := tr.TrainStep(); err != nil {
+				t.Fatal(err)
+			}
+		}); a > 0 {
+			t.Errorf("%s: a training step allocates %.1f times", name, a)
 		}
 	}
 }
