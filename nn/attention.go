@@ -35,6 +35,8 @@ type Attention struct {
 	vT             *tensor.Tensor // per-worker Vᵀ scratch [groups,d,N]
 	dp, dqkv, dout *tensor.Tensor
 	b, n, c, d     int
+	rowsPer        int  // query rows per forward task
+	kInTask        bool // forward tasks are whole sequences and transpose their own K
 	scale          float32
 	groups         int
 	cur, curDP     []float32 // the head being differentiated when heads go one at a time
@@ -84,6 +86,14 @@ func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	tensor.Ensure(&a.att, b, h, n, n)
 	tensor.Ensure(&a.o, b, n, c)
 	tensor.Ensure(&a.kT, b, h, a.d, n)
+	a.rowsPer, a.kInTask = attnRows, b*h >= 16
+	if a.kInTask {
+		// Pairs enough to balance the threads: whole sequences per task,
+		// each transposing its own K (no separate pass, no short blocks).
+		a.rowsPer = n
+		kernels.ParallelFor(b*h, 1, a.headFwdFn)
+		return a.o
+	}
 	kernels.ParallelFor(b*h, 1, a.kTFn)
 	kernels.ParallelFor(b*h*a.rowBlocks(), 1, a.headFwdFn)
 	return a.o
@@ -134,17 +144,20 @@ func (a *Attention) heads(g int) (lo, hi int) {
 // per 48 rows, ~1% of the arithmetic.
 const attnRows = 48
 
-func (a *Attention) rowBlocks() int { return (a.n + attnRows - 1) / attnRows }
+func (a *Attention) rowBlocks() int { return (a.n + a.rowsPer - 1) / a.rowsPer }
 
 func (a *Attention) headFwdTask(lo, hi int) {
 	n, c, d, h := a.n, a.c, a.d, a.Heads
 	nb := a.rowBlocks()
 	q := a.qkv.Data
 	for t := lo; t < hi; t++ {
-		bh, i0 := t/nb, (t%nb)*attnRows
-		rows := min(attnRows, n-i0)
+		bh, i0 := t/nb, (t%nb)*a.rowsPer
+		rows := min(a.rowsPer, n-i0)
 		b, hh := bh/h, bh%h
 		qo := b*n*3*c + hh*d
+		if a.kInTask {
+			a.kTTask(bh, bh+1)
+		}
 		p := a.att.Data[bh*n*n+i0*n : bh*n*n+(i0+rows)*n]
 		// scores = Q (d^-0.5 Kᵀ), softmax, O = P V
 		kernels.HeadMatMul(rows, n, d, q[qo+i0*3*c:], 3*c, 1, a.kT.Data[bh*d*n:], n, p, n, false)

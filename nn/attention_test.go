@@ -52,6 +52,7 @@ func attnCoreRef(B, N, C, H int, qkv []float64) []float64 {
 
 var attnShapes = []struct{ B, N, C, H int }{
 	{1, 1, 4, 2}, {2, 3, 6, 3}, {1, 17, 8, 2}, {2, 49, 6, 1}, {1, 197, 12, 3},
+	{8, 23, 8, 2}, // 16 pairs: whole-sequence forward tasks
 }
 
 func TestAttentionCore(t *testing.T) {
