@@ -47,8 +47,8 @@ def main():
                         bw.setdefault("cpu", []).append(float(m.group(2)))
     bwall, bcpu = med(bw.get("wall", [])), med(bw.get("cpu", []))
     print("DRAM read bandwidth (BenchmarkBandwidth, median of %d): %.1f GB/s wall, %.1f GB/s per CPU-time\n" % (len(bw.get("wall", [])), bwall, bcpu))
-    print("| model | norm | slab tok/s | per CPU-time | folded/rms | PyTorch tok/s | folded/rms | slab/PyTorch | weight MB/token | floor tok/s | decode of floor (wall / CPU) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | norm | slab tok/s | per CPU-time | folded/rms | PyTorch tok/s | per CPU-time | folded/rms | slab/PyTorch (wall / CPU) | weight MB/token | floor tok/s | decode of floor (wall / CPU) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     bases = []
     for name in go:
         b = re.sub(r"_(rmsnorm|prepbn)$", "", name)
@@ -64,14 +64,15 @@ def main():
             cpu = med([m["cpu_tokens_per_s"] for m in ms])
             ratio = med([m["tokens_per_s"] / r["tokens_per_s"] for m, r in zip(ms, rms)])
             pt = med([p["tokens_per_s"][key] for p in py.get(b, [])])
+            pcpu = med([p["cpu_tokens_per_s"][key] for p in py.get(b, []) if "cpu_tokens_per_s" in p])
             pratio = med([p["ratio_prepbn_over_rms"] for p in py.get(b, [])])
             wb = ms[0]["weight_bytes_per_token"]
             floor = bwall * 1e9 / wb
             floor_cpu = bcpu * 1e9 / wb
             # Against the floor: the decode step alone (prefill excluded).
             dec = med([1000 / m["decode_ms_per_token"] for m in ms])
-            print("| %s | %s | %.1f | %.1f | %.3f | %.1f | %.3f | %.2f | %.1f | %.1f | %.0f %% / %.0f %% |" % (
-                b, norm + (" (folded)" if norm == "prepbn" else ""), tok, cpu, ratio, pt, pratio, tok / pt,
+            print("| %s | %s | %.1f | %.1f | %.3f | %.1f | %.1f | %.3f | %.2f / %.2f | %.1f | %.1f | %.0f %% / %.0f %% |" % (
+                b, norm + (" (folded)" if norm == "prepbn" else ""), tok, cpu, ratio, pt, pcpu, pratio, tok / pt, cpu / pcpu,
                 wb / 1e6, floor, 100 * dec / floor, 100 * cpu / floor_cpu))
     with open(os.path.join(out, "session.txt")) as f:
         print("\n```\n" + f.read().strip() + "\n```")
