@@ -280,7 +280,7 @@ func cmdBenchLM(args []string) error {
 	// Pair every model with the rmsnorm model of the same base size.
 	base := func(e *entry) string {
 		n := strings.TrimSuffix(e.res.Name, "_"+llama.AttnSLA)
-		return strings.TrimSuffix(n, "_"+e.m.Cfg.Norm)
+		return strings.TrimSuffix(n, "_"+e.res.Norm) // the norm before folding
 	}
 	for _, e := range es {
 		if e.res.Norm == llama.NormRMS {

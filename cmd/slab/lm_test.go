@@ -97,7 +97,8 @@ func TestLMCommands(t *testing.T) {
 	}
 	var b lmBenchResult
 	oneJSON(t, runLM(t, "bench-lm", "--models", "lm_test_rmsnorm,lm_test_prepbn,lm_test_prepbn_sla", "--prompt", "4", "--generate", "8", "--rounds", "1", "--json"), &b)
-	if len(b.Models) != 3 || b.Ratios["lm_test_rmsnorm"] != 1 || !b.Models[1].Folded || b.Models[1].TokensPerSec <= 0 || b.BandwidthGB <= 0 {
+	if len(b.Models) != 3 || b.Ratios["lm_test_rmsnorm"] != 1 || !b.Models[1].Folded || b.Models[1].TokensPerSec <= 0 || b.BandwidthGB <= 0 ||
+		len(b.NormRatios) != 1 || b.NormRatios["lm_test_prepbn"] <= 0 {
 		t.Fatalf("bench-lm %+v", b)
 	}
 }
