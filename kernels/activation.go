@@ -80,12 +80,36 @@ func segment(x float32) (uint32, float32) {
 	return k, u
 }
 
-// GELUValue is the exact-erf GELU of one value, as the slice kernels
-// compute it.
+// GELUValue is the exact-erf GELU of one value, as the pure-Go slice
+// kernel computes it.
 func GELUValue(x float32) float32 {
 	k, f := segment(x)
+	if k == segLow && x < 0 {
+		return geluTail(x)
+	}
 	c := &cdfTab[k&(tabSize-1)] // the mask proves the bound: no check
 	return x * (c[0] + f*(c[1]+f*(c[2]+f*c[3])))
+}
+
+// geluTail and geluGradTail are GELU and GELU' below the table (x < -8),
+// from float64 erfc: tiny but normal float32 values (GELU(-12) = -2e-32),
+// which the vector kernel also gives, rather than the constant segment's 0;
+// like the vector kernel, 0 below -13 (where the values turn subnormal).
+// Out-of-table inputs are rare, so the slow path costs nothing measurable.
+func geluTail(x float32) float32 {
+	if !(x >= -13) {
+		return x * 0 // -0, and NaN for -Inf as PyTorch
+	}
+	v := float64(x)
+	return float32(0.5 * v * math.Erfc(-v/math.Sqrt2))
+}
+
+func geluGradTail(x float32) float32 {
+	if !(x >= -13) {
+		return 0
+	}
+	v := float64(x)
+	return float32(0.5*math.Erfc(-v/math.Sqrt2) + v*math.Exp(-v*v/2)/math.Sqrt(2*math.Pi))
 }
 
 // GELU sets y = x*Phi(x) over len(y) elements; y may alias x.
@@ -107,6 +131,10 @@ func geluSerial(y, x []float32) {
 	}
 	for i, v := range x {
 		k, f := segment(v)
+		if k == segLow && v < 0 {
+			y[i] = geluTail(v)
+			continue
+		}
 		c := &cdfTab[k&(tabSize-1)] // the mask proves the bound: no check
 		y[i] = v * (c[0] + f*(c[1]+f*(c[2]+f*c[3])))
 	}
@@ -132,6 +160,10 @@ func geluBwdSerial(dx, dy, x []float32) {
 	}
 	for i, v := range x {
 		k, f := segment(v)
+		if k == segLow && v < 0 {
+			dx[i] = dy[i] * geluGradTail(v)
+			continue
+		}
 		c := &dgeluTab[k&(tabSize-1)]
 		dx[i] = dy[i] * (c[0] + f*(c[1]+f*(c[2]+f*c[3])))
 	}
