@@ -192,7 +192,7 @@ func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.T
 	}
 	H, G, d := a.Heads, a.KVHeads, a.HeadDim
 	hd, gd := H*d, G*d
-	q, k, v := a.Q.Forward(x), a.K.Forward(x), a.V.Forward(x)
+	q, k, v := LinearForward(a.Q, x), LinearForward(a.K, x), LinearForward(a.V, x)
 	if a.Linear {
 		return a.cachedSLA(q, k, v, B, T, c), nil
 	}

@@ -32,8 +32,8 @@ func silu(x float32) float32 { return x / (1 + kernels.Expf(-x)) }
 
 // Forward maps [..., Dim] to [..., Dim].
 func (m *SwiGLU) Forward(x *tensor.Tensor) *tensor.Tensor {
-	g := m.Gate.Forward(x)
-	u := m.Up.Forward(x)
+	g := LinearForward(m.Gate, x)
+	u := LinearForward(m.Up, x)
 	m.g, m.u = g, u
 	h := tensor.Ensure(&m.h, g.Shape...)
 	if len(h.Data) < 2*swigluGrain {

@@ -162,7 +162,7 @@ func ensure(t **tensor.Tensor, shape []int) *tensor.Tensor { return tensor.Ensur
 func (m *Model) head(x *tensor.Tensor, train bool) *tensor.Tensor {
 	x = m.Norm.Forward(x, train)
 	if m.LMHead != nil {
-		return m.LMHead.Forward(x)
+		return nn.LinearForward(m.LMHead, x)
 	}
 	m.x = x
 	rows := x.Rows()
