@@ -132,7 +132,7 @@ func (s *SLA) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	tensor.Ensure(&s.o, b, n, c)
 	tensor.Ensure(&s.ksum, b, h, d)
 	s.rpt = min(s.H, (48+s.W-1)/s.W)
-	if b*h*((s.H+s.rpt-1)/s.rpt) < 16 {
+	if b*h*((s.H+s.rpt-1)/s.rpt) < 16 && n > smallMap {
 		s.rpt = 1 // few images and heads: row tasks keep every thread busy
 	}
 	s.nblk = (s.H + s.rpt - 1) / s.rpt
@@ -165,6 +165,13 @@ func (s *SLA) fwdMapTask(lo, hi int) {
 		s.outTask(t, t+1)
 	}
 }
+
+// smallMap is the token count up to which a map is never split into row
+// tasks: a 7x7 map (28x28 images, patch 4) holds ~50 us of work per layer in
+// all, and three parallel regions of one-row tasks cost more in fork/join
+// and lost locality than the threads gain; one task per (image, head) runs
+// the three passes while the map is in L1.
+const smallMap = 64
 
 func (s *SLA) sBlocks() int { return (s.d + sBlock - 1) / sBlock }
 
