@@ -246,10 +246,30 @@ func TestNormBackwardAdd(t *testing.T) {
 			return NewLinearNorm("n", NewLayerNorm("n.norm1", c, 1e-6), NewRepBN("n.norm2", c, 1e-5, 0.7, 1), 1, 3)
 		},
 		"Identity": func() Norm { return Identity{} },
+		"RMSNorm":  func() Norm { return NewRMSNorm("n", c, 1e-6) },
+		// The LLaMA PRepBN: its warm phase runs RMSNorm, which has no fused
+		// BackwardAdd (this once dereferenced the nil residual).
+		"LinearNormRMS": func() Norm {
+			return NewLinearNorm("n", NewRMSNorm("n.norm1", c, 1e-6), NewRepBN("n.norm2", c, 1e-5, 0.7, 1), 1, 3)
+		},
 	}
 	x, dy, res := blRand(1, 2, rows, c), blRand(2, 1, rows, c), blRand(3, 1, rows, c)
 	for name, f := range mk {
 		for call := 1; call <= 5; call++ { // LinearNorm: warm, lambda 1, 2/3, 1/3, 0
+			// Without a residual: the plain input gradient.
+			a0, b0 := f(), f()
+			for i := 0; i < call; i++ {
+				a0.Forward(x, true)
+				b0.Forward(x, true)
+			}
+			want0 := append([]float32(nil), a0.Backward(dy).Data...)
+			var buf0 *tensor.Tensor
+			got0 := NormBackwardAdd(b0, dy, nil, &buf0)
+			for i := range want0 {
+				if got0.Data[i] != want0[i] {
+					t.Fatalf("%s call %d, no residual: dx differs at %d: %g vs %g", name, call, i, got0.Data[i], want0[i])
+				}
+			}
 			a, b := f(), f()
 			for i, p := range a.Params() {
 				for j := range p.W.Data {

@@ -26,6 +26,9 @@ func NormBackwardAdd(n Norm, dy, res *tensor.Tensor, buf **tensor.Tensor) *tenso
 	if a, ok := n.(BackwardAdder); ok {
 		return a.BackwardAdd(dy, res)
 	}
+	if res == nil {
+		return n.Backward(dy)
+	}
 	return AddInto(buf, res, n.Backward(dy))
 }
 

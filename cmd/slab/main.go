@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sort"
 )
 
@@ -57,6 +58,10 @@ func run(c *command, args []string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error: %v", r)
+			// A bug report needs the stack; users never see it unless they ask.
+			if os.Getenv("SLAB_TRACE") != "" {
+				err = fmt.Errorf("%w\n%s", err, debug.Stack())
+			}
 		}
 	}()
 	return c.Run(args)
