@@ -226,8 +226,8 @@ type lmTrainResult struct {
 	Seq            int     `json:"seq"`
 	LR             float64 `json:"lr"`
 	FinalTrainLoss float64 `json:"final_train_loss"`
-	ValLoss        float64 `json:"val_loss"`
-	ValPPL         float64 `json:"val_ppl"`
+	ValLoss        metric  `json:"val_loss"`
+	ValPPL         metric  `json:"val_ppl"`
 	ValTokens      int     `json:"val_tokens"`
 	Seconds        float64 `json:"seconds"`
 	TokensPerSec   float64 `json:"train_tokens_per_s"`
@@ -250,7 +250,7 @@ type lmTrainResult struct {
 type lmPt struct {
 	Step    int     `json:"step"`
 	Loss    float64 `json:"train_loss"`
-	ValLoss float64 `json:"val_loss,omitempty"`
+	ValLoss metric  `json:"val_loss,omitempty"`
 }
 
 func cmdTrainLM(args []string) error {
@@ -382,7 +382,7 @@ func cmdTrainLM(args []string) error {
 			if err != nil {
 				return err
 			}
-			pt.ValLoss = vl
+			pt.ValLoss = metric(vl)
 			el := time.Since(t0).Seconds()
 			fmt.Fprintf(w, "step %5d  loss %.4f  val loss %.4f  val ppl %8.3f  lambda %.3f  lr %.2e  %.0f tok/s  %.0f per CPU-time  %.0f s\n",
 				step+1, ema, vl, math.Exp(vl), lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el, cpuRate(step+1-start), el)
@@ -412,11 +412,11 @@ func cmdTrainLM(args []string) error {
 	}
 	res.LoadEnd = loadAvg()
 	res.FinalTrainLoss = ema
-	res.ValLoss, res.ValTokens, err = evalLM(m, splits.Validation, *batch, *seq, 0)
+	vl, vt, err := evalLM(m, splits.Validation, *batch, *seq, 0)
 	if err != nil {
 		return err
 	}
-	res.ValPPL = math.Exp(res.ValLoss)
+	res.ValLoss, res.ValTokens, res.ValPPL = metric(vl), vt, metric(math.Exp(vl))
 	res.Lambda = lambdaOf(m)
 	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s, %.0f per CPU-time; load %s -> %s)\n",
 		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec, res.CPUTokensPerSec, res.LoadStart, res.LoadEnd)
