@@ -115,6 +115,13 @@ func (s *SLA) bind() {
 // of HeadMatMul's 4-row block that splits d = 64 four ways.
 const sBlock = 16
 
+// smallMap is the token count up to which a map is never split into row
+// tasks: a 7x7 map (28x28 images, patch 4) holds ~50 us of work per layer in
+// all, and three parallel regions of one-row tasks cost more in fork/join
+// and lost locality than the threads gain; one task per (image, head) runs
+// the three passes while the map is in L1.
+const smallMap = 64
+
 // forwardCore runs the attention between qkv [B,N,3C] and the merged-head
 // output [B,N,C] that proj consumes.
 func (s *SLA) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
@@ -165,13 +172,6 @@ func (s *SLA) fwdMapTask(lo, hi int) {
 		s.outTask(t, t+1)
 	}
 }
-
-// smallMap is the token count up to which a map is never split into row
-// tasks: a 7x7 map (28x28 images, patch 4) holds ~50 us of work per layer in
-// all, and three parallel regions of one-row tasks cost more in fork/join
-// and lost locality than the threads gain; one task per (image, head) runs
-// the three passes while the map is in L1.
-const smallMap = 64
 
 func (s *SLA) sBlocks() int { return (s.d + sBlock - 1) / sBlock }
 

@@ -474,8 +474,8 @@ type lmEvalResult struct {
 	Checkpoint string  `json:"checkpoint"`
 	Split      string  `json:"split"`
 	Folded     bool    `json:"folded"`
-	Loss       float64 `json:"loss"`
-	PPL        float64 `json:"ppl"`
+	Loss       metric  `json:"loss"`
+	PPL        metric  `json:"ppl"`
 	Tokens     int     `json:"tokens"`
 	Seconds    float64 `json:"seconds"`
 	// FoldCheck is set by --fold-check.
@@ -487,11 +487,11 @@ type lmEvalResult struct {
 type lmFoldCheck struct {
 	// RelErr is ||folded - unfolded|| / ||unfolded|| over all logits of
 	// the split; MaxAbs the largest single difference.
-	RelErr       float64 `json:"logits_rel_err"`
-	MaxAbs       float64 `json:"logits_max_abs_diff"`
-	FoldedLoss   float64 `json:"folded_loss"`
-	Prompt       string  `json:"prompt"`
-	GreedyTokens int     `json:"greedy_tokens"`
+	RelErr       metric `json:"logits_rel_err"`
+	MaxAbs       metric `json:"logits_max_abs_diff"`
+	FoldedLoss   metric `json:"folded_loss"`
+	Prompt       string `json:"prompt"`
+	GreedyTokens int    `json:"greedy_tokens"`
 	// GreedySame is how many leading greedy tokens agree (all of them when
 	// the fold is exact enough).
 	GreedySame int    `json:"greedy_same"`
@@ -569,7 +569,7 @@ func cmdEvalLM(args []string) error {
 	} else if l, n, err = evalLM(m, stream, *batch, *seq, 0); err != nil {
 		return err
 	}
-	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: l, PPL: math.Exp(l), Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}
+	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: metric(l), PPL: metric(math.Exp(l)), Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}
 	if f.json {
 		return emitJSON(res)
 	}
@@ -614,7 +614,7 @@ func foldCompare(m, mf *llama.Model, tok data.Tokenizer, stream []int, B, T int,
 	if batches == 0 {
 		return nil, 0, 0, fmt.Errorf("text shorter than one batch of %dx%d tokens", B, T+1)
 	}
-	fc := &lmFoldCheck{RelErr: math.Sqrt(num / den), MaxAbs: maxAbs, FoldedLoss: sumF / float64(batches), Prompt: prompt, GreedyTokens: n}
+	fc := &lmFoldCheck{RelErr: metric(math.Sqrt(num / den)), MaxAbs: metric(maxAbs), FoldedLoss: metric(sumF / float64(batches)), Prompt: prompt, GreedyTokens: n}
 	ids, err := tok.Encode(prompt)
 	if err != nil || len(ids) == 0 {
 		return nil, 0, 0, flagErr("prompt", "cannot encode %q: %v", prompt, err)

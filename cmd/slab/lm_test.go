@@ -122,7 +122,7 @@ func TestLMGPT2Trim(t *testing.T) {
 	}
 	var ev lmEvalResult
 	oneJSON(t, runLM(t, "eval-lm", "--ckpt", ckpt, "--data", text, "--batch", "2", "--json"), &ev)
-	if ev.Tokens != tr.ValTokens || abs(ev.Loss-float64(tr.ValLoss)) > 1e-6*ev.Loss {
+	if ev.Tokens != tr.ValTokens || abs(ev.Loss-tr.ValLoss) > 1e-6*ev.Loss {
 		t.Fatalf("eval-lm %+v differs from train-lm's final validation (%d tokens, loss %g)", ev, tr.ValTokens, tr.ValLoss)
 	}
 	var g genResult
@@ -158,7 +158,8 @@ func TestLMErrors(t *testing.T) {
 	}
 }
 
-func abs(x float64) float64 {
+// abs takes metrics and plain floats alike.
+func abs[T ~float64](x T) T {
 	if x < 0 {
 		return -x
 	}
