@@ -219,7 +219,7 @@ func BenchmarkGEMMPacked(b *testing.B) {
 // (>= 256 MiB) that every call streams W from DRAM, as a real decoder does
 // with 175 MB of weights per token.
 func BenchmarkGEMV(b *testing.B) {
-	for _, s := range [][2]int{{512, 1536}, {2048, 5632}} {
+	for _, s := range [][2]int{{512, 1536}, {2048, 5632}, {1024, 1024}, {1024, 2816}, {2816, 1024}, {16384, 4096}} {
 		k, n := s[0], s[1]
 		for _, cold := range []bool{false, true} {
 			name := fmt.Sprintf("1x%dx%d/hot", k, n)
@@ -383,6 +383,83 @@ func BenchmarkGemmEpilogue(b *testing.B) {
 			flop := 2 * float64(s.m) * float64(s.n) * float64(s.k)
 			cpuRate(b, c0, flop, cpuPeak)
 			b.ReportMetric(flop*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// decodeMats is the weight set of one llama_350m decode step (24 layers of
+// q, k, v, o 1024x1024, gate, up 2816x1024, down 1024x2816, and a
+// 32000x1024 lm_head: 1.36 GB), built once for BenchmarkGEMVStream.
+var decodeMats []struct {
+	n, k int
+	w    []float32
+}
+
+// BenchmarkGEMVStream reads llama_350m's weights once per iteration, in
+// decode order: "gemv" as one GEMV per matrix, "shared" with q/k/v and
+// gate/up each as one GemvShared region (as the decoder runs them), and
+// "read" as a plain two-thread vector read of each matrix (the same bytes
+// with no arithmetic: the memory system's rate for matrices of this size).
+func BenchmarkGEMVStream(b *testing.B) {
+	if bestPath != PathAVX512 {
+		b.Skip("needs the AVX-512 read loop")
+	}
+	if decodeMats == nil {
+		rng := rand.New(rand.NewSource(1))
+		add := func(n, k int) {
+			decodeMats = append(decodeMats, struct {
+				n, k int
+				w    []float32
+			}{n, k, gemmRand(rng, n*k)})
+		}
+		for l := 0; l < 24; l++ {
+			for range 4 {
+				add(1024, 1024)
+			}
+			add(2816, 1024)
+			add(2816, 1024)
+			add(1024, 2816)
+		}
+		add(32000, 1024)
+	}
+	ms := decodeMats
+	var bytes int64
+	for _, m := range ms {
+		bytes += int64(4 * m.n * m.k)
+	}
+	x := make([]float32, 4096)
+	y := [3][]float32{make([]float32, 32000), make([]float32, 32000), make([]float32, 32000)}
+	var sink [64]float32
+	var cur []float32
+	per := 0
+	read := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			sink[i%64] += readSum(per, &cur[i*per])
+		}
+	}
+	for _, mode := range []string{"gemv", "shared", "read"} {
+		b.Run(mode, func(b *testing.B) {
+			b.SetBytes(bytes)
+			for b.Loop() {
+				for j := 0; j < len(ms); j++ {
+					m := ms[j]
+					switch {
+					case mode == "read":
+						t := Threads()
+						cur, per = m.w, len(m.w)/t&^63
+						ParallelFor(t, 1, read)
+					case mode == "shared" && j%7 == 0 && j+2 < len(ms):
+						GemvShared(x, m.k, GemvOp{m.w, y[0][:m.n]}, GemvOp{ms[j+1].w, y[1][:m.n]}, GemvOp{ms[j+2].w, y[2][:m.n]})
+						j += 2
+					case mode == "shared" && j%7 == 4 && j+1 < len(ms):
+						GemvShared(x, m.k, GemvOp{m.w, y[0][:m.n]}, GemvOp{ms[j+1].w, y[1][:m.n]})
+						j++
+					default:
+						Gemm(false, true, 1, m.n, m.k, 1, x, m.k, m.w, m.k, 0, y[0], m.n)
+					}
+				}
+			}
+			b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 		})
 	}
 }

@@ -17,6 +17,10 @@ func callDot4(int, *float32, *float32, int, *float32) {
 	panic("kernels: no assembly GEMV kernel on this architecture")
 }
 
+func callDot8(int, *float32, *float32, int, *float32) {
+	panic("kernels: no assembly GEMV kernel on this architecture")
+}
+
 func callKernelDA(int, *float32, int, *float32, int, *float32, int, int) {
 	panic("kernels: no assembly microkernel on this architecture")
 }

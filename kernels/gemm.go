@@ -61,7 +61,7 @@ type ukernel struct {
 	// value so that the stack scratch tile passed to assembly stays on the
 	// stack.
 	kind kernelKind
-	// hasDot4 means callDot4 can run the GEMV rows.
+	// hasDot4 means callDot4 and callDot8 can run the GEMV rows.
 	hasDot4 bool
 	// directA means callKernelDA can read full row-major A panels in
 	// place (no packing); transpose16 means packBT can use the register
@@ -445,8 +445,9 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		epw = &w.ep
 	}
 	if m == 1 && transB && uk.hasDot4 && (!transA || lda == 1) {
-		w.gv = gemvTask{n: n, k: k, alpha: alpha, x: a, w: b, ldw: ldb, beta: beta, y: c, ep: epw}
-		parallelRun((n+3)/4, 16, 4, &w.gv)
+		w.gv = gemvTask{k: k, alpha: alpha, beta: beta, x: a, ep: epw}
+		w.gv.add(b, ldb, c[:n])
+		w.gv.start()
 		w.gv = gemvTask{}
 		w.ep = Epilogue{}
 		return
@@ -946,51 +947,6 @@ func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
 			for j := range ci {
 				ci[j] += r[j]
 			}
-		}
-	}
-}
-
-// gemvTask computes y = alpha*x*W^T + beta*y with W n x k (row stride
-// ldw), split over groups of four rows of W: each row is streamed once, so
-// the speed is set by memory bandwidth, and packing would only add traffic.
-type gemvTask struct {
-	n, k        int
-	alpha, beta float32
-	x, w, y     []float32
-	ldw         int
-	ep          *Epilogue
-}
-
-func (g *gemvTask) run(lo, hi int) {
-	n, k, x, w, ldw, y := g.n, g.k, g.x, g.w, g.ldw, g.y
-	k16 := k &^ 15
-	var out [4]float32
-	for grp := lo; grp < hi; grp++ {
-		j0 := grp * 4
-		rows := min(4, n-j0)
-		if rows == 4 && k16 > 0 {
-			callDot4(k16, &x[0], &w[j0*ldw], ldw, &out[0])
-		} else {
-			out = [4]float32{}
-			if k16 > 0 {
-				for r := 0; r < rows; r++ {
-					out[r] = dotGo(x[:k16], w[(j0+r)*ldw:(j0+r)*ldw+k16])
-				}
-			}
-		}
-		for r := 0; r < rows; r++ {
-			s := out[r]
-			if k16 < k {
-				s += dotGo(x[k16:k], w[(j0+r)*ldw+k16:(j0+r)*ldw+k])
-			}
-			s *= g.alpha
-			if g.beta != 0 {
-				s += g.beta * y[j0+r]
-			}
-			y[j0+r] = s
-		}
-		if g.ep != nil {
-			applyEpilogue(g.ep, y, 0, 0, 1, j0, j0+rows)
 		}
 	}
 }

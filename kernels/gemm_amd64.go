@@ -27,6 +27,9 @@ func transpose16AVX512(kc int, src *float32, ld int, dst *float32, dstride int)
 func gemvDot4AVX512(k int, x, w *float32, ldw int, out *float32)
 
 //go:noescape
+func gemvDot8AVX512(k int, x, w *float32, ldw int, out *float32)
+
+//go:noescape
 func geluBiasAVX512(rows, n int, x *float32, ld int, bias *float32)
 
 //go:noescape
@@ -65,6 +68,8 @@ func callKernel(kind kernelKind, kc int, a *float32, astride int, b *float32, bs
 }
 
 func callDot4(k int, x, w *float32, ldw int, out *float32) { gemvDot4AVX512(k, x, w, ldw, out) }
+
+func callDot8(k int, x, w *float32, ldw int, out *float32) { gemvDot8AVX512(k, x, w, ldw, out) }
 
 func callKernelDA(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int) {
 	sgemmKernelAVX512DA(kc, a, lda, b, bstride, c, ldc, accum)

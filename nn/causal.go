@@ -192,7 +192,9 @@ func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.T
 	}
 	H, G, d := a.Heads, a.KVHeads, a.HeadDim
 	hd, gd := H*d, G*d
-	q, k, v := LinearForward(a.Q, x), LinearForward(a.K, x), LinearForward(a.V, x)
+	var qkv [3]*tensor.Tensor
+	SharedForward(x, qkv[:], a.Q, a.K, a.V)
+	q, k, v := qkv[0], qkv[1], qkv[2]
 	if a.Linear {
 		return a.cachedSLA(q, k, v, B, T, c), nil
 	}

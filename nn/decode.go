@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"fmt"
+
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
 )
@@ -23,4 +25,37 @@ func LinearForward(l *Linear, x *tensor.Tensor) *tensor.Tensor {
 	l.Bias = b
 	kernels.AddTo(y.Data, b.W.Data)
 	return y
+}
+
+// SharedForward sets ys[i] = LinearForward(ls[i], x) for up to four
+// Linears that read the same x (q, k, v; SwiGLU's gate and up). For a
+// single row their GEMVs run as one parallel region
+// (kernels.GemvShared): one fork/join instead of one per matrix, and no
+// thread waits at a matrix boundary for the other to finish its half.
+// Measured on 2026-12-06 (12 interleaved rounds): lm_small_bpe decodes
+// 2-4 % faster; at llama_350m size the gain is inside the noise (the
+// weights of one matrix dwarf a fork/join), and a bare stream over its 169
+// matrices read 5 % faster. Results are identical to LinearForward.
+func SharedForward(x *tensor.Tensor, ys []*tensor.Tensor, ls ...*Linear) {
+	if len(ys) < len(ls) {
+		panic(fmt.Sprintf("nn.SharedForward: %d outputs for %d layers", len(ys), len(ls)))
+	}
+	if x.Rows() != 1 || len(ls) > 4 {
+		for i, l := range ls {
+			ys[i] = LinearForward(l, x)
+		}
+		return
+	}
+	var ops [4]kernels.GemvOp
+	for i, l := range ls {
+		y := l.output(x)
+		ops[i] = kernels.GemvOp{W: l.Weight.W.Data, Y: y.Data}
+		ys[i] = y
+	}
+	kernels.GemvShared(x.Data, x.Cols(), ops[:len(ls)]...)
+	for i, l := range ls {
+		if l.Bias != nil {
+			kernels.AddTo(ys[i].Data, l.Bias.W.Data)
+		}
+	}
 }

@@ -40,12 +40,8 @@ func (l *Linear) check(x *tensor.Tensor, want int, what string) {
 // Forward maps [..., In] to [..., Out] with one GEMM whose epilogue adds
 // the bias.
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
-	l.check(x, l.In, "input")
-	l.x = x
+	y := l.output(x)
 	rows := x.Rows()
-	l.yShape = append(l.yShape[:0], x.Shape...)
-	l.yShape[len(l.yShape)-1] = l.Out
-	y := tensor.Ensure(&l.y, l.yShape...)
 	var ep kernels.Epilogue
 	if l.Bias != nil {
 		ep.Bias = l.Bias.W.Data
@@ -56,6 +52,16 @@ func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
 		kernels.GemmEpilogue(false, true, rows, l.Out, l.In, x.Data, l.In, l.Weight.W.Data, l.In, y.Data, l.Out, ep)
 	}
 	return y
+}
+
+// output checks x, keeps it for Backward and returns the output buffer
+// [..., Out] for it.
+func (l *Linear) output(x *tensor.Tensor) *tensor.Tensor {
+	l.check(x, l.In, "input")
+	l.x = x
+	l.yShape = append(l.yShape[:0], x.Shape...)
+	l.yShape[len(l.yShape)-1] = l.Out
+	return tensor.Ensure(&l.y, l.yShape...)
 }
 
 // linearPack is a Linear weight laid out for the GEMM (kernels.PackedB)

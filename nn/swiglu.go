@@ -32,8 +32,9 @@ func silu(x float32) float32 { return x / (1 + kernels.Expf(-x)) }
 
 // Forward maps [..., Dim] to [..., Dim].
 func (m *SwiGLU) Forward(x *tensor.Tensor) *tensor.Tensor {
-	g := LinearForward(m.Gate, x)
-	u := LinearForward(m.Up, x)
+	var gu [2]*tensor.Tensor
+	SharedForward(x, gu[:], m.Gate, m.Up)
+	g, u := gu[0], gu[1]
 	m.g, m.u = g, u
 	h := tensor.Ensure(&m.h, g.Shape...)
 	if len(h.Data) < 2*swigluGrain {

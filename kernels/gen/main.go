@@ -60,7 +60,8 @@ func generate() (asm, goSrc string) {
 		}
 	}
 	transpose16()
-	dot4()
+	dotRows(4)
+	dotRows(8)
 	gelu()
 	peak()
 	readBW()
@@ -409,68 +410,78 @@ func transpose16() {
 	p("\tRET")
 }
 
-// dot4 emits func gemvDot4AVX512(k int, x, w *float32, ldw int, out *float32):
-// out[r] = dot(x[:k], w[r*ldw:][:k]) for r < 4, k a multiple of 16. Four
-// rows share each load of x; two accumulators per row hide FMA latency.
-// GEMV is bound by streaming w from DRAM, so this only has to keep up with
-// memory, not reach the FMA peak.
-func dot4() {
+// dotRows emits func gemvDot<rows>AVX512(k int, x, w *float32, ldw int,
+// out *float32): out[r] = dot(x[:k], w[r*ldw:][:k]) for r < rows (4 or 8),
+// k a multiple of 16. The rows share each load of x; two accumulators per
+// row hide FMA latency. A GEMV is bound by streaming w from DRAM, so the
+// kernel only has to keep up with memory, not reach the FMA peak; what
+// decides its speed is how many independent streams it keeps in flight.
+// Measured on 2026-12-06 over the 169 weight matrices of llama_350m
+// (4-131 MB each, 2 threads): eight concurrent rows streamed at 49-52 GB/s,
+// as fast as a plain read of the same matrices, where four reached 43-45;
+// llama_350m decoding went from 30.7 to 34.7 tok/s (12 interleaved
+// rounds). Sixteen rows were no better than eight.
+func dotRows(rows int) {
+	name := fmt.Sprintf("gemvDot%dAVX512", rows)
+	lbl := fmt.Sprintf("dot%d", rows)
 	p("")
-	p("// func gemvDot4AVX512(k int, x, w *float32, ldw int, out *float32)")
-	p("TEXT ·gemvDot4AVX512(SB), NOSPLIT, $0-40")
+	p("// func %s(k int, x, w *float32, ldw int, out *float32)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ x+8(FP), SI")
 	p("\tMOVQ w+16(FP), R8")
 	p("\tMOVQ ldw+24(FP), R12")
 	p("\tSHLQ $2, R12")
 	p("\tMOVQ out+32(FP), DI")
-	p("\tLEAQ (R8)(R12*1), R9")
-	p("\tLEAQ (R9)(R12*1), R10")
-	p("\tLEAQ (R10)(R12*1), R11")
-	rows := []string{"R8", "R9", "R10", "R11"}
-	for i := 8; i < 16; i++ {
+	regs := []string{"R8", "R9", "R10", "R11", "R13", "R14", "R15", "BX"}[:rows]
+	for i := 1; i < rows; i++ {
+		p("\tLEAQ (%s)(R12*1), %s", regs[i-1], regs[i])
+	}
+	for i := 8; i < 8+2*rows; i++ {
 		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
 	p("\tCMPQ CX, $32")
-	p("\tJLT dot4_one")
-	p("dot4_loop32:")
+	p("\tJLT %s_one", lbl)
+	p("%s_loop32:", lbl)
 	p("\tVMOVUPS (SI), Z0")
 	p("\tVMOVUPS 64(SI), Z1")
-	for r, rr := range rows {
+	for r, rr := range regs {
 		p("\tVFMADD231PS (%s), Z0, Z%d", rr, 8+2*r)
 		p("\tVFMADD231PS 64(%s), Z1, Z%d", rr, 9+2*r)
 	}
 	p("\tADDQ $128, SI")
-	for _, rr := range rows {
+	for _, rr := range regs {
 		p("\tADDQ $128, %s", rr)
 	}
 	p("\tSUBQ $32, CX")
 	p("\tCMPQ CX, $32")
-	p("\tJGE dot4_loop32")
-	p("dot4_one:")
+	p("\tJGE %s_loop32", lbl)
+	p("%s_one:", lbl)
 	p("\tTESTQ CX, CX")
-	p("\tJEQ dot4_reduce")
+	p("\tJEQ %s_reduce", lbl)
 	p("\tVMOVUPS (SI), Z0")
-	for r, rr := range rows {
+	for r, rr := range regs {
 		p("\tVFMADD231PS (%s), Z0, Z%d", rr, 8+2*r)
 	}
 	p("\tADDQ $64, SI")
-	for _, rr := range rows {
+	for _, rr := range regs {
 		p("\tADDQ $64, %s", rr)
 	}
 	p("\tSUBQ $16, CX")
-	p("\tJMP dot4_one")
-	p("dot4_reduce:")
-	for r := 0; r < 4; r++ {
+	p("\tJMP %s_one", lbl)
+	p("%s_reduce:", lbl)
+	// Reduce through Z2/Z3: VHADDPS has no EVEX form, so it cannot name
+	// the accumulators above Z15.
+	for r := 0; r < rows; r++ {
 		a, b := 8+2*r, 9+2*r
-		p("\tVADDPS Z%d, Z%d, Z%d", b, a, a)
-		p("\tVEXTRACTF64X4 $1, Z%d, Y%d", a, b)
-		p("\tVADDPS Y%d, Y%d, Y%d", b, a, a)
-		p("\tVEXTRACTF128 $1, Y%d, X%d", a, b)
-		p("\tVADDPS X%d, X%d, X%d", b, a, a)
-		p("\tVHADDPS X%d, X%d, X%d", a, a, a)
-		p("\tVHADDPS X%d, X%d, X%d", a, a, a)
-		p("\tVMOVSS X%d, %d(DI)", a, 4*r)
+		p("\tVADDPS Z%d, Z%d, Z2", b, a)
+		p("\tVEXTRACTF64X4 $1, Z2, Y3")
+		p("\tVADDPS Y3, Y2, Y2")
+		p("\tVEXTRACTF128 $1, Y2, X3")
+		p("\tVADDPS X3, X2, X2")
+		p("\tVHADDPS X2, X2, X2")
+		p("\tVHADDPS X2, X2, X2")
+		p("\tVMOVSS X2, %d(DI)", 4*r)
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")

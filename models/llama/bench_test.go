@@ -100,7 +100,7 @@ func decodeNoAlloc(t *testing.T, name string, tied bool) {
 }
 
 func benchNames() []string {
-	return []string{"lm_small_rmsnorm", "lm_small_prepbn", "lm_small_prepbn_sla", "lm_small_bpe_rmsnorm", "lm_small_bpe_prepbn", "lm_60m_rmsnorm", "lm_60m_prepbn"}
+	return []string{"lm_small_rmsnorm", "lm_small_prepbn", "lm_small_prepbn_sla", "lm_small_bpe_rmsnorm", "lm_small_bpe_prepbn", "lm_60m_rmsnorm", "lm_60m_prepbn", "llama_350m_rmsnorm", "llama_350m_prepbn"}
 }
 
 // BenchmarkTrainStep times one training step (forward, loss, backward; no
