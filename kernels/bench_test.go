@@ -387,9 +387,9 @@ func BenchmarkGemmEpilogue(b *testing.B) {
 	}
 }
 
-// decodeMats is the weight set of one llama_350m decode step (24 layers of
-// q, k, v, o 1024x1024, gate, up 2816x1024, down 1024x2816, and a
-// 32000x1024 lm_head: 1.36 GB), built once for BenchmarkGEMVStream.
+// decodeMats is the weight set of one llama_350m decode step (18 layers of
+// q, k, v, o 1024x1024, gate, up 4096x1024, down 1024x4096, and a
+// 32000x1024 lm_head: 1.34 GB), built once for BenchmarkGEMVStream.
 var decodeMats []struct {
 	n, k int
 	w    []float32
@@ -412,13 +412,13 @@ func BenchmarkGEMVStream(b *testing.B) {
 				w    []float32
 			}{n, k, gemmRand(rng, n*k)})
 		}
-		for l := 0; l < 24; l++ {
+		for l := 0; l < 18; l++ {
 			for range 4 {
 				add(1024, 1024)
 			}
-			add(2816, 1024)
-			add(2816, 1024)
-			add(1024, 2816)
+			add(4096, 1024)
+			add(4096, 1024)
+			add(1024, 4096)
 		}
 		add(32000, 1024)
 	}

@@ -89,8 +89,11 @@ func (g *gemvTask) add(w []float32, ldw int, y []float32) {
 	g.nops++
 }
 
-// start runs the task over the pool: chunks of 8 units (64 rows), four
-// chunks per thread so that a slow thread is caught up by the other.
+// start runs the task over the pool: chunks of at least 8 units (64
+// rows), four chunks per thread so that a slow thread is caught up by the
+// other. (One to sixteen chunks per thread streamed llama_350m's weights
+// equally fast on 2026-12-06, 55.6-56.5 GB/s against 59.2 for one plain
+// read of a 256 MiB buffer.)
 func (g *gemvTask) start() {
 	parallelRun(g.first[g.nops], 8, 4, g)
 }
