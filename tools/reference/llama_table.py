@@ -3,8 +3,11 @@
 
 For each size: slab's decode tokens/s (rmsnorm, folded prepbn; wall clock and
 per CPU-time), the folded/rmsnorm ratio, PyTorch's tokens/s and ratio, slab
-over PyTorch, and slab against the memory-bandwidth floor (weight bytes per
-token / BenchmarkBandwidth of the same repetition). Medians over repetitions.
+over PyTorch, and slab against the memory-bandwidth floor: weight bytes per
+token over the DRAM read rate that `slab bench-lm` probes between its rounds
+(the faster of a plain read and a GEMV over 256 MiB; JSON dram_read_*), and
+over the run's single fastest probe (strict). BenchmarkBandwidth of the same
+repetition is printed for reference. Medians over repetitions.
 
     /usr/bin/python3 tools/reference/llama_table.py /tmp/compare-lm.XXXXXX
 """
@@ -24,10 +27,13 @@ def med(xs):
 def main():
     out = sys.argv[1]
     reps = sorted(int(re.search(r"go_(\d+)\.json", p).group(1)) for p in glob.glob(os.path.join(out, "go_*.json")))
-    go, py, bw = {}, {}, {}
+    go, py, bw, probe = {}, {}, {}, {}
     for r in reps:
         with open(os.path.join(out, "go_%d.json" % r)) as f:
             g = json.load(f)
+        for k in ("dram_read_gb_per_s", "dram_read_gb_per_cpu_s", "dram_read_best_gb_per_s"):
+            if k in g:
+                probe.setdefault(k, []).append(g[k])
         for m in g["models"]:
             go.setdefault(m["name"], []).append(m)
         pp = os.path.join(out, "py_%d.json" % r)
@@ -46,8 +52,11 @@ def main():
                         bw.setdefault("wall", []).append(float(m.group(1)))
                         bw.setdefault("cpu", []).append(float(m.group(2)))
     bwall, bcpu = med(bw.get("wall", [])), med(bw.get("cpu", []))
-    print("DRAM read bandwidth (BenchmarkBandwidth, median of %d): %.1f GB/s wall, %.1f GB/s per CPU-time\n" % (len(bw.get("wall", [])), bwall, bcpu))
-    print("| model | norm | slab tok/s | per CPU-time | folded/rms | PyTorch tok/s | per CPU-time | folded/rms | slab/PyTorch (wall / CPU) | weight MB/token | floor tok/s | decode of floor (wall / CPU) |")
+    print("BenchmarkBandwidth (512 MiB, median of %d): %.1f GB/s wall, %.1f GB/s per CPU-time" % (len(bw.get("wall", [])), bwall, bcpu))
+    pw, pc, pb = (med(probe.get(k, [])) for k in ("dram_read_gb_per_s", "dram_read_gb_per_cpu_s", "dram_read_best_gb_per_s"))
+    print("bench-lm probe (256 MiB between rounds, per repetition %s): median %.1f GB/s wall, %.1f per CPU-time; best probe %.1f GB/s\n" % (
+        " / ".join("%.1f" % x for x in probe.get("dram_read_gb_per_s", [])), pw, pc, pb))
+    print("| model | norm | slab tok/s | per CPU-time | folded/rms | PyTorch tok/s | per CPU-time | folded/rms | slab/PyTorch (wall / CPU) | weight MB/token | floor tok/s | decode of floor (wall / CPU / strict) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     bases = []
     for name in go:
@@ -67,13 +76,15 @@ def main():
             pcpu = med([p["cpu_tokens_per_s"][key] for p in py.get(b, []) if "cpu_tokens_per_s" in p])
             pratio = med([p["ratio_prepbn_over_rms"] for p in py.get(b, [])])
             wb = ms[0]["weight_bytes_per_token"]
-            floor = bwall * 1e9 / wb
-            floor_cpu = bcpu * 1e9 / wb
-            # Against the floor: the decode step alone (prefill excluded).
-            dec = med([1000 / m["decode_ms_per_token"] for m in ms])
-            print("| %s | %s | %.1f | %.1f | %.3f | %.1f | %.1f | %.3f | %.2f / %.2f | %.1f | %.1f | %.0f %% / %.0f %% |" % (
+            floor = pw * 1e9 / wb
+            # Against the floor: the decode step alone (prefill excluded),
+            # each repetition against its own probe.
+            of = med([m["fraction_of_floor"] for m in ms])
+            ofc = med([m["cpu_fraction_of_floor"] for m in ms])
+            ofs = med([m["strict_fraction_of_floor"] for m in ms])
+            print("| %s | %s | %.1f | %.1f | %.3f | %.1f | %.1f | %.3f | %.2f / %.2f | %.1f | %.1f | %.0f %% / %.0f %% / %.0f %% |" % (
                 b, norm + (" (folded)" if norm == "prepbn" else ""), tok, cpu, ratio, pt, pcpu, pratio, tok / pt, cpu / pcpu,
-                wb / 1e6, floor, 100 * dec / floor, 100 * cpu / floor_cpu))
+                wb / 1e6, floor, 100 * of, 100 * ofc, 100 * ofs))
     with open(os.path.join(out, "session.txt")) as f:
         print("\n```\n" + f.read().strip() + "\n```")
 
