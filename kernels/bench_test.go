@@ -45,22 +45,25 @@ var peakOnce struct {
 	gflops, cpuGflops float64
 }
 
-// measuredPeak is the best all-thread FMA rate of a few short runs, by the
-// wall clock and per CPU-second, taken once per process so that GEMM
-// shapes can report a fraction of it.
+// measuredPeak is the best all-thread FMA rate of a few short runs by the
+// wall clock, and their rate per CPU-second taken over all of them
+// together (CPU time is accounted in ticks of a few ms, so the best of
+// 7 ms runs overstated it by up to 20 %), measured once per process so
+// that GEMM shapes can report a fraction of it.
 func measuredPeak() (wall, cpu float64) {
 	peakOnce.Do(func() {
-		for range 5 {
-			c0 := processCPU()
-			g := peakRun(Threads(), 2_000_000)
-			peakOnce.gflops = max(peakOnce.gflops, g)
-			if dc := processCPU() - c0; dc > 0 {
-				f, per := peakLoop(bestPath)
-				if f != nil {
-					flop := float64(Threads()) * 2_000_000 * per
-					peakOnce.cpuGflops = max(peakOnce.cpuGflops, flop/(dc.Seconds()/float64(Threads()))/1e9)
-				}
-			}
+		f, per := peakLoop(bestPath)
+		if f == nil {
+			return
+		}
+		const runs, iters = 10, 2_000_000
+		c0 := processCPU()
+		for range runs {
+			peakOnce.gflops = max(peakOnce.gflops, peakRun(Threads(), iters))
+		}
+		if dc := processCPU() - c0; dc > 0 {
+			flop := float64(runs) * float64(Threads()) * iters * per
+			peakOnce.cpuGflops = flop / (dc.Seconds() / float64(Threads())) / 1e9
 		}
 	})
 	return peakOnce.gflops, peakOnce.cpuGflops
