@@ -115,6 +115,7 @@ func TestGemm(t *testing.T) {
 		gemmCase{25, 48, 16, 0, 0.5, 2},     // alpha 0: scale only
 		gemmCase{12, 32, 0, 1, 3, 0},        // k 0
 		gemmCase{30, 50, 1030, 0.5, 0.5, 1}, // long k: split over threads
+		gemmCase{600, 40, 2100, 1, 0.5, 1},  // tall, three long k slices (sliceK)
 	)
 	for _, p := range gemmPaths() {
 		withGemmPath(t, p, func() {
