@@ -14,8 +14,11 @@
 //   - gemm.go: the BLIS-style GEMM driver; its header comment explains the
 //     blocking, which operands are read in place, the threading and the
 //     fused epilogues (GemmEpilogue: bias, exact GELU, residual).
+//   - gemv.go: the M = 1 product (decode), rows of W read in place eight
+//     at a time, and GemvShared (several GEMVs on one x, one region);
+//     bandwidth.go: ReadAll, the read-rate probe decode is held against.
 //   - gen/main.go generates gemm_amd64.s (AVX-512 12x32 and AVX2 6x16
-//     microkernels, GEMV dot kernel, vector GELU, peak and bandwidth
+//     microkernels, GEMV dot kernels, vector GELU, peak and bandwidth
 //     probes); cpu*.go picks the path at start-up from CPU features.
 //     SLAB_KERNELS=generic|avx2|avx512 forces one (tests run both).
 //   - pool.go: persistent workers that spin briefly then park, so batch-1
