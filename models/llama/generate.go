@@ -111,35 +111,45 @@ func (s *Sampler) Sample(logits []float32) int {
 		m = max(m, v)
 	}
 	inv := 1 / s.Temperature
-	for i, v := range logits {
-		p[i] = kernels.Expf(float32(float64(v-m) * inv))
-	}
+	prob := func(v float32) float32 { return kernels.Expf(float32(float64(v-m) * inv)) }
 	k := n
 	if s.TopK > 0 && s.TopK < n {
 		k = s.TopK
-		// Select the k most likely ids with a min-heap in idx[:k]
+		// Select the k largest logits with a min-heap in idx[:k]
 		// (O(V log k): ~0.1 ms at V=32000, k=40, where a full sort cost
-		// ~8 ms, a third of a 60M-model decode step), then sort those k.
+		// ~8 ms, a third of a 60M-model decode step), sort those k, and
+		// exponentiate only them: exp over the whole vocabulary was 5-12 %
+		// of a 20M-model decode step (most of it in Expf's slow path for
+		// logits far below the maximum), and exp is monotonic, so the
+		// selection is the same.
 		h := idx[:k]
 		for i := range h {
 			h[i] = int32(i)
 		}
 		for i := k/2 - 1; i >= 0; i-- {
-			siftDown(h, p, i)
+			siftDown(h, logits, i)
 		}
 		for i := k; i < n; i++ {
-			if p[i] > p[h[0]] {
+			if logits[i] > logits[h[0]] {
 				h[0] = int32(i)
-				siftDown(h, p, 0)
+				siftDown(h, logits, 0)
 			}
 		}
-		slices.SortFunc(h, func(a, b int32) int { return cmp.Compare(p[b], p[a]) })
-	} else if s.TopP < 1 {
-		for i := range idx {
-			idx[i] = int32(i)
+		slices.SortFunc(h, func(a, b int32) int { return cmp.Compare(logits[b], logits[a]) })
+		for _, i := range h {
+			p[i] = prob(logits[i])
 		}
-		// Nucleus sampling over the whole vocabulary needs the full order.
-		slices.SortFunc(idx, func(a, b int32) int { return cmp.Compare(p[b], p[a]) })
+	} else {
+		for i, v := range logits {
+			p[i] = prob(v)
+		}
+		if s.TopP < 1 {
+			for i := range idx {
+				idx[i] = int32(i)
+			}
+			// Nucleus sampling over the whole vocabulary needs the full order.
+			slices.SortFunc(idx, func(a, b int32) int { return cmp.Compare(p[b], p[a]) })
+		}
 	}
 	if k == n && s.TopP >= 1 {
 		for i := range idx {
@@ -229,7 +239,7 @@ func (m *Model) Generate(s *State, prompt []int, n int, smp *Sampler, out []int,
 	return out, nil
 }
 
-// siftDown restores the min-heap order (by p) of h below position i.
+// siftDown restores the min-heap order (ids keyed by p) of h below position i.
 func siftDown(h []int32, p []float32, i int) {
 	for {
 		l := 2*i + 1

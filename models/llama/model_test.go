@@ -178,6 +178,16 @@ func TestSampler(t *testing.T) {
 	if got := float64(count[1]) / n; math.Abs(got-p1) > 0.015 {
 		t.Fatalf("top-k 2: P(1) = %.3f, want %.3f", got, p1)
 	}
+	// Top-k 3 keeps ids 1, 3, 0; top-p 0.5 of those then keeps 1 and 3
+	// (e^2 alone is 47 % of the three).
+	s = NewSampler(1, 3, 0.5, 5)
+	count = map[int]int{}
+	for i := 0; i < 2000; i++ {
+		count[s.Sample(logits)]++
+	}
+	if len(count) != 2 || count[1]+count[3] != 2000 {
+		t.Fatalf("top-k 3, top-p 0.5 drew %v", count)
+	}
 	// Same seed, same draws.
 	a, b := NewSampler(0.8, 0, 0.9, 42), NewSampler(0.8, 0, 0.9, 42)
 	for i := 0; i < 100; i++ {
