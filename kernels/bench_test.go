@@ -393,7 +393,10 @@ func BenchmarkGemmEpilogue(b *testing.B) {
 // decodeMats is the weight set of one llama_350m decode step (18 layers of
 // q, k, v, o 1024x1024, gate, up 4096x1024, down 1024x4096, and a
 // 32000x1024 lm_head: 1.34 GB), built once for BenchmarkGEMVStream.
-var decodeMats []struct {
+var decodeMats []decodeMat
+
+// decodeMat is one n x k weight matrix of decodeMats.
+type decodeMat struct {
 	n, k int
 	w    []float32
 }
@@ -410,10 +413,7 @@ func BenchmarkGEMVStream(b *testing.B) {
 	if decodeMats == nil {
 		rng := rand.New(rand.NewSource(1))
 		add := func(n, k int) {
-			decodeMats = append(decodeMats, struct {
-				n, k int
-				w    []float32
-			}{n, k, gemmRand(rng, n*k)})
+			decodeMats = append(decodeMats, decodeMat{n, k, gemmRand(rng, n*k)})
 		}
 		for l := 0; l < 18; l++ {
 			for range 4 {

@@ -16,7 +16,9 @@ import (
 // (AVX-512: 12x32, 24 ZMM accumulators; AVX2: 6x16; pure Go: 4x4).
 // The B panel (KC*NR*4 = 32 KiB for the AVX-512 kernel) stays in L1 while
 // the kernel walks the A panels of an L2-sized block (MC*KC*4 = 240 KiB);
-// the packed B block (KC*NC*4 = 3 MiB) stays in L3.
+// the packed B block (KC*NC*4 = 3 MiB) stays in L3. (Products of more
+// than two L2 blocks of rows take deeper k slices, up to 1024, whose B
+// panels live in L2: see sliceK.)
 //
 // Packing is skipped where the kernel can read the operand in place,
 // because for the small shapes that matter (197-row ViT batches, 64-wide

@@ -107,39 +107,29 @@ func (g *gemvTask) run(lo, hi int) {
 	}
 }
 
-// runOp computes units [lo, hi) of op: dot8 for full runs of eight rows,
-// dot4 for a run of four to seven, a Go loop for the rest and for the k
-// tail past the last multiple of 16.
+// runOp computes units [lo, hi) of op. The full units are read as eight
+// bands of R consecutive rows: each dot8 call reads one row of every band,
+// so each of the kernel's eight streams runs on through R rows in memory
+// order instead of stopping after one (a 4 KiB row is one page: the
+// hardware prefetcher had to find every stream anew). Measured on
+// 2026-12-06 over llama_350m's 127 matrices in decode order (11-15
+// interleaved rounds): 56-58 -> 65-68 GB/s, above a plain read of one
+// 256 MiB buffer (51-66 that hour); llama_350m decoding 34-38 -> 40-42.5
+// tok/s. A last unit of four to seven rows goes to dot4, fewer rows (and
+// the k tail past the last multiple of 16) to Go. Each row's sum is
+// formed the same way whichever path reads it.
 func (g *gemvTask) runOp(op *gemvOp, lo, hi int) {
 	k, x, w, ldw, y := g.k, g.x, op.w, op.ldw, op.y
 	n := len(y)
 	k16 := k &^ 15
 	var out [gemvRows]float32
-	if full := min(hi, n/gemvRows); k16 > 0 && full-lo >= 2 {
-		// The chunk's rows as eight bands of R consecutive rows: each
-		// dot8 call reads one row of every band, so each of the eight
-		// streams runs on through R rows in memory order instead of
-		// stopping after one (a 4 KiB row is one page: the hardware
-		// prefetcher had to find every stream anew). Measured on
-		// 2026-12-06 over llama_350m's 127 matrices in decode order (11-15
-		// interleaved rounds): 56-58 -> 65-68 GB/s, above a plain read of
-		// one 256 MiB buffer (51-66 that hour); llama_350m decoding 34-38
-		// -> 40-42.5 tok/s. Each row's sum is formed exactly as before.
+	if full := min(hi, n/gemvRows); k16 > 0 && full > lo {
 		R := full - lo
 		j0 := lo * gemvRows
 		for i := 0; i < R; i++ {
 			callDot8(k16, &x[0], &w[(j0+i)*ldw], R*ldw, &out[0])
-			for b := 0; b < gemvRows; b++ {
-				r := j0 + i + b*R
-				s := out[b]
-				if k16 < k {
-					s += dotGo(x[k16:k], w[r*ldw+k16:r*ldw+k])
-				}
-				s *= g.alpha
-				if g.beta != 0 {
-					s += g.beta * y[r]
-				}
-				y[r] = s
+			for b, s := range out {
+				g.store(op, j0+i+b*R, s)
 			}
 		}
 		if g.ep != nil {
@@ -151,15 +141,9 @@ func (g *gemvTask) runOp(op *gemvOp, lo, hi int) {
 		j0 := u * gemvRows
 		rows := min(gemvRows, n-j0)
 		r0 := 0
-		if k16 > 0 {
-			switch {
-			case rows == gemvRows:
-				callDot8(k16, &x[0], &w[j0*ldw], ldw, &out[0])
-				r0 = gemvRows
-			case rows >= 4:
-				callDot4(k16, &x[0], &w[j0*ldw], ldw, &out[0])
-				r0 = 4
-			}
+		if k16 > 0 && rows >= 4 {
+			callDot4(k16, &x[0], &w[j0*ldw], ldw, &out[0])
+			r0 = 4
 		}
 		for r := r0; r < rows; r++ {
 			out[r] = 0
@@ -168,18 +152,24 @@ func (g *gemvTask) runOp(op *gemvOp, lo, hi int) {
 			}
 		}
 		for r := 0; r < rows; r++ {
-			s := out[r]
-			if k16 < k {
-				s += dotGo(x[k16:k], w[(j0+r)*ldw+k16:(j0+r)*ldw+k])
-			}
-			s *= g.alpha
-			if g.beta != 0 {
-				s += g.beta * y[j0+r]
-			}
-			y[j0+r] = s
+			g.store(op, j0+r, out[r])
 		}
 		if g.ep != nil {
 			applyEpilogue(g.ep, y, 0, 0, 1, j0, j0+rows)
 		}
 	}
+}
+
+// store finishes row r of op from s, its dot product over the first
+// multiple of 16 of k: adds the k tail, scales by alpha, adds beta*y.
+func (g *gemvTask) store(op *gemvOp, r int, s float32) {
+	k, ldw := g.k, op.ldw
+	if k16 := k &^ 15; k16 < k {
+		s += dotGo(g.x[k16:k], op.w[r*ldw+k16:r*ldw+k])
+	}
+	s *= g.alpha
+	if g.beta != 0 {
+		s += g.beta * op.y[r]
+	}
+	op.y[r] = s
 }

@@ -34,8 +34,8 @@ func LinearForward(l *Linear, x *tensor.Tensor) *tensor.Tensor {
 // thread waits at a matrix boundary for the other to finish its half.
 // Measured on 2026-12-06 (12 interleaved rounds): lm_small_bpe decodes
 // 2-4 % faster; at llama_350m size the gain is inside the noise (the
-// weights of one matrix dwarf a fork/join), and a bare stream over its 169
-// matrices read 5 % faster. Results are identical to LinearForward.
+// weights of one matrix dwarf a fork/join). Results are identical to
+// LinearForward.
 func SharedForward(x *tensor.Tensor, ys []*tensor.Tensor, ls ...*Linear) {
 	if len(ys) < len(ls) {
 		panic(fmt.Sprintf("nn.SharedForward: %d outputs for %d layers", len(ys), len(ls)))

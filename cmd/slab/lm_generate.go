@@ -149,7 +149,7 @@ type lmBenchResult struct {
 	// models; the median over the rounds, like the models' tokens/s.
 	BandwidthGB  float64        `json:"dram_read_gb_per_s"`
 	BandwidthCPU float64        `json:"dram_read_gb_per_cpu_s"`  // the same per CPU-time
-	BandwidthMax float64        `json:"dram_read_best_gb_per_s"` // the fastest single probe of the run, wall or CPU
+	BandwidthMax float64        `json:"dram_read_best_gb_per_s"` // the fastest single probe of the run (wall clock)
 	BWRounds     []float64      `json:"dram_read_round_gb_per_s"`
 	Models       []lmBenchModel `json:"models"`
 	// Ratios are tokens/s of each model over the first one (medians).
@@ -354,9 +354,11 @@ type bwProbe struct {
 	best      float64
 }
 
+// The probe's matrix: 256 MiB.
+const probeRows, probeCols = 4096, 16384
+
 func newBWProbe() *bwProbe {
-	const rows, cols = 4096, 16384
-	p := &bwProbe{w: make([]float32, rows*cols), x: make([]float32, cols), y: make([]float32, rows)}
+	p := &bwProbe{w: make([]float32, probeRows*probeCols), x: make([]float32, probeCols), y: make([]float32, probeRows)}
 	for i := range p.w {
 		p.w[i] = 1
 	}
@@ -364,7 +366,6 @@ func newBWProbe() *bwProbe {
 }
 
 func (p *bwProbe) measure() {
-	const rows, cols = 4096, 16384
 	// Four sweeps per timing (~20 ms): CPU time is accounted in ticks.
 	const sweeps = 4
 	bytes := float64(sweeps * len(p.w) * 4)
@@ -376,7 +377,7 @@ func (p *bwProbe) measure() {
 			if pass == 0 {
 				kernels.ReadAll(p.w)
 			} else {
-				kernels.Gemm(false, true, 1, rows, cols, 1, p.x, cols, p.w, cols, 0, p.y, rows)
+				kernels.Gemm(false, true, 1, probeRows, probeCols, 1, p.x, probeCols, p.w, probeCols, 0, p.y, probeRows)
 			}
 		}
 		wall = max(wall, bytes/time.Since(t0).Seconds()/1e9)
