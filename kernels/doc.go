@@ -11,9 +11,11 @@
 // static, cgo-free binary.
 //
 // Where to look:
-//   - gemm.go: the BLIS-style GEMM driver; its header comment explains the
-//     blocking, which operands are read in place, the threading and the
-//     fused epilogues (GemmEpilogue: bias, exact GELU, residual).
+//   - gemm.go: the BLIS-style GEMM entry points; its header comment explains
+//     the blocking, which operands are read in place, the threading and the
+//     fused epilogues (GemmEpilogue: bias, exact GELU, residual), and maps
+//     the files it is split into (gemm_driver.go, gemm_fused.go,
+//     gemm_pack.go, gemm_generic.go, gemm_epilogue.go).
 //   - gemv.go: the M = 1 product (decode), rows of W read in place eight
 //     at a time, and GemvShared (several GEMVs on one x, one region);
 //     bandwidth.go: ReadAll, the read-rate probe decode is held against.

@@ -5,7 +5,7 @@ import "sync/atomic"
 // The fused driver: one parallel region per call for the GEMMs whose
 // per-call overheads dominate on 2 cores (M up to a couple of L2 blocks:
 // batch-1 Linears, attention heads, weight gradients; or B prepacked).
-// The blocked driver of gemm.go runs a packing region and a tile region
+// The blocked driver of gemm_driver.go runs a packing region and a tile region
 // per k slice, and its tile split is static: at 197 rows a region is tens
 // of microseconds, so its barriers, the packed panels crossing between the
 // cores' L2s and a thread that drew the slower half cost a quarter of the

@@ -1,0 +1,149 @@
+package kernels
+
+import "fmt"
+
+// Activation selects the elementwise function a GemmEpilogue applies.
+type Activation int
+
+// Activations supported by GemmEpilogue.
+const (
+	ActNone Activation = iota
+	// ActGELU is the exact GELU, x*Phi(x) = 0.5*x*(1+erf(x/sqrt 2)), as
+	// PyTorch's nn.GELU() default (not the tanh approximation).
+	ActGELU
+)
+
+// Epilogue is the work GemmEpilogue fuses into the GEMM's final pass over
+// each tile of C while the tile is still in cache, so a Linear layer with
+// bias, activation and residual costs one pass over memory:
+//
+//	out = act(op(A)*op(B) + Bias) + Residual
+//	C   = out          (Accumulate false)
+//	C  += out          (Accumulate true; the sum C + op(A)*op(B) is formed
+//	                    first when Act is ActNone)
+//
+// With Accumulate and an activation, the activation applies to the product
+// plus bias only, never to the old C (the gradient-accumulation case).
+type Epilogue struct {
+	// Bias has n entries, added to every row; nil for none.
+	Bias []float32
+	// Act is applied after the bias.
+	Act Activation
+	// Residual is an m x n matrix with row stride ldc, added after the
+	// activation; nil for none. It must not overlap C, except that passing
+	// C itself is allowed and means the same as Accumulate.
+	Residual []float32
+	// Accumulate adds the result to C instead of overwriting it.
+	Accumulate bool
+}
+
+// checkEpilogue validates ep against an m x n C and turns a residual that
+// is C itself into Accumulate.
+func checkEpilogue(m, n int, c []float32, ldc int, ep *Epilogue) {
+	if ep.Bias != nil && len(ep.Bias) < n {
+		panic(fmt.Sprintf("kernels.GemmEpilogue: bias has %d elements, C is %dx%d", len(ep.Bias), m, n))
+	}
+	if ep.Act != ActNone && ep.Act != ActGELU {
+		panic(fmt.Sprintf("kernels.GemmEpilogue: unknown activation %d", ep.Act))
+	}
+	if ep.Residual != nil {
+		if m > 0 && n > 0 && len(ep.Residual) < (m-1)*ldc+n {
+			panic(fmt.Sprintf("kernels.GemmEpilogue: residual has %d elements, C is %dx%d (ld %d)", len(ep.Residual), m, n, ldc))
+		}
+		if len(c) > 0 && len(ep.Residual) > 0 && &ep.Residual[0] == &c[0] {
+			ep.Residual = nil
+			ep.Accumulate = true
+		}
+	}
+}
+
+// addInto sets C += T (+ R), T dense m x n, R with C's row stride.
+func addInto(m, n int, c []float32, ldc int, t, r []float32) {
+	ParallelFor(m, 16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ci := c[i*ldc : i*ldc+n]
+			ti := t[i*n : i*n+n]
+			if r != nil {
+				ri := r[i*ldc : i*ldc+n]
+				for j := range ci {
+					ci[j] += ti[j] + ri[j]
+				}
+			} else {
+				for j := range ci {
+					ci[j] += ti[j]
+				}
+			}
+		}
+	})
+}
+
+// scaleC sets C = beta*C (beta 0 clears without reading).
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	ParallelFor(m, max(1, 16384/max(n, 1)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ci := c[i*ldc : i*ldc+n]
+			if beta == 0 {
+				clear(ci)
+			} else {
+				for j := range ci {
+					ci[j] *= beta
+				}
+			}
+		}
+	})
+}
+
+// applyEpilogue applies bias, activation and residual to C[i0:i1, j0:j1]
+// (which already holds the product, plus the old C when accumulating).
+func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
+	if i1 <= i0 || j1 <= j0 {
+		return
+	}
+	var bias, res []float32
+	if ep.Bias != nil {
+		bias = ep.Bias[j0:j1]
+	}
+	if ep.Residual != nil {
+		res = ep.Residual[i0*ldc+j0:]
+	}
+	ct := c[i0*ldc+j0:]
+	if ep.Act == ActNone {
+		// Bias and residual in one vector pass over the tile.
+		epilogueAdd(ct, ldc, i1-i0, j1-j0, bias, res, ldc)
+		return
+	}
+	if ep.Act == ActGELU && curPath == PathAVX512 && geluBiasFast(ct, i1-i0, j1-j0, ldc, bias) {
+		// Bias and GELU of the whole tile in one vector call.
+		epilogueAdd(ct, ldc, i1-i0, j1-j0, nil, res, ldc)
+		return
+	}
+	for i := i0; i < i1; i++ {
+		ci := c[i*ldc+j0 : i*ldc+j1]
+		if bias != nil {
+			for j := range ci {
+				ci[j] += bias[j]
+			}
+		}
+		geluInPlace(ci)
+		if ep.Residual != nil {
+			r := ep.Residual[i*ldc+j0 : i*ldc+j1]
+			for j := range ci {
+				ci[j] += r[j]
+			}
+		}
+	}
+}
+
+// geluInPlace applies the exact-erf GELU: the AVX-512 kernel where it runs
+// (16 lanes; the same Abramowitz-Stegun erfc as the scalar GELU in
+// activation.go, within ~2e-7), else the package's GELU kernel. Scalar,
+// the activation cost twice the fc1 GEMM it follows.
+func geluInPlace(x []float32) {
+	if curPath == PathAVX512 && geluBiasFast(x, 1, len(x), len(x), nil) {
+		return
+	}
+	GELU(x, x)
+}
