@@ -37,11 +37,11 @@ func TestBasicLayersNoAlloc(t *testing.T) {
 		var sum *tensor.Tensor
 		steps := map[string]step{
 			"Linear":     func() { lin.Forward(x); lin.Backward(dy) },
-			"LayerNorm":  func() { ln.Forward(x, true); ln.Backward(dy) },
-			"RMSNorm":    func() { rms.Forward(x, true); rms.Backward(dy) },
-			"RepBN":      func() { rb.Forward(x, true); rb.Backward(dy) },
-			"RepBNEval":  func() { rb.Forward(x, false); rb.Backward(dy) },
-			"LinearNorm": func() { lnorm.Forward(x, true); lnorm.Backward(dy) },
+			"LayerNorm":  func() { ln.Forward(x, Train); ln.Backward(dy) },
+			"RMSNorm":    func() { rms.Forward(x, Train); rms.Backward(dy) },
+			"RepBN":      func() { rb.Forward(x, Train); rb.Backward(dy) },
+			"RepBNEval":  func() { rb.Forward(x, Eval); rb.Backward(dy) },
+			"LinearNorm": func() { lnorm.Forward(x, Train); lnorm.Backward(dy) },
 			"MLP":        func() { mlp.Forward(x); mlp.Backward(dy) },
 			"MLPInfer":   func() { mlp.Infer(x) },
 			"DropPath":   func() { dp.Forward(x, true, rng); dp.Backward(dy) },

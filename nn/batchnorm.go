@@ -56,9 +56,10 @@ func NewBatchNorm(name string, dim int, eps, momentum float32) *BatchNorm {
 	return b
 }
 
-// Forward normalises x with batch (train) or running (eval) statistics.
-func (b *BatchNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	return b.forward(x, train, 0)
+// Forward normalises x with batch statistics (Train, Recalibrate; the
+// running ones are updated) or running statistics (Eval).
+func (b *BatchNorm) Forward(x *tensor.Tensor, mode Mode) *tensor.Tensor {
+	return b.forward(x, mode.batchStats(), 0)
 }
 
 // Backward returns dx and accumulates dweight, dbias.

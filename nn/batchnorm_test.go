@@ -73,7 +73,7 @@ func TestBatchNormRepBNGrad(t *testing.T) {
 						y, _, _ := blRepBN64(x, g, b, a, rm64, rv64, rows, c, eps, train)
 						return y
 					}
-					y := l.Forward(x, train)
+					y := l.Forward(x, ModeOf(train))
 					want, mean, vr := blRepBN64(blTo64(x.Data), g64, b64, alpha, rm64, rv64, rows, c, eps, train)
 					assertClose(t, "y", y.Data, want, 1e-5, 1e-5)
 
@@ -130,7 +130,7 @@ func TestRepBNAffine(t *testing.T) {
 	r.BN.Weight.W = blRand(1, 1, c)
 	r.BN.Bias.W = blRand(2, 1, c)
 	x := blRand(3, 2, rows, c)
-	r.Forward(x, true)
+	r.Forward(x, Train)
 	rm := append([]float32(nil), r.BN.RunningMean.Data...)
 	rv := append([]float32(nil), r.BN.RunningVar.Data...)
 
@@ -145,7 +145,7 @@ func TestRepBNAffine(t *testing.T) {
 		t.Fatalf("ForwardStats: num_batches_tracked %d", s.BN.NumBatchesTracked)
 	}
 
-	y := r.Forward(x, false)
+	y := r.Forward(x, Eval)
 	a, b := r.Affine()
 	want := make([]float64, rows*c)
 	for i := range want {

@@ -43,11 +43,12 @@ func checkDim(layer, name string, x *tensor.Tensor, dim int) {
 	}
 }
 
-// Forward normalises x [..., Dim]; train is ignored.
-func (l *LayerNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+// Forward normalises x [..., Dim]; in Train mode it keeps the input for
+// Backward.
+func (l *LayerNorm) Forward(x *tensor.Tensor, mode Mode) *tensor.Tensor {
 	checkDim("LayerNorm", l.Weight.Name, x, l.Dim)
 	rows := x.Rows()
-	l.xs = keepInput(&l.x, x, train, l.NoCopy)
+	l.xs = keepInput(&l.x, x, mode.Training(), l.NoCopy)
 	y := tensor.Ensure(&l.y, x.Shape...)
 	mean := ensureDims(&l.mean, &l.shp, rows)
 	rstd := ensureDims(&l.rstd, &l.shp, rows)

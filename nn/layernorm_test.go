@@ -60,7 +60,7 @@ func TestLayerNormGrad(t *testing.T) {
 				x.Data[i] += 0.5 // a nonzero mean
 			}
 			w64, b64 := blTo64(l.Weight.W.Data), blTo64(l.Bias.W.Data)
-			y := l.Forward(x, true)
+			y := l.Forward(x, Train)
 			assertClose(t, "y", y.Data, blLayerNorm64(blTo64(x.Data), w64, b64, rows, c, eps), 1e-5, 1e-5)
 			// Forward copies x: overwriting the caller's x must not change Backward.
 			xs := x.Clone()
@@ -92,7 +92,7 @@ func TestRMSNormGrad(t *testing.T) {
 			r.Weight.W = blRand(1, 0.5, c)
 			x := blRand(3, 2, rows, c)
 			w64 := blTo64(r.Weight.W.Data)
-			y := r.Forward(x, true)
+			y := r.Forward(x, Train)
 			assertClose(t, "y", y.Data, blRMSNorm64(blTo64(x.Data), w64, rows, c, eps), 1e-5, 1e-5)
 			dy := blRand(4, 1, rows, c)
 			dx := r.Backward(dy)

@@ -80,12 +80,13 @@ func (l *LinearNorm) Lambda() float64 {
 	return l.R0 * float64(l.Iter) / float64(l.TotalStep)
 }
 
-// Forward mixes the two norms in training (advancing the schedule) and is
-// Norm2 alone in eval.
-func (l *LinearNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	if !train {
+// Forward mixes the two norms in Train mode (advancing the schedule) and
+// is Norm2 alone otherwise: with running statistics in Eval, with batch
+// statistics and the schedule frozen in Recalibrate.
+func (l *LinearNorm) Forward(x *tensor.Tensor, mode Mode) *tensor.Tensor {
+	if mode != Train {
 		l.mode = lnNorm2
-		return l.Norm2.Forward(x, false)
+		return l.Norm2.Forward(x, mode)
 	}
 	every := max(l.Every, 1)
 	tick := l.NumStep%every == 0
@@ -95,7 +96,7 @@ func (l *LinearNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 			l.Warm--
 		}
 		l.mode = lnNorm1
-		return l.Norm1.Forward(x, true)
+		return l.Norm1.Forward(x, Train)
 	}
 	lambda := l.Lambda()
 	if l.Iter > 0 && tick {
@@ -104,7 +105,7 @@ func (l *LinearNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	l.lambda = float32(lambda)
 	if l.lambda == 0 {
 		l.mode = lnNorm2
-		return l.Norm2.Forward(x, true)
+		return l.Norm2.Forward(x, Train)
 	}
 	l.mode = lnMix
 	y := tensor.Ensure(&l.y, x.Shape...)
@@ -122,8 +123,8 @@ func (l *LinearNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 		return y
 	}
 	l.fused = false
-	y1 := l.Norm1.Forward(x, true)
-	y2 := l.Norm2.Forward(x, true)
+	y1 := l.Norm1.Forward(x, Train)
+	y2 := l.Norm2.Forward(x, Train)
 	kernels.Axpby(y.Data, l.lambda, y1.Data, 1-l.lambda, y2.Data)
 	return y
 }

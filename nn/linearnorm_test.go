@@ -20,7 +20,7 @@ func TestLinearNormVisionSchedule(t *testing.T) {
 		if got := ln.Lambda(); got != lam {
 			t.Fatalf("call %d: Lambda() = %g, want %g", n+1, got, lam)
 		}
-		y := ln.Forward(x, true)
+		y := ln.Forward(x, Train)
 		// Check the mix against the two norms run separately on fresh copies.
 		y1 := blLayerNorm64(blTo64(x.Data), blTo64(ln.Norm1.(*LayerNorm).Weight.W.Data), blTo64(ln.Norm1.(*LayerNorm).Bias.W.Data), rows, c, 1e-6)
 		y2, _, _ := blRepBN64(blTo64(x.Data), blTo64(ln.Norm2.BN.Weight.W.Data), blTo64(ln.Norm2.BN.Bias.W.Data), 1, nil, nil, rows, c, 1e-5, true)
@@ -38,8 +38,8 @@ func TestLinearNormVisionSchedule(t *testing.T) {
 	}
 	// Eval: RepBN with running statistics, counters unchanged.
 	iter, bnCount := ln.Iter, ln.Norm2.BN.NumBatchesTracked
-	ye := append([]float32(nil), ln.Forward(x, false).Data...)
-	yr := ln.Norm2.Forward(x, false)
+	ye := append([]float32(nil), ln.Forward(x, Eval).Data...)
+	yr := ln.Norm2.Forward(x, Eval)
 	assertClose(t, "eval = RepBN eval", ye, blTo64(yr.Data), 0, 0)
 	if ln.Iter != iter || ln.Norm2.BN.NumBatchesTracked != bnCount {
 		t.Fatalf("eval moved the schedule or the BN statistics")
@@ -67,9 +67,9 @@ func TestLinearNormWarm(t *testing.T) {
 		if got := ln.Lambda(); got != lam {
 			t.Fatalf("call %d: Lambda %g, want %g", call+1, got, lam)
 		}
-		y := append([]float32(nil), ln.Forward(x, true).Data...)
+		y := append([]float32(nil), ln.Forward(x, Train).Data...)
 		if call < 2 {
-			y1 := ln.Norm1.Forward(x, true)
+			y1 := ln.Norm1.Forward(x, Train)
 			assertClose(t, "warm output = norm1", y, blTo64(y1.Data), 0, 0)
 			if ln.Norm2.BN.NumBatchesTracked != 0 {
 				t.Fatalf("warm call %d touched BN", call+1)
@@ -115,7 +115,7 @@ func TestLinearNormLLaMASchedule(t *testing.T) {
 		} else if math.Abs(lam-want) > 1e-15 || ln.Warm != 0 {
 			t.Fatalf("call %d: lambda %g, want %g (warm %d iter %d num_step %d)", n, lam, want, ln.Warm, ln.Iter, ln.NumStep)
 		}
-		ln.Forward(x, true)
+		ln.Forward(x, Train)
 		if want >= 0 {
 			bnCalls++
 		}
@@ -150,11 +150,11 @@ func TestLinearNormGrad(t *testing.T) {
 				rb.BN.Weight.W, rb.BN.Bias.W = blRand(3, 0.5, c), blRand(4, 0.5, c)
 				x := blRand(5, 2, rows, c)
 				for i := 1; i < calls; i++ {
-					ln.Forward(x, true)
+					ln.Forward(x, Train)
 				}
 				lam := ln.Lambda()
 				ZeroGrads(ln.Params())
-				y := ln.Forward(x, true)
+				y := ln.Forward(x, Train)
 				ref := func(x, w1, b1, g, b []float64, a float64) []float64 {
 					y1 := blLayerNorm64(x, w1, b1, rows, c, 1e-6)
 					y2, _, _ := blRepBN64(x, g, b, a, nil, nil, rows, c, 1e-5, true)
@@ -197,13 +197,13 @@ func BenchmarkNorms(b *testing.B) {
 			n := mk[name]()
 			b.Run(fmt.Sprintf("%s_train_%dx%d", name, rows, c), func(b *testing.B) {
 				for b.Loop() {
-					n.Forward(x, true)
+					n.Forward(x, Train)
 					n.Backward(dy)
 				}
 			})
 			b.Run(fmt.Sprintf("%s_eval_%dx%d", name, rows, c), func(b *testing.B) {
 				for b.Loop() {
-					n.Forward(x, false)
+					n.Forward(x, Eval)
 				}
 			})
 		}
@@ -217,9 +217,9 @@ func TestLinearNormIdentityBranch(t *testing.T) {
 	rb := NewRepBN("n.norm2", c, 1e-5, 0.5, 1)
 	ln := NewLinearNorm("n", Identity{}, rb, 0, 4)
 	x := blRand(1, 1, rows, c)
-	ln.Forward(x, true) // lambda 1
+	ln.Forward(x, Train) // lambda 1
 	lam := ln.Lambda()  // 0.75
-	ln.Forward(x, true)
+	ln.Forward(x, Train)
 	dy := blRand(2, 1, rows, c)
 	dx := ln.Backward(dy)
 	g, b := blTo64(rb.BN.Weight.W.Data), blTo64(rb.BN.Bias.W.Data)
@@ -259,8 +259,8 @@ func TestNormBackwardAdd(t *testing.T) {
 			// Without a residual: the plain input gradient.
 			a0, b0 := f(), f()
 			for i := 0; i < call; i++ {
-				a0.Forward(x, true)
-				b0.Forward(x, true)
+				a0.Forward(x, Train)
+				b0.Forward(x, Train)
 			}
 			want0 := append([]float32(nil), a0.Backward(dy).Data...)
 			var buf0 *tensor.Tensor
@@ -278,8 +278,8 @@ func TestNormBackwardAdd(t *testing.T) {
 				}
 			}
 			for i := 0; i < call; i++ {
-				a.Forward(x, true)
-				b.Forward(x, true)
+				a.Forward(x, Train)
+				b.Forward(x, Train)
 			}
 			want := append([]float32(nil), a.Backward(dy).Data...)
 			for i := range want {

@@ -4,11 +4,11 @@ import "github.com/slabml/slab/tensor"
 
 // Norm is a normalisation over the last (channel) axis of [..., C] tokens:
 // LayerNorm, RMSNorm, BatchNorm, RepBN, LinearNorm (PRepBN) or Identity.
-// train selects batch statistics and advances schedules; layers without a
-// training behaviour ignore it.
+// mode selects batch or running statistics and whether schedules advance
+// (see Mode); layers without a training behaviour ignore it.
 type Norm interface {
 	Module
-	Forward(x *tensor.Tensor, train bool) *tensor.Tensor
+	Forward(x *tensor.Tensor, mode Mode) *tensor.Tensor
 	Backward(dy *tensor.Tensor) *tensor.Tensor
 }
 
@@ -36,7 +36,7 @@ func NormBackwardAdd(n Norm, dy, res *tensor.Tensor, buf **tensor.Tensor) *tenso
 type Identity struct{}
 
 // Forward returns x itself.
-func (Identity) Forward(x *tensor.Tensor, train bool) *tensor.Tensor { return x }
+func (Identity) Forward(x *tensor.Tensor, mode Mode) *tensor.Tensor { return x }
 
 // Backward returns dy itself.
 func (Identity) Backward(dy *tensor.Tensor) *tensor.Tensor { return dy }

@@ -91,7 +91,7 @@ func checkBuffers(t *testing.T, f *reftest.Fixture, m nn.Module, prefix string) 
 // layer is the common shape of a layer with a train flag.
 type layer interface {
 	nn.Module
-	Forward(x *tensor.Tensor, train bool) *tensor.Tensor
+	Forward(x *tensor.Tensor, mode nn.Mode) *tensor.Tensor
 	Backward(dy *tensor.Tensor) *tensor.Tensor
 }
 
@@ -102,7 +102,7 @@ type noTrain struct {
 	bwd func(*tensor.Tensor) *tensor.Tensor
 }
 
-func (n noTrain) Forward(x *tensor.Tensor, _ bool) *tensor.Tensor { return n.fwd(x) }
+func (n noTrain) Forward(x *tensor.Tensor, _ nn.Mode) *tensor.Tensor { return n.fwd(x) }
 func (n noTrain) Backward(dy *tensor.Tensor) *tensor.Tensor       { return n.bwd(dy) }
 
 // runVJP loads params, runs one training forward and backward and compares
@@ -111,7 +111,7 @@ func runVJP(t *testing.T, f *reftest.Fixture, l layer) {
 	t.Helper()
 	loadRefParams(t, f, l)
 	loadRefBuffers(t, f, l, "param/") // BN running stats are stored with the params
-	y := l.Forward(f.T("x"), true)
+	y := l.Forward(f.T("x"), nn.Train)
 	reftest.CloseT(t, "y", y, f.T("y"), fwdTol)
 	dx := l.Backward(f.T("dy"))
 	if dx != nil {
@@ -139,7 +139,7 @@ func TestReferenceBatchNorms(t *testing.T) {
 			runVJP(t, f, l)
 			// momentum 0.1 update with the unbiased batch variance
 			checkBuffers(t, f, l, "after/buffer/")
-			reftest.CloseT(t, "y_eval", l.Forward(f.T("x_eval"), false), f.T("y_eval"), fwdTol)
+			reftest.CloseT(t, "y_eval", l.Forward(f.T("x_eval"), nn.Eval), f.T("y_eval"), fwdTol)
 		})
 	}
 }
@@ -159,13 +159,13 @@ func TestReferenceLinearNorm(t *testing.T) {
 				t.Errorf("Lambda() before call %d = %v, want %v", i+1, got, want)
 			}
 			nn.ZeroGrads(l.Params())
-			reftest.CloseT(t, "y", l.Forward(f.T(p+"x"), true), f.T(p+"y"), fwdTol)
+			reftest.CloseT(t, "y", l.Forward(f.T(p+"x"), nn.Train), f.T(p+"y"), fwdTol)
 			reftest.CloseT(t, "dx", l.Backward(f.T(p+"dy")), f.T(p+"dx"), gradTol)
 			checkGrads(t, f, l, p+"grad/")
 			checkBuffers(t, f, l, p+"buffer/")
 		})
 	}
-	reftest.CloseT(t, "eval y (RepBN only)", l.Forward(f.T("eval/x"), false), f.T("eval/y"), fwdTol)
+	reftest.CloseT(t, "eval y (RepBN only)", l.Forward(f.T("eval/x"), nn.Eval), f.T("eval/y"), fwdTol)
 }
 
 func TestReferenceMLP(t *testing.T) {

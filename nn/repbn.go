@@ -20,10 +20,10 @@ func NewRepBN(name string, dim int, eps float32, alphaInit, gammaInit float32) *
 	return r
 }
 
-// Forward is BN(x) + alpha*x, BN in train (batch statistics, running
-// statistics updated) or eval mode.
-func (r *RepBN) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	return r.BN.forward(x, train, r.Alpha.W.Data[0])
+// Forward is BN(x) + alpha*x, the BN with batch statistics (Train,
+// Recalibrate; running statistics updated) or running ones (Eval).
+func (r *RepBN) Forward(x *tensor.Tensor, mode Mode) *tensor.Tensor {
+	return r.BN.forward(x, mode.batchStats(), r.Alpha.W.Data[0])
 }
 
 // Backward returns dx and accumulates dalpha = sum(dy*x) and the BN

@@ -28,11 +28,12 @@ func NewRMSNorm(name string, dim int, eps float32) *RMSNorm {
 	return r
 }
 
-// Forward normalises x [..., Dim]; train is ignored.
-func (r *RMSNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+// Forward normalises x [..., Dim]; in Train mode it keeps the input for
+// Backward.
+func (r *RMSNorm) Forward(x *tensor.Tensor, mode Mode) *tensor.Tensor {
 	checkDim("RMSNorm", r.Weight.Name, x, r.Dim)
 	rows := x.Rows()
-	r.xs = keepInput(&r.x, x, train, false)
+	r.xs = keepInput(&r.x, x, mode.Training(), false)
 	y := tensor.Ensure(&r.y, x.Shape...)
 	rr := ensureDims(&r.rrms, &r.shp, rows)
 	kernels.RMSNormForward(y.Data, rr.Data, x.Data, r.Weight.W.Data, rows, r.Dim, r.Eps)
