@@ -8,7 +8,7 @@ import (
 	"github.com/slabml/slab/tensor"
 )
 
-// Attention is standard ViT multi-head softmax attention (SLAB.md 3.3,
+// Attention is standard ViT multi-head softmax attention (docs/method.md 3.3,
 // DeiT-PRepBN): [Q|K|V] = qkv(x), per head softmax(Q Kᵀ · d^-0.5) V, heads
 // merged, proj. No mask, no dropout.
 //
