@@ -7,7 +7,7 @@
 # tools/reference/llama_bench.py on the same sizes with docs/peers.md's PyTorch
 # set-up. Repetitions alternate the two frameworks so that both see the same
 # machine state. Raw output stays in $OUT; summarise with
-# tools/reference/lm_table.py $OUT.
+# tools/reference/llama_table.py $OUT.
 #
 #   scripts/compare-lm.sh                        # REPS=2 ROUNDS=3 MODELS="lm_small_bpe lm_60m llama_350m"
 #   REPS=1 MODELS=lm_small_bpe scripts/compare-lm.sh
