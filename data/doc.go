@@ -18,8 +18,8 @@
 //     after normalisation, as torchvision's RandomCrop(padding) followed by
 //     Normalize does); horizontal flips are only enabled for Fashion-MNIST,
 //     since a mirrored digit is a different (or no) digit.
-//   - Batches are written into caller-owned or loader-owned buffers that are
-//     reused, so a steady-state epoch allocates nothing.
+//   - Batches are written into buffers the caller owns and reuses,
+//     so a steady-state epoch allocates nothing.
 //   - ImageNet evaluation preprocessing (imagenet.go) reimplements what
 //     torchvision does on a PIL image rather than approximating it: PIL's
 //     two-pass 8-bit fixed-point bicubic resampler with its antialiasing

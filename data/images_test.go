@@ -264,94 +264,34 @@ func tinySet(n int, flip bool) *Dataset {
 	return ds
 }
 
-func TestLoaderEpochs(t *testing.T) {
-	ds := tinySet(23, true)
-	cases := []struct {
-		cfg     LoaderConfig
-		batches int
-		seen    int
-	}{
-		{LoaderConfig{Batch: 5, Shuffle: true, Seed: 1}, 5, 23},
-		{LoaderConfig{Batch: 5, Shuffle: true, DropLast: true, Seed: 1}, 4, 20},
-		{LoaderConfig{Batch: 23}, 1, 23},
-	}
-	for _, c := range cases {
-		l, err := NewLoader(ds, c.cfg)
-		if err != nil {
+// batchDigest is the concatenation of the batches of one pass over ds in
+// order of idx chunks, drawn with augmentation from a stream seeded with seed.
+func batchDigest(t *testing.T, ds *Dataset, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	const b = 8
+	x, lab := make([]float32, b*ds.C*ds.H*ds.W), make([]int, b)
+	var xs []float32
+	for i := 0; i+b <= ds.N; i += b {
+		idx := []int{i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7}
+		if err := ds.Batch(idx, true, rng, x, lab); err != nil {
 			t.Fatal(err)
 		}
-		for ep := 0; ep < 2; ep++ {
-			seen := map[int]bool{}
-			nb := 0
-			for x, y, ok := l.Next(); ok; x, y, ok = l.Next() {
-				nb++
-				for k := range y {
-					// Identify each image by its first pixel's slot: without
-					// augmentation images are copied verbatim.
-					i := -1
-					for j := 0; j < ds.N; j++ {
-						if reflect.DeepEqual(x.Data[k*36:(k+1)*36], ds.Images[j*36:(j+1)*36]) {
-							i = j
-						}
-					}
-					if i < 0 || seen[i] || y[k] != int(ds.Labels[i]) {
-						t.Fatalf("%+v: batch image %d unknown, repeated or mislabelled", c.cfg, k)
-					}
-					seen[i] = true
-				}
-			}
-			if nb != c.batches || len(seen) != c.seen || nb != l.BatchesPerEpoch() {
-				t.Errorf("%+v epoch %d: %d batches %d images, want %d and %d", c.cfg, ep, nb, len(seen), c.batches, c.seen)
-			}
-		}
+		xs = append(xs, x...)
 	}
-	if _, err := NewLoader(ds, LoaderConfig{Batch: 24, DropLast: true}); err == nil {
-		t.Error("batch larger than the set with drop-last accepted")
-	}
-	if _, err := NewLoader(ds, LoaderConfig{Batch: 0}); err == nil {
-		t.Error("batch 0 accepted")
-	}
+	return xs
 }
 
-// epochDigest is the concatenation of one epoch's batches.
-func epochDigest(l *Loader) ([]float32, []int) {
-	var xs []float32
-	var ys []int
-	for x, y, ok := l.Next(); ok; x, y, ok = l.Next() {
-		xs = append(xs, x.Data...)
-		ys = append(ys, y...)
-	}
-	return xs, ys
-}
-
+// TestAugmentDeterminism checks that augmentation is a function of the
+// caller's random stream alone (the trainer relies on it to resume a run
+// bit for bit), and that it only crops and flips.
 func TestAugmentDeterminism(t *testing.T) {
 	ds := tinySet(40, true)
-	mk := func(seed uint64) *Loader {
-		l, err := NewLoader(ds, LoaderConfig{Batch: 8, Shuffle: true, Augment: true, Seed: seed})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	a, b, c := mk(7), mk(7), mk(8)
-	a0x, a0y := epochDigest(a)
-	b0x, b0y := epochDigest(b)
-	c0x, _ := epochDigest(c)
-	if !reflect.DeepEqual(a0x, b0x) || !reflect.DeepEqual(a0y, b0y) {
+	a, b, c := batchDigest(t, ds, 7), batchDigest(t, ds, 7), batchDigest(t, ds, 8)
+	if !reflect.DeepEqual(a, b) {
 		t.Error("same seed, different batches")
 	}
-	if reflect.DeepEqual(a0x, c0x) {
+	if reflect.DeepEqual(a, c) {
 		t.Error("different seeds, same batches")
-	}
-	a1x, _ := epochDigest(a)
-	if reflect.DeepEqual(a0x, a1x) {
-		t.Error("epochs 0 and 1 identical")
-	}
-	// Resume: jumping straight to epoch 1 reproduces it.
-	d := mk(7)
-	d.SetEpoch(1)
-	if d1x, _ := epochDigest(d); !reflect.DeepEqual(a1x, d1x) {
-		t.Error("SetEpoch(1) does not reproduce epoch 1")
 	}
 	// Augmentation changes pixels but only by crop/flip: every output
 	// value is a source value or the padding value.
@@ -399,11 +339,21 @@ func TestAugmentDeterminism(t *testing.T) {
 	}
 }
 
-func TestLoaderNoAlloc(t *testing.T) {
+// TestBatchNoAlloc checks that an augmented batch into reused buffers
+// allocates nothing, so a training epoch's data side is allocation-free.
+func TestBatchNoAlloc(t *testing.T) {
 	ds := tinySet(100, true)
-	l, _ := NewLoader(ds, LoaderConfig{Batch: 16, Shuffle: true, Augment: true, DropLast: true, Seed: 1})
-	l.Next() // first batch grows the buffers
-	allocs := testing.AllocsPerRun(200, func() { l.Next() })
+	rng := rand.New(rand.NewPCG(1, 0))
+	x, lab := make([]float32, 16*36), make([]int, 16)
+	idx := make([]int, 16)
+	for i := range idx {
+		idx[i] = 5 * i
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := ds.Batch(idx, true, rng, x, lab); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if allocs != 0 {
 		t.Errorf("%.1f allocations per batch, want 0", allocs)
 	}
@@ -426,20 +376,23 @@ func TestBatchErrors(t *testing.T) {
 	}
 }
 
-func BenchmarkLoaderFashionMNIST(b *testing.B) {
+func BenchmarkBatchFashionMNIST(b *testing.B) {
 	ds, err := Load("fashion-mnist", "test")
 	if err != nil {
 		b.Skip(err)
 	}
-	l, _ := NewLoader(ds, LoaderConfig{Batch: 128, Shuffle: true, Augment: true, DropLast: true, Seed: 1})
+	const batch = 128
+	rng := rand.New(rand.NewPCG(1, 0))
+	perm := rng.Perm(ds.N)
+	x, lab := make([]float32, batch*ds.C*ds.H*ds.W), make([]int, batch)
 	b.ResetTimer()
 	n := 0
 	for i := 0; i < b.N; i++ {
-		_, y, ok := l.Next()
-		if !ok {
-			_, y, _ = l.Next()
+		j := (i * batch) % (ds.N - batch)
+		if err := ds.Batch(perm[j:j+batch], true, rng, x, lab); err != nil {
+			b.Fatal(err)
 		}
-		n += len(y)
+		n += batch
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "images/s")
 }

@@ -16,6 +16,9 @@ type gemmWork struct {
 	pack              packTask
 	blk               tileBlock
 	fused             fusedTask
+	qgv               qgemvTask // GemvQ
+	xb                []uint16  // GemvQ's x in bf16
+	deq               []float32 // GemmQ's dequantized strip
 }
 
 // workFree is a small free list rather than a sync.Pool: a sync.Pool is

@@ -359,7 +359,7 @@ func rmsNormParamGrad(dw, dy, x, rrms []float32, rows, c, lo, hi int) {
 	}
 }
 
-// LayerNormMixForward is PRepBN's training forward (SLAB.md 1.2) in one
+// LayerNormMixForward is PRepBN's training forward (docs/method.md 1.2) in one
 // output pass: with LN(x) = (x-mean_r)*rstd_r*w + b (statistics computed
 // here as LayerNormForward does, into mean and rstd) and the BatchNorm
 // branch written as AffineCols2 writes it, BN(x) = skip*x + g*(x-mu) +

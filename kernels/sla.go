@@ -1,6 +1,6 @@
 package kernels
 
-// Fused passes of SLAB's simplified linear attention (SLAB.md 3.1) for one
+// Fused passes of SLAB's simplified linear attention (docs/method.md 3.1) for one
 // attention head of one image. The d x d products per head (S = ReLU(K)ᵀV
 // and ReLU(Q)·S, and their four backward counterparts) use HeadMatMul;
 // everything else is folded into these passes so that each activation is

@@ -8,7 +8,7 @@ import (
 	"github.com/slabml/slab/tensor"
 )
 
-// Attention is standard ViT multi-head softmax attention (SLAB.md 3.3,
+// Attention is standard ViT multi-head softmax attention (docs/method.md 3.3,
 // DeiT-PRepBN): [Q|K|V] = qkv(x), per head softmax(Q Kᵀ · d^-0.5) V, heads
 // merged, proj. No mask, no dropout.
 //
@@ -41,6 +41,13 @@ type Attention struct {
 	groups         int
 	cur, curDP     []float32 // the head being differentiated when heads go one at a time
 	curT, stage    int
+
+	// Optional additions to the scaled logits before the softmax, set by
+	// WindowAttention: bias [h,N,N] for every image (Swin's relative
+	// position bias) and mask [nW,N,N], image b using mask[b mod nW] (the
+	// shifted-window mask). With bias set, Backward leaves the logit
+	// gradient (times d^-0.5) in att, which the bias gradient needs.
+	bias, mask *tensor.Tensor
 
 	headFwdFn, headBwdFn, softmaxBackFn, kTFn func(lo, hi int)
 }
@@ -161,8 +168,28 @@ func (a *Attention) headFwdTask(lo, hi int) {
 		p := a.att.Data[bh*n*n+i0*n : bh*n*n+(i0+rows)*n]
 		// scores = Q (d^-0.5 Kᵀ), softmax, O = P V
 		kernels.HeadMatMul(rows, n, d, q[qo+i0*3*c:], 3*c, 1, a.kT.Data[bh*d*n:], n, p, n, false)
+		if a.bias != nil {
+			a.addBias(p, b, hh, i0, rows)
+		}
 		kernels.SoftmaxRows(p, p, rows, n, n)
 		kernels.HeadMatMul(rows, d, n, p, n, 1, q[qo+2*c:], 3*c, a.o.Data[(b*n+i0)*c+hh*d:], c, false)
+	}
+}
+
+// addBias adds rows [i0, i0+rows) of head hh's bias, and of image b's
+// mask when there is one, to those rows' logits p.
+func (a *Attention) addBias(p []float32, b, hh, i0, rows int) {
+	n := a.n
+	bias := a.bias.Data[(hh*n+i0)*n : (hh*n+i0+rows)*n]
+	for i, v := range bias {
+		p[i] += v
+	}
+	if a.mask != nil {
+		nw := a.mask.Shape[0]
+		mask := a.mask.Data[((b%nw)*n+i0)*n : ((b%nw)*n+i0+rows)*n]
+		for i, v := range mask {
+			p[i] += v
+		}
 	}
 }
 
@@ -240,4 +267,10 @@ func (a *Attention) bwdRows(t int, dp, vT []float32, stage, lo, hi int) {
 	}
 	kernels.HeadMatMul(m, d, n, dp[lo*n:], n, 1, q[qo+c:], 3*c, dq[qo+lo*3*c:], 3*c, false)
 	kernels.HeadMatMul(m, d, n, dp[lo:], 1, n, q[qo:], 3*c, dq[qo+lo*3*c+c:], 3*c, false)
+	if a.bias != nil {
+		// Keep the logit gradient for the bias gradient, over P: stage 1
+		// no longer reads P, while stage 0 of other rows did (dV = Pᵀ dO
+		// reads P by columns), so before this point P was still needed.
+		copy(p[lo*n:hi*n], dp[lo*n:hi*n])
+	}
 }

@@ -134,7 +134,7 @@ func benchFill(m Module) {
 // attention, proj Linear) forward, inference only, at dim 192 with 3 heads
 // (DeiT-Tiny width) on one image of N = 196, 784, 3136 tokens (square maps
 // 14², 28², 56²; SLA with its 5x5 depthwise conv). The SLA/softmax time
-// ratio is the figure PEERS.md quotes for PyTorch. fwdbwd/ adds a backward.
+// ratio is the figure docs/peers.md quotes for PyTorch. fwdbwd/ adds a backward.
 func BenchmarkAttentionBlock(b *testing.B) {
 	const dim, heads = 192, 3
 	for _, g := range []int{14, 28, 56} {
@@ -160,7 +160,7 @@ func BenchmarkAttentionBlock(b *testing.B) {
 				}
 			})
 		}
-		// ratio/ interleaves the two layers round by round (PEERS.md: on a
+		// ratio/ interleaves the two layers round by round (docs/peers.md: on a
 		// shared machine only ratios taken inside one run are comparable)
 		// and reports the median per-round time of each and the median of
 		// the per-round SLA/softmax ratios.

@@ -9,7 +9,7 @@ import (
 )
 
 // BatchNorm is PyTorch's BatchNorm1d over the channel axis of [..., C]
-// tokens: per channel, statistics over all rows (B*N tokens; SLAB.md 1.1).
+// tokens: per channel, statistics over all rows (B*N tokens; docs/method.md 1.1).
 //
 // Training normalises with the biased batch variance and updates
 // running_mean <- (1-m)*running_mean + m*mean and running_var <- (1-m)*
@@ -188,7 +188,7 @@ func (b *BatchNorm) gradCoeffs(sdy, sdyx []float32, scale float32, rows int) flo
 }
 
 // ForwardStats updates the running statistics (and num_batches_tracked)
-// from x and nothing else: the BN re-calibration of SLAB.md 1.4, which runs
+// from x and nothing else: the BN re-calibration of docs/method.md 1.4, which runs
 // the model in eval mode with BatchNorms in train mode under no-grad.
 func (b *BatchNorm) ForwardStats(x *tensor.Tensor) {
 	checkDim("BatchNorm", b.name, x, b.dim)
@@ -197,7 +197,7 @@ func (b *BatchNorm) ForwardStats(x *tensor.Tensor) {
 
 // Affine returns the eval-mode per-channel map BN(x)_c = a_c*x_c + c_c,
 // a_c = gamma_c/s_c, c_c = beta_c - gamma_c*mu_c/s_c, s_c = sqrt(running_var_c
-// + eps), computed in float64 (the folds of SLAB.md 2.1 start here).
+// + eps), computed in float64 (the folds of docs/method.md 2.1 start here).
 func (b *BatchNorm) Affine() (a, c []float32) {
 	a, c = make([]float32, b.dim), make([]float32, b.dim)
 	for j := range a {

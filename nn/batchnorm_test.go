@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// blRepBN64 is RepBN (alpha*x + BN) from SLAB.md 1.1 in float64; with
+// blRepBN64 is RepBN (alpha*x + BN) from docs/method.md 1.1 in float64; with
 // train it uses the batch statistics of x and returns them, else rm/rv.
 func blRepBN64(x, gamma, beta []float64, alpha float64, rm, rv []float64, rows, c int, eps float64, train bool) (y, mean, vr []float64) {
 	y = make([]float64, len(x))
@@ -122,7 +122,7 @@ func TestBatchNormRepBNGrad(t *testing.T) {
 	}
 }
 
-// TestRepBNAffine checks the eval-mode fold of SLAB.md 2.1 against the eval
+// TestRepBNAffine checks the eval-mode fold of docs/method.md 2.1 against the eval
 // forward, and ForwardStats against a training forward's statistics.
 func TestRepBNAffine(t *testing.T) {
 	const c, rows = 17, 33

@@ -21,7 +21,7 @@ type CausalAttention struct {
 	Q, K, V, O              *Linear
 	Heads, KVHeads, HeadDim int
 	Rope                    *RoPE
-	// Linear selects causal simplified linear attention (SLA, SLAB.md 3.1
+	// Linear selects causal simplified linear attention (SLA, docs/method.md 3.1
 	// made causal) instead of softmax: see forwardSLA.
 	Linear bool
 
@@ -299,7 +299,7 @@ func (a *CausalAttention) Params() []*Param {
 // rotary_emb.inv_freq buffer is derivable from HeadDim and Base).
 func (a *CausalAttention) Buffers() []*Buffer { return nil }
 
-// slaEps is SLA's normaliser offset, 1/(q·Σk + 1e-6) (SLAB.md 3.1).
+// slaEps is SLA's normaliser offset, 1/(q·Σk + 1e-6) (docs/method.md 3.1).
 const slaEps = 1e-6
 
 // forwardSLA is causal simplified linear attention: with q = ReLU(Q x),
@@ -308,7 +308,7 @@ const slaEps = 1e-6
 //
 //	o_i = Σ_{j<=i} (q_i·k_j) v_j / (Σ_{j<=i} q_i·k_j + 1e-6),
 //
-// the vision SLA of SLAB.md 3.1 restricted to the prefix, without the
+// the vision SLA of docs/method.md 3.1 restricted to the prefix, without the
 // depthwise convolution (there is no 2-D token grid in a text sequence).
 // Training uses the masked T×T form with the same strided GEMMs as softmax
 // attention; decoding (cachedSLA) keeps the d×d state Σ k_j v_j^T per head,

@@ -8,7 +8,7 @@
 // Conventions every layer follows:
 //
 //   - A layer is built with its full state-dict prefix, and its parameters
-//     carry the official PyTorch names (SLAB.md 4.6), e.g.
+//     carry the official PyTorch names (docs/method.md 4.6), e.g.
 //     NewLinear("blocks.0.attn.qkv", 192, 576, true) owns
 //     "blocks.0.attn.qkv.weight" [576,192] and "blocks.0.attn.qkv.bias".
 //     So checkpoint import is a name lookup, not a translation table.

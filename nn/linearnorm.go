@@ -7,7 +7,7 @@ import (
 	"github.com/slabml/slab/tensor"
 )
 
-// LinearNorm is PRepBN's progressive schedule (SLAB.md 1.2, LLaMA variant
+// LinearNorm is PRepBN's progressive schedule (docs/method.md 1.2, LLaMA variant
 // 6.1): in training it returns lambda*Norm1(x) + (1-lambda)*Norm2(x) with
 // lambda decaying linearly from 1 to 0 over TotalStep counted calls; in
 // evaluation it is Norm2 (RepBN with running statistics) alone.

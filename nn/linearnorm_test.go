@@ -81,7 +81,7 @@ func TestLinearNormWarm(t *testing.T) {
 	}
 }
 
-// TestLinearNormLLaMASchedule checks SLAB.md 6.1 with warm 2, step 3:
+// TestLinearNormLLaMASchedule checks docs/method.md 6.1 with warm 2, step 3:
 // counters move only on calls with num_step%16 == 0, num_step cycles mod 16.
 func TestLinearNormLLaMASchedule(t *testing.T) {
 	const c = 4

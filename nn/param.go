@@ -8,7 +8,7 @@ type Param struct {
 	W    *tensor.Tensor // value
 	G    *tensor.Tensor // gradient, same shape, accumulated by Backward
 	// NoDecay excludes the parameter from AdamW weight decay (biases, 1-D
-	// norm parameters, alpha, pos_embed, cls_token; SLAB.md 5).
+	// norm parameters, alpha, pos_embed, cls_token; docs/method.md 5).
 	NoDecay bool
 
 	version uint64      // see MarkChanged

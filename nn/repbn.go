@@ -3,7 +3,7 @@ package nn
 import "github.com/slabml/slab/tensor"
 
 // RepBN is BN(x) + alpha*x with one scalar alpha shared by all channels
-// (SLAB.md 1.1). It runs as a BatchNorm with a skip weight, so the skip
+// (docs/method.md 1.1). It runs as a BatchNorm with a skip weight, so the skip
 // costs nothing beyond BatchNorm's single affine pass.
 type RepBN struct {
 	Alpha *Param
@@ -42,7 +42,7 @@ func (r *RepBN) BackwardAdd(dy, res *tensor.Tensor) *tensor.Tensor {
 func (r *RepBN) ForwardStats(x *tensor.Tensor) { r.BN.ForwardStats(x) }
 
 // Affine returns the eval-mode per-channel map RepBN(x)_c = a_c*x_c + b_c
-// of SLAB.md 2.1: a_c = gamma_c/s_c + alpha, b_c = beta_c - gamma_c*mu_c/s_c.
+// of docs/method.md 2.1: a_c = gamma_c/s_c + alpha, b_c = beta_c - gamma_c*mu_c/s_c.
 func (r *RepBN) Affine() (a, b []float32) {
 	a, b = r.BN.Affine()
 	for j := range a {

@@ -7,7 +7,7 @@ import (
 	"github.com/slabml/slab/tensor"
 )
 
-// SLA is SLAB's simplified linear attention (SLAB.md 3.1):
+// SLA is SLAB's simplified linear attention (docs/method.md 3.1):
 //
 //	SLA(x) = proj( concat_h [ ReLU(Q_h)·(ReLU(K_h+P_h)ᵀV_h) / (ReLU(Q_h)·Σ_j ReLU(K_h+P_h)_j + 1e-6) + DWC(V_h) ] )
 //
@@ -59,7 +59,7 @@ type SLA struct {
 
 // NewSLA builds name.qkv (dim -> 3*dim, [q|k|v]), name.proj (dim -> dim,
 // with bias), name.positional_encoding [1,h*w,dim] (zeros, weight-decayed
-// as in the official code, SLAB.md gotcha 15), name.dwc.weight [d,1,k,k]
+// as in the official code, docs/method.md 9, item 15), name.dwc.weight [d,1,k,k]
 // and name.dwc.bias [d], d = dim/heads. Parameters start at zero; the model
 // initialises them.
 func NewSLA(name string, dim, heads, h, w, kernel int, qkvBias bool) *SLA {

@@ -15,7 +15,7 @@ import (
 type slaShape struct{ B, H, W, C, h, k int }
 
 // slaCoreRef evaluates the SLA core (qkv -> merged-head output, before
-// proj) in float64 straight from SLAB.md 3.1, contracting KᵀV first.
+// proj) in float64 straight from docs/method.md 3.1, contracting KᵀV first.
 func slaCoreRef(sh slaShape, qkv, pos, dw, db []float64) []float64 {
 	N, C, d := sh.H*sh.W, sh.C, sh.C/sh.h
 	p := sh.k / 2

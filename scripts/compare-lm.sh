@@ -4,16 +4,16 @@
 # Per repetition, in this order: the DRAM read bandwidth
 # (kernels BenchmarkBandwidth), `slab bench-lm` on every size (rmsnorm and
 # folded prepbn interleaved round by round inside the process), then
-# tools/reference/llama_bench.py on the same sizes with PEERS.md's PyTorch
+# tools/reference/llama_bench.py on the same sizes with docs/peers.md's PyTorch
 # set-up. Repetitions alternate the two frameworks so that both see the same
 # machine state. Raw output stays in $OUT; summarise with
-# tools/reference/lm_table.py $OUT.
+# tools/reference/llama_table.py $OUT.
 #
 #   scripts/compare-lm.sh                        # REPS=2 ROUNDS=3 MODELS="lm_small_bpe lm_60m llama_350m"
 #   REPS=1 MODELS=lm_small_bpe scripts/compare-lm.sh
 #
 # PYOMP sets OMP_WAIT_POLICY for PyTorch's OpenMP pool: empty (default) is
-# PEERS.md exactly (libgomp spins); PASSIVE survives a loaded machine (see
+# docs/peers.md exactly (libgomp spins); PASSIVE survives a loaded machine (see
 # compare-pytorch.sh).
 set -eu
 cd "$(dirname "$0")/.."

@@ -2,7 +2,7 @@
 # compare-pytorch.sh: slab vs PyTorch inference speed, side by side, in one go.
 #
 # Alternates PyTorch (tools/reference/bench.py, run with the fair set-up of
-# PEERS.md) and slab (`slab bench --json`, BenchmarkAttentionBlock in nn)
+# docs/peers.md) and slab (`slab bench --json`, BenchmarkAttentionBlock in nn)
 # REPS times per row group, so that both see the same machine state, then
 # writes the table with slab/PyTorch ratios to docs/bench-pytorch.md.
 #
@@ -27,7 +27,7 @@ mkdir -p "$OUT"
 echo "compare-pytorch: raw results in $OUT" >&2
 
 # PYOMP: OMP_WAIT_POLICY for PyTorch's OpenMP pool; empty = libgomp's
-# default (spin), as PEERS.md. On a loaded shared machine the default spin
+# default (spin), as docs/peers.md. On a loaded shared machine the default spin
 # policy collapses (measured at load average ~10: DeiT-Tiny B1 2574 ms
 # spinning vs 57.6 ms PASSIVE vs 52.5 ms on 1 thread), so PASSIVE is the
 # default here and recorded in the table.

@@ -1,8 +1,10 @@
 // Command gen writes kernels/gemm_amd64.s, the amd64 assembly of package
 // kernels: the GEMM microkernels (AVX-512 12x32 and its edge tiles of 1-12
 // rows by 16 or 32 columns, AVX2+FMA 6x16), the GEMV dot kernel, and the
-// peak-FMA, bandwidth and spin helpers; and kernels/gemm_kernels_amd64.go,
-// the Go declarations of the edge kernels with their dispatch switch. Run
+// peak-FMA, bandwidth and spin helpers; kernels/gemm_kernels_amd64.go,
+// the Go declarations of the edge kernels with their dispatch switch; and
+// kernels/quant_amd64.s, the bf16 and int8 GEMV kernels and their peak
+// loops (lowprec.go). Run
 // `go generate ./kernels` (or `go run ./gen` in the kernels directory);
 // TestGeneratedUpToDate fails when the checked-in files differ.
 //
@@ -31,7 +33,8 @@ const maxRows = 12
 
 func main() {
 	asm, goSrc := generate()
-	for name, text := range map[string]string{"gemm_amd64.s": asm, "gemm_kernels_amd64.go": goSrc} {
+	files := map[string]string{"gemm_amd64.s": asm, "gemm_kernels_amd64.go": goSrc, "quant_amd64.s": generateLowPrec()}
+	for name, text := range files {
 		if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

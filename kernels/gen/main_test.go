@@ -9,7 +9,8 @@ import (
 // declarations differ from what the generator writes now.
 func TestGeneratedUpToDate(t *testing.T) {
 	asm, goSrc := generate()
-	for name, want := range map[string]string{"../gemm_amd64.s": asm, "../gemm_kernels_amd64.go": goSrc} {
+	files := map[string]string{"../gemm_amd64.s": asm, "../gemm_kernels_amd64.go": goSrc, "../quant_amd64.s": generateLowPrec()}
+	for name, want := range files {
 		got, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)

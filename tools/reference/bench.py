@@ -2,7 +2,7 @@
 """PyTorch inference timings of the DeiT / SLAB-DeiT variants and one
 attention block, for docs/bench-pytorch.md (scripts/compare-pytorch.sh).
 
-Run it with the fair set-up of /work/shared/PEERS.md:
+Run it with the fair set-up of docs/peers.md:
 
     env -u OPENBLAS_CORETYPE \
       LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
@@ -19,7 +19,7 @@ them alike; the median over rounds is reported. Output: one JSON object
 Rows (names follow slab's registry; "/unfused" = eval-mode RepBN kept):
   deit_tiny                  LayerNorm + softmax, cls token
   deit_tiny_prepbn/unfused   RepBN (eval) + softmax, cls token
-  deit_tiny_prepbn           folded BN + softmax (SLAB.md 2.1)
+  deit_tiny_prepbn           folded BN + softmax (docs/method.md 2.1)
   slab_deit_tiny/unfused     RepBN (eval) + SLA, mean pooling
   slab_deit_tiny             folded BN + SLA
   and the same for deit_small*, slab_deit_small*

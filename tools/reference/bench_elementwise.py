@@ -3,7 +3,7 @@
 shapes of kernels/peerops_test.go (BenchmarkPeerOps), for
 docs/bench-elementwise.md.
 
-Run it with the fair set-up of /work/shared/PEERS.md, alternating with the Go
+Run it with the fair set-up of docs/peers.md, alternating with the Go
 benchmark in the same session:
 
     env -u OPENBLAS_CORETYPE \\

@@ -2,7 +2,7 @@
 """PyTorch's own float32 matmul on the shapes of kernels/bench_test.go
 (BenchmarkGEMM, BenchmarkGEMV), for docs/bench-gemm.md.
 
-Run it with the fair set-up of /work/shared/PEERS.md:
+Run it with the fair set-up of docs/peers.md:
 
     env -u OPENBLAS_CORETYPE \
       LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \

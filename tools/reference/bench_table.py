@@ -98,7 +98,7 @@ def main():
     w("It alternates, per row group and repetition, PyTorch (`tools/reference/bench.py`: our own PyTorch "
       "SLAB models of `tools/reference/reference.py`, float32, eval, `torch.inference_mode`, "
       "`torch.set_num_threads(2)`, `LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp`, "
-      "`OPENBLAS_CORETYPE` unset for that command only, `GLIBC_TUNABLES` as in PEERS.md, "
+      "`OPENBLAS_CORETYPE` unset for that command only, `GLIBC_TUNABLES` as in docs/peers.md, "
       f"`OMP_WAIT_POLICY={meta.get('pytorch', {}).get('omp_wait_policy') or '(libgomp default)'}`; 3 warm-up calls, "
       "variants interleaved round by round) and slab (`slab bench --json`, same interleaving; attention rows: "
       "`BenchmarkAttentionBlock` in nn). Each figure is the median over repetitions of the per-process median "
@@ -110,7 +110,7 @@ def main():
     except OSError:
         pass
     w("The machine is shared with other engineers' builds and tests: absolute times vary by 10-40 % "
-      "between runs (PEERS.md); only ratios taken inside one run are meaningful. Load average (1, 5, 15 min) "
+      "between runs (docs/peers.md); only ratios taken inside one run are meaningful. Load average (1, 5, 15 min) "
       f"at start and end of this run: {loadavg or 'not recorded'}. Under load, PyTorch's OpenMP pool (2 threads "
       "meeting at a barrier after every op) degrades far more than slab's: the ratios below are only fair "
       "when the load average stays near or below 2.\n")

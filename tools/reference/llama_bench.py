@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch decode-speed anchor for `slab bench-lm` (PEERS.md: ~91 tokens/s for
+"""PyTorch decode-speed anchor for `slab bench-lm` (docs/peers.md: ~91 tokens/s for
 a 60M LLaMA-like decoder, greedy, batch 1, KV cache, 2 threads).
 
 Same shapes as slab's registry (lm_60m: vocab 32000, dim 512, 8 layers,
@@ -8,7 +8,7 @@ random weights, prompt 32 + 128 greedy tokens, norm = RMSNorm or folded
 PRepBN (the BN affine folded into q/k/v, gate/up and lm_head, i.e. no norm
 and biased Linears). Prints one JSON line per model and the ratio.
 
-Run it the fair way (PEERS.md):
+Run it the fair way (docs/peers.md):
 
     OPENBLAS_CORETYPE= LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \\
     GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 \\

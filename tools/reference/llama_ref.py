@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""slab's own PyTorch reference for the SLAB LLaMA decoder (SLAB.md 6.1).
+"""slab's own PyTorch reference for the SLAB LLaMA decoder (docs/method.md 6.1).
 
 Written from the equations, not from HF code: token embedding, pre-norm
 blocks with RoPE ("rotate-half", base 10000) causal grouped-query softmax
@@ -67,7 +67,7 @@ class RepBN(nn.Module):
 
 
 class LinearNormLLaMA(nn.Module):
-    """SLAB.md 6.1: counters move once every 16 training calls."""
+    """docs/method.md 6.1: counters move once every 16 training calls."""
 
     def __init__(self, dim, eps, warm, step, init):
         super().__init__()

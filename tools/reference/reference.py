@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """slab's own PyTorch reference for SLAB (PRepBN + simplified linear attention).
 
-Written from the equations of /work/shared/SLAB.md (sections 1-4), with the
-official parameter names (SLAB.md 4.6) and module structure (RepBN.alpha/.bn,
+Written from the equations of docs/method.md (sections 1-4), with the
+official parameter names (docs/method.md 4.6) and module structure (RepBN.alpha/.bn,
 LinearNorm.norm1/.norm2 + warm/iter/total_step buffers, Attention and SLA with
 qkv/proj, SLA positional_encoding/dwc, Mlp fc1/fc2, PatchEmbed.proj, DeiT-style
 blocks.i, norm, head, cls_token, pos_embed), so that its state dicts load into
@@ -79,11 +79,11 @@ def write_safetensors(path, tensors, metadata=None):
 
 
 # --------------------------------------------------------------------------
-# layers (SLAB.md 1, 3, 4)
+# layers (docs/method.md 1, 3, 4)
 
 
 class RepBN(nn.Module):
-    """RepBN(x) = BN(x) + alpha*x over the channel axis of [B, N, C] (SLAB.md 1.1)."""
+    """RepBN(x) = BN(x) + alpha*x over the channel axis of [B, N, C] (docs/method.md 1.1)."""
 
     def __init__(self, dim, eps=1e-5, alpha=1.0):
         super().__init__()
@@ -102,7 +102,7 @@ class TokenBN(nn.BatchNorm1d):
 
 
 class LinearNorm(nn.Module):
-    """lambda*norm1(x) + (1-lambda)*norm2(x) with the vision schedule of SLAB.md 1.2."""
+    """lambda*norm1(x) + (1-lambda)*norm2(x) with the vision schedule of docs/method.md 1.2."""
 
     def __init__(self, dim, norm1, norm2, warm=0, step=300000, r0=1.0):
         super().__init__()
@@ -139,7 +139,7 @@ class Mlp(nn.Module):
 
 
 class Attention(nn.Module):
-    """Standard ViT softmax attention, scale d^-0.5 (SLAB.md 3.3)."""
+    """Standard ViT softmax attention, scale d^-0.5 (docs/method.md 3.3)."""
 
     def __init__(self, dim, heads, qkv_bias=True):
         super().__init__()
@@ -158,7 +158,7 @@ class Attention(nn.Module):
 
 
 class SLA(nn.Module):
-    """Simplified linear attention, SLAB.md 3.1, on an H x W token grid (row-major)."""
+    """Simplified linear attention, docs/method.md 3.1, on an H x W token grid (row-major)."""
 
     def __init__(self, dim, heads, H, W, kernel=5, qkv_bias=True):
         super().__init__()
@@ -242,7 +242,7 @@ class DeiT(nn.Module):
         self._init()
 
     def _init(self):
-        # SLAB.md 4.1; conv keeps PyTorch's default init.
+        # docs/method.md 4.1; conv keeps PyTorch's default init.
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -263,7 +263,7 @@ class DeiT(nn.Module):
 
 
 # --------------------------------------------------------------------------
-# fold (SLAB.md 2.1, exact form) -- our own, on an eval-mode model
+# fold (docs/method.md 2.1, exact form) -- our own, on an eval-mode model
 
 
 def norm_affine(m):
@@ -348,7 +348,7 @@ def f32(model):
 
 
 def no_decay(name, p):
-    # SLAB.md 5: every 1-D parameter, every *.bias, DeiT's no_weight_decay() names
+    # docs/method.md 5: every 1-D parameter, every *.bias, DeiT's no_weight_decay() names
     return p.dim() <= 1 or name.endswith(".bias") or name in ("pos_embed", "cls_token")
 
 
@@ -607,7 +607,7 @@ def model_fixture(out, stem, norm, attn, cls, seed):
         t["fused/logits"] = fl
         t.update(state_tensors("fused/", fm))
 
-    # BN re-calibration pass (SLAB.md 1.4, official update_model): eval mode,
+    # BN re-calibration pass (docs/method.md 1.4, official update_model): eval mode,
     # every BatchNorm in train mode (normalises with batch statistics and
     # updates running stats), no grad; then eval logits with the new stats
     if norm != "layernorm":
@@ -678,12 +678,12 @@ def lambda_of(m):
 
 # --------------------------------------------------------------------------
 # self-checks: the torch modules above against plain numpy loops written from
-# the SLAB.md equations (run before writing fixtures)
+# the docs/method.md equations (run before writing fixtures)
 
 
 def self_check():
     g = gen(7)
-    # SLA (SLAB.md 3.1) token by token, with the quadratic form (Q K^T) V and an
+    # SLA (docs/method.md 3.1) token by token, with the quadratic form (Q K^T) V and an
     # explicit zero-padded depth-wise conv whose d kernels are shared by all heads
     B, H, W, C, h, k = 2, 3, 5, 8, 2, 5
     N, d = H * W, C // h
@@ -721,7 +721,7 @@ def self_check():
     ref = out @ m.proj.weight.detach().numpy().T + m.proj.bias.detach().numpy()
     assert np.abs(ref - y).max() < 1e-10, np.abs(ref - y).max()
 
-    # RepBN train step (SLAB.md 1.1): biased variance to normalise, unbiased into running_var
+    # RepBN train step (docs/method.md 1.1): biased variance to normalise, unbiased into running_var
     m = RepBN(4).double()
     perturb(m, g)
     m = m.double().train()
@@ -738,7 +738,7 @@ def self_check():
     assert np.abs(m.bn.running_mean.numpy() - (0.9 * rm0 + 0.1 * mu)).max() < 1e-12
     assert np.abs(m.bn.running_var.numpy() - (0.9 * rv0 + 0.1 * var * M / (M - 1))).max() < 1e-12
 
-    # LinearNorm schedule (SLAB.md 1.2): lambda_n = (T-(n-1))/T, then 0; eval = RepBN
+    # LinearNorm schedule (docs/method.md 1.2): lambda_n = (T-(n-1))/T, then 0; eval = RepBN
     ln = LinearNorm(4, nn.LayerNorm(4), RepBN(4), warm=0, step=3).double().train()
     lams = []
     for _ in range(5):

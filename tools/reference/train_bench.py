@@ -7,7 +7,7 @@ DeiT: dim 64, depth 4, 2 heads, patch 4 -> 7x7 tokens, mean pooling), the
 same step as slab train (forward, label-smoothed cross-entropy, backward,
 global-norm clipping at 5, AdamW lr 1e-3 wd 0.05), batch 128 of in-memory
 images (no data loader: this flatters PyTorch slightly, slab's figure
-includes its augmentation). Run it with PEERS.md's set-up:
+includes its augmentation). Run it with docs/peers.md's set-up:
 
     env -u OPENBLAS_CORETYPE LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
       GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 \

@@ -2,7 +2,7 @@
 
 package reftest_test
 
-// Full-size official-layout checkpoints (SLAB.md 4.6): PyTorch writes
+// Full-size official-layout checkpoints (docs/method.md 4.6): PyTorch writes
 // slab_deit_tiny.pth (LinearNorm keys, unused cls_token, SLA) and
 // deit_tiny_prepbn.pth (bare RepBN keys, class token, softmax) at 224px
 // with random weights and realistic running statistics into a temporary

@@ -1,0 +1,84 @@
+package kernels
+
+import "fmt"
+
+// GEMMs with low-precision weights dequantize W a strip of rows at a time
+// into a float32 buffer of ~512 KiB (in L2) and run the float32 GEMM on
+// it: the microkernel keeps its float32 FMA rate, and the extra pass is one
+// read of the small weights plus an L2-resident write, against m*k*strip
+// FMAs. (A VDPBF16PS microkernel would double the peak but round the
+// activations to bf16, and a VPDPBUSD one would quantize them; both would
+// need packing of their own.) Each column of C is the float32 GEMM's sum
+// over k in the same order whatever the strip, so GemmQ gives exactly what
+// GemmEpilogue gives on the dequantized matrix.
+
+// gemmQStripBytes is the float32 size a dequantized strip aims at.
+const gemmQStripBytes = 512 << 10
+
+// GemmQ computes C = epilogue(A W^T) like GemmEpilogue(false, true, m,
+// w.N, w.K, a, lda, W, w.K, c, ldc, ep) for W stored low-precision: A is
+// m x K row-major (row stride lda), C m x N (row stride ldc). One row
+// without an epilogue other than a bias is a GemvQ. Bad shapes panic with
+// a message naming the operand.
+func GemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epilogue) {
+	if w == nil {
+		panic("kernels.GemmQ: no matrix")
+	}
+	checkQ("kernels.GemmQ", w)
+	n, k := w.N, w.K
+	if m < 0 {
+		panic(fmt.Sprintf("kernels.GemmQ: negative m=%d", m))
+	}
+	if m > 0 && k > 0 && (lda < k || len(a) < (m-1)*lda+k) {
+		panic(fmt.Sprintf("kernels.GemmQ: A has %d elements (ld %d), needs %dx%d", len(a), lda, m, k))
+	}
+	if m > 0 && n > 0 && (ldc < n || len(c) < (m-1)*ldc+n) {
+		panic(fmt.Sprintf("kernels.GemmQ: C has %d elements (ld %d), needs %dx%d", len(c), ldc, m, n))
+	}
+	checkEpilogue(m, n, c, ldc, &ep)
+	if m == 0 || n == 0 {
+		return
+	}
+	if m == 1 && ep.Act == ActNone && ep.Residual == nil && !ep.Accumulate {
+		GemvQ(a[:k], QGemvOp{W: w, Y: c[:n]})
+		if ep.Bias != nil {
+			AddTo(c[:n], ep.Bias[:n])
+		}
+		return
+	}
+	nb := roundUp(max(1, gemmQStripBytes/(4*max(k, 1))), 32)
+	wk := getWork()
+	buf := growF32(&wk.deq, min(nb, n)*k)
+	for j0 := 0; j0 < n; j0 += nb {
+		j1 := min(n, j0+nb)
+		strip := buf[:(j1-j0)*k]
+		ParallelFor(j1-j0, 16, func(lo, hi int) {
+			w.DequantizeRows(j0+lo, j0+hi, strip[lo*k:hi*k])
+		})
+		sep := ep
+		if ep.Bias != nil {
+			sep.Bias = ep.Bias[j0:j1]
+		}
+		if ep.Residual != nil {
+			sep.Residual = ep.Residual[j0:]
+		}
+		GemmEpilogue(false, true, m, j1-j0, k, a, lda, strip, k, c[j0:], ldc, sep)
+	}
+	putWork(wk)
+}
+
+// checkQ panics unless q holds a consistent n x k matrix.
+func checkQ(what string, q *QMatrix) {
+	switch q.Dtype {
+	case BF16:
+		if len(q.BF16) < q.N*q.K {
+			panic(fmt.Sprintf("%s: bf16 matrix %dx%d has %d values", what, q.N, q.K, len(q.BF16)))
+		}
+	case Int8:
+		if q.Group <= 0 || q.K%q.Group != 0 || len(q.Q) < q.N*q.RowBytes() {
+			panic(fmt.Sprintf("%s: int8 matrix %dx%d (group %d) has %d bytes", what, q.N, q.K, q.Group, len(q.Q)))
+		}
+	default:
+		panic(fmt.Sprintf("%s: matrix of dtype %v", what, q.Dtype))
+	}
+}

@@ -1,0 +1,261 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// GEMVs on bf16 and int8 weights, laid out and threaded like the float32
+// GEMV of gemv.go: units of eight rows split over the threads in chunks,
+// a chunk's full units read as eight bands so that each of the kernel's
+// eight row streams runs on through consecutive rows. The 8-, 4- and
+// 1-row kernels form each row's sum the same way, and the k tail past the
+// kernel's multiple is added in Go the same way for every row, so the
+// result does not depend on the thread count.
+
+// QGemvOp is one product of GemvQ: Y = x W^T with W stored low-precision
+// as len(Y) = W.N rows of W.K.
+type QGemvOp struct {
+	W *QMatrix
+	Y []float32
+}
+
+// bf16Dot selects VDPBF16PS (x rounded to bf16) over widening for bf16
+// GEMVs; see SetBF16Dot.
+var bf16Dot bool
+
+// SetBF16Dot makes bf16 GEMVs round x to bf16 and multiply with
+// VDPBF16PS where the CPU has AVX512_BF16 (on: true), or widen the
+// weights to float32 and keep x exact (false, the default); it returns
+// the previous setting. Not safe to call while kernels run.
+func SetBF16Dot(on bool) (prev bool) {
+	prev, bf16Dot = bf16Dot, on
+	return prev
+}
+
+// GemvQ computes op.Y = x[:K] op.W^T for up to four low-precision
+// matrices with the same K in one parallel region (like GemvShared). A
+// nil or mismatched matrix, a short x or Y, or more than four ops panic
+// with a message naming the op.
+func GemvQ(x []float32, ops ...QGemvOp) {
+	if len(ops) == 0 {
+		return
+	}
+	if len(ops) > maxGemvOps {
+		panic(fmt.Sprintf("kernels.GemvQ: %d products, at most %d", len(ops), maxGemvOps))
+	}
+	k := -1
+	for i, op := range ops {
+		if op.W == nil {
+			panic(fmt.Sprintf("kernels.GemvQ: product %d has no matrix", i))
+		}
+		checkQ(fmt.Sprintf("kernels.GemvQ: product %d", i), op.W)
+		if k >= 0 && op.W.K != k {
+			panic(fmt.Sprintf("kernels.GemvQ: product %d has K=%d, product 0 K=%d", i, op.W.K, k))
+		}
+		k = op.W.K
+		if len(op.Y) != op.W.N {
+			panic(fmt.Sprintf("kernels.GemvQ: product %d: Y has %d elements, W has %d rows", i, len(op.Y), op.W.N))
+		}
+	}
+	if len(x) < k {
+		panic(fmt.Sprintf("kernels.GemvQ: x has %d elements, K is %d", len(x), k))
+	}
+	w := getWork()
+	g := &w.qgv
+	*g = qgemvTask{k: k, x: x[:k], asm: curPath == PathAVX512}
+	g.dot = g.asm && bf16Dot && hasBF16
+	for _, op := range ops {
+		if op.W.Dtype == BF16 && g.dot && g.xb == nil {
+			g.xb = growU16(&w.xb, k)
+			for i, v := range g.x {
+				g.xb[i] = ToBF16(v)
+			}
+		}
+		g.ops[g.nops] = op
+		g.first[g.nops+1] = g.first[g.nops] + (op.W.N+gemvRows-1)/gemvRows
+		g.nops++
+	}
+	parallelRun(g.first[g.nops], 8, 4, g)
+	*g = qgemvTask{}
+	putWork(w)
+}
+
+// growU16 returns (*s)[:n], reallocating only when capacity is short.
+func growU16(s *[]uint16, n int) []uint16 {
+	if cap(*s) < n {
+		*s = make([]uint16, n)
+	}
+	return (*s)[:n]
+}
+
+// qgemvTask is the parallel job of one GemvQ call; its units are runs of
+// gemvRows rows, numbered through the ops in order.
+type qgemvTask struct {
+	k     int
+	x     []float32
+	xb    []uint16 // x rounded to bf16 (dot mode)
+	asm   bool     // the AVX-512 kernels run
+	dot   bool     // bf16 rows by VDPBF16PS on xb
+	ops   [maxGemvOps]QGemvOp
+	first [maxGemvOps + 1]int
+	nops  int
+}
+
+func (g *qgemvTask) run(lo, hi int) {
+	for i := 0; i < g.nops; i++ {
+		a, b := max(lo, g.first[i]), min(hi, g.first[i+1])
+		if a < b {
+			g.runOp(&g.ops[i], a-g.first[i], b-g.first[i])
+		}
+	}
+}
+
+// runOp computes units [lo, hi) of op: full units as eight bands of R
+// rows through the 8-row kernel, the last partial unit through the 4- and
+// 1-row kernels (or everything in Go without the assembly path).
+func (g *qgemvTask) runOp(op *QGemvOp, lo, hi int) {
+	n := len(op.Y)
+	var out [gemvRows]float32
+	if !g.asm || !g.kernelOK(op.W) {
+		for r := lo * gemvRows; r < min(hi*gemvRows, n); r++ {
+			op.Y[r] = g.rowGo(op.W, r)
+		}
+		return
+	}
+	if full := min(hi, n/gemvRows); full > lo {
+		R := full - lo
+		j0 := lo * gemvRows
+		for i := 0; i < R; i++ {
+			g.kernel(op.W, 8, j0+i, R, &out)
+			for b, s := range out {
+				r := j0 + i + b*R
+				op.Y[r] = g.finish(op.W, r, s)
+			}
+		}
+		lo = full
+	}
+	for u := lo; u < hi; u++ {
+		j0 := u * gemvRows
+		rows := min(gemvRows, n-j0)
+		r := 0
+		for ; r+4 <= rows; r += 4 {
+			g.kernel(op.W, 4, j0+r, 1, &out)
+			for b := range 4 {
+				op.Y[j0+r+b] = g.finish(op.W, j0+r+b, out[b])
+			}
+		}
+		for ; r < rows; r++ {
+			g.kernel(op.W, 1, j0+r, 1, &out)
+			op.Y[j0+r] = g.finish(op.W, j0+r, out[0])
+		}
+	}
+}
+
+// kernelOK reports whether the assembly kernels can read w: some k for
+// bf16, int8 groups of a multiple of 16.
+func (g *qgemvTask) kernelOK(w *QMatrix) bool {
+	if w.Dtype == Int8 {
+		return w.Group%16 == 0 && w.K > 0
+	}
+	return w.K >= 32
+}
+
+// kmain is the part of k the kernel covers for w; the rest is finish's.
+func (g *qgemvTask) kmain(w *QMatrix) int {
+	switch {
+	case w.Dtype == Int8:
+		return w.K
+	case g.dot:
+		return w.K &^ 31
+	}
+	return w.K &^ 15
+}
+
+// kernel runs the rows-row kernel on rows r0, r0+stride, ... of w.
+func (g *qgemvTask) kernel(w *QMatrix, rows, r0, stride int, out *[gemvRows]float32) {
+	km := g.kmain(w)
+	if w.Dtype == Int8 {
+		rb := w.RowBytes()
+		callI8(rows, km, w.Group, &g.x[0], &w.Q[r0*rb], stride*rb, &out[0])
+		return
+	}
+	if g.dot {
+		callBF16Dot(rows, km, &g.xb[0], &w.BF16[r0*w.K], stride*w.K, &out[0])
+		return
+	}
+	callBF16Widen(rows, km, &g.x[0], &w.BF16[r0*w.K], stride*w.K, &out[0])
+}
+
+// finish adds the k tail past kmain to row r's kernel sum s.
+func (g *qgemvTask) finish(w *QMatrix, r int, s float32) float32 {
+	km := g.kmain(w)
+	if km == w.K {
+		return s
+	}
+	return s + g.tailBF16(w, r, km)
+}
+
+// tailBF16 is row r's sum over k from km on, in Go: with x rounded to
+// bf16 in dot mode, as the VDPBF16PS kernel rounds it.
+func (g *qgemvTask) tailBF16(w *QMatrix, r, km int) float32 {
+	row := w.BF16[r*w.K+km : (r+1)*w.K]
+	if g.dot {
+		var t float32
+		for i, h := range row {
+			t += FromBF16(g.xb[km+i]) * FromBF16(h)
+		}
+		return t
+	}
+	return dotBF16Go(g.x[km:], row)
+}
+
+// rowGo is row r of x W^T by the pure-Go kernels.
+func (g *qgemvTask) rowGo(w *QMatrix, r int) float32 {
+	if w.Dtype == BF16 {
+		return g.tailBF16(w, r, 0)
+	}
+	rb := w.RowBytes()
+	return dotI8Go(g.x, w.Q[r*rb:(r+1)*rb], w.Group)
+}
+
+// dotBF16Go is sum x[i]*w[i] over len(w), w in bf16, four accumulators.
+func dotBF16Go(x []float32, w []uint16) float32 {
+	x = x[:len(w)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(w); i += 4 {
+		s0 += x[i] * math.Float32frombits(uint32(w[i])<<16)
+		s1 += x[i+1] * math.Float32frombits(uint32(w[i+1])<<16)
+		s2 += x[i+2] * math.Float32frombits(uint32(w[i+2])<<16)
+		s3 += x[i+3] * math.Float32frombits(uint32(w[i+3])<<16)
+	}
+	for ; i < len(w); i++ {
+		s0 += x[i] * math.Float32frombits(uint32(w[i])<<16)
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dotI8Go is one int8 row (blocks of group weights and a scale) times x:
+// per block the integer weights' products are summed, then scaled.
+func dotI8Go(x []float32, row []byte, group int) float32 {
+	var s float32
+	for b := 0; b*(group+4) < len(row); b++ {
+		blk := row[b*(group+4) : (b+1)*(group+4)]
+		xb := x[b*group : (b+1)*group]
+		var s0, s1, s2, s3 float32
+		i := 0
+		for ; i+4 <= group; i += 4 {
+			s0 += xb[i] * float32(int8(blk[i]))
+			s1 += xb[i+1] * float32(int8(blk[i+1]))
+			s2 += xb[i+2] * float32(int8(blk[i+2]))
+			s3 += xb[i+3] * float32(int8(blk[i+3]))
+		}
+		for ; i < group; i++ {
+			s0 += xb[i] * float32(int8(blk[i]))
+		}
+		s += math.Float32frombits(binary.LittleEndian.Uint32(blk[group:])) * ((s0 + s1) + (s2 + s3))
+	}
+	return s
+}

@@ -1,0 +1,19 @@
+//go:build !amd64
+
+package kernels
+
+const hasBF16, hasVNNI = false, false
+
+func callBF16Widen(int, int, *float32, *uint16, int, *float32) {
+	panic("kernels: no assembly bf16 kernel on this architecture")
+}
+
+func callBF16Dot(int, int, *uint16, *uint16, int, *float32) {
+	panic("kernels: no assembly bf16 kernel on this architecture")
+}
+
+func callI8(int, int, int, *float32, *byte, int, *float32) {
+	panic("kernels: no assembly int8 kernel on this architecture")
+}
+
+func lowPrecPeak(Dtype) (func(n int), float64) { return nil, 0 }

@@ -1,0 +1,279 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// quantCase is one low-precision storage to test: a dtype, the int8
+// group, and for bf16 whether x goes through VDPBF16PS.
+type quantCase struct {
+	dtype Dtype
+	group int
+	dot   bool
+}
+
+func (c quantCase) String() string {
+	switch {
+	case c.dtype == Int8:
+		return fmt.Sprintf("int8/g%d", c.group)
+	case c.dot:
+		return "bf16/dot"
+	}
+	return "bf16/widen"
+}
+
+// quantCases lists the storages for rows of k: bf16 both ways, int8 with
+// every group that divides k among 16, 32, 64, 128, k, and a group that
+// is not a multiple of 16 (Go kernel only).
+func quantCases(k int) []quantCase {
+	cs := []quantCase{{dtype: BF16}, {dtype: BF16, dot: true}}
+	for _, g := range []int{16, 32, 64, 128, k, 5} {
+		if g > 0 && k%g == 0 && (g != k || k > 128) {
+			cs = append(cs, quantCase{dtype: Int8, group: g})
+		}
+	}
+	return cs
+}
+
+func (c quantCase) quantize(t *testing.T, w []float32, n, k int) *QMatrix {
+	var q *QMatrix
+	var err error
+	if c.dtype == BF16 {
+		q, err = QuantizeBF16(w, n, k)
+	} else {
+		q, err = QuantizeInt8(w, n, k, c.group)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// refQ is the float64 reference of x W^T on the SAME quantized weights
+// (W dequantized exactly in float64; with the VDPBF16PS path, x rounded
+// to bf16 as the instruction does), with the magnitude sum |x||w| per row
+// that scales float32 rounding.
+func refQ(q *QMatrix, x []float32, dot bool) (ref, mag []float64) {
+	k := q.K
+	ref, mag = make([]float64, q.N), make([]float64, q.N)
+	for r := range q.N {
+		var s, sa float64
+		for p := range k {
+			var wv float64
+			if q.Dtype == BF16 {
+				wv = float64(FromBF16(q.BF16[r*k+p]))
+			} else {
+				g := p / q.Group
+				blk := r*q.RowBytes() + g*(q.Group+4)
+				wv = float64(q.scaleAt(r, g)) * float64(int8(q.Q[blk+p%q.Group]))
+			}
+			xv := float64(x[p])
+			if dot && q.Dtype == BF16 && hasBF16 && curPath == PathAVX512 {
+				xv = float64(FromBF16(ToBF16(x[p])))
+			}
+			s += xv * wv
+			sa += math.Abs(xv * wv)
+		}
+		ref[r], mag[r] = s, sa+1e-30
+	}
+	return ref, mag
+}
+
+// TestQuantize: bf16 rounds to nearest even; int8 codes stay in
+// [-127, 127] and reconstruct each weight within half a step of its
+// group's scale.
+func TestQuantize(t *testing.T) {
+	for _, c := range []struct {
+		f    float32
+		want uint16
+	}{{1, 0x3f80}, {1 + 1.0/256, 0x3f80}, {1 + 3.0/256, 0x3f82}, {-2.5, 0xc020}, {float32(math.Inf(1)), 0x7f80}} {
+		if got := ToBF16(c.f); got != c.want {
+			t.Errorf("ToBF16(%v) = %#04x, want %#04x", c.f, got, c.want)
+		}
+	}
+	if h := ToBF16(float32(math.NaN())); !math.IsNaN(float64(FromBF16(h))) {
+		t.Errorf("ToBF16(NaN) = %#04x is not a NaN", h)
+	}
+	rng := rand.New(rand.NewSource(1))
+	n, k, g := 5, 96, 32
+	w := gemmRand(rng, n*k)
+	w[7] = 0 // a block with a zero weight, and a whole zero block:
+	for i := 64; i < 96; i++ {
+		w[i] = 0
+	}
+	q, err := QuantizeInt8(w, n, k, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := make([]float32, n*k)
+	q.DequantizeRows(0, n, d)
+	worst := 0.0
+	for r := range n {
+		for b := range k / g {
+			s := float64(q.scaleAt(r, b))
+			for p := b * g; p < (b+1)*g; p++ {
+				e := math.Abs(float64(d[r*k+p]) - float64(w[r*k+p]))
+				if e > s/2*(1+1e-6) {
+					t.Fatalf("row %d weight %d: %v -> %v, step %v", r, p, w[r*k+p], d[r*k+p], s)
+				}
+				worst = max(worst, e/max(s, 1e-30))
+			}
+		}
+	}
+	t.Logf("int8 worst error / scale = %.3f", worst)
+	if _, err := QuantizeInt8(w, n, k, 40); err == nil {
+		t.Error("group 40 of rows of 96: no error")
+	}
+}
+
+// TestGemvQ checks every dtype's GEMV (8-row bands, 4- and 1-row kernels,
+// k tails, groups of every size) on every kernel path against the float64
+// reference of the same quantized weights, and that 1, 2 and 3 threads
+// give the same bits.
+func TestGemvQ(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	defer SetThreads(Threads())
+	for _, p := range gemmPaths() {
+		withGemmPath(t, p, func() {
+			worst := map[string]float64{}
+			for _, n := range []int{1, 3, 4, 7, 8, 13, 64, 67, 1000} {
+				for _, k := range []int{16, 32, 48, 100, 128, 160, 1040} {
+					x := gemmRand(rng, k)
+					w := gemmRand(rng, n*k)
+					for _, c := range quantCases(k) {
+						q := c.quantize(t, w, n, k)
+						prev := SetBF16Dot(c.dot)
+						ref, mag := refQ(q, x, c.dot)
+						var ys [3][]float32
+						for th := 1; th <= 3; th++ {
+							SetThreads(th)
+							ys[th-1] = make([]float32, n)
+							GemvQ(x, QGemvOp{W: q, Y: ys[th-1]})
+						}
+						SetBF16Dot(prev)
+						rel, abs := gemmCompare(1, n, ys[0], n, ref, mag)
+						worst[c.String()] = max(worst[c.String()], rel)
+						if rel > 2e-6 {
+							t.Errorf("%s %s n=%d k=%d: rel err %.3g abs %.3g", p, c, n, k, rel, abs)
+						}
+						for th := 2; th <= 3; th++ {
+							for i := range ys[0] {
+								if math.Float32bits(ys[0][i]) != math.Float32bits(ys[th-1][i]) {
+									t.Fatalf("%s %s n=%d k=%d: row %d differs on %d threads: %v vs %v", p, c, n, k, i, th, ys[th-1][i], ys[0][i])
+								}
+							}
+						}
+					}
+				}
+			}
+			t.Logf("path %s: max error / magnitude sum %v", p, worst)
+		})
+	}
+}
+
+// TestGemvQShared: several matrices in one region give what each gives
+// alone.
+func TestGemvQShared(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	k := 256
+	x := gemmRand(rng, k)
+	var ops []QGemvOp
+	var want [][]float32
+	for i, n := range []int{17, 256, 8, 1000} {
+		dt := BF16
+		if i%2 == 1 {
+			dt = Int8
+		}
+		q, err := Quantize(dt, gemmRand(rng, n*k), n, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := make([]float32, n)
+		GemvQ(x, QGemvOp{W: q, Y: y})
+		want = append(want, y)
+		ops = append(ops, QGemvOp{W: q, Y: make([]float32, n)})
+	}
+	GemvQ(x, ops...)
+	for i, op := range ops {
+		for j := range op.Y {
+			if op.Y[j] != want[i][j] {
+				t.Fatalf("op %d row %d: %v shared, %v alone", i, j, op.Y[j], want[i][j])
+			}
+		}
+	}
+}
+
+// TestGemmQ: GemmQ with an epilogue is GemmEpilogue on the dequantized
+// weights bit for bit (strips do not change any sum), on every path and
+// thread count, and within float32 rounding of the float64 reference.
+func TestGemmQ(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	defer SetThreads(Threads())
+	for _, p := range gemmPaths() {
+		withGemmPath(t, p, func() {
+			worst := 0.0
+			for _, s := range [][3]int{{2, 5, 32}, {13, 67, 48}, {197, 192, 64}, {50, 700, 256}, {3, 40, 1040}} {
+				m, n, k := s[0], s[1], s[2]
+				a := gemmRand(rng, m*k)
+				w := gemmRand(rng, n*k)
+				bias := gemmRand(rng, n)
+				res := gemmRand(rng, m*n)
+				for _, c := range quantCases(k) {
+					if c.dot {
+						continue
+					}
+					q := c.quantize(t, w, n, k)
+					dq := make([]float32, n*k)
+					q.DequantizeRows(0, n, dq)
+					for _, ep := range []Epilogue{{}, {Bias: bias, Act: ActGELU, Residual: res}} {
+						want := make([]float32, m*n)
+						GemmEpilogue(false, true, m, n, k, a, k, dq, k, want, n, ep)
+						for th := 1; th <= 2; th++ {
+							SetThreads(th)
+							got := make([]float32, m*n)
+							GemmQ(m, a, k, q, got, n, ep)
+							for i := range got {
+								if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+									t.Fatalf("%s %s %dx%dx%d ep=%v threads %d: C[%d] = %v, dequantized GEMM %v", p, c, m, n, k, ep.Act, th, i, got[i], want[i])
+								}
+							}
+						}
+						if ep.Act == ActNone {
+							ref, mag := refGemm(false, true, m, n, k, 1, a, k, dq, k, 0, nil, n)
+							rel, abs := gemmCompare(m, n, want, n, ref, mag)
+							worst = max(worst, rel)
+							if rel > 1e-5 {
+								t.Errorf("%s %s %dx%dx%d: rel err %.3g abs %.3g", p, c, m, n, k, rel, abs)
+							}
+						}
+					}
+				}
+			}
+			t.Logf("path %s: max error / magnitude sum %.3g", p, worst)
+		})
+	}
+}
+
+// TestVDPBF16PSEncoding runs the check of the emitted bytes: bf16
+// pairs (1, 1) x (1, 2) plus 0.5 is 3.5 in every lane, through the one-row
+// VDPBF16PS kernel (x = 1, w = 1, 2 alternating; k = 32 gives 16 lanes
+// of 1*1 + 1*2 = 3, i.e. 48 in all).
+func TestVDPBF16PSEncoding(t *testing.T) {
+	if !hasBF16 || bestPath != PathAVX512 {
+		t.Skip("no AVX512_BF16")
+	}
+	x := make([]uint16, 32)
+	w := make([]uint16, 32)
+	for i := range x {
+		x[i] = ToBF16(1)
+		w[i] = ToBF16(float32(1 + i%2))
+	}
+	var out [gemvRows]float32
+	callBF16Dot(1, 32, &x[0], &w[0], 32, &out[0])
+	if out[0] != 48 {
+		t.Fatalf("VDPBF16PS kernel: %v, want 48", out[0])
+	}
+}
