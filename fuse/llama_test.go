@@ -44,28 +44,28 @@ func TestFuseLLaMA(t *testing.T) {
 			for i := range ids {
 				ids[i] = rng.IntN(c.Vocab)
 			}
-			if _, err := m.Forward(ids, B, T, true); err != nil {
+			if _, err := m.Forward(ids, B, T, nn.Train); err != nil {
 				t.Fatal(err)
 			}
 		}
-		ref, err := m.Forward(ids, B, T, false)
+		ref, err := m.Forward(ids, B, T, nn.Eval)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := append([]float32(nil), ref.Data...)
 		st, _ := m.NewState(1, T+8)
-		greedy := llama.NewSampler(0, 0, 1, 1)
+		greedy := nn.NewSampler(0, 0, 1, 1)
 		wantGen, err := m.Generate(st, ids[:T], 8, greedy, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := FuseLLaMA(m); err != nil {
+		if err := Fold(m); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok := m.Blocks[0].InputNorm.(nn.Identity); !ok || m.LMHead == nil || m.LMHead.Bias == nil {
 			t.Fatal("fold left a norm or an unbiased lm_head")
 		}
-		got, err := m.Forward(ids, B, T, false)
+		got, err := m.Forward(ids, B, T, nn.Eval)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func TestFuseLLaMA(t *testing.T) {
 	}
 	c, _ := llama.Lookup("lm_test_rmsnorm")
 	m, _ := llama.New(c, 1)
-	if err := FuseLLaMA(m); err == nil {
+	if err := Fold(m); err == nil {
 		t.Fatal("rmsnorm model folded")
 	}
 }

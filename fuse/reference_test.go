@@ -16,8 +16,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tools/reference/reftest"
 )
 
@@ -55,7 +55,7 @@ func TestReferenceFuse(t *testing.T) {
 					copy(b.F.Data, f.T("init/buffer/"+b.Name).Data)
 				}
 			}
-			d, err := fuse.Fuse(m)
+			d, err := foldVit(m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +80,7 @@ func TestReferenceFuse(t *testing.T) {
 			if len(d.Buffers()) != 0 {
 				t.Errorf("deploy model keeps %d buffers, want none", len(d.Buffers()))
 			}
-			logits, err := d.Forward(f.T("input"), false)
+			logits, err := d.Forward(f.T("input"), nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -45,7 +45,7 @@ func randomize(t *testing.T, m *vit.Model, seed uint64, batch int) {
 	}
 	x := randImages(m.Cfg, batch, seed)
 	for range 3 {
-		if _, err := m.Forward(x, true); err != nil {
+		if _, err := m.Forward(x, nn.Train); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -100,12 +100,12 @@ func TestFuseExact(t *testing.T) {
 			}
 			randomize(t, m, 2, max(tc.batch, 2))
 			x := randImages(tc.cfg, tc.batch, 3)
-			want, err := m.Forward(x, false)
+			want, err := m.Forward(x, nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}
 			want = want.Clone()
-			d, err := fuse.Fuse(m)
+			d, err := foldVit(m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestFuseExact(t *testing.T) {
 					t.Errorf("deploy model keeps norm parameter %s", p.Name)
 				}
 			}
-			got, err := d.Forward(x, false)
+			got, err := d.Forward(x, nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,7 +127,7 @@ func TestFuseExact(t *testing.T) {
 				t.Errorf("fused logits differ: rel err %.3g", rel)
 			}
 			// The source model is untouched and still agrees with itself.
-			again, _ := m.Forward(x, false)
+			again, _ := m.Forward(x, nn.Eval)
 			if r, _ := relErr(again.Data, want.Data); r != 0 {
 				t.Errorf("Fuse modified its source (rel %.3g)", r)
 			}
@@ -143,18 +143,18 @@ func TestFuseRefuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := fuse.Fuse(m); err == nil || !strings.Contains(err.Error(), "only BatchNorm-based norms") {
+		if _, err := foldVit(m); err == nil || !strings.Contains(err.Error(), "only batchnorm, repbn and prepbn fold") {
 			t.Errorf("%s: Fuse error = %v", name, err)
 		}
 	}
 	c, _ := vit.Lookup("slab_deit_mini_28")
 	m, _ := vit.New(c, 0)
-	d, err := fuse.Fuse(m)
+	d, err := foldVit(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fuse.Fuse(d); err == nil || !strings.Contains(err.Error(), "already folded") {
-		t.Errorf("Fuse(deploy) error = %v", err)
+	if _, err := foldVit(d); err == nil || !strings.Contains(err.Error(), "already folded") {
+		t.Errorf("Fold(deploy) error = %v", err)
 	}
 }
 

@@ -131,3 +131,25 @@ func Lambda(m Model) float64 { return nn.Lambda(m.Norms()) }
 // decaying to 0 over step units (a unit is one training call for vision
 // norms, 16 for the LLaMA schedule).
 func SetSchedule(m Model, warm, step int64) { nn.SetSchedule(m.Norms(), warm, step) }
+
+// Decoder is a language model that generates with a cache.
+type Decoder interface {
+	LM
+	// NewSession allocates a generation session for batch sequences of up
+	// to maxT positions (all memory it will need, once).
+	NewSession(batch, maxT int) (Session, error)
+}
+
+// Session is one generation context of a Decoder.
+type Session interface {
+	// Step feeds ids [B*T] (T new positions per sequence) in evaluation
+	// mode and returns the logits of each sequence's last position
+	// [B, Vocab].
+	Step(ids []int, T int) (*tensor.Tensor, error)
+	// Generate feeds prompt (one sequence) and samples n tokens with smp,
+	// calling emit after each (emit may stop early by returning false). It
+	// returns the generated ids, in out when it is large enough.
+	Generate(prompt []int, n int, smp *nn.Sampler, out []int, emit func(id int) bool) ([]int, error)
+	// Reset empties the cache for a new prompt.
+	Reset()
+}

@@ -108,6 +108,9 @@ func Lookup(name string) (*Entry, Config, error) {
 					return nil, nil, fmt.Errorf("model %q: %v", name, err)
 				}
 			}
+			if n, ok := c.(interface{ SetModelName(string) }); ok {
+				n.SetModelName(name)
+			}
 			if err := c.Validate(); err != nil {
 				return nil, nil, fmt.Errorf("model %q: %v", name, err)
 			}

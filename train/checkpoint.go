@@ -7,13 +7,13 @@ import (
 	"strings"
 
 	"github.com/slabml/slab/checkpoint"
-	"github.com/slabml/slab/nn"
+	"github.com/slabml/slab/models"
 )
 
 // Checkpoint layout (safetensors, package checkpoint):
 //
 //   - every parameter and buffer under its official state-dict name
-//     (SLAB.md 4.6), so a training checkpoint is also a weights file;
+//     (docs/method.md 4.6), so a training checkpoint is also a weights file;
 //     integer buffers (iter, total_step, warm, num_batches_tracked) as I64;
 //   - AdamW moments as "optim.exp_avg.<name>" and "optim.exp_avg_sq.<name>";
 //   - metadata: "format", "model_config" (the model's JSON config, opaque
@@ -23,8 +23,8 @@ const (
 	// FormatTrain marks a checkpoint written by Trainer.Save.
 	FormatTrain = "slab-train/1"
 	// FormatWeights marks a weights-only file (e.g. a folded model).
-	FormatWeights = "slab-weights/1"
-	optimPrefix   = "optim."
+	FormatWeights = models.FormatWeights
+	optimPrefix   = models.OptimPrefix
 )
 
 // trainState is the scalar state of a run, stored as JSON metadata.
@@ -39,90 +39,10 @@ type trainState struct {
 	TrainImages  int64    `json:"train_images"`
 }
 
-// WeightsFile returns a checkpoint.File holding params and buffers under
-// their names and the given metadata (e.g. "model_config").
-func WeightsFile(params []*nn.Param, buffers []*nn.Buffer, meta map[string]string) *checkpoint.File {
-	f := checkpoint.NewFile()
-	for _, p := range params {
-		f.Set(p.Name, p.W)
-	}
-	for _, b := range buffers {
-		if b.I != nil {
-			f.SetInt64(b.Name, []int64{*b.I})
-		} else if b.F != nil {
-			f.Set(b.Name, b.F)
-		}
-	}
-	f.Metadata["format"] = FormatWeights
-	for k, v := range meta {
-		f.Metadata[k] = v
-	}
-	return f
-}
-
-// LoadWeights copies the parameters and buffers named in f into params and
-// buffers. Every parameter and buffer must be present with its exact shape,
-// and f may hold nothing else besides optimizer state, so a file for a
-// different model is an error naming the first mismatch; path is used in
-// error messages.
-func LoadWeights(f *checkpoint.File, path string, params []*nn.Param, buffers []*nn.Buffer) error {
-	used := map[string]bool{}
-	for _, p := range params {
-		e, ok := f.Tensors[p.Name]
-		if !ok {
-			return fmt.Errorf("%s: missing parameter %q", path, p.Name)
-		}
-		if !sameShape(e.Shape, p.W.Shape) || e.F32 == nil {
-			return fmt.Errorf("%s: parameter %q has shape %v (%s), model wants %v (F32)", path, p.Name, e.Shape, e.DType, p.W.Shape)
-		}
-		copy(p.W.Data, e.F32)
-		p.MarkChanged()
-		used[p.Name] = true
-	}
-	for _, b := range buffers {
-		e, ok := f.Tensors[b.Name]
-		if !ok {
-			return fmt.Errorf("%s: missing buffer %q", path, b.Name)
-		}
-		switch {
-		case b.I != nil:
-			if e.Numel() != 1 || (e.I64 == nil && e.F32 == nil) {
-				return fmt.Errorf("%s: buffer %q has shape %v, want a scalar", path, b.Name, e.Shape)
-			}
-			*b.I = e.Int64s()[0]
-		case b.F != nil:
-			if !sameShape(e.Shape, b.F.Shape) || e.F32 == nil {
-				return fmt.Errorf("%s: buffer %q has shape %v (%s), model wants %v (F32)", path, b.Name, e.Shape, e.DType, b.F.Shape)
-			}
-			copy(b.F.Data, e.F32)
-		}
-		used[b.Name] = true
-	}
-	for _, n := range f.Names() {
-		if !used[n] && !strings.HasPrefix(n, optimPrefix) {
-			return fmt.Errorf("%s: tensor %q is not part of this model (was the file written for another model or norm?)", path, n)
-		}
-	}
-	return nil
-}
-
-func sameShape(a, b []int) bool {
-	// A scalar may be stored as [] or [1].
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // Save writes the complete training state to path atomically (temp file and
-// rename); modelConfig is the model's JSON config, stored as metadata so a
-// checkpoint alone can rebuild the model.
-func (t *Trainer) Save(path, modelConfig string) error {
+// rename); the model's family and config are stored as metadata so that the
+// checkpoint alone rebuilds the model (models.Load).
+func (t *Trainer) Save(path string) error {
 	rng, err := t.RNG.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("saving %s: rng state: %w", path, err)
@@ -136,7 +56,6 @@ func (t *Trainer) Save(path, modelConfig string) error {
 	for k, v := range t.Meta {
 		meta[k] = v
 	}
-	meta["model_config"] = modelConfig
 	for k, v := range map[string]any{"train_config": t.Cfg, "state": st, "epochs": t.Epochs} {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -144,7 +63,10 @@ func (t *Trainer) Save(path, modelConfig string) error {
 		}
 		meta[k] = string(b)
 	}
-	f := WeightsFile(t.Model.Params(), t.Model.Buffers(), meta)
+	f, err := models.WeightsFile(t.Model, meta)
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", path, err)
+	}
 	f.Metadata["format"] = FormatTrain
 	for i, p := range t.Opt.Params() {
 		f.Tensors[optimPrefix+"exp_avg."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: append([]float32(nil), t.Opt.M[i]...)}
@@ -192,7 +114,7 @@ func (t *Trainer) Restore(f *checkpoint.File, path string) error {
 	if err := t.RNG.UnmarshalBinary(rng); err != nil {
 		return fmt.Errorf("%s: damaged rng state: %w", path, err)
 	}
-	if err := LoadWeights(f, path, t.Model.Params(), t.Model.Buffers()); err != nil {
+	if err := loadExact(f, path, t.Model); err != nil {
 		return err
 	}
 	for i, p := range t.Opt.Params() {
@@ -214,5 +136,40 @@ func (t *Trainer) Restore(f *checkpoint.File, path string) error {
 	t.TrainSeconds, t.TrainImages = st.TrainSeconds, st.TrainImages
 	t.Epochs = eps
 	t.permEp = -1
+	return nil
+}
+
+// loadExact loads a training checkpoint's weights into m: every parameter
+// and buffer under its own name, nothing else but optimizer state (a
+// resume must continue the very run that was saved, so no layout aliases
+// apply).
+func loadExact(f *checkpoint.File, path string, m Model) error {
+	want := map[string]bool{}
+	for _, p := range m.Params() {
+		want[p.Name] = true
+	}
+	for _, b := range m.Buffers() {
+		want[b.Name] = true
+	}
+	state := map[string]*checkpoint.Entry{}
+	for k, e := range f.Tensors {
+		if strings.HasPrefix(k, optimPrefix) {
+			continue
+		}
+		if !want[k] {
+			return fmt.Errorf("%s: tensor %q is not part of this model (was the file written for another model or norm?)", path, k)
+		}
+		state[k] = e
+	}
+	if len(state) != len(want) {
+		for k := range want {
+			if _, ok := state[k]; !ok {
+				return fmt.Errorf("%s: missing %q", path, k)
+			}
+		}
+	}
+	if _, err := models.LoadState(m, state); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	return nil
 }

@@ -7,29 +7,14 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
 
-// Model is what the trainer needs of an image classifier. *vit.Model
-// implements it; tests use a tiny stand-in.
-type Model interface {
-	// Forward maps images [B,C,H,W] to logits [B,classes]; train selects
-	// batch statistics, drop path and advances the PRepBN schedule.
-	Forward(x *tensor.Tensor, train bool) (*tensor.Tensor, error)
-	// Backward accumulates parameter gradients for the last training Forward.
-	Backward(dlogits *tensor.Tensor)
-	Params() []*nn.Param
-	Buffers() []*nn.Buffer
-	// Lambda is the LayerNorm weight the next training forward will use.
-	Lambda() float64
-	// SetSchedule sets the PRepBN schedule length T of every LinearNorm.
-	SetSchedule(step int64)
-	// SetDropPathSeed reseeds the drop-path random stream.
-	SetDropPathSeed(seed uint64)
-	// Recalibrate updates BatchNorm running statistics only (SLAB.md 1.4).
-	Recalibrate(x *tensor.Tensor) error
-}
+// Model is what the trainer needs of an image classifier: any family's
+// (models.Classifier); tests use a tiny stand-in.
+type Model = models.Classifier
 
 // Dataset is a labelled image set.
 type Dataset interface {
@@ -60,11 +45,11 @@ type Config struct {
 	// ClipGrad is the max global gradient norm; 0 disables clipping.
 	ClipGrad float64 `json:"clip_grad"`
 	// ScheduleT is the PRepBN schedule length in training forwards. 0 means
-	// ScheduleFrac x all training steps (SLAB.md 1.3, issue #6 guidance).
+	// ScheduleFrac x all training steps (docs/method.md 1.3, issue #6 guidance).
 	ScheduleT    int64   `json:"schedule_t"`
 	ScheduleFrac float64 `json:"schedule_frac"`
 	// Recalibrate is the number of BN-statistics passes over the training
-	// set after the last epoch (SLAB.md 1.4); 0 skips it.
+	// set after the last epoch (docs/method.md 1.4); 0 skips it.
 	Recalibrate int    `json:"recalibrate"`
 	Seed        uint64 `json:"seed"`
 }
@@ -216,7 +201,7 @@ func NewTrainer(cfg Config, m Model, trainSet, testSet Dataset) (*Trainer, error
 	if t.ScheduleT == 0 {
 		t.ScheduleT = max(1, int64(math.Round(cfg.ScheduleFrac*float64(total))))
 	}
-	m.SetSchedule(t.ScheduleT)
+	models.SetSchedule(m, m.Config().NormSpec().Warm, t.ScheduleT)
 	t.Sched = Schedule{
 		BaseLR: cfg.LR, WarmupLR: cfg.WarmupLR, MinLR: cfg.MinLR,
 		WarmupSteps: int64(math.Round(cfg.WarmupEpoch * float64(iters))), TotalSteps: total,
@@ -306,9 +291,9 @@ func (t *Trainer) TrainStep() (StepRecord, error) {
 	if err != nil {
 		return StepRecord{}, fmt.Errorf("training batch %d of epoch %d: %w", i, ep+1, err)
 	}
-	lambda := t.Model.Lambda()
+	lambda := models.Lambda(t.Model)
 	t.Model.SetDropPathSeed(splitmix64(t.Cfg.Seed ^ splitmix64(uint64(t.Step)+1)))
-	logits, err := t.Model.Forward(x, true)
+	logits, err := t.Model.Forward(x, nn.Train)
 	if err != nil {
 		return StepRecord{}, err
 	}
@@ -367,7 +352,7 @@ func (t *Trainer) Run(stop int64) error {
 		if err != nil {
 			return err
 		}
-		rec := EpochRecord{Epoch: ep + 1, Step: t.Step, TestLoss: testLoss, TestAcc: testAcc, Lambda: t.Model.Lambda(), Seconds: secs}
+		rec := EpochRecord{Epoch: ep + 1, Step: t.Step, TestLoss: testLoss, TestAcc: testAcc, Lambda: models.Lambda(t.Model), Seconds: secs}
 		if t.epImages > 0 {
 			rec.TrainLoss = t.epLoss / float64(t.epImages)
 			rec.TrainAcc = float64(t.epHits) / float64(t.epImages)
@@ -397,7 +382,7 @@ func (t *Trainer) Evaluate(ds Dataset) (loss, acc float64, err error) {
 // the mean unsmoothed cross-entropy and the accuracy. x and labels are
 // reusable buffers (may point to nil).
 func Evaluate(m interface {
-	Forward(x *tensor.Tensor, train bool) (*tensor.Tensor, error)
+	Forward(x *tensor.Tensor, mode nn.Mode) (*tensor.Tensor, error)
 }, ds Dataset, batch int, rep Reporter, x **tensor.Tensor, labels *[]int) (loss, acc float64, err error) {
 	if x == nil {
 		x = new(*tensor.Tensor)
@@ -431,7 +416,7 @@ func Evaluate(m interface {
 		if err := ds.Batch(idx, false, nil, xb.Data, lb); err != nil {
 			return 0, 0, fmt.Errorf("evaluation batch %d: %w", bi, err)
 		}
-		logits, err := m.Forward(xb, false)
+		logits, err := m.Forward(xb, nn.Eval)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -446,7 +431,7 @@ func Evaluate(m interface {
 
 // Recalibrate runs Cfg.Recalibrate passes over the training set with the
 // training augmentation, updating only BatchNorm running statistics
-// (SLAB.md 1.4; the official recipe uses 10 passes at ImageNet scale).
+// (docs/method.md 1.4; the official recipe uses 10 passes at ImageNet scale).
 func (t *Trainer) Recalibrate() error {
 	b := t.Cfg.EvalBatch
 	n := t.Train.Len()
@@ -464,7 +449,7 @@ func (t *Trainer) Recalibrate() error {
 			if err != nil {
 				return fmt.Errorf("recalibration batch %d: %w", i, err)
 			}
-			if err := t.Model.Recalibrate(x); err != nil {
+			if _, err := t.Model.Forward(x, nn.Recalibrate); err != nil {
 				return err
 			}
 			if t.Report != nil {

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -9,27 +10,40 @@ import (
 	"testing"
 
 	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
 
-// toyModel is a linear classifier with a scalar "schedule" counter and a
-// running-mean buffer: just enough state to exercise every path of the
-// trainer (params, int and float buffers, lambda, recalibration, drop-path
-// seeding) without depending on the real models.
+// toyModel is a PRepBN norm over the 16 pixels followed by a linear
+// classifier: just enough of a real model to exercise every path of the
+// trainer (params, int and float buffers, the schedule and lambda, BN
+// re-calibration, drop-path seeding) without depending on a model family.
 type toyModel struct {
+	cfg     toyConfig
+	norm    nn.Norm
 	w, b    *nn.Param
-	iter    int64
-	total   int64
-	mean    *tensor.Tensor
 	dpSeed  uint64
-	x       *tensor.Tensor
+	x       *tensor.Tensor // normalised input
+	dx      *tensor.Tensor
 	logits  *tensor.Tensor
 	in, out int
 }
 
+type toyConfig struct{ In, Out int }
+
+func (c *toyConfig) Validate() error                { return nil }
+func (c *toyConfig) Set(option, value string) error { return fmt.Errorf("no option %q", option) }
+func (c *toyConfig) NormSpec() nn.NormSpec {
+	return nn.NormSpec{Kind: nn.NormPRepBN, Eps: 1e-6, Step: 1}
+}
+func (c *toyConfig) ParamCount() int64              { return int64(c.Out*c.In + c.Out + 4*c.In + 1) }
+func (c *toyConfig) FLOPs() int64                   { return int64(2 * c.In * c.Out) }
+func (c *toyConfig) FLOPsByLayer() map[string]int64 { return map[string]int64{"linear": c.FLOPs()} }
+
 func newToy(in, out int, seed uint64) *toyModel {
-	m := &toyModel{in: in, out: out, mean: tensor.New(in)}
+	m := &toyModel{in: in, out: out, cfg: toyConfig{in, out}}
+	m.norm = m.cfg.NormSpec().New("norm", in)
 	m.w = nn.NewParam("head.weight", false, out, in)
 	m.b = nn.NewParam("head.bias", true, out)
 	r := rand.New(rand.NewPCG(seed, 1))
@@ -39,67 +53,59 @@ func newToy(in, out int, seed uint64) *toyModel {
 	return m
 }
 
-func (m *toyModel) Forward(x *tensor.Tensor, train bool) (*tensor.Tensor, error) {
+func (m *toyModel) Family() string                    { return "toy" }
+func (m *toyModel) Config() models.Config             { return &m.cfg }
+func (m *toyModel) Norms() []nn.NormSlot              { return []nn.NormSlot{{Name: "norm", Norm: &m.norm}} }
+func (m *toyModel) FoldSites() ([]nn.FoldSite, error) { return nil, fmt.Errorf("toy: no fold") }
+func (m *toyModel) Folded()                           {}
+func (m *toyModel) DropGrads()                        {}
+func (m *toyModel) InputShape() (c, h, w int)         { return 1, 4, 4 }
+func (m *toyModel) Classes() int                      { return m.out }
+
+func (m *toyModel) Forward(x *tensor.Tensor, mode nn.Mode) (*tensor.Tensor, error) {
 	bsz := x.Dim(0)
-	m.x = x
+	xn := m.norm.Forward(&tensor.Tensor{Data: x.Data, Shape: []int{bsz, m.in}}, mode)
+	m.x = xn
 	y := tensor.Ensure(&m.logits, bsz, m.out)
 	// A drop-path stand-in: the seed perturbs the logits so that a wrong
 	// seed on resume would show up as a parameter difference.
 	jit := float32(m.dpSeed%7) * 1e-3
-	if !train {
+	if !mode.Training() {
 		jit = 0
 	}
 	for i := 0; i < bsz; i++ {
 		for o := 0; o < m.out; o++ {
 			s := m.b.W.Data[o] + jit
 			for k := 0; k < m.in; k++ {
-				s += m.w.W.Data[o*m.in+k] * x.Data[i*m.in+k]
+				s += m.w.W.Data[o*m.in+k] * xn.Data[i*m.in+k]
 			}
 			y.Data[i*m.out+o] = s
 		}
-	}
-	if train && m.iter > 0 {
-		m.iter--
 	}
 	return y, nil
 }
 
 func (m *toyModel) Backward(dy *tensor.Tensor) {
 	bsz := dy.Dim(0)
+	dx := tensor.EnsureZero(&m.dx, bsz, m.in)
 	for i := 0; i < bsz; i++ {
 		for o := 0; o < m.out; o++ {
 			g := dy.Data[i*m.out+o]
 			m.b.G.Data[o] += g
 			for k := 0; k < m.in; k++ {
 				m.w.G.Data[o*m.in+k] += g * m.x.Data[i*m.in+k]
+				dx.Data[i*m.in+k] += g * m.w.W.Data[o*m.in+k]
 			}
 		}
 	}
+	m.norm.Backward(dx)
 }
 
-func (m *toyModel) Params() []*nn.Param { return []*nn.Param{m.w, m.b} }
-func (m *toyModel) Buffers() []*nn.Buffer {
-	return []*nn.Buffer{{Name: "norm.iter", I: &m.iter}, {Name: "norm.total_step", I: &m.total}, {Name: "norm.running_mean", F: m.mean}}
+func (m *toyModel) Params() []*nn.Param {
+	return append(append([]*nn.Param{}, m.norm.Params()...), m.w, m.b)
 }
-func (m *toyModel) Lambda() float64 {
-	if m.total == 0 {
-		return 0
-	}
-	return float64(m.iter) / float64(m.total)
-}
-func (m *toyModel) SetSchedule(step int64)      { m.iter, m.total = step, step }
+func (m *toyModel) Buffers() []*nn.Buffer       { return m.norm.Buffers() }
 func (m *toyModel) SetDropPathSeed(seed uint64) { m.dpSeed = seed }
-func (m *toyModel) Recalibrate(x *tensor.Tensor) error {
-	bsz := x.Dim(0)
-	for k := 0; k < m.in; k++ {
-		s := 0.0
-		for i := 0; i < bsz; i++ {
-			s += float64(x.Data[i*m.in+k])
-		}
-		m.mean.Data[k] = 0.9*m.mean.Data[k] + 0.1*float32(s/float64(bsz))
-	}
-	return nil
-}
 
 // toyData is n 1x4x4 images whose class is the brightest quadrant plus
 // noise; augmentation flips horizontally with probability 1/2.
@@ -179,7 +185,7 @@ func TestScheduleValues(t *testing.T) {
 	if tr.ItersPerEpoch != 12 || tr.ScheduleT != int64(math.Round(0.8*36)) || tr.Sched.WarmupSteps != 12 || tr.Sched.TotalSteps != 36 {
 		t.Errorf("iters %d T %d warmup %d total %d", tr.ItersPerEpoch, tr.ScheduleT, tr.Sched.WarmupSteps, tr.Sched.TotalSteps)
 	}
-	if l := tr.Model.Lambda(); l != 1 {
+	if l := models.Lambda(tr.Model); l != 1 {
 		t.Errorf("lambda before training = %g, want 1", l)
 	}
 }
@@ -320,7 +326,7 @@ func TestResumeIsExact(t *testing.T) {
 			t.Fatal(err)
 		}
 		path := filepath.Join(dir, "ckpt.safetensors")
-		if err := first.Save(path, `{"name":"toy"}`); err != nil {
+		if err := first.Save(path); err != nil {
 			t.Fatal(err)
 		}
 		f, err := checkpoint.Read(path)
@@ -343,7 +349,7 @@ func TestResumeIsExact(t *testing.T) {
 		if len(second.Epochs) != len(straight.Epochs) {
 			t.Errorf("split %d: %d epoch records, want %d", split, len(second.Epochs), len(straight.Epochs))
 		}
-		t.Logf("split at %d: identical after 30 steps (lambda %.4f)", split, second.Model.Lambda())
+		t.Logf("split at %d: identical after 30 steps (lambda %.4f)", split, models.Lambda(second.Model))
 	}
 }
 
@@ -355,7 +361,11 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 	}
 	path := filepath.Join(dir, "w.safetensors")
 	m := tr.Model
-	if err := checkpoint.Write(path, WeightsFile(m.Params(), m.Buffers(), map[string]string{"model_config": "{}"})); err != nil {
+	wf, err := models.WeightsFile(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.Write(path, wf); err != nil {
 		t.Fatal(err)
 	}
 	f, err := checkpoint.Read(path)
@@ -363,7 +373,7 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := newToy(16, 4, 99)
-	if err := LoadWeights(f, path, fresh.Params(), fresh.Buffers()); err != nil {
+	if err := loadExact(f, path, fresh); err != nil {
 		t.Fatal(err)
 	}
 	other := toyTrainer(t, 2)
@@ -373,11 +383,11 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 
 	// Wrong model: a different head size and a missing tensor.
 	small := newToy(16, 3, 1)
-	if err := LoadWeights(f, path, small.Params(), small.Buffers()); err == nil || !strings.Contains(err.Error(), "head.weight") {
+	if err := loadExact(f, path, small); err == nil || !strings.Contains(err.Error(), "head.weight") {
 		t.Errorf("shape mismatch error = %v", err)
 	}
 	delete(f.Tensors, "norm.iter")
-	if err := LoadWeights(f, path, fresh.Params(), fresh.Buffers()); err == nil || !strings.Contains(err.Error(), "norm.iter") {
+	if err := loadExact(f, path, fresh); err == nil || !strings.Contains(err.Error(), "norm.iter") {
 		t.Errorf("missing tensor error = %v", err)
 	}
 	// A weights file is not a training checkpoint.
@@ -387,7 +397,7 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 
 	// Damaged files: truncated, and garbage.
 	ck := filepath.Join(dir, "ckpt.safetensors")
-	if err := tr.Save(ck, "{}"); err != nil {
+	if err := tr.Save(ck); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(ck)

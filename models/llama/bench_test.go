@@ -8,6 +8,7 @@ import (
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models/llama"
+	"github.com/slabml/slab/nn"
 )
 
 // BenchmarkDecode times one KV-cached decode step (batch 1) and reports its
@@ -26,12 +27,12 @@ func BenchmarkDecode(b *testing.B) {
 				b.Fatal(err)
 			}
 			if c.Norm == llama.NormPRep {
-				if err := fuse.FuseLLaMA(m); err != nil {
+				if err := fuse.Fold(m); err != nil {
 					b.Fatal(err)
 				}
 			}
 			st, _ := m.NewState(1, 160)
-			smp := llama.NewSampler(0.8, 40, 0.95, 1)
+			smp := nn.NewSampler(0.8, 40, 0.95, 1)
 			ids := []int{1}
 			step := func() {
 				if st.Len() == 160 {
@@ -72,12 +73,12 @@ func decodeNoAlloc(t *testing.T, name string, tied bool) {
 	c.Tied = tied
 	m, _ := llama.New(c, 1)
 	if c.Norm == llama.NormPRep {
-		if err := fuse.FuseLLaMA(m); err != nil {
+		if err := fuse.Fold(m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	st, _ := m.NewState(1, c.MaxSeq)
-	smp := llama.NewSampler(0.8, 5, 0.9, 1)
+	smp := nn.NewSampler(0.8, 5, 0.9, 1)
 	ids := []int{1}
 	step := func() {
 		if st.Len() == c.MaxSeq {
@@ -127,9 +128,9 @@ func BenchmarkTrainStep(b *testing.B) {
 			for i := range ids {
 				ids[i], tgt[i] = rng.IntN(v), rng.IntN(v)
 			}
-			var loss llama.Loss
+			var loss nn.VocabLoss
 			step := func() {
-				lg, err := m.Forward(ids, B, T, true)
+				lg, err := m.Forward(ids, B, T, nn.Train)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -161,7 +162,7 @@ func TestGenerateNoAlloc(t *testing.T) {
 		c.MaxSeq = 64
 		m, _ := llama.New(c, 1)
 		if c.Norm == llama.NormPRep {
-			if err := fuse.FuseLLaMA(m); err != nil {
+			if err := fuse.Fold(m); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -170,7 +171,7 @@ func TestGenerateNoAlloc(t *testing.T) {
 		for i := range prompt {
 			prompt[i] = i % c.Vocab
 		}
-		smp := llama.NewSampler(0, 0, 1, 1)
+		smp := nn.NewSampler(0, 0, 1, 1)
 		out := make([]int, 0, 16)
 		gen := func() {
 			var err error

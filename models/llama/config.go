@@ -1,7 +1,7 @@
 // Package llama is slab's decoder-only language model: a LLaMA-style
 // pre-norm transformer (token embedding, RoPE, causal grouped-query softmax
 // attention, SwiGLU MLP, untied or tied lm_head) whose norms are RMSNorm,
-// LayerNorm or PRepBN (SLAB.md 6.1: LinearNorm(RMSNorm, RepBN) with the
+// LayerNorm or PRepBN (docs/method.md 6.1: LinearNorm(RMSNorm, RepBN) with the
 // LLaMA every-16-calls schedule).
 //
 // Design choices:
@@ -13,7 +13,7 @@
 //     generation, which keeps nothing and allocates nothing per token.
 //   - BatchNorm statistics run over all B·T tokens. We train on packed,
 //     unpadded windows, so there is no pad mask; the official code masks
-//     pad tokens out of the final norm's BN only (SLAB.md 6.1), which is the
+//     pad tokens out of the final norm's BN only (docs/method.md 6.1), which is the
 //     one place a padded batch would differ.
 //   - RepBN init is a choice: "official" (alpha = gamma = beta = 0, which
 //     makes the first RepBN output zero and, in short runs, leaves the
@@ -24,7 +24,11 @@ package llama
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 )
 
 // Config describes one decoder.
@@ -71,10 +75,10 @@ const (
 )
 
 var registry = map[string]Config{
-	// The official SLAB LLaMA-350M (SLAB.md 6.1).
+	// The official SLAB LLaMA-350M (docs/method.md 6.1).
 	"llama_350m": {Vocab: 32000, Dim: 1024, Layers: 18, Heads: 8, KVHeads: 8, HeadDim: 128,
 		Hidden: 4096, MaxSeq: 2048, RopeBase: 10000, Eps: 1e-6, Warm: 10000, Step: 18000, InitStd: 0.02},
-	// PEERS.md's 60M PyTorch anchor: dim 512, 8 layers, vocab 32000.
+	// docs/peers.md's 60M PyTorch anchor: dim 512, 8 layers, vocab 32000.
 	"lm_60m": {Vocab: 32000, Dim: 512, Layers: 8, Heads: 8, KVHeads: 8, HeadDim: 64,
 		Hidden: 1376, MaxSeq: 1024, RopeBase: 10000, Eps: 1e-6, Warm: 10000, Step: 18000, InitStd: 0.02},
 	// Byte-level anchor of the SOTU experiments.
@@ -132,7 +136,7 @@ func Lookup(name string) (Config, error) {
 }
 
 // Validate checks the shape constraints a forward pass relies on.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	switch {
 	case c.Vocab <= 0 || c.Dim <= 0 || c.Layers <= 0 || c.Hidden <= 0 || c.MaxSeq <= 0:
 		return fmt.Errorf("model %s: sizes must be positive", c.Name)
@@ -146,6 +150,10 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("model %s: norm %q is not rmsnorm, layernorm, prepbn or none", c.Name, c.Norm)
 	}
+	if c.Vocab > maxVocab || c.Dim > 1<<16 || c.Hidden > 1<<18 || c.Layers > 1024 || c.MaxSeq > 1<<20 {
+		return fmt.Errorf("model %s: a size is beyond slab's bounds (vocab %d <= %d, dim %d <= 65536, hidden %d <= 262144, layers %d <= 1024, max positions %d <= 1048576)",
+			c.Name, c.Vocab, maxVocab, c.Dim, c.Hidden, c.Layers, c.MaxSeq)
+	}
 	if c.Attn != "" && c.Attn != AttnSoftmax && c.Attn != AttnSLA {
 		return fmt.Errorf("model %s: attention %q is not softmax or sla", c.Name, c.Attn)
 	}
@@ -155,15 +163,156 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ParamCount is the number of learnable values (norm parameters included,
-// both branches for prepbn).
-func (c Config) ParamCount() int64 {
+// ParamCount is the number of learnable values, norm parameters included
+// (both branches for prepbn) and the biases a fold adds.
+func (c *Config) ParamCount() int64 {
 	d, h := int64(c.Dim), int64(c.Hidden)
-	attn := d*int64(c.Heads*c.HeadDim)*2 + d*int64(c.KVHeads*c.HeadDim)*2
-	per := attn + 3*d*h
-	n := int64(c.Layers)*per + int64(c.Vocab)*d
+	q, kv := int64(c.Heads*c.HeadDim), int64(c.KVHeads*c.HeadDim)
+	per := d*q*2 + d*kv*2 + 3*d*h
+	var norm int64
+	switch c.Norm {
+	case NormRMS:
+		norm = d
+	case NormLN:
+		norm = 2 * d
+	case NormPRep:
+		norm = 3*d + 1
+	case NormNone:
+		per += q + 2*kv + 2*h // biases of q/k/v and gate/up
+	}
+	n := int64(c.Layers)*(per+2*norm) + norm + int64(c.Vocab)*d
 	if !c.Tied {
 		n += int64(c.Vocab) * d
 	}
+	if c.Norm == NormNone {
+		n += int64(c.Vocab)
+	}
 	return n
+}
+
+// FLOPsByLayer counts the forward cost of one token at the last position
+// of a full context (MaxSeq), a multiply-add as 2: "linear" the weight
+// matrices and lm_head, "attention" the scores and weighted sums over the
+// context (a constant state for causal SLA), "norm" the norms (an affine
+// map for eval-mode RepBN), "activation" SwiGLU.
+func (c *Config) FLOPsByLayer() map[string]int64 {
+	d, h, L := int64(c.Dim), int64(c.Hidden), int64(c.Layers)
+	q, kv := int64(c.Heads*c.HeadDim), int64(c.KVHeads*c.HeadDim)
+	f := map[string]int64{}
+	f["linear"] = L*2*(d*q*2+d*kv*2+3*d*h) + 2*d*int64(c.Vocab)
+	ctx := int64(c.MaxSeq)
+	if c.Attn == AttnSLA {
+		f["attention"] = L * 4 * q * int64(c.HeadDim)
+	} else {
+		f["attention"] = L * 4 * q * ctx
+	}
+	switch c.Norm {
+	case NormRMS:
+		f["norm"] = (2*L + 1) * 4 * d
+	case NormLN:
+		f["norm"] = (2*L + 1) * 7 * d
+	case NormPRep:
+		f["norm"] = (2*L + 1) * 2 * d
+	}
+	f["activation"] = L * 3 * h
+	return f
+}
+
+// FLOPs is FLOPsByLayer's total.
+func (c *Config) FLOPs() int64 {
+	var t int64
+	for _, v := range c.FLOPsByLayer() {
+		t += v
+	}
+	return t
+}
+
+// NormSpec is the spec of every norm: RMSNorm, LayerNorm, or LinearNorm
+// (RMSNorm -> RepBN) on the LLaMA schedule (one unit = 16 training calls),
+// the BN epsilon equal to the RMS one (docs/method.md 6.1).
+func (c *Config) NormSpec() nn.NormSpec {
+	s := nn.NormSpec{Kind: c.Norm, Eps: c.Eps, BNEps: c.Eps, Base: nn.NormRMSNorm,
+		Warm: c.Warm, Step: c.Step, Every: nn.EveryLLaMA, Init: c.RepBNInit}
+	if c.Norm == NormPRep && s.Step <= 0 {
+		s.Step = 1 // the trainer sets the schedule before the first step
+	}
+	return s
+}
+
+// ModelName is the name the config was looked up by.
+func (c *Config) ModelName() string { return c.Name }
+
+// SetModelName records the name the config was looked up by.
+func (c *Config) SetModelName(n string) { c.Name = n }
+
+// Set changes one option: "norm" (rmsnorm, layernorm, prepbn, none),
+// "attn" (softmax, sla), "repbn-init" (vision, official), "tokenizer"
+// (byte, gpt2, gpt2-trim) or "vocab" (the tokenizer's size).
+func (c *Config) Set(option, value string) error {
+	switch option {
+	case "norm":
+		switch value {
+		case NormRMS, NormLN, NormPRep, NormNone:
+		default:
+			return fmt.Errorf("norm %q is not rmsnorm, layernorm, prepbn or none", value)
+		}
+		c.Norm = value
+	case "attn":
+		if value != AttnSoftmax && value != AttnSLA {
+			return fmt.Errorf("attn %q is not softmax or sla", value)
+		}
+		c.Attn = value
+	case "repbn-init":
+		if value != InitVis && value != InitOffic {
+			return fmt.Errorf("repbn-init %q is not vision or official", value)
+		}
+		c.RepBNInit = value
+	case "tokenizer":
+		c.Tokenizer = value
+	case "vocab":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 1 || n > maxVocab {
+			return fmt.Errorf("vocab %q must be a whole number in [1, %d]", value, maxVocab)
+		}
+		c.Vocab = n
+	default:
+		return fmt.Errorf("the llama family has no option %q (it has norm, attn, repbn-init, tokenizer, vocab)", option)
+	}
+	return nil
+}
+
+// maxVocab bounds the vocabulary (LLaMA 3 has 128,256 types).
+const maxVocab = 1 << 20
+
+// Family is the name this package registers.
+const Family = "llama"
+
+func init() {
+	named := map[string]models.Config{}
+	for n := range registry {
+		c, err := Lookup(n)
+		if err != nil {
+			panic(err)
+		}
+		named[n] = &c
+	}
+	models.Register(&models.Family{
+		Name: Family, Task: models.TaskLM,
+		Doc:       "LLaMA-style decoders (RoPE, SwiGLU) with RMSNorm, LayerNorm or PRepBN; names take _rmsnorm/_layernorm/_prepbn and _sla",
+		NewConfig: func() models.Config { return &Config{} },
+		Build: func(c models.Config, seed uint64) (models.Model, error) {
+			lc, ok := c.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("llama: config of type %T", c)
+			}
+			return New(*lc, seed)
+		},
+		Aliases: []models.Alias{{Official: ".rotary_emb.inv_freq", Check: checkInvFreq}},
+	}, named)
+	models.RegisterSuffixes(
+		models.Suffix{Family: Family, Suffix: "_" + AttnSLA, Option: "attn", Value: AttnSLA},
+		models.Suffix{Family: Family, Suffix: "_" + NormRMS, Option: "norm", Value: NormRMS},
+		models.Suffix{Family: Family, Suffix: "_" + NormLN, Option: "norm", Value: NormLN},
+		models.Suffix{Family: Family, Suffix: "_" + NormPRep, Option: "norm", Value: NormPRep},
+	)
 }

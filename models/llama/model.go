@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
@@ -33,23 +34,6 @@ type Model struct {
 	dxTied     *tensor.Tensor
 }
 
-func newNorm(c Config, name string) nn.Norm {
-	switch c.Norm {
-	case NormNone:
-		return nn.Identity{}
-	case NormLN:
-		return nn.NewLayerNorm(name, c.Dim, c.Eps)
-	case NormPRep:
-		var a, g float32 = 1, 1
-		if c.RepBNInit == InitOffic {
-			a, g = 0, 0
-		}
-		return nn.NewLinearNormLLaMA(name, nn.NewRMSNorm(name+".norm1", c.Dim, c.Eps),
-			nn.NewRepBN(name+".norm2", c.Dim, c.Eps, a, g), c.Warm, c.Step)
-	default:
-		return nn.NewRMSNorm(name, c.Dim, c.Eps)
-	}
-}
 
 // New builds a model with HF LLaMA initialisation (normal std InitStd for
 // every Linear and the embedding) from seed.
@@ -57,19 +41,21 @@ func New(c Config, seed uint64) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	spec := c.NormSpec()
+	newNorm := func(name string) nn.Norm { return spec.New(name, c.Dim) }
 	m := &Model{Cfg: c, Embed: nn.NewEmbedding("model.embed_tokens", c.Vocab, c.Dim),
 		Rope: nn.NewRoPE(c.HeadDim, c.MaxSeq, c.RopeBase)}
 	for i := 0; i < c.Layers; i++ {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		m.Blocks = append(m.Blocks, &Block{
-			InputNorm: newNorm(c, p+"input_layernorm"),
-			PostNorm:  newNorm(c, p+"post_attention_layernorm"),
+			InputNorm: newNorm(p + "input_layernorm"),
+			PostNorm:  newNorm(p + "post_attention_layernorm"),
 			Attn:      nn.NewCausalAttention(p+"self_attn", c.Dim, c.Heads, c.KVHeads, c.HeadDim, m.Rope),
 			MLP:       nn.NewSwiGLU(p+"mlp", c.Dim, c.Hidden),
 		})
 		m.Blocks[i].Attn.Linear = c.Attn == AttnSLA
 	}
-	m.Norm = newNorm(c, "model.norm")
+	m.Norm = newNorm("model.norm")
 	if !c.Tied {
 		m.LMHead = nn.NewLinear("lm_head", c.Dim, c.Vocab, c.Norm == NormNone)
 	}
@@ -123,9 +109,9 @@ func (m *Model) Buffers() []*nn.Buffer {
 }
 
 // Forward computes logits [B,T,Vocab] for ids [B*T] (row-major [B,T]).
-// train selects batch statistics and advances the PRepBN schedule; the
+// mode selects batch statistics and the PRepBN schedule's advance; the
 // returned tensor is model-owned and valid until the next Forward.
-func (m *Model) Forward(ids []int, B, T int, train bool) (*tensor.Tensor, error) {
+func (m *Model) Forward(ids []int, B, T int, mode nn.Mode) (*tensor.Tensor, error) {
 	if T > m.Cfg.MaxSeq {
 		return nil, fmt.Errorf("model %s: sequence length %d exceeds max positions %d", m.Cfg.Name, T, m.Cfg.MaxSeq)
 	}
@@ -134,16 +120,16 @@ func (m *Model) Forward(ids []int, B, T int, train bool) (*tensor.Tensor, error)
 		return nil, err
 	}
 	for _, b := range m.Blocks {
-		x = b.forward(x, train)
+		x = b.forward(x, mode)
 	}
-	return m.head(x, train), nil
+	return m.head(x, mode), nil
 }
 
-func (b *Block) forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	a := b.Attn.Forward(b.InputNorm.Forward(x, train))
+func (b *Block) forward(x *tensor.Tensor, mode nn.Mode) *tensor.Tensor {
+	a := b.Attn.Forward(b.InputNorm.Forward(x, mode))
 	h1 := ensure(&b.h1, x.Shape)
 	add(h1.Data, x.Data, a.Data)
-	f := b.MLP.Forward(b.PostNorm.Forward(h1, train))
+	f := b.MLP.Forward(b.PostNorm.Forward(h1, mode))
 	h2 := ensure(&b.h2, x.Shape)
 	add(h2.Data, h1.Data, f.Data)
 	return h2
@@ -159,8 +145,8 @@ func add(dst, x, y []float32) { kernels.Add(dst, x, y) }
 func ensure(t **tensor.Tensor, shape []int) *tensor.Tensor { return tensor.Ensure(t, shape...) }
 
 // head applies the final norm and the output projection.
-func (m *Model) head(x *tensor.Tensor, train bool) *tensor.Tensor {
-	x = m.Norm.Forward(x, train)
+func (m *Model) head(x *tensor.Tensor, mode nn.Mode) *tensor.Tensor {
+	x = m.Norm.Forward(x, mode)
 	if m.LMHead != nil {
 		return nn.LinearForward(m.LMHead, x)
 	}
@@ -210,3 +196,54 @@ func (m *Model) DropGrads() {
 		p.G = nil
 	}
 }
+
+// Family is "llama".
+func (m *Model) Family() string { return Family }
+
+// Config returns the model's configuration.
+func (m *Model) Config() models.Config { return &m.Cfg }
+
+// Vocab is the number of logits per position.
+func (m *Model) Vocab() int { return m.Cfg.Vocab }
+
+// Context is the longest sequence Forward accepts.
+func (m *Model) Context() int { return m.Cfg.MaxSeq }
+
+// Norms lists each layer's input_layernorm and post_attention_layernorm,
+// then model.norm.
+func (m *Model) Norms() []nn.NormSlot {
+	s := make([]nn.NormSlot, 0, 2*len(m.Blocks)+1)
+	for i, b := range m.Blocks {
+		p := fmt.Sprintf("model.layers.%d.", i)
+		s = append(s, nn.NormSlot{Name: p + "input_layernorm", Norm: &b.InputNorm},
+			nn.NormSlot{Name: p + "post_attention_layernorm", Norm: &b.PostNorm})
+	}
+	return append(s, nn.NormSlot{Name: "model.norm", Norm: &m.Norm})
+}
+
+// FoldSites folds each input_layernorm into q_proj, k_proj and v_proj (all
+// three read the same normalised tokens), post_attention_layernorm into
+// gate_proj and up_proj, and, unlike the official code (docs/method.md
+// 2.2), the final model.norm into lm_head. A tied lm_head cannot absorb a
+// fold without changing the embedding, so it is untied here into its own
+// copy first.
+func (m *Model) FoldSites() ([]nn.FoldSite, error) {
+	if m.LMHead == nil {
+		m.LMHead = nn.NewLinear("lm_head", m.Cfg.Dim, m.Cfg.Vocab, false)
+		copy(m.LMHead.Weight.W.Data, m.Embed.Weight.W.Data)
+		m.LMHead.Weight.MarkChanged()
+		m.Cfg.Tied = false
+	}
+	slots := m.Norms()
+	var sites []nn.FoldSite
+	for i, b := range m.Blocks {
+		sites = append(sites,
+			nn.FoldSite{Slot: slots[2*i], Into: []*nn.Linear{b.Attn.Q, b.Attn.K, b.Attn.V}},
+			nn.FoldSite{Slot: slots[2*i+1], Into: []*nn.Linear{b.MLP.Gate, b.MLP.Up}})
+	}
+	return append(sites, nn.FoldSite{Slot: slots[len(slots)-1], Into: []*nn.Linear{m.LMHead}}), nil
+}
+
+// Folded records the folded layout (norm "none": New builds biased
+// q/k/v/gate/up and an untied lm_head with bias).
+func (m *Model) Folded() { m.Cfg.Norm = NormNone }

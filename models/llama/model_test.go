@@ -64,9 +64,9 @@ func TestModelGradient(t *testing.T) {
 			const B, T = 2, 7
 			ids := randIDs(rng, B*T, m.Cfg.Vocab)
 			tgt := randIDs(rng, B*T, m.Cfg.Vocab)
-			var loss Loss
+			var loss nn.VocabLoss
 			lossAt := func() float64 {
-				lg, err := m.Forward(ids, B, T, true)
+				lg, err := m.Forward(ids, B, T, nn.Train)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -114,7 +114,7 @@ func TestStepMatchesForward(t *testing.T) {
 		rng := rand.New(rand.NewPCG(4, 4))
 		const T = 9
 		ids := randIDs(rng, T, m.Cfg.Vocab)
-		full, err := m.Forward(ids, 1, T, false)
+		full, err := m.Forward(ids, 1, T, nn.Eval)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,17 +155,17 @@ func TestStepMatchesForward(t *testing.T) {
 
 func TestSampler(t *testing.T) {
 	logits := []float32{0.5, 2, -1, 1.9, 0}
-	if got := NewSampler(0, 0, 1, 1).Sample(logits); got != 1 {
+	if got := nn.NewSampler(0, 0, 1, 1).Sample(logits); got != 1 {
 		t.Fatalf("greedy = %d, want 1", got)
 	}
-	if got := NewSampler(1, 1, 1, 1).Sample(logits); got != 1 {
+	if got := nn.NewSampler(1, 1, 1, 1).Sample(logits); got != 1 {
 		t.Fatalf("top-k 1 = %d, want 1", got)
 	}
-	if got := NewSampler(1, 0, 0.01, 1).Sample(logits); got != 1 {
+	if got := nn.NewSampler(1, 0, 0.01, 1).Sample(logits); got != 1 {
 		t.Fatalf("top-p 0.01 = %d, want 1", got)
 	}
 	// Top-k 2 only ever yields ids 1 and 3, with probabilities e^2 : e^1.9.
-	s := NewSampler(1, 2, 1, 3)
+	s := nn.NewSampler(1, 2, 1, 3)
 	count := map[int]int{}
 	const n = 20000
 	for i := 0; i < n; i++ {
@@ -180,7 +180,7 @@ func TestSampler(t *testing.T) {
 	}
 	// Top-k 3 keeps ids 1, 3, 0; top-p 0.5 of those then keeps 1 and 3
 	// (e^2 alone is 47 % of the three).
-	s = NewSampler(1, 3, 0.5, 5)
+	s = nn.NewSampler(1, 3, 0.5, 5)
 	count = map[int]int{}
 	for i := 0; i < 2000; i++ {
 		count[s.Sample(logits)]++
@@ -189,7 +189,7 @@ func TestSampler(t *testing.T) {
 		t.Fatalf("top-k 3, top-p 0.5 drew %v", count)
 	}
 	// Same seed, same draws.
-	a, b := NewSampler(0.8, 0, 0.9, 42), NewSampler(0.8, 0, 0.9, 42)
+	a, b := nn.NewSampler(0.8, 0, 0.9, 42), nn.NewSampler(0.8, 0, 0.9, 42)
 	for i := 0; i < 100; i++ {
 		if x, y := a.Sample(logits), b.Sample(logits); x != y {
 			t.Fatalf("draw %d: %d vs %d with the same seed", i, x, y)
@@ -223,7 +223,7 @@ func TestGenerateSlides(t *testing.T) {
 		t.Fatal(err)
 	}
 	prompt := []int{1, 2, 3}
-	smp := NewSampler(0, 0, 1, 1)
+	smp := nn.NewSampler(0, 0, 1, 1)
 	out, err := m.Generate(s, prompt, 20, smp, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -241,12 +241,12 @@ func TestGenerateSlides(t *testing.T) {
 			ctxStart = pos - maxT/2
 		}
 		win := all[ctxStart:pos]
-		lg, err := m.Forward(win, 1, len(win), false)
+		lg, err := m.Forward(win, 1, len(win), nn.Eval)
 		if err != nil {
 			t.Fatal(err)
 		}
 		V := m.Cfg.Vocab
-		if got := NewSampler(0, 0, 1, 1).Sample(lg.Data[(len(win)-1)*V:]); got != out[i] {
+		if got := nn.NewSampler(0, 0, 1, 1).Sample(lg.Data[(len(win)-1)*V:]); got != out[i] {
 			t.Fatalf("token %d: generate %d, replay over window [%d,%d) %d", i, out[i], ctxStart, pos, got)
 		}
 	}

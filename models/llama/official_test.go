@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 )
 
 // TestLoadState: a state dict in the official layout (our names plus HF's
@@ -14,7 +16,7 @@ import (
 // checkpoint's concern: it hands over float32.)
 func TestLoadState(t *testing.T) {
 	src := testModel(t, NormPRep, false)
-	state := StateDict(src)
+	state := models.StateDict(src)
 	for i := range src.Blocks {
 		inv := make([]float32, src.Cfg.HeadDim/2)
 		for j := range inv {
@@ -26,13 +28,13 @@ func TestLoadState(t *testing.T) {
 	for _, p := range dst.Params() {
 		clear(p.W.Data)
 	}
-	if err := LoadState(dst, state); err != nil {
+	if _, err := models.LoadState(dst, state); err != nil {
 		t.Fatal(err)
 	}
 	ids := []int{3, 1, 4, 1, 5, 9, 2, 6}
-	a, _ := src.Forward(ids, 1, len(ids), false)
+	a, _ := src.Forward(ids, 1, len(ids), nn.Eval)
 	want := append([]float32(nil), a.Data...)
-	b, _ := dst.Forward(ids, 1, len(ids), false)
+	b, _ := dst.Forward(ids, 1, len(ids), nn.Eval)
 	for i := range want {
 		if math.Abs(float64(b.Data[i]-want[i])) > 1e-6 {
 			t.Fatalf("logit %d: loaded %g, source %g", i, b.Data[i], want[i])
@@ -53,19 +55,19 @@ func TestLoadState(t *testing.T) {
 			s["model.embed_tokens.weight"] = &e
 		}, "model.embed_tokens.weight"},
 	} {
-		st := StateDict(src)
+		st := models.StateDict(src)
 		for k, v := range state {
 			if strings.HasSuffix(k, "inv_freq") {
 				st[k] = &checkpoint.Entry{DType: v.DType, Shape: v.Shape, F32: append([]float32(nil), v.F32...)}
 			}
 		}
 		tc.edit(st)
-		if err := LoadState(dst, st); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := models.LoadState(dst, st); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %v, want one naming %q", err, tc.want)
 		}
 	}
 	// An rmsnorm model refuses a prepbn state dict.
-	if err := LoadState(testModel(t, NormRMS, false), state); err == nil {
+	if _, err := models.LoadState(testModel(t, NormRMS, false), state); err == nil {
 		t.Error("prepbn state dict loaded into an rmsnorm model")
 	}
 }

@@ -38,7 +38,7 @@ func TestReference(t *testing.T) {
 			B, T := num("B"), num("T")
 			ids, targets := fx.Labels("ids"), fx.Labels("targets")
 			for i := 0; i < int(fx.Ints("pre_calls")[0]); i++ {
-				if _, err := m.Forward(ids, B, T, true); err != nil {
+				if _, err := m.Forward(ids, B, T, nn.Train); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -49,13 +49,13 @@ func TestReference(t *testing.T) {
 				}
 			}
 			nn.ZeroGrads(m.Params())
-			lg, err := m.Forward(ids, B, T, true)
+			lg, err := m.Forward(ids, B, T, nn.Train)
 			if err != nil {
 				t.Fatal(err)
 			}
 			tol := reftest.Tol{Rel: 1e-4, Abs: 1e-6}
 			reftest.Close(t, "train logits", lg.Data, fx.T("train_logits").Data, tol)
-			var loss Loss
+			var loss nn.VocabLoss
 			l := loss.Forward(lg, targets)
 			reftest.Close(t, "loss", []float32{float32(l)}, fx.T("loss").Data, tol)
 			m.Backward(loss.Backward())
@@ -71,7 +71,7 @@ func TestReference(t *testing.T) {
 					reftest.Close(t, "buffer "+b.Name, b.F.Data, fx.T("buffer_after/"+b.Name).Data, tol)
 				}
 			}
-			ev, err := m.Forward(ids, B, T, false)
+			ev, err := m.Forward(ids, B, T, nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/vit"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
@@ -16,7 +16,7 @@ func benchModel(b *testing.B, name string, fused bool) *vit.Model {
 	b.Helper()
 	m := mustNew(b, name, 0)
 	if fused {
-		d, err := fuse.Fuse(m)
+		d, err := foldVit(m)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -46,17 +46,17 @@ func BenchmarkForward(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/B%d", label, batch), func(b *testing.B) {
 				m := benchModel(b, tc.name, tc.fused)
 				x := randImages(m.Cfg, batch, 1)
-				if _, err := m.Forward(x, false); err != nil {
+				if _, err := m.Forward(x, nn.Eval); err != nil {
 					b.Fatal(err)
 				}
 				b.ResetTimer()
 				for b.Loop() {
-					m.Forward(x, false)
+					m.Forward(x, nn.Eval)
 				}
 				sec := b.Elapsed().Seconds() / float64(b.N)
 				b.ReportMetric(sec*1e3, "ms/batch")
 				b.ReportMetric(float64(batch)/sec, "images/s")
-				b.ReportMetric(float64(m.TotalFLOPs())*float64(batch)/sec/1e9, "GFLOP/s")
+				b.ReportMetric(float64(m.Cfg.FLOPs())*float64(batch)/sec/1e9, "GFLOP/s")
 			})
 		}
 	}
@@ -73,11 +73,11 @@ func BenchmarkTrainStep(b *testing.B) {
 			for i := range dl.Data {
 				dl.Data[i] = 1e-3
 			}
-			m.Forward(x, true)
+			m.Forward(x, nn.Train)
 			m.Backward(dl)
 			b.ResetTimer()
 			for b.Loop() {
-				m.Forward(x, true)
+				m.Forward(x, nn.Train)
 				m.Backward(dl)
 			}
 			sec := b.Elapsed().Seconds() / float64(b.N)
@@ -108,7 +108,7 @@ func BenchmarkTrainStepFull(b *testing.B) {
 	for _, tc := range cases {
 		b.Run(tc.label, func(b *testing.B) {
 			m := mustNew(b, tc.model, 0)
-			m.SetSchedule(tc.schedule)
+			models.SetSchedule(m, 0, tc.schedule)
 			x := randImages(m.Cfg, batch, 1)
 			labels := make([]int, batch)
 			for i := range labels {
@@ -117,7 +117,7 @@ func BenchmarkTrainStepFull(b *testing.B) {
 			opt := train.NewAdamW(m.Params(), 0.05)
 			ce := nn.CrossEntropy{Smoothing: 0.1}
 			step := func() {
-				logits, err := m.Forward(x, true)
+				logits, err := m.Forward(x, nn.Train)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -3,7 +3,11 @@ package vit
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 )
 
 // Config describes one DeiT-family model (SLAB.md 4.1). The zero value is
@@ -42,13 +46,13 @@ type Config struct {
 	DropPath float32
 }
 
-// Norm kinds accepted by Config.Norm.
+// Norm kinds accepted by Config.Norm (nn's NormSpec kinds).
 const (
-	NormLayerNorm = "layernorm"
-	NormRepBN     = "repbn"
-	NormPRepBN    = "prepbn"
-	NormBatchNorm = "batchnorm"
-	NormNone      = "none"
+	NormLayerNorm = nn.NormLayerNorm
+	NormRepBN     = nn.NormRepBN
+	NormPRepBN    = nn.NormPRepBN
+	NormBatchNorm = nn.NormBatchNorm
+	NormNone      = nn.NormNone
 )
 
 // Attention kinds accepted by Config.Attn.
@@ -58,7 +62,7 @@ const (
 )
 
 // BNEps and BNMomentum are PyTorch's BatchNorm1d defaults, which every
-// official vision RepBN uses (SLAB.md 1.1).
+// official vision RepBN uses (docs/method.md 1.1).
 const (
 	BNEps      = 1e-5
 	BNMomentum = 0.1
@@ -75,7 +79,8 @@ func mini28(name, norm, attn string) Config {
 		LNEps: 1e-6, Step: 1000, DWCKernel: 5}
 }
 
-// registry holds the named configurations. The 224 ones follow the official
+// registry holds the named configurations, registered with package
+// models in init. The 224 ones follow the official
 // model files (SLAB.md 4.1, 1.3); deit_tiny/deit_small are the plain DeiT
 // baselines (LayerNorm, softmax, class token, drop path 0.1 as in DeiT's
 // recipe). The 28x28 ones are small MNIST-sized twins for experiments on
@@ -200,3 +205,112 @@ func (c Config) Hidden() int { return c.Dim * c.MLPRatio }
 
 // HeadDim is the per-head width.
 func (c Config) HeadDim() int { return c.Dim / c.Heads }
+
+// ModelName is the registry name the config came from.
+func (c *Config) ModelName() string { return c.Name }
+
+// Set changes one option: "norm" (layernorm, repbn, prepbn, batchnorm,
+// none), "attn" (softmax, sla) or "size" (the input side in pixels).
+func (c *Config) Set(option, value string) error {
+	switch option {
+	case "norm":
+		switch value {
+		case NormLayerNorm, NormRepBN, NormPRepBN, NormBatchNorm, NormNone:
+		default:
+			return fmt.Errorf("norm %q is not layernorm, repbn, prepbn, batchnorm or none", value)
+		}
+		c.Norm = value
+		if c.Norm == NormPRepBN && c.Step <= 0 {
+			c.Step = 1000 // placeholder: the trainer sets T
+		}
+		if c.LNEps == 0 {
+			c.LNEps = 1e-6
+		}
+	case "attn":
+		switch value {
+		case AttnSoftmax, AttnSLA:
+		default:
+			return fmt.Errorf("attn %q is not softmax or sla", value)
+		}
+		c.Attn = value
+		if c.DWCKernel == 0 {
+			c.DWCKernel = 5
+		}
+	case "size":
+		n, err := strconv.Atoi(value)
+		if err != nil || n <= 0 || n > maxImgSize {
+			return fmt.Errorf("size %q must be a whole number of pixels in [1, %d]", value, maxImgSize)
+		}
+		c.ImgSize = n
+	default:
+		return fmt.Errorf("the vit family has no option %q (it has norm, attn, size)", option)
+	}
+	return nil
+}
+
+// maxImgSize bounds the input side: 4096x4096 images at patch 16 are
+// 65,536 tokens, far past what softmax attention can hold in memory.
+const maxImgSize = 4096
+
+// NormSpec is the spec of every norm of the model: block norms and the
+// final norm share it (docs/method.md 1.5).
+func (c *Config) NormSpec() nn.NormSpec {
+	return nn.NormSpec{Kind: c.Norm, Eps: c.LNEps, BNEps: BNEps, BNMomentum: BNMomentum,
+		Warm: c.Warm, Step: c.Step, NoCopy: true}
+}
+
+// ParamCount counts the parameters New builds, the LayerNorm branch of
+// PRepBN and the (possibly unused) cls_token included.
+func (c *Config) ParamCount() int64 {
+	C, N := int64(c.Dim), int64(c.Tokens())
+	H := int64(c.Hidden())
+	var norm int64
+	switch c.Norm {
+	case NormLayerNorm, NormBatchNorm:
+		norm = 2 * C
+	case NormRepBN:
+		norm = 2*C + 1
+	case NormPRepBN:
+		norm = 4*C + 1
+	}
+	n := C + N*C + int64(c.InChans*c.Patch*c.Patch)*C + C // cls, pos, patch conv
+	blk := 2*norm + 3*C*C + 3*C + C*C + C + C*H + H + H*C + C
+	if c.Attn == AttnSLA {
+		d, k := int64(c.HeadDim()), int64(c.DWCKernel)
+		blk += int64(c.Patches())*C + d*k*k + d
+	}
+	n += int64(c.Depth)*blk + norm + C*int64(c.Classes) + int64(c.Classes)
+	return n
+}
+
+// FLOPs is FLOPsByLayer's total for one image.
+func (c *Config) FLOPs() int64 {
+	var t int64
+	for _, v := range c.FLOPsByLayer() {
+		t += v
+	}
+	return t
+}
+
+func init() {
+	named := map[string]models.Config{}
+	for n, c := range registry {
+		c := c
+		named[n] = &c
+	}
+	models.Register(&models.Family{
+		Name: Family, Task: models.TaskClassify,
+		Doc:       "DeiT-style ViTs: DeiT, DeiT-PRepBN, SLAB-DeiT (one stage, patch embedding, cls token or mean pooling)",
+		NewConfig: func() models.Config { return &Config{} },
+		Build: func(c models.Config, seed uint64) (models.Model, error) {
+			vc, ok := c.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("vit: config of type %T", c)
+			}
+			return New(*vc, seed)
+		},
+	}, named)
+}
+
+// Family is the name this package registers.
+const Family = "vit"

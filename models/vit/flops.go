@@ -17,8 +17,7 @@ package vit
 //	            (an affine map, 2 flops/element); 0 after folding
 //	"activation" GELU (counted as 1 flop/element)
 //	"add"       residual adds, position embedding, mean pooling
-func (m *Model) FLOPs() map[string]int64 {
-	c := m.Cfg
+func (c *Config) FLOPsByLayer() map[string]int64 {
 	C, N, P := int64(c.Dim), int64(c.Tokens()), int64(c.Patches())
 	H, D, h := int64(c.Hidden()), int64(c.HeadDim()), int64(c.Heads)
 	k := int64(c.DWCKernel)
@@ -65,13 +64,4 @@ func (m *Model) FLOPs() map[string]int64 {
 		f["add"] += N * C // mean pooling
 	}
 	return f
-}
-
-// TotalFLOPs sums FLOPs() (multiply-add = 2).
-func (m *Model) TotalFLOPs() int64 {
-	var t int64
-	for _, v := range m.FLOPs() {
-		t += v
-	}
-	return t
 }

@@ -17,8 +17,9 @@ import (
 	"testing"
 
 	"github.com/slabml/slab/checkpoint"
-	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tools/reference/reftest"
 )
 
@@ -44,23 +45,23 @@ func TestReferenceImportOfficialPTH(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			warnings, err := vit.LoadState(m, pth.Tensors)
+			warnings, err := models.LoadState(m, pth.Tensors)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, w := range warnings {
 				t.Logf("LoadState warning: %s", w)
 			}
-			logits, err := m.Forward(f.T("input"), false)
+			logits, err := m.Forward(f.T("input"), nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}
 			reftest.CloseT(t, "eval logits", logits, f.T("logits"), importTol)
-			d, err := fuse.Fuse(m)
+			d, err := foldVit(m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			fl, err := d.Forward(f.T("input"), false)
+			fl, err := d.Forward(f.T("input"), nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,7 +1,7 @@
 // Package vit is slab's DeiT family: plain DeiT (LayerNorm + softmax, class
 // token), DeiT-PRepBN (RepBN or progressive LinearNorm + softmax, class
 // token) and SLAB-DeiT (PRepBN + simplified linear attention, mean pooling),
-// SLAB.md 4.1, plus small 28x28 twins for MNIST-sized experiments.
+// docs/method.md 4.1, plus small 28x28 twins for MNIST-sized experiments.
 //
 // Design choices:
 //
@@ -15,12 +15,14 @@
 //     layers are built with their full prefix), so checkpoint import and
 //     export (official.go) are name lookups. SLAB-DeiT keeps the unused
 //     cls_token parameter for the same reason; it never receives gradient.
-//   - The norm kind is a Config string rather than a type parameter: one
+//   - The norm kind is a Config string turned into an nn.NormSpec: one
 //     forward serves the LayerNorm, RepBN, PRepBN, BatchNorm and folded
-//     ("none") variants, and package fuse turns one into another by
-//     building a "none" model and rewriting Linears.
+//     ("none") variants; the model declares its fold sites and package fuse
+//     folds them in place.
+//   - DeiT is one stage of the backbone kit (models/backbone): its blocks
+//     are backbone.Blocks over softmax attention or SLA.
 //   - Validation runs in eval mode, where a LinearNorm is its RepBN branch
-//     with running statistics (SLAB.md 1.2), so accuracy measured during
+//     with running statistics (docs/method.md 1.2), so accuracy measured during
 //     training is that of the deploy model.
 package vit
 
@@ -30,30 +32,11 @@ import (
 	"math/rand/v2"
 
 	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/models/backbone"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
-
-// Attention is the interface both attention layers (*nn.Attention,
-// *nn.SLA) satisfy.
-type Attention interface {
-	nn.Module
-	Forward(x *tensor.Tensor) *tensor.Tensor
-	Backward(dy *tensor.Tensor) *tensor.Tensor
-}
-
-// Block is one pre-norm Transformer block:
-// x = x + DropPath(Attn(Norm1(x))); x = x + DropPath(MLP(Norm2(x))).
-type Block struct {
-	Norm1 nn.Norm
-	Attn  Attention
-	Norm2 nn.Norm
-	MLP   *nn.MLP
-	// DP1 and DP2 drop the attention and MLP branches per sample.
-	DP1, DP2 nn.DropPath
-
-	x1, out, dx1, dx *tensor.Tensor
-}
 
 // Model is a DeiT-family vision Transformer. Fields are exported for
 // package fuse and for tests; use New to build one.
@@ -64,7 +47,7 @@ type Model struct {
 	// ClsToken [1,1,Dim] is used only when Cfg.ClsToken; PosEmbed is
 	// [1,Cfg.Tokens(),Dim].
 	ClsToken, PosEmbed *nn.Param
-	Blocks             []*Block
+	Blocks             []*backbone.Block
 	Norm               nn.Norm
 	Head               *nn.Linear
 
@@ -72,9 +55,9 @@ type Model struct {
 	rng  *rand.Rand
 	pcg  *rand.PCG // rng's source, reseeded in place (no allocation per step)
 
-	params      []*nn.Param
-	buffers     []*nn.Buffer
-	linearNorms []*nn.LinearNorm
+	params  []*nn.Param
+	buffers []*nn.Buffer
+	norms   []nn.NormSlot
 
 	// lastTrain records whether the last Forward was in training mode, the
 	// only mode whose activations Backward may differentiate.
@@ -86,7 +69,7 @@ type Model struct {
 	shp            [4]int         // storage for shape()
 }
 
-// New builds a model with the official initialisation (SLAB.md 4.1):
+// New builds a model with the official initialisation (docs/method.md 4.1):
 // Linears trunc-normal(0.02) with zero bias (the head too), the patch conv
 // PyTorch's default uniform(±1/sqrt(fan_in)) for weight and bias, pos_embed
 // and cls_token trunc-normal(0.02), SLA positional_encoding zeros and DWC
@@ -115,16 +98,17 @@ func New(cfg Config, seed uint64) (*Model, error) {
 			l.Bias.W.Zero()
 		}
 	}
-	m.Blocks = make([]*Block, cfg.Depth)
+	spec := cfg.NormSpec()
+	m.Blocks = make([]*backbone.Block, cfg.Depth)
 	for i := range m.Blocks {
 		p := fmt.Sprintf("blocks.%d.", i)
-		b := &Block{Norm1: m.newNorm(p + "norm1"), Norm2: m.newNorm(p + "norm2")}
+		b := &backbone.Block{Norm1: spec.New(p+"norm1", C), Norm2: spec.New(p+"norm2", C)}
 		switch cfg.Attn {
 		case AttnSoftmax:
 			a := nn.NewAttention(p+"attn", C, cfg.Heads, true)
 			initLinear(a.QKV)
 			initLinear(a.Proj)
-			b.Attn = a
+			b.Mixer = backbone.GridFree{M: a}
 		case AttnSLA:
 			g := cfg.Grid()
 			a := nn.NewSLA(p+"attn", C, cfg.Heads, g, g, cfg.DWCKernel, true)
@@ -134,11 +118,12 @@ func New(cfg Config, seed uint64) (*Model, error) {
 			bound := 1 / float64(cfg.DWCKernel) // fan_in = 1·k·k
 			nn.Uniform(a.DWCWeight.W, bound, rng)
 			nn.Uniform(a.DWCBias.W, bound, rng)
-			b.Attn = a
+			b.Mixer = backbone.GridFree{M: a}
 		}
-		b.MLP = nn.NewMLP(p+"mlp", C, cfg.Hidden())
-		initLinear(b.MLP.FC1)
-		initLinear(b.MLP.FC2)
+		mlp := nn.NewMLP(p+"mlp", C, cfg.Hidden())
+		initLinear(mlp.FC1)
+		initLinear(mlp.FC2)
+		b.MLP = mlp
 		var rate float32 // timm: linspace(0, DropPath, Depth)
 		if cfg.Depth > 1 {
 			rate = cfg.DropPath * float32(i) / float32(cfg.Depth-1)
@@ -146,47 +131,13 @@ func New(cfg Config, seed uint64) (*Model, error) {
 		b.DP1.Rate, b.DP2.Rate = rate, rate
 		m.Blocks[i] = b
 	}
-	m.Norm = m.newNorm("norm")
+	m.Norm = spec.New("norm", C)
 	m.Head = nn.NewLinear("head", C, cfg.Classes, true)
 	initLinear(m.Head)
 	m.pcg = rand.NewPCG(seed, 0xd709a7)
 	m.rng = rand.New(m.pcg)
 	m.collect()
 	return m, nil
-}
-
-// newNorm builds the norm Cfg.Norm asks for at the given state-dict prefix
-// and records LinearNorms for the schedule accessors.
-func (m *Model) newNorm(name string) nn.Norm {
-	// Every norm input (the token buffer, each block's residual sums)
-	// stays unchanged until Backward, so the norms need not copy it.
-	c := m.Cfg
-	newLN := func(name string) *nn.LayerNorm {
-		l := nn.NewLayerNorm(name, c.Dim, c.LNEps)
-		l.NoCopy = true
-		return l
-	}
-	newRepBN := func(name string) *nn.RepBN {
-		r := nn.NewRepBN(name, c.Dim, BNEps, 1, 1)
-		r.BN.NoCopy = true
-		return r
-	}
-	switch c.Norm {
-	case NormLayerNorm:
-		return newLN(name)
-	case NormRepBN:
-		return newRepBN(name)
-	case NormPRepBN:
-		ln := nn.NewLinearNorm(name, newLN(name+".norm1"), newRepBN(name+".norm2"), c.Warm, c.Step)
-		m.linearNorms = append(m.linearNorms, ln)
-		return ln
-	case NormBatchNorm:
-		b := nn.NewBatchNorm(name, c.Dim, BNEps, BNMomentum)
-		b.NoCopy = true
-		return b
-	default: // NormNone, Validate has rejected the rest
-		return nn.Identity{}
-	}
 }
 
 // collect lists parameters and buffers in state-dict order.
@@ -199,10 +150,7 @@ func (m *Model) collect() {
 		m.buffers = append(m.buffers, mod.Buffers()...)
 	}
 	for _, b := range m.Blocks {
-		add(b.Norm1)
-		add(b.Attn)
-		add(b.Norm2)
-		add(b.MLP)
+		add(b)
 	}
 	add(m.Norm)
 	add(m.Head)
@@ -229,59 +177,10 @@ func (m *Model) NumParams() int {
 	return n
 }
 
-// Lambda is the LayerNorm weight the next training forward will use: the
-// LinearNorm schedule for prepbn models, 1 for layernorm and 0 for the
-// BatchNorm-based and folded ones.
-func (m *Model) Lambda() float64 {
-	if len(m.linearNorms) > 0 {
-		return m.linearNorms[0].Lambda()
-	}
-	if m.Cfg.Norm == NormLayerNorm {
-		return 1
-	}
-	return 0
-}
-
-// SetSchedule restarts every LinearNorm with T = step (iter = total_step =
-// step), so lambda decays from 1 to 0 over the next step training forwards.
-// Call it before training; it does nothing for other norms.
-func (m *Model) SetSchedule(step int64) {
-	m.Cfg.Step = step
-	for _, l := range m.linearNorms {
-		l.Iter, l.TotalStep = step, step
-	}
-}
-
 // SetDropPathSeed reseeds the generator drop path draws from: the same
 // stream as a fresh generator with that seed (math/rand/v2's Rand keeps no
 // state of its own), without allocating one every step.
 func (m *Model) SetDropPathSeed(seed uint64) { m.pcg.Seed(seed, 0xd709a7) }
-
-// normMode selects how a norm runs: training, evaluation, or the BN
-// re-calibration pass (eval model, BatchNorms in train mode).
-type normMode int
-
-const (
-	modeEval normMode = iota
-	modeTrain
-	modeRecal
-)
-
-func runNorm(n nn.Norm, x *tensor.Tensor, mode normMode) *tensor.Tensor {
-	if mode != modeRecal {
-		return n.Forward(x, mode == modeTrain)
-	}
-	switch n := n.(type) {
-	case *nn.LinearNorm:
-		// Eval-mode LinearNorm is its RepBN; calling the RepBN directly in
-		// train mode updates its statistics without advancing the schedule.
-		return n.Norm2.Forward(x, true)
-	case *nn.RepBN, *nn.BatchNorm:
-		return n.Forward(x, true)
-	default:
-		return n.Forward(x, false)
-	}
-}
 
 // checkInput validates an image batch against the config.
 func (m *Model) checkInput(x *tensor.Tensor) (int, error) {
@@ -306,35 +205,18 @@ func (m *Model) shape(dims ...int) []int {
 	return m.shp[:n]
 }
 
-// Forward maps images [B,InChans,Img,Img] to logits [B,Classes]. In
-// training mode it advances every LinearNorm schedule by one call, uses
-// batch statistics and drop path. The result is owned by the model and
-// valid until the next Forward.
-func (m *Model) Forward(x *tensor.Tensor, train bool) (*tensor.Tensor, error) {
-	mode := modeEval
-	if train {
-		mode = modeTrain
-	}
-	return m.forward(x, mode)
-}
-
-// Recalibrate runs the BN-statistics pass of SLAB.md 1.4 on one batch: an
-// eval-mode forward (LinearNorm = RepBN, no drop path, schedules frozen) in
-// which every BatchNorm normalises with batch statistics and updates its
-// running mean/var. Parameters do not change.
-func (m *Model) Recalibrate(x *tensor.Tensor) error {
-	_, err := m.forward(x, modeRecal)
-	m.lastTrain = false
-	return err
-}
-
-func (m *Model) forward(x *tensor.Tensor, mode normMode) (*tensor.Tensor, error) {
+// Forward maps images [B,InChans,Img,Img] to logits [B,Classes]. In Train
+// mode it advances every LinearNorm schedule by one call and uses batch
+// statistics and drop path; Recalibrate is the BN-statistics pass of
+// docs/method.md 1.4 (eval model, BatchNorms on batch statistics,
+// parameters and schedules unchanged). The result is owned by the model
+// and valid until the next Forward.
+func (m *Model) Forward(x *tensor.Tensor, mode nn.Mode) (*tensor.Tensor, error) {
 	B, err := m.checkInput(x)
 	if err != nil {
 		return nil, err
 	}
-	train := mode == modeTrain
-	m.lastTrain, m.batch = train, B
+	m.lastTrain, m.batch = mode.Training(), B
 	c := m.Cfg
 	C, N, P := c.Dim, c.Tokens(), c.Patches()
 
@@ -352,11 +234,11 @@ func (m *Model) forward(x *tensor.Tensor, mode normMode) (*tensor.Tensor, error)
 		kernels.AddRowVec(tok.Data, pe.Data, pos, B, N*C)
 	}
 
-	h := tok
+	h, g := tok, backbone.Grid{H: c.Grid(), W: c.Grid()}
 	for _, blk := range m.Blocks {
-		h = blk.forward(h, mode, m.rng)
+		h = blk.Forward(h, g, mode, m.rng)
 	}
-	h = runNorm(m.Norm, h, mode)
+	h = m.Norm.Forward(h, mode)
 	var feat *tensor.Tensor
 	if c.ClsToken {
 		feat = tensor.Ensure(&m.pooled, m.shape(B, C)...)
@@ -367,19 +249,6 @@ func (m *Model) forward(x *tensor.Tensor, mode normMode) (*tensor.Tensor, error)
 		feat = m.pool.Forward(h)
 	}
 	return m.Head.Forward(feat), nil
-}
-
-func (b *Block) forward(x *tensor.Tensor, mode normMode, rng *rand.Rand) *tensor.Tensor {
-	train := mode == modeTrain
-	a := b.Attn.Forward(runNorm(b.Norm1, x, mode))
-	a = b.DP1.Forward(a, train, rng)
-	x1 := tensor.Ensure(&b.x1, x.Shape...)
-	kernels.Add(x1.Data, x.Data, a.Data)
-	h := b.MLP.Forward(runNorm(b.Norm2, x1, mode))
-	h = b.DP2.Forward(h, train, rng)
-	out := tensor.Ensure(&b.out, x.Shape...)
-	kernels.Add(out.Data, x1.Data, h.Data)
-	return out
 }
 
 // Backward differentiates the last Forward, which must have been in
@@ -407,7 +276,7 @@ func (m *Model) Backward(dlogits *tensor.Tensor) {
 	}
 	dh = m.Norm.Backward(dh)
 	for i := len(m.Blocks) - 1; i >= 0; i-- {
-		dh = m.Blocks[i].backward(dh)
+		dh = m.Blocks[i].Backward(dh)
 	}
 
 	// Token assembly: pos_embed collects the batch sum, the class token its
@@ -429,9 +298,71 @@ func (m *Model) Backward(dlogits *tensor.Tensor) {
 	m.PatchEmbed.Backward(dpe)
 }
 
-// backward adds each residual gradient inside the norm's own backward
-// pass (nn.NormBackwardAdd) instead of a separate sum over memory.
-func (b *Block) backward(dout *tensor.Tensor) *tensor.Tensor {
-	dx1 := nn.NormBackwardAdd(b.Norm2, b.MLP.Backward(b.DP2.Backward(dout)), dout, &b.dx1)
-	return nn.NormBackwardAdd(b.Norm1, b.Attn.Backward(b.DP1.Backward(dx1)), dx1, &b.dx)
+// Family is "vit".
+func (m *Model) Family() string { return Family }
+
+// Config returns the model's configuration.
+func (m *Model) Config() models.Config { return &m.Cfg }
+
+// InputShape is (InChans, ImgSize, ImgSize).
+func (m *Model) InputShape() (c, h, w int) { return m.Cfg.InChans, m.Cfg.ImgSize, m.Cfg.ImgSize }
+
+// Classes is the head width.
+func (m *Model) Classes() int { return m.Cfg.Classes }
+
+// Norms lists blocks.i.norm1, blocks.i.norm2 and the final norm (a list
+// built once: the trainer asks for lambda every step).
+func (m *Model) Norms() []nn.NormSlot {
+	if m.norms == nil {
+		for i, b := range m.Blocks {
+			m.norms = append(m.norms, b.NormSlots(fmt.Sprintf("blocks.%d.", i))...)
+		}
+		m.norms = append(m.norms, nn.NormSlot{Name: "norm", Norm: &m.Norm})
+	}
+	return m.norms
+}
+
+// FoldSites folds norm1 into the attention's qkv (its only reader, for
+// softmax attention and SLA alike), norm2 into mlp.fc1, and the final norm
+// into the head: class-token selection and mean pooling are linear and
+// per-channel, so they commute with the norm's affine map.
+func (m *Model) FoldSites() ([]nn.FoldSite, error) {
+	var sites []nn.FoldSite
+	for i, b := range m.Blocks {
+		qkv, err := qkvOf(b.Mixer)
+		if err != nil {
+			return nil, fmt.Errorf("vit: blocks.%d: %v", i, err)
+		}
+		slots := b.NormSlots(fmt.Sprintf("blocks.%d.", i))
+		sites = append(sites, nn.FoldSite{Slot: slots[0], Into: []*nn.Linear{qkv}},
+			nn.FoldSite{Slot: slots[1], Into: []*nn.Linear{b.MLP.(*nn.MLP).FC1}})
+	}
+	return append(sites, nn.FoldSite{Slot: nn.NormSlot{Name: "norm", Norm: &m.Norm}, Into: []*nn.Linear{m.Head}}), nil
+}
+
+// qkvOf returns the Linear that reads a block's attention input.
+func qkvOf(mx backbone.Mixer) (*nn.Linear, error) {
+	if g, ok := mx.(backbone.GridFree); ok {
+		switch a := g.M.(type) {
+		case *nn.Attention:
+			return a.QKV, nil
+		case *nn.SLA:
+			return a.QKV, nil
+		}
+	}
+	return nil, fmt.Errorf("mixer %T has no qkv Linear", mx)
+}
+
+// Folded records that the norms are gone (Norm "none": New then builds
+// this layout, so the folded checkpoint reloads) and re-lists parameters.
+func (m *Model) Folded() {
+	m.Cfg.Norm = NormNone
+	m.collect()
+}
+
+// DropGrads releases every gradient buffer of an inference-only model.
+func (m *Model) DropGrads() {
+	for _, p := range m.params {
+		p.G = nil
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/vit"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
@@ -152,8 +153,8 @@ func TestFLOPs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := m.FLOPs()
-		t.Logf("%-20s total %.4g flops: %v", name, float64(m.TotalFLOPs()), f)
+		f := m.Cfg.FLOPsByLayer()
+		t.Logf("%-20s total %.4g flops: %v", name, float64(m.Cfg.FLOPs()), f)
 		if name == "deit_tiny" {
 			macs := float64(f["linear"]+f["conv"]+f["attention"]) / 2
 			if macs < 1.24e9 || macs > 1.27e9 {
@@ -175,14 +176,14 @@ func TestForwardShapeErrors(t *testing.T) {
 	}
 	for _, x := range cases {
 		for _, train := range []bool{false, true} {
-			if _, err := m.Forward(x, train); err == nil {
+			if _, err := m.Forward(x, nn.ModeOf(train)); err == nil {
 				t.Errorf("Forward(%v, %v) accepted a bad input", x, train)
 			} else if !strings.Contains(err.Error(), "slab_deit_mini_28") {
 				t.Errorf("error %q does not name the model", err)
 			}
 		}
 	}
-	if err := m.Recalibrate(tensor.New(1, 2, 28, 28)); err == nil {
+	if _, err := m.Forward(tensor.New(1, 2, 28, 28), nn.Recalibrate); err == nil {
 		t.Error("Recalibrate accepted a bad input")
 	}
 }
@@ -203,9 +204,9 @@ func TestDeterministicPerSeed(t *testing.T) {
 			t.Errorf("%s: same seed equal %v, other seed differs %v", name, same, diff)
 		}
 		x := randImages(a.Cfg, 3, 9)
-		ya, _ := a.Forward(x, false)
+		ya, _ := a.Forward(x, nn.Eval)
 		ya = ya.Clone()
-		yb, _ := b.Forward(x, false)
+		yb, _ := b.Forward(x, nn.Eval)
 		if !slices.Equal(ya.Data, yb.Data) {
 			t.Errorf("%s: same seed gives different logits", name)
 		}
@@ -290,7 +291,7 @@ func randomizeState(t testing.TB, m *vit.Model, seed uint64) {
 	}
 	x := randImages(m.Cfg, 4, seed)
 	for range 3 {
-		if _, err := m.Forward(x, true); err != nil {
+		if _, err := m.Forward(x, nn.Train); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -299,16 +300,16 @@ func randomizeState(t testing.TB, m *vit.Model, seed uint64) {
 func TestLambdaProgression(t *testing.T) {
 	m := mustNew(t, "slab_deit_mini_28", 0)
 	x := randImages(m.Cfg, 2, 1)
-	m.SetSchedule(3)
+	models.SetSchedule(m, 0, 3)
 	want := []float64{1, 2.0 / 3, 1.0 / 3, 0, 0, 0}
 	for i, w := range want {
-		if got := m.Lambda(); math.Abs(got-w) > 1e-12 {
+		if got := models.Lambda(m); math.Abs(got-w) > 1e-12 {
 			t.Errorf("before training forward %d: Lambda %g, want %g", i+1, got, w)
 		}
-		if _, err := m.Forward(x, false); err != nil { // eval never advances
+		if _, err := m.Forward(x, nn.Eval); err != nil { // eval never advances
 			t.Fatal(err)
 		}
-		if _, err := m.Forward(x, true); err != nil {
+		if _, err := m.Forward(x, nn.Train); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -316,7 +317,7 @@ func TestLambdaProgression(t *testing.T) {
 		name string
 		want float64
 	}{{"deit_mini_28", 1}, {"deit_tiny_prepbn", 0}} {
-		if got := mustNew(t, tc.name, 0).Lambda(); got != tc.want {
+		if got := models.Lambda(mustNew(t, tc.name, 0)); got != tc.want {
 			t.Errorf("%s: Lambda %g, want %g", tc.name, got, tc.want)
 		}
 	}
@@ -342,10 +343,10 @@ func TestRecalibrate(t *testing.T) {
 			counters[b.Name] = *b.I
 		}
 	}
-	lam := m.Lambda()
-	before, _ := m.Forward(x, false)
+	lam := models.Lambda(m)
+	before, _ := m.Forward(x, nn.Eval)
 	before = before.Clone()
-	if err := m.Recalibrate(randImages(m.Cfg, 4, 7)); err != nil {
+	if _, err := m.Forward(randImages(m.Cfg, 4, 7), nn.Recalibrate); err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range m.Params() {
@@ -368,10 +369,10 @@ func TestRecalibrate(t *testing.T) {
 			t.Errorf("Recalibrate moved schedule counter %s: %d -> %d", b.Name, counters[b.Name], *b.I)
 		}
 	}
-	if m.Lambda() != lam {
-		t.Errorf("Recalibrate changed Lambda %g -> %g", lam, m.Lambda())
+	if models.Lambda(m) != lam {
+		t.Errorf("Recalibrate changed Lambda %g -> %g", lam, models.Lambda(m))
 	}
-	after, _ := m.Forward(x, false)
+	after, _ := m.Forward(x, nn.Eval)
 	if slices.Equal(after.Data, before.Data) {
 		t.Error("eval logits unchanged after Recalibrate")
 	}
@@ -399,7 +400,7 @@ func TestRecalibrateFirstNorm(t *testing.T) {
 		}
 		want[c] = float32(0.9*float64(old[c]) + 0.1*s/float64(B*P))
 	}
-	if err := m.Recalibrate(x); err != nil {
+	if _, err := m.Forward(x, nn.Recalibrate); err != nil {
 		t.Fatal(err)
 	}
 	closeTo(t, "blocks.0.norm1.norm2.bn.running_mean", ln.Norm2.BN.RunningMean.Data, want, 1e-4, 1e-6)
@@ -418,7 +419,7 @@ func TestGradFiniteDifference(t *testing.T) {
 				t.Fatal(err)
 			}
 			randomizeState(t, m, 12)
-			m.SetSchedule(4)
+			models.SetSchedule(m, 0, 4)
 			x := randImages(c, 3, 13)
 			rng := rand.New(rand.NewPCG(14, 0))
 			r := make([]float32, 3*c.Classes)
@@ -431,7 +432,7 @@ func TestGradFiniteDifference(t *testing.T) {
 				for _, ln := range linearNorms(m) {
 					ln.Iter = 2
 				}
-				y, err := m.Forward(x, true)
+				y, err := m.Forward(x, nn.Train)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -511,14 +512,14 @@ func TestNoAllocSteadyState(t *testing.T) {
 			dl.Data[i] = 0.01
 		}
 		for range 2 {
-			m.Forward(x, false)
-			m.Forward(x, true)
+			m.Forward(x, nn.Eval)
+			m.Forward(x, nn.Train)
 			m.Backward(dl)
 		}
-		if a := testing.AllocsPerRun(5, func() { m.Forward(x, false) }); a != 0 {
+		if a := testing.AllocsPerRun(5, func() { m.Forward(x, nn.Eval) }); a != 0 {
 			t.Errorf("%s: eval Forward allocates %.1f times", name, a)
 		}
-		if a := testing.AllocsPerRun(5, func() { m.Forward(x, true); m.Backward(dl) }); a != 0 {
+		if a := testing.AllocsPerRun(5, func() { m.Forward(x, nn.Train); m.Backward(dl) }); a != 0 {
 			t.Errorf("%s: train Forward+Backward allocates %.1f times", name, a)
 		}
 	}
@@ -527,7 +528,7 @@ func TestNoAllocSteadyState(t *testing.T) {
 func TestBackwardNeedsTrainForward(t *testing.T) {
 	m := mustNew(t, "deit_mini_28", 0)
 	x := randImages(m.Cfg, 1, 1)
-	m.Forward(x, false)
+	m.Forward(x, nn.Eval)
 	defer func() {
 		if recover() == nil {
 			t.Error("Backward after an eval Forward did not panic")
@@ -576,7 +577,7 @@ func TestDropPathRates(t *testing.T) {
 	x := randImages(c, 8, 1)
 	run := func(seed uint64) []float32 {
 		a.SetDropPathSeed(seed)
-		y, err := a.Forward(x, true)
+		y, err := a.Forward(x, nn.Train)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -602,12 +603,12 @@ func TestBatchSizeChanges(t *testing.T) {
 		}
 		randomizeState(t, m, 2)
 		x := randImages(c, 5, 3)
-		all, _ := m.Forward(x, false)
+		all, _ := m.Forward(x, nn.Eval)
 		all = all.Clone()
 		per := c.InChans * c.ImgSize * c.ImgSize
 		for _, b := range []int{1, 3, 2, 5} {
 			xb, _ := tensor.FromData(x.Data[:b*per], b, c.InChans, c.ImgSize, c.ImgSize)
-			y, err := m.Forward(xb, false)
+			y, err := m.Forward(xb, nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}

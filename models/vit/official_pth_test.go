@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/nn"
 )
 
 // officialCase is an official-layout checkpoint written by torch.save
@@ -52,14 +54,14 @@ func checkOfficial(t *testing.T, dir string, oc officialCase) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		warn, err := vit.LoadState(m, f.Tensors)
+		warn, err := models.LoadState(m, f.Tensors)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, w := range warn {
 			t.Logf("%s as %s: warning: %s", oc.pth, norm, w)
 		}
-		got, err := m.Forward(x, false)
+		got, err := m.Forward(x, nn.Eval)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/nn"
 )
 
 func miniVariant(t *testing.T, norm, attn string, cls bool, seed uint64) *vit.Model {
@@ -30,7 +32,7 @@ func TestStateDictRoundTrip(t *testing.T) {
 	for _, norm := range []string{"layernorm", "repbn", "prepbn", "batchnorm"} {
 		a := miniVariant(t, norm, "sla", false, 1)
 		b := miniVariant(t, norm, "sla", false, 2)
-		sd := vit.StateDict(a)
+		sd := models.StateDict(a)
 		if len(sd) != len(a.Params())+len(a.Buffers()) {
 			t.Errorf("%s: StateDict has %d entries for %d params + %d buffers", norm, len(sd), len(a.Params()), len(a.Buffers()))
 		}
@@ -42,7 +44,7 @@ func TestStateDictRoundTrip(t *testing.T) {
 				t.Errorf("iter entry %+v, want 0-d I64", e)
 			}
 		}
-		warn, err := vit.LoadState(b, sd)
+		warn, err := models.LoadState(b, sd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,9 +63,9 @@ func TestStateDictRoundTrip(t *testing.T) {
 			}
 		}
 		x := randImages(a.Cfg, 2, 3)
-		ya, _ := a.Forward(x, false)
+		ya, _ := a.Forward(x, nn.Eval)
 		ya = ya.Clone()
-		yb, _ := b.Forward(x, false)
+		yb, _ := b.Forward(x, nn.Eval)
 		if !slices.Equal(ya.Data, yb.Data) {
 			t.Errorf("%s: logits differ after round trip", norm)
 		}
@@ -75,13 +77,13 @@ func TestStateDictRoundTrip(t *testing.T) {
 func TestLoadStateErrors(t *testing.T) {
 	a := miniVariant(t, "prepbn", "sla", false, 1)
 	b := miniVariant(t, "prepbn", "sla", false, 2)
-	sd := vit.StateDict(a)
+	sd := models.StateDict(a)
 	delete(sd, "blocks.1.mlp.fc2.bias")
 	delete(sd, "norm.norm2.bn.running_var")
 	sd["blocks.0.attn.scale"] = &checkpoint.Entry{Shape: []int{1, 1, 64}, F32: make([]float32, 64)}
 	sd["pos_embed"] = &checkpoint.Entry{Shape: []int{1, 50, 64}, F32: make([]float32, 50*64)}
 	before := slices.Clone(b.Params()[0].W.Data)
-	_, err := vit.LoadState(b, sd)
+	_, err := models.LoadState(b, sd)
 	if err == nil {
 		t.Fatal("LoadState accepted a broken state dict")
 	}
@@ -109,38 +111,38 @@ func TestLoadStateLayouts(t *testing.T) {
 
 		// bare RepBN -> LinearNorm
 		dst := miniVariant(t, "prepbn", attn, cls, 4)
-		warn, err := vit.LoadState(dst, vit.StateDict(rb))
+		warn, err := models.LoadState(dst, models.StateDict(rb))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(warn) != 1 || !strings.Contains(warn[0], "bare RepBN") {
 			t.Errorf("bare -> LinearNorm warnings %q", warn)
 		}
-		if dst.Lambda() != 0 {
-			t.Errorf("bare -> LinearNorm: Lambda %g, want 0 (schedule finished)", dst.Lambda())
+		if models.Lambda(dst) != 0 {
+			t.Errorf("bare -> LinearNorm: Lambda %g, want 0 (schedule finished)", models.Lambda(dst))
 		}
-		want, _ := rb.Forward(x, false)
+		want, _ := rb.Forward(x, nn.Eval)
 		want = want.Clone()
-		got, _ := dst.Forward(x, false)
+		got, _ := dst.Forward(x, nn.Eval)
 		closeTo(t, attn+": bare RepBN state in a LinearNorm model", got.Data, want.Data, 0, 0)
 
 		// LinearNorm (iter > 0) -> bare RepBN, wrapped in "model."
 		sd := map[string]*checkpoint.Entry{}
-		for k, v := range vit.StateDict(ln) {
+		for k, v := range models.StateDict(ln) {
 			sd["model."+k] = v
 		}
 		sd["model.blocks.0.norm1.iter"].I64[0] = 17
 		dst = miniVariant(t, "repbn", attn, cls, 5)
-		warn, err = vit.LoadState(dst, sd)
+		warn, err = models.LoadState(dst, sd)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(warn) == 0 || !strings.Contains(strings.Join(warn, "\n"), "blocks.0.norm1.iter = 17") {
 			t.Errorf("LinearNorm -> bare warnings %q", warn)
 		}
-		want, _ = ln.Forward(x, false)
+		want, _ = ln.Forward(x, nn.Eval)
 		want = want.Clone()
-		got, _ = dst.Forward(x, false)
+		got, _ = dst.Forward(x, nn.Eval)
 		closeTo(t, attn+": LinearNorm state in a RepBN model", got.Data, want.Data, 0, 0)
 	}
 }
@@ -150,7 +152,7 @@ func TestLoadStateLayouts(t *testing.T) {
 func TestLoadStateOptionalCounters(t *testing.T) {
 	a := miniVariant(t, "prepbn", "sla", false, 1)
 	b := miniVariant(t, "prepbn", "sla", false, 2)
-	sd := vit.StateDict(a)
+	sd := models.StateDict(a)
 	n := 0
 	for k := range sd {
 		if strings.HasSuffix(k, ".num_batches_tracked") || strings.HasSuffix(k, ".warm") {
@@ -158,7 +160,7 @@ func TestLoadStateOptionalCounters(t *testing.T) {
 			n++
 		}
 	}
-	warn, err := vit.LoadState(b, sd)
+	warn, err := models.LoadState(b, sd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/vit"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
@@ -139,7 +140,7 @@ func TestReferenceModelEval(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := reftest.Load(t, name)
 			m := newRefModel(t, f)
-			logits, err := m.Forward(f.T("input"), false)
+			logits, err := m.Forward(f.T("input"), nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,10 +156,10 @@ func TestReferenceModelTrainStep(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := reftest.Load(t, name)
 			m := newRefModel(t, f)
-			if got, want := m.Lambda(), f.Config["adamw_lambdas"].([]any)[0].(float64); got != want {
+			if got, want := models.Lambda(m), f.Config["adamw_lambdas"].([]any)[0].(float64); got != want {
 				t.Errorf("Lambda() = %v, want %v", got, want)
 			}
-			logits, err := m.Forward(f.T("input"), true)
+			logits, err := m.Forward(f.T("input"), nn.Train)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -218,11 +219,11 @@ func TestReferenceModelAdamW(t *testing.T) {
 			x, labels := f.T("input"), f.Labels("labels")
 			var losses []float64
 			for k := range steps {
-				if got, want := m.Lambda(), lambdas[k].(float64); got != want {
+				if got, want := models.Lambda(m), lambdas[k].(float64); got != want {
 					t.Errorf("step %d: Lambda() = %v, want %v", k+1, got, want)
 				}
 				nn.ZeroGrads(m.Params())
-				logits, err := m.Forward(x, true)
+				logits, err := m.Forward(x, nn.Train)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -302,11 +303,11 @@ func TestReferenceModelRecalibrate(t *testing.T) {
 			}
 			n++
 			m := newRefModel(t, f)
-			if err := m.Recalibrate(f.T("input")); err != nil {
+			if _, err := m.Forward(f.T("input"), nn.Recalibrate); err != nil {
 				t.Fatal(err)
 			}
 			checkRefBuffers(t, f, m, "recal/buffer/")
-			logits, err := m.Forward(f.T("input"), false)
+			logits, err := m.Forward(f.T("input"), nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package llama
+package nn_test
 
 import (
 	"math"
@@ -33,7 +33,7 @@ func TestLossMatchesCrossEntropy(t *testing.T) {
 		var ce nn.CrossEntropy
 		want := ce.Forward(x, tgt)
 		wantG := ce.Backward().Clone()
-		var l Loss
+		var l nn.VocabLoss
 		got := l.Forward(x, tgt)
 		if math.Abs(got-want) > 1e-6*math.Abs(want) || math.IsInf(got, 0) {
 			t.Errorf("threads %d: loss %.9g, want %.9g", threads, got, want)
@@ -60,7 +60,7 @@ func TestLossMatchesCrossEntropy(t *testing.T) {
 func TestLossNoAlloc(t *testing.T) {
 	x := tensor.New(64, 500)
 	tgt := make([]int, 64)
-	var l Loss
+	var l nn.VocabLoss
 	run := func() {
 		l.Forward(x, tgt)
 		l.Backward()

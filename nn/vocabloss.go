@@ -1,4 +1,4 @@
-package llama
+package nn
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"github.com/slabml/slab/tensor"
 )
 
-// Loss is the mean next-token cross-entropy of logits [B,T,V] against
+// VocabLoss is the mean next-token cross-entropy of logits [B,T,V] against
 // targets [B*T] (the inputs shifted by one, prepared by the caller).
 //
 // It is nn.CrossEntropy specialised for a wide vocabulary: with 24-50k
@@ -19,7 +19,7 @@ import (
 // ~100-200 KB), so Forward reads the logits once (the softmax goes to a
 // per-worker scratch row) and Backward reads and rewrites them once, in
 // place: dlogits replaces the logits, and no batch-sized buffer is added.
-type Loss struct {
+type VocabLoss struct {
 	logits  []float32 // the last Forward's logits, overwritten by Backward
 	rows, v int
 	targets []int
@@ -32,14 +32,14 @@ type Loss struct {
 
 // Forward returns the mean loss over the rows of logits; the logits are
 // left unchanged.
-func (l *Loss) Forward(logits *tensor.Tensor, targets []int) float64 {
+func (l *VocabLoss) Forward(logits *tensor.Tensor, targets []int) float64 {
 	rows, v := logits.Rows(), logits.Cols()
 	if len(targets) != rows {
-		panic(fmt.Sprintf("llama.Loss: %d targets for %d rows of logits", len(targets), rows))
+		panic(fmt.Sprintf("nn.VocabLoss: %d targets for %d rows of logits", len(targets), rows))
 	}
 	for r, t := range targets {
 		if t < 0 || t >= v {
-			panic(fmt.Sprintf("llama.Loss: target %d of row %d outside [0,%d)", t, r, v))
+			panic(fmt.Sprintf("nn.VocabLoss: target %d of row %d outside [0,%d)", t, r, v))
 		}
 	}
 	l.logits, l.rows, l.v = logits.Data, rows, v
@@ -72,7 +72,7 @@ func (l *Loss) Forward(logits *tensor.Tensor, targets []int) float64 {
 }
 
 // span is worker w's share of the rows.
-func (l *Loss) span(w int) (lo, hi int) {
+func (l *VocabLoss) span(w int) (lo, hi int) {
 	nw := kernels.Threads()
 	return w * l.rows / nw, (w + 1) * l.rows / nw
 }
@@ -80,7 +80,7 @@ func (l *Loss) span(w int) (lo, hi int) {
 // forwardRows computes the losses of workers [wlo, whi). With q the
 // largest logit, log p_t = x_t - x_q + log p_q, and p_q >= 1/V never
 // underflows, so the loss is exact even where p_t itself would.
-func (l *Loss) forwardRows(wlo, whi int) {
+func (l *VocabLoss) forwardRows(wlo, whi int) {
 	v := l.v
 	for w := wlo; w < whi; w++ {
 		p := l.scratch[w][:v]
@@ -102,9 +102,9 @@ func (l *Loss) forwardRows(wlo, whi int) {
 // Backward overwrites the last Forward's logits with d(mean loss)/dlogits
 // = (softmax - onehot(target)) / rows and returns them as a [rows, V]
 // tensor. The logits are consumed: call it at most once per Forward.
-func (l *Loss) Backward() *tensor.Tensor {
+func (l *VocabLoss) Backward() *tensor.Tensor {
 	if l.logits == nil {
-		panic("llama.Loss: Backward without Forward")
+		panic("nn.VocabLoss: Backward without Forward")
 	}
 	kernels.ParallelFor(kernels.Threads(), 1, l.bwd)
 	l.d.Data = l.logits[:l.rows*l.v]
@@ -113,7 +113,7 @@ func (l *Loss) Backward() *tensor.Tensor {
 	return &l.d
 }
 
-func (l *Loss) backwardRows(wlo, whi int) {
+func (l *VocabLoss) backwardRows(wlo, whi int) {
 	v := l.v
 	inv := 1 / float32(max(l.rows, 1))
 	for w := wlo; w < whi; w++ {

@@ -1,0 +1,132 @@
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/slabml/slab/checkpoint"
+)
+
+// Metadata keys of a slab checkpoint (a safetensors file holding every
+// parameter and buffer under its official name).
+const (
+	// MetaFamily names the model family.
+	MetaFamily = "family"
+	// MetaConfig holds the family config as JSON.
+	MetaConfig = "model_config"
+	// MetaFormat says what else the file holds (FormatWeights, or a
+	// training format with optimizer state).
+	MetaFormat = "format"
+	// FormatWeights marks a weights-only file.
+	FormatWeights = "slab-weights/1"
+	// OptimPrefix starts the names of optimizer state tensors, which a
+	// model load skips.
+	OptimPrefix = "optim."
+	// metaLegacyLM is where checkpoints of the language-model commands
+	// before the registry kept their config (no family recorded).
+	metaLegacyLM = "lm_config"
+)
+
+// WeightsFile returns a checkpoint holding m's parameters and buffers, its
+// family and its config, plus the given metadata.
+func WeightsFile(m Model, meta map[string]string) (*checkpoint.File, error) {
+	js, err := json.Marshal(m.Config())
+	if err != nil {
+		return nil, fmt.Errorf("models: encoding the %s config: %v", m.Family(), err)
+	}
+	f := checkpoint.NewFile()
+	for k, e := range StateDict(m) {
+		f.Tensors[k] = e
+	}
+	f.Metadata[MetaFormat] = FormatWeights
+	for k, v := range meta {
+		f.Metadata[k] = v
+	}
+	f.Metadata[MetaFamily] = m.Family()
+	f.Metadata[MetaConfig] = string(js)
+	return f, nil
+}
+
+// ConfigOf returns the family and config a slab checkpoint records.
+// Checkpoints written before the registry carry no family: a "model_config"
+// alone is a vision transformer's, an "lm_config" a LLaMA decoder's.
+func ConfigOf(f *checkpoint.File, path string) (*Family, Config, error) {
+	fam, js := f.Metadata[MetaFamily], f.Metadata[MetaConfig]
+	if fam == "" {
+		switch {
+		case f.Metadata[metaLegacyLM] != "":
+			fam, js = "llama", f.Metadata[metaLegacyLM]
+		case js != "":
+			fam = "vit"
+		default:
+			return nil, nil, fmt.Errorf("%s: no model_config metadata: not a slab checkpoint (for an official PyTorch state dict use slab import)", path)
+		}
+	}
+	family, err := FamilyOf(fam)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	c, err := DecodeConfig(family, []byte(js))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: model_config metadata: %v", path, err)
+	}
+	return family, c, nil
+}
+
+// FromFile rebuilds the model a slab checkpoint holds and loads its
+// weights (optimizer state is skipped). The warnings are LoadState's.
+func FromFile(f *checkpoint.File, path string) (Model, []string, error) {
+	family, c, err := ConfigOf(f, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := Build(family, c, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	state := make(map[string]*checkpoint.Entry, len(f.Tensors))
+	for k, e := range f.Tensors {
+		if !strings.HasPrefix(k, OptimPrefix) {
+			state[k] = e
+		}
+	}
+	warns, err := LoadState(m, state)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return m, warns, nil
+}
+
+// Load reads a slab checkpoint and rebuilds its model.
+func Load(path string) (Model, *checkpoint.File, []string, error) {
+	f, err := checkpoint.Read(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, warns, err := FromFile(f, path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return m, f, warns, nil
+}
+
+// Clone builds an independent copy of m: same family, config and state.
+func Clone(m Model) (Model, error) {
+	family, err := FamilyOf(m.Family())
+	if err != nil {
+		return nil, err
+	}
+	c, err := CopyConfig(family, m.Config())
+	if err != nil {
+		return nil, err
+	}
+	d, err := Build(family, c, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := LoadState(d, StateDict(m)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
