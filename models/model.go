@@ -49,6 +49,11 @@ type Config interface {
 	// the value is not one of its choices. Set does not validate the whole
 	// config; call Validate after the last Set.
 	Set(option, value string) error
+	// Get returns an option's current value ("" when the family has no
+	// such option), for display.
+	Get(option string) string
+	// Summary describes the model's shape in one line for listings.
+	Summary() string
 	// NormSpec is the spec every norm of the model is built from.
 	NormSpec() nn.NormSpec
 	// ParamCount is the number of learnable values a model built from this
@@ -57,6 +62,8 @@ type Config interface {
 	// FLOPs is the forward cost of one image (classifiers) or one token at
 	// the configured context (language models), a multiply-add counted as 2.
 	FLOPs() int64
+	// FLOPsByLayer splits FLOPs by layer type ("linear", "attention", ...).
+	FLOPsByLayer() map[string]int64
 }
 
 // Model is what every family's model provides.
@@ -138,6 +145,9 @@ type Decoder interface {
 	// NewSession allocates a generation session for batch sequences of up
 	// to maxT positions (all memory it will need, once).
 	NewSession(batch, maxT int) (Session, error)
+	// DecodeBytes is what one decode step must stream from memory: every
+	// weight it reads once per token (the bandwidth floor of decoding).
+	DecodeBytes() int64
 }
 
 // Session is one generation context of a Decoder.

@@ -34,6 +34,8 @@ type toyConfig struct{ In, Out int }
 
 func (c *toyConfig) Validate() error                { return nil }
 func (c *toyConfig) Set(option, value string) error { return fmt.Errorf("no option %q", option) }
+func (c *toyConfig) Get(option string) string       { return "" }
+func (c *toyConfig) Summary() string                { return "toy" }
 func (c *toyConfig) NormSpec() nn.NormSpec {
 	return nn.NormSpec{Kind: nn.NormPRepBN, Eps: 1e-6, Step: 1}
 }

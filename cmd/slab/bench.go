@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -8,9 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/kernels"
-	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
@@ -45,7 +45,7 @@ type benchResult struct {
 
 type benchVariant struct {
 	name  string
-	m     *vit.Model
+	m     models.Classifier
 	fused bool
 	times []float64
 }
@@ -53,7 +53,7 @@ type benchVariant struct {
 func cmdBench(args []string) error {
 	fs := newFlags("bench", "bench --models a,b,... [--batch N] [--size S] [--rounds R] [--warmup W] [--threads T] [--json]")
 	jsonOut := fs.Bool("json", false, "print one JSON object on stdout")
-	models := fs.String("models", "", "comma-separated registry names (see slab models); ratios are relative to the first")
+	names := fs.String("models", "", "comma-separated registry names (see slab models); ratios are relative to the first")
 	batch := fs.Int("batch", 1, "images per forward")
 	size := fs.Int("size", 0, "input side (0 = each model's own)")
 	rounds := fs.Int("rounds", 30, "timed rounds; each round runs every model once, in order")
@@ -69,7 +69,7 @@ func cmdBench(args []string) error {
 		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	switch {
-	case *models == "":
+	case *names == "":
 		return flagErr("models", "is required (e.g. --models slab_deit_tiny,deit_tiny)")
 	case *batch < 1:
 		return flagErr("batch", "must be >= 1, got %d", *batch)
@@ -84,30 +84,35 @@ func cmdBench(args []string) error {
 		return err
 	}
 	var vs []*benchVariant
-	for _, name := range strings.Split(*models, ",") {
+	for _, name := range strings.Split(*names, ",") {
 		name = strings.TrimSpace(name)
-		cfg, err := vit.Lookup(name)
-		if err != nil {
-			return flagErr("models", "%v", err)
-		}
+		sz := ""
 		if *size > 0 {
-			cfg.ImgSize = *size
-			if err := cfg.Validate(); err != nil {
-				return flagErr("size", "%v", err)
-			}
+			sz = fmt.Sprint(*size)
 		}
-		m, err := vit.New(cfg, *seed)
+		e, cfg, err := resolveModel(name, map[string]string{"size": sz})
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "flag --model") {
+				return flagErr("models", "%v", errors.Unwrap(err))
+			}
+			return err
+		}
+		if e.Family.Task != models.TaskClassify {
+			return flagErr("models", "%s is a %s model; slab bench times image classifiers (see slab bench-lm)", name, e.Family.Task)
+		}
+		mm, err := models.Build(e.Family, cfg, *seed)
 		if err != nil {
 			return err
 		}
-		if !foldable(cfg.Norm) {
+		m := mm.(models.Classifier)
+		if !foldable(cfg) {
 			vs = append(vs, &benchVariant{name: name, m: m})
 			continue
 		}
 		// Running statistics other than 0/1 make the fold non-trivial, as
 		// in a trained model.
 		randomizeBuffers(m, *seed)
-		d, err := fuse.Fuse(m)
+		d, err := foldCopy(m)
 		if err != nil {
 			return err
 		}
@@ -118,12 +123,12 @@ func cmdBench(args []string) error {
 			nn.Prepack(v.m)
 		}
 	}
-	inputs := map[[2]int]*tensor.Tensor{}
+	inputs := map[[3]int]*tensor.Tensor{}
 	for _, v := range vs {
-		c := v.m.Cfg
-		key := [2]int{c.InChans, c.ImgSize}
+		c, h, w := v.m.InputShape()
+		key := [3]int{c, h, w}
 		if inputs[key] == nil {
-			x := tensor.New(*batch, c.InChans, c.ImgSize, c.ImgSize)
+			x := tensor.New(*batch, c, h, w)
 			r := rand.New(rand.NewPCG(*seed, 3))
 			for i := range x.Data {
 				x.Data[i] = float32(r.NormFloat64())
@@ -133,9 +138,10 @@ func cmdBench(args []string) error {
 	}
 	for round := 0; round < *warmup+*rounds; round++ {
 		for _, v := range vs {
-			x := inputs[[2]int{v.m.Cfg.InChans, v.m.Cfg.ImgSize}]
+			c, h, w := v.m.InputShape()
+			x := inputs[[3]int{c, h, w}]
 			t0 := time.Now()
-			if _, err := v.m.Forward(x, false); err != nil {
+			if _, err := v.m.Forward(x, nn.Eval); err != nil {
 				return err
 			}
 			if round >= *warmup {
@@ -149,7 +155,7 @@ func cmdBench(args []string) error {
 		med := quantile(v.times, 0.5)
 		row := benchRow{Model: v.name, Batch: *batch, MedianMS: med, P90MS: quantile(v.times, 0.9),
 			ImagesPerSec: float64(*batch) / (med / 1e3), Fused: v.fused,
-			GFLOPs: float64(v.m.TotalFLOPs()) * float64(*batch) / (med / 1e3) / 1e9}
+			GFLOPs: float64(v.m.Config().FLOPs()) * float64(*batch) / (med / 1e3) / 1e9}
 		res.Results = append(res.Results, row)
 	}
 	for i := range res.Results {
@@ -183,7 +189,7 @@ func quantile(xs []float64, q float64) float64 {
 
 // randomizeBuffers gives BatchNorm running statistics and RepBN scalars
 // plausible non-trivial values (mean ~N(0, 0.1), var in [0.5, 1.5]).
-func randomizeBuffers(m *vit.Model, seed uint64) {
+func randomizeBuffers(m models.Model, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 4))
 	for _, b := range m.Buffers() {
 		if b.F == nil {

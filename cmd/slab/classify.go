@@ -6,7 +6,7 @@ import (
 	"sort"
 
 	"github.com/slabml/slab/data"
-	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
@@ -67,17 +67,18 @@ func cmdClassify(args []string) error {
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	p, names, err := preprocessFor(m.Cfg, *dataName)
+	p, names, err := preprocessFor(m, *dataName)
 	if err != nil {
 		return err
 	}
-	if *top <= 0 || *top > m.Cfg.Classes {
-		return flagErr("top", "must be in 1..%d, got %d", m.Cfg.Classes, *top)
+	classes := m.Classes()
+	if *top <= 0 || *top > classes {
+		return flagErr("top", "must be in 1..%d, got %d", classes, *top)
 	}
 	nn.Prepack(m) // inference only: the weights are final
-	c := m.Cfg
-	x := tensor.New(len(images), c.InChans, c.ImgSize, c.ImgSize)
-	per := c.InChans * c.ImgSize * c.ImgSize
+	ch, h, w := m.InputShape()
+	x := tensor.New(len(images), ch, h, w)
+	per := ch * h * w
 	for i, path := range images {
 		img, err := data.LoadImage(path)
 		if err != nil {
@@ -87,13 +88,13 @@ func cmdClassify(args []string) error {
 			return fmt.Errorf("%s: %v", path, err)
 		}
 	}
-	logits, err := forwardAll(m.Forward, x, 16, c.Classes)
+	logits, err := forwardAll(m.Forward, x, 16, classes)
 	if err != nil {
 		return err
 	}
-	res := classifyResult{Model: c.Name, Norm: c.Norm, Resize: p.Resize, Crop: p.Crop}
+	res := classifyResult{Model: nameOf(m), Norm: normOf(m), Resize: p.Resize, Crop: p.Crop}
 	for i, path := range images {
-		res.Images = append(res.Images, classifyImage{Path: path, Top: topK(logits.Data[i*c.Classes:(i+1)*c.Classes], *top, names)})
+		res.Images = append(res.Images, classifyImage{Path: path, Top: topK(logits.Data[i*classes:(i+1)*classes], *top, names)})
 	}
 	if *jsonOut {
 		return emitJSON(res)
@@ -110,16 +111,21 @@ func cmdClassify(args []string) error {
 // preprocessFor picks the eval transform and class names of a model:
 // ImageNet's for 3-channel models (resize to size/0.875, centre crop), the
 // named 28x28 data set's for 1-channel ones (resize to the model size).
-func preprocessFor(c vit.Config, dataName string) (data.Preprocess, []string, error) {
-	if c.InChans == 3 {
+func preprocessFor(m models.Classifier, dataName string) (data.Preprocess, []string, error) {
+	inChans, size, w := m.InputShape()
+	classes := m.Classes()
+	if size != w {
+		return data.Preprocess{}, nil, fmt.Errorf("%s takes %dx%d inputs; classify handles square ones", nameOf(m), size, w)
+	}
+	if inChans == 3 {
 		names := data.ImageNetClasses[:]
-		if c.Classes != len(names) {
+		if classes != len(names) {
 			names = nil
 		}
-		return data.ImageNetEval(c.ImgSize), names, nil
+		return data.ImageNetEval(size), names, nil
 	}
-	if c.InChans != 1 {
-		return data.Preprocess{}, nil, fmt.Errorf("%s takes %d channels; classify handles 1 and 3", c.Name, c.InChans)
+	if inChans != 1 {
+		return data.Preprocess{}, nil, fmt.Errorf("%s takes %d channels; classify handles 1 and 3", nameOf(m), inChans)
 	}
 	var mean, std float32
 	var names []string
@@ -131,10 +137,10 @@ func preprocessFor(c vit.Config, dataName string) (data.Preprocess, []string, er
 	default:
 		return data.Preprocess{}, nil, flagErr("data", "unknown data set %q (fashion-mnist or mnist)", dataName)
 	}
-	if c.Classes != len(names) {
+	if classes != len(names) {
 		names = nil
 	}
-	return data.Preprocess{Resize: c.ImgSize, Crop: c.ImgSize, Mean: []float32{mean}, Std: []float32{std}, Gray: true}, names, nil
+	return data.Preprocess{Resize: size, Crop: size, Mean: []float32{mean}, Std: []float32{std}, Gray: true}, names, nil
 }
 
 // topK returns the k most probable classes (softmax over all logits).

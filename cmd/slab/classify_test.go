@@ -9,8 +9,8 @@ import (
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
-	"github.com/slabml/slab/train"
 )
 
 // TestClassify checks slab classify end to end on a 224 ImageNet model and
@@ -23,7 +23,7 @@ func TestClassify(t *testing.T) {
 	for _, name := range []string{"slab_deit_tiny", "slab_deit_mini_28"} {
 		m := officialModel(t, name)
 		w := filepath.Join(t.TempDir(), name+".safetensors")
-		if err := checkpoint.Write(w, train.WeightsFile(m.Params(), m.Buffers(), map[string]string{"model_config": configJSON(m.Cfg)})); err != nil {
+		if err := checkpoint.Write(w, mustWeightsFile(t, m)); err != nil {
 			t.Fatal(err)
 		}
 		js, err := runIn(t, append([]string{"classify", "--weights", w, "--top", "3", "--json"}, images...)...)
@@ -34,7 +34,7 @@ func TestClassify(t *testing.T) {
 		if err := json.Unmarshal([]byte(js), &r); err != nil || len(r.Images) != 2 {
 			t.Fatalf("%s: classify --json printed %q (%v)", name, js, err)
 		}
-		p, names, _ := preprocessFor(m.Cfg, "fashion-mnist")
+		p, names, _ := preprocessFor(m, "fashion-mnist")
 		c := m.Cfg
 		for i, path := range images {
 			img, err := data.LoadImage(path)
@@ -45,7 +45,7 @@ func TestClassify(t *testing.T) {
 			if err := p.Apply(img, x.Data); err != nil {
 				t.Fatal(err)
 			}
-			y, err := m.Forward(x, false)
+			y, err := m.Forward(x, nn.Eval)
 			if err != nil {
 				t.Fatal(err)
 			}

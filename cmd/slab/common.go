@@ -8,12 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"strings"
 
-	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/kernels"
-	"github.com/slabml/slab/models/vit"
-	"github.com/slabml/slab/train"
 )
 
 // stdout and stderr are where the vision commands write; tests swap them to
@@ -129,82 +125,4 @@ func info(jsonOut bool) io.Writer {
 		return stderr
 	}
 	return stdout
-}
-
-// modelConfig resolves --model plus the --norm/--attn overrides.
-func modelConfig(name, norm, attn string) (vit.Config, error) {
-	cfg, err := vit.Lookup(name)
-	if err != nil {
-		return cfg, flagErr("model", "%v", err)
-	}
-	if norm != "" {
-		cfg.Norm = norm
-		if cfg.Norm == vit.NormPRepBN && cfg.Step <= 0 {
-			cfg.Step = 1000 // placeholder; the trainer sets T
-		}
-	}
-	if attn != "" {
-		cfg.Attn = attn
-		if cfg.DWCKernel == 0 {
-			cfg.DWCKernel = 5
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		switch {
-		case norm != "" && strings.Contains(err.Error(), "Norm"):
-			return cfg, flagErr("norm", "%v", err)
-		case attn != "" && strings.Contains(err.Error(), "Attn"):
-			return cfg, flagErr("attn", "%v", err)
-		}
-		return cfg, err
-	}
-	return cfg, nil
-}
-
-// configJSON is the model config as stored in checkpoint metadata.
-func configJSON(c vit.Config) string {
-	b, _ := json.Marshal(c)
-	return string(b)
-}
-
-// loadedModel is a model rebuilt from a slab weights or training file.
-type loadedModel struct {
-	Model *vit.Model
-	File  *checkpoint.File
-	Path  string
-}
-
-// loadModel rebuilds the model stored in a slab checkpoint (training or
-// weights file): the config comes from its "model_config" metadata, the
-// weights must match it exactly.
-func loadModel(path string) (*loadedModel, error) {
-	f, err := checkpoint.Read(path)
-	if err != nil {
-		return nil, err
-	}
-	js, ok := f.Metadata["model_config"]
-	if !ok {
-		return nil, fmt.Errorf("%s: no model_config metadata: not written by slab train or slab fuse", path)
-	}
-	var cfg vit.Config
-	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
-		return nil, fmt.Errorf("%s: damaged model_config metadata: %v", path, err)
-	}
-	m, err := vit.New(cfg, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	if err := train.LoadWeights(f, path, m.Params(), m.Buffers()); err != nil {
-		return nil, err
-	}
-	return &loadedModel{Model: m, File: f, Path: path}, nil
-}
-
-// foldable reports whether fuse.Fuse accepts a model of this norm.
-func foldable(norm string) bool {
-	switch norm {
-	case vit.NormRepBN, vit.NormPRepBN, vit.NormBatchNorm:
-		return true
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/slabml/slab/data"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/train"
 )
 
@@ -23,10 +24,12 @@ func openImages(name, dir string, trainSplit bool, limit int) (train.Dataset, er
 
 // checkDataFits verifies that the data set's images fit the model's input
 // and its labels the model's head.
-func checkDataFits(ds train.Dataset, inChans, img, classes int, name string) error {
+func checkDataFits(ds train.Dataset, m models.Classifier, name string) error {
 	c, h, w := ds.Shape()
-	if c != inChans || h != img || w != img {
-		return flagErr("data", "%s images are %dx%dx%d but the model takes %dx%dx%d", name, c, h, w, inChans, img, img)
+	mc, mh, mw := m.InputShape()
+	classes := m.Classes()
+	if c != mc || h != mh || w != mw {
+		return flagErr("data", "%s images are %dx%dx%d but the model takes %dx%dx%d", name, c, h, w, mc, mh, mw)
 	}
 	if d, ok := ds.(interface{ NumClasses() int }); ok && d.NumClasses() > classes {
 		return flagErr("data", "%s has %d classes but the model's head has %d", name, d.NumClasses(), classes)

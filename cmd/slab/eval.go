@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/train"
 )
@@ -26,7 +26,7 @@ type evalResult struct {
 	Loss         float64 `json:"loss"`
 	Seconds      float64 `json:"seconds"`
 	ImagesPerSec float64 `json:"images_per_s"`
-	Params       int     `json:"params"`
+	Params       int64   `json:"params"`
 	FLOPs        int64   `json:"flops_per_image"`
 	Threads      int     `json:"threads"`
 }
@@ -66,7 +66,7 @@ func cmdEval(args []string) error {
 	}
 	m := lm.Model
 	if *doFuse {
-		if m, err = fuse.Fuse(m); err != nil {
+		if m, err = foldCopy(m); err != nil {
 			return flagErr("fuse", "%v", err)
 		}
 	}
@@ -75,7 +75,7 @@ func cmdEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkDataFits(test, m.Cfg.InChans, m.Cfg.ImgSize, m.Cfg.Classes, *dataName); err != nil {
+	if err := checkDataFits(test, m, *dataName); err != nil {
 		return err
 	}
 	t0 := time.Now()
@@ -84,9 +84,9 @@ func cmdEval(args []string) error {
 		return err
 	}
 	secs := time.Since(t0).Seconds()
-	r := evalResult{Weights: *weights, Model: m.Cfg.Name, Norm: m.Cfg.Norm, Fused: m.Cfg.Norm == "none", Data: *dataName,
+	r := evalResult{Weights: *weights, Model: nameOf(m), Norm: normOf(m), Fused: normOf(m) == nn.NormNone, Data: *dataName,
 		Images: test.Len(), Accuracy: acc, Loss: loss, Seconds: secs, ImagesPerSec: float64(test.Len()) / secs,
-		Params: m.NumParams(), FLOPs: m.TotalFLOPs(), Threads: kernels.Threads()}
+		Params: models.NumParams(m), FLOPs: m.Config().FLOPs(), Threads: kernels.Threads()}
 	if *jsonOut {
 		return emitJSON(r)
 	}

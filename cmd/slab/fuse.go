@@ -9,9 +9,9 @@ import (
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/fuse"
-	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
-	"github.com/slabml/slab/train"
 )
 
 func init() {
@@ -24,10 +24,11 @@ type fuseResult struct {
 	Out         string  `json:"out"`
 	Model       string  `json:"model"`
 	Norm        string  `json:"norm_before"`
-	Params      int     `json:"params_before"`
-	FusedParams int     `json:"params_after"`
-	FLOPs       int64   `json:"flops_per_image_before"`
-	FusedFLOPs  int64   `json:"flops_per_image_after"`
+	Family      string  `json:"family"`
+	Params      int64   `json:"params_before"`
+	FusedParams int64   `json:"params_after"`
+	FLOPs       int64   `json:"flops_before"`
+	FusedFLOPs  int64   `json:"flops_after"`
 	MaxAbsDiff  float64 `json:"max_abs_logit_diff"`
 	MaxLogit    float64 `json:"max_abs_logit"`
 }
@@ -60,12 +61,14 @@ func cmdFuse(args []string) error {
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return flagErr("out", "%v", err)
 	}
-	lm, err := loadModel(*in)
+	m, f, warns, err := models.Load(*in)
 	if err != nil {
 		return flagErr("weights", "%v", err)
 	}
-	m := lm.Model
-	d, err := fuse.Fuse(m)
+	for _, w := range warns {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	d, err := fuse.Copy(m)
 	if err != nil {
 		return err
 	}
@@ -73,37 +76,64 @@ func cmdFuse(args []string) error {
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{"model_config": configJSON(d.Cfg), "fused_from": *in}
-	if err := checkpoint.Write(*out, train.WeightsFile(d.Params(), d.Buffers(), meta)); err != nil {
+	meta := map[string]string{"fused_from": *in}
+	for _, k := range []string{"tokenizer", "tokenizer_vocab"} { // a language model's text side
+		if v, ok := f.Metadata[k]; ok {
+			meta[k] = v
+		}
+	}
+	wf, err := models.WeightsFile(d, meta)
+	if err != nil {
 		return err
 	}
-	r := fuseResult{In: *in, Out: *out, Model: m.Cfg.Name, Norm: m.Cfg.Norm, Params: m.NumParams(), FusedParams: d.NumParams(),
-		FLOPs: m.TotalFLOPs(), FusedFLOPs: d.TotalFLOPs(), MaxAbsDiff: diff, MaxLogit: maxLogit}
+	if err := checkpoint.Write(*out, wf); err != nil {
+		return err
+	}
+	r := fuseResult{In: *in, Out: *out, Model: nameOf(m), Family: m.Family(), Norm: normOf(m), Params: models.NumParams(m), FusedParams: models.NumParams(d),
+		FLOPs: m.Config().FLOPs(), FusedFLOPs: d.Config().FLOPs(), MaxAbsDiff: diff, MaxLogit: maxLogit}
 	if *jsonOut {
 		return emitJSON(r)
 	}
-	fmt.Fprintf(stdout, "folded %s (%s, %d params, %d FLOPs/image) into %s (%d params, %d FLOPs/image); eval logits differ by at most %.3g (max |logit| %.3g)\n",
-		*in, m.Cfg.Norm, r.Params, r.FLOPs, *out, r.FusedParams, r.FusedFLOPs, diff, maxLogit)
+	fmt.Fprintf(stdout, "folded %s (%s, %d params, %d FLOPs per input) into %s (%d params, %d FLOPs); eval outputs differ by at most %.3g (max |logit| %.3g)\n",
+		*in, r.Norm, r.Params, r.FLOPs, *out, r.FusedParams, r.FusedFLOPs, diff, maxLogit)
 	return nil
 }
 
-// compareModels runs both models in eval mode on the same random batch and
-// returns the largest absolute logit difference and the largest |logit|.
-func compareModels(a, b *vit.Model, batch int, seed uint64) (diff, maxLogit float64, err error) {
-	c := a.Cfg
-	x := tensor.New(batch, c.InChans, c.ImgSize, c.ImgSize)
+// compareModels runs both models in eval mode on the same random batch
+// (images for a classifier, token ids for a language model) and returns
+// the largest absolute logit difference and the largest |logit|.
+func compareModels(a, b models.Model, batch int, seed uint64) (diff, maxLogit float64, err error) {
 	r := rand.New(rand.NewPCG(seed, 2))
-	for i := range x.Data {
-		x.Data[i] = float32(r.NormFloat64())
-	}
-	ya, err := a.Forward(x, false)
-	if err != nil {
-		return 0, 0, err
-	}
-	ya = ya.Clone()
-	yb, err := b.Forward(x, false)
-	if err != nil {
-		return 0, 0, err
+	var ya, yb *tensor.Tensor
+	switch am := a.(type) {
+	case models.Classifier:
+		c, h, w := am.InputShape()
+		x := tensor.New(batch, c, h, w)
+		for i := range x.Data {
+			x.Data[i] = float32(r.NormFloat64())
+		}
+		if ya, err = am.Forward(x, nn.Eval); err != nil {
+			return 0, 0, err
+		}
+		ya = ya.Clone()
+		if yb, err = b.(models.Classifier).Forward(x, nn.Eval); err != nil {
+			return 0, 0, err
+		}
+	case models.LM:
+		T := min(16, am.Context())
+		ids := make([]int, batch*T)
+		for i := range ids {
+			ids[i] = r.IntN(am.Vocab())
+		}
+		if ya, err = am.Forward(ids, batch, T, nn.Eval); err != nil {
+			return 0, 0, err
+		}
+		ya = ya.Clone()
+		if yb, err = b.(models.LM).Forward(ids, batch, T, nn.Eval); err != nil {
+			return 0, 0, err
+		}
+	default:
+		return 0, 0, fmt.Errorf("%s: a %s model is neither a classifier nor a language model", nameOf(a), a.Family())
 	}
 	for i := range ya.Data {
 		diff = math.Max(diff, math.Abs(float64(ya.Data[i]-yb.Data[i])))

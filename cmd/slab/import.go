@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,8 @@ import (
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/fuse"
-	"github.com/slabml/slab/models/vit"
-	"github.com/slabml/slab/train"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 )
 
 func init() {
@@ -26,7 +25,8 @@ type importResult struct {
 	Out        string   `json:"out"`
 	Model      string   `json:"model"`
 	Norm       string   `json:"norm"`
-	Params     int      `json:"params"`
+	Family     string   `json:"family"`
+	Params     int64    `json:"params"`
 	Tensors    int      `json:"tensors_read"`
 	StateKey   string   `json:"state_dict_key,omitempty"`
 	Warnings   []string `json:"warnings"`
@@ -59,36 +59,40 @@ func cmdImport(args []string) error {
 	name := *model
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))
-		if _, err := vit.Lookup(name); err != nil {
-			return flagErr("model", "is required: %s is not a model name (known: %s)", name, strings.Join(vit.Names(), ", "))
+		if _, _, err := models.Lookup(name); err != nil {
+			return flagErr("model", "is required: %s is not a model name (known: %s)", name, strings.Join(models.Names(), ", "))
 		}
 	}
 	m, file, warnings, err := importPTH(in, name, *key)
 	if err != nil {
 		return err
 	}
-	res := importResult{In: in, Out: out, Model: m.Cfg.Name, Norm: m.Cfg.Norm, Params: m.NumParams(),
+	res := importResult{In: in, Out: out, Model: nameOf(m), Family: m.Family(), Norm: normOf(m), Params: models.NumParams(m),
 		Tensors: len(file.Tensors), StateKey: file.Metadata["pth.state_dict_key"], Warnings: warnings}
 	if res.Warnings == nil {
 		res.Warnings = []string{}
 	}
 	if *doFuse {
-		d, err := fuse.Fuse(m)
+		d, err := fuse.Copy(m)
 		if err != nil {
 			return flagErr("fuse", "%v", err)
 		}
 		if res.MaxAbsDiff, _, err = compareModels(m, d, 2, 1); err != nil {
 			return err
 		}
-		m, res.Fused, res.Norm, res.Params = d, true, d.Cfg.Norm, d.NumParams()
+		m, res.Fused, res.Norm, res.Params = d, true, normOf(d), models.NumParams(d)
 	}
-	meta := map[string]string{"model_config": configJSON(m.Cfg), "imported_from": filepath.Base(in)}
+	meta := map[string]string{"imported_from": filepath.Base(in)}
 	for _, k := range []string{"epoch", "max_accuracy"} {
 		if v, ok := file.Metadata[k]; ok {
 			meta["pth."+k] = v
 		}
 	}
-	if err := checkpoint.Write(out, train.WeightsFile(m.Params(), m.Buffers(), meta)); err != nil {
+	wf, err := models.WeightsFile(m, meta)
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.Write(out, wf); err != nil {
 		return err
 	}
 	w := info(*jsonOut)
@@ -98,7 +102,7 @@ func cmdImport(args []string) error {
 	if *jsonOut {
 		return emitJSON(res)
 	}
-	fmt.Fprintf(w, "imported %s (%d tensors) as %s (%s, %d params) into %s", in, res.Tensors, res.Model, m.Cfg.Norm, res.Params, out)
+	fmt.Fprintf(w, "imported %s (%d tensors) as %s (%s, %d params) into %s", in, res.Tensors, res.Model, res.Norm, res.Params, out)
 	if res.Fused {
 		fmt.Fprintf(w, "; folded, eval logits moved by at most %.3g", res.MaxAbsDiff)
 	}
@@ -118,9 +122,9 @@ func checkOutput(path, what string, force bool) error {
 
 // importPTH builds the named registry model and loads an official
 // PyTorch checkpoint (or a safetensors state dict) into it through
-// vit.LoadState.
-func importPTH(path, name, key string) (*vit.Model, *checkpoint.File, []string, error) {
-	cfg, err := vit.Lookup(name)
+// models.LoadState.
+func importPTH(path, name, key string) (models.Model, *checkpoint.File, []string, error) {
+	e, cfg, err := models.Lookup(name)
 	if err != nil {
 		return nil, nil, nil, flagErr("model", "%v", err)
 	}
@@ -141,11 +145,11 @@ func importPTH(path, name, key string) (*vit.Model, *checkpoint.File, []string, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, err := vit.New(cfg, 0)
+	m, err := models.Build(e.Family, cfg, 0)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	warnings, err := vit.LoadState(m, f.Tensors)
+	warnings, err := models.LoadState(m, f.Tensors)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s as --model %s: %v", path, name, err)
 	}
@@ -172,12 +176,12 @@ func isPTH(path string) (bool, error) {
 // architecture; --model, if given, must agree), a safetensors state dict
 // without config, or an official .pth (both need --model). fuseIt folds
 // the norms afterwards.
-func openWeights(path, model string, fuseIt bool) (*vit.Model, []string, error) {
+func openWeights(path, model string, fuseIt bool) (models.Classifier, []string, error) {
 	pth, err := isPTH(path)
 	if err != nil {
 		return nil, nil, flagErr("weights", "%v", err)
 	}
-	var m *vit.Model
+	var m models.Model
 	var warnings []string
 	switch {
 	case pth:
@@ -192,18 +196,15 @@ func openWeights(path, model string, fuseIt bool) (*vit.Model, []string, error) 
 		if err != nil {
 			return nil, nil, flagErr("weights", "%v", err)
 		}
-		if js, ok := f.Metadata["model_config"]; ok {
-			var cfg vit.Config
-			if err := json.Unmarshal([]byte(js), &cfg); err != nil {
-				return nil, nil, flagErr("weights", "%s: damaged model_config metadata: %v", path, err)
+		if _, ok := f.Metadata[models.MetaConfig]; ok || f.Metadata["lm_config"] != "" {
+			_, cfg, err := models.ConfigOf(f, path)
+			if err != nil {
+				return nil, nil, flagErr("weights", "%v", err)
 			}
-			if model != "" && model != cfg.Name {
-				return nil, nil, flagErr("model", "%s but %s holds a %s", model, path, cfg.Name)
+			if model != "" && model != configName(cfg) {
+				return nil, nil, flagErr("model", "%s but %s holds a %s", model, path, configName(cfg))
 			}
-			if m, err = vit.New(cfg, 0); err != nil {
-				return nil, nil, flagErr("weights", "%s: %v", path, err)
-			}
-			if err := train.LoadWeights(f, path, m.Params(), m.Buffers()); err != nil {
+			if m, warnings, err = models.FromFile(f, path); err != nil {
 				return nil, nil, flagErr("weights", "%v", err)
 			}
 			break
@@ -211,23 +212,27 @@ func openWeights(path, model string, fuseIt bool) (*vit.Model, []string, error) 
 		if model == "" {
 			return nil, nil, flagErr("model", "is required: %s has no model_config metadata", path)
 		}
-		cfg, err := vit.Lookup(model)
+		e, cfg, err := models.Lookup(model)
 		if err != nil {
 			return nil, nil, flagErr("model", "%v", err)
 		}
-		if m, err = vit.New(cfg, 0); err != nil {
+		if m, err = models.Build(e.Family, cfg, 0); err != nil {
 			return nil, nil, err
 		}
-		if warnings, err = vit.LoadState(m, f.Tensors); err != nil {
+		if warnings, err = models.LoadState(m, f.Tensors); err != nil {
 			return nil, nil, fmt.Errorf("%s as --model %s: %v", path, model, err)
 		}
 	}
-	if fuseIt && m.Cfg.Norm != vit.NormNone {
-		d, err := fuse.Fuse(m)
+	c, ok := m.(models.Classifier)
+	if !ok {
+		return nil, nil, flagErr("weights", "%s holds %s, a %s model, not an image classifier", path, nameOf(m), m.Family())
+	}
+	if fuseIt && normOf(c) != nn.NormNone {
+		d, err := foldCopy(c)
 		if err != nil {
 			return nil, nil, flagErr("fuse", "%v", err)
 		}
-		m = d
+		c = d
 	}
-	return m, warnings, nil
+	return c, warnings, nil
 }

@@ -15,7 +15,9 @@ import (
 	"testing"
 
 	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
 
@@ -150,9 +152,9 @@ func TestImportRunClassifyPipeline(t *testing.T) {
 	dir := t.TempDir()
 	m := officialModel(t, "slab_deit_mini_28")
 	pth := filepath.Join(dir, "slab_deit_mini_28.pth")
-	writeTestPTH(t, pth, vit.StateDict(m), true)
+	writeTestPTH(t, pth, models.StateDict(m), true)
 	x := randomInput(m.Cfg, 3, 5)
-	y, err := m.Forward(x, false)
+	y, err := m.Forward(x, nn.Eval)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +170,7 @@ func TestImportRunClassifyPipeline(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &ir); err != nil || strings.Count(strings.TrimSpace(js), "\n") != 0 {
 		t.Fatalf("import --json printed %q (%v)", js, err)
 	}
-	if ir.Model != "slab_deit_mini_28" || ir.StateKey != "model" || ir.Fused || ir.Params != m.NumParams() {
+	if ir.Model != "slab_deit_mini_28" || ir.StateKey != "model" || ir.Fused || ir.Params != models.NumParams(m) {
 		t.Errorf("import result %+v", ir)
 	}
 	if _, err := runIn(t, "import", pth, out); err == nil || !strings.Contains(err.Error(), "--force") {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -14,7 +13,7 @@ import (
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/kernels"
-	"github.com/slabml/slab/models/llama"
+	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/train"
 )
@@ -58,27 +57,34 @@ func (f *lmFlags) register(fs interface {
 	fs.BoolVar(&f.json, "json", false, "print exactly one JSON object on stdout")
 }
 
-// config resolves --model/--norm/--repbn-init/--tokenizer. The vocabulary
-// size is the tokenizer's, set by the caller once it has the tokenizer.
-func (f *lmFlags) config() (llama.Config, error) {
-	c, err := llama.Lookup(f.model)
+// config resolves --model/--norm/--attn/--repbn-init/--tokenizer to a
+// language model's config. The vocabulary size is the tokenizer's, set
+// by the caller once it has the tokenizer.
+func (f *lmFlags) config() (*models.Entry, models.Config, error) {
+	e, c, err := resolveModel(f.model, map[string]string{"norm": f.norm, "attn": f.attn, "repbn-init": f.init, "tokenizer": f.tok})
 	if err != nil {
-		return c, flagErr("model", "%v", err)
+		return nil, nil, err
 	}
-	if f.norm != "" {
-		c.Norm = f.norm
+	if e.Family.Task != models.TaskLM {
+		return nil, nil, flagErr("model", "%s is a %s model, not a language model", f.model, e.Family.Task)
 	}
-	c.RepBNInit = f.init
-	if f.tok != "" {
-		c.Tokenizer = f.tok
+	return e, c, nil
+}
+
+// buildLM builds a language model of config c with vocabulary vocab.
+func buildLM(e *models.Entry, c models.Config, vocab int, seed uint64) (models.Decoder, error) {
+	if err := c.Set("vocab", fmt.Sprint(vocab)); err != nil {
+		return nil, flagErr("tokenizer", "%v", err)
 	}
-	if f.attn != "" {
-		c.Attn = f.attn
+	m, err := models.Build(e.Family, c, seed)
+	if err != nil {
+		return nil, err
 	}
-	if err := c.Validate(); err != nil {
-		return c, flagErr("norm", "%v", err)
+	d, ok := m.(models.Decoder)
+	if !ok {
+		return nil, fmt.Errorf("%s (%s) does not generate", configName(c), e.Family.Name)
 	}
-	return c, nil
+	return d, nil
 }
 
 // lmText tokenizes a corpus with the named tokenizer. gpt2-trim is built
@@ -115,46 +121,41 @@ func tokenizerOf(meta map[string]string) (data.Tokenizer, error) {
 	return data.NewTokenizer(meta["tokenizer"])
 }
 
-// loadLM builds the model of a checkpoint and loads its weights.
-func loadLM(path string) (*llama.Model, data.Tokenizer, *checkpoint.File, error) {
-	f, err := checkpoint.Read(path)
+// loadLM builds the language model of a checkpoint and loads its weights.
+func loadLM(path string) (models.Decoder, data.Tokenizer, *checkpoint.File, error) {
+	mm, f, warns, err := models.Load(path)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var c llama.Config
-	if err := json.Unmarshal([]byte(f.Metadata["lm_config"]), &c); err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: not a slab language-model checkpoint (lm_config metadata: %v)", path, err)
+	for _, w := range warns {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	m, ok := mm.(models.Decoder)
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("%s holds %s, a %s model, not a language model", path, nameOf(mm), mm.Family())
 	}
 	tok, err := tokenizerOf(f.Metadata)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	m, err := llama.New(c, 0)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := train.LoadWeights(f, path, m.Params(), m.Buffers()); err != nil {
-		return nil, nil, nil, err
-	}
 	return m, tok, f, nil
 }
 
 // modelFromFlags loads --ckpt or builds a randomly initialised --model.
-func (f *lmFlags) modelFromFlags() (*llama.Model, data.Tokenizer, error) {
+func (f *lmFlags) modelFromFlags() (models.Decoder, data.Tokenizer, error) {
 	if f.ckpt != "" {
 		m, tok, _, err := loadLM(f.ckpt)
 		return m, tok, err
 	}
-	c, err := f.config()
+	e, c, err := f.config()
 	if err != nil {
 		return nil, nil, err
 	}
-	tok, err := data.NewTokenizer(c.Tokenizer)
+	tok, err := data.NewTokenizer(c.Get("tokenizer"))
 	if err != nil {
 		return nil, nil, flagErr("tokenizer", "%v", err)
 	}
-	c.Vocab = tok.VocabSize()
-	m, err := llama.New(c, f.seed)
+	m, err := buildLM(e, c, tok.VocabSize(), f.seed)
 	if err != nil || f.state == "" {
 		return m, tok, err
 	}
@@ -167,19 +168,21 @@ func (f *lmFlags) modelFromFlags() (*llama.Model, data.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, flagErr("state", "%v", err)
 	}
-	if err := llama.LoadState(m, sf.Tensors); err != nil {
+	warns, err := models.LoadState(m, sf.Tensors)
+	if err != nil {
 		return nil, nil, flagErr("state", "%s: %v", f.state, err)
+	}
+	for _, w := range warns {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	return m, tok, nil
 }
 
-func saveLM(path string, m *llama.Model, tok data.Tokenizer, opt *train.AdamW, step int) error {
-	cfg, err := json.Marshal(m.Cfg)
+func saveLM(path string, m models.LM, tok data.Tokenizer, opt *train.AdamW, step int) error {
+	f, err := models.WeightsFile(m, map[string]string{"tokenizer": tok.Name(), "step": strconv.Itoa(step)})
 	if err != nil {
 		return err
 	}
-	f := train.WeightsFile(m.Params(), m.Buffers(), map[string]string{
-		"lm_config": string(cfg), "tokenizer": tok.Name(), "step": strconv.Itoa(step)})
 	if t, ok := tok.(*data.GPT2Trim); ok {
 		f.Metadata["tokenizer_vocab"] = t.Vocab()
 	}
@@ -194,16 +197,16 @@ func saveLM(path string, m *llama.Model, tok data.Tokenizer, opt *train.AdamW, s
 }
 
 // evalLM returns the mean loss over up to maxBatches sequential windows.
-func evalLM(m *llama.Model, stream []int, B, T, maxBatches int) (float64, int, error) {
+func evalLM(m models.LM, stream []int, B, T, maxBatches int) (float64, int, error) {
 	bt, err := data.NewBatcher(stream, B, T, 0)
 	if err != nil {
 		return 0, 0, err
 	}
-	var loss llama.Loss
+	var loss nn.VocabLoss
 	var sum float64
 	n := 0
 	for (maxBatches <= 0 || n < maxBatches) && bt.Sequential() {
-		lg, err := m.Forward(bt.Inputs, B, T, false)
+		lg, err := m.Forward(bt.Inputs, B, T, nn.Eval)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -284,29 +287,29 @@ func cmdTrainLM(args []string) error {
 	if *steps <= 0 || *batch <= 0 {
 		return flagErr("steps", "steps and batch must be positive")
 	}
-	c, err := f.config()
+	e, c, err := f.config()
 	if err != nil {
 		return err
 	}
-	tok, splits, err := lmText(*src, c.Tokenizer)
+	tok, splits, err := lmText(*src, c.Get("tokenizer"))
 	if err != nil {
 		return err
 	}
-	c.Vocab = tok.VocabSize()
+	m, err := buildLM(e, c, tok.VocabSize(), f.seed)
+	if err != nil {
+		return err
+	}
 	if *seq == 0 {
-		*seq = c.MaxSeq
+		*seq = m.Context()
 	}
-	if *seq > c.MaxSeq {
-		return flagErr("seq", "%d exceeds the model's %d positions", *seq, c.MaxSeq)
+	if *seq > m.Context() {
+		return flagErr("seq", "%d exceeds the model's %d positions", *seq, m.Context())
 	}
-	// The LLaMA LinearNorm counts in units of 16 forward calls (one call per
-	// step here, no accumulation), so the fractions become step counts / 16.
-	c.Warm = int64(math.Round(*warmFrac * float64(*steps) / 16))
-	c.Step = max(1, int64(math.Round(*decayFrac*float64(*steps)/16)))
-	m, err := llama.New(c, f.seed)
-	if err != nil {
-		return err
-	}
+	// The schedule counts in units of the norm's period (16 training calls
+	// for the LLaMA LinearNorm; one call per step here, no accumulation),
+	// so the fractions become step counts / period.
+	every := float64(max(c.NormSpec().Every, 1))
+	models.SetSchedule(m, int64(math.Round(*warmFrac*float64(*steps)/every)), max(1, int64(math.Round(*decayFrac*float64(*steps)/every))))
 	w := info(f.json)
 	bt, err := data.NewBatcher(splits.Train, *batch, *seq, f.seed)
 	if err != nil {
@@ -326,14 +329,15 @@ func cmdTrainLM(args []string) error {
 		}
 		fmt.Fprintf(w, "resumed %s at step %d\n", *resume, start)
 	}
+	norm, prep := c.NormSpec().Kind, c.NormSpec().Kind == nn.NormPRepBN
 	fmt.Fprintf(w, "train-lm %s (%s%s): %.2fM params, %d train / %d validation tokens, %d steps x %d x %d\n",
-		c.Name, c.Norm, map[bool]string{true: ", init " + c.RepBNInit}[c.Norm == llama.NormPRep],
-		float64(c.ParamCount())/1e6, len(splits.Train), len(splits.Validation), *steps, *batch, *seq)
-	res := lmTrainResult{Model: c.Name, Norm: c.Norm, Params: c.ParamCount(), Steps: *steps, Batch: *batch, Seq: *seq, LR: *lr}
-	if c.Norm == llama.NormPRep {
-		res.RepBNInit = c.RepBNInit
+		configName(c), norm, map[bool]string{true: ", init " + c.Get("repbn-init")}[prep],
+		float64(models.NumParams(m))/1e6, len(splits.Train), len(splits.Validation), *steps, *batch, *seq)
+	res := lmTrainResult{Model: configName(c), Norm: norm, Params: models.NumParams(m), Steps: *steps, Batch: *batch, Seq: *seq, LR: *lr}
+	if prep {
+		res.RepBNInit = c.Get("repbn-init")
 	}
-	var loss llama.Loss
+	var loss nn.VocabLoss
 	if *cpuProfile != "" {
 		pf, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -344,7 +348,7 @@ func cmdTrainLM(args []string) error {
 			return flagErr("cpuprofile", "%v", err)
 		}
 	}
-	res.LoadStart, res.Tokenizer, res.Vocab, res.Threads = loadAvg(), tok.Name(), c.Vocab, kernels.Threads()
+	res.LoadStart, res.Tokenizer, res.Vocab, res.Threads = loadAvg(), tok.Name(), m.Vocab(), kernels.Threads()
 	res.Date = time.Now().UTC().Format(time.RFC3339)
 	c0 := lmCPUTime()
 	t0 := time.Now()
@@ -358,7 +362,7 @@ func cmdTrainLM(args []string) error {
 	for step := start; step < *steps; step++ {
 		bt.Random()
 		nn.ZeroGrads(m.Params())
-		lg, err := m.Forward(bt.Inputs, *batch, *seq, true)
+		lg, err := m.Forward(bt.Inputs, *batch, *seq, nn.Train)
 		if err != nil {
 			return err
 		}
@@ -426,29 +430,32 @@ func cmdTrainLM(args []string) error {
 	return nil
 }
 
-// lambdaOf is the PRepBN mixing weight of the first norm (all share it), 1
-// for models without PRepBN.
-func lambdaOf(m *llama.Model) float64 {
-	if ln, ok := m.Norm.(*nn.LinearNorm); ok {
-		return ln.Lambda()
-	}
-	return 1
-}
+// lambdaOf is the PRepBN mixing weight of the norms (all share it), 1
+// for RMSNorm and LayerNorm models.
+func lambdaOf(m models.Model) float64 { return models.Lambda(m) }
 
-func resumeLM(path string, m *llama.Model, opt *train.AdamW) (int, error) {
+func resumeLM(path string, m models.LM, opt *train.AdamW) (int, error) {
 	f, err := checkpoint.Read(path)
 	if err != nil {
 		return 0, err
 	}
-	var c llama.Config
-	if err := json.Unmarshal([]byte(f.Metadata["lm_config"]), &c); err != nil {
-		return 0, fmt.Errorf("%s: not a slab language-model checkpoint", path)
-	}
-	if c.Name != m.Cfg.Name || c.Norm != m.Cfg.Norm || c.Vocab != m.Cfg.Vocab {
-		return 0, fmt.Errorf("%s: written for %s/%s/vocab %d, not %s/%s/vocab %d", path, c.Name, c.Norm, c.Vocab, m.Cfg.Name, m.Cfg.Norm, m.Cfg.Vocab)
-	}
-	if err := train.LoadWeights(f, path, m.Params(), m.Buffers()); err != nil {
+	_, c, err := models.ConfigOf(f, path)
+	if err != nil {
 		return 0, err
+	}
+	mc := m.Config()
+	if configName(c) != configName(mc) || c.NormSpec().Kind != mc.NormSpec().Kind || c.Get("vocab") != mc.Get("vocab") {
+		return 0, fmt.Errorf("%s: written for %s/%s/vocab %s, not %s/%s/vocab %s", path, configName(c), c.NormSpec().Kind, c.Get("vocab"),
+			configName(mc), mc.NormSpec().Kind, mc.Get("vocab"))
+	}
+	state := map[string]*checkpoint.Entry{}
+	for k, e := range f.Tensors {
+		if !strings.HasPrefix(k, models.OptimPrefix) {
+			state[k] = e
+		}
+	}
+	if _, err := models.LoadState(m, state); err != nil {
+		return 0, fmt.Errorf("%s: %v", path, err)
 	}
 	for i, p := range opt.Params() {
 		for _, part := range []struct {
@@ -527,24 +534,24 @@ func cmdEvalLM(args []string) error {
 		return flagErr("fold-check", "compares folded with unfolded itself; drop --fold")
 	}
 	if *fold {
-		if err := fuse.FuseLLaMA(m); err != nil {
+		if err := fuse.Fold(m); err != nil {
 			return flagErr("fold", "%v", err)
 		}
 	}
-	var mf *llama.Model
+	var mf models.Decoder
 	if *foldCheck {
-		if m.Cfg.Norm != llama.NormPRep {
-			return flagErr("fold-check", "model norm is %s; only prepbn folds", m.Cfg.Norm)
+		if !foldable(m.Config()) {
+			return flagErr("fold-check", "model norm is %s; only prepbn folds", normOf(m))
 		}
 		if mf, _, _, err = loadLM(f.ckpt); err != nil {
 			return err
 		}
-		if err := fuse.FuseLLaMA(mf); err != nil {
+		if err := fuse.Fold(mf); err != nil {
 			return flagErr("fold-check", "%v", err)
 		}
 	}
 	if *seq == 0 {
-		*seq = m.Cfg.MaxSeq
+		*seq = m.Context()
 	}
 	splits, err := data.LoadTextSplits(*src, tok)
 	if err != nil {
@@ -584,20 +591,20 @@ func cmdEvalLM(args []string) error {
 // foldCompare evaluates m and its folded copy mf side by side over the
 // stream (same windows) and greedily generates n tokens from prompt with
 // both. It returns the comparison and m's mean loss and token count.
-func foldCompare(m, mf *llama.Model, tok data.Tokenizer, stream []int, B, T int, prompt string, n int) (*lmFoldCheck, float64, int, error) {
+func foldCompare(m, mf models.Decoder, tok data.Tokenizer, stream []int, B, T int, prompt string, n int) (*lmFoldCheck, float64, int, error) {
 	bt, err := data.NewBatcher(stream, B, T, 0)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	var loss, lossF llama.Loss
+	var loss, lossF nn.VocabLoss
 	var sum, sumF, num, den, maxAbs float64
 	batches := 0
 	for bt.Sequential() {
-		a, err := m.Forward(bt.Inputs, B, T, false)
+		a, err := m.Forward(bt.Inputs, B, T, nn.Eval)
 		if err != nil {
 			return nil, 0, 0, err
 		}
-		b, err := mf.Forward(bt.Inputs, B, T, false)
+		b, err := mf.Forward(bt.Inputs, B, T, nn.Eval)
 		if err != nil {
 			return nil, 0, 0, err
 		}
@@ -620,12 +627,12 @@ func foldCompare(m, mf *llama.Model, tok data.Tokenizer, stream []int, B, T int,
 		return nil, 0, 0, flagErr("prompt", "cannot encode %q: %v", prompt, err)
 	}
 	var outs [2][]int
-	for i, mm := range []*llama.Model{m, mf} {
-		st, err := mm.NewState(1, min(len(ids)+n, mm.Cfg.MaxSeq))
+	for i, mm := range []models.Decoder{m, mf} {
+		st, err := mm.NewSession(1, min(len(ids)+n, mm.Context()))
 		if err != nil {
 			return nil, 0, 0, err
 		}
-		if outs[i], err = mm.Generate(st, ids, n, llama.NewSampler(0, 0, 1, 1), nil, nil); err != nil {
+		if outs[i], err = st.Generate(ids, n, nn.NewSampler(0, 0, 1, 1), nil, nil); err != nil {
 			return nil, 0, 0, err
 		}
 	}

@@ -5,13 +5,15 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/kernels"
-	"github.com/slabml/slab/models/llama"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 )
 
 func init() {
@@ -28,12 +30,13 @@ type genResult struct {
 	Folded       bool    `json:"folded"`
 }
 
-// maybeFold folds a prepbn model when asked; other norms pass unchanged.
-func maybeFold(m *llama.Model, fold bool) (bool, error) {
-	if !fold || m.Cfg.Norm != llama.NormPRep {
+// maybeFold folds a model with BatchNorm-based norms when asked; other
+// norms pass unchanged.
+func maybeFold(m models.Model, fold bool) (bool, error) {
+	if !fold || !foldable(m.Config()) {
 		return false, nil
 	}
-	return true, fuse.FuseLLaMA(m)
+	return true, fuse.Fold(m)
 }
 
 func cmdGenerate(args []string) error {
@@ -73,11 +76,11 @@ func cmdGenerate(args []string) error {
 	}
 	// The cache holds at most the model's context; Generate slides it when
 	// prompt + n is longer.
-	st, err := m.NewState(1, min(len(ids)+*n, m.Cfg.MaxSeq))
+	st, err := m.NewSession(1, min(len(ids)+*n, m.Context()))
 	if err != nil {
 		return err
 	}
-	smp := llama.NewSampler(*temp, *topK, *topP, f.seed)
+	smp := nn.NewSampler(*temp, *topK, *topP, f.seed)
 	dec := &data.StreamDecoder{T: tok}
 	var text strings.Builder
 	w := stdout
@@ -86,7 +89,7 @@ func cmdGenerate(args []string) error {
 	}
 	var emitErr error
 	t0 := time.Now()
-	out, err := m.Generate(st, ids, *n, smp, nil, func(id int) bool {
+	out, err := st.Generate(ids, *n, smp, nil, func(id int) bool {
 		b, err := dec.Push(id)
 		if err != nil {
 			emitErr = err
@@ -167,7 +170,7 @@ type lmBenchResult struct {
 
 func cmdBenchLM(args []string) error {
 	fs := newFlags("bench-lm", "bench-lm --models a,b [flags]")
-	models := fs.String("models", "lm_small_rmsnorm,lm_small_prepbn", "comma-separated model names (random weights)")
+	names := fs.String("models", "lm_small_rmsnorm,lm_small_prepbn", "comma-separated model names (random weights)")
 	promptN := fs.Int("prompt", 32, "prompt tokens")
 	gen := fs.Int("generate", 128, "generated tokens")
 	rounds := fs.Int("rounds", 5, "interleaved timed rounds (after one warm-up round)")
@@ -187,43 +190,48 @@ func cmdBenchLM(args []string) error {
 	}
 	w := info(*jsonOut)
 	type entry struct {
-		m   *llama.Model
-		st  *llama.State
+		m   models.Decoder
+		st  models.Session
 		res lmBenchModel
 		ms  []float64
 		pre []float64
 	}
 	var es []*entry
-	for _, name := range strings.Split(*models, ",") {
-		c, err := llama.Lookup(strings.TrimSpace(name))
+	for _, name := range strings.Split(*names, ",") {
+		e, c, err := models.Lookup(strings.TrimSpace(name))
 		if err != nil {
 			return flagErr("models", "%v", err)
 		}
+		if e.Family.Task != models.TaskLM {
+			return flagErr("models", "%s is a %s model; bench-lm times language models (see slab bench)", name, e.Family.Task)
+		}
+		vocab, _ := strconv.Atoi(c.Get("vocab"))
 		if *tokName != "" {
 			tok, err := data.NewTokenizer(*tokName)
 			if err != nil {
 				return flagErr("tokenizer", "%v", err)
 			}
-			c.Vocab = tok.VocabSize()
+			vocab = tok.VocabSize()
 		}
-		if *promptN+*gen > c.MaxSeq {
-			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, c.Name, c.MaxSeq)
-		}
-		m, err := llama.New(c, *seed)
+		m, err := buildLM(e, c, vocab, *seed)
 		if err != nil {
 			return err
 		}
+		if *promptN+*gen > m.Context() {
+			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, configName(c), m.Context())
+		}
 		m.DropGrads()
+		norm := normOf(m)
 		folded, err := maybeFold(m, *fold)
 		if err != nil {
 			return err
 		}
-		st, err := m.NewState(1, *promptN+*gen)
+		st, err := m.NewSession(1, *promptN+*gen)
 		if err != nil {
 			return err
 		}
-		wb := lmWeightBytes(m)
-		es = append(es, &entry{m: m, st: st, res: lmBenchModel{Name: c.Name, Norm: c.Norm, Folded: folded, Params: c.ParamCount(), WeightBytes: wb}})
+		wb := m.DecodeBytes()
+		es = append(es, &entry{m: m, st: st, res: lmBenchModel{Name: configName(c), Norm: norm, Folded: folded, Params: models.NumParams(m), WeightBytes: wb}})
 	}
 	rng := rand.New(rand.NewPCG(*seed, 3))
 	prompt := make([]int, *promptN)
@@ -232,18 +240,18 @@ func cmdBenchLM(args []string) error {
 		probe.measure() // fault the buffer in, ramp the clocks
 	}
 	probe.reset()
-	smp := llama.NewSampler(0, 0, 1, *seed)
+	smp := nn.NewSampler(0, 0, 1, *seed)
 	out := make([]int, 0, *gen)
 	var ms runtime.MemStats
 	for r := 0; r <= *rounds; r++ {
 		for _, e := range es {
 			for i := range prompt {
-				prompt[i] = rng.IntN(e.m.Cfg.Vocab)
+				prompt[i] = rng.IntN(e.m.Vocab())
 			}
 			// Prefill timed apart so that ms/token is the pure decode cost.
 			e.st.Reset()
 			t0 := time.Now()
-			if _, err := e.m.Step(e.st, prompt, len(prompt)); err != nil {
+			if _, err := e.st.Step(prompt, len(prompt)); err != nil {
 				return err
 			}
 			pre := time.Since(t0)
@@ -252,7 +260,7 @@ func cmdBenchLM(args []string) error {
 			c1 := lmCPUTime()
 			t1 := time.Now()
 			var err error
-			out, err = e.m.Generate(e.st, prompt, *gen, smp, out, nil)
+			out, err = e.st.Generate(prompt, *gen, smp, out, nil)
 			if err != nil {
 				return err
 			}
@@ -302,16 +310,17 @@ func cmdBenchLM(args []string) error {
 		_ = i
 	}
 	// Pair every model with the rmsnorm model of the same base size.
+	attn := func(e *entry) string { return e.m.Config().Get("attn") }
 	base := func(e *entry) string {
-		n := strings.TrimSuffix(e.res.Name, "_"+llama.AttnSLA)
+		n := strings.TrimSuffix(e.res.Name, "_"+attn(e))
 		return strings.TrimSuffix(n, "_"+e.res.Norm) // the norm before folding
 	}
 	for _, e := range es {
-		if e.res.Norm == llama.NormRMS {
+		if e.res.Norm == nn.NormRMSNorm {
 			continue
 		}
 		for _, r := range es {
-			if r.res.Norm == llama.NormRMS && r.m.Cfg.Attn == e.m.Cfg.Attn && base(r) == base(e) {
+			if r.res.Norm == nn.NormRMSNorm && attn(r) == attn(e) && base(r) == base(e) {
 				res.NormRatios[e.res.Name] = e.res.TokensPerSec / r.res.TokensPerSec
 				res.CPUNormRatios[e.res.Name] = e.res.CPUTokS / r.res.CPUTokS
 				fmt.Fprintf(w, "%s / %s: %.3f by wall clock, %.3f by CPU time\n", e.res.Name, r.res.Name, res.NormRatios[e.res.Name], res.CPUNormRatios[e.res.Name])
@@ -323,20 +332,6 @@ func cmdBenchLM(args []string) error {
 		return emitJSON(res)
 	}
 	return nil
-}
-
-// lmWeightBytes is what one decode step must stream from memory: every
-// weight except the embedding table, of which one row is read.
-func lmWeightBytes(m *llama.Model) int64 {
-	var n int64
-	for _, p := range m.Params() {
-		n += int64(p.W.Size())
-	}
-	n -= int64(m.Cfg.Vocab-1) * int64(m.Cfg.Dim)
-	if m.LMHead == nil {
-		n += int64(m.Cfg.Vocab) * int64(m.Cfg.Dim) // tied: the table is read again as lm_head
-	}
-	return 4 * n
 }
 
 // bwProbe measures the DRAM read rate a decode step is held against,

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/slabml/slab/checkpoint"
-	"github.com/slabml/slab/models/llama"
+	"github.com/slabml/slab/models"
 )
 
 // runLM runs an LM command in-process and returns stdout, failing on error.
@@ -85,7 +85,7 @@ func TestLMCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	sd := checkpoint.NewFile()
-	sd.Tensors = llama.StateDict(m)
+	sd.Tensors = models.StateDict(m)
 	stPath := filepath.Join(dir, "official.safetensors")
 	if err := checkpoint.Write(stPath, sd); err != nil {
 		t.Fatal(err)

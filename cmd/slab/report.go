@@ -20,8 +20,8 @@ type reportRow struct {
 	Epochs        int     `json:"epochs"`
 	Accuracy      float64 `json:"test_acc"`
 	FusedAccuracy float64 `json:"test_acc_fused,omitempty"`
-	Params        int     `json:"params"`
-	FusedParams   int     `json:"params_fused,omitempty"`
+	Params        int64   `json:"params"`
+	FusedParams   int64   `json:"params_fused,omitempty"`
 	FLOPs         int64   `json:"flops_per_image"`
 	FusedFLOPs    int64   `json:"flops_per_image_fused,omitempty"`
 	LatencyMS     float64 `json:"latency_b1_ms"`

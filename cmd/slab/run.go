@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
 
@@ -78,32 +79,33 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return flagErr("input", "%v", err)
 	}
-	c := m.Cfg
+	ch, h, w := m.InputShape()
+	mname, classes := nameOf(m), m.Classes()
 	if len(x.Shape) == 3 {
 		x = x.View(append([]int{1}, x.Shape...)...)
 	}
-	if len(x.Shape) != 4 || x.Shape[1] != c.InChans || x.Shape[2] != c.ImgSize || x.Shape[3] != c.ImgSize {
-		return flagErr("input", "%s: tensor %q has shape %v; %s takes [B,%d,%d,%d]", *input, key, x.Shape, c.Name, c.InChans, c.ImgSize, c.ImgSize)
+	if len(x.Shape) != 4 || x.Shape[1] != ch || x.Shape[2] != h || x.Shape[3] != w {
+		return flagErr("input", "%s: tensor %q has shape %v; %s takes [B,%d,%d,%d]", *input, key, x.Shape, mname, ch, h, w)
 	}
-	logits, err := forwardAll(m.Forward, x, *batch, c.Classes)
+	logits, err := forwardAll(m.Forward, x, *batch, classes)
 	if err != nil {
 		return err
 	}
 	out := checkpoint.NewFile()
 	out.Set("logits", logits)
-	out.Metadata["model"] = c.Name
+	out.Metadata["model"] = mname
 	out.Metadata["weights"] = *weights
 	if err := checkpoint.Write(*output, out); err != nil {
 		return err
 	}
-	res := runResult{Model: c.Name, Norm: c.Norm, Input: *input, Tensor: key, Output: *output, Images: x.Shape[0], Classes: c.Classes}
+	res := runResult{Model: mname, Norm: normOf(m), Input: *input, Tensor: key, Output: *output, Images: x.Shape[0], Classes: classes}
 	for _, v := range logits.Data {
 		res.MaxLogit = math.Max(res.MaxLogit, math.Abs(float64(v)))
 	}
 	if *jsonOut {
 		return emitJSON(res)
 	}
-	fmt.Fprintf(stdout, "%s (%s): logits [%d,%d] of %s %q written to %s\n", c.Name, c.Norm, res.Images, res.Classes, *input, key, *output)
+	fmt.Fprintf(stdout, "%s (%s): logits [%d,%d] of %s %q written to %s\n", mname, res.Norm, res.Images, res.Classes, *input, key, *output)
 	return nil
 }
 
@@ -130,7 +132,7 @@ func pickInput(f *checkpoint.File, name string) (string, error) {
 // forwardAll runs eval-mode forward passes over x in chunks of batch images
 // and gathers the logits [B,classes] into a new tensor (the model's output
 // buffer is reused between chunks).
-func forwardAll(forward func(*tensor.Tensor, bool) (*tensor.Tensor, error), x *tensor.Tensor, batch, classes int) (*tensor.Tensor, error) {
+func forwardAll(forward func(*tensor.Tensor, nn.Mode) (*tensor.Tensor, error), x *tensor.Tensor, batch, classes int) (*tensor.Tensor, error) {
 	b := x.Shape[0]
 	per := x.Size() / max(b, 1)
 	logits := tensor.New(b, classes)
@@ -140,7 +142,7 @@ func forwardAll(forward func(*tensor.Tensor, bool) (*tensor.Tensor, error), x *t
 		if err != nil {
 			return nil, err
 		}
-		y, err := forward(chunk, false)
+		y, err := forward(chunk, nn.Eval)
 		if err != nil {
 			return nil, err
 		}

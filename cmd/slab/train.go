@@ -12,7 +12,8 @@ import (
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/kernels"
-	"github.com/slabml/slab/models/vit"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/train"
 )
 
@@ -30,7 +31,7 @@ type trainResult struct {
 	Steps           int64   `json:"steps"`
 	Batch           int     `json:"batch"`
 	ScheduleT       int64   `json:"schedule_t"`
-	Params          int     `json:"params"`
+	Params          int64   `json:"params"`
 	FLOPs           int64   `json:"flops_per_image"`
 	TestAcc         float64 `json:"test_acc"`
 	TestLoss        float64 `json:"test_loss"`
@@ -119,17 +120,18 @@ func cmdTrain(args []string) error {
 	}
 
 	var (
-		cfg   vit.Config
-		tcfg  train.Config
-		ckpt  *checkpoint.File
-		extra = map[string]string{}
+		family *models.Family
+		cfg    models.Config
+		tcfg   train.Config
+		ckpt   *checkpoint.File
+		extra  = map[string]string{}
 	)
 	if *resume != "" {
 		if ckpt, err = checkpoint.Read(*resume); err != nil {
 			return flagErr("resume", "%v", err)
 		}
-		if err := json.Unmarshal([]byte(ckpt.Metadata["model_config"]), &cfg); err != nil {
-			return flagErr("resume", "%s: damaged model_config metadata: %v", *resume, err)
+		if family, cfg, err = models.ConfigOf(ckpt, *resume); err != nil {
+			return flagErr("resume", "%v", err)
 		}
 		if tcfg, err = train.TrainConfigOf(ckpt, *resume); err != nil {
 			return flagErr("resume", "%v", err)
@@ -157,16 +159,19 @@ func cmdTrain(args []string) error {
 			fmt.Fprintf(stderr, "slab train: resuming %s: the recipe comes from the checkpoint; ignoring %s\n", *resume, strings.Join(ignored, " "))
 		}
 	} else {
-		if cfg, err = modelConfig(*modelName, *norm, *attn); err != nil {
+		dp := ""
+		if *dropPath >= 0 {
+			dp = fmt.Sprint(*dropPath)
+		}
+		var e *models.Entry
+		if e, cfg, err = resolveModel(*modelName, map[string]string{"norm": *norm, "attn": *attn, "drop-path": dp}); err != nil {
 			return err
 		}
-		if *dropPath >= 0 {
-			if *dropPath >= 1 {
-				return flagErr("drop-path", "must be in [0, 1), got %g", *dropPath)
-			}
-			cfg.DropPath = float32(*dropPath)
+		family = e.Family
+		if family.Task != models.TaskClassify {
+			return flagErr("model", "%s is a %s model; slab train trains image classifiers (see slab train-lm)", *modelName, family.Task)
 		}
-		if cfg.Norm == vit.NormNone {
+		if cfg.NormSpec().Kind == nn.NormNone {
 			return flagErr("norm", "a folded model (norm none) cannot be trained")
 		}
 		tcfg = train.Config{Epochs: *epochs, Batch: *batch, EvalBatch: *evalBatch, LR: *lr, WarmupLR: *warmupLR, MinLR: *minLR,
@@ -174,7 +179,7 @@ func cmdTrain(args []string) error {
 			ScheduleFrac: *schedFrac, Recalibrate: *recal, Seed: *seed}
 		if tcfg.Recalibrate < 0 {
 			tcfg.Recalibrate = 0
-			if foldable(cfg.Norm) {
+			if foldable(cfg) {
 				tcfg.Recalibrate = 1
 			}
 		}
@@ -191,17 +196,21 @@ func cmdTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkDataFits(trainSet, cfg.InChans, cfg.ImgSize, cfg.Classes, *dataName); err != nil {
+	mm, err := models.Build(family, cfg, tcfg.Seed)
+	if err != nil {
+		return err
+	}
+	m, ok := mm.(models.Classifier)
+	if !ok {
+		return flagErr("model", "%s (%s family) is not an image classifier", configName(cfg), family.Name)
+	}
+	if err := checkDataFits(trainSet, m, *dataName); err != nil {
 		return err
 	}
 	if n := extra["train_images"]; ckpt != nil && n != "" && n != fmt.Sprint(trainSet.Len()) {
 		return flagErr("resume", "%s was trained on %s %s images, but %s now has %d: resume with the same --data-dir", *resume, n, *dataName, *dataName, trainSet.Len())
 	}
 	extra["train_images"] = fmt.Sprint(trainSet.Len())
-	m, err := vit.New(cfg, tcfg.Seed)
-	if err != nil {
-		return err
-	}
 	tr, err := train.NewTrainer(tcfg, m, trainSet, testSet)
 	if err != nil {
 		return err
@@ -238,16 +247,15 @@ func cmdTrain(args []string) error {
 	}
 	resumedFrom := tr.Step
 	extraJSON, _ := json.Marshal(extra)
-	modelJSON := configJSON(m.Cfg)
 	save := func() error {
 		tr.Meta = map[string]string{"data": string(extraJSON)}
-		return tr.Save(ckptPath, modelJSON)
+		return tr.Save(ckptPath)
 	}
 
 	progress := info(*jsonOut)
 	tr.Report = train.NewReporter(progress, train.IsTerminal(progress))
 	fmt.Fprintf(progress, "training %s (norm %s, attn %s, %d params, %.4f GFLOP/image) on %s: %d train / %d test images, %d epochs x %d steps, batch %d, lr %g, T %d, %d threads\n",
-		cfg.Name, cfg.Norm, cfg.Attn, m.NumParams(), float64(m.TotalFLOPs())/1e9, *dataName, trainSet.Len(), testSet.Len(),
+		configName(cfg), normOf(m), cfg.Get("attn"), models.NumParams(m), float64(cfg.FLOPs())/1e9, *dataName, trainSet.Len(), testSet.Len(),
 		tcfg.Epochs, tr.ItersPerEpoch, tcfg.Batch, tcfg.LR, tr.ScheduleT, kernels.Threads())
 	flushed := 0
 	tr.OnEpoch = func(t *train.Trainer, rec train.EpochRecord) error {
@@ -258,7 +266,7 @@ func cmdTrain(args []string) error {
 			return err
 		}
 		flushed = len(t.Steps)
-		return train.WritePlot(plotPath, cfg.Name, append(prevSteps[:len(prevSteps):len(prevSteps)], t.Steps...), t.Epochs)
+		return train.WritePlot(plotPath, configName(cfg), append(prevSteps[:len(prevSteps):len(prevSteps)], t.Steps...), t.Epochs)
 	}
 	stop := tr.TotalSteps()
 	if *stopEpoch < 0 {
@@ -271,8 +279,8 @@ func cmdTrain(args []string) error {
 		return err
 	}
 	finished := tr.Step == tr.TotalSteps()
-	r := trainResult{Model: cfg.Name, Norm: cfg.Norm, Attn: cfg.Attn, Data: *dataName, Epochs: tcfg.Epochs, Steps: tr.Step,
-		Batch: tcfg.Batch, ScheduleT: tr.ScheduleT, Params: m.NumParams(), FLOPs: m.TotalFLOPs(), Recalibrate: tcfg.Recalibrate,
+	r := trainResult{Model: configName(cfg), Norm: normOf(m), Attn: cfg.Get("attn"), Data: *dataName, Epochs: tcfg.Epochs, Steps: tr.Step,
+		Batch: tcfg.Batch, ScheduleT: tr.ScheduleT, Params: models.NumParams(m), FLOPs: cfg.FLOPs(), Recalibrate: tcfg.Recalibrate,
 		Checkpoint: ckptPath, Log: logPath, Plot: plotPath, Threads: kernels.Threads(), Seed: tcfg.Seed, ResumedFromStep: resumedFrom}
 	if n := len(tr.Epochs); n > 0 {
 		r.TestAcc, r.TestLoss = tr.Epochs[n-1].TestAcc, tr.Epochs[n-1].TestLoss
@@ -294,7 +302,7 @@ func cmdTrain(args []string) error {
 		fmt.Fprintf(progress, "after %d BN re-calibration pass(es): test accuracy %.2f%% (was %.2f%%)\n", tcfg.Recalibrate, 100*r.TestAcc, 100*r.TestAccBefore)
 	}
 	r.Finished = finished
-	r.Lambda = m.Lambda()
+	r.Lambda = models.Lambda(m)
 	r.TrainImgPerSec = tr.ImagesPerSecond()
 	r.TrainGFLOPPerS = 3 * float64(r.FLOPs) * r.TrainImgPerSec / 1e9
 	r.TrainSeconds = tr.TrainSeconds
@@ -303,6 +311,6 @@ func cmdTrain(args []string) error {
 		return emitJSON(r)
 	}
 	fmt.Fprintf(stdout, "%s: test accuracy %.2f%% (loss %.4f), %.0f training images/s (%.1f GFLOP/s at 3x forward FLOPs), checkpoint %s\n",
-		cfg.Name, 100*r.TestAcc, r.TestLoss, r.TrainImgPerSec, r.TrainGFLOPPerS, ckptPath)
+		configName(cfg), 100*r.TestAcc, r.TestLoss, r.TrainImgPerSec, r.TrainGFLOPPerS, ckptPath)
 	return nil
 }

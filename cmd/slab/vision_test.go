@@ -99,7 +99,7 @@ func TestInfoAndModelsJSON(t *testing.T) {
 	for _, v := range r.FLOPs {
 		sum += v
 	}
-	if r.Params <= 0 || r.Total != sum || r.FLOPs["linear"] <= 0 || r.Tokens != 49 {
+	if r.Params <= 0 || r.Total != sum || r.FLOPs["linear"] <= 0 {
 		t.Errorf("info: %+v", r)
 	}
 	t.Logf("slab_deit_mini_28: %d params, %d FLOPs/image", r.Params, r.Total)

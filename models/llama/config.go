@@ -281,6 +281,32 @@ func (c *Config) Set(option, value string) error {
 	return nil
 }
 
+// Get returns the value of an option Set knows.
+func (c *Config) Get(option string) string {
+	switch option {
+	case "norm":
+		return c.Norm
+	case "attn":
+		if c.Attn == "" {
+			return AttnSoftmax
+		}
+		return c.Attn
+	case "repbn-init":
+		return c.RepBNInit
+	case "tokenizer":
+		return c.Tokenizer
+	case "vocab":
+		return strconv.Itoa(c.Vocab)
+	}
+	return ""
+}
+
+// Summary describes the shape in one line.
+func (c *Config) Summary() string {
+	return fmt.Sprintf("norm %s, attention %s, vocab %d, dim %d, %d layers, %d heads (%d kv), MLP %d, context %d",
+		c.Norm, c.Get("attn"), c.Vocab, c.Dim, c.Layers, c.Heads, c.KVHeads, c.Hidden, c.MaxSeq)
+}
+
 // maxVocab bounds the vocabulary (LLaMA 3 has 128,256 types).
 const maxVocab = 1 << 20
 

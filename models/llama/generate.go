@@ -147,3 +147,18 @@ func (s *session) Generate(prompt []int, n int, smp *nn.Sampler, out []int, emit
 }
 
 func (s *session) Reset() { s.st.Reset() }
+
+// DecodeBytes is what one decode step streams from memory: every weight
+// except the embedding table, of which one row is read (a tied table is
+// read again whole as lm_head).
+func (m *Model) DecodeBytes() int64 {
+	var n int64
+	for _, p := range m.Params() {
+		n += int64(p.W.Size())
+	}
+	n -= int64(m.Cfg.Vocab-1) * int64(m.Cfg.Dim)
+	if m.LMHead == nil {
+		n += int64(m.Cfg.Vocab) * int64(m.Cfg.Dim)
+	}
+	return 4 * n
+}

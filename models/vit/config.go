@@ -242,10 +242,37 @@ func (c *Config) Set(option, value string) error {
 			return fmt.Errorf("size %q must be a whole number of pixels in [1, %d]", value, maxImgSize)
 		}
 		c.ImgSize = n
+	case "drop-path":
+		r, err := strconv.ParseFloat(value, 64)
+		if err != nil || !(r >= 0 && r < 1) {
+			return fmt.Errorf("drop-path %q must be a number in [0, 1)", value)
+		}
+		c.DropPath = float32(r)
 	default:
-		return fmt.Errorf("the vit family has no option %q (it has norm, attn, size)", option)
+		return fmt.Errorf("the vit family has no option %q (it has norm, attn, size, drop-path)", option)
 	}
 	return nil
+}
+
+// Get returns the value of an option Set knows.
+func (c *Config) Get(option string) string {
+	switch option {
+	case "norm":
+		return c.Norm
+	case "attn":
+		return c.Attn
+	case "size":
+		return strconv.Itoa(c.ImgSize)
+	case "drop-path":
+		return strconv.FormatFloat(float64(c.DropPath), 'g', -1, 32)
+	}
+	return ""
+}
+
+// Summary describes the shape in one line.
+func (c *Config) Summary() string {
+	return fmt.Sprintf("norm %s, attention %s, %dx%d input, patch %d, %d tokens, dim %d, depth %d, heads %d",
+		c.Norm, c.Attn, c.ImgSize, c.ImgSize, c.Patch, c.Tokens(), c.Dim, c.Depth, c.Heads)
 }
 
 // maxImgSize bounds the input side: 4096x4096 images at patch 16 are
