@@ -50,7 +50,7 @@ func GemvQ(x []float32, ops ...QGemvOp) {
 		if op.W == nil {
 			panic(fmt.Sprintf("kernels.GemvQ: product %d has no matrix", i))
 		}
-		checkQ(fmt.Sprintf("kernels.GemvQ: product %d", i), op.W)
+		checkQ("kernels.GemvQ", i, op.W)
 		if k >= 0 && op.W.K != k {
 			panic(fmt.Sprintf("kernels.GemvQ: product %d has K=%d, product 0 K=%d", i, op.W.K, k))
 		}
