@@ -135,3 +135,31 @@ func WeightBytes(m Module) int {
 	}
 	return n
 }
+
+// QuantSet is the low-precision state of a module's Linears as Quantize
+// left it (one entry per Linear weight, in Params order; nil for float32).
+// With GetQuant and SetQuant a benchmark switches one model between
+// dtypes quantized once each, instead of holding a model per dtype.
+type QuantSet []*quantState
+
+// GetQuant returns m's current low-precision state.
+func GetQuant(m Module) QuantSet {
+	var s QuantSet
+	for _, p := range m.Params() {
+		if p.lin != nil {
+			s = append(s, p.lin.qs)
+		}
+	}
+	return s
+}
+
+// SetQuant restores a state GetQuant returned for the same module.
+func SetQuant(m Module, s QuantSet) {
+	i := 0
+	for _, p := range m.Params() {
+		if p.lin != nil && i < len(s) {
+			p.lin.qs = s[i]
+			i++
+		}
+	}
+}
