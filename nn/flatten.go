@@ -40,7 +40,7 @@ type FocusedLinearAttention struct {
 	fqkv, dfqkv         *tensor.Tensor // [q | k | V] and its gradient (the core's)
 	u                   *tensor.Tensor // [B,N,2C]: (ReLU(.)+1e-6)/s of Q and K+P
 	norms               *tensor.Tensor // [B*N, 4]: ||u_q||, ||u_q^p||, ||u_k||, ||u_k^p||
-	sp, sig, dsSum      *tensor.Tensor // [C]: softplus(scale), its derivative, Σ of dsPart
+	inv, sig, dsSum     *tensor.Tensor // [C]: 1/softplus(scale), its derivative, Σ of dsPart
 	dqkv, dsPart        *tensor.Tensor
 	b, n, c             int
 	fwdFn, bwdFn, posFn func(lo, hi int)
@@ -88,15 +88,16 @@ func (f *FocusedLinearAttention) Forward(x *tensor.Tensor) *tensor.Tensor {
 	tensor.Ensure(&f.fqkv, b, n, 3*c)
 	tensor.Ensure(&f.u, b, n, 2*c)
 	tensor.Ensure(&f.norms, b*n, 4)
-	sp, sig := tensor.Ensure(&f.sp, c), tensor.Ensure(&f.sig, c)
+	inv, sig := tensor.Ensure(&f.inv, c), tensor.Ensure(&f.sig, c)
 	for i, v := range f.Scale.W.Data {
-		// torch.nn.Softplus (beta 1, threshold 20) and its derivative
-		if v > 20 {
-			sp.Data[i], sig.Data[i] = v, 1
-			continue
+		// torch.nn.Softplus (beta 1, threshold 20) and its derivative; the
+		// rows multiply by 1/s (within an ulp of dividing, and several
+		// times cheaper).
+		sp, e := float64(v), math.Exp(float64(v))
+		if v <= 20 {
+			sp = math.Log1p(e)
 		}
-		e := math.Exp(float64(v))
-		sp.Data[i], sig.Data[i] = float32(math.Log1p(e)), float32(e/(1+e))
+		inv.Data[i], sig.Data[i] = float32(1/sp), float32(e/(1+e))
 	}
 	kernels.ParallelFor(b*n, 16, f.fwdFn)
 	return f.Proj.Forward(f.core.forwardCore(f.fqkv))
@@ -119,22 +120,35 @@ func (f *FocusedLinearAttention) focusTask(lo, hi int) {
 }
 
 // focus writes one token's focused vector into out and u = (ReLU(x + pos)
-// + 1e-6)/s into u, returning ||u|| and ||u^p||.
+// + 1e-6)/s into u, returning ||u|| and ||u^p||. (Scalar Go, like the
+// other per-channel passes of nn; two accumulators per sum halve the
+// dependency chain. Its cost is a third of the layer's forward at Swin-T
+// stage 1, see BenchmarkFocusedLinearAttention.)
 func (f *FocusedLinearAttention) focus(out, u, x, pos []float32) (n1, np float32) {
-	sp := f.sp.Data
-	var s1, sp2 float32
+	c := len(x)
+	inv, u, out := f.inv.Data[:c], u[:c], out[:c]
+	if pos != nil {
+		pos = pos[:c]
+	}
+	p := f.Focusing
+	var s1a, s1b, spa, spb float32
 	for i, v := range x {
 		if pos != nil {
 			v += pos[i]
 		}
-		ui := (max(v, 0) + 1e-6) / sp[i]
+		ui := (max(v, 0) + 1e-6) * inv[i] // max, not a branch: ReLU's sign is a coin flip
 		u[i] = ui
-		vp := ipow(ui, f.Focusing)
+		vp := ipow(ui, p)
 		out[i] = vp
-		s1 += ui * ui
-		sp2 += vp * vp
+		if i&1 == 0 {
+			s1a += ui * ui
+			spa += vp * vp
+		} else {
+			s1b += ui * ui
+			spb += vp * vp
+		}
 	}
-	n1, np = sqrt32(s1), sqrt32(sp2)
+	n1, np = sqrt32(s1a+s1b), sqrt32(spa+spb)
 	a := n1 / np
 	for i := range out {
 		out[i] *= a
@@ -142,8 +156,14 @@ func (f *FocusedLinearAttention) focus(out, u, x, pos []float32) (n1, np float32
 	return n1, np
 }
 
-// ipow is x^p for a small integer p >= 1.
+// ipow is x^p for a small integer p >= 1 (FLatten's p = 3 unrolled).
 func ipow(x float32, p int) float32 {
+	switch p {
+	case 3:
+		return x * x * x
+	case 2:
+		return x * x
+	}
 	y := x
 	for ; p > 1; p-- {
 		y *= x
@@ -207,32 +227,36 @@ func (f *FocusedLinearAttention) unfocusTask(lo, hi int) {
 // which underflows float32 for a token whose channels are all at the 1e-6
 // floor.
 func (f *FocusedLinearAttention) unfocus(dx, ds, g, u, x, pos []float32, n1, np float32) {
+	c := len(g)
 	p := f.Focusing
-	sp := f.sp.Data
+	inv, u, x, dx, ds := f.inv.Data[:c], u[:c], x[:c], dx[:c], ds[:c]
+	if pos != nil {
+		pos = pos[:c]
+	}
 	var G float32
-	for i, ui := range u[:len(g)] {
-		G += g[i] * ipow(ui, p)
+	for i, gi := range g {
+		G += gi * ipow(u[i], p)
 	}
 	a, gn := n1/np, G/np
-	cn := gn / n1
+	cn, gnn, fp := gn/n1, gn/np, float32(p)
 	for i, gi := range g {
 		ui := u[i]
 		vp1 := float32(1) // u^(p-1)
 		if p > 1 {
 			vp1 = ipow(ui, p-1)
 		}
-		dv := a * (gi - gn*(vp1*ui)/np)
-		du := float32(p)*vp1*dv + cn*ui
+		dv := a * (gi - gnn*(vp1*ui))
+		du := (fp*vp1*dv + cn*ui) * inv[i]
 		v := x[i]
 		if pos != nil {
 			v += pos[i]
 		}
+		var keep uint32 // ReLU's mask as bits: an integer select compiles without a branch
 		if v > 0 {
-			dx[i] = du / sp[i]
-		} else {
-			dx[i] = 0
+			keep = ^uint32(0)
 		}
-		ds[i] -= du * ui / sp[i]
+		dx[i] = math.Float32frombits(math.Float32bits(du) & keep)
+		ds[i] -= du * ui
 	}
 }
 

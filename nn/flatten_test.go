@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/slabml/slab/tensor"
 )
@@ -197,4 +198,52 @@ func TestFocusedLinearAttentionAllocs(t *testing.T) {
 	if n > 0 {
 		t.Errorf("FocusedLinearAttention steady state allocates %.1f times", n)
 	}
+}
+
+// BenchmarkFocusedLinearAttention times focused linear attention against
+// SLA at Swin-T stage 1's shape (one 56x56 map, dim 96, 3 heads of 32, 5x5
+// DWC, batch 1), forward only, interleaved round by round in one run: the
+// ratio is FLatten's cost over SLAB's for the same attention layout (the
+// focusing passes on top of the shared linear-attention core).
+func BenchmarkFocusedLinearAttention(b *testing.B) {
+	const dim, heads, side = 96, 3, 56
+	rng := rand.New(rand.NewPCG(8, 8))
+	x := swTensor(swRand(rng, side*side*dim, 0, 1), 1, side*side, dim)
+	fl := NewFocusedLinearAttention("attn", dim, heads, side, side, 5, 3, true)
+	sla := NewSLA("attn", dim, heads, side, side, 5, true)
+	benchFillSwin(fl)
+	benchFillSwin(sla)
+	b.Run("fwd", func(b *testing.B) {
+		for b.Loop() {
+			fl.Forward(x)
+		}
+	})
+	b.Run("fwdbwd", func(b *testing.B) {
+		dy := fl.Forward(x).Clone()
+		for b.Loop() {
+			fl.Forward(x)
+			fl.Backward(dy)
+		}
+	})
+	b.Run("ratio", func(b *testing.B) {
+		var tf, ts, r []float64
+		fl.Forward(x)
+		sla.Forward(x)
+		for b.Loop() {
+			t0 := time.Now()
+			sla.Forward(x)
+			t1 := time.Now()
+			fl.Forward(x)
+			t2 := time.Now()
+			ts = append(ts, t1.Sub(t0).Seconds())
+			tf = append(tf, t2.Sub(t1).Seconds())
+			r = append(r, t2.Sub(t1).Seconds()/t1.Sub(t0).Seconds())
+		}
+		slices.Sort(ts)
+		slices.Sort(tf)
+		slices.Sort(r)
+		b.ReportMetric(ts[len(ts)/2]*1e3, "sla-ms")
+		b.ReportMetric(tf[len(tf)/2]*1e3, "flatten-ms")
+		b.ReportMetric(r[len(r)/2], "flatten/sla")
+	})
 }
