@@ -47,7 +47,9 @@ func Im2Col(col, img []float32, c, h, w, k, s, p, oy0, oy1 int) {
 		for ox := 0; ox < ow; ox++ {
 			row := col[(oy*ow+ox)*kd : (oy*ow+ox+1)*kd]
 			ix0 := ox*s - p
-			// Taps kx in [kxlo, kxhi) read inside the image.
+			// Taps kx in [kxlo, kxhi) read inside the image. Segments are
+			// a few values (7 for the CSwin stem), too short for copy's
+			// call to pay: plain loops, no calls.
 			kxlo, kxhi := max(0, -ix0), min(k, w-ix0)
 			o := 0
 			for ch := 0; ch < c; ch++ {
@@ -56,12 +58,21 @@ func Im2Col(col, img []float32, c, h, w, k, s, p, oy0, oy1 int) {
 					o += k
 					iy := oy*s - p + ky
 					if iy < 0 || iy >= h || kxhi <= kxlo {
-						clear(seg)
+						for i := range seg {
+							seg[i] = 0
+						}
 						continue
 					}
-					clear(seg[:kxlo])
-					copy(seg[kxlo:kxhi], img[ch*h*w+iy*w+ix0+kxlo:])
-					clear(seg[kxhi:])
+					src := img[ch*h*w+iy*w : ch*h*w+iy*w+w]
+					for kx := 0; kx < kxlo; kx++ {
+						seg[kx] = 0
+					}
+					for kx := kxlo; kx < kxhi; kx++ {
+						seg[kx] = src[ix0+kx]
+					}
+					for kx := kxhi; kx < k; kx++ {
+						seg[kx] = 0
+					}
 				}
 			}
 		}
