@@ -92,13 +92,13 @@ type wordSplitter struct {
 
 // line emits the tokens of one line and reports whether there were any.
 func (s *wordSplitter) line(line string, emit func(string)) bool {
-	any := false
+	found := false
 	start := -1
 	for i, r := range line {
 		if isWordSep(r) {
 			if start >= 0 {
 				s.chunk(line[start:i], emit)
-				any, start = true, -1
+				found, start = true, -1
 			}
 		} else if start < 0 {
 			start = i
@@ -106,9 +106,9 @@ func (s *wordSplitter) line(line string, emit func(string)) bool {
 	}
 	if start >= 0 {
 		s.chunk(line[start:], emit)
-		any = true
+		found = true
 	}
-	return any
+	return found
 }
 
 func isWordSep(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '\uFEFF' }

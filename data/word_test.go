@@ -1,6 +1,8 @@
 package data
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -98,6 +100,35 @@ func TestWordTokenizer(t *testing.T) {
 	tok1, _ := BuildWordTokenizer("b a c", 1)
 	if !slices.Equal(tok1.words, []string{"<eos>", "a", "b", "c", "<unk>"}) {
 		t.Fatalf("ties: %q", tok1.words)
+	}
+}
+
+// TestLoadWordSplits: the vocabulary comes from the training part of a
+// text file only, and all three parts are encoded with it.
+func TestLoadWordSplits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "corpus.txt")
+	// 90/5/5 by bytes: the last 10 % hold words the training part lacks.
+	text := strings.Repeat("the cat sat on the mat .\n", 36) + "zebra zebra zebra zebra zebra zebra ."
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, tok, err := LoadWordSplits(path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tok.ID("zebra"); ok {
+		t.Fatal("a word of the held-out parts entered the vocabulary")
+	}
+	for _, id := range sp.Train {
+		if id == tok.Unk() {
+			t.Fatal("<unk> in a training split whose words all occur 36 times")
+		}
+	}
+	if !slices.Contains(sp.Test, tok.Unk()) {
+		t.Fatal("the unseen word of the test part is not <unk>")
+	}
+	if _, _, err := LoadWordSplits(filepath.Join(t.TempDir(), "missing.txt"), 3); err == nil {
+		t.Error("missing file accepted")
 	}
 }
 

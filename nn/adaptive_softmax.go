@@ -47,6 +47,9 @@ import (
 type AdaptiveSoftmax struct {
 	In, Vocab int
 	Cutoffs   []int // c1, ..., V
+	// TailDropout is the dropout rate inside each cluster (ForwardTrain);
+	// fairseq's wiki103 configuration uses 0.2.
+	TailDropout float32
 
 	Head, HeadBias               *Param // untied head
 	WordEmb, WordProj, ClassProj *Param // tied head; WordProj nil when In == d_0
@@ -55,6 +58,7 @@ type AdaptiveSoftmax struct {
 	own []*Param
 
 	x       *tensor.Tensor // the input of the last Forward (a reference)
+	dropped bool           // the last Forward applied TailDropout
 	rows    int
 	done    bool           // Backward consumed the probabilities
 	head    *tensor.Tensor // head logits, then their softmax [rows, c1+K]
@@ -84,7 +88,8 @@ type AdaptiveCluster struct {
 	rows     []int32 // rows of the last Forward whose target is here
 	tgt      []int32 // their targets relative to Lo
 	lp       []float64
-	xs, h, z *tensor.Tensor // gathered inputs [n, In], projections [n, Dim], logits then softmax [n, Hi-Lo]
+	xs, h, z *tensor.Tensor // gathered inputs [n, In], projections [n, Dim] (after dropout), logits then softmax [n, Hi-Lo]
+	mask     *tensor.Tensor // dropout factors of h: 0 or 1/(1-rate)
 	dh, dxs  *tensor.Tensor
 	hAll     *tensor.Tensor // LogProb's projections of every row
 }
@@ -224,8 +229,23 @@ func (s *AdaptiveSoftmax) project(c *AdaptiveCluster, x []float32, n int, h []fl
 // Forward returns the mean negative log-likelihood of targets under x
 // [..., In] (one target per row) and keeps what Backward needs; the
 // log-probability of every row's target is TargetLogProbs. A target
-// outside the vocabulary is an error naming it.
+// outside the vocabulary is an error naming it. It is the evaluation
+// pass (no dropout); ForwardTrain is the training one.
 func (s *AdaptiveSoftmax) Forward(x *tensor.Tensor, targets []int) (float64, error) {
+	return s.forward(x, targets, nil)
+}
+
+// ForwardTrain is Forward with TailDropout applied between each cluster's
+// projection and its output layer (fairseq's adaptive_softmax_dropout),
+// one rng draw per element of the projected rows, cluster by cluster.
+func (s *AdaptiveSoftmax) ForwardTrain(x *tensor.Tensor, targets []int, rng *rand.Rand) (float64, error) {
+	if s.TailDropout <= 0 {
+		rng = nil
+	}
+	return s.forward(x, targets, rng)
+}
+
+func (s *AdaptiveSoftmax) forward(x *tensor.Tensor, targets []int, rng *rand.Rand) (float64, error) {
 	if x.Cols() != s.In {
 		return 0, fmt.Errorf("adaptive softmax: input %v, want last dimension %d", x.Shape, s.In)
 	}
@@ -258,7 +278,7 @@ func (s *AdaptiveSoftmax) Forward(x *tensor.Tensor, targets []int) (float64, err
 		c.rows = append(c.rows, int32(r))
 		c.tgt = append(c.tgt, int32(t-c.Lo))
 	}
-	s.x, s.rows, s.done = x, rows, false
+	s.x, s.rows, s.done, s.dropped = x, rows, false, rng != nil
 	if rows == 0 {
 		return 0, nil
 	}
@@ -278,6 +298,10 @@ func (s *AdaptiveSoftmax) Forward(x *tensor.Tensor, targets []int) (float64, err
 		}
 		hh := tensor.Ensure(&c.h, n, d)
 		s.project(c, xs.Data, n, hh.Data)
+		if rng != nil {
+			dropoutMask(tensor.Ensure(&c.mask, n, d).Data, s.TailDropout, rng)
+			kernels.Mul(hh.Data, hh.Data, c.mask.Data)
+		}
 		z := tensor.Ensure(&c.z, n, size)
 		kernels.GemmEpilogue(false, true, n, size, d, hh.Data, d, c.Out.W.Data, d, z.Data, size, kernels.Epilogue{})
 		if cap(c.lp) < n {
@@ -363,6 +387,23 @@ func (w *asmRows) run(lo, hi int) {
 	}
 }
 
+// dropoutMask fills m with 0 (probability rate) or 1/(1-rate), one rng
+// draw per element in order, as Dropout does.
+func dropoutMask(m []float32, rate float32, rng *rand.Rand) {
+	keep := 1 - float64(rate)
+	var v float32
+	if keep > 0 {
+		v = float32(1 / keep)
+	}
+	for i := range m {
+		if rng.Float64() < keep {
+			m[i] = v
+		} else {
+			m[i] = 0
+		}
+	}
+}
+
 // argmax is the index of the first largest value of x (len >= 1).
 func argmax(x []float32) int {
 	q, m := 0, x[0]
@@ -433,10 +474,14 @@ func (s *AdaptiveSoftmax) Backward() *tensor.Tensor {
 		for j, t := range c.tgt {
 			dz[j*size+int(t)] -= inv
 		}
-		// dOut [size, d] += dz^T h; dh = dz Out [n, d].
+		// dOut [size, d] += dz^T h; dh = dz Out [n, d] (h and dh through
+		// the dropout mask, if any).
 		kernels.GemmEpilogue(true, false, size, d, n, dz, size, c.h.Data, d, c.Out.G.Data, d, acc)
 		dhh := tensor.Ensure(&c.dh, n, d)
 		kernels.Gemm(false, false, n, d, size, 1, dz, size, c.Out.W.Data, d, 0, dhh.Data, d)
+		if s.dropped {
+			kernels.Mul(dhh.Data, dhh.Data, c.mask.Data)
+		}
 		dxs := tensor.Ensure(&c.dxs, n, in)
 		if c.ProjT {
 			// h = xs P, P [in, d]: dP += xs^T dh, dxs = dh P^T.

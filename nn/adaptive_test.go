@@ -96,8 +96,9 @@ func matVec64(w []float64, rows, cols int, x []float64, trans bool) []float64 {
 	return y
 }
 
-// fullLogProb64 is the log-distribution over the vocabulary of one row.
-func fullLogProb64(s *AdaptiveSoftmax, P func(*Param) []float64, x []float64) []float64 {
+// fullLogProb64 is the log-distribution over the vocabulary of one row;
+// mask, when not nil, gives dropout factors for cluster k's projection.
+func fullLogProb64(s *AdaptiveSoftmax, P func(*Param) []float64, x []float64, mask func(k int) []float32) []float64 {
 	in, c1, K := s.In, s.Cutoffs[0], len(s.Clusters)
 	var head []float64
 	if s.Head != nil {
@@ -124,6 +125,13 @@ func fullLogProb64(s *AdaptiveSoftmax, P func(*Param) []float64, x []float64) []
 		} else {
 			h = matVec64(P(c.Proj), c.Dim, in, x, false)
 		}
+		if mask != nil {
+			if m := mask(k); m != nil {
+				for i := range h {
+					h[i] *= float64(m[i])
+				}
+			}
+		}
 		for _, v := range logSoftmax64(matVec64(P(c.Out), c.Hi-c.Lo, c.Dim, h, false)) {
 			out = append(out, v+hl[c1+k])
 		}
@@ -132,12 +140,23 @@ func fullLogProb64(s *AdaptiveSoftmax, P func(*Param) []float64, x []float64) []
 }
 
 // nll64 is the mean negative log-likelihood of targets, and the target
-// log-probabilities.
-func nll64(s *AdaptiveSoftmax, P func(*Param) []float64, x []float64, targets []int) (float64, []float64) {
+// log-probabilities; with masked, through the dropout masks of the last
+// ForwardTrain of s.
+func nll64(s *AdaptiveSoftmax, P func(*Param) []float64, x []float64, targets []int, masked bool) (float64, []float64) {
 	var total float64
 	lp := make([]float64, len(targets))
 	for r, t := range targets {
-		lp[r] = fullLogProb64(s, P, x[r*s.In:(r+1)*s.In])[t]
+		var mask func(k int) []float32
+		if masked {
+			mask = func(k int) []float32 {
+				c := s.Clusters[k]
+				if j := slices.Index(c.rows, int32(r)); j >= 0 {
+					return c.mask.Data[j*c.Dim : (j+1)*c.Dim]
+				}
+				return nil
+			}
+		}
+		lp[r] = fullLogProb64(s, P, x[r*s.In:(r+1)*s.In], mask)[t]
 		total -= lp[r]
 	}
 	return total / float64(len(targets)), lp
@@ -262,7 +281,7 @@ func checkSoftmax(t *testing.T, s *AdaptiveSoftmax, ai *AdaptiveInput, x *tensor
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, wantLP := nll64(s, P.get, x64, targets)
+	want, wantLP := nll64(s, P.get, x64, targets, false)
 	assertClose(t, "loss", []float32{float32(loss)}, []float64{want}, 1e-6, 0)
 	gotLP := make([]float32, len(targets))
 	for i, v := range s.TargetLogProbs() {
@@ -281,7 +300,7 @@ func checkSoftmax(t *testing.T, s *AdaptiveSoftmax, ai *AdaptiveInput, x *tensor
 	}
 	var wantFull []float64
 	for r := range targets {
-		wantFull = append(wantFull, fullLogProb64(s, P.get, x64[r*s.In:(r+1)*s.In])...)
+		wantFull = append(wantFull, fullLogProb64(s, P.get, x64[r*s.In:(r+1)*s.In], nil)...)
 	}
 	assertClose(t, "log_prob", full.Data, wantFull, 1e-5, 1e-5)
 	for r := range targets {
@@ -301,7 +320,7 @@ func checkSoftmax(t *testing.T, s *AdaptiveSoftmax, ai *AdaptiveInput, x *tensor
 		if ai != nil {
 			xx = input64(ai, P.get, ids)
 		}
-		l, _ := nll64(s, P.get, xx, targets)
+		l, _ := nll64(s, P.get, xx, targets, false)
 		return l
 	}
 	g := numGrad(f, slices.Clone(P.flat), 1e-6)
@@ -315,7 +334,7 @@ func checkSoftmax(t *testing.T, s *AdaptiveSoftmax, ai *AdaptiveInput, x *tensor
 	}
 	if ai == nil {
 		P2 := newAdaptiveParams64(all...)
-		fx := func(v []float64) float64 { l, _ := nll64(s, P2.get, v, targets); return l }
+		fx := func(v []float64) float64 { l, _ := nll64(s, P2.get, v, targets, false); return l }
 		assertClose(t, "dx", dx.Data, numGrad(fx, slices.Clone(x64), 1e-6), 1e-4, 2e-6)
 	}
 }
@@ -417,6 +436,83 @@ func TestAdaptiveTied(t *testing.T) {
 	}
 }
 
+// TestAdaptiveTailDropout: ForwardTrain's dropout inside the clusters,
+// checked through its own masks; zero rate or Forward draw nothing.
+func TestAdaptiveTailDropout(t *testing.T) {
+	for _, tieProj := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tied_proj_%v", tieProj), func(t *testing.T) {
+			var s *AdaptiveSoftmax
+			var err error
+			if tieProj {
+				ai, _ := NewAdaptiveInput("e", 20, 16, 2, 16, []int{6, 12})
+				randomise(rand.New(rand.NewPCG(1, 1)), 0.5, ai.Params()...)
+				s, err = NewTiedAdaptiveSoftmax("asm", 16, ai, true)
+			} else {
+				s, err = NewAdaptiveSoftmax("asm", 16, 20, []int{6, 12}, 2, true)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(3, 4))
+			randomise(rng, 0.5, s.Params()...)
+			s.TailDropout = 0.3
+			x := blRand(5, 1, 30, 16)
+			targets := adaptiveTargets(rng, 30, s.Cutoffs, -1)
+			var all []*Param
+			for _, p := range append(s.Params(), s.WordEmb) {
+				if p != nil {
+					all = append(all, p)
+				}
+			}
+			for _, c := range s.Clusters {
+				all = append(all, c.Proj, c.Out)
+			}
+			P := newAdaptiveParams64(all...)
+			for _, p := range P.ps {
+				p.G.Zero()
+			}
+			loss, err := s.ForwardTrain(x, targets, rand.New(rand.NewPCG(9, 9)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			zeros := 0
+			for _, c := range s.Clusters {
+				for _, v := range c.mask.Data[:len(c.rows)*c.Dim] {
+					if v == 0 {
+						zeros++
+					}
+				}
+			}
+			if zeros == 0 {
+				t.Fatal("dropout 0.3 dropped nothing")
+			}
+			x64 := blTo64(x.Data)
+			want, _ := nll64(s, P.get, x64, targets, true)
+			assertClose(t, "loss", []float32{float32(loss)}, []float64{want}, 1e-6, 0)
+			dx := s.Backward()
+			g := numGrad(func(v []float64) float64 {
+				copy(P.flat, v)
+				l, _ := nll64(s, P.get, x64, targets, true)
+				return l
+			}, slices.Clone(P.flat), 1e-6)
+			for _, p := range P.ps {
+				o := P.off[p]
+				assertClose(t, "d"+p.Name, p.G.Data, g[o:o+p.W.Size()], 1e-4, 2e-6)
+			}
+			P2 := newAdaptiveParams64(all...)
+			gx := numGrad(func(v []float64) float64 { l, _ := nll64(s, P2.get, v, targets, true); return l }, slices.Clone(x64), 1e-6)
+			assertClose(t, "dx", dx.Data, gx, 1e-4, 2e-6)
+			// Evaluation ignores the rate.
+			l1, _ := s.Forward(x, targets)
+			s.TailDropout = 0
+			l2, _ := s.ForwardTrain(x, targets, rng)
+			if l1 != l2 {
+				t.Fatalf("Forward %g and ForwardTrain at rate 0 %g differ", l1, l2)
+			}
+		})
+	}
+}
+
 // adaptiveStep is one forward and backward of an adaptive input feeding a
 // tied adaptive softmax on a language-model-like batch.
 type adaptiveStep struct {
@@ -424,6 +520,7 @@ type adaptiveStep struct {
 	s   *AdaptiveSoftmax
 	ids []int
 	tgt []int
+	rng *rand.Rand
 }
 
 func newAdaptiveStep(t testing.TB, rows, vocab int, tie bool) *adaptiveStep {
@@ -443,7 +540,8 @@ func newAdaptiveStep(t testing.TB, rows, vocab int, tie bool) *adaptiveStep {
 	rng := rand.New(rand.NewPCG(7, 8))
 	ai.Init(rng)
 	s.Init(rng)
-	st := &adaptiveStep{ai: ai, s: s, ids: make([]int, rows), tgt: make([]int, rows)}
+	s.TailDropout = 0.2
+	st := &adaptiveStep{ai: ai, s: s, ids: make([]int, rows), tgt: make([]int, rows), rng: rand.New(rand.NewPCG(9, 10))}
 	for i := range st.ids {
 		// Zipf-like: most ids in the shortlist, some in every cluster.
 		st.ids[i] = min(vocab-1, int(float64(vocab)*math.Pow(rng.Float64(), 3)))
@@ -457,7 +555,7 @@ func (st *adaptiveStep) run() {
 	if err != nil {
 		panic(err)
 	}
-	if _, err := st.s.Forward(x, st.tgt); err != nil {
+	if _, err := st.s.ForwardTrain(x, st.tgt, st.rng); err != nil {
 		panic(err)
 	}
 	st.ai.Backward(st.s.Backward())
