@@ -64,6 +64,17 @@ func Im2Col(col, img []float32, c, h, w, k, s, p, oy0, oy1 int) {
 						continue
 					}
 					src := img[ch*h*w+iy*w : ch*h*w+iy*w+w]
+					if kxlo == 0 && kxhi == k && k <= 8 && o+8 <= kd && ix0+8 <= w {
+						// Whole segment inside the image: a fixed 8-value
+						// move, one bounds check and no call (an array
+						// copy compiles to a memmove call). The spill past
+						// the segment lands in the row's next segment,
+						// written after this one.
+						d, v := row[o-k:o-k+8:o-k+8], src[ix0:ix0+8:ix0+8]
+						d[0], d[1], d[2], d[3] = v[0], v[1], v[2], v[3]
+						d[4], d[5], d[6], d[7] = v[4], v[5], v[6], v[7]
+						continue
+					}
 					for kx := 0; kx < kxlo; kx++ {
 						seg[kx] = 0
 					}

@@ -13,6 +13,7 @@ type unfoldCase struct{ c, h, w, k, s, p int }
 var unfoldCases = []unfoldCase{
 	{1, 4, 4, 3, 1, 1}, {3, 9, 7, 7, 4, 2}, {2, 6, 6, 3, 2, 1}, {4, 8, 8, 2, 2, 0},
 	{16, 5, 7, 3, 2, 1}, {17, 6, 5, 3, 1, 2}, {3, 2, 2, 3, 1, 1},
+	{3, 21, 23, 7, 4, 2}, {2, 12, 13, 3, 2, 1}, {1, 9, 17, 8, 3, 0}, // interior block moves
 }
 
 // pix returns the input value read by tap (ky, kx) of output (oy, ox), or
