@@ -110,13 +110,6 @@ func (a *AdaptiveInput) Init(rng *rand.Rand) {
 	}
 }
 
-// XavierUniform fills a [out, in] weight uniform in ±sqrt(6/(in+out))
-// (torch.nn.init.xavier_uniform_).
-func XavierUniform(w *tensor.Tensor, rng *rand.Rand) {
-	out, in := w.Dim(0), w.Size()/max(w.Dim(0), 1)
-	Uniform(w, math.Sqrt(6/float64(in+out)), rng)
-}
-
 // band returns the band of id (ids are validated by the caller).
 func (a *AdaptiveInput) band(id int) *AdaptiveBand {
 	for _, b := range a.Bands[:len(a.Bands)-1] {
