@@ -6,20 +6,26 @@ Run it with the fair set-up of docs/peers.md, right after the Go benchmark:
     env -u OPENBLAS_CORETYPE \\
       LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \\
       GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 \\
-      /usr/bin/python3 tools/reference/bench_conv.py --rounds 7
+      /usr/bin/python3 tools/reference/bench_conv.py --rounds 7 --threads 2
 
-Shapes (batch 1, float32, 2 threads): CSwin-T's stem, images [1,3,224,224],
+(and --threads 1: the Go benchmark runs both thread counts).
+
+Shapes (batch 1, float32): CSwin-T's stem, images [1,3,224,224],
 Conv2d(3, 64, 7, stride 4, padding 2); its first merge, [1,64,56,56],
 Conv2d(64, 128, 3, stride 2, padding 1). forward = F.conv2d under no_grad;
 backward = autograd of conv2d from a fixed output gradient: weight and bias
 gradients for the stem (the image needs none), input, weight and bias for
 the merge, as the Go benchmark. Flops as Go counts them: forward
 2*OH*OW*out*in*k*k, backward twice that (the stem's once).
-Every round times every case for at least --min-time seconds after warm-up;
-the median over rounds is reported by the wall clock and per CPU-second of
-the process times the thread count ("cpu_gflops"; on a loaded shared machine
-the wall clock mostly measures the scheduler, OpenMP spin-waiting counts as
-CPU time, being preempted does not). Output: one JSON object.
+Every round times every case call by call for at least --min-time seconds
+after warm-up. Reported: the median call over all rounds by the wall clock (on
+a loaded shared machine a few calls wait tens of milliseconds for a
+descheduled OpenMP thread, so the mean says more about the scheduler than
+about the kernel; the Go benchmark reports its median too), and the mean per
+CPU-second of the process times the thread count ("cpu_gflops"; OpenMP
+spin-waiting counts as CPU time, being preempted does not). Backward is
+timed as forward-with-graph plus backward, minus the forward-with-graph
+timed alone. Output: one JSON object.
 """
 
 import argparse
@@ -67,14 +73,14 @@ def cases():
         yield f"{name}/backward", flop * (2 if dx else 1), bwd, graph_fwd
 
 
-def timed(f, min_time):
-    n, t0, c0 = 0, time.perf_counter(), time.process_time()
-    while True:
+def calls(f, min_time):
+    """Per-call wall times of f for at least min_time seconds, and the CPU time of all."""
+    ts, t0, c0 = [], time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < min_time:
+        t = time.perf_counter()
         f()
-        n += 1
-        t, c = time.perf_counter() - t0, time.process_time() - c0
-        if t >= min_time:
-            return t / n, c / n
+        ts.append(time.perf_counter() - t)
+    return ts, time.process_time() - c0
 
 
 def main():
@@ -90,20 +96,24 @@ def main():
             f()
             if g:
                 g()
-    res = {name: ([], []) for name, *_ in cs}
+    res = {name: ([], [], 0.0) for name, *_ in cs}
     for _ in range(a.rounds):
         for name, flop, f, g in cs:
-            w, c = timed(f, a.min_time)
-            if g:  # backward alone = (forward + backward) - forward with a graph
-                gw, gc = timed(g, a.min_time)
-                w, c = w - gw, c - gc
-            res[name][0].append(w)
-            res[name][1].append(c / a.threads)
+            ts, cpu = calls(f, a.min_time)
+            ws, cs_ = res[name][0], res[name][1]
+            ws.extend(ts)
+            if g:  # the forward that builds the graph, timed apart and subtracted
+                gs, gcpu = calls(g, a.min_time)
+                cs_.extend(gs)
+                cpu -= gcpu * len(ts) / len(gs)
+            res[name] = (ws, cs_, res[name][2] + cpu / len(ts))
     rows = []
-    for name, flop, _, _ in cs:
-        w, c = statistics.median(res[name][0]), statistics.median(res[name][1])
-        rows.append({"name": name, "ms": 1e3 * w, "gflops": flop / w / 1e9,
-                     "cpu_ms": 1e3 * c, "cpu_gflops": flop / c / 1e9, "rounds": a.rounds})
+    for name, flop, _, g in cs:
+        ws, gs, cpu = res[name]
+        med = statistics.median(ws) - (statistics.median(gs) if g else 0)
+        cpu = cpu / a.rounds / a.threads  # per call, per thread
+        rows.append({"name": name, "median_ms": 1e3 * med, "gflops": flop / med / 1e9,
+                     "cpu_gflops": flop / cpu / 1e9, "calls": len(ws), "rounds": a.rounds})
     print(json.dumps({"threads": a.threads, "torch": torch.__version__, "rows": rows}, indent=1))
 
 
