@@ -12,34 +12,49 @@ type TextSplits struct {
 	Train, Validation, Test []int
 }
 
-// LoadTextSplits tokenizes a corpus. source "sotu" reads the State of the
-// Union speeches (split by year, SOTUSplit); anything else is the path of
-// a UTF-8 text file, split by position 90/5/5 (contiguous, so validation
-// text never overlaps a training window).
+// LoadTextSplits tokenizes a corpus read by ReadTextSplits.
 func LoadTextSplits(source string, tok Tokenizer) (*TextSplits, error) {
+	texts, err := ReadTextSplits(source)
+	if err != nil {
+		return nil, err
+	}
+	return encodeSplits(source, texts, tok)
+}
+
+// ReadTextSplits returns the train, validation and test text of a corpus.
+// source "sotu" reads the State of the Union speeches (split by year,
+// SOTUSplit); anything else is the path of a UTF-8 text file, split by
+// position 90/5/5 (contiguous, so validation text never overlaps a
+// training window). A tokenizer built from the training text (the word
+// tokenizer) needs the text before any encoding.
+func ReadTextSplits(source string) ([3]string, error) {
 	var texts [3]string
 	if source == "sotu" {
 		sp, err := LoadSOTU(SOTUDir())
 		if err != nil {
-			return nil, err
+			return texts, err
 		}
 		for i, name := range []string{"train", "validation", "test"} {
 			if texts[i], err = SOTUText(sp, name); err != nil {
-				return nil, err
+				return texts, err
 			}
 		}
-	} else {
-		b, err := os.ReadFile(source)
-		if err != nil {
-			return nil, fmt.Errorf("text corpus: %w", err)
-		}
-		if !utf8.Valid(b) {
-			return nil, fmt.Errorf("text corpus %s: not valid UTF-8", source)
-		}
-		n := len(b)
-		a, c := n*90/100, n*95/100
-		texts = [3]string{string(b[:a]), string(b[a:c]), string(b[c:])}
+		return texts, nil
 	}
+	b, err := os.ReadFile(source)
+	if err != nil {
+		return texts, fmt.Errorf("text corpus: %w", err)
+	}
+	if !utf8.Valid(b) {
+		return texts, fmt.Errorf("text corpus %s: not valid UTF-8", source)
+	}
+	n := len(b)
+	a, c := n*90/100, n*95/100
+	return [3]string{string(b[:a]), string(b[a:c]), string(b[c:])}, nil
+}
+
+// encodeSplits tokenizes the three texts of source.
+func encodeSplits(source string, texts [3]string, tok Tokenizer) (*TextSplits, error) {
 	var out TextSplits
 	for i, dst := range []*[]int{&out.Train, &out.Validation, &out.Test} {
 		ids, err := tok.Encode(texts[i])

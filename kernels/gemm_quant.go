@@ -24,7 +24,7 @@ func GemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epi
 	if w == nil {
 		panic("kernels.GemmQ: no matrix")
 	}
-	checkQ("kernels.GemmQ", w)
+	checkQ("kernels.GemmQ", -1, w)
 	n, k := w.N, w.K
 	if m < 0 {
 		panic(fmt.Sprintf("kernels.GemmQ: negative m=%d", m))
@@ -67,8 +67,12 @@ func GemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epi
 	putWork(wk)
 }
 
-// checkQ panics unless q holds a consistent n x k matrix.
-func checkQ(what string, q *QMatrix) {
+// checkQ panics unless q holds a consistent n x k matrix; what and op
+// (when >= 0) name it in the message.
+func checkQ(what string, op int, q *QMatrix) {
+	if op >= 0 && !q.valid() {
+		what = fmt.Sprintf("%s: product %d", what, op)
+	}
 	switch q.Dtype {
 	case BF16:
 		if len(q.BF16) < q.N*q.K {
@@ -81,4 +85,15 @@ func checkQ(what string, q *QMatrix) {
 	default:
 		panic(fmt.Sprintf("%s: matrix of dtype %v", what, q.Dtype))
 	}
+}
+
+// valid reports whether q is a consistent bf16 or int8 matrix.
+func (q *QMatrix) valid() bool {
+	switch q.Dtype {
+	case BF16:
+		return len(q.BF16) >= q.N*q.K
+	case Int8:
+		return q.Group > 0 && q.K%q.Group == 0 && len(q.Q) >= q.N*q.RowBytes()
+	}
+	return false
 }

@@ -50,7 +50,7 @@ func GemvQ(x []float32, ops ...QGemvOp) {
 		if op.W == nil {
 			panic(fmt.Sprintf("kernels.GemvQ: product %d has no matrix", i))
 		}
-		checkQ(fmt.Sprintf("kernels.GemvQ: product %d", i), op.W)
+		checkQ("kernels.GemvQ", i, op.W)
 		if k >= 0 && op.W.K != k {
 			panic(fmt.Sprintf("kernels.GemvQ: product %d has K=%d, product 0 K=%d", i, op.W.K, k))
 		}
@@ -67,6 +67,11 @@ func GemvQ(x []float32, ops ...QGemvOp) {
 	*g = qgemvTask{k: k, x: x[:k], asm: curPath == PathAVX512}
 	g.dot = g.asm && bf16Dot && hasBF16
 	for _, op := range ops {
+		if q := op.W; q.Dtype == Int8 && g.x16 == nil && g.asm && x16OK(q.Group, k) {
+			ng := k / q.Group
+			g.x16, g.xs, g.x16Group = growI16(&w.x16, k), growF32(&w.xs, ng), q.Group
+			quantX16(g.x, q.Group, g.x16, g.xs)
+		}
 		if op.W.Dtype == BF16 && g.dot && g.xb == nil {
 			g.xb = growU16(&w.xb, k)
 			for i, v := range g.x {
@@ -82,6 +87,54 @@ func GemvQ(x []float32, ops ...QGemvOp) {
 	putWork(w)
 }
 
+// x16OK reports whether int8 rows of k in groups of group run the int8 x
+// int16 kernel: VPDPWSSD present, whole steps of 32, and int32 lane sums
+// that cannot overflow (see gemvInt8X16 in gen/lowprec.go).
+func x16OK(group, k int) bool {
+	return hasI8X16 && !noI8X16 && group%32 == 0 && group <= 8192 && k > 0
+}
+
+// noI8X16 disables the int8 x int16 kernel (tests and benchmarks compare).
+var noI8X16 bool
+
+// quantX16 quantizes x to int16 per group of group values, symmetric:
+// xs[g] = max|x| / 32767 over the group, q = round(x / xs[g]). The
+// relative error is at most 2^-16 of the group's largest |x|, far below
+// the bf16 rounding of VDPBF16PS (2^-9 of each value).
+func quantX16(x []float32, group int, q []int16, xs []float32) {
+	for g := range len(x) / group {
+		src := x[g*group : (g+1)*group]
+		var amax uint32
+		for _, v := range src {
+			amax = max(amax, math.Float32bits(v)&0x7fffffff)
+		}
+		s := math.Float32frombits(amax) / 32767
+		inv := float32(0)
+		if s > 0 {
+			inv = 1 / s
+		}
+		xs[g] = s
+		d := q[g*group : (g+1)*group]
+		for i, v := range src {
+			// Round half away from zero; |v*inv| <= 32767 (+ rounding).
+			r := v * inv
+			if r < 0 {
+				d[i] = int16(max(-32767, r-0.5))
+			} else {
+				d[i] = int16(min(32767, r+0.5))
+			}
+		}
+	}
+}
+
+// growI16 returns (*s)[:n], reallocating only when capacity is short.
+func growI16(s *[]int16, n int) []int16 {
+	if cap(*s) < n {
+		*s = make([]int16, n)
+	}
+	return (*s)[:n]
+}
+
 // growU16 returns (*s)[:n], reallocating only when capacity is short.
 func growU16(s *[]uint16, n int) []uint16 {
 	if cap(*s) < n {
@@ -93,14 +146,19 @@ func growU16(s *[]uint16, n int) []uint16 {
 // qgemvTask is the parallel job of one GemvQ call; its units are runs of
 // gemvRows rows, numbered through the ops in order.
 type qgemvTask struct {
-	k     int
-	x     []float32
-	xb    []uint16 // x rounded to bf16 (dot mode)
-	asm   bool     // the AVX-512 kernels run
-	dot   bool     // bf16 rows by VDPBF16PS on xb
-	ops   [maxGemvOps]QGemvOp
-	first [maxGemvOps + 1]int
-	nops  int
+	k   int
+	x   []float32
+	xb  []uint16 // x rounded to bf16 (dot mode)
+	asm bool     // the AVX-512 kernels run
+	dot bool     // bf16 rows by VDPBF16PS on xb
+	// x16 and xs are x quantized to int16 per group of x16Group (scales
+	// xs) for the int8 x int16 kernel; nil when no op uses it.
+	x16      []int16
+	xs       []float32
+	x16Group int
+	ops      [maxGemvOps]QGemvOp
+	first    [maxGemvOps + 1]int
+	nops     int
 }
 
 func (g *qgemvTask) run(lo, hi int) {
@@ -178,7 +236,11 @@ func (g *qgemvTask) kernel(w *QMatrix, rows, r0, stride int, out *[gemvRows]floa
 	km := g.kmain(w)
 	if w.Dtype == Int8 {
 		rb := w.RowBytes()
-		callI8(rows, km, w.Group, &g.x[0], &w.Q[r0*rb], stride*rb, &out[0])
+		if g.x16 != nil && w.Group == g.x16Group {
+			callI8X16(rows, km, w.Group, &g.x16[0], &g.xs[0], &w.Q[r0*rb], stride*rb, &out[0])
+		} else {
+			callI8(rows, km, w.Group, &g.x[0], &w.Q[r0*rb], stride*rb, &out[0])
+		}
 		return
 	}
 	if g.dot {

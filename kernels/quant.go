@@ -106,9 +106,11 @@ func QuantizeBF16(w []float32, n, k int) (*QMatrix, error) {
 		return nil, fmt.Errorf("kernels.QuantizeBF16: %d values for a %dx%d matrix", len(w), n, k)
 	}
 	q := &QMatrix{Dtype: BF16, N: n, K: k, BF16: make([]uint16, n*k)}
-	for i, v := range w[:n*k] {
-		q.BF16[i] = ToBF16(v)
-	}
+	ParallelFor(n*k, 1<<16, func(lo, hi int) {
+		for i, v := range w[lo:hi] {
+			q.BF16[lo+i] = ToBF16(v)
+		}
+	})
 	return q, nil
 }
 
@@ -140,28 +142,36 @@ func QuantizeInt8(w []float32, n, k, group int) (*QMatrix, error) {
 	q := &QMatrix{Dtype: Int8, N: n, K: k, Group: group}
 	rb := q.RowBytes()
 	q.Q = make([]byte, n*rb)
-	for i := range n {
-		row := q.Q[i*rb : (i+1)*rb]
-		for g := 0; g < k/group; g++ {
-			src := w[i*k+g*group : i*k+(g+1)*group]
-			blk := row[g*(group+4) : (g+1)*(group+4)]
-			var amax float32
-			for _, v := range src {
-				amax = max(amax, float32(math.Abs(float64(v))))
-			}
-			scale := amax / 127
-			inv := float32(0)
-			if scale > 0 {
-				inv = 1 / scale
-			}
-			for j, v := range src {
-				r := math.RoundToEven(float64(v * inv))
-				blk[j] = byte(int8(max(-127, min(127, r))))
-			}
-			binary.LittleEndian.PutUint32(blk[group:], math.Float32bits(scale))
+	ParallelFor(n, max(1, (1<<16)/max(k, 1)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			q.quantizeRow(i, w[i*k:(i+1)*k])
 		}
-	}
+	})
 	return q, nil
+}
+
+// quantizeRow stores row i of the int8 matrix from w (K floats).
+func (q *QMatrix) quantizeRow(i int, w []float32) {
+	k, group, rb := q.K, q.Group, q.RowBytes()
+	row := q.Q[i*rb : (i+1)*rb]
+	for g := 0; g < k/group; g++ {
+		src := w[g*group : (g+1)*group]
+		blk := row[g*(group+4) : (g+1)*(group+4)]
+		var amax float32
+		for _, v := range src {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		scale := amax / 127
+		inv := float32(0)
+		if scale > 0 {
+			inv = 1 / scale
+		}
+		for j, v := range src {
+			r := math.RoundToEven(float64(v * inv))
+			blk[j] = byte(int8(max(-127, min(127, r))))
+		}
+		binary.LittleEndian.PutUint32(blk[group:], math.Float32bits(scale))
+	}
 }
 
 // Quantize returns w [n, k] stored as dtype (BF16 or Int8 with the group

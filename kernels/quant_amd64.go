@@ -9,6 +9,8 @@ import "golang.org/x/sys/cpu"
 var (
 	hasBF16 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BF16
 	hasVNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI
+	// hasI8X16 enables the int8 x int16 GEMV (VPMOVSXBW, VPDPWSSD).
+	hasI8X16 = hasVNNI && cpu.X86.HasAVX512BW
 )
 
 //go:noescape
@@ -37,6 +39,15 @@ func gemvI84AVX512(k, group int, x *float32, w *byte, ldw int, out *float32)
 
 //go:noescape
 func gemvI88AVX512(k, group int, x *float32, w *byte, ldw int, out *float32)
+
+//go:noescape
+func gemvI8X1AVX512(k, group int, x *int16, xs *float32, w *byte, ldw int, out *float32)
+
+//go:noescape
+func gemvI8X4AVX512(k, group int, x *int16, xs *float32, w *byte, ldw int, out *float32)
+
+//go:noescape
+func gemvI8X8AVX512(k, group int, x *int16, xs *float32, w *byte, ldw int, out *float32)
 
 //go:noescape
 func peakBF16AVX512(n int)
@@ -80,6 +91,19 @@ func callI8(rows, k, group int, x *float32, w *byte, ldw int, out *float32) {
 		gemvI84AVX512(k, group, x, w, ldw, out)
 	default:
 		gemvI81AVX512(k, group, x, w, ldw, out)
+	}
+}
+
+// callI8X16 runs the rows-row int8 x int16 kernel over k (whole groups of
+// a multiple of 32), x quantized per group (scales xs).
+func callI8X16(rows, k, group int, x *int16, xs *float32, w *byte, ldw int, out *float32) {
+	switch rows {
+	case 8:
+		gemvI8X8AVX512(k, group, x, xs, w, ldw, out)
+	case 4:
+		gemvI8X4AVX512(k, group, x, xs, w, ldw, out)
+	default:
+		gemvI8X1AVX512(k, group, x, xs, w, ldw, out)
 	}
 }
 

@@ -2,7 +2,7 @@
 
 package kernels
 
-const hasBF16, hasVNNI = false, false
+const hasBF16, hasVNNI, hasI8X16 = false, false, false
 
 func callBF16Widen(int, int, *float32, *uint16, int, *float32) {
 	panic("kernels: no assembly bf16 kernel on this architecture")
@@ -13,6 +13,10 @@ func callBF16Dot(int, int, *uint16, *uint16, int, *float32) {
 }
 
 func callI8(int, int, int, *float32, *byte, int, *float32) {
+	panic("kernels: no assembly int8 kernel on this architecture")
+}
+
+func callI8X16(int, int, int, *int16, *float32, *byte, int, *float32) {
 	panic("kernels: no assembly int8 kernel on this architecture")
 }
 

@@ -12,11 +12,13 @@ import (
 type quantCase struct {
 	dtype Dtype
 	group int
-	dot   bool
+	dot   bool // bf16: VDPBF16PS; int8: the float kernel, not int8 x int16
 }
 
 func (c quantCase) String() string {
 	switch {
+	case c.dtype == Int8 && c.dot:
+		return fmt.Sprintf("int8f/g%d", c.group)
 	case c.dtype == Int8:
 		return fmt.Sprintf("int8/g%d", c.group)
 	case c.dot:
@@ -32,7 +34,7 @@ func quantCases(k int) []quantCase {
 	cs := []quantCase{{dtype: BF16}, {dtype: BF16, dot: true}}
 	for _, g := range []int{16, 32, 64, 128, k, 5} {
 		if g > 0 && k%g == 0 && (g != k || k > 128) {
-			cs = append(cs, quantCase{dtype: Int8, group: g})
+			cs = append(cs, quantCase{dtype: Int8, group: g}, quantCase{dtype: Int8, group: g, dot: true})
 		}
 	}
 	return cs
@@ -58,6 +60,15 @@ func (c quantCase) quantize(t *testing.T, w []float32, n, k int) *QMatrix {
 // that scales float32 rounding.
 func refQ(q *QMatrix, x []float32, dot bool) (ref, mag []float64) {
 	k := q.K
+	if q.Dtype == Int8 && !dot && curPath == PathAVX512 && x16OK(q.Group, k) {
+		// The int8 x int16 kernel reads x quantized per group.
+		x16, xs := make([]int16, k), make([]float32, k/q.Group)
+		quantX16(x, q.Group, x16, xs)
+		x = make([]float32, k)
+		for i, v := range x16 {
+			x[i] = xs[i/q.Group] * float32(v)
+		}
+	}
 	ref, mag = make([]float64, q.N), make([]float64, q.N)
 	for r := range q.N {
 		var s, sa float64
@@ -146,6 +157,7 @@ func TestGemvQ(t *testing.T) {
 					for _, c := range quantCases(k) {
 						q := c.quantize(t, w, n, k)
 						prev := SetBF16Dot(c.dot)
+						noI8X16 = c.dot
 						ref, mag := refQ(q, x, c.dot)
 						var ys [3][]float32
 						for th := 1; th <= 3; th++ {
@@ -154,6 +166,7 @@ func TestGemvQ(t *testing.T) {
 							GemvQ(x, QGemvOp{W: q, Y: ys[th-1]})
 						}
 						SetBF16Dot(prev)
+						noI8X16 = false
 						rel, abs := gemmCompare(1, n, ys[0], n, ref, mag)
 						worst[c.String()] = max(worst[c.String()], rel)
 						if rel > 2e-6 {

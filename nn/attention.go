@@ -180,16 +180,13 @@ func (a *Attention) headFwdTask(lo, hi int) {
 // mask when there is one, to those rows' logits p.
 func (a *Attention) addBias(p []float32, b, hh, i0, rows int) {
 	n := a.n
-	bias := a.bias.Data[(hh*n+i0)*n : (hh*n+i0+rows)*n]
-	for i, v := range bias {
-		p[i] += v
-	}
+	p = p[:rows*n]
+	// Serial vector adds (at most attnRows·N or N² values, below
+	// kernels.Add's parallel threshold at window sizes).
+	kernels.Add(p, p, a.bias.Data[(hh*n+i0)*n:(hh*n+i0+rows)*n])
 	if a.mask != nil {
-		nw := a.mask.Shape[0]
-		mask := a.mask.Data[((b%nw)*n+i0)*n : ((b%nw)*n+i0+rows)*n]
-		for i, v := range mask {
-			p[i] += v
-		}
+		m := (b % a.mask.Shape[0]) * n * n
+		kernels.Add(p, p, a.mask.Data[m+i0*n:m+(i0+rows)*n])
 	}
 }
 

@@ -46,6 +46,12 @@ func SharedForward(x *tensor.Tensor, ys []*tensor.Tensor, ls ...*Linear) {
 		}
 		return
 	}
+	for _, l := range ls {
+		if l.quant() != nil {
+			sharedForwardQ(x, ys, ls)
+			return
+		}
+	}
 	var ops [4]kernels.GemvOp
 	for i, l := range ls {
 		y := l.output(x)
@@ -53,6 +59,30 @@ func SharedForward(x *tensor.Tensor, ys []*tensor.Tensor, ls ...*Linear) {
 		ys[i] = y
 	}
 	kernels.GemvShared(x.Data, x.Cols(), ops[:len(ls)]...)
+	for i, l := range ls {
+		if l.Bias != nil {
+			kernels.AddTo(ys[i].Data, l.Bias.W.Data)
+		}
+	}
+}
+
+// sharedForwardQ is SharedForward for one row through low-precision
+// Linears: one kernels.GemvQ region (one GEMV each if some are float32).
+func sharedForwardQ(x *tensor.Tensor, ys []*tensor.Tensor, ls []*Linear) {
+	var ops [4]kernels.QGemvOp
+	for i, l := range ls {
+		q := l.QWeight()
+		if q == nil {
+			for i, l := range ls {
+				ys[i] = LinearForward(l, x)
+			}
+			return
+		}
+		y := l.output(x)
+		ops[i] = kernels.QGemvOp{W: q, Y: y.Data}
+		ys[i] = y
+	}
+	kernels.GemvQ(x.Data, ops[:len(ls)]...)
 	for i, l := range ls {
 		if l.Bias != nil {
 			kernels.AddTo(ys[i].Data, l.Bias.W.Data)

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"math"
 	"math/rand/v2"
 
 	"github.com/slabml/slab/tensor"
@@ -32,6 +33,13 @@ func Uniform(t *tensor.Tensor, bound float64, rng *rand.Rand) {
 	for i := range t.Data {
 		t.Data[i] = float32((2*rng.Float64() - 1) * bound)
 	}
+}
+
+// XavierUniform fills a [out, in] weight uniform in ±sqrt(6/(in+out))
+// (torch.nn.init.xavier_uniform_).
+func XavierUniform(w *tensor.Tensor, rng *rand.Rand) {
+	out, in := w.Dim(0), w.Size()/max(w.Dim(0), 1)
+	Uniform(w, math.Sqrt(6/float64(in+out)), rng)
 }
 
 // Fill sets every element of t to v.

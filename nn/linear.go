@@ -40,6 +40,9 @@ func (l *Linear) check(x *tensor.Tensor, want int, what string) {
 // Forward maps [..., In] to [..., Out] with one GEMM whose epilogue adds
 // the bias.
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
+	if p := l.Weight.lin; p != nil && p.qs != nil {
+		return l.forwardQ(x, p.qs)
+	}
 	y := l.output(x)
 	rows := x.Rows()
 	var ep kernels.Epilogue
@@ -72,6 +75,7 @@ type linearPack struct {
 	ver   uint64   // Param.Version() when packed
 	data  *float32 // &W.Data[0] when packed
 	pb    kernels.PackedB
+	qs    *quantState // the low-precision copy Forward reads (Quantize)
 }
 
 // get returns the packed weight, repacking it when W may have changed
@@ -110,7 +114,7 @@ func Prepack(m Module) {
 func Unpack(m Module) {
 	for _, p := range m.Params() {
 		if p.lin != nil {
-			*p.lin = linearPack{}
+			*p.lin = linearPack{qs: p.lin.qs}
 		}
 	}
 }
@@ -119,6 +123,9 @@ func Unpack(m Module) {
 // returns dx = dy W.
 func (l *Linear) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	l.check(dy, l.Out, "gradient")
+	if p := l.Weight.lin; p != nil && p.qs != nil {
+		panic(fmt.Sprintf("nn.Linear %s: Backward through %v weights (quantization is for inference; nn.Quantize(m, kernels.F32) restores float32)", l.Weight.Name, p.qs.dtype))
+	}
 	if p := l.Weight.lin; p != nil {
 		// Training: an optimizer step follows, every step.
 		p.on, p.valid = false, false

@@ -218,7 +218,7 @@ func TestLinearNormIdentityBranch(t *testing.T) {
 	ln := NewLinearNorm("n", Identity{}, rb, 0, 4)
 	x := blRand(1, 1, rows, c)
 	ln.Forward(x, Train) // lambda 1
-	lam := ln.Lambda()  // 0.75
+	lam := ln.Lambda()   // 0.75
 	ln.Forward(x, Train)
 	dy := blRand(2, 1, rows, c)
 	dx := ln.Backward(dy)

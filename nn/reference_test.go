@@ -103,7 +103,7 @@ type noTrain struct {
 }
 
 func (n noTrain) Forward(x *tensor.Tensor, _ nn.Mode) *tensor.Tensor { return n.fwd(x) }
-func (n noTrain) Backward(dy *tensor.Tensor) *tensor.Tensor       { return n.bwd(dy) }
+func (n noTrain) Backward(dy *tensor.Tensor) *tensor.Tensor          { return n.bwd(dy) }
 
 // runVJP loads params, runs one training forward and backward and compares
 // y, dx and every gradient.

@@ -28,15 +28,16 @@ type RelPosBias struct {
 }
 
 // NewRelPosBias builds name.relative_position_bias_table (zeros; the model
-// initialises it, trunc-normal std 0.02 in the official code) and the
-// index for a window x window window.
+// initialises it, trunc-normal std 0.02 in the official code; excluded
+// from weight decay, as Swin's no_weight_decay_keywords does, docs/method.md
+// 5) and the index for a window x window window.
 func NewRelPosBias(name string, window, heads int) *RelPosBias {
 	if window < 1 || heads < 1 {
 		panic(fmt.Sprintf("nn.NewRelPosBias(%s): window %d, heads %d", name, window, heads))
 	}
 	t := 2*window - 1
 	return &RelPosBias{
-		Table: NewParam(name+".relative_position_bias_table", false, t*t, heads),
+		Table: NewParam(name+".relative_position_bias_table", true, t*t, heads),
 		Index: RelPosIndex(window), Window: window, Heads: heads,
 	}
 }

@@ -70,8 +70,8 @@ func TestRelPosBias(t *testing.T) {
 			if want := []int{(2*c.w - 1) * (2*c.w - 1), c.h}; !tensor.ShapeEq(r.Table.W.Shape, want) {
 				t.Fatalf("table shape %v, want %v", r.Table.W.Shape, want)
 			}
-			if r.Table.Name != "blk.attn.relative_position_bias_table" {
-				t.Fatalf("table name %q", r.Table.Name)
+			if r.Table.Name != "blk.attn.relative_position_bias_table" || !r.Table.NoDecay {
+				t.Fatalf("table %q (NoDecay %v): want blk.attn.relative_position_bias_table without weight decay", r.Table.Name, r.Table.NoDecay)
 			}
 			table := swRand(rng, len(r.Table.W.Data), 0, 0.5)
 			copy(r.Table.W.Data, swTensor(table, len(table)).Data)

@@ -111,6 +111,16 @@ func (s *SLA) bind() {
 	s.fwdMapFn, s.bwdMapFn = s.fwdMapTask, s.bwdMapTask
 }
 
+// slaGroups is the number of contiguous groups the backward deals its
+// rows tasks in, each summing its DWC weight and bias gradients into its
+// own partial: at least eight (threads to balance on any ordinary machine)
+// and, for many tasks, a quarter of them, so that parallelism grows with
+// the work while the partials (26·d floats each for a 5x5 kernel) cost
+// little against the four tasks each one stands for. It depends on the
+// task count only, never on kernels.Threads(): the summation order of the
+// gradients, and so their bits, are the same on any number of threads.
+func slaGroups(tasks int) int { return min(tasks, max(8, tasks/4)) }
+
 // sBlock is the number of rows of S (or dS) one task computes: a multiple
 // of HeadMatMul's 4-row block that splits d = 64 four ways.
 const sBlock = 16
@@ -262,11 +272,13 @@ func (s *SLA) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	tensor.Ensure(&s.dqkv, b, n, 3*c)
 
 	// Finishing dQ/dK/dV and the DWC input gradient go block by block; the
-	// DWC weight gradient needs a reduction, so the blocks are dealt in a
-	// fixed number of contiguous groups, each with its own partial sums.
+	// DWC weight gradient needs a reduction, so the blocks are dealt in
+	// contiguous groups, each with its own partial sums, added in group
+	// order at the end. The group count follows from the problem size
+	// alone (slaGroups), so the sum is the same whatever the thread count.
 	rows := b * h * s.nblk
 	kk := s.Kernel * s.Kernel
-	s.groups = min(kernels.Threads(), rows)
+	s.groups = slaGroups(rows)
 	clear(tensor.Ensure(&s.part, s.groups, kk*d+d).Data)
 	if s.nblk == 1 {
 		// Whole maps: every pass of a pair back to back, one region.

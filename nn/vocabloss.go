@@ -71,7 +71,11 @@ func (l *VocabLoss) Forward(logits *tensor.Tensor, targets []int) float64 {
 	return total / float64(rows)
 }
 
-// span is worker w's share of the rows.
+// span is worker w's share of the rows. The split follows the thread
+// count, but no value does: each row's softmax, loss and gradient are
+// computed whole by one worker, and Forward adds the per-row losses in row
+// order, so the bits are the same on any number of threads (checked by
+// TestTrainingThreadInvariant).
 func (l *VocabLoss) span(w int) (lo, hi int) {
 	nw := kernels.Threads()
 	return w * l.rows / nw, (w + 1) * l.rows / nw

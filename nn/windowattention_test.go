@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
 )
 
@@ -217,28 +216,43 @@ func BenchmarkWindowAttention(b *testing.B) {
 			}
 		})
 	}
-	b.Run("ratio", func(b *testing.B) {
-		var tw, tp, r []float64
-		wa.Forward(x, mask)
-		plain.Forward(x)
-		for b.Loop() {
-			t0 := time.Now()
-			plain.Forward(x)
-			t1 := time.Now()
-			wa.Forward(x, mask)
-			t2 := time.Now()
-			tp = append(tp, t1.Sub(t0).Seconds())
-			tw = append(tw, t2.Sub(t1).Seconds())
-			r = append(r, t2.Sub(t1).Seconds()/t1.Sub(t0).Seconds())
+	// ratio/ interleaves plain attention and window attention (shifted:
+	// bias and mask) round by round and reports medians and the median
+	// per-round ratio; fwdbwd/ adds the backward (the bias gradient's copy
+	// of the logit gradients and its sum over windows).
+	for _, bwd := range []bool{false, true} {
+		name := "ratio/fwd"
+		if bwd {
+			name = "ratio/fwdbwd"
 		}
-		slices.Sort(tp)
-		slices.Sort(tw)
-		slices.Sort(r)
-		b.ReportMetric(tp[len(tp)/2]*1e3, "plain-ms")
-		b.ReportMetric(tw[len(tw)/2]*1e3, "window-ms")
-		b.ReportMetric(r[len(r)/2], "window/plain")
-	})
-	_ = kernels.Threads
+		b.Run(name, func(b *testing.B) {
+			var tw, tp, r []float64
+			dy := wa.Forward(x, mask).Clone()
+			plain.Forward(x)
+			for b.Loop() {
+				t0 := time.Now()
+				plain.Forward(x)
+				if bwd {
+					plain.Backward(dy)
+				}
+				t1 := time.Now()
+				wa.Forward(x, mask)
+				if bwd {
+					wa.Backward(dy)
+				}
+				t2 := time.Now()
+				tp = append(tp, t1.Sub(t0).Seconds())
+				tw = append(tw, t2.Sub(t1).Seconds())
+				r = append(r, t2.Sub(t1).Seconds()/t1.Sub(t0).Seconds())
+			}
+			slices.Sort(tp)
+			slices.Sort(tw)
+			slices.Sort(r)
+			b.ReportMetric(tp[len(tp)/2]*1e3, "plain-ms")
+			b.ReportMetric(tw[len(tw)/2]*1e3, "window-ms")
+			b.ReportMetric(r[len(r)/2], "window/plain")
+		})
+	}
 }
 
 // benchFillSwin sets every parameter to small deterministic values.

@@ -24,6 +24,9 @@ func generateLowPrec() string {
 	for _, r := range []int{1, 4, 8} {
 		gemvInt8(r)
 	}
+	for _, r := range []int{1, 4, 8} {
+		gemvInt8X16(r)
+	}
 	peakLowPrec()
 	return out.String()
 }
@@ -274,4 +277,63 @@ func peakLowPrec() {
 	p("\tJNZ peakvnni_loop")
 	p("\tVZEROUPPER")
 	p("\tRET")
+}
+
+// gemvInt8X16 emits func gemvI8X<rows>AVX512(k, group int, x *int16, xs
+// *float32, w *byte, ldw int, out *float32): the int8 GEMV with x given
+// as int16 per group (xs[g] its scale): each step of 32 sign-extends the
+// row's int8 weights to int16 (VPMOVSXBW) and VPDPWSSD adds the 32
+// products in pairs to 16 int32 lanes, two instructions for 32 weights
+// against six for the float kernel. Per block the int32 sums are
+// converted and Z(8+2r) += float(sum) * (scale_w * xs[g]). group is a
+// multiple of 32; |sum| <= group/2 * 2 * 127 * 32767 stays within int32 for
+// groups up to 8192.
+func gemvInt8X16(rows int) {
+	name := fmt.Sprintf("gemvI8X%dAVX512", rows)
+	lbl := fmt.Sprintf("i8w%d", rows)
+	p("")
+	p("// func %s(k, group int, x *int16, xs *float32, w *byte, ldw int, out *float32)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+	p("\tMOVQ k+0(FP), CX")
+	p("\tMOVQ group+8(FP), AX")
+	p("\tMOVQ x+16(FP), SI")
+	p("\tMOVQ xs+24(FP), DX")
+	regs := rowSetup(rows, 32, 0)
+	p("\tMOVQ out+48(FP), DI")
+	for r := 0; r < rows; r++ {
+		p("\tVPXORD Z%d, Z%d, Z%d", 8+2*r, 8+2*r, 8+2*r)
+	}
+	p("\tTESTQ CX, CX")
+	p("\tJEQ %s_reduce", lbl)
+	p("%s_block:", lbl)
+	for r := 0; r < rows; r++ {
+		p("\tVPXORD Z%d, Z%d, Z%d", 9+2*r, 9+2*r, 9+2*r)
+	}
+	p("\tMOVQ AX, R12")
+	p("%s_step:", lbl)
+	p("\tVMOVDQU16 (SI), Z0")
+	for r, rr := range regs {
+		t := 24 + r%8
+		p("\tVPMOVSXBW (%s), Z%d", rr, t)
+		p("\tVPDPWSSD Z%d, Z0, Z%d", t, 9+2*r)
+	}
+	p("\tADDQ $64, SI")
+	for _, rr := range regs {
+		p("\tADDQ $32, %s", rr)
+	}
+	p("\tSUBQ $32, R12")
+	p("\tJNZ %s_step", lbl)
+	p("\tVBROADCASTSS (DX), Z1")
+	p("\tADDQ $4, DX")
+	for r, rr := range regs {
+		t := 24 + r%8
+		p("\tVMULPS.BCST (%s), Z1, Z%d", rr, t)
+		p("\tVCVTDQ2PS Z%d, Z%d", 9+2*r, 9+2*r)
+		p("\tVFMADD231PS Z%d, Z%d, Z%d", 9+2*r, t, 8+2*r)
+		p("\tADDQ $4, %s", rr)
+	}
+	p("\tSUBQ AX, CX")
+	p("\tJNZ %s_block", lbl)
+	p("%s_reduce:", lbl)
+	reduceRows(rows, false)
 }

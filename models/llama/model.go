@@ -34,7 +34,6 @@ type Model struct {
 	dxTied     *tensor.Tensor
 }
 
-
 // New builds a model with HF LLaMA initialisation (normal std InitStd for
 // every Linear and the embedding) from seed.
 func New(c Config, seed uint64) (*Model, error) {

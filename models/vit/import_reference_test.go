@@ -8,8 +8,8 @@ package vit_test
 // released. They go through checkpoint.ReadPTH, vit.LoadState and
 // fuse.Fuse, and the logits must match PyTorch's (computed in float64) to
 // 1e-4 normwise, for the unfolded eval model and for the folded one. The
-// full-size 224px versions (slab_deit_tiny, deit_tiny_prepbn, ~25 MB each,
-// not committed) are checked by the slow-tagged test in
+// 224px layouts (slab_deit_tiny, deit_tiny_prepbn at width 6, and the
+// full-width ones on request) are checked by TestOfficial224 in
 // tools/reference/reftest.
 
 import (

@@ -14,18 +14,25 @@ package vit_test
 // chains ~20 float32 layers whose errors add up (each ~1e-6 normwise in the
 // layer tests), and BatchNorm over only B*N = 196 tokens of a batch of 4
 // divides by batch standard deviations that amplify the residual stream's
-// rounding. After five AdamW steps the parameters differ from PyTorch's by
-// far less than one step (lr 1e-3) only where a gradient is not tiny: Adam
-// divides m by sqrt(v), so an element whose gradient is at the float32
-// noise floor can take a full-size step of either sign. So each final
-// parameter element gets a tolerance of 2e-5 (2 % of one step) plus the
-// step change a gradient error of 3e-7 of the largest gradient would cause
-// at its first-step gradient, capped by the largest possible move; the
-// losses are held to 1e-5 relative. Whole tensors that are exactly zero in
-// theory (the BN null space, zero_grad_params in the fixture) are projected
-// to zero before each step; without that, the plain-BatchNorm models'
-// residual-stream biases drift by ~4e-3 in 5 steps (float32 gradient noise
-// ~5e-8 > Adam's eps 1e-8), and their BN running means with them.
+// rounding. After five AdamW steps (lr 1e-3) every parameter element may
+// differ from PyTorch's by 1e-3 of the largest move five steps can make
+// (lr*steps) plus two float32 roundings of its value; at most 1 % of a
+// model's elements may exceed that, each still within the largest move.
+// Adam's update m/(sqrt(v)+eps) is invariant to the scale of the gradient,
+// so a gradient error e moves an element by about lr*e/sqrt(v) per step:
+// elements whose gradient is near the float32 noise floor of their tensor
+// (or below eps, sqrt(v) < eps) take steps of noise-driven size. Measured
+// (10 models, 7,770-9,919 elements each): 46 elements exceed the 1e-3
+// floor, at most 0.39 % of a model; 30 of them (batchnorm_softmax_cls, up
+// to 1.8e-2*lr*steps) with v below eps^2, the other 16 (batchnorm_sla,
+// repbn_softmax_cls, up to 5.4e-3*lr*steps) at sqrt(v) between 2e-7 and
+// 1e-4: noise-driven, not eps-driven, so the second moment alone does not
+// identify them. The losses are held to 1e-5 relative. Whole
+// tensors that are exactly zero in theory (the BN null space,
+// zero_grad_params in the fixture) are projected to zero before each step;
+// without that, the plain-BatchNorm models' residual-stream biases drift by
+// ~4e-3 in 5 steps (float32 gradient noise ~5e-8 > Adam's eps 1e-8), and
+// their BN running means with them.
 
 import (
 	"fmt"
@@ -45,9 +52,16 @@ import (
 var (
 	modelFwdTol   = reftest.Tol{Rel: 1e-4}
 	modelGradTol  = reftest.Tol{Rel: 1e-3}
-	adamParamTol  = reftest.Tol{Abs: 2e-5}
 	adamLossTol   = reftest.Tol{Rel: 1e-5}
 	modelStateTol = reftest.Tol{Rel: 1e-4}
+)
+
+// The AdamW comparison: adamStepFrac is the per-element tolerance as a
+// fraction of the largest move five steps can make (lr*steps),
+// adamExemptFrac the share of a model's elements allowed beyond it.
+const (
+	adamStepFrac   = 1e-3
+	adamExemptFrac = 0.01
 )
 
 // refConfig rebuilds the fixture's model configuration.
@@ -206,16 +220,6 @@ func TestReferenceModelAdamW(t *testing.T) {
 			for _, n := range f.Config["zero_grad_params"].([]any) {
 				null[n.(string)] = true
 			}
-			// The first step's exact gradient sets each element's
-			// tolerance (below).
-			g1 := map[string][]float32{}
-			scale := 0.0
-			for _, p := range m.Params() {
-				g1[p.Name] = f.T("train/grad/" + p.Name).Data
-				for _, v := range g1[p.Name] {
-					scale = max(scale, math.Abs(float64(v)))
-				}
-			}
 			x, labels := f.T("input"), f.Labels("labels")
 			var losses []float64
 			for k := range steps {
@@ -237,35 +241,39 @@ func TestReferenceModelAdamW(t *testing.T) {
 				opt.Step(lr)
 			}
 			reftest.Close(t, "losses", reftest.F32(losses...), f.T("adamw/losses").Data, adamLossTol)
-			// Adam's step on an element is lr*m/(sqrt(v)+eps): a gradient
-			// error e moves it by about lr*e/|g|. With float32 gradient
-			// noise e ~ 3e-7 of the largest gradient (calibrated: the worst
-			// element of all ten models then uses 26 % of its tolerance;
-			// 3e-6 would leave 13x room), element i may differ by
-			// 2e-5 + steps*lr*min(1, 3e-7*scale/|g1_i|): elements with a
-			// large gradient are held to 2 % of one step, those with a
-			// (near-)zero one only to the largest possible move.
-			loose, worst := 0, 0.0
-			for _, p := range m.Params() {
+			// Per element: adamStepFrac of the largest move plus two float32
+			// roundings of the value (ours and PyTorch's). Beyond that, at
+			// most adamExemptFrac of the elements, still within the largest
+			// move (steps of lr, plus the decay), see the file comment.
+			move := float64(steps) * lr
+			bc2 := 1 - math.Pow(opt.Beta2, float64(steps))
+			total, exempt, exemptSmallV, worst := 0, 0, 0, 0.0
+			for pi, p := range m.Params() {
 				want := f.T("adamw/param/" + p.Name).Data
 				maxAbs := 0.0
 				for i, w := range want {
-					g := math.Abs(float64(g1[p.Name][i]))
-					tol := adamParamTol.Abs + float64(steps)*lr*1.01*min(1, 3e-7*scale/max(g, 1e-30))
-					if tol > 1e-4 {
-						loose++
-					}
+					total++
 					d := math.Abs(float64(p.W.Data[i] - w))
 					maxAbs = max(maxAbs, d)
-					worst = max(worst, d/tol)
-					if d > tol {
-						t.Errorf("%s[%d] = %g, want %g: diff %.3g > %.3g (first gradient %.3g)", p.Name, i, p.W.Data[i], w, d, tol, g1[p.Name][i])
+					worst = max(worst, d/move)
+					if d <= adamStepFrac*move+math.Abs(float64(w))*0x1p-23 {
+						continue
+					}
+					exempt++
+					if float64(opt.V[pi][i])/bc2 < opt.Eps*opt.Eps {
+						exemptSmallV++
+					}
+					if bound := move*1.01 + 2*lr*f.Num("weight_decay")*float64(steps)*math.Abs(float64(w)); d > bound {
+						t.Errorf("%s[%d] = %g, want %g: diff %.3g beyond the largest move %.3g", p.Name, i, p.W.Data[i], w, d, bound)
 					}
 				}
 				t.Logf("%-44s max abs %.3g", p.Name, maxAbs)
 			}
-			t.Logf("worst diff/tolerance %.3g; %d elements with a tolerance above 1e-4 (first gradient below %.3g)",
-				worst, loose, 3e-7*scale*float64(steps)*lr/1e-4)
+			t.Logf("AdamW: %d of %d elements (%.2f %%; %d with v below eps^2) beyond %g*lr*steps = %.3g; worst diff %.3g*lr*steps",
+				exempt, total, 100*float64(exempt)/float64(total), exemptSmallV, adamStepFrac, adamStepFrac*move, worst)
+			if float64(exempt) > adamExemptFrac*float64(total) {
+				t.Errorf("AdamW: %d of %d elements beyond %g*lr*steps, at most %g %% may be", exempt, total, adamStepFrac, 100*adamExemptFrac)
+			}
 			checkRefBuffers(t, f, m, "adamw/buffer/")
 		})
 	}

@@ -12,7 +12,7 @@ It writes the fixtures under testdata/reference/ that slab's Go tests compare
 against (see testdata/reference/README.md):
 
     /usr/bin/python3 tools/reference/reference.py            # fixtures
-    /usr/bin/python3 tools/reference/reference.py --pth-full DIR   # 224px .pth (~25 MB each), not committed
+    /usr/bin/python3 tools/reference/reference.py --pth-full DIR   # full-width 224px .pth (~25 MB each), not committed
 
 Precision: every input and parameter is first drawn in float32 (so the Go side
 sees exactly the same values), then the computation runs in float64 and the
@@ -757,7 +757,8 @@ def self_check():
 
 
 # --------------------------------------------------------------------------
-# official-layout .pth checkpoints (models/vit/import_reference_test.go)
+# official-layout .pth checkpoints (models/vit/import_reference_test.go,
+# tools/reference/reftest/official224_test.go)
 
 OFFICIAL = {
     # SLAB-DeiT (slab_deit.py): LinearNorm keys, unused cls_token, 196-token pos_embed, SLA, mean pool
@@ -771,11 +772,29 @@ OFFICIAL_TINY = {
     "tiny_slab_deit": dict(OFFICIAL["slab_deit_tiny"], img=32, patch=8, dim=24, depth=2, heads=2, classes=10),
     "tiny_deit_prepbn": dict(OFFICIAL["deit_tiny_prepbn"], img=32, patch=8, dim=24, depth=2, heads=2, classes=10),
 }
+# The 224px models at width 6 (2 channels per head): every key of the
+# full-size layout (12 blocks, 14x14 tokens, 196/197 positions, 16x16 patches,
+# 1000 classes) with each tensor's width cut, ~80 KB each. Their input is
+# formula_input, so the logits file stays small.
+OFFICIAL_W6 = {
+    "slab_deit_tiny_w6": dict(OFFICIAL["slab_deit_tiny"], dim=6),
+    "deit_tiny_prepbn_w6": dict(OFFICIAL["deit_tiny_prepbn"], dim=6),
+}
 
 
-def official_pth(outdir, name, cfg, seed, batch=2):
+def formula_input(*shape):
+    """A deterministic input that Go recomputes instead of reading a stored
+    one: element i (row-major) is float32(((i*7919) % 2001)/1000 - 1), every
+    operation exact or correctly rounded in float64 on both sides."""
+    i = np.arange(int(np.prod(shape)), dtype=np.int64)
+    x = (((i * 7919) % 2001).astype(np.float64) / 1000.0 - 1.0).astype(np.float32)
+    return torch.from_numpy(x.reshape(shape))
+
+
+def official_pth(outdir, name, cfg, seed, batch=2, formula=False):
     """Writes NAME.pth ({"model": state_dict}, float32, iter = 0 as released) and
-    NAME_logits.safetensors (input and float64-computed logits, eval mode)."""
+    NAME_logits.safetensors (input and float64-computed logits, eval mode;
+    formula: the input is formula_input and not stored)."""
     torch.manual_seed(seed)
     m = DeiT(cfg)
     perturb(m, gen(seed + 1))
@@ -786,15 +805,18 @@ def official_pth(outdir, name, cfg, seed, batch=2):
     m.eval()
     sd = m.state_dict()
     torch.save({"model": sd, "epoch": 299}, os.path.join(outdir, f"{name}.pth"))
-    g = gen(seed + 2)
-    x = randn(g, batch, cfg["in_chans"], cfg["img"], cfg["img"])
+    if formula:
+        x = formula_input(batch, cfg["in_chans"], cfg["img"], cfg["img"])
+    else:
+        x = randn(gen(seed + 2), batch, cfg["in_chans"], cfg["img"], cfg["img"])
     md = copy.deepcopy(m).double().eval()
     with torch.no_grad():
         logits = md(x.double())
         fl = fuse(md)(x.double())
     assert (fl - logits).abs().max().item() < 1e-9
-    write_safetensors(os.path.join(outdir, f"{name}_logits.safetensors"), {"input": x, "logits": logits},
-                      {"config": json.dumps(dict(cfg, name=name, seed=seed), sort_keys=True)})
+    out = {"logits": logits} if formula else {"input": x, "logits": logits}
+    meta = dict(cfg, name=name, seed=seed, **({"input": "formula"} if formula else {}))
+    write_safetensors(os.path.join(outdir, f"{name}_logits.safetensors"), out, {"config": json.dumps(meta, sort_keys=True)})
 
 
 # --------------------------------------------------------------------------
@@ -818,6 +840,8 @@ def main():
         model_fixture(a.out, stem, norm, attn, cls, 1000 + 10 * i)
     for i, (name, cfg) in enumerate(OFFICIAL_TINY.items()):
         official_pth(a.out, name, cfg, 800 + 10 * i)
+    for i, (name, cfg) in enumerate(OFFICIAL_W6.items()):
+        official_pth(a.out, name, cfg, 850 + 10 * i, formula=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,196 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Low-precision benchmarks, each against a ceiling measured in the same
+// process: GEMMs with bf16/int8 weights as a fraction of the float32 FMA
+// peak, of the VDPBF16PS peak and of the VPDPBUSD peak; GEMVs as a
+// fraction of the DRAM read rate (ReadAll over 256 MiB).
+//
+//	go test -run '^$' -bench 'PeakLowPrec|GEMMQ|GEMVQ' -count 3 ./kernels/
+
+// lowPrecPeakRun runs dtype d's peak loop (F32: the FMA loop) on t
+// threads and returns G operations per second.
+func lowPrecPeakRun(d Dtype, t, iters int) float64 {
+	f, per := lowPrecPeak(d)
+	if d == F32 {
+		f, per = peakLoop(bestPath)
+	}
+	if f == nil {
+		return 0
+	}
+	prev := Threads()
+	SetThreads(t)
+	defer SetThreads(prev)
+	start := time.Now()
+	ParallelFor(t, 1, func(lo, hi int) {
+		for range hi - lo {
+			f(iters)
+		}
+	})
+	return float64(t) * float64(iters) * per / time.Since(start).Seconds() / 1e9
+}
+
+var lowPrecPeaks struct {
+	sync.Once
+	g [3]float64 // by Dtype: GFLOP/s (f32, bf16), GOP/s (int8)
+}
+
+// measuredLowPrecPeaks is the best of 10 short all-thread runs of each
+// peak loop, interleaved, once per process.
+func measuredLowPrecPeaks() [3]float64 {
+	lowPrecPeaks.Do(func() {
+		for range 10 {
+			for d := F32; d <= Int8; d++ {
+				lowPrecPeaks.g[d] = max(lowPrecPeaks.g[d], lowPrecPeakRun(d, Threads(), 1_000_000))
+			}
+		}
+	})
+	return lowPrecPeaks.g
+}
+
+func BenchmarkPeakLowPrec(b *testing.B) {
+	for d := F32; d <= Int8; d++ {
+		b.Run(d.String(), func(b *testing.B) {
+			if f, _ := lowPrecPeak(d); f == nil && d != F32 || bestPath != PathAVX512 {
+				b.Skip("no peak loop for this dtype on this CPU")
+			}
+			var best float64
+			for b.Loop() {
+				best = max(best, lowPrecPeakRun(d, Threads(), 1_000_000))
+			}
+			b.ReportMetric(best, "GOP/s")
+		})
+	}
+}
+
+// BenchmarkGEMMQ times Linear shapes y = x W^T with W in each dtype.
+func BenchmarkGEMMQ(b *testing.B) {
+	peaks := measuredLowPrecPeaks()
+	for _, s := range [][3]int{{1024, 1024, 1024}, {197, 192, 768}, {6304, 192, 768}, {128, 1024, 2816}} {
+		m, k, n := s[0], s[1], s[2]
+		for d := F32; d <= Int8; d++ {
+			b.Run(fmt.Sprintf("%dx%dx%d/%v", m, k, n, d), func(b *testing.B) {
+				rng := rand.New(rand.NewSource(1))
+				a := gemmRand(rng, m*k)
+				w := gemmRand(rng, n*k)
+				c := make([]float32, m*n)
+				var q *QMatrix
+				if d != F32 {
+					var err error
+					if q, err = Quantize(d, w, n, k); err != nil {
+						b.Fatal(err)
+					}
+				}
+				run := func() {
+					if q == nil {
+						GemmEpilogue(false, true, m, n, k, a, k, w, k, c, n, Epilogue{})
+					} else {
+						GemmQ(m, a, k, q, c, n, Epilogue{})
+					}
+				}
+				run()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					run()
+				}
+				gf := 2 * float64(m*n*k) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+				b.ReportMetric(gf, "GFLOP/s")
+				for pd, unit := range []string{"%f32peak", "%bf16peak", "%vnnipeak"} {
+					if peaks[pd] > 0 {
+						b.ReportMetric(100*gf/peaks[pd], unit)
+					}
+				}
+			})
+		}
+	}
+}
+
+var readRate struct {
+	sync.Once
+	gbs float64
+}
+
+// measuredReadRate is the best of five ReadAll passes over 256 MiB, GB/s.
+func measuredReadRate() float64 {
+	readRate.Do(func() {
+		buf := make([]float32, 64<<20)
+		for i := range buf {
+			buf[i] = 1
+		}
+		for range 5 {
+			t0 := time.Now()
+			ReadAll(buf)
+			readRate.gbs = max(readRate.gbs, float64(4*len(buf))/time.Since(t0).Seconds()/1e9)
+		}
+	})
+	return readRate.gbs
+}
+
+// BenchmarkGEMVQ streams LLaMA-350M-sized decode GEMVs (W cycled through
+// >= 256 MiB of copies, so every call reads W from DRAM) in each dtype and
+// reports the weight bytes read per second against ReadAll's rate.
+func BenchmarkGEMVQ(b *testing.B) {
+	bw := measuredReadRate()
+	for _, s := range [][2]int{{1024, 2816}, {2816, 1024}, {1024, 1024}} {
+		k, n := s[0], s[1]
+		for _, mode := range []string{"f32", "bf16", "bf16dot", "int8"} {
+			b.Run(fmt.Sprintf("1x%dx%d/%s", k, n, mode), func(b *testing.B) {
+				d := F32
+				switch mode {
+				case "bf16", "bf16dot":
+					d = BF16
+				case "int8":
+					d = Int8
+				}
+				defer SetBF16Dot(SetBF16Dot(mode == "bf16dot"))
+				rng := rand.New(rand.NewSource(1))
+				x := gemmRand(rng, k)
+				y := make([]float32, n)
+				w := gemmRand(rng, n*k)
+				bytes := 4 * n * k
+				var q *QMatrix
+				if d != F32 {
+					q, _ = Quantize(d, w, n, k)
+					bytes = q.Bytes()
+				}
+				copies := max(1, (256<<20)/bytes)
+				ws := make([][]float32, 0, copies)
+				qs := make([]*QMatrix, 0, copies)
+				for range copies {
+					if q == nil {
+						ws = append(ws, append([]float32(nil), w...))
+					} else {
+						c := *q
+						c.BF16 = append([]uint16(nil), q.BF16...)
+						c.Q = append([]byte(nil), q.Q...)
+						qs = append(qs, &c)
+					}
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				i := 0
+				for b.Loop() {
+					if q == nil {
+						Gemm(false, true, 1, n, k, 1, x, k, ws[i%copies], k, 0, y, n)
+					} else {
+						GemvQ(x, QGemvOp{W: qs[i%copies], Y: y})
+					}
+					i++
+				}
+				gbs := float64(bytes) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+				b.ReportMetric(gbs, "GB/s")
+				if bw > 0 {
+					b.ReportMetric(100*gbs/bw, "%read")
+				}
+			})
+		}
+	}
+}

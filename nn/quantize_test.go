@@ -1,0 +1,134 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
+
+// quantModel is a few Linears for Quantize (a Module of their params).
+type quantModel []*Linear
+
+func (m quantModel) Params() []*Param {
+	var ps []*Param
+	for _, l := range m {
+		ps = append(ps, l.Params()...)
+	}
+	return ps
+}
+
+func (m quantModel) Buffers() []*Buffer { return nil }
+
+// TestLinearQuantized: a quantized Linear's Forward (one row: GEMV; five
+// rows: GEMM), LinearForward and SharedForward match the float64
+// reference of the same quantized weights, give the same bits on 1 and 2
+// threads and through every entry point, and Quantize(F32) restores the
+// float32 results exactly.
+func TestLinearQuantized(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	defer kernels.SetThreads(kernels.Threads())
+	in := 96
+	m := quantModel{NewLinear("a", in, 40, true), NewLinear("b", in, 13, true), NewLinear("c", in, 64, false)}
+	for _, l := range m {
+		randFill(rng, 1, l.Weight.W)
+		if l.Bias != nil {
+			randFill(rng, 1, l.Bias.W)
+		}
+	}
+	for _, rows := range []int{1, 5} {
+		x := tensor.New(rows, in)
+		randFill(rng, 1, x)
+		var f32 []*tensor.Tensor
+		for _, l := range m {
+			f32 = append(f32, l.Forward(x).Clone())
+		}
+		for _, dt := range []kernels.Dtype{kernels.BF16, kernels.Int8} {
+			if n, err := Quantize(m, dt); err != nil || n != 3 {
+				t.Fatalf("Quantize(%v): %d layers, %v", dt, n, err)
+			}
+			worst := 0.0
+			ys := make([]*tensor.Tensor, 3)
+			SharedForward(x, ys, m...)
+			for i, l := range m {
+				if l.Dtype() != dt {
+					t.Fatalf("%s: dtype %v, want %v", l.Weight.Name, l.Dtype(), dt)
+				}
+				shared := ys[i].Clone()
+				kernels.SetThreads(1)
+				one := l.Forward(x).Clone()
+				kernels.SetThreads(2)
+				two := LinearForward(l, x).Clone()
+				dq := make([]float32, l.Out*l.In)
+				l.QWeight().DequantizeRows(0, l.Out, dq)
+				for r := range rows {
+					for j := range l.Out {
+						var s, mag float64
+						for p := range in {
+							v := float64(x.Data[r*in+p]) * float64(dq[j*in+p])
+							s += v
+							mag += math.Abs(v)
+						}
+						if l.Bias != nil {
+							s += float64(l.Bias.W.Data[j])
+							mag += math.Abs(float64(l.Bias.W.Data[j]))
+						}
+						got := one.Data[r*l.Out+j]
+						e := math.Abs(float64(got)-s) / mag
+						worst = max(worst, e)
+						if e > 1e-5 {
+							t.Errorf("%v %s rows %d: y[%d,%d] = %v, float64 %v", dt, l.Weight.Name, rows, r, j, got, s)
+						}
+						if two.Data[r*l.Out+j] != got || shared.Data[r*l.Out+j] != got {
+							t.Fatalf("%v %s rows %d: y[%d,%d] 1 thread %v, 2 threads %v, shared %v", dt, l.Weight.Name, rows, r, j, got, two.Data[r*l.Out+j], shared.Data[r*l.Out+j])
+						}
+					}
+				}
+			}
+			t.Logf("%v rows %d: max error / magnitude sum %.3g", dt, rows, worst)
+		}
+		if _, err := Quantize(m, kernels.F32); err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range m {
+			y := l.Forward(x)
+			for j, v := range f32[i].Data {
+				if y.Data[j] != v {
+					t.Fatalf("%s back to f32: y[%d] = %v, was %v", l.Weight.Name, j, y.Data[j], v)
+				}
+			}
+		}
+	}
+}
+
+// TestLinearQuantizedStale: a weight changed (MarkChanged) after
+// Quantize is quantized again; Backward through a quantized Linear
+// panics with a message naming it.
+func TestLinearQuantizedStale(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	l := NewLinear("s", 32, 8, false)
+	randFill(rng, 1, l.Weight.W)
+	m := quantModel{l}
+	if _, err := Quantize(m, kernels.BF16); err != nil {
+		t.Fatal(err)
+	}
+	x := tensor.New(1, 32)
+	randFill(rng, 1, x)
+	before := l.Forward(x).Clone()
+	l.Weight.W.Data[0] += 10
+	l.Weight.MarkChanged()
+	after := l.Forward(x)
+	if after.Data[0] == before.Data[0] {
+		t.Fatal("changed weight not re-quantized")
+	}
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatal("Backward through bf16 weights did not panic")
+		} else {
+			t.Logf("Backward: %v", r)
+		}
+	}()
+	l.Backward(tensor.New(1, 8))
+}
