@@ -169,8 +169,9 @@ func run(models, dtypes string, rounds, promptN, gen, threads int, dot bool, jso
 	}
 	res := result{Date: time.Now().UTC().Format(time.RFC3339), Threads: kernels.Threads(), Rounds: rounds, Prompt: promptN, Generate: gen, BF16Dot: dot}
 	probe := newProbe()
+	probe.measure() // fault the buffer in, ramp the clocks
 	probe.measure()
-	probe.measure()
+	probe.wall, probe.cpu = nil, nil
 	rng := rand.New(rand.NewPCG(1, 3))
 	prompt := make([]int, promptN)
 	smp := nn.NewSampler(0, 0, 1, 1)
