@@ -168,9 +168,17 @@ func (c *Conv2d) weight() []float32 {
 		kd, gk := c.In*c.Kernel*c.Kernel, c.depth()
 		wt := ensureDims(&c.wt, &c.shp, c.Out, gk)
 		clear(wt.Data) // blocked: taps beyond k stay zero
-		for o := 0; o < c.Out; o++ {
-			src, dst := W.W.Data[o*kd:(o+1)*kd], wt.Data[o*gk:(o+1)*gk]
-			c.forEachTap(func(i, j int) { dst[j] = src[i] })
+		if c.Tokens {
+			// [In, k²] -> [k², In] per output channel.
+			kk := c.Kernel * c.Kernel
+			for o := 0; o < c.Out; o++ {
+				kernels.TransposeScale(wt.Data[o*gk:(o+1)*gk], c.In, W.W.Data[o*kd:(o+1)*kd], kk, c.In, kk, 1)
+			}
+		} else {
+			for o := 0; o < c.Out; o++ {
+				src, dst := W.W.Data[o*kd:(o+1)*kd], wt.Data[o*gk:(o+1)*gk]
+				c.forEachTap(func(i, j int) { dst[j] = src[i] })
+			}
 		}
 		c.wtOK, c.wtVer, c.wtData = true, W.Version(), &W.W.Data[0]
 	}
@@ -213,9 +221,20 @@ func (c *Conv2d) Backward(dy *tensor.Tensor) *tensor.Tensor {
 		// dW in the unfolded order, then added into PyTorch's.
 		dwt := ensureDims(&c.dwt, &c.shp, c.Out, gk)
 		kernels.Gemm(true, false, c.Out, gk, rows, 1, dy.Data, c.Out, c.col.Data, gk, 0, dwt.Data, gk)
-		for o := 0; o < c.Out; o++ {
-			src, dst := dwt.Data[o*gk:(o+1)*gk], c.Weight.G.Data[o*kd:(o+1)*kd]
-			c.forEachTap(func(i, j int) { dst[i] += src[j] })
+		if c.Tokens {
+			// [k², In] -> [In, k²] per output channel (into dcol, free
+			// until the input gradient), then one add.
+			kk := c.Kernel * c.Kernel
+			tmp := ensureDims(&c.dcol, &c.shp, c.Out, kd)
+			for o := 0; o < c.Out; o++ {
+				kernels.TransposeScale(tmp.Data[o*kd:(o+1)*kd], kk, dwt.Data[o*gk:(o+1)*gk], c.In, kk, c.In, 1)
+			}
+			kernels.AddTo(c.Weight.G.Data, tmp.Data)
+		} else {
+			for o := 0; o < c.Out; o++ {
+				src, dst := dwt.Data[o*gk:(o+1)*gk], c.Weight.G.Data[o*kd:(o+1)*kd]
+				c.forEachTap(func(i, j int) { dst[i] += src[j] })
+			}
 		}
 	} else {
 		kernels.Gemm(true, false, c.Out, kd, rows, 1, dy.Data, c.Out, c.col.Data, kd, 1, c.Weight.G.Data, kd)
