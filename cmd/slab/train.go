@@ -84,7 +84,7 @@ func cmdTrain(args []string) error {
 	recal := fs.Int("recalibrate", -1, "BN re-calibration passes after training (-1 = 1 for BatchNorm-based norms, 0 otherwise)")
 	out := fs.String("out", "", "output directory (checkpoint, curve log, plot)")
 	resume := fs.String("resume", "", "continue bit for bit from this training checkpoint")
-	threads := fs.Int("threads", 0, "threads (0 = all cores); same seed + threads = identical run")
+	threads := fs.Int("threads", 0, "threads (0 = all cores); the same seed gives the identical run at any thread count")
 	seed := fs.Uint64("seed", 0, "seed of weights, data order, augmentation and drop path")
 	stopEpoch := fs.Int("stop-epoch", 0, "stop after this epoch (0 = run all); continue later with --resume")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
