@@ -182,3 +182,55 @@ func addRow(d, x []float32) {
 	}
 	fmaRowAdd(d, x)
 }
+
+// SpaceToDepth writes block rows [by0, by1) of the s x s blocks of the
+// channel-major image img [c, h, w], zero-padded by p on the top and left
+// (and as needed on the bottom and right): block (by, bx), bx < gbw,
+// becomes position by*gbw+bx of the channels-last map dst, c*s*s values
+// ordered (channel, y, x) within the block.
+//
+// Why: a convolution with stride s over an image of few channels (CSwin's
+// stem, 7x7 stride 4 over 3 channels) unfolds into rows of c*k*k values
+// gathered k at a time (21 seven-value runs per output pixel), which costs
+// more than its GEMM. On the blocked map the same convolution has stride 1
+// and a kernel of ceil(k/s) blocks, so Im2ColCL copies runs of c*s*s
+// values (48 for the stem) and the GEMM's depth grows to
+// ceil(k/s)²·c·s² (192 instead of 147), the taps beyond k multiplying
+// zero weights.
+func SpaceToDepth(dst, img []float32, c, h, w, s, p, gbw, by0, by1 int) {
+	cb := c * s * s
+	for by := by0; by < by1; by++ {
+		row := dst[by*gbw*cb : (by+1)*gbw*cb]
+		for ch := 0; ch < c; ch++ {
+			for y := 0; y < s; y++ {
+				off := (ch*s + y) * s // within each block
+				iy := by*s + y - p
+				if iy < 0 || iy >= h {
+					for bx := 0; bx < gbw; bx++ {
+						clear(row[bx*cb+off : bx*cb+off+s])
+					}
+					continue
+				}
+				src := img[ch*h*w+iy*w : ch*h*w+iy*w+w]
+				for bx := 0; bx < gbw; bx++ {
+					d := row[bx*cb+off : bx*cb+off+s]
+					ix0 := bx*s - p
+					if ix0 >= 0 && ix0+s <= w {
+						v := src[ix0 : ix0+s]
+						for x := range d {
+							d[x] = v[x]
+						}
+						continue
+					}
+					for x := range d {
+						if ix := ix0 + x; ix >= 0 && ix < w {
+							d[x] = src[ix]
+						} else {
+							d[x] = 0
+						}
+					}
+				}
+			}
+		}
+	}
+}

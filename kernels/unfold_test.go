@@ -110,3 +110,57 @@ func TestIm2Col(t *testing.T) {
 		})
 	}
 }
+
+// TestSpaceToDepth: Im2ColCL over the blocked map (kernel ceil(k/s),
+// stride 1) holds, at block tap (dby, dbx) and block position (ch, y, x),
+// the padded input pixel that tap (dby*s+y, dbx*s+x) of the original
+// convolution reads (0 in the padding), for every output pixel.
+func TestSpaceToDepth(t *testing.T) {
+	for i, u := range []unfoldCase{{3, 21, 23, 7, 4, 2}, {2, 9, 7, 3, 2, 1}, {1, 8, 8, 4, 4, 0}, {2, 10, 9, 5, 3, 2}} {
+		t.Run(fmt.Sprint(u), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(i), 11))
+			img := make([]float32, u.c*u.h*u.w)
+			for j := range img {
+				img[j] = float32(1 + rng.IntN(100))
+			}
+			at := func(ch, y, x int) float32 { return img[(ch*u.h+y)*u.w+x] }
+			oh, ow := ConvOutSize(u.h, u.k, u.s, u.p), ConvOutSize(u.w, u.k, u.s, u.p)
+			kb := (u.k + u.s - 1) / u.s
+			gbh, gbw := oh+kb-1, ow+kb-1
+			cb := u.c * u.s * u.s
+			blk := make([]float32, gbh*gbw*cb)
+			SpaceToDepth(blk, img, u.c, u.h, u.w, u.s, u.p, gbw, 0, gbh)
+			kd := kb * kb * cb
+			col := make([]float32, oh*ow*kd)
+			Im2ColCL(col, blk, cb, cb, gbh, gbw, kb, 1, 0, 0, oh)
+			bad := 0
+			for oy := 0; oy < oh; oy++ {
+				for ox := 0; ox < ow; ox++ {
+					for dby := 0; dby < kb; dby++ {
+						for dbx := 0; dbx < kb; dbx++ {
+							for ch := 0; ch < u.c; ch++ {
+								for y := 0; y < u.s; y++ {
+									for x := 0; x < u.s; x++ {
+										ky, kx := dby*u.s+y, dbx*u.s+x
+										got := col[(oy*ow+ox)*kd+(dby*kb+dbx)*cb+(ch*u.s+y)*u.s+x]
+										py, px := oy*u.s-u.p+ky, ox*u.s-u.p+kx
+										want := float32(0)
+										if py >= 0 && py < u.h && px >= 0 && px < u.w {
+											want = at(ch, py, px)
+										}
+										if got != want {
+											bad++
+										}
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+			if bad > 0 {
+				t.Fatalf("%d misplaced values", bad)
+			}
+		})
+	}
+}

@@ -102,19 +102,24 @@ func TestConv2dWeightChange(t *testing.T) {
 // TestConv2dThreads: forward and every gradient bit-identical at 1, 2 and
 // 4 threads (the weight gradient sums over all B*OH*OW rows).
 func TestConv2dThreads(t *testing.T) {
-	for _, tokens := range []bool{false, true} {
+	for _, sh := range []convShape{
+		{2, 16, 28, 28, 32, 3, 2, 1, false},
+		{2, 16, 28, 28, 32, 3, 2, 1, true},
+		{2, 3, 32, 32, 16, 7, 4, 2, false}, // blocked (stem)
+	} {
 		rng := rand.New(rand.NewPCG(4, 4))
-		cv := NewConv2d("conv", 16, 32, 3, 2, 1, tokens)
+		cv := NewConv2d("conv", sh.ci, sh.co, sh.k, sh.s, sh.p, sh.tokens)
 		set32(cv.Weight, rnd(rng, len(cv.Weight.W.Data), 0.1))
-		set32(cv.Bias, rnd(rng, 32, 0.1))
-		x := t32(rnd(rng, 2*16*28*28, 1), 2, 16, 28, 28)
-		if tokens {
-			x = x.View(2, 28*28, 16)
+		set32(cv.Bias, rnd(rng, sh.co, 0.1))
+		x := t32(rnd(rng, sh.B*sh.ci*sh.h*sh.w, 1), sh.B, sh.ci, sh.h, sh.w)
+		if sh.tokens {
+			x = x.View(sh.B, sh.h*sh.w, sh.ci)
 		}
-		dy := t32(rnd(rng, 2*14*14*32, 1), 2, 14*14, 32)
+		oh, ow := cv.OutSize(sh.h, sh.w)
+		dy := t32(rnd(rng, sh.B*oh*ow*sh.co, 1), sh.B, oh*ow, sh.co)
 		threadInvariant(t, func() [][]float32 {
 			ZeroGrads(cv.Params())
-			y := clone32(cv.Forward(x, 28, 28).Data)
+			y := clone32(cv.Forward(x, sh.h, sh.w).Data)
 			dx := clone32(cv.Backward(dy).Data)
 			return [][]float32{y, dx, clone32(cv.Weight.G.Data), clone32(cv.Bias.G.Data)}
 		})
@@ -125,21 +130,26 @@ func TestConv2dAllocs(t *testing.T) {
 	if attnGemmAllocates() {
 		t.Skip("kernels.Gemm allocates per call")
 	}
-	for _, tokens := range []bool{false, true} {
-		cv := NewConv2d("conv", 4, 8, 3, 2, 1, tokens)
-		x := tensor.New(2, 4, 10, 10)
-		if tokens {
-			x = tensor.New(2, 100, 4)
+	for _, sh := range []convShape{
+		{2, 4, 10, 10, 8, 3, 2, 1, false},
+		{2, 4, 10, 10, 8, 3, 2, 1, true},
+		{2, 3, 16, 16, 8, 7, 4, 2, false}, // blocked (stem)
+	} {
+		cv := NewConv2d("conv", sh.ci, sh.co, sh.k, sh.s, sh.p, sh.tokens)
+		x := tensor.New(sh.B, sh.ci, sh.h, sh.w)
+		if sh.tokens {
+			x = tensor.New(sh.B, sh.h*sh.w, sh.ci)
 		}
-		dy := tensor.New(2, 25, 8)
-		cv.Forward(x, 10, 10)
+		oh, ow := cv.OutSize(sh.h, sh.w)
+		dy := tensor.New(sh.B, oh*ow, sh.co)
+		cv.Forward(x, sh.h, sh.w)
 		cv.Backward(dy)
 		n := testing.AllocsPerRun(5, func() {
-			cv.Forward(x, 10, 10)
+			cv.Forward(x, sh.h, sh.w)
 			cv.Backward(dy)
 		})
 		if n > 0 {
-			t.Errorf("tokens=%v: Conv2d forward+backward allocates %.1f times", tokens, n)
+			t.Errorf("%v: Conv2d forward+backward allocates %.1f times", sh, n)
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -77,8 +78,22 @@ func main() {
 	threads := flag.Int("threads", 0, "threads (0: all cores)")
 	dot := flag.Bool("bf16dot", false, "bf16 GEMVs round x to bf16 and use VDPBF16PS")
 	jsonOut := flag.String("json", "", "also write the result as JSON to this file")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lowprec:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "lowprec:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*models, *dtypes, *rounds, *promptN, *gen, *threads, *dot, *jsonOut); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "lowprec:", err)
 		os.Exit(1)
 	}
@@ -154,8 +169,9 @@ func run(models, dtypes string, rounds, promptN, gen, threads int, dot bool, jso
 	}
 	res := result{Date: time.Now().UTC().Format(time.RFC3339), Threads: kernels.Threads(), Rounds: rounds, Prompt: promptN, Generate: gen, BF16Dot: dot}
 	probe := newProbe()
+	probe.measure() // fault the buffer in, ramp the clocks
 	probe.measure()
-	probe.measure()
+	probe.wall, probe.cpu = nil, nil
 	rng := rand.New(rand.NewPCG(1, 3))
 	prompt := make([]int, promptN)
 	smp := nn.NewSampler(0, 0, 1, 1)
