@@ -1,7 +1,7 @@
 package fuse_test
 
 // The deploy model against our PyTorch reference fold
-// (tools/reference/reference.py, fuse(): SLAB.md 2.1 exact form, computed in
+// (tools/reference/reference.py, fuse(): docs/method.md 2.1 exact form, computed in
 // float64): for every BatchNorm-based tiny model fixture, fuse.Fuse must give
 // PyTorch's folded weights and the folded model's logits, which PyTorch
 // checked equal to the unfolded eval logits to 1e-10.

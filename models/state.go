@@ -237,9 +237,9 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 	if len(defaulted) > 0 {
 		warnings = append(warnings, fmt.Sprintf("%s: %d counters absent from the state dict were set to 0 (first: %s)", modelName(m), len(defaulted), defaulted[0]))
 	}
-	sort.Strings(iterKeys)
-	for _, k := range iterKeys {
-		warnings = append(warnings, fmt.Sprintf("%s: %s > 0: the PRepBN schedule has not finished (the LayerNorm branch still mixes into training forwards)", modelName(m), k))
+	if len(iterKeys) > 0 {
+		sort.Strings(iterKeys)
+		warnings = append(warnings, fmt.Sprintf("%s: the PRepBN schedule has not finished in %d norms (first: %s > 0): training from here still mixes in the LayerNorm branch; evaluation uses RepBN alone", modelName(m), len(iterKeys), iterKeys[0]))
 	}
 	return warnings, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/slabml/slab/checkpoint"
@@ -52,27 +53,68 @@ func (t *Trainer) Save(path string) error {
 		ScheduleT: t.ScheduleT, Sched: t.Sched, RNG: base64.StdEncoding.EncodeToString(rng),
 		TrainSeconds: t.TrainSeconds, TrainImages: t.TrainImages,
 	}
-	meta := map[string]string{}
-	for k, v := range t.Meta {
-		meta[k] = v
+	return saveTraining(path, t.Model, t.Opt, t.Meta, map[string]any{"train_config": t.Cfg, "state": st, "epochs": t.Epochs})
+}
+
+// saveTraining is the one checkpoint writer of both trainers: the model
+// (models.WeightsFile: every parameter and buffer, family and config), the
+// AdamW moments, and the given metadata, each value JSON-encoded.
+func saveTraining(path string, m models.Model, opt *AdamW, meta map[string]string, js map[string]any) error {
+	all := map[string]string{}
+	for k, v := range meta {
+		all[k] = v
 	}
-	for k, v := range map[string]any{"train_config": t.Cfg, "state": st, "epochs": t.Epochs} {
+	for k, v := range js {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return fmt.Errorf("saving %s: %s: %w", path, k, err)
 		}
-		meta[k] = string(b)
+		all[k] = string(b)
 	}
-	f, err := models.WeightsFile(t.Model, meta)
+	f, err := models.WeightsFile(m, all)
 	if err != nil {
 		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	f.Metadata["format"] = FormatTrain
-	for i, p := range t.Opt.Params() {
-		f.Tensors[optimPrefix+"exp_avg."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: append([]float32(nil), t.Opt.M[i]...)}
-		f.Tensors[optimPrefix+"exp_avg_sq."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: append([]float32(nil), t.Opt.V[i]...)}
+	for i, p := range opt.Params() {
+		f.Tensors[optimPrefix+"exp_avg."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: append([]float32(nil), opt.M[i]...)}
+		f.Tensors[optimPrefix+"exp_avg_sq."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: append([]float32(nil), opt.V[i]...)}
 	}
 	return checkpoint.Write(path, f)
+}
+
+// restoreTraining is the one checkpoint reader of both trainers: it checks
+// the format, decodes the "state" metadata into state, and loads the model
+// weights and the AdamW moments (after every check has passed).
+func restoreTraining(f *checkpoint.File, path string, m models.Model, opt *AdamW, state any) error {
+	if f.Metadata["format"] != FormatTrain {
+		return fmt.Errorf("%s: not a slab training checkpoint (format %q)", path, f.Metadata["format"])
+	}
+	if err := json.Unmarshal([]byte(f.Metadata["state"]), state); err != nil {
+		return fmt.Errorf("%s: damaged state metadata: %w", path, err)
+	}
+	for i, p := range opt.Params() {
+		for _, part := range []struct {
+			key string
+			dst []float32
+		}{{"exp_avg.", opt.M[i]}, {"exp_avg_sq.", opt.V[i]}} {
+			e, ok := f.Tensors[optimPrefix+part.key+p.Name]
+			if !ok || len(e.F32) != len(part.dst) {
+				return fmt.Errorf("%s: missing or mis-shaped optimizer state %q", path, optimPrefix+part.key+p.Name)
+			}
+		}
+	}
+	if err := loadExact(f, path, m); err != nil {
+		return err
+	}
+	for i, p := range opt.Params() {
+		copy(opt.M[i], f.Tensors[optimPrefix+"exp_avg."+p.Name].F32)
+		copy(opt.V[i], f.Tensors[optimPrefix+"exp_avg_sq."+p.Name].F32)
+	}
+	if err := opt.checkState(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // TrainConfigOf returns the training recipe stored in a training checkpoint.
@@ -91,46 +133,34 @@ func TrainConfigOf(f *checkpoint.File, path string) (Config, error) {
 // NewTrainer for the same model and recipe, so that training continues bit
 // for bit as if it had never stopped.
 func (t *Trainer) Restore(f *checkpoint.File, path string) error {
-	if f.Metadata["format"] != FormatTrain {
-		return fmt.Errorf("%s: not a slab training checkpoint (format %q)", path, f.Metadata["format"])
-	}
 	var st trainState
-	if err := json.Unmarshal([]byte(f.Metadata["state"]), &st); err != nil {
-		return fmt.Errorf("%s: damaged state metadata: %w", path, err)
-	}
 	var eps []EpochRecord
 	if s := f.Metadata["epochs"]; s != "" && s != "null" {
 		if err := json.Unmarshal([]byte(s), &eps); err != nil {
 			return fmt.Errorf("%s: damaged epochs metadata: %w", path, err)
 		}
 	}
-	if st.Step < 0 || st.Step > t.TotalSteps() {
-		return fmt.Errorf("%s: step %d outside this run's %d steps", path, st.Step, t.TotalSteps())
+	if f.Metadata["format"] == FormatTrain {
+		if err := json.Unmarshal([]byte(f.Metadata["state"]), &st); err != nil {
+			return fmt.Errorf("%s: damaged state metadata: %w", path, err)
+		}
+		if st.Step < 0 || st.Step > t.TotalSteps() {
+			return fmt.Errorf("%s: step %d outside this run's %d steps", path, st.Step, t.TotalSteps())
+		}
 	}
 	rng, err := base64.StdEncoding.DecodeString(st.RNG)
+	var probe rand.PCG
+	if err == nil && f.Metadata["format"] == FormatTrain {
+		err = probe.UnmarshalBinary(rng)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: damaged rng state: %w", path, err)
 	}
-	if err := t.RNG.UnmarshalBinary(rng); err != nil {
-		return fmt.Errorf("%s: damaged rng state: %w", path, err)
-	}
-	if err := loadExact(f, path, t.Model); err != nil {
+	if err := restoreTraining(f, path, t.Model, t.Opt, &st); err != nil {
 		return err
 	}
-	for i, p := range t.Opt.Params() {
-		for _, part := range []struct {
-			key string
-			dst []float32
-		}{{"exp_avg.", t.Opt.M[i]}, {"exp_avg_sq.", t.Opt.V[i]}} {
-			e, ok := f.Tensors[optimPrefix+part.key+p.Name]
-			if !ok || len(e.F32) != len(part.dst) {
-				return fmt.Errorf("%s: missing or mis-shaped optimizer state %q", path, optimPrefix+part.key+p.Name)
-			}
-			copy(part.dst, e.F32)
-		}
-	}
-	if err := t.Opt.checkState(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if err := t.RNG.UnmarshalBinary(rng); err != nil {
+		return fmt.Errorf("%s: damaged rng state: %w", path, err)
 	}
 	t.Step, t.Opt.Steps, t.ScheduleT, t.Sched = st.Step, st.OptimSteps, st.ScheduleT, st.Sched
 	t.TrainSeconds, t.TrainImages = st.TrainSeconds, st.TrainImages
@@ -143,7 +173,7 @@ func (t *Trainer) Restore(f *checkpoint.File, path string) error {
 // and buffer under its own name, nothing else but optimizer state (a
 // resume must continue the very run that was saved, so no layout aliases
 // apply).
-func loadExact(f *checkpoint.File, path string, m Model) error {
+func loadExact(f *checkpoint.File, path string, m models.Model) error {
 	want := map[string]bool{}
 	for _, p := range m.Params() {
 		want[p.Name] = true

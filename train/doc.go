@@ -2,7 +2,7 @@
 // PyTorch defines it, the timm per-iteration warm-up + cosine schedule,
 // label-smoothed cross-entropy, global-norm gradient clipping, per-epoch
 // evaluation in eval mode (the pure RepBN path), the end-of-training
-// BatchNorm re-calibration of SLAB.md 1.4, safetensors checkpoints with
+// BatchNorm re-calibration of docs/method.md 1.4, safetensors checkpoints with
 // exact resume, and progress/curve output (bar or log lines, JSON lines,
 // PNG plot).
 //
@@ -13,7 +13,7 @@
 //     can then be tested on a toy model in milliseconds, and the loop does
 //     not care which norm or attention the model uses: the PRepBN schedule
 //     lives in the model's LinearNorm buffers, the trainer only sets its
-//     length T (default 0.8 x all steps, SLAB.md 1.3 / issue #6) once.
+//     length T (default 0.8 x all steps, docs/method.md 1.3 and the official repository's issue #6) once.
 //   - Reproducibility is by construction rather than by saving every
 //     stream: the data order of epoch e comes from a PCG seeded with
 //     (seed, e) and drop path is reseeded from (seed, step) every step, so

@@ -12,7 +12,7 @@ import (
 // AdamW is PyTorch's torch.optim.AdamW: Adam moments with bias correction and
 // weight decay decoupled from the gradient (p -= lr*wd*p before the Adam
 // update). Parameters flagged NoDecay (biases, 1-D norm parameters, alpha,
-// pos_embed, cls_token; SLAB.md 5) are not decayed.
+// pos_embed, cls_token; docs/method.md 5) are not decayed.
 type AdamW struct {
 	Beta1, Beta2, Eps, WeightDecay float64
 	// Steps is the number of updates taken so far (PyTorch's per-parameter

@@ -3,7 +3,7 @@ package train
 import "math"
 
 // Schedule is the per-iteration learning-rate schedule of the official
-// training code (timm CosineLRScheduler, SLAB.md 5): a linear warm-up from
+// training code (timm CosineLRScheduler, docs/method.md 5): a linear warm-up from
 // WarmupLR to BaseLR over WarmupSteps, then cosine decay to MinLR with t
 // counted from 0 including the warm-up (no warm-up prefix), reaching MinLR
 // at TotalSteps and staying there (cool-down).

@@ -45,7 +45,7 @@ type Config struct {
 	// ClipGrad is the max global gradient norm; 0 disables clipping.
 	ClipGrad float64 `json:"clip_grad"`
 	// ScheduleT is the PRepBN schedule length in training forwards. 0 means
-	// ScheduleFrac x all training steps (docs/method.md 1.3, issue #6 guidance).
+	// ScheduleFrac x all training steps (docs/method.md 1.3, the official repository's issue #6).
 	ScheduleT    int64   `json:"schedule_t"`
 	ScheduleFrac float64 `json:"schedule_frac"`
 	// Recalibrate is the number of BN-statistics passes over the training

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,7 +50,7 @@ func (f *lmFlags) register(fs interface {
 	fs.StringVar(&f.model, "model", "lm_tiny", "model name (lm_test, lm_tiny, lm_small, lm_60m, llama_350m, optionally suffixed _rmsnorm/_layernorm/_prepbn)")
 	fs.StringVar(&f.norm, "norm", "", "override the norm: rmsnorm, layernorm or prepbn")
 	fs.StringVar(&f.attn, "attn", "", "override the attention: softmax (RoPE) or sla (causal simplified linear attention, O(1) decode state)")
-	fs.StringVar(&f.init, "repbn-init", "vision", "RepBN init for prepbn: vision (alpha=gamma=1) or official (all 0, SLAB.md 6.1)")
+	fs.StringVar(&f.init, "repbn-init", "vision", "RepBN init for prepbn: vision (alpha=gamma=1) or official (all 0, docs/method.md 6.1)")
 	fs.StringVar(&f.tok, "tokenizer", "", "byte, gpt2, or gpt2-trim (GPT-2 BPE keeping only the training text's token types; train-lm builds it); default: the model's own")
 	fs.StringVar(&f.ckpt, "ckpt", "", "checkpoint to load (its stored config wins over --model)")
 	fs.StringVar(&f.state, "state", "", "official state dict (.safetensors, or PyTorch .pth/.bin) to load into --model (with --norm, --tokenizer setting the shapes)")
@@ -178,47 +180,6 @@ func (f *lmFlags) modelFromFlags() (models.Decoder, data.Tokenizer, error) {
 	return m, tok, nil
 }
 
-func saveLM(path string, m models.LM, tok data.Tokenizer, opt *train.AdamW, step int) error {
-	f, err := models.WeightsFile(m, map[string]string{"tokenizer": tok.Name(), "step": strconv.Itoa(step)})
-	if err != nil {
-		return err
-	}
-	if t, ok := tok.(*data.GPT2Trim); ok {
-		f.Metadata["tokenizer_vocab"] = t.Vocab()
-	}
-	if opt != nil {
-		for i, p := range opt.Params() {
-			f.Tensors["optim.exp_avg."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: opt.M[i]}
-			f.Tensors["optim.exp_avg_sq."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: opt.V[i]}
-		}
-		f.Metadata["optim_steps"] = strconv.FormatInt(opt.Steps, 10)
-	}
-	return checkpoint.Write(path, f)
-}
-
-// evalLM returns the mean loss over up to maxBatches sequential windows.
-func evalLM(m models.LM, stream []int, B, T, maxBatches int) (float64, int, error) {
-	bt, err := data.NewBatcher(stream, B, T, 0)
-	if err != nil {
-		return 0, 0, err
-	}
-	var loss nn.VocabLoss
-	var sum float64
-	n := 0
-	for (maxBatches <= 0 || n < maxBatches) && bt.Sequential() {
-		lg, err := m.Forward(bt.Inputs, B, T, nn.Eval)
-		if err != nil {
-			return 0, 0, err
-		}
-		sum += loss.Forward(lg, bt.Targets)
-		n++
-	}
-	if n == 0 {
-		return 0, 0, fmt.Errorf("validation text shorter than one batch of %dx%d tokens", B, T+1)
-	}
-	return sum / float64(n), n * B * T, nil
-}
-
 type lmTrainResult struct {
 	Model          string  `json:"model"`
 	Norm           string  `json:"norm"`
@@ -260,23 +221,24 @@ func cmdTrainLM(args []string) error {
 	fs := newFlags("train-lm", "train-lm [flags]")
 	var f lmFlags
 	f.register(fs)
+	def := train.DefaultLMConfig()
 	src := fs.String("data", "sotu", "corpus: sotu (run scripts/fetch-sotu.sh first) or a UTF-8 text file")
-	steps := fs.Int("steps", 500, "optimizer steps")
-	batch := fs.Int("batch", 16, "sequences per step")
+	steps := fs.Int("steps", def.Steps, "optimizer steps")
+	batch := fs.Int("batch", def.Batch, "sequences per step")
 	seq := fs.Int("seq", 0, "tokens per sequence (0 = the model's context)")
-	lr := fs.Float64("lr", 1e-3, "peak AdamW learning rate")
-	minLR := fs.Float64("min-lr", 1e-4, "final learning rate of the cosine decay")
-	warmup := fs.Float64("warmup", 0.02, "LR warm-up, fraction of steps")
-	wd := fs.Float64("wd", 0.1, "AdamW weight decay (matrices only)")
-	clip := fs.Float64("clip", 1.0, "global gradient-norm clip (0 = off)")
-	warmFrac := fs.Float64("prepbn-warm", 0.25, "prepbn: fraction of steps with pure RMSNorm (LinearNorm warm)")
-	decayFrac := fs.Float64("prepbn-decay", 0.5, "prepbn: fraction of steps over which lambda decays 1 -> 0")
+	lr := fs.Float64("lr", def.LR, "peak AdamW learning rate")
+	minLR := fs.Float64("min-lr", def.MinLR, "final learning rate of the cosine decay")
+	warmup := fs.Float64("warmup", def.Warmup, "LR warm-up, fraction of steps")
+	wd := fs.Float64("wd", def.WeightDecay, "AdamW weight decay (matrices only)")
+	clip := fs.Float64("clip", def.Clip, "global gradient-norm clip (0 = off)")
+	warmFrac := fs.Float64("prepbn-warm", def.PRepBNWarm, "prepbn: fraction of steps with pure RMSNorm (LinearNorm warm)")
+	decayFrac := fs.Float64("prepbn-decay", def.PRepBNDecay, "prepbn: fraction of steps over which lambda decays 1 -> 0")
 	logEvery := fs.Int("log-every", 25, "print the training loss every N steps (0 = only with validation)")
 	evalEvery := fs.Int("eval-every", 100, "validate every N steps (0 = only at the end)")
 	evalBatches := fs.Int("eval-batches", 40, "validation batches per evaluation (0 = whole split)")
-	out := fs.String("out", "", "checkpoint to write at the end (and every --save-every steps)")
+	out := fs.String("out", "", "run directory: ckpt.safetensors (written at the end and every --save-every steps) and log.jsonl")
 	saveEvery := fs.Int("save-every", 0, "save every N steps (0 = only at the end)")
-	resume := fs.String("resume", "", "continue from this checkpoint (same flags)")
+	resume := fs.String("resume", "", "continue bit for bit from this training checkpoint (same flags)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the training loop to this file")
 	if err := lmParse(fs, args); err != nil {
 		return err
@@ -284,8 +246,13 @@ func cmdTrainLM(args []string) error {
 	if err := setThreads(f.threads); err != nil {
 		return err
 	}
-	if *steps <= 0 || *batch <= 0 {
-		return flagErr("steps", "steps and batch must be positive")
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"log-every", *logEvery}, {"eval-every", *evalEvery}, {"eval-batches", *evalBatches}, {"save-every", *saveEvery}, {"seq", *seq}} {
+		if c.v < 0 {
+			return flagErr(c.name, "must be >= 0, got %d", c.v)
+		}
 	}
 	e, c, err := f.config()
 	if err != nil {
@@ -302,33 +269,56 @@ func cmdTrainLM(args []string) error {
 	if *seq == 0 {
 		*seq = m.Context()
 	}
-	if *seq > m.Context() {
-		return flagErr("seq", "%d exceeds the model's %d positions", *seq, m.Context())
+	cfg := train.LMConfig{Steps: *steps, Batch: *batch, Seq: *seq, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
+		Clip: *clip, PRepBNWarm: *warmFrac, PRepBNDecay: *decayFrac, Seed: f.seed}
+	if err := cfg.Validate(); err != nil {
+		return flagErr(strings.Fields(err.Error())[0], "%v", err)
 	}
-	// The schedule counts in units of the norm's period (16 training calls
-	// for the LLaMA LinearNorm; one call per step here, no accumulation),
-	// so the fractions become step counts / period.
-	every := float64(max(c.NormSpec().Every, 1))
-	models.SetSchedule(m, int64(math.Round(*warmFrac*float64(*steps)/every)), max(1, int64(math.Round(*decayFrac*float64(*steps)/every))))
-	w := info(f.json)
-	bt, err := data.NewBatcher(splits.Train, *batch, *seq, f.seed)
+	tr, err := train.NewLMTrainer(cfg, m, splits.Train)
 	if err != nil {
-		return flagErr("data", "%v", err)
+		return flagErr("seq", "%v", err)
 	}
-	opt := train.NewAdamW(m.Params(), *wd)
-	sched := train.Schedule{BaseLR: *lr, WarmupLR: *lr / 100, MinLR: *minLR,
-		WarmupSteps: int64(*warmup * float64(*steps)), TotalSteps: int64(*steps)}
-	start := 0
+	tr.Meta = map[string]string{"tokenizer": tok.Name(), "data": *src}
+	if t, ok := tok.(*data.GPT2Trim); ok {
+		tr.Meta["tokenizer_vocab"] = t.Vocab()
+	}
+	w := info(f.json)
 	if *resume != "" {
-		if start, err = resumeLM(*resume, m, opt); err != nil {
-			return err
+		ck, err := checkpoint.Read(*resume)
+		if err != nil {
+			return flagErr("resume", "%v", err)
 		}
-		// Skip the batches already consumed so a resumed run sees the same data.
-		for i := 0; i < start; i++ {
-			bt.Random()
+		if err := tr.Restore(ck, *resume); err != nil {
+			return flagErr("resume", "%v", err)
 		}
-		fmt.Fprintf(w, "resumed %s at step %d\n", *resume, start)
+		fmt.Fprintf(w, "resumed %s at step %d\n", *resume, tr.Step)
 	}
+	var ckptPath, logPath string
+	if *out != "" {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return flagErr("out", "%v", err)
+		}
+		ckptPath, logPath = filepath.Join(*out, "ckpt.safetensors"), filepath.Join(*out, "log.jsonl")
+		// The log holds what the checkpoint holds: a fresh run starts it
+		// anew, a resumed one drops points written after its checkpoint.
+		var keep []lmPt
+		if *resume != "" {
+			pts, err := readLMLog(logPath)
+			if err != nil && !os.IsNotExist(err) {
+				return err
+			}
+			for _, p := range pts {
+				if int64(p.Step) <= tr.Step {
+					keep = append(keep, p)
+				}
+			}
+		}
+		os.Remove(logPath)
+		if err := appendLMLog(logPath, keep); err != nil {
+			return flagErr("out", "%v", err)
+		}
+	}
+	start := int(tr.Step)
 	norm, prep := c.NormSpec().Kind, c.NormSpec().Kind == nn.NormPRepBN
 	fmt.Fprintf(w, "train-lm %s (%s%s): %.2fM params, %d train / %d validation tokens, %d steps x %d x %d\n",
 		configName(c), norm, map[bool]string{true: ", init " + c.Get("repbn-init")}[prep],
@@ -337,7 +327,6 @@ func cmdTrainLM(args []string) error {
 	if prep {
 		res.RepBNInit = c.Get("repbn-init")
 	}
-	var loss nn.VocabLoss
 	if *cpuProfile != "" {
 		pf, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -352,56 +341,52 @@ func cmdTrainLM(args []string) error {
 	res.Date = time.Now().UTC().Format(time.RFC3339)
 	c0 := lmCPUTime()
 	t0 := time.Now()
-	cpuRate := func(steps int) float64 {
-		if cpu := (lmCPUTime() - c0).Seconds(); cpu > 0 {
-			return float64(steps*(*batch)*(*seq)) / (cpu / float64(kernels.Threads()))
+	rates := func(step int) (float64, float64) {
+		el, done := time.Since(t0).Seconds(), float64((step-start)*(*batch)*(*seq))
+		cpu := (lmCPUTime() - c0).Seconds() / float64(kernels.Threads())
+		if cpu <= 0 {
+			return done / el, 0
 		}
-		return 0
+		return done / el, done / cpu
 	}
 	var ema float64
-	for step := start; step < *steps; step++ {
-		bt.Random()
-		nn.ZeroGrads(m.Params())
-		lg, err := m.Forward(bt.Inputs, *batch, *seq, nn.Train)
+	for tr.Step < int64(*steps) {
+		lr := tr.Sched.LR(tr.Step)
+		l, err := tr.TrainStep()
 		if err != nil {
 			return err
 		}
-		l := loss.Forward(lg, bt.Targets)
-		if math.IsNaN(l) || math.IsInf(l, 0) {
-			return fmt.Errorf("step %d: loss is %v (diverged; lower --lr)", step+1, l)
-		}
-		m.Backward(loss.Backward())
-		if *clip > 0 {
-			train.ClipGradNorm(m.Params(), *clip)
-		}
-		opt.Step(sched.LR(int64(step)))
-		if step == start {
+		step := int(tr.Step)
+		if step == start+1 {
 			ema = l
 		}
 		ema = 0.9*ema + 0.1*l
-		pt := lmPt{Step: step + 1, Loss: l}
-		last := step+1 == *steps
-		if last || (*evalEvery > 0 && (step+1)%*evalEvery == 0) {
-			vl, _, err := evalLM(m, splits.Validation, *batch, *seq, *evalBatches)
+		pt := lmPt{Step: step, Loss: l}
+		last := step == *steps
+		if last || (*evalEvery > 0 && step%*evalEvery == 0) {
+			vl, _, err := train.EvaluateLM(m, splits.Validation, *batch, *seq, *evalBatches)
 			if err != nil {
-				return err
+				return flagErr("data", "validation: %v", err)
 			}
 			pt.ValLoss = metric(vl)
-			el := time.Since(t0).Seconds()
+			tps, cps := rates(step)
 			fmt.Fprintf(w, "step %5d  loss %.4f  val loss %.4f  val ppl %8.3f  lambda %.3f  lr %.2e  %.0f tok/s  %.0f per CPU-time  %.0f s\n",
-				step+1, ema, vl, math.Exp(vl), lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el, cpuRate(step+1-start), el)
+				step, ema, vl, math.Exp(vl), lambdaOf(m), lr, tps, cps, time.Since(t0).Seconds())
 		}
-		if pt.ValLoss == 0 && *logEvery > 0 && (step+1)%*logEvery == 0 {
-			el := time.Since(t0).Seconds()
+		if pt.ValLoss == 0 && *logEvery > 0 && step%*logEvery == 0 {
+			tps, cps := rates(step)
 			fmt.Fprintf(w, "step %5d  loss %.4f  lambda %.3f  lr %.2e  %.0f tok/s  %.0f per CPU-time  %.0f s\n",
-				step+1, ema, lambdaOf(m), sched.LR(int64(step)), float64((step+1-start)*(*batch)*(*seq))/el, cpuRate(step+1-start), el)
+				step, ema, lambdaOf(m), lr, tps, cps, time.Since(t0).Seconds())
 		}
 		res.Curve = append(res.Curve, pt)
-		if *out != "" && ((*saveEvery > 0 && (step+1)%*saveEvery == 0) || last) {
-			if err := saveLM(*out, m, tok, opt, step+1); err != nil {
+		if ckptPath != "" && ((*saveEvery > 0 && step%*saveEvery == 0) || last) {
+			if err := tr.Save(ckptPath); err != nil {
 				return err
 			}
-			res.Checkpoint = *out
+			if err := appendLMLog(logPath, res.Curve); err != nil {
+				return err
+			}
+			res.Curve, res.Checkpoint = res.Curve[:0], ckptPath
 		}
 	}
 	res.Seconds = time.Since(t0).Seconds()
@@ -416,12 +401,17 @@ func cmdTrainLM(args []string) error {
 	}
 	res.LoadEnd = loadAvg()
 	res.FinalTrainLoss = ema
-	vl, vt, err := evalLM(m, splits.Validation, *batch, *seq, 0)
+	vl, vt, err := train.EvaluateLM(m, splits.Validation, *batch, *seq, 0)
 	if err != nil {
-		return err
+		return flagErr("data", "validation: %v", err)
 	}
 	res.ValLoss, res.ValTokens, res.ValPPL = metric(vl), vt, metric(math.Exp(vl))
 	res.Lambda = lambdaOf(m)
+	if logPath != "" {
+		if res.Curve, err = readLMLog(logPath); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s, %.0f per CPU-time; load %s -> %s)\n",
 		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec, res.CPUTokensPerSec, res.LoadStart, res.LoadEnd)
 	if f.json {
@@ -430,52 +420,43 @@ func cmdTrainLM(args []string) error {
 	return nil
 }
 
+// appendLMLog appends curve points to the run's JSON-lines log.
+func appendLMLog(path string, pts []lmPt) error {
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(fh)
+	for _, p := range pts {
+		if err := enc.Encode(p); err != nil {
+			fh.Close()
+			return err
+		}
+	}
+	return fh.Close()
+}
+
+// readLMLog reads the whole curve of a run's log.
+func readLMLog(path string) ([]lmPt, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var pts []lmPt
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for dec.More() {
+		var p lmPt
+		if err := dec.Decode(&p); err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		pts = append(pts, p)
+	}
+	return pts, nil
+}
+
 // lambdaOf is the PRepBN mixing weight of the norms (all share it), 1
 // for RMSNorm and LayerNorm models.
 func lambdaOf(m models.Model) float64 { return models.Lambda(m) }
-
-func resumeLM(path string, m models.LM, opt *train.AdamW) (int, error) {
-	f, err := checkpoint.Read(path)
-	if err != nil {
-		return 0, err
-	}
-	_, c, err := models.ConfigOf(f, path)
-	if err != nil {
-		return 0, err
-	}
-	mc := m.Config()
-	if configName(c) != configName(mc) || c.NormSpec().Kind != mc.NormSpec().Kind || c.Get("vocab") != mc.Get("vocab") {
-		return 0, fmt.Errorf("%s: written for %s/%s/vocab %s, not %s/%s/vocab %s", path, configName(c), c.NormSpec().Kind, c.Get("vocab"),
-			configName(mc), mc.NormSpec().Kind, mc.Get("vocab"))
-	}
-	state := map[string]*checkpoint.Entry{}
-	for k, e := range f.Tensors {
-		if !strings.HasPrefix(k, models.OptimPrefix) {
-			state[k] = e
-		}
-	}
-	if _, err := models.LoadState(m, state); err != nil {
-		return 0, fmt.Errorf("%s: %v", path, err)
-	}
-	for i, p := range opt.Params() {
-		for _, part := range []struct {
-			key string
-			dst []float32
-		}{{"optim.exp_avg.", opt.M[i]}, {"optim.exp_avg_sq.", opt.V[i]}} {
-			e, ok := f.Tensors[part.key+p.Name]
-			if !ok || len(e.F32) != len(part.dst) {
-				return 0, fmt.Errorf("%s: missing optimizer state %q", path, part.key+p.Name)
-			}
-			copy(part.dst, e.F32)
-		}
-	}
-	opt.Steps, _ = strconv.ParseInt(f.Metadata["optim_steps"], 10, 64)
-	step, err := strconv.Atoi(f.Metadata["step"])
-	if err != nil {
-		return 0, fmt.Errorf("%s: damaged step metadata", path)
-	}
-	return step, nil
-}
 
 type lmEvalResult struct {
 	Checkpoint string  `json:"checkpoint"`
@@ -573,7 +554,7 @@ func cmdEvalLM(args []string) error {
 		if fc, l, n, err = foldCompare(m, mf, tok, stream, *batch, *seq, *prompt, *greedyN); err != nil {
 			return err
 		}
-	} else if l, n, err = evalLM(m, stream, *batch, *seq, 0); err != nil {
+	} else if l, n, err = train.EvaluateLM(m, stream, *batch, *seq, 0); err != nil {
 		return err
 	}
 	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: metric(l), PPL: metric(math.Exp(l)), Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}

@@ -41,10 +41,11 @@ func TestLMCommands(t *testing.T) {
 	if err := os.WriteFile(text, []byte(strings.Repeat("We the People of the United States, in Order to form a more perfect Union. ", 60)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ckpt := filepath.Join(dir, "lm.safetensors")
+	run := filepath.Join(dir, "lm")
+	ckpt := filepath.Join(run, "ckpt.safetensors")
 	var tr lmTrainResult
 	oneJSON(t, runLM(t, "train-lm", "--model", "lm_test_prepbn", "--data", text, "--steps", "6", "--batch", "2",
-		"--eval-every", "3", "--eval-batches", "2", "--out", ckpt, "--json"), &tr)
+		"--eval-every", "3", "--eval-batches", "2", "--out", run, "--json"), &tr)
 	if tr.Steps != 6 || len(tr.Curve) != 6 || tr.ValPPL <= 1 || tr.ValPPL > 300 || tr.Norm != "prepbn" {
 		t.Fatalf("train-lm result %+v", tr)
 	}
@@ -112,10 +113,11 @@ func TestLMGPT2Trim(t *testing.T) {
 	if err := os.WriteFile(text, []byte(strings.Repeat("We the People of the United States, in Order to form a more perfect Union. ", 200)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ckpt := filepath.Join(dir, "lm.safetensors")
+	run := filepath.Join(dir, "lm")
+	ckpt := filepath.Join(run, "ckpt.safetensors")
 	var tr lmTrainResult
 	oneJSON(t, runLM(t, "train-lm", "--model", "lm_test", "--tokenizer", "gpt2-trim", "--data", text, "--steps", "3", "--batch", "2",
-		"--eval-batches", "1", "--out", ckpt, "--json"), &tr)
+		"--eval-batches", "1", "--out", run, "--json"), &tr)
 	// 256 single bytes + the sentence's multi-byte GPT-2 tokens.
 	if tr.Tokenizer != "gpt2-trim" || tr.Vocab <= 256 || tr.Vocab > 300 || tr.Tokens != 3*2*32 {
 		t.Fatalf("train-lm result %+v", tr)

@@ -15,6 +15,8 @@ import (
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/train"
+	"github.com/slabml/slab/train/plot"
+	"github.com/slabml/slab/train/progress"
 )
 
 func init() {
@@ -84,7 +86,7 @@ func cmdTrain(args []string) error {
 	recal := fs.Int("recalibrate", -1, "BN re-calibration passes after training (-1 = 1 for BatchNorm-based norms, 0 otherwise)")
 	out := fs.String("out", "", "output directory (checkpoint, curve log, plot)")
 	resume := fs.String("resume", "", "continue bit for bit from this training checkpoint")
-	threads := fs.Int("threads", 0, "threads (0 = all cores); same seed + threads = identical run")
+	threads := fs.Int("threads", 0, "threads (0 = all cores); the same seed gives the identical run at any thread count")
 	seed := fs.Uint64("seed", 0, "seed of weights, data order, augmentation and drop path")
 	stopEpoch := fs.Int("stop-epoch", 0, "stop after this epoch (0 = run all); continue later with --resume")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -252,9 +254,9 @@ func cmdTrain(args []string) error {
 		return tr.Save(ckptPath)
 	}
 
-	progress := info(*jsonOut)
-	tr.Report = train.NewReporter(progress, train.IsTerminal(progress))
-	fmt.Fprintf(progress, "training %s (norm %s, attn %s, %d params, %.4f GFLOP/image) on %s: %d train / %d test images, %d epochs x %d steps, batch %d, lr %g, T %d, %d threads\n",
+	prog := info(*jsonOut)
+	tr.Report = progress.NewReporter(prog, progress.IsTerminal(prog))
+	fmt.Fprintf(prog, "training %s (norm %s, attn %s, %d params, %.4f GFLOP/image) on %s: %d train / %d test images, %d epochs x %d steps, batch %d, lr %g, T %d, %d threads\n",
 		configName(cfg), normOf(m), cfg.Get("attn"), models.NumParams(m), float64(cfg.FLOPs())/1e9, *dataName, trainSet.Len(), testSet.Len(),
 		tcfg.Epochs, tr.ItersPerEpoch, tcfg.Batch, tcfg.LR, tr.ScheduleT, kernels.Threads())
 	flushed := 0
@@ -266,7 +268,7 @@ func cmdTrain(args []string) error {
 			return err
 		}
 		flushed = len(t.Steps)
-		return train.WritePlot(plotPath, configName(cfg), append(prevSteps[:len(prevSteps):len(prevSteps)], t.Steps...), t.Epochs)
+		return plot.WritePlot(plotPath, configName(cfg), append(prevSteps[:len(prevSteps):len(prevSteps)], t.Steps...), t.Epochs)
 	}
 	stop := tr.TotalSteps()
 	if *stopEpoch < 0 {
@@ -287,7 +289,7 @@ func cmdTrain(args []string) error {
 	}
 	r.TestAccBefore = r.TestAcc
 	if !finished {
-		fmt.Fprintf(progress, "stopped after epoch %d of %d (--stop-epoch); continue with --resume %s\n", tr.Step/tr.ItersPerEpoch, tcfg.Epochs, ckptPath)
+		fmt.Fprintf(prog, "stopped after epoch %d of %d (--stop-epoch); continue with --resume %s\n", tr.Step/tr.ItersPerEpoch, tcfg.Epochs, ckptPath)
 	}
 	if finished && tcfg.Recalibrate > 0 {
 		if err := tr.Recalibrate(); err != nil {
@@ -299,7 +301,7 @@ func cmdTrain(args []string) error {
 		if err := save(); err != nil {
 			return err
 		}
-		fmt.Fprintf(progress, "after %d BN re-calibration pass(es): test accuracy %.2f%% (was %.2f%%)\n", tcfg.Recalibrate, 100*r.TestAcc, 100*r.TestAccBefore)
+		fmt.Fprintf(prog, "after %d BN re-calibration pass(es): test accuracy %.2f%% (was %.2f%%)\n", tcfg.Recalibrate, 100*r.TestAcc, 100*r.TestAccBefore)
 	}
 	r.Finished = finished
 	r.Lambda = models.Lambda(m)

@@ -209,7 +209,7 @@ func TestLookup(t *testing.T) {
 	}
 	c, _ := Lookup("llama_350m")
 	if n := c.ParamCount(); n < 367_000_000 || n > 368_000_000 {
-		t.Errorf("llama_350m has %d parameters, SLAB.md 6.1 says about 367.6 M", n)
+		t.Errorf("llama_350m has %d parameters, docs/method.md 6.1 says about 367.6 M", n)
 	}
 }
 

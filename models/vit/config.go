@@ -10,7 +10,7 @@ import (
 	"github.com/slabml/slab/nn"
 )
 
-// Config describes one DeiT-family model (SLAB.md 4.1). The zero value is
+// Config describes one DeiT-family model (docs/method.md 4.1). The zero value is
 // not valid; start from Lookup and change fields.
 type Config struct {
 	// Name is the registry name the config came from (informational).
@@ -27,7 +27,7 @@ type Config struct {
 	// or "none" (deploy model whose norms were folded into Linears).
 	Norm string
 	// Attn is "softmax" (ViT attention, scale d^-0.5) or "sla" (simplified
-	// linear attention, SLAB.md 3.1).
+	// linear attention, docs/method.md 3.1).
 	Attn string
 	// ClsToken prepends a class token (pos_embed then has N+1 rows) and
 	// classifies it; otherwise the head reads the mean over tokens. SLAB
@@ -81,7 +81,7 @@ func mini28(name, norm, attn string) Config {
 
 // registry holds the named configurations, registered with package
 // models in init. The 224 ones follow the official
-// model files (SLAB.md 4.1, 1.3); deit_tiny/deit_small are the plain DeiT
+// model files (docs/method.md 4.1, 1.3); deit_tiny/deit_small are the plain DeiT
 // baselines (LayerNorm, softmax, class token, drop path 0.1 as in DeiT's
 // recipe). The 28x28 ones are small MNIST-sized twins for experiments on
 // this machine: all use mean pooling so that only norm/attention differ, and

@@ -124,7 +124,7 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestNumParams checks the parameter counts derived in SLAB.md 4.1 (they
+// TestNumParams checks the parameter counts derived in docs/method.md 4.1 (they
 // include the LinearNorm LN branch and the unused cls_token).
 func TestNumParams(t *testing.T) {
 	cases := []struct {

@@ -297,7 +297,7 @@ func TestReferenceAdamWAlone(t *testing.T) {
 	}
 }
 
-// TestReferenceModelRecalibrate checks the BN-statistics pass of SLAB.md
+// TestReferenceModelRecalibrate checks the BN-statistics pass of docs/method.md
 // 1.4 (official update_model: eval mode, BatchNorms in train mode, so they
 // normalise with batch statistics and update running mean/var; schedules
 // frozen) against PyTorch, then the eval logits with the new statistics.

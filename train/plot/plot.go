@@ -1,9 +1,13 @@
-package train
+// Package plot draws a training run's curves as a PNG (gonum/plot): kept
+// apart from package train so that a library user of the trainer links no
+// plotting packages.
+package plot
 
 import (
 	"fmt"
 	"os"
 
+	"github.com/slabml/slab/train"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -15,7 +19,7 @@ import (
 // step, test accuracy per epoch and the PRepBN lambda per step, stacked so
 // their step axes line up (the accuracy curve is placed at each epoch's
 // last step).
-func WritePlot(path, title string, steps []StepRecord, epochs []EpochRecord) error {
+func WritePlot(path, title string, steps []train.StepRecord, epochs []train.EpochRecord) error {
 	loss := make(plotter.XYs, 0, len(steps))
 	lam := make(plotter.XYs, 0, len(steps))
 	// Thin the per-step series to at most ~2000 points: the PNG cannot show
@@ -90,6 +94,13 @@ func WritePlot(path, title string, steps []StepRecord, epochs []EpochRecord) err
 		f.Close()
 		os.Remove(f.Name())
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	// CreateTemp makes the file 0600; a curve plot is as public as the log
+	// beside it.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())

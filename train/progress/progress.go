@@ -1,14 +1,16 @@
-package train
+// Package progress shows a training run's progress on a terminal (a
+// progress bar per phase) or as plain log lines: kept apart from package
+// train so that a library user of the trainer links no terminal packages.
+package progress
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/slabml/slab/train"
 	"golang.org/x/term"
 )
 
@@ -21,7 +23,7 @@ func IsTerminal(w io.Writer) bool {
 
 // NewReporter returns a progress bar on w when bar is true (w is a
 // terminal) and plain log lines otherwise; both print one line per epoch.
-func NewReporter(w io.Writer, bar bool) Reporter {
+func NewReporter(w io.Writer, bar bool) train.Reporter {
 	if bar {
 		return &barReporter{w: w}
 	}
@@ -29,12 +31,12 @@ func NewReporter(w io.Writer, bar bool) Reporter {
 }
 
 // epochLine is the per-epoch summary both reporters print.
-func epochLine(r EpochRecord) string {
+func epochLine(r train.EpochRecord) string {
 	return fmt.Sprintf("epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lambda %.3f | %.0f images/s, %.1f s",
 		r.Epoch, r.TrainLoss, 100*r.TrainAcc, r.TestLoss, 100*r.TestAcc, r.Lambda, r.ImgPerSec, r.Seconds)
 }
 
-func stepDesc(phase string, rec *StepRecord, ips float64) string {
+func stepDesc(phase string, rec *train.StepRecord, ips float64) string {
 	if rec == nil {
 		return phase
 	}
@@ -64,7 +66,7 @@ func (b *barReporter) Begin(phase string, total int) {
 }
 
 // Step moves the bar and, in training, shows the step's figures.
-func (b *barReporter) Step(done int, rec *StepRecord, ips float64) {
+func (b *barReporter) Step(done int, rec *train.StepRecord, ips float64) {
 	if b.bar == nil {
 		return
 	}
@@ -82,7 +84,7 @@ func (b *barReporter) finish() {
 }
 
 // Epoch closes the bar and prints the epoch summary.
-func (b *barReporter) Epoch(r EpochRecord) {
+func (b *barReporter) Epoch(r train.EpochRecord) {
 	b.finish()
 	fmt.Fprintln(b.w, epochLine(r))
 }
@@ -101,7 +103,7 @@ func (l *lineReporter) Begin(phase string, total int) {
 }
 
 // Step prints a line at every tenth of a training phase.
-func (l *lineReporter) Step(done int, rec *StepRecord, ips float64) {
+func (l *lineReporter) Step(done int, rec *train.StepRecord, ips float64) {
 	if rec == nil || (done%l.every != 0 && done != l.total) {
 		return
 	}
@@ -110,70 +112,4 @@ func (l *lineReporter) Step(done int, rec *StepRecord, ips float64) {
 }
 
 // Epoch prints the epoch summary.
-func (l *lineReporter) Epoch(r EpochRecord) { fmt.Fprintln(l.w, epochLine(r)) }
-
-// logLine is one JSON line of the curve log: exactly one of Step and Epoch.
-type logLine struct {
-	Kind  string       `json:"kind"` // "step" or "epoch"
-	Step  *StepRecord  `json:"step,omitempty"`
-	Epoch *EpochRecord `json:"epoch,omitempty"`
-}
-
-// AppendLog appends step and epoch records to the JSON-lines curve log at
-// path (created if missing).
-func AppendLog(path string, steps []StepRecord, epochs []EpochRecord) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
-	for i := range steps {
-		if err := enc.Encode(logLine{Kind: "step", Step: &steps[i]}); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	for i := range epochs {
-		if err := enc.Encode(logLine{Kind: "epoch", Epoch: &epochs[i]}); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// ReadLog reads a curve log written by AppendLog, keeping records up to
-// step upTo (a resumed run rewrites what followed its checkpoint); a
-// missing file is an empty log.
-func ReadLog(path string, upTo int64) ([]StepRecord, []EpochRecord, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	var steps []StepRecord
-	var epochs []EpochRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		var l logLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		switch {
-		case l.Step != nil && l.Step.Step <= upTo:
-			steps = append(steps, *l.Step)
-		case l.Epoch != nil && l.Epoch.Step <= upTo:
-			epochs = append(epochs, *l.Epoch)
-		}
-	}
-	return steps, epochs, sc.Err()
-}
+func (l *lineReporter) Epoch(r train.EpochRecord) { fmt.Fprintln(l.w, epochLine(r)) }
