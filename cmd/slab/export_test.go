@@ -220,16 +220,28 @@ func TestExportLM(t *testing.T) {
 // a fresh twin) trained a few SGD steps here, so the weights, BN
 // statistics and schedule counters are slab's own.
 type exportCase struct {
-	Name string `json:"name"`
-	From string `json:"from,omitempty"` // official fixture imported first
-	Wrap string `json:"wrap"`
+	Name  string // file stem of the export
+	Model string // registry name
+	From  string // official .pth imported first (none: fresh weights)
+	Wrap  string
+	Steps int
 }
 
 var exportCases = []exportCase{
-	{Name: "tiny_slab_deit", From: "tiny_slab_deit.pth", Wrap: "model"},
-	{Name: "tiny_deit_prepbn", From: "tiny_deit_prepbn.pth"},
-	{Name: "tiny_deit_ln"},
-	{Name: "tiny_slab_deit_bn"},
+	{Name: "tiny_slab_deit", Model: "tiny_slab_deit", From: "tiny_slab_deit.pth", Wrap: "model", Steps: 3},
+	{Name: "tiny_deit_prepbn", Model: "tiny_deit_prepbn", From: "tiny_deit_prepbn.pth", Steps: 3},
+	{Name: "tiny_deit_ln", Model: "tiny_deit_ln", Steps: 3},
+	{Name: "tiny_slab_deit_bn", Model: "tiny_slab_deit_bn", Steps: 3},
+}
+
+// exportFullCases are docs/export.md's 224px pair, run by hand
+// (SLAB_EXPORT_FULL=DIR holding reference.py --pth-full's files): each
+// official checkpoint as imported, and trained 3 steps here.
+var exportFullCases = []exportCase{
+	{Name: "slab_deit_tiny", Model: "slab_deit_tiny", From: "slab_deit_tiny.pth", Wrap: "model"},
+	{Name: "slab_deit_tiny_trained", Model: "slab_deit_tiny", From: "slab_deit_tiny.pth", Wrap: "model", Steps: 3},
+	{Name: "deit_tiny_prepbn", Model: "deit_tiny_prepbn", From: "deit_tiny_prepbn.pth"},
+	{Name: "deit_tiny_prepbn_trained", Model: "deit_tiny_prepbn", From: "deit_tiny_prepbn.pth", Steps: 3},
 }
 
 // exportBatch is the formula input's batch (see formulaImages).
@@ -245,13 +257,14 @@ func formulaImages(shape ...int) *tensor.Tensor {
 	return x
 }
 
-// trainedExportModel builds a case's model and trains it 3 plain SGD
-// steps (lr 0.05, cross-entropy on the formula input with labels i % 10),
-// a PRepBN schedule of T = 4 restarted first, so iter, BN statistics and
-// num_batches_tracked all move.
-func trainedExportModel(t *testing.T, c exportCase, dir string) string {
+// trainedExportModel builds a case's model (weights from fromDir/c.From
+// when set) and trains it c.Steps plain SGD steps (lr 0.05, cross-entropy
+// on the formula input with labels i % 10), a PRepBN schedule of T = 4
+// restarted first, so iter, BN statistics and num_batches_tracked all
+// move. It returns the path of the slab checkpoint written into dir.
+func trainedExportModel(t *testing.T, c exportCase, fromDir, dir string) string {
 	t.Helper()
-	e, cfg, err := models.Lookup(c.Name)
+	e, cfg, err := models.Lookup(c.Model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +273,7 @@ func trainedExportModel(t *testing.T, c exportCase, dir string) string {
 		t.Fatal(err)
 	}
 	if c.From != "" {
-		f, err := checkpoint.ReadPTH(filepath.Join("..", "..", "testdata", "reference", c.From))
+		f, err := checkpoint.ReadPTH(filepath.Join(fromDir, c.From))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,10 +282,12 @@ func trainedExportModel(t *testing.T, c exportCase, dir string) string {
 		}
 	}
 	m := mm.(models.Classifier)
-	models.SetSchedule(m, 0, 4)
+	if c.Steps > 0 {
+		models.SetSchedule(m, 0, 4)
+	}
 	ch, h, w := m.InputShape()
 	x := formulaImages(exportBatch, ch, h, w)
-	for step := 0; step < 3; step++ {
+	for step := 0; step < c.Steps; step++ {
 		y, err := m.Forward(x, nn.Train)
 		if err != nil {
 			t.Fatal(err)
@@ -349,26 +364,39 @@ const exportLogitTol = 1e-4
 // same values (per-key sums within 1e-5 relative: the training runs
 // again here, possibly on other kernels), and slab's eval logits are
 // within exportLogitTol of PyTorch's. SLAB_EXPORT_DIR=DIR also writes the
-// exported files and slab's logits there for export_check.py.
+// exported files and slab's logits there for export_check.py;
+// SLAB_EXPORT_FULL=PTHDIR runs docs/export.md's 224px cases instead (with
+// SLAB_EXPORT_DIR, no expected file).
 func TestExportPyTorch(t *testing.T) {
 	registerExportConfigs()
 	outDir := os.Getenv("SLAB_EXPORT_DIR")
+	cases, fromDir := exportCases, filepath.Join("..", "..", "testdata", "reference")
+	full := os.Getenv("SLAB_EXPORT_FULL")
+	if full != "" {
+		if outDir == "" {
+			t.Fatal("SLAB_EXPORT_FULL needs SLAB_EXPORT_DIR")
+		}
+		cases, fromDir = exportFullCases, full
+	}
 	dir := t.TempDir()
 	if outDir != "" {
 		dir = outDir
 	}
 	var exp exportExpected
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "export", "expected.json"))
-	if err != nil {
-		if outDir == "" {
+	if full == "" { // the 224px cases have no expected file
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "export", "expected.json"))
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(b, &exp); err != nil {
+				t.Fatal(err)
+			}
+		case outDir == "":
 			t.Fatal(err)
 		}
-	} else if err := json.Unmarshal(b, &exp); err != nil {
-		t.Fatal(err)
 	}
 	var written []map[string]any
-	for _, c := range exportCases {
-		ckpt := trainedExportModel(t, c, t.TempDir())
+	for _, c := range cases {
+		ckpt := trainedExportModel(t, c, fromDir, t.TempDir())
 		out := filepath.Join(dir, c.Name+".pth")
 		if _, err := runIn(t, "export", "--weights", ckpt, "--out", out, "--wrap", c.Wrap, "--force"); err != nil {
 			t.Fatalf("%s: %v", c.Name, err)

@@ -16,7 +16,12 @@ without Python.
     /usr/bin/python3 tools/reference/export_check.py /tmp/export
 
 The 224px pair of docs/export.md goes through the same script (--out
-elsewhere, --tol to fail above a tolerance).
+elsewhere, --tol to fail above a tolerance). --pair checks a CLI round
+trip instead: an official checkpoint written by reference.py --pth-full,
+`slab import`-ed and `slab export`-ed, must hold exactly the original's
+tensors, load with strict=True and give reference.py's stored logits:
+
+    /usr/bin/python3 tools/reference/export_check.py --pair slab_deit_tiny EXPORTED.pth DIR
 
 Needs Debian's python3-torch and python3-numpy.
 """
@@ -70,13 +75,59 @@ def check(dirname, case, batch):
             "torch": torch.__version__}
 
 
+def read_safetensors(path):
+    """{name: tensor} of a safetensors file (F32/I64 only, as reference.py writes)."""
+    import struct
+    import numpy as np
+    with open(path, "rb") as f:
+        b = f.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    h.pop("__metadata__", None)
+    out = {}
+    for k, v in h.items():
+        lo, hi = v["data_offsets"]
+        dt = {"F32": "<f4", "I64": "<i8"}[v["dtype"]]
+        out[k] = torch.from_numpy(np.frombuffer(b[8 + n + lo:8 + n + hi], dtype=dt).reshape(v["shape"]).copy())
+    return out
+
+
+def pair(name, exported, refdir, tol):
+    """A CLI round trip of reference.py's official NAME.pth (see the doc)."""
+    cfg = ref.OFFICIAL[name]
+    orig = torch.load(os.path.join(refdir, name + ".pth"))["model"]
+    obj = torch.load(exported)
+    sd = obj["model"] if "model" in obj else obj
+    assert sorted(sd) == sorted(orig), (set(sd) ^ set(orig))
+    for k in orig:
+        assert sd[k].dtype == orig[k].dtype and sd[k].shape == orig[k].shape and torch.equal(sd[k], orig[k]), k
+    m = ref.DeiT(cfg)
+    m.load_state_dict(sd, strict=True)
+    m = m.double().eval()
+    want = read_safetensors(os.path.join(refdir, name + "_logits.safetensors"))
+    with torch.no_grad():
+        got = m(want["input"].double())
+    diff = (got - want["logits"].double()).abs().max().item()
+    print(f"{name}: {len(sd)} tensors identical to the original (dtype, shape, values), strict load ok, "
+          f"logits max |export - original| = {diff:.3g} (max |logit| {got.abs().max().item():.3g})")
+    if diff > tol:
+        sys.exit(1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("dir", help="directory the Go test wrote (cases.json and the exported .pth files)")
+    ap.add_argument("dir", nargs="+", help="directory the Go test wrote (cases.json and the exported .pth files); with --pair: EXPORTED.pth DIR")
+    ap.add_argument("--pair", metavar="NAME", help="check a CLI round trip of reference.py's official NAME.pth")
     ap.add_argument("--out", default=os.path.join(root, "testdata", "export", "expected.json"))
     ap.add_argument("--tol", type=float, default=1e-4, help="fail when a logit differs by more")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.pair:
+        if len(a.dir) != 2:
+            ap.error("--pair takes EXPORTED.pth and the directory of the original")
+        pair(a.pair, a.dir[0], a.dir[1], a.tol)
+        return
+    a.dir = a.dir[0]
     with open(os.path.join(a.dir, "cases.json")) as f:
         spec_ = json.load(f)
     out = {"batch": spec_["batch"], "cases": [check(a.dir, c, spec_["batch"]) for c in spec_["cases"]]}
