@@ -88,6 +88,9 @@ func Load(path string, opts ...Option) (*Model, error) {
 	for _, f := range opts {
 		f(&o)
 	}
+	if o.dataset != "fashion-mnist" && o.dataset != "mnist" {
+		return nil, fmt.Errorf("slab: Dataset(%q): want fashion-mnist or mnist", o.dataset)
+	}
 	m, f, warns, err := models.Load(path)
 	if err != nil {
 		return nil, err
