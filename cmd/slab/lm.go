@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/fuse"
@@ -337,13 +338,13 @@ func cmdTrainLM(args []string) error {
 			return flagErr("cpuprofile", "%v", err)
 		}
 	}
-	res.LoadStart, res.Tokenizer, res.Vocab, res.Threads = loadAvg(), tok.Name(), m.Vocab(), kernels.Threads()
+	res.LoadStart, res.Tokenizer, res.Vocab, res.Threads = bench.LoadAvg(), tok.Name(), m.Vocab(), kernels.Threads()
 	res.Date = time.Now().UTC().Format(time.RFC3339)
-	c0 := lmCPUTime()
+	c0 := bench.CPUTime()
 	t0 := time.Now()
 	rates := func(step int) (float64, float64) {
 		el, done := time.Since(t0).Seconds(), float64((step-start)*(*batch)*(*seq))
-		cpu := (lmCPUTime() - c0).Seconds() / float64(kernels.Threads())
+		cpu := (bench.CPUTime() - c0).Seconds() / float64(kernels.Threads())
 		if cpu <= 0 {
 			return done / el, 0
 		}
@@ -390,7 +391,7 @@ func cmdTrainLM(args []string) error {
 		}
 	}
 	res.Seconds = time.Since(t0).Seconds()
-	cpu := (lmCPUTime() - c0).Seconds() / float64(kernels.Threads())
+	cpu := (bench.CPUTime() - c0).Seconds() / float64(kernels.Threads())
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile() // the loop only, not the final evaluation
 	}
@@ -399,7 +400,7 @@ func cmdTrainLM(args []string) error {
 	if cpu > 0 {
 		res.CPUTokensPerSec = float64(res.Tokens) / cpu
 	}
-	res.LoadEnd = loadAvg()
+	res.LoadEnd = bench.LoadAvg()
 	res.FinalTrainLoss = ema
 	vl, vt, err := train.EvaluateLM(m, splits.Validation, *batch, *seq, 0)
 	if err != nil {
@@ -624,18 +625,4 @@ func foldCompare(m, mf models.Decoder, tok data.Tokenizer, stream []int, B, T in
 		return nil, 0, 0, err
 	}
 	return fc, sum / float64(batches), batches * B * T, nil
-}
-
-// loadAvg is the 1/5/15-minute load average ("" where /proc is absent),
-// recorded with every run because this machine is shared.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }
