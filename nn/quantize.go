@@ -118,6 +118,17 @@ func (l *Linear) forwardQ(x *tensor.Tensor, s *quantState) *tensor.Tensor {
 	return y
 }
 
+// gemm sets y = epilogue(x W^T) for rows rows of x (row stride In; y's
+// Out) through the weight as Forward reads it (low-precision when
+// quantized): for fused inference paths that call the GEMM themselves.
+func (l *Linear) gemm(rows int, x, y []float32, ep kernels.Epilogue) {
+	if s := l.quant(); s != nil {
+		kernels.GemmQ(rows, x, l.In, s.get(l.Weight), y, l.Out, ep)
+		return
+	}
+	kernels.GemmEpilogue(false, true, rows, l.Out, l.In, x, l.In, l.Weight.W.Data, l.In, y, l.Out, ep)
+}
+
 // WeightBytes sums the bytes of the Linear weights of m as Forward reads
 // them (low-precision copies where quantized, float32 elsewhere): the
 // weight traffic of a decode step, apart from the embedding row.
