@@ -75,7 +75,7 @@ func cmdImport(args []string) error {
 		if err != nil {
 			return flagErr("fuse", "%v", err)
 		}
-		if res.MaxAbsDiff, _, err = compareModels(m, d, 2, 1); err != nil {
+		if res.MaxAbsDiff, _, err = fuse.Compare(m, d, 2, 1); err != nil {
 			return err
 		}
 		m, res.Fused, res.Norm, res.Params = d, true, normOf(d), models.NumParams(d)

@@ -552,9 +552,13 @@ func cmdEvalLM(args []string) error {
 	var n int
 	var fc *lmFoldCheck
 	if mf != nil {
-		if fc, l, n, err = foldCompare(m, mf, tok, stream, *batch, *seq, *prompt, *greedyN); err != nil {
+		c, err := fuse.CompareLM(m, mf, tok, stream, *batch, *seq, *prompt, *greedyN)
+		if err != nil {
 			return err
 		}
+		l, n = c.Loss, c.Tokens
+		fc = &lmFoldCheck{RelErr: metric(c.RelErr), MaxAbs: metric(c.MaxAbs), FoldedLoss: metric(c.FoldedLoss), Prompt: *prompt,
+			GreedyTokens: c.GreedyTokens, GreedySame: c.GreedySame, GreedyText: c.GreedyText}
 	} else if l, n, err = train.EvaluateLM(m, stream, *batch, *seq, 0); err != nil {
 		return err
 	}
@@ -568,61 +572,4 @@ func cmdEvalLM(args []string) error {
 			fc.FoldedLoss, fc.RelErr, fc.MaxAbs, fc.GreedySame, fc.GreedyTokens, fc.Prompt, fc.GreedyText)
 	}
 	return nil
-}
-
-// foldCompare evaluates m and its folded copy mf side by side over the
-// stream (same windows) and greedily generates n tokens from prompt with
-// both. It returns the comparison and m's mean loss and token count.
-func foldCompare(m, mf models.Decoder, tok data.Tokenizer, stream []int, B, T int, prompt string, n int) (*lmFoldCheck, float64, int, error) {
-	bt, err := data.NewBatcher(stream, B, T, 0)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	var loss, lossF nn.VocabLoss
-	var sum, sumF, num, den, maxAbs float64
-	batches := 0
-	for bt.Sequential() {
-		a, err := m.Forward(bt.Inputs, B, T, nn.Eval)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		b, err := mf.Forward(bt.Inputs, B, T, nn.Eval)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		for i, x := range a.Data {
-			d := float64(b.Data[i] - x)
-			num += d * d
-			den += float64(x) * float64(x)
-			maxAbs = math.Max(maxAbs, math.Abs(d))
-		}
-		sum += loss.Forward(a, bt.Targets)
-		sumF += lossF.Forward(b, bt.Targets)
-		batches++
-	}
-	if batches == 0 {
-		return nil, 0, 0, fmt.Errorf("text shorter than one batch of %dx%d tokens", B, T+1)
-	}
-	fc := &lmFoldCheck{RelErr: metric(math.Sqrt(num / den)), MaxAbs: metric(maxAbs), FoldedLoss: metric(sumF / float64(batches)), Prompt: prompt, GreedyTokens: n}
-	ids, err := tok.Encode(prompt)
-	if err != nil || len(ids) == 0 {
-		return nil, 0, 0, flagErr("prompt", "cannot encode %q: %v", prompt, err)
-	}
-	var outs [2][]int
-	for i, mm := range []models.Decoder{m, mf} {
-		st, err := mm.NewSession(1, min(len(ids)+n, mm.Context()))
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		if outs[i], err = st.Generate(ids, n, nn.NewSampler(0, 0, 1, 1), nil, nil); err != nil {
-			return nil, 0, 0, err
-		}
-	}
-	for fc.GreedySame < len(outs[0]) && fc.GreedySame < len(outs[1]) && outs[0][fc.GreedySame] == outs[1][fc.GreedySame] {
-		fc.GreedySame++
-	}
-	if fc.GreedyText, err = data.Decode(tok, outs[1]); err != nil {
-		return nil, 0, 0, err
-	}
-	return fc, sum / float64(batches), batches * B * T, nil
 }
