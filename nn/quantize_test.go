@@ -170,3 +170,32 @@ func TestMLPInferQuantized(t *testing.T) {
 		}
 	}
 }
+
+// TestUseQuantized: weights taken out with QuantizedWeights and installed
+// into a fresh copy of the layers with UseQuantized compute the same bits.
+func TestUseQuantized(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	a := quantModel{NewLinear("a", 64, 24, true)}
+	randFill(rng, 1, a[0].Weight.W, a[0].Bias.W)
+	if _, err := Quantize(a, kernels.Int8); err != nil {
+		t.Fatal(err)
+	}
+	b := quantModel{NewLinear("a", 64, 24, true)}
+	copy(b[0].Bias.W.Data, a[0].Bias.W.Data)
+	qs := QuantizedWeights(a)
+	qs["a.weight"].DequantizeRows(0, 24, b[0].Weight.W.Data)
+	if err := UseQuantized(b, qs); err != nil {
+		t.Fatal(err)
+	}
+	x := tensor.New(3, 64)
+	randFill(rng, 1, x)
+	ya, yb := a[0].Forward(x).Clone(), b[0].Forward(x)
+	for i, v := range ya.Data {
+		if yb.Data[i] != v {
+			t.Fatalf("y[%d] = %v after UseQuantized, %v before", i, yb.Data[i], v)
+		}
+	}
+	if err := UseQuantized(b, map[string]*kernels.QMatrix{"a.bias": qs["a.weight"]}); err == nil {
+		t.Error("a bias as a quantized weight: no error")
+	}
+}
