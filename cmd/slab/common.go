@@ -6,10 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 
 	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/train"
 )
 
 // stdout and stderr are where the vision commands write; tests swap them to
@@ -102,20 +102,8 @@ func setThreads(n int) error {
 	return nil
 }
 
-// metric is a float64 that encodes as JSON null when it is NaN or infinite:
-// encoding/json refuses those values, and a validation loss is legitimately
-// +Inf or NaN while a PRepBN model's eval-mode RepBN has no statistics yet,
-// which must not cost the run its JSON summary.
-type metric float64
-
-// MarshalJSON encodes m as a number, or null when it is not finite.
-func (m metric) MarshalJSON() ([]byte, error) {
-	f := float64(m)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return []byte("null"), nil
-	}
-	return json.Marshal(f)
-}
+// metric is a float64 that encodes as JSON null when it is not finite.
+type metric = train.Metric
 
 // emitJSON writes v as one JSON object line on stdout.
 func emitJSON(v any) error {

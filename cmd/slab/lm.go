@@ -1,21 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"time"
 
-	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/fuse"
-	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/train"
@@ -181,42 +176,11 @@ func (f *lmFlags) modelFromFlags() (models.Decoder, data.Tokenizer, error) {
 	return m, tok, nil
 }
 
-type lmTrainResult struct {
-	Model          string  `json:"model"`
-	Norm           string  `json:"norm"`
-	RepBNInit      string  `json:"repbn_init,omitempty"`
-	Params         int64   `json:"params"`
-	Steps          int     `json:"steps"`
-	Batch          int     `json:"batch"`
-	Seq            int     `json:"seq"`
-	LR             float64 `json:"lr"`
-	FinalTrainLoss float64 `json:"final_train_loss"`
-	ValLoss        metric  `json:"val_loss"`
-	ValPPL         metric  `json:"val_ppl"`
-	ValTokens      int     `json:"val_tokens"`
-	Seconds        float64 `json:"seconds"`
-	TokensPerSec   float64 `json:"train_tokens_per_s"`
-	// CPUTokensPerSec is tokens per CPU-second of the process times the
-	// threads: what the loop would reach with the cores to itself (the
-	// validation passes inside the loop are included in both rates).
-	CPUTokensPerSec float64 `json:"train_tokens_per_cpu_s"`
-	Tokens          int64   `json:"train_tokens"`
-	Threads         int     `json:"threads"`
-	LoadStart       string  `json:"loadavg_start,omitempty"`
-	LoadEnd         string  `json:"loadavg_end,omitempty"`
-	Tokenizer       string  `json:"tokenizer"`
-	Vocab           int     `json:"vocab"`
-	Date            string  `json:"date"`
-	Lambda          float64 `json:"final_lambda,omitempty"`
-	Checkpoint      string  `json:"checkpoint,omitempty"`
-	Curve           []lmPt  `json:"curve"`
-}
-
-type lmPt struct {
-	Step    int     `json:"step"`
-	Loss    float64 `json:"train_loss"`
-	ValLoss metric  `json:"val_loss,omitempty"`
-}
+// lmTrainResult is the JSON of slab train-lm; lmPt one point of its curve.
+type (
+	lmTrainResult = train.LMResult
+	lmPt          = train.LMPoint
+)
 
 func cmdTrainLM(args []string) error {
 	fs := newFlags("train-lm", "train-lm [flags]")
@@ -294,40 +258,12 @@ func cmdTrainLM(args []string) error {
 		}
 		fmt.Fprintf(w, "resumed %s at step %d\n", *resume, tr.Step)
 	}
-	var ckptPath, logPath string
-	if *out != "" {
-		if err := os.MkdirAll(*out, 0o755); err != nil {
-			return flagErr("out", "%v", err)
-		}
-		ckptPath, logPath = filepath.Join(*out, "ckpt.safetensors"), filepath.Join(*out, "log.jsonl")
-		// The log holds what the checkpoint holds: a fresh run starts it
-		// anew, a resumed one drops points written after its checkpoint.
-		var keep []lmPt
-		if *resume != "" {
-			pts, err := readLMLog(logPath)
-			if err != nil && !os.IsNotExist(err) {
-				return err
-			}
-			for _, p := range pts {
-				if int64(p.Step) <= tr.Step {
-					keep = append(keep, p)
-				}
-			}
-		}
-		os.Remove(logPath)
-		if err := appendLMLog(logPath, keep); err != nil {
-			return flagErr("out", "%v", err)
-		}
-	}
-	start := int(tr.Step)
 	norm, prep := c.NormSpec().Kind, c.NormSpec().Kind == nn.NormPRepBN
 	fmt.Fprintf(w, "train-lm %s (%s%s): %.2fM params, %d train / %d validation tokens, %d steps x %d x %d\n",
 		configName(c), norm, map[bool]string{true: ", init " + c.Get("repbn-init")}[prep],
 		float64(models.NumParams(m))/1e6, len(splits.Train), len(splits.Validation), *steps, *batch, *seq)
-	res := lmTrainResult{Model: configName(c), Norm: norm, Params: models.NumParams(m), Steps: *steps, Batch: *batch, Seq: *seq, LR: *lr}
-	if prep {
-		res.RepBNInit = c.Get("repbn-init")
-	}
+	run := train.LMRun{Validation: splits.Validation, EvalEvery: *evalEvery, EvalBatches: *evalBatches, LogEvery: *logEvery,
+		Dir: *out, SaveEvery: *saveEvery, Resumed: *resume != "", Progress: w}
 	if *cpuProfile != "" {
 		pf, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -337,127 +273,20 @@ func cmdTrainLM(args []string) error {
 		if err := pprof.StartCPUProfile(pf); err != nil {
 			return flagErr("cpuprofile", "%v", err)
 		}
+		run.LoopDone = pprof.StopCPUProfile // the loop only, not the final evaluation
 	}
-	res.LoadStart, res.Tokenizer, res.Vocab, res.Threads = bench.LoadAvg(), tok.Name(), m.Vocab(), kernels.Threads()
-	res.Date = time.Now().UTC().Format(time.RFC3339)
-	c0 := bench.CPUTime()
-	t0 := time.Now()
-	rates := func(step int) (float64, float64) {
-		el, done := time.Since(t0).Seconds(), float64((step-start)*(*batch)*(*seq))
-		cpu := (bench.CPUTime() - c0).Seconds() / float64(kernels.Threads())
-		if cpu <= 0 {
-			return done / el, 0
-		}
-		return done / el, done / cpu
-	}
-	var ema float64
-	for tr.Step < int64(*steps) {
-		lr := tr.Sched.LR(tr.Step)
-		l, err := tr.TrainStep()
-		if err != nil {
-			return err
-		}
-		step := int(tr.Step)
-		if step == start+1 {
-			ema = l
-		}
-		ema = 0.9*ema + 0.1*l
-		pt := lmPt{Step: step, Loss: l}
-		last := step == *steps
-		if last || (*evalEvery > 0 && step%*evalEvery == 0) {
-			vl, _, err := train.EvaluateLM(m, splits.Validation, *batch, *seq, *evalBatches)
-			if err != nil {
-				return flagErr("data", "validation: %v", err)
-			}
-			pt.ValLoss = metric(vl)
-			tps, cps := rates(step)
-			fmt.Fprintf(w, "step %5d  loss %.4f  val loss %.4f  val ppl %8.3f  lambda %.3f  lr %.2e  %.0f tok/s  %.0f per CPU-time  %.0f s\n",
-				step, ema, vl, math.Exp(vl), lambdaOf(m), lr, tps, cps, time.Since(t0).Seconds())
-		}
-		if pt.ValLoss == 0 && *logEvery > 0 && step%*logEvery == 0 {
-			tps, cps := rates(step)
-			fmt.Fprintf(w, "step %5d  loss %.4f  lambda %.3f  lr %.2e  %.0f tok/s  %.0f per CPU-time  %.0f s\n",
-				step, ema, lambdaOf(m), lr, tps, cps, time.Since(t0).Seconds())
-		}
-		res.Curve = append(res.Curve, pt)
-		if ckptPath != "" && ((*saveEvery > 0 && step%*saveEvery == 0) || last) {
-			if err := tr.Save(ckptPath); err != nil {
-				return err
-			}
-			if err := appendLMLog(logPath, res.Curve); err != nil {
-				return err
-			}
-			res.Curve, res.Checkpoint = res.Curve[:0], ckptPath
-		}
-	}
-	res.Seconds = time.Since(t0).Seconds()
-	cpu := (bench.CPUTime() - c0).Seconds() / float64(kernels.Threads())
-	if *cpuProfile != "" {
-		pprof.StopCPUProfile() // the loop only, not the final evaluation
-	}
-	res.Tokens = int64(*steps-start) * int64(*batch) * int64(*seq)
-	res.TokensPerSec = float64(res.Tokens) / res.Seconds
-	if cpu > 0 {
-		res.CPUTokensPerSec = float64(res.Tokens) / cpu
-	}
-	res.LoadEnd = bench.LoadAvg()
-	res.FinalTrainLoss = ema
-	vl, vt, err := train.EvaluateLM(m, splits.Validation, *batch, *seq, 0)
-	if err != nil {
-		return flagErr("data", "validation: %v", err)
-	}
-	res.ValLoss, res.ValTokens, res.ValPPL = metric(vl), vt, metric(math.Exp(vl))
-	res.Lambda = lambdaOf(m)
-	if logPath != "" {
-		if res.Curve, err = readLMLog(logPath); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s, %.0f per CPU-time; load %s -> %s)\n",
-		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec, res.CPUTokensPerSec, res.LoadStart, res.LoadEnd)
-	if f.json {
-		return emitJSON(res)
-	}
-	return nil
-}
-
-// appendLMLog appends curve points to the run's JSON-lines log.
-func appendLMLog(path string, pts []lmPt) error {
-	fh, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	res, err := train.RunLM(tr, run)
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(fh)
-	for _, p := range pts {
-		if err := enc.Encode(p); err != nil {
-			fh.Close()
-			return err
-		}
+	res.Model, res.Norm, res.Params, res.LR, res.Tokenizer, res.Vocab = configName(c), norm, models.NumParams(m), *lr, tok.Name(), m.Vocab()
+	if prep {
+		res.RepBNInit = c.Get("repbn-init")
 	}
-	return fh.Close()
+	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s, %.0f per CPU-time; load %s -> %s)\n",
+		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec, res.CPUTokensPerSec, res.LoadStart, res.LoadEnd)
+	return jsonOr(res, nil, f.json)
 }
-
-// readLMLog reads the whole curve of a run's log.
-func readLMLog(path string) ([]lmPt, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var pts []lmPt
-	dec := json.NewDecoder(bytes.NewReader(b))
-	for dec.More() {
-		var p lmPt
-		if err := dec.Decode(&p); err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
-		}
-		pts = append(pts, p)
-	}
-	return pts, nil
-}
-
-// lambdaOf is the PRepBN mixing weight of the norms (all share it), 1
-// for RMSNorm and LayerNorm models.
-func lambdaOf(m models.Model) float64 { return models.Lambda(m) }
 
 type lmEvalResult struct {
 	Checkpoint string  `json:"checkpoint"`
