@@ -131,7 +131,9 @@ func (a *AdaptiveInput) Forward(ids []int, shape ...int) (*tensor.Tensor, error)
 		n = len(ids)
 	}
 	if n != len(ids) {
-		return nil, fmt.Errorf("adaptive input %s: %d ids do not fill shape %v", a.Bands[0].Emb.Name, len(ids), shape)
+		// A copy: formatting shape itself would move every caller's
+		// variadic shape to the heap (one allocation per decode step).
+		return nil, fmt.Errorf("adaptive input %s: %d ids do not fill shape %v", a.Bands[0].Emb.Name, len(ids), append([]int(nil), shape...))
 	}
 	if len(shape) == 0 {
 		a.shape = append(a.shape[:0], len(ids), a.Dim)
