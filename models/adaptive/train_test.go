@@ -305,4 +305,3 @@ func TestDecodeNoAlloc(t *testing.T) {
 		}
 	}
 }
-
