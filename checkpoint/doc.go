@@ -1,6 +1,7 @@
 // Package checkpoint reads and writes the tensor file formats slab meets:
-// safetensors (read and write) and PyTorch's torch.save output (.pth/.pt,
-// read only). It knows nothing of models: it turns bytes into named arrays
+// safetensors and PyTorch's torch.save output (.pth/.pt: any state dict
+// torch.save writes is read; WritePTH writes state dicts that torch.load
+// reads, see pthwrite.go). It knows nothing of models: it turns bytes into named arrays
 // and back, and each model owns the mapping from names to its parameters.
 //
 // Design choices:
