@@ -5,12 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
@@ -90,12 +89,8 @@ func cmdTrain(args []string) error {
 	seed := fs.Uint64("seed", 0, "seed of weights, data order, augmentation and drop path")
 	stopEpoch := fs.Int("stop-epoch", 0, "stop after this epoch (0 = run all); continue later with --resume")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	if *out == "" {
 		return flagErr("out", "is required (directory for the checkpoint, log and plot)")
@@ -125,38 +120,29 @@ func cmdTrain(args []string) error {
 		family *models.Family
 		cfg    models.Config
 		tcfg   train.Config
-		ckpt   *checkpoint.File
+		rs     *train.Resumed
+		err    error
 		extra  = map[string]string{}
 	)
 	if *resume != "" {
-		if ckpt, err = checkpoint.Read(*resume); err != nil {
+		if rs, err = train.ReadResume(*resume); err != nil {
 			return flagErr("resume", "%v", err)
 		}
-		if family, cfg, err = models.ConfigOf(ckpt, *resume); err != nil {
-			return flagErr("resume", "%v", err)
-		}
-		if tcfg, err = train.TrainConfigOf(ckpt, *resume); err != nil {
-			return flagErr("resume", "%v", err)
-		}
-		if err := json.Unmarshal([]byte(ckpt.Metadata["data"]), &extra); err != nil {
-			return flagErr("resume", "%s: damaged data metadata: %v", *resume, err)
-		}
+		family, cfg, tcfg, extra = rs.Family, rs.Model, rs.Train, rs.Data
 		*dataName = extra["data"]
+		var ignored []string
 		dirSet := false
-		fs.Visit(func(f *flag.Flag) { dirSet = dirSet || f.Name == "data-dir" })
+		fs.Visit(func(f *flag.Flag) {
+			dirSet = dirSet || f.Name == "data-dir"
+			if slices.Contains(recipeFlags, f.Name) {
+				ignored = append(ignored, "--"+f.Name)
+			}
+		})
 		if !dirSet {
 			*dataDir = extra["data_dir"]
 		}
 		fmt.Sscan(extra["limit_train"], limitTrain)
 		fmt.Sscan(extra["limit_test"], limitTest)
-		var ignored []string
-		fs.Visit(func(f *flag.Flag) {
-			for _, r := range recipeFlags {
-				if f.Name == r {
-					ignored = append(ignored, "--"+r)
-				}
-			}
-		})
 		if len(ignored) > 0 {
 			fmt.Fprintf(stderr, "slab train: resuming %s: the recipe comes from the checkpoint; ignoring %s\n", *resume, strings.Join(ignored, " "))
 		}
@@ -180,10 +166,7 @@ func cmdTrain(args []string) error {
 			WarmupEpoch: *warmupEpochs, WeightDecay: *wd, Smoothing: *smoothing, ClipGrad: *clip, ScheduleT: *schedT,
 			ScheduleFrac: *schedFrac, Recalibrate: *recal, Seed: *seed}
 		if tcfg.Recalibrate < 0 {
-			tcfg.Recalibrate = 0
-			if foldable(cfg) {
-				tcfg.Recalibrate = 1
-			}
+			tcfg.Recalibrate = map[bool]int{true: 1}[foldable(cfg)]
 		}
 		if err := tcfg.Validate(); err != nil {
 			return flagErr(strings.Fields(err.Error())[0], "%v", err)
@@ -209,7 +192,7 @@ func cmdTrain(args []string) error {
 	if err := checkDataFits(trainSet, m, *dataName); err != nil {
 		return err
 	}
-	if n := extra["train_images"]; ckpt != nil && n != "" && n != fmt.Sprint(trainSet.Len()) {
+	if n := extra["train_images"]; rs != nil && n != "" && n != fmt.Sprint(trainSet.Len()) {
 		return flagErr("resume", "%s was trained on %s %s images, but %s now has %d: resume with the same --data-dir", *resume, n, *dataName, *dataName, trainSet.Len())
 	}
 	extra["train_images"] = fmt.Sprint(trainSet.Len())
@@ -217,59 +200,26 @@ func cmdTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return flagErr("out", "%v", err)
-	}
-	ckptPath := filepath.Join(*out, "ckpt.safetensors")
-	logPath := filepath.Join(*out, "log.jsonl")
-	plotPath := filepath.Join(*out, "curves.png")
-	var prevSteps []train.StepRecord
-	if ckpt != nil {
-		if err := tr.Restore(ckpt, *resume); err != nil {
+	if rs != nil {
+		if err := tr.Restore(rs.File, *resume); err != nil {
 			return flagErr("resume", "%v", err)
 		}
-		// Keep the curve log consistent with the checkpoint: drop records
-		// written after it (a crash between checkpoint and log, or a resume
-		// from an older checkpoint).
-		steps, epochs, err := train.ReadLog(logPath, tr.Step)
-		if err != nil {
-			return err
-		}
-		prevSteps = steps
-		tmp := logPath + ".tmp"
-		os.Remove(tmp)
-		if err := train.AppendLog(tmp, steps, epochs); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, logPath); err != nil {
-			return err
-		}
-	} else {
-		os.Remove(logPath)
+	}
+	dir, err := train.OpenRunDir(*out, tr, rs != nil)
+	if err != nil {
+		return flagErr("out", "%v", err)
 	}
 	resumedFrom := tr.Step
 	extraJSON, _ := json.Marshal(extra)
-	save := func() error {
-		tr.Meta = map[string]string{"data": string(extraJSON)}
-		return tr.Save(ckptPath)
-	}
-
+	tr.Meta = map[string]string{"data": string(extraJSON)}
 	prog := info(*jsonOut)
 	tr.Report = progress.NewReporter(prog, progress.IsTerminal(prog))
 	fmt.Fprintf(prog, "training %s (norm %s, attn %s, %d params, %.4f GFLOP/image) on %s: %d train / %d test images, %d epochs x %d steps, batch %d, lr %g, T %d, %d threads\n",
 		configName(cfg), normOf(m), cfg.Get("attn"), models.NumParams(m), float64(cfg.FLOPs())/1e9, *dataName, trainSet.Len(), testSet.Len(),
 		tcfg.Epochs, tr.ItersPerEpoch, tcfg.Batch, tcfg.LR, tr.ScheduleT, kernels.Threads())
-	flushed := 0
-	tr.OnEpoch = func(t *train.Trainer, rec train.EpochRecord) error {
-		if err := save(); err != nil {
-			return err
-		}
-		if err := train.AppendLog(logPath, t.Steps[flushed:], []train.EpochRecord{rec}); err != nil {
-			return err
-		}
-		flushed = len(t.Steps)
-		return plot.WritePlot(plotPath, configName(cfg), append(prevSteps[:len(prevSteps):len(prevSteps)], t.Steps...), t.Epochs)
-	}
+	dir.Attach(tr, func(steps []train.StepRecord, epochs []train.EpochRecord) error {
+		return plot.WritePlot(dir.Plot, configName(cfg), steps, epochs)
+	})
 	stop := tr.TotalSteps()
 	if *stopEpoch < 0 {
 		return flagErr("stop-epoch", "must be >= 0, got %d", *stopEpoch)
@@ -283,13 +233,13 @@ func cmdTrain(args []string) error {
 	finished := tr.Step == tr.TotalSteps()
 	r := trainResult{Model: configName(cfg), Norm: normOf(m), Attn: cfg.Get("attn"), Data: *dataName, Epochs: tcfg.Epochs, Steps: tr.Step,
 		Batch: tcfg.Batch, ScheduleT: tr.ScheduleT, Params: models.NumParams(m), FLOPs: cfg.FLOPs(), Recalibrate: tcfg.Recalibrate,
-		Checkpoint: ckptPath, Log: logPath, Plot: plotPath, Threads: kernels.Threads(), Seed: tcfg.Seed, ResumedFromStep: resumedFrom}
+		Checkpoint: dir.Checkpoint, Log: dir.Log, Plot: dir.Plot, Threads: kernels.Threads(), Seed: tcfg.Seed, ResumedFromStep: resumedFrom}
 	if n := len(tr.Epochs); n > 0 {
 		r.TestAcc, r.TestLoss = tr.Epochs[n-1].TestAcc, tr.Epochs[n-1].TestLoss
 	}
 	r.TestAccBefore = r.TestAcc
 	if !finished {
-		fmt.Fprintf(prog, "stopped after epoch %d of %d (--stop-epoch); continue with --resume %s\n", tr.Step/tr.ItersPerEpoch, tcfg.Epochs, ckptPath)
+		fmt.Fprintf(prog, "stopped after epoch %d of %d (--stop-epoch); continue with --resume %s\n", tr.Step/tr.ItersPerEpoch, tcfg.Epochs, dir.Checkpoint)
 	}
 	if finished && tcfg.Recalibrate > 0 {
 		if err := tr.Recalibrate(); err != nil {
@@ -298,7 +248,7 @@ func cmdTrain(args []string) error {
 		if r.TestLoss, r.TestAcc, err = tr.Evaluate(testSet); err != nil {
 			return err
 		}
-		if err := save(); err != nil {
+		if err := tr.Save(dir.Checkpoint); err != nil {
 			return err
 		}
 		fmt.Fprintf(prog, "after %d BN re-calibration pass(es): test accuracy %.2f%% (was %.2f%%)\n", tcfg.Recalibrate, 100*r.TestAcc, 100*r.TestAccBefore)
@@ -313,6 +263,6 @@ func cmdTrain(args []string) error {
 		return emitJSON(r)
 	}
 	fmt.Fprintf(stdout, "%s: test accuracy %.2f%% (loss %.4f), %.0f training images/s (%.1f GFLOP/s at 3x forward FLOPs), checkpoint %s\n",
-		configName(cfg), 100*r.TestAcc, r.TestLoss, r.TrainImgPerSec, r.TrainGFLOPPerS, ckptPath)
+		configName(cfg), 100*r.TestAcc, r.TestLoss, r.TrainImgPerSec, r.TrainGFLOPPerS, dir.Checkpoint)
 	return nil
 }
