@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/pvt"
 )
@@ -47,3 +48,5 @@ func TestParamCounts(t *testing.T) {
 		}
 	}
 }
+
+func fuseFold(m models.Model) error { return fuse.Fold(m) }
