@@ -19,18 +19,19 @@ type Tokenizer interface {
 	TokenBytes(dst []byte, id int) ([]byte, error)
 }
 
-// NewTokenizer returns "byte" or "gpt2". A "gpt2-trim" tokenizer depends
-// on a training text, so it comes from TrimGPT2 or ParseGPT2Trim instead.
+// NewTokenizer returns "byte" or "gpt2". The "gpt2-trim" and "word"
+// tokenizers depend on a training text, so they come from LoadNamedSplits
+// or TokenizerFromMeta instead.
 func NewTokenizer(name string) (Tokenizer, error) {
 	switch name {
 	case "byte":
 		return ByteTokenizer{}, nil
 	case "gpt2":
 		return NewGPT2()
-	case GPT2TrimName:
-		return nil, fmt.Errorf("tokenizer %s is built from the training text (train-lm) and stored in the checkpoint; it cannot be made on its own", name)
+	case GPT2TrimName, WordName:
+		return nil, fmt.Errorf("tokenizer %s is built from the training text (train-lm; data.LoadNamedSplits) and stored in the checkpoint (data.TokenizerFromMeta); it cannot be made on its own", name)
 	}
-	return nil, fmt.Errorf("unknown tokenizer %q (want byte, gpt2 or %s)", name, GPT2TrimName)
+	return nil, fmt.Errorf("unknown tokenizer %q (want byte, gpt2, %s or %s)", name, GPT2TrimName, WordName)
 }
 
 // ByteTokenizer maps each byte of the UTF-8 text to its own id (vocab 256):
