@@ -43,6 +43,9 @@ func (r *Model) Generate(ctx context.Context, prompt string, o GenerateOptions) 
 	if !ok {
 		return "", fmt.Errorf("slab: %s is a %s model, not a language model", r.Name(), r.Family())
 	}
+	if r.tok == nil {
+		return "", fmt.Errorf("slab: %s records no tokenizer (an imported state dict): use TokenLogits, or a slab checkpoint", r.path)
+	}
 	if o.Tokens <= 0 {
 		return "", fmt.Errorf("slab: GenerateOptions.Tokens must be positive, got %d", o.Tokens)
 	}

@@ -53,6 +53,8 @@ type Model struct {
 	warns  []string
 	folded bool
 	opts   options
+	// lenient: a language model without tokenizer metadata loads (Import)
+	lenient bool
 
 	// classifiers
 	pre   data.Preprocess
@@ -85,12 +87,9 @@ func Dataset(name string) Option { return func(o *options) { o.dataset = name } 
 // inference. Official PyTorch checkpoints are converted first with
 // `slab import`.
 func Load(path string, opts ...Option) (*Model, error) {
-	o := options{dataset: "fashion-mnist"}
-	for _, f := range opts {
-		f(&o)
-	}
-	if o.dataset != "fashion-mnist" && o.dataset != "mnist" {
-		return nil, fmt.Errorf("slab: Dataset(%q): want fashion-mnist or mnist", o.dataset)
+	o, err := loadOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	m, f, warns, err := models.Load(path)
 	if err != nil {
@@ -101,6 +100,17 @@ func Load(path string, opts ...Option) (*Model, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+func loadOptions(opts []Option) (options, error) {
+	o := options{dataset: "fashion-mnist"}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.dataset != "fashion-mnist" && o.dataset != "mnist" {
+		return o, fmt.Errorf("slab: Dataset(%q): want fashion-mnist or mnist", o.dataset)
+	}
+	return o, nil
 }
 
 // prepare folds when asked and sets up preprocessing or the tokenizer.
@@ -125,6 +135,9 @@ func (r *Model) prepare() error {
 	case models.LM:
 		tok, err := tokenizerOf(r.meta)
 		if err != nil {
+			if r.lenient {
+				return nil // an imported state dict: TokenLogits only
+			}
 			return fmt.Errorf("slab: %s: %w", r.path, err)
 		}
 		if tok.VocabSize() > mm.Vocab() {
@@ -202,7 +215,7 @@ func (r *Model) clone() (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("slab: cloning %s: %w", r.Name(), err)
 	}
-	c := &Model{m: d, path: r.path, meta: r.meta, warns: r.warns, opts: r.opts, folded: r.folded}
+	c := &Model{m: d, path: r.path, meta: r.meta, warns: r.warns, opts: r.opts, folded: r.folded, lenient: r.lenient}
 	c.opts.fold = false // the clone copies the folded layout already
 	if err := c.prepare(); err != nil {
 		return nil, err
