@@ -212,3 +212,16 @@ func UseQuantized(m Module, qs map[string]*kernels.QMatrix) error {
 	}
 	return nil
 }
+
+// QuantSavedBytes is how many fewer bytes a forward reads through m's
+// quantized Linears than through their float32 weights: a float32
+// model's per-token weight traffic minus this is the quantized model's.
+func QuantSavedBytes(m Module) int {
+	n := 0
+	for _, p := range m.Params() {
+		if p.lin != nil && p.lin.qs != nil {
+			n += 4*len(p.W.Data) - p.lin.qs.get(p).Bytes()
+		}
+	}
+	return n
+}
