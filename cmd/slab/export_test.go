@@ -553,3 +553,31 @@ func exportLMCase(t *testing.T, dir string, exp *exportExpected, required bool) 
 	return map[string]any{"name": name, "family": m.Family(), "pth": name + ".pth", "wrap": "",
 		"config": json.RawMessage(cfgJS), "batch": B, "seq": T, "slab_logits": logits}
 }
+
+// TestExportTrainingCheckpoint: a training checkpoint (optimizer moments,
+// run state) exports its model only, exactly as loaded.
+func TestExportTrainingCheckpoint(t *testing.T) {
+	src := filepath.Join("..", "..", "testdata", "compat", "old_vit_train.safetensors")
+	m, f, _, err := models.Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	optim := 0
+	for k := range f.Tensors {
+		if strings.HasPrefix(k, models.OptimPrefix) {
+			optim++
+		}
+	}
+	out := filepath.Join(t.TempDir(), "train.pth")
+	if _, err := runIn(t, "export", "--weights", src, "--out", out); err != nil {
+		t.Fatal(err)
+	}
+	g, err := checkpoint.ReadPTH(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, "training checkpoint", g.Tensors, models.StateDict(m))
+	if optim == 0 || len(g.Tensors) != len(f.Tensors)-optim {
+		t.Errorf("%d tensors exported from %d with %d optimizer tensors", len(g.Tensors), len(f.Tensors), optim)
+	}
+}
