@@ -9,12 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slabml/slab"
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/vit"
-	"github.com/slabml/slab/nn"
-	"github.com/slabml/slab/tensor"
 )
 
 // classifyRef is tools/reference/classify_ref.py's output: PyTorch's top-5
@@ -141,22 +140,17 @@ func TestClassify(t *testing.T) {
 		if err := json.Unmarshal([]byte(js), &r); err != nil || len(r.Images) != 2 {
 			t.Fatalf("%s: classify --json printed %q (%v)", name, js, err)
 		}
-		p, names, _ := preprocessFor(m, "fashion-mnist")
-		c := m.Cfg
+		// The API's preprocessing and top-k (package slab) on the model.
+		sm, err := slab.Wrap(m, nil, slab.Dataset("fashion-mnist"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i, path := range images {
-			img, err := data.LoadImage(path)
+			wants, err := sm.ClassifyFiles([]string{path}, 3)
 			if err != nil {
 				t.Fatal(err)
 			}
-			x := tensor.New(1, c.InChans, c.ImgSize, c.ImgSize)
-			if err := p.Apply(img, x.Data); err != nil {
-				t.Fatal(err)
-			}
-			y, err := m.Forward(x, nn.Eval)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := topK(y.Data, 3, names)
+			want := wants[0]
 			got := r.Images[i].Top
 			for k := range want {
 				if got[k].Class != want[k].Class || got[k].Name != want[k].Name || math.Abs(got[k].Prob-want[k].Prob) > 1e-5 {
