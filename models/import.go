@@ -137,3 +137,26 @@ func ConfigName(c Config) string {
 	}
 	return "model"
 }
+
+// LoadStateFile loads an official state dict file (torch.save, or
+// safetensors) into m through LoadState and returns its warnings.
+func LoadStateFile(m Model, path string) ([]string, error) {
+	pth, err := IsPTH(path)
+	if err != nil {
+		return nil, err
+	}
+	var f *checkpoint.File
+	if pth {
+		f, err = checkpoint.ReadPTH(path)
+	} else {
+		f, err = checkpoint.Read(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	warnings, err := LoadState(m, f.Tensors)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return warnings, nil
+}

@@ -85,40 +85,6 @@ func buildLM(e *models.Entry, c models.Config, vocab int, seed uint64) (models.D
 	return d, nil
 }
 
-// lmText tokenizes a corpus with the named tokenizer. gpt2-trim is built
-// here from the GPT-2 ids of the training split (data.TrimGPT2).
-func lmText(src, name string) (data.Tokenizer, *data.TextSplits, error) {
-	if name == data.GPT2TrimName {
-		g, err := data.NewGPT2()
-		if err != nil {
-			return nil, nil, err
-		}
-		sp, err := data.LoadTextSplits(src, g)
-		if err != nil {
-			return nil, nil, flagErr("data", "%v", err)
-		}
-		t, err := data.TrimGPT2(g, sp)
-		return t, sp, err
-	}
-	tok, err := data.NewTokenizer(name)
-	if err != nil {
-		return nil, nil, flagErr("tokenizer", "%v", err)
-	}
-	sp, err := data.LoadTextSplits(src, tok)
-	if err != nil {
-		return nil, nil, flagErr("data", "%v", err)
-	}
-	return tok, sp, nil
-}
-
-// tokenizerOf rebuilds a checkpoint's tokenizer from its metadata.
-func tokenizerOf(meta map[string]string) (data.Tokenizer, error) {
-	if meta["tokenizer"] == data.GPT2TrimName {
-		return data.ParseGPT2Trim(meta["tokenizer_vocab"])
-	}
-	return data.NewTokenizer(meta["tokenizer"])
-}
-
 // loadLM builds the language model of a checkpoint and loads its weights.
 func loadLM(path string) (models.Decoder, data.Tokenizer, *checkpoint.File, error) {
 	mm, f, warns, err := models.Load(path)
@@ -132,7 +98,7 @@ func loadLM(path string) (models.Decoder, data.Tokenizer, *checkpoint.File, erro
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("%s holds %s, a %s model, not a language model", path, nameOf(mm), mm.Family())
 	}
-	tok, err := tokenizerOf(f.Metadata)
+	tok, err := data.TokenizerFromMeta(f.Metadata)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -157,18 +123,9 @@ func (f *lmFlags) modelFromFlags() (models.Decoder, data.Tokenizer, error) {
 	if err != nil || f.state == "" {
 		return m, tok, err
 	}
-	var sf *checkpoint.File
-	if strings.HasSuffix(f.state, ".safetensors") {
-		sf, err = checkpoint.Read(f.state)
-	} else {
-		sf, err = checkpoint.ReadPTH(f.state)
-	}
+	warns, err := models.LoadStateFile(m, f.state)
 	if err != nil {
 		return nil, nil, flagErr("state", "%v", err)
-	}
-	warns, err := models.LoadState(m, sf.Tensors)
-	if err != nil {
-		return nil, nil, flagErr("state", "%s: %v", f.state, err)
 	}
 	for _, w := range warns {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
@@ -223,9 +180,9 @@ func cmdTrainLM(args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, splits, err := lmText(*src, c.Get("tokenizer"))
+	tok, splits, err := data.LoadNamedSplits(*src, c.Get("tokenizer"))
 	if err != nil {
-		return err
+		return flagErr("data", "%v", err)
 	}
 	m, err := buildLM(e, c, tok.VocabSize(), f.seed)
 	if err != nil {
@@ -243,10 +200,8 @@ func cmdTrainLM(args []string) error {
 	if err != nil {
 		return flagErr("seq", "%v", err)
 	}
-	tr.Meta = map[string]string{"tokenizer": tok.Name(), "data": *src}
-	if t, ok := tok.(*data.GPT2Trim); ok {
-		tr.Meta["tokenizer_vocab"] = t.Vocab()
-	}
+	tr.Meta = data.TokenizerMeta(tok)
+	tr.Meta["data"] = *src
 	w := info(f.json)
 	if *resume != "" {
 		ck, err := checkpoint.Read(*resume)
