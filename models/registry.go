@@ -99,34 +99,44 @@ func Lookup(name string) (*Entry, Config, error) {
 	if e, ok := entries[name]; ok {
 		return e, e.Config(), nil
 	}
-	base, applied := name, []Suffix(nil)
-	for {
-		if e, ok := entries[base]; ok && sameFamily(e, applied) {
-			c := e.Config()
-			for i := len(applied) - 1; i >= 0; i-- {
-				if err := c.Set(applied[i].Option, applied[i].Value); err != nil {
-					return nil, nil, fmt.Errorf("model %q: %v", name, err)
-				}
-			}
-			if n, ok := c.(interface{ SetModelName(string) }); ok {
-				n.SetModelName(name)
-			}
-			if err := c.Validate(); err != nil {
-				return nil, nil, fmt.Errorf("model %q: %v", name, err)
-			}
-			return e, c, nil
-		}
-		cut := false
-		for _, s := range suffixes {
-			if b, ok := strings.CutSuffix(base, s.Suffix); ok && b != "" && !hasOption(applied, s.Option) {
-				base, applied, cut = b, append(applied, s), true
-				break
-			}
-		}
-		if !cut {
-			return nil, nil, fmt.Errorf("unknown model %q (see slab models; known: %s)", name, strings.Join(namesLocked(), ", "))
+	e, applied := resolve(name, nil)
+	if e == nil {
+		return nil, nil, fmt.Errorf("unknown model %q (see slab models; known: %s)", name, strings.Join(namesLocked(), ", "))
+	}
+	c := e.Config()
+	for i := len(applied) - 1; i >= 0; i-- {
+		if err := c.Set(applied[i].Option, applied[i].Value); err != nil {
+			return nil, nil, fmt.Errorf("model %q: %v", name, err)
 		}
 	}
+	if n, ok := c.(interface{ SetModelName(string) }); ok {
+		n.SetModelName(name)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("model %q: %v", name, err)
+	}
+	return e, c, nil
+}
+
+// resolve finds the registered entry base names once endings are cut, and
+// the endings cut (last first). Families may register the same ending
+// ("_prepbn"), so every matching ending of the family chosen by the first
+// cut is tried, not only the first registered.
+func resolve(base string, applied []Suffix) (*Entry, []Suffix) {
+	if e, ok := entries[base]; ok && len(applied) > 0 && sameFamily(e, applied) {
+		return e, applied
+	}
+	for _, s := range suffixes {
+		if len(applied) > 0 && s.Family != applied[0].Family {
+			continue
+		}
+		if b, ok := strings.CutSuffix(base, s.Suffix); ok && b != "" && !hasOption(applied, s.Option) {
+			if e, a := resolve(b, append(applied[:len(applied):len(applied)], s)); e != nil {
+				return e, a
+			}
+		}
+	}
+	return nil, nil
 }
 
 func sameFamily(e *Entry, applied []Suffix) bool {

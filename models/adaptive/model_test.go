@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/slabml/slab/models"
+	_ "github.com/slabml/slab/models/llama" // registers the same endings (_prepbn, _layernorm)
 	"github.com/slabml/slab/nn"
 )
 
@@ -234,8 +235,14 @@ func TestParamCount(t *testing.T) {
 	}
 }
 
-// TestLookup: suffixes select options; bad options are named.
+// TestLookup: suffixes select options, also when another family registers
+// the same endings; bad options are named.
 func TestLookup(t *testing.T) {
+	for _, n := range []string{"lm_test_prepbn", "lm_test_layernorm_sla", "adaptive_lm_tiny_prepbn", "adaptive_lm_tiny_prepbn_full"} {
+		if _, _, err := models.Lookup(n); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
 	_, mc, err := models.Lookup("adaptive_lm_small_full_prepbn")
 	if err != nil {
 		t.Fatal(err)
