@@ -3,6 +3,7 @@ package cswin
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models"
@@ -196,12 +197,26 @@ func (c *Config) Get(option string) string {
 	switch option {
 	case "norm":
 		return c.Norm
+	case "attn":
+		return attnOf(c.Stages)
 	case "size":
 		return strconv.Itoa(c.Input())
 	case "drop-path":
 		return strconv.FormatFloat(float64(c.DropPath), 'g', -1, 32)
 	}
 	return ""
+}
+
+// attnOf names the attention of a stage layout for listings: "sla" (all
+// 'L'), "softmax" (all 'S'), or "sla+softmax".
+func attnOf(stages string) string {
+	switch {
+	case !strings.Contains(stages, "S"):
+		return "sla"
+	case !strings.Contains(stages, "L"):
+		return "softmax"
+	}
+	return "sla+softmax"
 }
 
 // Summary describes the shape in one line.
