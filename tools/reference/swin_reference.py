@@ -371,6 +371,43 @@ TINY_MODELS = {
 }
 
 
+# the 224 official layouts (docs/method.md 4.3, 4.6) for --pth-full
+FULL = {"img": 224, "patch": 4, "in_chans": 3, "classes": 1000, "dim": 96, "depths": [2, 2, 6, 2],
+        "heads": [3, 6, 12, 24], "mlp_ratio": 4, "ln_eps": 1e-5, "step": 60000, "kernel": 5, "focusing": 3}
+FULL_MODELS = {
+    "slab_swin_tiny": dict(FULL, norm="prepbn", stages="LLSS", linear="sla", windows=[56, 56, 7, 7]),
+    "swin_tiny_prepbn": dict(FULL, norm="repbn", stages="SSSS", linear="", windows=[7, 7, 7, 7]),
+    "flatten_swin_tiny": dict(FULL, norm="layernorm", stages="LLSS", linear="focused", windows=[56, 56, 7, 7]),
+}
+
+
+def full_pth(outdir, name, cfg, seed):
+    """NAME.pth (official layout, random weights with realistic statistics, iter = 0 as released),
+    NAME_input.safetensors (one 224x224 image) and NAME_logits.safetensors (eval logits, float64)."""
+    torch.manual_seed(seed)
+    m = SwinRef(cfg)
+    perturb(m, gen(seed + 1))
+    with torch.no_grad():
+        for n, b in m.named_buffers():
+            if n.endswith(".iter"):
+                b.fill_(0)
+        # Default-initialised Linears under random BN statistics grow the residual stream to
+        # ~200 and the softmax logits with it: then PyTorch's own float32 forward is 2e-2 away
+        # from float64 and no float32 result can be compared at 1e-4. Smaller qkv weights keep
+        # the attention well conditioned (a trained model's is).
+        for n, p in m.named_parameters():
+            if n.endswith("attn.qkv.weight"):
+                p.mul_(0.25)
+    m = m.float().eval()  # the shift masks are built in float64
+    torch.save({"model": m.state_dict()}, os.path.join(outdir, f"{name}.pth"))
+    x = randn(gen(seed + 2), 1, 3, 224, 224)
+    with torch.no_grad():
+        logits = copy.deepcopy(m).double()(x.double())
+    write_safetensors(os.path.join(outdir, f"{name}_input.safetensors"), {"input": x})
+    write_safetensors(os.path.join(outdir, f"{name}_logits.safetensors"), {"logits": logits})
+    print(f"{name}: {sum(p.numel() for p in m.parameters())} parameters, logits[:3] {logits[0, :3].tolist()}")
+
+
 def model_fixture(out, name, cfg, seed, batch=3):
     """swin_model_NAME.pth: the official-layout state dict ({"model": sd}, float32); LinearNorm
     schedules half way (iter = step/2) so that a training forward mixes both branches.
@@ -498,7 +535,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     ap.add_argument("--out", default=os.path.join(root, "testdata", "reference"))
+    ap.add_argument("--pth-full", metavar="DIR", help="only write the full-size 224px official-layout .pth files, "
+                    "an input and PyTorch's logits into DIR (check: slab import, then slab run)")
     a = ap.parse_args()
+    if a.pth_full:
+        os.makedirs(a.pth_full, exist_ok=True)
+        for k, (name, cfg) in enumerate(FULL_MODELS.items()):
+            full_pth(a.pth_full, name, cfg, 400 + 10 * k)
+        return
     out = a.out
     self_check()
     os.makedirs(out, exist_ok=True)
