@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
@@ -138,4 +139,43 @@ func CompareLM(m, mf models.Decoder, tok data.Tokenizer, stream []int, B, T int,
 		return nil, err
 	}
 	return c, nil
+}
+
+// FileReport is what FoldFile did.
+type FileReport struct {
+	// Model is the model as read, Folded its folded copy (as written).
+	Model, Folded models.Model
+	// Warnings are the loader's (models.Load).
+	Warnings []string
+	// MaxAbsDiff and MaxLogit are Compare's on a batch of 8.
+	MaxAbsDiff, MaxLogit float64
+}
+
+// FoldFile folds the model of a slab checkpoint (training or weights file,
+// any family) and writes the deploy weights to out, recording in which
+// file it was folded from and keeping a language model's tokenizer.
+func FoldFile(in, out string) (*FileReport, error) {
+	m, f, warns, err := models.Load(in)
+	if err != nil {
+		return nil, err
+	}
+	d, err := Copy(m)
+	if err != nil {
+		return nil, err
+	}
+	r := &FileReport{Model: m, Folded: d, Warnings: warns}
+	if r.MaxAbsDiff, r.MaxLogit, err = Compare(m, d, 8, 1); err != nil {
+		return nil, err
+	}
+	meta := map[string]string{"fused_from": in}
+	for _, k := range []string{"tokenizer", "tokenizer_vocab"} { // a language model's text side
+		if v, ok := f.Metadata[k]; ok {
+			meta[k] = v
+		}
+	}
+	wf, err := models.WeightsFile(d, meta)
+	if err != nil {
+		return nil, err
+	}
+	return r, checkpoint.Write(out, wf)
 }

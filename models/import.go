@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 
 	"github.com/slabml/slab/checkpoint"
 )
@@ -159,4 +161,37 @@ func LoadStateFile(m Model, path string) ([]string, error) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return warnings, nil
+}
+
+// Resolve looks name up (Lookup), applies option overrides (option name
+// -> value, in name order; empty values are skipped) and validates the
+// config. An error is an *InputError naming the option at fault ("name"
+// for the model name).
+func Resolve(name string, opts map[string]string) (*Entry, Config, error) {
+	e, c, err := Lookup(name)
+	if err != nil {
+		return nil, nil, &InputError{Input: "name", Err: err}
+	}
+	keys := make([]string, 0, len(opts))
+	for k, v := range opts {
+		if v != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := c.Set(k, opts[k]); err != nil {
+			return nil, nil, &InputError{Input: k, Err: err}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		// Blame the first override the message mentions, else the model.
+		for _, k := range keys {
+			if strings.Contains(strings.ToLower(err.Error()), k) {
+				return nil, nil, &InputError{Input: k, Err: err}
+			}
+		}
+		return nil, nil, &InputError{Input: "name", Err: err}
+	}
+	return e, c, nil
 }

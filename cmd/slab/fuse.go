@@ -1,11 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 
-	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models"
 )
@@ -36,12 +33,8 @@ func cmdFuse(args []string) error {
 	out := fs.String("out", "", "where to write the folded weights (safetensors)")
 	force := fs.Bool("force", false, "overwrite --out if it exists")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	if *in == "" {
 		return flagErr("weights", "is required")
@@ -52,39 +45,17 @@ func cmdFuse(args []string) error {
 	if err := setThreads(*threads); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*out); err == nil && !*force {
-		return flagErr("out", "%s exists; pass --force to overwrite it", *out)
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return flagErr("out", "%v", err)
+	if err := checkOutput(*out, "--out", *force); err != nil {
+		return err
 	}
-	m, f, warns, err := models.Load(*in)
+	rep, err := fuse.FoldFile(*in, *out)
 	if err != nil {
 		return flagErr("weights", "%v", err)
 	}
-	for _, w := range warns {
+	for _, w := range rep.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	d, err := fuse.Copy(m)
-	if err != nil {
-		return err
-	}
-	diff, maxLogit, err := fuse.Compare(m, d, 8, 1)
-	if err != nil {
-		return err
-	}
-	meta := map[string]string{"fused_from": *in}
-	for _, k := range []string{"tokenizer", "tokenizer_vocab"} { // a language model's text side
-		if v, ok := f.Metadata[k]; ok {
-			meta[k] = v
-		}
-	}
-	wf, err := models.WeightsFile(d, meta)
-	if err != nil {
-		return err
-	}
-	if err := checkpoint.Write(*out, wf); err != nil {
-		return err
-	}
+	m, d, diff, maxLogit := rep.Model, rep.Folded, rep.MaxAbsDiff, rep.MaxLogit
 	r := fuseResult{In: *in, Out: *out, Model: nameOf(m), Family: m.Family(), Norm: normOf(m), Params: models.NumParams(m), FusedParams: models.NumParams(d),
 		FLOPs: m.Config().FLOPs(), FusedFLOPs: d.Config().FLOPs(), MaxAbsDiff: diff, MaxLogit: maxLogit}
 	if *jsonOut {

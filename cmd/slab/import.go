@@ -125,7 +125,11 @@ func modelErr(err error, pathFlag string) error {
 	if !errors.As(err, &ie) || (ie.Input == "path" && pathFlag == "") {
 		return err
 	}
-	return flagErr(map[string]string{"name": "model", "key": "key", "path": pathFlag}[ie.Input], "%v", ie.Err)
+	flag := map[string]string{"name": "model", "path": pathFlag}[ie.Input]
+	if flag == "" {
+		flag = ie.Input // an option: the flag of the same name
+	}
+	return flagErr(flag, "%v", ie.Err)
 }
 
 // openWeights opens any weights file as a classifier for inference

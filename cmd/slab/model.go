@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/fuse"
@@ -18,32 +16,8 @@ import (
 // resolveModel looks name up in the registry and applies option overrides
 // (flag name -> value; empty values are skipped), naming the flag at fault.
 func resolveModel(name string, opts map[string]string) (*models.Entry, models.Config, error) {
-	e, c, err := models.Lookup(name)
-	if err != nil {
-		return nil, nil, flagErr("model", "%v", err)
-	}
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if opts[k] == "" {
-			continue
-		}
-		if err := c.Set(k, opts[k]); err != nil {
-			return nil, nil, flagErr(k, "%v", err)
-		}
-	}
-	if err := c.Validate(); err != nil {
-		for _, k := range keys {
-			if opts[k] != "" && strings.Contains(strings.ToLower(err.Error()), k) {
-				return nil, nil, flagErr(k, "%v", err)
-			}
-		}
-		return nil, nil, flagErr("model", "%v", err)
-	}
-	return e, c, nil
+	e, c, err := models.Resolve(name, opts)
+	return e, c, modelErr(err, "")
 }
 
 // nameOf is the registry name a model's config records.

@@ -7,8 +7,7 @@ import (
 	"strings"
 
 	"github.com/slabml/slab/checkpoint"
-	"github.com/slabml/slab/nn"
-	"github.com/slabml/slab/tensor"
+	"github.com/slabml/slab/models"
 )
 
 func init() {
@@ -39,12 +38,8 @@ func cmdRun(args []string) error {
 	batch := fs.Int("batch", 32, "images per forward pass")
 	force := fs.Bool("force", false, "overwrite --output if it exists")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	for _, f := range []struct{ name, v string }{{"weights", *weights}, {"input", *input}, {"output", *output}} {
 		if f.v == "" {
@@ -87,7 +82,7 @@ func cmdRun(args []string) error {
 	if len(x.Shape) != 4 || x.Shape[1] != ch || x.Shape[2] != h || x.Shape[3] != w {
 		return flagErr("input", "%s: tensor %q has shape %v; %s takes [B,%d,%d,%d]", *input, key, x.Shape, mname, ch, h, w)
 	}
-	logits, err := forwardAll(m.Forward, x, *batch, classes)
+	logits, err := models.Logits(m, x, *batch)
 	if err != nil {
 		return err
 	}
@@ -127,26 +122,4 @@ func pickInput(f *checkpoint.File, name string) (string, error) {
 	}
 	sort.Strings(names)
 	return "", fmt.Errorf("holds %d tensors and none named \"input\"; choose one with --tensor (has: %s)", len(names), strings.Join(names, ", "))
-}
-
-// forwardAll runs eval-mode forward passes over x in chunks of batch images
-// and gathers the logits [B,classes] into a new tensor (the model's output
-// buffer is reused between chunks).
-func forwardAll(forward func(*tensor.Tensor, nn.Mode) (*tensor.Tensor, error), x *tensor.Tensor, batch, classes int) (*tensor.Tensor, error) {
-	b := x.Shape[0]
-	per := x.Size() / max(b, 1)
-	logits := tensor.New(b, classes)
-	for i := 0; i < b; i += batch {
-		n := min(batch, b-i)
-		chunk, err := tensor.FromData(x.Data[i*per:(i+n)*per], n, x.Shape[1], x.Shape[2], x.Shape[3])
-		if err != nil {
-			return nil, err
-		}
-		y, err := forward(chunk, nn.Eval)
-		if err != nil {
-			return nil, err
-		}
-		copy(logits.Data[i*classes:(i+n)*classes], y.Data)
-	}
-	return logits, nil
 }
