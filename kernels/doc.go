@@ -23,6 +23,13 @@
 //     microkernels, GEMV dot kernels, vector GELU, peak and bandwidth
 //     probes); cpu*.go picks the path at start-up from CPU features.
 //     SLAB_KERNELS=generic|avx2|avx512 forces one (tests run both).
+//   - im2col.go, unfold.go: convolution as unfold + GEMM: the patch
+//     embedding's non-overlapping patches, and general kernel, stride and
+//     padding over channel-major images (with a space-to-depth blocking
+//     for strided few-channel stems) or channels-last token maps, with the
+//     input-gradient folds written as per-row gathers (no atomics, no
+//     thread-dependent sums); peak.go: PeakGFLOPS, the same-process FMA
+//     peak for benchmarks outside this package.
 //   - pool.go: persistent workers that spin briefly then park, so batch-1
 //     latency is not dominated by goroutine start-up (~150 ns fork/join).
 //   - norm.go, activation.go, elementwise.go, reduce.go, softmax*.go,

@@ -19,6 +19,7 @@ type gemmWork struct {
 	qgv               qgemvTask // GemvQ
 	xb                []uint16  // GemvQ's x in bf16
 	deq               []float32 // GemmQ's dequantized strip
+	dq                dequantJob
 	x16               []int16   // GemvQ's x in int16 ...
 	xs                []float32 // ... and its scales
 }

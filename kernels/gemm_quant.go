@@ -52,9 +52,9 @@ func GemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epi
 	for j0 := 0; j0 < n; j0 += nb {
 		j1 := min(n, j0+nb)
 		strip := buf[:(j1-j0)*k]
-		ParallelFor(j1-j0, 16, func(lo, hi int) {
-			w.DequantizeRows(j0+lo, j0+hi, strip[lo*k:hi*k])
-		})
+		wk.dq = dequantJob{q: w, j0: j0, dst: strip}
+		parallelRun(j1-j0, 16, 1, &wk.dq)
+		wk.dq = dequantJob{}
 		sep := ep
 		if ep.Bias != nil {
 			sep.Bias = ep.Bias[j0:j1]
@@ -96,4 +96,17 @@ func (q *QMatrix) valid() bool {
 		return q.Group > 0 && q.K%q.Group == 0 && len(q.Q) >= q.N*q.RowBytes()
 	}
 	return false
+}
+
+// dequantJob dequantizes rows [j0+lo, j0+hi) of q into dst's rows [lo,
+// hi); a struct rather than a closure so that GemmQ allocates nothing.
+type dequantJob struct {
+	q   *QMatrix
+	j0  int
+	dst []float32
+}
+
+func (d *dequantJob) run(lo, hi int) {
+	k := d.q.K
+	d.q.DequantizeRows(d.j0+lo, d.j0+hi, d.dst[lo*k:hi*k])
 }

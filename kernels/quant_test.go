@@ -290,3 +290,26 @@ func TestVDPBF16PSEncoding(t *testing.T) {
 		t.Fatalf("VDPBF16PS kernel: %v, want 48", out[0])
 	}
 }
+
+// TestQuantNoAlloc: steady-state GemvQ and GemmQ calls allocate nothing.
+func TestQuantNoAlloc(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	m, n, k := 5, 300, 256
+	a := gemmRand(rng, m*k)
+	c := make([]float32, m*n)
+	bias := gemmRand(rng, n)
+	for _, dt := range []Dtype{BF16, Int8} {
+		q, err := Quantize(dt, gemmRand(rng, n*k), n, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func() {
+			GemvQ(a[:k], QGemvOp{W: q, Y: c[:n]})
+			GemmQ(m, a, k, q, c, n, Epilogue{Bias: bias})
+		}
+		run()
+		if allocs := testing.AllocsPerRun(20, run); allocs != 0 {
+			t.Errorf("%v: %.1f allocations per GemvQ + GemmQ", dt, allocs)
+		}
+	}
+}

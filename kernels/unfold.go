@@ -100,8 +100,15 @@ func Im2ColCL(col, x []float32, ld, c, h, w, k, s, p, oy0, oy1 int) {
 	for oy := oy0; oy < oy1; oy++ {
 		for ox := 0; ox < ow; ox++ {
 			row := col[(oy*ow+ox)*kd : (oy*ow+ox+1)*kd]
+			ix0 := ox*s - p
 			for ky := 0; ky < k; ky++ {
 				iy := oy*s - p + ky
+				if ld == c && iy >= 0 && iy < h && ix0 >= 0 && ix0+k <= w {
+					// Dense rows: the k taps along x are k adjacent
+					// positions, one copy of k*c values.
+					copy(row[ky*k*c:(ky+1)*k*c], x[(iy*w+ix0)*c:])
+					continue
+				}
 				for kx := 0; kx < k; kx++ {
 					seg := row[(ky*k+kx)*c : (ky*k+kx+1)*c]
 					ix := ox*s - p + kx
@@ -212,16 +219,29 @@ func SpaceToDepth(dst, img []float32, c, h, w, s, p, gbw, by0, by1 int) {
 					continue
 				}
 				src := img[ch*h*w+iy*w : ch*h*w+iy*w+w]
+				// Blocks [bxlo, bxhi) lie wholly inside the row: a plain
+				// strided copy, no per-value test.
+				bxlo, bxhi := min((p+s-1)/s, gbw), 0
+				if w+p >= s {
+					bxhi = (w+p-s)/s + 1
+				}
+				bxhi = max(bxlo, min(gbw, bxhi))
 				for bx := 0; bx < gbw; bx++ {
-					d := row[bx*cb+off : bx*cb+off+s]
-					ix0 := bx*s - p
-					if ix0 >= 0 && ix0+s <= w {
-						v := src[ix0 : ix0+s]
-						for x := range d {
-							d[x] = v[x]
+					if bx == bxlo {
+						d, si := bx*cb+off, bx*s-p
+						for ; bx < bxhi; bx++ {
+							dd, v := row[d:d+s], src[si:si+s]
+							for x := range dd {
+								dd[x] = v[x]
+							}
+							d += cb
+							si += s
 						}
-						continue
+						if bx >= gbw {
+							break
+						}
 					}
+					d, ix0 := row[bx*cb+off:bx*cb+off+s], bx*s-p
 					for x := range d {
 						if ix := ix0 + x; ix >= 0 && ix < w {
 							d[x] = src[ix]

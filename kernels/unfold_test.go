@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -56,6 +57,16 @@ func TestIm2Col(t *testing.T) {
 			Im2Col(col, img, u.c, u.h, u.w, u.k, u.s, u.p, oh/2, oh)
 			Im2ColCL(colCL, cl, u.c+ld, u.c, u.h, u.w, u.k, u.s, u.p, 0, oh/2)
 			Im2ColCL(colCL, cl, u.c+ld, u.c, u.h, u.w, u.k, u.s, u.p, oh/2, oh)
+			// Dense rows (ld = c) take the whole-row copies.
+			dense := make([]float32, u.h*u.w*u.c)
+			for j := 0; j < u.h*u.w; j++ {
+				copy(dense[j*u.c:(j+1)*u.c], cl[j*(u.c+ld):])
+			}
+			colDense := make([]float32, oh*ow*kd)
+			Im2ColCL(colDense, dense, u.c, u.c, u.h, u.w, u.k, u.s, u.p, 0, oh)
+			if j := slices.Compare(colDense, colCL); j != 0 {
+				t.Fatalf("Im2ColCL with ld = c differs from ld > c")
+			}
 			bad := 0
 			for oy := 0; oy < oh; oy++ {
 				for ox := 0; ox < ow; ox++ {
@@ -116,7 +127,8 @@ func TestIm2Col(t *testing.T) {
 // the padded input pixel that tap (dby*s+y, dbx*s+x) of the original
 // convolution reads (0 in the padding), for every output pixel.
 func TestSpaceToDepth(t *testing.T) {
-	for i, u := range []unfoldCase{{3, 21, 23, 7, 4, 2}, {2, 9, 7, 3, 2, 1}, {1, 8, 8, 4, 4, 0}, {2, 10, 9, 5, 3, 2}} {
+	for i, u := range []unfoldCase{{3, 21, 23, 7, 4, 2}, {2, 9, 7, 3, 2, 1}, {1, 8, 8, 4, 4, 0}, {2, 10, 9, 5, 3, 2},
+		{1, 3, 3, 3, 4, 0}, {1, 3, 3, 5, 4, 1}, {2, 5, 6, 2, 2, 0}} {
 		t.Run(fmt.Sprint(u), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 11))
 			img := make([]float32, u.c*u.h*u.w)

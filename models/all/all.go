@@ -6,5 +6,6 @@ package all
 
 import (
 	_ "github.com/slabml/slab/models/llama" // LLaMA-style decoders
+	_ "github.com/slabml/slab/models/swin"  // Swin, Swin-PRepBN, SLAB-Swin, FLatten-Swin
 	_ "github.com/slabml/slab/models/vit"   // DeiT-style vision transformers
 )

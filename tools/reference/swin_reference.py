@@ -8,10 +8,16 @@ then +s), the shifted-window attention mask (-100 between regions, built
 with the official slices), the relative position bias (table
 [(2w-1)^2, heads], relative_position_index [w^2, w^2]), WindowAttention,
 PatchMerging's 2x2 gather, FLatten's FocusedLinearAttention, and a pair of
-SwinTransformerBlocks (shift 0, then shift s) with LayerNorm.
+SwinTransformerBlocks (shift 0, then shift s) with LayerNorm; and whole tiny
+Swin classifiers with the official module tree and names (SwinRef:
+patch_embed.proj/.norm, layers.i.blocks.j.{norm1,attn,norm2,mlp,attn_mask},
+layers.i.downsample.{norm,reduction}, norm, head) in three layouts:
+SLAB-Swin (LinearNorm, SLA stage, shifted softmax stages), FLatten-Swin
+(LayerNorm, focused linear attention) and Swin-PRepBN (bare RepBN, softmax).
 
-It writes testdata/reference/swin_*.safetensors, which nn/swin_reference_test.go
-compares against:
+It writes testdata/reference/swin_*.safetensors (and swin_model_*.pth, the
+official-layout state dicts torch.save writes), which nn/swin_reference_test.go
+and models/swin/reference_test.go compare against:
 
     /usr/bin/python3 tools/reference/swin_reference.py
 
@@ -22,6 +28,7 @@ sum(y * dy) for the stored random dy.
 """
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -32,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference import Mlp, gen, randn, write_safetensors  # noqa: E402  (also sets 1 thread, determinism)
+from reference import SLA, Mlp, gen, make_norm, perturb, randn, write_safetensors  # noqa: E402  (also sets 1 thread, determinism)
 
 # --------------------------------------------------------------------------
 # layers
@@ -262,6 +269,148 @@ class Fn(nn.Module):
         return self.f(x)
 
 
+class SwinBlockRef(nn.Module):
+    """Official SwinTransformerBlock with any norm and attention ('S' window softmax, 'L' SLA or focused)."""
+
+    def __init__(self, dim, res, heads, ws, shift, kind, linear, norm, cfg):
+        super().__init__()
+        self.res, self.ws, self.shift_size = res, ws, shift
+        self.norm1 = make_norm(norm, dim, cfg["ln_eps"], cfg["step"], 0)
+        if kind == "S":
+            self.attn = WindowAttention(dim, ws, heads)
+        elif linear == "sla":
+            self.attn = SLA(dim, heads, ws, ws, cfg["kernel"])
+        else:
+            self.attn = FocusedLinearAttention(dim, ws, ws, heads, cfg["kernel"], cfg["focusing"])
+        self.kind = kind
+        self.norm2 = make_norm(norm, dim, cfg["ln_eps"], cfg["step"], 0)
+        self.mlp = Mlp(dim, dim * cfg["mlp_ratio"])
+        self.register_buffer("attn_mask", shift_mask(res, res, ws, shift) if kind == "S" else None)
+
+    def forward(self, x):
+        r = self.res
+        w = shift_windows(self.norm1(x), r, r, self.ws, self.shift_size)
+        w = self.attn(w, self.attn_mask) if self.kind == "S" else self.attn(w)
+        x = x + unshift_windows(w, r, r, self.ws, self.shift_size)
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchMergingRef(nn.Module):
+    """Official PatchMerging with any norm (reduction registered first, as the official module)."""
+
+    def __init__(self, res, dim, norm, cfg):
+        super().__init__()
+        self.res = res
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = make_norm(norm, 4 * dim, cfg["ln_eps"], cfg["step"], 0)
+
+    def forward(self, x):
+        return self.reduction(self.norm(patch_merge_gather(x, self.res, self.res)))
+
+
+class BasicLayerRef(nn.Module):
+    def __init__(self, i, cfg):
+        super().__init__()
+        res, dim = (cfg["img"] // cfg["patch"]) >> i, cfg["dim"] << i
+        ws = min(cfg["windows"][i], res)
+        kind = cfg["stages"][i]
+        blocks = []
+        for j in range(cfg["depths"][i]):
+            shift = 0 if (j % 2 == 0 or cfg["windows"][i] >= res) else ws // 2
+            blocks.append(SwinBlockRef(dim, res, cfg["heads"][i], ws, shift, kind, cfg.get("linear"), cfg["norm"], cfg))
+        self.blocks = nn.ModuleList(blocks)
+        last = i == len(cfg["depths"]) - 1
+        self.downsample = None if last else PatchMergingRef(res, dim, cfg["norm"], cfg)
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return x if self.downsample is None else self.downsample(x)
+
+
+class PatchEmbedRef(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.proj = nn.Conv2d(cfg["in_chans"], cfg["dim"], cfg["patch"], stride=cfg["patch"])
+        self.norm = make_norm(cfg["norm"], cfg["dim"], cfg["ln_eps"], cfg["step"], 0)
+
+    def forward(self, x):
+        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+
+
+class SwinRef(nn.Module):
+    """A whole Swin classifier with the official module tree (slab_swin.py / swin_transformer.py /
+    flatten_swin.py): patch embedding + norm, stages of blocks each ending in patch merging (the
+    last excepted), final norm, token mean, head."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.patch_embed = PatchEmbedRef(cfg)
+        self.layers = nn.ModuleList([BasicLayerRef(i, cfg) for i in range(len(cfg["depths"]))])
+        last = cfg["dim"] << (len(cfg["depths"]) - 1)
+        self.norm = make_norm(cfg["norm"], last, cfg["ln_eps"], cfg["step"], 0)
+        self.head = nn.Linear(last, cfg["classes"])
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.norm(x).mean(dim=1))
+
+
+# tiny whole models: 16x16 images, patch 2 (maps 8, 4, 2), widths 4-8-16
+TINY = {"img": 16, "patch": 2, "in_chans": 2, "classes": 5, "dim": 4, "depths": [2, 2, 2], "heads": [1, 2, 2],
+        "mlp_ratio": 4, "ln_eps": 1e-5, "step": 40, "kernel": 5, "focusing": 3}
+TINY_MODELS = {
+    # SLAB-Swin: global SLA on the 8x8 map, shifted window-2 softmax (4 windows), one window; LinearNorm
+    "slab": dict(TINY, norm="prepbn", stages="LSS", linear="sla", windows=[8, 2, 2]),
+    # FLatten-Swin: the same layout with focused linear attention and LayerNorm
+    "flatten": dict(TINY, norm="layernorm", stages="LSS", linear="focused", windows=[8, 2, 2]),
+    # Swin-PRepBN: window-2 softmax everywhere (16 and 4 windows, odd blocks shifted), bare RepBN
+    "prepbn": dict(TINY, norm="repbn", stages="SSS", linear="", windows=[2, 2, 2]),
+}
+
+
+def model_fixture(out, name, cfg, seed, batch=3):
+    """swin_model_NAME.pth: the official-layout state dict ({"model": sd}, float32); LinearNorm
+    schedules half way (iter = step/2) so that a training forward mixes both branches.
+    swin_model_NAME.safetensors: input, eval logits (running statistics), then the logits of one
+    training forward (batch statistics, lambda = 1/2) and the gradients of sum(logits * dlogits)."""
+    torch.manual_seed(seed)
+    m = SwinRef(cfg)
+    g = gen(seed + 1)
+    perturb(m, g)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if n.endswith("relative_position_bias_table"):
+                p.copy_(torch.randn(p.shape, generator=g))
+            elif n.endswith(".scale"):
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+        for n, b in m.named_buffers():
+            if n.endswith(".iter"):
+                b.fill_(cfg["step"] // 2)
+    sd = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    torch.save({"model": sd, "epoch": 299}, os.path.join(out, f"swin_model_{name}.pth"))
+    x = randn(gen(seed + 2), batch, cfg["in_chans"], cfg["img"], cfg["img"])
+    dl = randn(gen(seed + 3), batch, cfg["classes"])
+    md = copy.deepcopy(m).double()
+    md.eval()
+    with torch.no_grad():
+        le = md(x.double())
+    md.train()
+    md.zero_grad(set_to_none=True)
+    lt = md(x.double())
+    (lt * dl.double()).sum().backward()
+    t = {"input": x, "logits_eval": le.detach(), "logits_train": lt.detach(), "dlogits": dl}
+    for n, p in md.named_parameters():
+        t[f"grad/{n}"] = p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+    meta = dict(cfg, name=name, seed=seed)
+    path = os.path.join(out, f"swin_model_{name}.safetensors")
+    write_safetensors(path, t, {"config": json.dumps(meta, sort_keys=True)})
+    print(f"swin_model_{name}: .pth {os.path.getsize(os.path.join(out, f'swin_model_{name}.pth'))} bytes, "
+          f".safetensors {os.path.getsize(path)} bytes")
+
+
 # --------------------------------------------------------------------------
 # fixtures
 
@@ -429,6 +578,10 @@ def main():
     fixture(f"{out}/swin_block_pair.safetensors", bp, randn(g, B, H * W, 8), randn(g, B, H * W, 8),
             {"layer": "swin_block_pair", "dim": 8, "heads": 2, "window": 4, "shift": [0, 2], "H": H, "W": W,
              "mlp_ratio": 4, "ln_eps": 1e-5})
+
+    # whole tiny models in the official layouts
+    for k, (name, cfg) in enumerate(TINY_MODELS.items()):
+        model_fixture(out, name, cfg, 300 + 10 * k)
 
 
 if __name__ == "__main__":

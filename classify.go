@@ -1,0 +1,135 @@
+package slab
+
+import (
+	"fmt"
+	"image"
+	"math"
+	"sort"
+
+	"github.com/slabml/slab/data"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/tensor"
+)
+
+// Prediction is one of the most probable classes of an image.
+type Prediction struct {
+	// Class is the logit index, Name its label ("class N" when the model's
+	// classes have no names).
+	Class int
+	Name  string
+	// Prob is the softmax probability over all classes, Logit the raw score.
+	Prob, Logit float64
+}
+
+// Classify returns the k most probable classes of each image, most
+// probable first. Images are preprocessed as the model was evaluated:
+// 3-channel models get DeiT's ImageNet transform (bicubic resize to
+// size/0.875, centre crop, ImageNet mean and std; bit-exact with
+// torchvision on PIL images), 1-channel models a grayscale resize and the
+// data set's normalisation (see Dataset).
+func (r *Model) Classify(images []image.Image, k int) ([][]Prediction, error) {
+	m, ok := r.m.(models.Classifier)
+	if !ok {
+		return nil, fmt.Errorf("slab: %s is a %s model, not an image classifier", r.Name(), r.Family())
+	}
+	if k <= 0 || k > m.Classes() {
+		return nil, fmt.Errorf("slab: k must be in 1..%d, got %d", m.Classes(), k)
+	}
+	c, h, w := m.InputShape()
+	per := c * h * w
+	x := tensor.New(len(images), c, h, w)
+	for i, img := range images {
+		if err := r.pre.Apply(img, x.Data[i*per:(i+1)*per]); err != nil {
+			return nil, fmt.Errorf("slab: image %d: %w", i, err)
+		}
+	}
+	r.mu.Lock()
+	logits, err := r.logits(m, x)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	classes := m.Classes()
+	out := make([][]Prediction, len(images))
+	for i := range out {
+		out[i] = topK(logits.Data[i*classes:(i+1)*classes], k, r.names)
+	}
+	return out, nil
+}
+
+// ClassifyFiles decodes JPEG or PNG files and classifies them (see
+// Classify); errors name the file.
+func (r *Model) ClassifyFiles(paths []string, k int) ([][]Prediction, error) {
+	imgs := make([]image.Image, len(paths))
+	for i, p := range paths {
+		img, err := data.LoadImage(p)
+		if err != nil {
+			return nil, err
+		}
+		imgs[i] = img
+	}
+	return r.Classify(imgs, k)
+}
+
+// preprocessFor picks the eval transform and class names of a classifier:
+// ImageNet's for 3-channel models, the named 28x28 data set's for
+// 1-channel ones.
+func preprocessFor(m models.Classifier, dataset string) (data.Preprocess, []string, error) {
+	ch, size, w := m.InputShape()
+	classes := m.Classes()
+	if size != w {
+		return data.Preprocess{}, nil, fmt.Errorf("the model takes %dx%d inputs; only square inputs are preprocessed", size, w)
+	}
+	if ch == 3 {
+		names := data.ImageNetClasses[:]
+		if classes != len(names) {
+			names = nil
+		}
+		return data.ImageNetEval(size), names, nil
+	}
+	if ch != 1 {
+		return data.Preprocess{}, nil, fmt.Errorf("the model takes %d channels; only 1 and 3 are preprocessed", ch)
+	}
+	var mean, std float32
+	var names []string
+	switch dataset {
+	case "fashion-mnist":
+		mean, std, names = 0.2860, 0.3530, data.FashionMNISTClasses
+	case "mnist":
+		mean, std, names = 0.1307, 0.3081, data.MNISTClasses
+	default:
+		return data.Preprocess{}, nil, fmt.Errorf("unknown data set %q (fashion-mnist or mnist)", dataset)
+	}
+	if classes != len(names) {
+		names = nil
+	}
+	return data.Preprocess{Resize: size, Crop: size, Mean: []float32{mean}, Std: []float32{std}, Gray: true}, names, nil
+}
+
+// topK returns the k most probable classes (softmax over all logits, in
+// float64), ties broken by the lower index.
+func topK(logits []float32, k int, names []string) []Prediction {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v))
+	}
+	sum := 0.0
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - mx)
+	}
+	idx := make([]int, len(logits))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
+	out := make([]Prediction, k)
+	for i := range out {
+		j := idx[i]
+		name := fmt.Sprintf("class %d", j)
+		if j < len(names) {
+			name = names[j]
+		}
+		out[i] = Prediction{Class: j, Name: name, Prob: math.Exp(float64(logits[j])-mx) / sum, Logit: float64(logits[j])}
+	}
+	return out
+}
