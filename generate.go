@@ -26,7 +26,9 @@ type GenerateOptions struct {
 	// same text.
 	Seed uint64
 	// Emit, when set, receives the text as it is generated (whole UTF-8
-	// characters only) and stops generation by returning false.
+	// characters only) and stops generation by returning false. It runs
+	// while Generate holds the model: it must not call the same Model
+	// (that would deadlock), and a slow Emit delays other callers.
 	Emit func(text string) bool
 }
 
@@ -34,7 +36,8 @@ type GenerateOptions struct {
 // generated text (without the prompt). It encodes with the tokenizer the
 // checkpoint records, keeps a KV cache (a longer prompt + Tokens than the
 // model's context slides it), and stops early when ctx is done (returning
-// the text so far and ctx's error) or Emit returns false.
+// the text so far and ctx's error) or Emit returns false. Each call
+// allocates its session (the KV cache for prompt + Tokens positions).
 func (r *Model) Generate(ctx context.Context, prompt string, o GenerateOptions) (string, error) {
 	m, ok := r.m.(models.Decoder)
 	if !ok {

@@ -20,11 +20,12 @@
 // Threads are process-wide. The kernels run each forward on up to
 // Threads() threads of one shared worker pool; SetThreads changes that
 // for every model of the process and must not be called while a forward
-// runs. While one forward has the worker pool, a forward started by
-// another goroutine runs its kernels on its own goroutine (it never waits
-// for the pool), so a Pool of n models on a machine of c cores runs
-// well with SetThreads(c) for latency at low load and with n = c,
-// SetThreads(1) for throughput at high load.
+// runs. While one forward has the worker pool, a kernel called by another
+// goroutine does not wait for it: it runs on its own goroutine, single
+// threaded. So a Pool of n copies runs up to n forwards at once, one of
+// them on the worker pool, and GOMAXPROCS bounds the cores they share.
+// Whether one model with all threads or n copies serves a load faster
+// depends on the model and the load: measure.
 //
 // Model.Underlying returns the models.Model behind a Model for what this
 // API does not cover; using it bypasses the mutex.

@@ -19,6 +19,12 @@
 //   - gemv.go: the M = 1 product (decode), rows of W read in place eight
 //     at a time, and GemvShared (several GEMVs on one x, one region);
 //     bandwidth.go: ReadAll, the read-rate probe decode is held against.
+//   - quant.go: bf16 and int8 weights (QMatrix, Quantize); gemv_quant.go:
+//     GemvQ, decode GEMVs reading them (widening or VDPBF16PS for bf16,
+//     int8 x int16 by VPDPWSSD for int8); gemm_quant.go: GemmQ, which
+//     dequantizes a strip of W at a time for the float32 GEMM. Their
+//     assembly (quant_amd64.s) comes from gen/lowprec.go, with the
+//     VDPBF16PS and VPDPBUSD peak loops the benchmarks measure against.
 //   - gen/main.go generates gemm_amd64.s (AVX-512 12x32 and AVX2 6x16
 //     microkernels, GEMV dot kernels, vector GELU, peak and bandwidth
 //     probes); cpu*.go picks the path at start-up from CPU features.

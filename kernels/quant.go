@@ -227,3 +227,46 @@ func dequantBF16(src []uint16, dst []float32) {
 		dst[i] = math.Float32frombits(uint32(h) << 16)
 	}
 }
+
+// Int8Parts returns an int8 matrix's codes [N*K] (row-major) and scales
+// [N * K/Group] (row-major by group): its checkpoint form.
+func (q *QMatrix) Int8Parts() (codes []int8, scales []float32) {
+	g, rb := q.Group, q.RowBytes()
+	codes = make([]int8, q.N*q.K)
+	scales = make([]float32, q.N*(q.K/g))
+	for r := range q.N {
+		for b := range q.K / g {
+			blk := q.Q[r*rb+b*(g+4):]
+			for j := range g {
+				codes[r*q.K+b*g+j] = int8(blk[j])
+			}
+			scales[r*(q.K/g)+b] = q.scaleAt(r, b)
+		}
+	}
+	return codes, scales
+}
+
+// NewInt8 builds an int8 matrix of n rows of k from codes [n*k] and
+// scales [n * k/group] as Int8Parts returns them.
+func NewInt8(n, k, group int, codes []int8, scales []float32) (*QMatrix, error) {
+	if n < 0 || k < 0 || group <= 0 || k%group != 0 {
+		return nil, fmt.Errorf("kernels.NewInt8: group %d does not divide rows of %d", group, k)
+	}
+	if len(codes) != n*k || len(scales) != n*(k/group) {
+		return nil, fmt.Errorf("kernels.NewInt8: %d codes and %d scales for %dx%d in groups of %d (want %d and %d)",
+			len(codes), len(scales), n, k, group, n*k, n*(k/group))
+	}
+	q := &QMatrix{Dtype: Int8, N: n, K: k, Group: group}
+	rb := q.RowBytes()
+	q.Q = make([]byte, n*rb)
+	for r := range n {
+		for b := range k / group {
+			blk := q.Q[r*rb+b*(group+4):]
+			for j := range group {
+				blk[j] = byte(codes[r*k+b*group+j])
+			}
+			binary.LittleEndian.PutUint32(blk[group:], math.Float32bits(scales[r*(k/group)+b]))
+		}
+	}
+	return q, nil
+}

@@ -313,3 +313,23 @@ func TestQuantNoAlloc(t *testing.T) {
 		}
 	}
 }
+
+// TestInt8Parts: NewInt8 rebuilds the matrix Int8Parts takes apart.
+func TestInt8Parts(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	q, err := QuantizeInt8(gemmRand(rng, 6*64), 6, 64, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, scales := q.Int8Parts()
+	r, err := NewInt8(6, 64, 32, codes, scales)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Q) != string(q.Q) {
+		t.Fatal("NewInt8(Int8Parts(q)) differs from q")
+	}
+	if _, err := NewInt8(6, 64, 32, codes[1:], scales); err == nil {
+		t.Error("short codes: no error")
+	}
+}

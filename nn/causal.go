@@ -9,7 +9,9 @@ import (
 )
 
 // CausalAttention is LLaMA's self-attention: q/k/v/o projections without
-// bias (name.q_proj ... name.o_proj), RoPE on q and k, causal softmax with
+// bias (name.q_proj ... name.o_proj), RoPE on q and k (none when Rope is
+// nil: the adaptive-input LM adds sinusoidal positions to its input
+// instead), causal softmax with
 // scale d^-0.5, and grouped-query attention: Heads query heads share
 // KVHeads key/value heads (Heads/KVHeads consecutive query heads per group,
 // as HF repeat_kv). KVHeads == Heads is plain multi-head attention.
@@ -67,7 +69,7 @@ func (a *CausalAttention) Forward(x *tensor.Tensor) *tensor.Tensor {
 	if a.Linear {
 		return a.forwardSLA(B, T)
 	}
-	for b := 0; b < B; b++ {
+	for b := 0; a.Rope != nil && b < B; b++ {
 		a.Rope.Rotate(q.Data[b*T*hd:], T, H, hd, 0, false)
 		a.Rope.Rotate(k.Data[b*T*gd:], T, G, gd, 0, false)
 	}
@@ -138,7 +140,7 @@ func (a *CausalAttention) Backward(dy *tensor.Tensor) *tensor.Tensor {
 			}
 		}
 	})
-	for b := 0; b < B; b++ {
+	for b := 0; a.Rope != nil && b < B; b++ {
 		a.Rope.Rotate(dq.Data[b*T*hd:], T, H, hd, 0, true)
 		a.Rope.Rotate(dk.Data[b*T*gd:], T, G, gd, 0, true)
 	}
@@ -190,8 +192,8 @@ func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.T
 	if B != c.B {
 		return nil, fmt.Errorf("attention: batch %d but cache batch %d", B, c.B)
 	}
-	if c.Len+T > c.MaxT || c.Len+T > a.Rope.MaxPos {
-		return nil, fmt.Errorf("attention: %d positions exceed the context (cache %d, rope %d)", c.Len+T, c.MaxT, a.Rope.MaxPos)
+	if c.Len+T > c.MaxT || (a.Rope != nil && c.Len+T > a.Rope.MaxPos) {
+		return nil, fmt.Errorf("attention: %d positions exceed the context (cache %d)", c.Len+T, c.MaxT)
 	}
 	H, G, d := a.Heads, a.KVHeads, a.HeadDim
 	hd, gd := H*d, G*d
@@ -203,8 +205,10 @@ func (a *CausalAttention) ForwardCached(x *tensor.Tensor, c *KVCache) (*tensor.T
 	}
 	L := c.Len
 	for b := 0; b < B; b++ {
-		a.Rope.Rotate(q.Data[b*T*hd:], T, H, hd, L, false)
-		a.Rope.Rotate(k.Data[b*T*gd:], T, G, gd, L, false)
+		if a.Rope != nil {
+			a.Rope.Rotate(q.Data[b*T*hd:], T, H, hd, L, false)
+			a.Rope.Rotate(k.Data[b*T*gd:], T, G, gd, L, false)
+		}
 		for t := 0; t < T; t++ {
 			kr := k.Data[(b*T+t)*gd : (b*T+t+1)*gd]
 			vr := v.Data[(b*T+t)*gd : (b*T+t+1)*gd]

@@ -44,13 +44,11 @@ func (m *MLP) Infer(x *tensor.Tensor) *tensor.Tensor {
 	checkDim("MLP", m.FC1.Weight.Name, x, m.FC1.In)
 	rows, hid, out := x.Rows(), m.FC1.Out, m.FC2.Out
 	h := ensureDims(&m.inferH, &m.shp, rows, hid)
-	kernels.GemmEpilogue(false, true, rows, hid, m.FC1.In, x.Data, m.FC1.In, m.FC1.Weight.W.Data, m.FC1.In, h.Data, hid,
-		kernels.Epilogue{Bias: biasData(m.FC1), Act: kernels.ActGELU})
+	m.FC1.gemm(rows, x.Data, h.Data, kernels.Epilogue{Bias: biasData(m.FC1), Act: kernels.ActGELU})
 	m.yShape = append(m.yShape[:0], x.Shape...)
 	m.yShape[len(m.yShape)-1] = out
 	y := tensor.Ensure(&m.iy, m.yShape...)
-	kernels.GemmEpilogue(false, true, rows, out, hid, h.Data, hid, m.FC2.Weight.W.Data, hid, y.Data, out,
-		kernels.Epilogue{Bias: biasData(m.FC2)})
+	m.FC2.gemm(rows, h.Data, y.Data, kernels.Epilogue{Bias: biasData(m.FC2)})
 	return y
 }
 

@@ -118,6 +118,17 @@ func (l *Linear) forwardQ(x *tensor.Tensor, s *quantState) *tensor.Tensor {
 	return y
 }
 
+// gemm sets y = epilogue(x W^T) for rows rows of x (row stride In; y's
+// Out) through the weight as Forward reads it (low-precision when
+// quantized): for fused inference paths that call the GEMM themselves.
+func (l *Linear) gemm(rows int, x, y []float32, ep kernels.Epilogue) {
+	if s := l.quant(); s != nil {
+		kernels.GemmQ(rows, x, l.In, s.get(l.Weight), y, l.Out, ep)
+		return
+	}
+	kernels.GemmEpilogue(false, true, rows, l.Out, l.In, x, l.In, l.Weight.W.Data, l.In, y, l.Out, ep)
+}
+
 // WeightBytes sums the bytes of the Linear weights of m as Forward reads
 // them (low-precision copies where quantized, float32 elsewhere): the
 // weight traffic of a decode step, apart from the embedding row.
@@ -162,4 +173,42 @@ func SetQuant(m Module, s QuantSet) {
 			i++
 		}
 	}
+}
+
+// QuantizedWeights returns the low-precision weight of every quantized
+// Linear of m by parameter name (for saving a quantized checkpoint).
+func QuantizedWeights(m Module) map[string]*kernels.QMatrix {
+	qs := map[string]*kernels.QMatrix{}
+	for _, p := range m.Params() {
+		if p.lin != nil && p.lin.qs != nil {
+			qs[p.Name] = p.lin.qs.get(p)
+		}
+	}
+	return qs
+}
+
+// UseQuantized makes the Linears of m whose weight names are in qs compute
+// with those low-precision weights, as loaded from a quantized checkpoint
+// (the float32 weights should hold their dequantized values, so that the
+// model's parameters and its Forward agree). It returns an error naming a
+// weight that is not a Linear's or whose shape does not match.
+func UseQuantized(m Module, qs map[string]*kernels.QMatrix) error {
+	byName := map[string]*Param{}
+	for _, p := range m.Params() {
+		byName[p.Name] = p
+	}
+	for name, q := range qs {
+		p := byName[name]
+		if p == nil || p.lin == nil {
+			return fmt.Errorf("nn.UseQuantized: %s is not the weight of a Linear", name)
+		}
+		if len(p.W.Shape) != 2 || p.W.Shape[0] != q.N || p.W.Shape[1] != q.K {
+			return fmt.Errorf("nn.UseQuantized: %s is %v, quantized weight is [%d,%d]", name, p.W.Shape, q.N, q.K)
+		}
+	}
+	for name, q := range qs {
+		p := byName[name]
+		p.lin.qs = &quantState{dtype: q.Dtype, q: q, ver: p.Version(), data: &p.W.Data[0]}
+	}
+	return nil
 }

@@ -128,3 +128,33 @@ func TestSRAAllocs(t *testing.T) {
 		t.Errorf("SRA forward+backward allocates %.1f times", n)
 	}
 }
+
+// BenchmarkSRA times spatial-reduction attention (q, kv, sr conv + norm,
+// attention, proj) at PVT-Tiny's four stages, 224x224, batch 1: forward
+// (inference) and forward + backward.
+//
+//	go test -run '^$' -bench SRA ./nn/
+func BenchmarkSRA(b *testing.B) {
+	for _, st := range []struct{ side, dim, heads, sr int }{{56, 64, 1, 8}, {28, 128, 2, 4}, {14, 320, 5, 2}, {7, 512, 8, 1}} {
+		rng := rand.New(rand.NewPCG(3, 3))
+		s := NewSRA("attn", st.dim, st.heads, st.sr, true, NewLayerNorm("attn.norm", st.dim, 1e-6))
+		for _, p := range s.Params() {
+			set32(p, rnd(rng, len(p.W.Data), 0.02))
+		}
+		n := st.side * st.side
+		x := t32(rnd(rng, n*st.dim, 1), 1, n, st.dim)
+		dy := t32(rnd(rng, n*st.dim, 1), 1, n, st.dim)
+		name := fmt.Sprintf("%dx%d/C%d/sr%d", st.side, st.side, st.dim, st.sr)
+		b.Run(name+"/forward", func(b *testing.B) {
+			for b.Loop() {
+				s.Forward(x, st.side, st.side, Eval)
+			}
+		})
+		b.Run(name+"/fwdbwd", func(b *testing.B) {
+			for b.Loop() {
+				s.Forward(x, st.side, st.side, Train)
+				s.Backward(dy)
+			}
+		})
+	}
+}

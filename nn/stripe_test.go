@@ -141,3 +141,34 @@ func TestStripeAttentionAllocs(t *testing.T) {
 		t.Errorf("StripeAttention forward+backward allocates %.1f times", n)
 	}
 }
+
+// BenchmarkStripeAttention times CSwin-Tiny's 'S' attention at 224x224,
+// batch 1: stage 3 (14x14, C 256, 8 heads, two branches of 7-wide stripes)
+// and stage 4 (7x7, C 512, 16 heads, one global branch), forward and
+// forward + backward.
+//
+//	go test -run '^$' -bench StripeAttention ./nn/
+func BenchmarkStripeAttention(b *testing.B) {
+	for _, st := range []struct{ side, dim, heads, sw int }{{14, 256, 8, 7}, {7, 512, 16, 7}} {
+		rng := rand.New(rand.NewPCG(3, 3))
+		s := NewStripeAttention("stage", st.dim, st.heads, st.sw, st.side, st.side, true)
+		for _, p := range s.Params() {
+			set32(p, rnd(rng, len(p.W.Data), 0.02))
+		}
+		n := st.side * st.side
+		x := t32(rnd(rng, n*st.dim, 1), 1, n, st.dim)
+		dy := t32(rnd(rng, n*st.dim, 1), 1, n, st.dim)
+		name := fmt.Sprintf("%dx%d/C%d/sw%d", st.side, st.side, st.dim, st.sw)
+		b.Run(name+"/forward", func(b *testing.B) {
+			for b.Loop() {
+				s.Forward(x)
+			}
+		})
+		b.Run(name+"/fwdbwd", func(b *testing.B) {
+			for b.Loop() {
+				s.Forward(x)
+				s.Backward(dy)
+			}
+		})
+	}
+}

@@ -117,7 +117,10 @@ func NewLMTrainer(cfg LMConfig, m models.LM, trainTokens []int) (*LMTrainer, err
 }
 
 // TrainStep draws one batch and makes one optimizer update; it returns the
-// batch's mean loss. A non-finite loss is an error and changes nothing.
+// batch's mean loss. A non-finite loss is an error and changes nothing. A
+// models.LossLM (adaptive softmax) computes its loss and its gradients
+// itself (ForwardLoss, BackwardLoss); any other LM goes through full logits
+// and nn.VocabLoss.
 func (t *LMTrainer) TrainStep() (float64, error) {
 	for t.drawn < t.Step {
 		t.train.Random() // a restored run draws the windows it skipped
@@ -126,15 +129,28 @@ func (t *LMTrainer) TrainStep() (float64, error) {
 	t.train.Random()
 	t.drawn++
 	nn.ZeroGrads(t.Model.Params())
-	lg, err := t.Model.Forward(t.train.Inputs, t.Cfg.Batch, t.Cfg.Seq, nn.Train)
-	if err != nil {
-		return 0, err
+	var l float64
+	ll, own := t.Model.(models.LossLM)
+	if own {
+		var err error
+		if l, err = ll.ForwardLoss(t.train.Inputs, t.train.Targets, t.Cfg.Batch, t.Cfg.Seq, nn.Train); err != nil {
+			return 0, err
+		}
+	} else {
+		lg, err := t.Model.Forward(t.train.Inputs, t.Cfg.Batch, t.Cfg.Seq, nn.Train)
+		if err != nil {
+			return 0, err
+		}
+		l = t.loss.Forward(lg, t.train.Targets)
 	}
-	l := t.loss.Forward(lg, t.train.Targets)
 	if math.IsNaN(l) || math.IsInf(l, 0) {
 		return l, fmt.Errorf("step %d: loss is %v (diverged; lower --lr)", t.Step+1, l)
 	}
-	t.Model.Backward(t.loss.Backward())
+	if own {
+		ll.BackwardLoss()
+	} else {
+		t.Model.Backward(t.loss.Backward())
+	}
 	if t.Cfg.Clip > 0 {
 		ClipGradNorm(t.Model.Params(), t.Cfg.Clip)
 	}
@@ -145,6 +161,8 @@ func (t *LMTrainer) TrainStep() (float64, error) {
 
 // EvaluateLM returns m's mean next-token loss over up to maxBatches
 // sequential windows of the stream (0: all of it) and the tokens scored.
+// A models.LossLM scores through ForwardLoss, any other LM through its
+// logits.
 func EvaluateLM(m models.LM, stream []int, B, T, maxBatches int) (float64, int, error) {
 	bt, err := data.NewBatcher(stream, B, T, 0)
 	if err != nil {
@@ -153,12 +171,21 @@ func EvaluateLM(m models.LM, stream []int, B, T, maxBatches int) (float64, int, 
 	var loss nn.VocabLoss
 	var sum float64
 	n := 0
+	ll, own := m.(models.LossLM)
 	for (maxBatches <= 0 || n < maxBatches) && bt.Sequential() {
-		lg, err := m.Forward(bt.Inputs, B, T, nn.Eval)
-		if err != nil {
-			return 0, 0, err
+		if own {
+			l, err := ll.ForwardLoss(bt.Inputs, bt.Targets, B, T, nn.Eval)
+			if err != nil {
+				return 0, 0, err
+			}
+			sum += l
+		} else {
+			lg, err := m.Forward(bt.Inputs, B, T, nn.Eval)
+			if err != nil {
+				return 0, 0, err
+			}
+			sum += loss.Forward(lg, bt.Targets)
 		}
-		sum += loss.Forward(lg, bt.Targets)
 		n++
 	}
 	if n == 0 {

@@ -3,52 +3,20 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
-	"github.com/slabml/slab/tensor"
 )
 
 func init() {
 	register(&command{Name: "bench", Summary: "inference latency of several models, interleaved round by round", Run: runCmd(cmdBench)})
 }
 
-// benchRow is one model variant of slab bench.
-type benchRow struct {
-	Model        string  `json:"model"`
-	Batch        int     `json:"batch"`
-	MedianMS     float64 `json:"median_ms"`
-	P90MS        float64 `json:"p90_ms"`
-	ImagesPerSec float64 `json:"images_per_s"`
-	// TimeRatio is median_ms over the first model's median_ms (< 1:
-	// faster than the first); SpeedRatio its inverse, in images/s.
-	TimeRatio  float64 `json:"time_ratio_to_first"`
-	SpeedRatio float64 `json:"speed_ratio_to_first"`
-	GFLOPs     float64 `json:"gflop_per_s"`
-	Fused      bool    `json:"fused"`
-}
-
 // benchResult is the JSON of slab bench.
-type benchResult struct {
-	Batch   int        `json:"batch"`
-	Size    int        `json:"size"`
-	Rounds  int        `json:"rounds"`
-	Threads int        `json:"threads"`
-	Results []benchRow `json:"results"`
-}
-
-type benchVariant struct {
-	name  string
-	m     models.Classifier
-	fused bool
-	times []float64
-}
+type benchResult = bench.ClassifyResult
 
 func cmdBench(args []string) error {
 	fs := newFlags("bench", "bench --models a,b,... [--batch N] [--size S] [--rounds R] [--warmup W] [--threads T] [--json]")
@@ -61,12 +29,8 @@ func cmdBench(args []string) error {
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 0, "seed of the random weights and input")
 	prepack := fs.Bool("prepack", true, "pack Linear weights once (nn.Prepack), as slab eval and classify do")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	switch {
 	case *names == "":
@@ -83,7 +47,7 @@ func cmdBench(args []string) error {
 	if err := setThreads(*threads); err != nil {
 		return err
 	}
-	var vs []*benchVariant
+	var vs []bench.Classifier
 	for _, name := range strings.Split(*names, ",") {
 		name = strings.TrimSpace(name)
 		sz := ""
@@ -106,64 +70,24 @@ func cmdBench(args []string) error {
 		}
 		m := mm.(models.Classifier)
 		if !foldable(cfg) {
-			vs = append(vs, &benchVariant{name: name, m: m})
+			vs = append(vs, bench.Classifier{Name: name, Model: m})
 			continue
 		}
-		// Running statistics other than 0/1 make the fold non-trivial, as
-		// in a trained model.
-		randomizeBuffers(m, *seed)
+		bench.RandomizeBuffers(m, *seed) // a non-trivial fold, as in a trained model
 		d, err := foldCopy(m)
 		if err != nil {
 			return err
 		}
-		vs = append(vs, &benchVariant{name: name, m: d, fused: true}, &benchVariant{name: name + "/unfused", m: m})
+		vs = append(vs, bench.Classifier{Name: name, Model: d, Fused: true}, bench.Classifier{Name: name + "/unfused", Model: m})
 	}
-	if *prepack {
-		for _, v := range vs {
-			nn.Prepack(v.m)
-		}
-	}
-	inputs := map[[3]int]*tensor.Tensor{}
 	for _, v := range vs {
-		c, h, w := v.m.InputShape()
-		key := [3]int{c, h, w}
-		if inputs[key] == nil {
-			x := tensor.New(*batch, c, h, w)
-			r := rand.New(rand.NewPCG(*seed, 3))
-			for i := range x.Data {
-				x.Data[i] = float32(r.NormFloat64())
-			}
-			inputs[key] = x
+		if *prepack {
+			nn.Prepack(v.Model)
 		}
 	}
-	for round := 0; round < *warmup+*rounds; round++ {
-		for _, v := range vs {
-			c, h, w := v.m.InputShape()
-			x := inputs[[3]int{c, h, w}]
-			t0 := time.Now()
-			if _, err := v.m.Forward(x, nn.Eval); err != nil {
-				return err
-			}
-			if round >= *warmup {
-				v.times = append(v.times, float64(time.Since(t0).Nanoseconds())/1e6)
-			}
-		}
-	}
-	res := benchResult{Batch: *batch, Size: *size, Rounds: *rounds, Threads: kernels.Threads()}
-	for _, v := range vs {
-		slices.Sort(v.times)
-		med := quantile(v.times, 0.5)
-		row := benchRow{Model: v.name, Batch: *batch, MedianMS: med, P90MS: quantile(v.times, 0.9),
-			ImagesPerSec: float64(*batch) / (med / 1e3), Fused: v.fused,
-			GFLOPs: float64(v.m.Config().FLOPs()) * float64(*batch) / (med / 1e3) / 1e9}
-		res.Results = append(res.Results, row)
-	}
-	for i := range res.Results {
-		res.Results[i].TimeRatio = res.Results[i].MedianMS / res.Results[0].MedianMS
-		res.Results[i].SpeedRatio = res.Results[0].MedianMS / res.Results[i].MedianMS
-	}
-	if *jsonOut {
-		return emitJSON(res)
+	res, err := bench.Classify(vs, bench.ClassifyOptions{Batch: *batch, Size: *size, Rounds: *rounds, Warmup: *warmup, Seed: *seed})
+	if err != nil || *jsonOut {
+		return jsonOr(res, err, *jsonOut)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(stdout, "batch %d, %d rounds interleaved (+%d warm-up), %d threads\n", *batch, *rounds, *warmup, res.Threads)
@@ -172,36 +96,4 @@ func cmdBench(args []string) error {
 		fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.1f\t%.1f\t%.3f\t\n", r.Model, r.MedianMS, r.P90MS, r.ImagesPerSec, r.GFLOPs, r.TimeRatio)
 	}
 	return w.Flush()
-}
-
-// quantile of sorted xs by linear interpolation.
-func quantile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	p := q * float64(len(xs)-1)
-	i := int(p)
-	if i+1 >= len(xs) {
-		return xs[len(xs)-1]
-	}
-	return xs[i] + (p-float64(i))*(xs[i+1]-xs[i])
-}
-
-// randomizeBuffers gives BatchNorm running statistics and RepBN scalars
-// plausible non-trivial values (mean ~N(0, 0.1), var in [0.5, 1.5]).
-func randomizeBuffers(m models.Model, seed uint64) {
-	r := rand.New(rand.NewPCG(seed, 4))
-	for _, b := range m.Buffers() {
-		if b.F == nil {
-			continue
-		}
-		isVar := strings.HasSuffix(b.Name, "running_var")
-		for i := range b.F.Data {
-			if isVar {
-				b.F.Data[i] = float32(0.5 + r.Float64())
-			} else {
-				b.F.Data[i] = float32(0.1 * r.NormFloat64())
-			}
-		}
-	}
 }

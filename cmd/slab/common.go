@@ -59,6 +59,15 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// noArgs parses args and refuses positional words.
+func noArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parseFlags(fs, args)
+	if err == nil && len(pos) != 0 {
+		err = fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	return err
+}
+
 // quietUsage silences fs.Usage for the duration of a parse and returns the
 // original: the flag package prints the usage on every parse error, but a
 // bad flag must reach the user as one error line; only -h shows the usage.
@@ -116,6 +125,14 @@ func emitJSON(v any) error {
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", b)
 	return err
+}
+
+// jsonOr returns err if set, else emits v when jsonOut is set.
+func jsonOr(v any, err error, jsonOut bool) error {
+	if err != nil || !jsonOut {
+		return err
+	}
+	return emitJSON(v)
 }
 
 // info is where human-readable output goes: stdout normally, stderr under

@@ -336,14 +336,28 @@ func trainedExportModel(t *testing.T, c exportCase, fromDir, dir string) string 
 // summary of the state dict it loaded, and its float64 logits on the
 // formula input next to the ones slab computed.
 type exportExpected struct {
-	Cases []struct {
-		Name      string                 `json:"name"`
-		Keys      map[string]exportedKey `json:"keys"`
-		Torch     [][]float64            `json:"torch_logits"`
-		Slab      [][]float64            `json:"slab_logits"`
-		MaxAbs    float64                `json:"max_abs_diff"`
-		MissUnexp []string               `json:"missing_or_unexpected"`
-	} `json:"cases"`
+	Cases []exportedCase `json:"cases"`
+}
+
+type exportedCase struct {
+	Name      string                 `json:"name"`
+	Keys      map[string]exportedKey `json:"keys"`
+	Torch     [][]float64            `json:"torch_logits"`
+	Slab      [][]float64            `json:"slab_logits"`
+	MaxAbs    float64                `json:"max_abs_diff"`
+	MissUnexp []string               `json:"missing_or_unexpected"`
+}
+
+func (e *exportExpected) find(name string) *exportedCase {
+	if e == nil {
+		return nil
+	}
+	for i := range e.Cases {
+		if e.Cases[i].Name == name {
+			return &e.Cases[i]
+		}
+	}
+	return nil
 }
 
 type exportedKey struct {
@@ -382,12 +396,13 @@ func TestExportPyTorch(t *testing.T) {
 	if outDir != "" {
 		dir = outDir
 	}
-	var exp exportExpected
+	var exp *exportExpected
 	if full == "" { // the 224px cases have no expected file
 		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "export", "expected.json"))
 		switch {
 		case err == nil:
-			if err := json.Unmarshal(b, &exp); err != nil {
+			exp = new(exportExpected)
+			if err := json.Unmarshal(b, exp); err != nil {
 				t.Fatal(err)
 			}
 		case outDir == "":
@@ -423,76 +438,11 @@ func TestExportPyTorch(t *testing.T) {
 		written = append(written, map[string]any{"name": c.Name, "pth": c.Name + ".pth", "wrap": c.Wrap,
 			"config": json.RawMessage(cfgJS), "batch": exportBatch, "slab_logits": logits})
 
-		var want *struct {
-			Name      string                 `json:"name"`
-			Keys      map[string]exportedKey `json:"keys"`
-			Torch     [][]float64            `json:"torch_logits"`
-			Slab      [][]float64            `json:"slab_logits"`
-			MaxAbs    float64                `json:"max_abs_diff"`
-			MissUnexp []string               `json:"missing_or_unexpected"`
-		}
-		for i := range exp.Cases {
-			if exp.Cases[i].Name == c.Name {
-				want = &exp.Cases[i]
-			}
-		}
-		if want == nil {
-			if outDir == "" {
-				t.Errorf("%s: not in testdata/export/expected.json (run export_check.py)", c.Name)
-			}
-			continue
-		}
-		if len(want.MissUnexp) > 0 {
-			t.Errorf("%s: PyTorch's strict load reported %v", c.Name, want.MissUnexp)
-		}
-		f, err := checkpoint.ReadPTH(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(f.Tensors) != len(want.Keys) {
-			t.Errorf("%s: %d tensors exported, PyTorch loaded %d", c.Name, len(f.Tensors), len(want.Keys))
-		}
-		worstSum := 0.0
-		for key, wk := range want.Keys {
-			e := f.Tensors[key]
-			if e == nil {
-				t.Errorf("%s: %s missing from the export", c.Name, key)
-				continue
-			}
-			if e.DType != wk.DType || !reflect.DeepEqual(append([]int{}, e.Shape...), append([]int{}, wk.Shape...)) {
-				t.Errorf("%s: %s is %s %v, PyTorch loaded %s %v", c.Name, key, e.DType, e.Shape, wk.DType, wk.Shape)
-				continue
-			}
-			var sum, abs float64
-			if e.I64 != nil {
-				for _, v := range e.I64 {
-					sum += float64(v)
-					abs += math.Abs(float64(v))
-				}
-			} else {
-				for _, v := range e.F32 {
-					sum += float64(v)
-					abs += math.Abs(float64(v))
-				}
-			}
-			d := math.Abs(sum-wk.Sum) / math.Max(wk.AbsSum, 1e-30)
-			d = math.Max(d, math.Abs(abs-wk.AbsSum)/math.Max(wk.AbsSum, 1e-30))
-			worstSum = math.Max(worstSum, d)
-			if d > 1e-5 {
-				t.Errorf("%s: %s sums %g / %g, PyTorch loaded %g / %g", c.Name, key, sum, abs, wk.Sum, wk.AbsSum)
-			}
-		}
-		maxd := 0.0
-		for i := range logits {
-			for j := range logits[i] {
-				maxd = math.Max(maxd, math.Abs(logits[i][j]-want.Torch[i][j]))
-			}
-		}
-		if maxd > exportLogitTol {
-			t.Errorf("%s: slab logits differ from PyTorch's (strict load of the export) by %.3g > %g", c.Name, maxd, exportLogitTol)
-		}
-		t.Logf("%-18s %3d keys as PyTorch loaded them (sums within %.1e); logits vs PyTorch max abs %.2e (when recorded: %.2e)",
-			c.Name, len(want.Keys), worstSum, maxd, want.MaxAbs)
+		want := exp.find(c.Name)
+		checkExported(t, c.Name, out, logits, want, outDir == "")
+	}
+	if full == "" {
+		written = append(written, exportLMCase(t, dir, exp, outDir == ""))
 	}
 	if outDir != "" {
 		js, _ := json.MarshalIndent(map[string]any{"batch": exportBatch, "cases": written}, "", " ")
@@ -501,4 +451,105 @@ func TestExportPyTorch(t *testing.T) {
 		}
 		fmt.Fprintf(os.Stderr, "wrote %d cases to %s\n", len(written), outDir)
 	}
+}
+
+// checkExported compares an export (out) and slab's logits with what
+// PyTorch loaded and computed (want; nil: not recorded, an error when
+// required).
+func checkExported(t *testing.T, name, out string, logits [][]float64, want *exportedCase, required bool) {
+	t.Helper()
+	if want == nil {
+		if required {
+			t.Errorf("%s: not in testdata/export/expected.json (run export_check.py)", name)
+		}
+		return
+	}
+	if len(want.MissUnexp) > 0 {
+		t.Errorf("%s: PyTorch's strict load reported %v", name, want.MissUnexp)
+	}
+	f, err := checkpoint.ReadPTH(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Tensors) != len(want.Keys) {
+		t.Errorf("%s: %d tensors exported, PyTorch loaded %d", name, len(f.Tensors), len(want.Keys))
+	}
+	worstSum := 0.0
+	for key, wk := range want.Keys {
+		e := f.Tensors[key]
+		if e == nil {
+			t.Errorf("%s: %s missing from the export", name, key)
+			continue
+		}
+		if e.DType != wk.DType || !reflect.DeepEqual(append([]int{}, e.Shape...), append([]int{}, wk.Shape...)) {
+			t.Errorf("%s: %s is %s %v, PyTorch loaded %s %v", name, key, e.DType, e.Shape, wk.DType, wk.Shape)
+			continue
+		}
+		var sum, abs float64
+		if e.I64 != nil {
+			for _, v := range e.I64 {
+				sum += float64(v)
+				abs += math.Abs(float64(v))
+			}
+		} else {
+			for _, v := range e.F32 {
+				sum += float64(v)
+				abs += math.Abs(float64(v))
+			}
+		}
+		d := math.Abs(sum-wk.Sum) / math.Max(wk.AbsSum, 1e-30)
+		d = math.Max(d, math.Abs(abs-wk.AbsSum)/math.Max(wk.AbsSum, 1e-30))
+		worstSum = math.Max(worstSum, d)
+		if d > 1e-5 {
+			t.Errorf("%s: %s sums %g / %g, PyTorch loaded %g / %g", name, key, sum, abs, wk.Sum, wk.AbsSum)
+		}
+	}
+	maxd := 0.0
+	for i := range logits {
+		for j := range logits[i] {
+			maxd = math.Max(maxd, math.Abs(logits[i][j]-want.Torch[i][j]))
+		}
+	}
+	if maxd > exportLogitTol {
+		t.Errorf("%s: slab logits differ from PyTorch's (strict load of the export) by %.3g > %g", name, maxd, exportLogitTol)
+	}
+	t.Logf("%-18s %3d keys as PyTorch loaded them (sums within %.1e); logits vs PyTorch max abs %.2e (when recorded: %.2e)",
+		name, len(want.Keys), worstSum, maxd, want.MaxAbs)
+}
+
+// exportLMCase exports the committed tiny LLaMA-family checkpoint
+// (lm_test_prepbn, PRepBN, HF names) and checks it like the vision cases
+// against tools/reference/llama_ref.py's decoder (export_check.py): ids
+// (i*7919) % vocab, batch 2 x 8 positions, eval-mode logits.
+func exportLMCase(t *testing.T, dir string, exp *exportExpected, required bool) map[string]any {
+	t.Helper()
+	const name, B, T = "lm_test_prepbn", 2, 8
+	src := filepath.Join("..", "..", "testdata", "compat", "old_lm.safetensors")
+	out := filepath.Join(dir, name+".pth")
+	if _, err := runIn(t, "export", "--weights", src, "--out", out, "--force"); err != nil {
+		t.Fatal(err)
+	}
+	mm, _, _, err := models.Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mm.(models.LM)
+	ids := make([]int, B*T)
+	for i := range ids {
+		ids[i] = (i * 7919) % m.Vocab()
+	}
+	y, err := m.Forward(ids, B, T, nn.Eval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits := make([][]float64, B*T) // one row per position
+	for i := range logits {
+		for _, v := range y.Data[i*m.Vocab() : (i+1)*m.Vocab()] {
+			logits[i] = append(logits[i], float64(v))
+		}
+	}
+	checkExported(t, name, out, logits, exp.find(name), required)
+	cfgJS, _ := json.Marshal(m.Config())
+	return map[string]any{"name": name, "family": m.Family(), "pth": name + ".pth", "wrap": "",
+		"config": json.RawMessage(cfgJS), "batch": B, "seq": T, "slab_logits": logits}
 }

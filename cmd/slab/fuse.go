@@ -3,15 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"os"
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models"
-	"github.com/slabml/slab/nn"
-	"github.com/slabml/slab/tensor"
 )
 
 func init() {
@@ -72,7 +68,7 @@ func cmdFuse(args []string) error {
 	if err != nil {
 		return err
 	}
-	diff, maxLogit, err := compareModels(m, d, 8, 1)
+	diff, maxLogit, err := fuse.Compare(m, d, 8, 1)
 	if err != nil {
 		return err
 	}
@@ -97,47 +93,4 @@ func cmdFuse(args []string) error {
 	fmt.Fprintf(stdout, "folded %s (%s, %d params, %d FLOPs per input) into %s (%d params, %d FLOPs); eval outputs differ by at most %.3g (max |logit| %.3g)\n",
 		*in, r.Norm, r.Params, r.FLOPs, *out, r.FusedParams, r.FusedFLOPs, diff, maxLogit)
 	return nil
-}
-
-// compareModels runs both models in eval mode on the same random batch
-// (images for a classifier, token ids for a language model) and returns
-// the largest absolute logit difference and the largest |logit|.
-func compareModels(a, b models.Model, batch int, seed uint64) (diff, maxLogit float64, err error) {
-	r := rand.New(rand.NewPCG(seed, 2))
-	var ya, yb *tensor.Tensor
-	switch am := a.(type) {
-	case models.Classifier:
-		c, h, w := am.InputShape()
-		x := tensor.New(batch, c, h, w)
-		for i := range x.Data {
-			x.Data[i] = float32(r.NormFloat64())
-		}
-		if ya, err = am.Forward(x, nn.Eval); err != nil {
-			return 0, 0, err
-		}
-		ya = ya.Clone()
-		if yb, err = b.(models.Classifier).Forward(x, nn.Eval); err != nil {
-			return 0, 0, err
-		}
-	case models.LM:
-		T := min(16, am.Context())
-		ids := make([]int, batch*T)
-		for i := range ids {
-			ids[i] = r.IntN(am.Vocab())
-		}
-		if ya, err = am.Forward(ids, batch, T, nn.Eval); err != nil {
-			return 0, 0, err
-		}
-		ya = ya.Clone()
-		if yb, err = b.(models.LM).Forward(ids, batch, T, nn.Eval); err != nil {
-			return 0, 0, err
-		}
-	default:
-		return 0, 0, fmt.Errorf("%s: a %s model is neither a classifier nor a language model", nameOf(a), a.Family())
-	}
-	for i := range ya.Data {
-		diff = math.Max(diff, math.Abs(float64(ya.Data[i]-yb.Data[i])))
-		maxLogit = math.Max(maxLogit, math.Abs(float64(ya.Data[i])))
-	}
-	return diff, maxLogit, nil
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,9 +61,9 @@ func cmdImport(args []string) error {
 			return flagErr("model", "is required: %s is not a model name (known: %s)", name, strings.Join(models.Names(), ", "))
 		}
 	}
-	m, file, warnings, err := importPTH(in, name, *key)
+	m, file, warnings, err := models.Import(in, name, *key)
 	if err != nil {
-		return err
+		return modelErr(err, "")
 	}
 	res := importResult{In: in, Out: out, Model: nameOf(m), Family: m.Family(), Norm: normOf(m), Params: models.NumParams(m),
 		Tensors: len(file.Tensors), StateKey: file.Metadata["pth.state_dict_key"], Warnings: warnings}
@@ -77,7 +75,7 @@ func cmdImport(args []string) error {
 		if err != nil {
 			return flagErr("fuse", "%v", err)
 		}
-		if res.MaxAbsDiff, _, err = compareModels(m, d, 2, 1); err != nil {
+		if res.MaxAbsDiff, _, err = fuse.Compare(m, d, 2, 1); err != nil {
 			return err
 		}
 		m, res.Fused, res.Norm, res.Params = d, true, normOf(d), models.NumParams(d)
@@ -120,119 +118,32 @@ func checkOutput(path, what string, force bool) error {
 	return nil
 }
 
-// importPTH builds the named registry model and loads an official
-// PyTorch checkpoint (or a safetensors state dict) into it through
-// models.LoadState.
-func importPTH(path, name, key string) (models.Model, *checkpoint.File, []string, error) {
-	e, cfg, err := models.Lookup(name)
-	if err != nil {
-		return nil, nil, nil, flagErr("model", "%v", err)
+// modelErr names the flag behind a models.InputError (the model name,
+// the state-dict key or the weights file).
+func modelErr(err error, pathFlag string) error {
+	var ie *models.InputError
+	if !errors.As(err, &ie) || (ie.Input == "path" && pathFlag == "") {
+		return err
 	}
-	// A safetensors state dict (as timm publishes) imports the same way.
-	pth, err := isPTH(path)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	var f *checkpoint.File
-	switch {
-	case pth:
-		f, err = checkpoint.ReadPTHKey(path, key)
-	case key != "":
-		err = flagErr("key", "only applies to .pth checkpoints")
-	default:
-		f, err = checkpoint.Read(path)
-	}
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	m, err := models.Build(e.Family, cfg, 0)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	warnings, err := models.LoadState(m, f.Tensors)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s as --model %s: %v", path, name, err)
-	}
-	return m, f, warnings, nil
+	return flagErr(map[string]string{"name": "model", "key": "key", "path": pathFlag}[ie.Input], "%v", ie.Err)
 }
 
-// isPTH tells a torch.save file (zip or legacy pickle) from safetensors by
-// its first bytes.
-func isPTH(path string) (bool, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer fh.Close()
-	head := make([]byte, 4)
-	if _, err := io.ReadFull(fh, head); err != nil {
-		return false, fmt.Errorf("%s: too short for a checkpoint", path)
-	}
-	return bytes.Equal(head, []byte("PK\x03\x04")) || bytes.Equal(head[:3], []byte{0x80, 0x02, 0x8a}), nil
-}
-
-// openWeights builds a model for inference from path, which may be
-// a slab weights or training file (its model_config metadata names the
-// architecture; --model, if given, must agree), a safetensors state dict
-// without config, or an official .pth (both need --model). fuseIt folds
-// the norms afterwards.
+// openWeights opens any weights file as a classifier for inference
+// (models.Open: --model is needed for a .pth or a config-less state
+// dict); fuseIt folds the norms afterwards.
 func openWeights(path, model string, fuseIt bool) (models.Classifier, []string, error) {
-	pth, err := isPTH(path)
+	m, warnings, err := models.Open(path, model)
 	if err != nil {
-		return nil, nil, flagErr("weights", "%v", err)
-	}
-	var m models.Model
-	var warnings []string
-	switch {
-	case pth:
-		if model == "" {
-			return nil, nil, flagErr("model", "is required with an official .pth checkpoint")
-		}
-		if m, _, warnings, err = importPTH(path, model, ""); err != nil {
-			return nil, nil, err
-		}
-	default:
-		f, err := checkpoint.Read(path)
-		if err != nil {
-			return nil, nil, flagErr("weights", "%v", err)
-		}
-		if _, ok := f.Metadata[models.MetaConfig]; ok || f.Metadata["lm_config"] != "" {
-			_, cfg, err := models.ConfigOf(f, path)
-			if err != nil {
-				return nil, nil, flagErr("weights", "%v", err)
-			}
-			if model != "" && model != configName(cfg) {
-				return nil, nil, flagErr("model", "%s but %s holds a %s", model, path, configName(cfg))
-			}
-			if m, warnings, err = models.FromFile(f, path); err != nil {
-				return nil, nil, flagErr("weights", "%v", err)
-			}
-			break
-		}
-		if model == "" {
-			return nil, nil, flagErr("model", "is required: %s has no model_config metadata", path)
-		}
-		e, cfg, err := models.Lookup(model)
-		if err != nil {
-			return nil, nil, flagErr("model", "%v", err)
-		}
-		if m, err = models.Build(e.Family, cfg, 0); err != nil {
-			return nil, nil, err
-		}
-		if warnings, err = models.LoadState(m, f.Tensors); err != nil {
-			return nil, nil, fmt.Errorf("%s as --model %s: %v", path, model, err)
-		}
+		return nil, nil, modelErr(err, "weights")
 	}
 	c, ok := m.(models.Classifier)
 	if !ok {
 		return nil, nil, flagErr("weights", "%s holds %s, a %s model, not an image classifier", path, nameOf(m), m.Family())
 	}
 	if fuseIt && normOf(c) != nn.NormNone {
-		d, err := foldCopy(c)
-		if err != nil {
+		if c, err = foldCopy(c); err != nil {
 			return nil, nil, flagErr("fuse", "%v", err)
 		}
-		c = d
 	}
 	return c, warnings, nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/vit"
@@ -122,7 +123,7 @@ func officialModel(t *testing.T, name string) *vit.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	randomizeBuffers(m, 3)
+	bench.RandomizeBuffers(m, 3)
 	for _, b := range m.Buffers() {
 		if b.I != nil && strings.HasSuffix(b.Name, ".iter") {
 			*b.I = 0

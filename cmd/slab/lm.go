@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/fuse"
@@ -337,13 +338,13 @@ func cmdTrainLM(args []string) error {
 			return flagErr("cpuprofile", "%v", err)
 		}
 	}
-	res.LoadStart, res.Tokenizer, res.Vocab, res.Threads = loadAvg(), tok.Name(), m.Vocab(), kernels.Threads()
+	res.LoadStart, res.Tokenizer, res.Vocab, res.Threads = bench.LoadAvg(), tok.Name(), m.Vocab(), kernels.Threads()
 	res.Date = time.Now().UTC().Format(time.RFC3339)
-	c0 := lmCPUTime()
+	c0 := bench.CPUTime()
 	t0 := time.Now()
 	rates := func(step int) (float64, float64) {
 		el, done := time.Since(t0).Seconds(), float64((step-start)*(*batch)*(*seq))
-		cpu := (lmCPUTime() - c0).Seconds() / float64(kernels.Threads())
+		cpu := (bench.CPUTime() - c0).Seconds() / float64(kernels.Threads())
 		if cpu <= 0 {
 			return done / el, 0
 		}
@@ -390,7 +391,7 @@ func cmdTrainLM(args []string) error {
 		}
 	}
 	res.Seconds = time.Since(t0).Seconds()
-	cpu := (lmCPUTime() - c0).Seconds() / float64(kernels.Threads())
+	cpu := (bench.CPUTime() - c0).Seconds() / float64(kernels.Threads())
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile() // the loop only, not the final evaluation
 	}
@@ -399,7 +400,7 @@ func cmdTrainLM(args []string) error {
 	if cpu > 0 {
 		res.CPUTokensPerSec = float64(res.Tokens) / cpu
 	}
-	res.LoadEnd = loadAvg()
+	res.LoadEnd = bench.LoadAvg()
 	res.FinalTrainLoss = ema
 	vl, vt, err := train.EvaluateLM(m, splits.Validation, *batch, *seq, 0)
 	if err != nil {
@@ -551,9 +552,13 @@ func cmdEvalLM(args []string) error {
 	var n int
 	var fc *lmFoldCheck
 	if mf != nil {
-		if fc, l, n, err = foldCompare(m, mf, tok, stream, *batch, *seq, *prompt, *greedyN); err != nil {
+		c, err := fuse.CompareLM(m, mf, tok, stream, *batch, *seq, *prompt, *greedyN)
+		if err != nil {
 			return err
 		}
+		l, n = c.Loss, c.Tokens
+		fc = &lmFoldCheck{RelErr: metric(c.RelErr), MaxAbs: metric(c.MaxAbs), FoldedLoss: metric(c.FoldedLoss), Prompt: *prompt,
+			GreedyTokens: c.GreedyTokens, GreedySame: c.GreedySame, GreedyText: c.GreedyText}
 	} else if l, n, err = train.EvaluateLM(m, stream, *batch, *seq, 0); err != nil {
 		return err
 	}
@@ -567,75 +572,4 @@ func cmdEvalLM(args []string) error {
 			fc.FoldedLoss, fc.RelErr, fc.MaxAbs, fc.GreedySame, fc.GreedyTokens, fc.Prompt, fc.GreedyText)
 	}
 	return nil
-}
-
-// foldCompare evaluates m and its folded copy mf side by side over the
-// stream (same windows) and greedily generates n tokens from prompt with
-// both. It returns the comparison and m's mean loss and token count.
-func foldCompare(m, mf models.Decoder, tok data.Tokenizer, stream []int, B, T int, prompt string, n int) (*lmFoldCheck, float64, int, error) {
-	bt, err := data.NewBatcher(stream, B, T, 0)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	var loss, lossF nn.VocabLoss
-	var sum, sumF, num, den, maxAbs float64
-	batches := 0
-	for bt.Sequential() {
-		a, err := m.Forward(bt.Inputs, B, T, nn.Eval)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		b, err := mf.Forward(bt.Inputs, B, T, nn.Eval)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		for i, x := range a.Data {
-			d := float64(b.Data[i] - x)
-			num += d * d
-			den += float64(x) * float64(x)
-			maxAbs = math.Max(maxAbs, math.Abs(d))
-		}
-		sum += loss.Forward(a, bt.Targets)
-		sumF += lossF.Forward(b, bt.Targets)
-		batches++
-	}
-	if batches == 0 {
-		return nil, 0, 0, fmt.Errorf("text shorter than one batch of %dx%d tokens", B, T+1)
-	}
-	fc := &lmFoldCheck{RelErr: metric(math.Sqrt(num / den)), MaxAbs: metric(maxAbs), FoldedLoss: metric(sumF / float64(batches)), Prompt: prompt, GreedyTokens: n}
-	ids, err := tok.Encode(prompt)
-	if err != nil || len(ids) == 0 {
-		return nil, 0, 0, flagErr("prompt", "cannot encode %q: %v", prompt, err)
-	}
-	var outs [2][]int
-	for i, mm := range []models.Decoder{m, mf} {
-		st, err := mm.NewSession(1, min(len(ids)+n, mm.Context()))
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		if outs[i], err = st.Generate(ids, n, nn.NewSampler(0, 0, 1, 1), nil, nil); err != nil {
-			return nil, 0, 0, err
-		}
-	}
-	for fc.GreedySame < len(outs[0]) && fc.GreedySame < len(outs[1]) && outs[0][fc.GreedySame] == outs[1][fc.GreedySame] {
-		fc.GreedySame++
-	}
-	if fc.GreedyText, err = data.Decode(tok, outs[1]); err != nil {
-		return nil, 0, 0, err
-	}
-	return fc, sum / float64(batches), batches * B * T, nil
-}
-
-// loadAvg is the 1/5/15-minute load average ("" where /proc is absent),
-// recorded with every run because this machine is shared.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -49,12 +49,7 @@ func resolveModel(name string, opts map[string]string) (*models.Entry, models.Co
 // nameOf is the registry name a model's config records.
 func nameOf(m models.Model) string { return configName(m.Config()) }
 
-func configName(c models.Config) string {
-	if n, ok := c.(interface{ ModelName() string }); ok && n.ModelName() != "" {
-		return n.ModelName()
-	}
-	return "model"
-}
+func configName(c models.Config) string { return models.ConfigName(c) }
 
 // normOf is the kind of every norm of m ("none" once folded).
 func normOf(m models.Model) string { return m.Config().NormSpec().Kind }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slabml/slab/bench"
 )
 
 // runIn runs a subcommand in-process the way main does (panics become
@@ -286,7 +288,7 @@ func TestBenchJSON(t *testing.T) {
 func TestQuantile(t *testing.T) {
 	xs := []float64{1, 2, 3, 4, 5}
 	for _, c := range []struct{ q, want float64 }{{0, 1}, {0.5, 3}, {0.9, 4.6}, {1, 5}} {
-		if got := quantile(xs, c.q); got < c.want-1e-12 || got > c.want+1e-12 {
+		if got := bench.Quantile(xs, c.q); got < c.want-1e-12 || got > c.want+1e-12 {
 			t.Errorf("quantile(%g) = %g, want %g", c.q, got, c.want)
 		}
 	}

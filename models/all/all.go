@@ -5,7 +5,8 @@
 package all
 
 import (
-	_ "github.com/slabml/slab/models/llama" // LLaMA-style decoders
-	_ "github.com/slabml/slab/models/swin"  // Swin, Swin-PRepBN, SLAB-Swin, FLatten-Swin
-	_ "github.com/slabml/slab/models/vit"   // DeiT-style vision transformers
+	_ "github.com/slabml/slab/models/adaptive" // adaptive-input Transformer LMs
+	_ "github.com/slabml/slab/models/llama"    // LLaMA-style decoders
+	_ "github.com/slabml/slab/models/swin"     // Swin, Swin-PRepBN, SLAB-Swin, FLatten-Swin
+	_ "github.com/slabml/slab/models/vit"      // DeiT-style vision transformers
 )

@@ -38,6 +38,8 @@ root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 spec = importlib.util.spec_from_file_location("reference", os.path.join(root, "tools", "reference", "reference.py"))
 ref = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref)
+sys.path.insert(0, os.path.join(root, "tools", "reference"))
+import llama_ref  # noqa: E402
 
 DTYPES = {torch.float32: "F32", torch.int64: "I64", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64"}
 
@@ -49,26 +51,41 @@ def ref_config(c):
                 warm=c["Warm"], kernel=c["DWCKernel"], norm=c["Norm"], attn=c["Attn"], cls=c["ClsToken"])
 
 
-def check(dirname, case, batch):
-    cfg = ref_config(case["config"])
-    m = ref.DeiT(cfg)
+def build(case):
+    """Our PyTorch reference with official names for a case, and its input."""
+    c = case["config"]
+    if case.get("family") == "llama":
+        assert c["Attn"] == "softmax" and not c["Tied"], "llama_ref.py has softmax attention and an untied head"
+        cfg = dict(vocab=c["Vocab"], dim=c["Dim"], layers=c["Layers"], heads=c["Heads"], kv_heads=c["KVHeads"],
+                   head_dim=c["HeadDim"], hidden=c["Hidden"], eps=c["Eps"], rope_base=c["RopeBase"], warm=c["Warm"],
+                   step=c["Step"], norm=c["Norm"])
+        n = case["batch"] * case["seq"]
+        ids = torch.tensor([(i * 7919) % cfg["vocab"] for i in range(n)]).reshape(case["batch"], case["seq"])
+        make = lambda: llama_ref.Decoder(cfg, c["Norm"], c["RepBNInit"])  # noqa: E731
+        return cfg, make, ids, lambda logits: logits.reshape(n, -1)
+    cfg = ref_config(c)
+    x = ref.formula_input(case["batch"], cfg["in_chans"], cfg["img"], cfg["img"]).double()
+    return cfg, lambda: ref.DeiT(cfg), x, lambda logits: logits
+
+
+def check(dirname, case):
+    cfg, make, x, rows = build(case)
+    m = make()
     obj = torch.load(os.path.join(dirname, case["pth"]))
     sd = obj[case["wrap"]] if case["wrap"] else obj
     # The record first (strict=False reports instead of raising), then the
     # proof: strict=True raises on any missing, unexpected or mis-shaped key.
-    probe = ref.DeiT(cfg)
-    r = probe.load_state_dict(sd, strict=False)
+    r = make().load_state_dict(sd, strict=False)
     missing = [f"missing {k}" for k in r.missing_keys] + [f"unexpected {k}" for k in r.unexpected_keys]
     m.load_state_dict(sd, strict=True)
     m = m.double().eval()
-    x = ref.formula_input(batch, cfg["in_chans"], cfg["img"], cfg["img"]).double()
     with torch.no_grad():
-        logits = m(x)
+        logits = rows(m(x))
     slab = torch.tensor(case["slab_logits"], dtype=torch.float64)
     diff = (logits - slab).abs().max().item()
     keys = {k: {"dtype": DTYPES[v.dtype], "shape": list(v.shape), "sum": v.double().sum().item(),
                 "abs_sum": v.double().abs().sum().item()} for k, v in sd.items()}
-    print(f"{case['name']:20s} {len(sd):4d} keys, strict load ok, norm {cfg['norm']:9s} attn {cfg['attn']:7s} "
+    print(f"{case['name']:20s} {len(sd):4d} keys, strict load ok, norm {cfg['norm']:9s} "
           f"logits max |slab - torch| = {diff:.3g} (max |logit| {logits.abs().max().item():.3g})")
     return {"name": case["name"], "wrap": case["wrap"], "config": cfg, "keys": keys, "missing_or_unexpected": missing,
             "torch_logits": logits.tolist(), "slab_logits": case["slab_logits"], "max_abs_diff": diff,
@@ -130,7 +147,7 @@ def main():
     a.dir = a.dir[0]
     with open(os.path.join(a.dir, "cases.json")) as f:
         spec_ = json.load(f)
-    out = {"batch": spec_["batch"], "cases": [check(a.dir, c, spec_["batch"]) for c in spec_["cases"]]}
+    out = {"batch": spec_["batch"], "cases": [check(a.dir, c) for c in spec_["cases"]]}
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)

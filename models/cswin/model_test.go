@@ -1,0 +1,45 @@
+package cswin_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/models/cswin"
+)
+
+func build(t testing.TB, name string, seed uint64) *cswin.Model {
+	t.Helper()
+	m, err := models.New(name, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*cswin.Model)
+}
+
+func lookup(t testing.TB, name string) *cswin.Config {
+	t.Helper()
+	_, c, err := models.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.(*cswin.Config)
+}
+
+// TestParamCounts: ParamCount equals the built model's count and the
+// official models' counts are the official code's (docs/method.md 4.4).
+func TestParamCounts(t *testing.T) {
+	for name, want := range map[string]float64{"slab_cswin_tiny": 21.23, "slab_cswin_small": 35.49} {
+		got := lookup(t, name).ParamCount()
+		t.Logf("%-18s %d parameters (%.2f M; official %.2f M)", name, got, float64(got)/1e6, want)
+		if math.Abs(float64(got)/1e6-want) >= 0.005 {
+			t.Errorf("%s: %d parameters, the official code's model has %.2f M", name, got, want)
+		}
+	}
+	for _, name := range []string{"slab_cswin_tiny", "slab_cswin_mini_32"} {
+		m := build(t, name, 1)
+		if got, want := models.NumParams(m), m.Cfg.ParamCount(); got != want {
+			t.Errorf("%s: built %d parameters, ParamCount %d", name, got, want)
+		}
+	}
+}

@@ -1,0 +1,49 @@
+package pvt_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/models/pvt"
+)
+
+func build(t testing.TB, name string, seed uint64) *pvt.Model {
+	t.Helper()
+	m, err := models.New(name, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*pvt.Model)
+}
+
+func lookup(t testing.TB, name string) *pvt.Config {
+	t.Helper()
+	_, c, err := models.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.(*pvt.Config)
+}
+
+// TestParamCounts: ParamCount equals the built model's count and the
+// official models' counts are the official code's (docs/method.md 4.2).
+func TestParamCounts(t *testing.T) {
+	official := map[string]float64{
+		"slab_pvt_tiny": 12.16, "slab_pvt_small": 21.68, "slab_pvt_medium": 37.27,
+		"pvt_tiny_prepbn": 13.24, "pvt_small_prepbn": 24.51, "pvt_medium_prepbn": 44.25,
+	}
+	for name, want := range official {
+		got := lookup(t, name).ParamCount()
+		t.Logf("%-18s %d parameters (%.2f M; official %.2f M)", name, got, float64(got)/1e6, want)
+		if math.Abs(float64(got)/1e6-want) >= 0.005 {
+			t.Errorf("%s: %d parameters, the official code's model has %.2f M", name, got, want)
+		}
+	}
+	for _, name := range []string{"slab_pvt_tiny", "pvt_tiny_prepbn", "pvt_tiny", "slab_pvt_mini_32", "pvt_mini_prepbn_32", "pvt_mini_32"} {
+		m := build(t, name, 1)
+		if got, want := models.NumParams(m), m.Cfg.ParamCount(); got != want {
+			t.Errorf("%s: built %d parameters, ParamCount %d", name, got, want)
+		}
+	}
+}
