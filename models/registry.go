@@ -3,6 +3,7 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -99,43 +100,48 @@ func Lookup(name string) (*Entry, Config, error) {
 	if e, ok := entries[name]; ok {
 		return e, e.Config(), nil
 	}
-	base, applied := name, []Suffix(nil)
-	for {
-		if e, ok := entries[base]; ok && sameFamily(e, applied) {
-			c := e.Config()
-			for i := len(applied) - 1; i >= 0; i-- {
-				if err := c.Set(applied[i].Option, applied[i].Value); err != nil {
+	// Each family's endings are tried on their own, so that two families
+	// may both offer "_prepbn" without one shadowing the other.
+	var fams []string
+	for _, x := range suffixes {
+		if !slices.Contains(fams, x.Family) {
+			fams = append(fams, x.Family)
+		}
+	}
+	for _, fam := range fams {
+		base, applied := name, []Suffix(nil)
+		for {
+			if e, ok := entries[base]; ok && e.Family.Name == fam && len(applied) > 0 {
+				c := e.Config()
+				for i := len(applied) - 1; i >= 0; i-- {
+					if err := c.Set(applied[i].Option, applied[i].Value); err != nil {
+						return nil, nil, fmt.Errorf("model %q: %v", name, err)
+					}
+				}
+				if n, ok := c.(interface{ SetModelName(string) }); ok {
+					n.SetModelName(name)
+				}
+				if err := c.Validate(); err != nil {
 					return nil, nil, fmt.Errorf("model %q: %v", name, err)
 				}
+				return e, c, nil
 			}
-			if n, ok := c.(interface{ SetModelName(string) }); ok {
-				n.SetModelName(name)
+			cut := false
+			for _, x := range suffixes {
+				if x.Family != fam {
+					continue
+				}
+				if b, ok := strings.CutSuffix(base, x.Suffix); ok && b != "" && !hasOption(applied, x.Option) {
+					base, applied, cut = b, append(applied, x), true
+					break
+				}
 			}
-			if err := c.Validate(); err != nil {
-				return nil, nil, fmt.Errorf("model %q: %v", name, err)
-			}
-			return e, c, nil
-		}
-		cut := false
-		for _, s := range suffixes {
-			if b, ok := strings.CutSuffix(base, s.Suffix); ok && b != "" && !hasOption(applied, s.Option) {
-				base, applied, cut = b, append(applied, s), true
+			if !cut {
 				break
 			}
 		}
-		if !cut {
-			return nil, nil, fmt.Errorf("unknown model %q (see slab models; known: %s)", name, strings.Join(namesLocked(), ", "))
-		}
 	}
-}
-
-func sameFamily(e *Entry, applied []Suffix) bool {
-	for _, s := range applied {
-		if s.Family != e.Family.Name {
-			return false
-		}
-	}
-	return true
+	return nil, nil, fmt.Errorf("unknown model %q (see slab models; known: %s)", name, strings.Join(namesLocked(), ", "))
 }
 
 func hasOption(ss []Suffix, option string) bool {

@@ -52,7 +52,7 @@ type Model struct {
 	// stages is Blocks as the backbone kit's single stage (DeiT has one
 	// grid and no downsampling).
 	stages backbone.Stages
-	Head               *nn.Linear
+	Head   *nn.Linear
 
 	pool nn.MeanTokens
 	rng  *rand.Rand
