@@ -49,7 +49,10 @@ type Model struct {
 	ClsToken, PosEmbed *nn.Param
 	Blocks             []*backbone.Block
 	Norm               nn.Norm
-	Head               *nn.Linear
+	// stages is Blocks as the backbone kit's single stage (DeiT has one
+	// grid and no downsampling).
+	stages backbone.Stages
+	Head   *nn.Linear
 
 	pool nn.MeanTokens
 	rng  *rand.Rand
@@ -131,6 +134,7 @@ func New(cfg Config, seed uint64) (*Model, error) {
 		b.DP1.Rate, b.DP2.Rate = rate, rate
 		m.Blocks[i] = b
 	}
+	m.stages.List = []*backbone.Stage{{Blocks: m.Blocks}}
 	m.Norm = spec.New("norm", C)
 	m.Head = nn.NewLinear("head", C, cfg.Classes, true)
 	initLinear(m.Head)
@@ -234,10 +238,7 @@ func (m *Model) Forward(x *tensor.Tensor, mode nn.Mode) (*tensor.Tensor, error) 
 		kernels.AddRowVec(tok.Data, pe.Data, pos, B, N*C)
 	}
 
-	h, g := tok, backbone.Grid{H: c.Grid(), W: c.Grid()}
-	for _, blk := range m.Blocks {
-		h = blk.Forward(h, g, mode, m.rng)
-	}
+	h, _ := m.stages.Forward(tok, backbone.Grid{H: c.Grid(), W: c.Grid()}, mode, m.rng)
 	h = m.Norm.Forward(h, mode)
 	var feat *tensor.Tensor
 	if c.ClsToken {
@@ -274,10 +275,7 @@ func (m *Model) Backward(dlogits *tensor.Tensor) {
 	} else {
 		dh = m.pool.Backward(dfeat)
 	}
-	dh = m.Norm.Backward(dh)
-	for i := len(m.Blocks) - 1; i >= 0; i-- {
-		dh = m.Blocks[i].Backward(dh)
-	}
+	dh = m.stages.Backward(m.Norm.Backward(dh))
 
 	// Token assembly: pos_embed collects the batch sum, the class token its
 	// row 0, and the patch rows flow into the patch embedding.
