@@ -41,12 +41,8 @@ func cmdEval(args []string) error {
 	batch := fs.Int("batch", 256, "images per forward")
 	limit := fs.Int("limit", 0, "evaluate only the first N test images (0 = all)")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	if *weights == "" {
 		return flagErr("weights", "is required")
