@@ -1,16 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/slabml/slab"
 	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models"
-	"github.com/slabml/slab/nn"
 )
 
 func init() {
@@ -59,61 +61,42 @@ func cmdGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	m.DropGrads()
-	folded, err := maybeFold(m, *fold)
+	if ids, err := tok.Encode(*prompt); err != nil || len(ids) == 0 {
+		return flagErr("prompt", "cannot encode %q: %v", *prompt, err)
+	}
+	folded := *fold && foldable(m.Config())
+	opts := []slab.Option{}
+	if folded {
+		opts = append(opts, slab.Fold())
+	}
+	// The API keeps a KV cache of at most the model's context and slides
+	// it when prompt + n is longer.
+	sm, err := slab.Wrap(m, data.TokenizerMeta(tok), opts...)
 	if err != nil {
 		return err
 	}
-	ids, err := tok.Encode(*prompt)
-	if err != nil {
-		return flagErr("prompt", "%v", err)
-	}
-	if len(ids) == 0 {
-		return flagErr("prompt", "empty")
-	}
-	// The cache holds at most the model's context; Generate slides it when
-	// prompt + n is longer.
-	st, err := m.NewSession(1, min(len(ids)+*n, m.Context()))
-	if err != nil {
-		return err
-	}
-	smp := nn.NewSampler(*temp, *topK, *topP, f.seed)
-	dec := &data.StreamDecoder{T: tok}
-	var text strings.Builder
-	w := stdout
 	if !f.json {
-		fmt.Fprint(w, *prompt)
+		fmt.Fprint(stdout, *prompt)
 	}
-	var emitErr error
 	t0 := time.Now()
-	out, err := st.Generate(ids, *n, smp, nil, func(id int) bool {
-		b, err := dec.Push(id)
-		if err != nil {
-			emitErr = err
-			return false
-		}
-		text.Write(b)
-		if !f.json {
-			w.Write(b)
-		}
-		return true
-	})
+	text, err := sm.Generate(context.Background(), *prompt, slab.GenerateOptions{Tokens: *n, Temperature: *temp, TopK: *topK, TopP: *topP, Seed: f.seed,
+		Emit: func(s string) bool {
+			if !f.json {
+				io.WriteString(stdout, s)
+			}
+			return true
+		}})
 	el := time.Since(t0).Seconds()
 	if err != nil {
 		return err
 	}
-	if emitErr != nil {
-		return emitErr
-	}
-	tail := dec.Flush()
-	text.Write(tail)
-	res := genResult{Prompt: *prompt, Text: text.String(), Tokens: len(out), Seconds: el, TokensPerSec: float64(len(out)) / el, Folded: folded}
+	res := genResult{Prompt: *prompt, Text: text, Tokens: *n, Seconds: el, TokensPerSec: float64(*n) / el, Folded: folded}
 	if f.json {
 		return emitJSON(res)
 	}
-	w.Write(tail)
-	fmt.Fprintln(w)
-	fmt.Fprintf(stderr, "%d tokens in %.2f s: %.1f tokens/s (prompt %d tokens included in the time)\n", len(out), el, res.TokensPerSec, len(ids))
+	fmt.Fprintln(stdout)
+	ids, _ := tok.Encode(*prompt)
+	fmt.Fprintf(stderr, "%d tokens in %.2f s: %.1f tokens/s (prompt %d tokens included in the time)\n", *n, el, res.TokensPerSec, len(ids))
 	return nil
 }
 
