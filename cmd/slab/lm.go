@@ -309,12 +309,11 @@ func cmdEvalLM(args []string) error {
 		if !foldable(m.Config()) {
 			return flagErr("fold-check", "model norm is %s; only prepbn folds", normOf(m))
 		}
-		if mf, _, _, err = loadLM(f.ckpt); err != nil {
-			return err
-		}
-		if err := fuse.Fold(mf); err != nil {
+		d, err := fuse.Copy(m)
+		if err != nil {
 			return flagErr("fold-check", "%v", err)
 		}
+		mf = d.(models.Decoder)
 	}
 	if *seq == 0 {
 		*seq = m.Context()
@@ -323,12 +322,8 @@ func cmdEvalLM(args []string) error {
 	if err != nil {
 		return flagErr("data", "%v", err)
 	}
-	stream := splits.Validation
-	switch *split {
-	case "validation":
-	case "test":
-		stream = splits.Test
-	default:
+	stream := map[string][]int{"validation": splits.Validation, "test": splits.Test}[*split]
+	if *split != "validation" && *split != "test" {
 		return flagErr("split", "want validation or test, got %q", *split)
 	}
 	t0 := time.Now()
