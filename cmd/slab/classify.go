@@ -60,9 +60,7 @@ func cmdClassify(args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(warnings)
 	if *dataName != "fashion-mnist" && *dataName != "mnist" {
 		return flagErr("data", "unknown data set %q (fashion-mnist or mnist)", *dataName)
 	}

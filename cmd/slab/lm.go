@@ -91,9 +91,7 @@ func loadLM(path string) (models.Decoder, data.Tokenizer, *checkpoint.File, erro
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(warns)
 	m, ok := mm.(models.Decoder)
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("%s holds %s, a %s model, not a language model", path, nameOf(mm), mm.Family())
@@ -127,9 +125,7 @@ func (f *lmFlags) modelFromFlags() (models.Decoder, data.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, flagErr("state", "%v", err)
 	}
-	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(warns)
 	return m, tok, nil
 }
 

@@ -42,9 +42,7 @@ func loadModel(path string) (*loadedModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(warns)
 	c, ok := m.(models.Classifier)
 	if !ok {
 		return nil, fmt.Errorf("%s holds %s, a %s model, not an image classifier", path, nameOf(m), m.Family())

@@ -59,9 +59,7 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(warnings)
 	in, err := checkpoint.Read(*input)
 	if err != nil {
 		return flagErr("input", "%v", err)
