@@ -52,3 +52,22 @@ func TestParamCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestFLOPs: the total is the sum by layer, and SLAB-CSwin-T lands near
+// CSwin-T's 4.3 G multiply-adds, doubled.
+func TestFLOPs(t *testing.T) {
+	for _, name := range []string{"slab_cswin_tiny", "slab_cswin_mini_32"} {
+		c := lookup(t, name)
+		var s int64
+		for _, v := range c.FLOPsByLayer() {
+			s += v
+		}
+		if s != c.FLOPs() {
+			t.Errorf("%s: FLOPs %d, sum by layer %d", name, c.FLOPs(), s)
+		}
+		t.Logf("%-18s %.3f GFLOP (multiply-add = 2) %v", name, float64(c.FLOPs())/1e9, c.FLOPsByLayer())
+		if c.ImgSize == 224 && (c.FLOPs() < 8.2e9 || c.FLOPs() > 9.0e9) {
+			t.Errorf("%s: %.2f GFLOP, want about 2 x 4.3 G multiply-adds", name, float64(c.FLOPs())/1e9)
+		}
+	}
+}
