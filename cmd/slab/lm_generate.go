@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/slabml/slab"
@@ -123,37 +121,22 @@ func cmdBenchLM(args []string) error {
 	if *rounds < 1 || *promptN < 1 || *gen < 1 {
 		return flagErr("rounds", "rounds, prompt and generate must be positive")
 	}
-	var ds []bench.Decoder
-	for _, name := range strings.Split(*names, ",") {
-		e, c, err := models.Lookup(strings.TrimSpace(name))
+	vocab := 0
+	if *tokName != "" {
+		tok, err := data.NewTokenizer(*tokName)
 		if err != nil {
-			return flagErr("models", "%v", err)
+			return flagErr("tokenizer", "%v", err)
 		}
-		if e.Family.Task != models.TaskLM {
-			return flagErr("models", "%s is a %s model; bench-lm times language models (see slab bench)", name, e.Family.Task)
+		vocab = tok.VocabSize()
+	}
+	ds, err := bench.Decoders(splitNames(*names), vocab, *seed, *fold)
+	if err != nil {
+		return modelsErr(err)
+	}
+	for _, d := range ds {
+		if *promptN+*gen > d.Model.Context() {
+			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, d.Name, d.Model.Context())
 		}
-		vocab, _ := strconv.Atoi(c.Get("vocab"))
-		if *tokName != "" {
-			tok, err := data.NewTokenizer(*tokName)
-			if err != nil {
-				return flagErr("tokenizer", "%v", err)
-			}
-			vocab = tok.VocabSize()
-		}
-		m, err := buildLM(e, c, vocab, *seed)
-		if err != nil {
-			return err
-		}
-		if *promptN+*gen > m.Context() {
-			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, configName(c), m.Context())
-		}
-		m.DropGrads()
-		norm := normOf(m)
-		folded, err := maybeFold(m, *fold)
-		if err != nil {
-			return err
-		}
-		ds = append(ds, bench.Decoder{Name: configName(c), Norm: norm, Folded: folded, Model: m})
 	}
 	res, err := bench.Decode(ds, bench.DecodeOptions{Prompt: *promptN, Generate: *gen, Rounds: *rounds, Seed: *seed})
 	if err != nil {
