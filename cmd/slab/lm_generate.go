@@ -9,8 +9,6 @@ import (
 	"github.com/slabml/slab"
 	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/data"
-	"github.com/slabml/slab/fuse"
-	"github.com/slabml/slab/models"
 )
 
 func init() {
@@ -25,15 +23,6 @@ type genResult struct {
 	Seconds      float64 `json:"seconds"`
 	TokensPerSec float64 `json:"tokens_per_s"`
 	Folded       bool    `json:"folded"`
-}
-
-// maybeFold folds a model with BatchNorm-based norms when asked; other
-// norms pass unchanged.
-func maybeFold(m models.Model, fold bool) (bool, error) {
-	if !fold || !foldable(m.Config()) {
-		return false, nil
-	}
-	return true, fuse.Fold(m)
 }
 
 func cmdGenerate(args []string) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/slabml/slab/checkpoint"
@@ -61,7 +60,3 @@ func foldCopy(m models.Classifier) (models.Classifier, error) {
 
 // foldable reports whether fuse.Fold accepts m.
 func foldable(c models.Config) bool { return c.NormSpec().Foldable() }
-
-// notFoldable reports whether err is fuse's refusal of a model whose norms
-// do not fold.
-func notFoldable(err error) bool { return errors.Is(err, fuse.ErrNotFoldable) }
