@@ -243,6 +243,7 @@ type lmEvalResult struct {
 	Checkpoint string  `json:"checkpoint"`
 	Split      string  `json:"split"`
 	Folded     bool    `json:"folded"`
+	Dtype      string  `json:"dtype"` // weights of the Linears (--dtype)
 	Loss       metric  `json:"loss"`
 	PPL        metric  `json:"ppl"`
 	Tokens     int     `json:"tokens"`
@@ -279,6 +280,7 @@ func cmdEvalLM(args []string) error {
 	foldCheck := fs.Bool("fold-check", false, "prepbn: evaluate the unfolded model and compare a folded copy with it (logits over the split, greedy text)")
 	prompt := fs.String("prompt", "Fellow-Citizens of the Senate and House of Representatives:", "--fold-check: prompt of the greedy comparison")
 	greedyN := fs.Int("n", 100, "--fold-check: greedy tokens to compare")
+	dtype := dtypeFlag(fs)
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
@@ -299,6 +301,12 @@ func cmdEvalLM(args []string) error {
 		if err := fuse.Fold(m); err != nil {
 			return flagErr("fold", "%v", err)
 		}
+	}
+	if *foldCheck && *dtype != "f32" {
+		return flagErr("dtype", "--fold-check compares float32 models; evaluate each dtype in its own run")
+	}
+	if _, err := applyDtype(m, *dtype); err != nil {
+		return err
 	}
 	var mf models.Decoder
 	if *foldCheck {
@@ -337,7 +345,7 @@ func cmdEvalLM(args []string) error {
 	} else if l, n, err = train.EvaluateLM(m, stream, *batch, *seq, 0); err != nil {
 		return err
 	}
-	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: metric(l), PPL: metric(math.Exp(l)), Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}
+	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Dtype: *dtype, Loss: metric(l), PPL: metric(math.Exp(l)), Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}
 	if f.json {
 		return emitJSON(res)
 	}

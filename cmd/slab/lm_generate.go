@@ -35,6 +35,7 @@ func cmdGenerate(args []string) error {
 	topK := fs.Int("top-k", 40, "sample among the k most likely tokens (0 = all)")
 	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = off)")
 	fold := fs.Bool("fold", true, "fold PRepBN into the linears (prepbn models)")
+	dtype := dtypeFlag(fs)
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func cmdGenerate(args []string) error {
 		return flagErr("prompt", "cannot encode %q: %v", *prompt, err)
 	}
 	folded := *fold && foldable(m.Config())
-	opts := []slab.Option{}
+	opts := []slab.Option{slab.Dtype(*dtype)}
 	if folded {
 		opts = append(opts, slab.Fold())
 	}

@@ -38,6 +38,7 @@ func cmdRun(args []string) error {
 	batch := fs.Int("batch", 32, "images per forward pass")
 	force := fs.Bool("force", false, "overwrite --output if it exists")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	dtype := dtypeFlag(fs)
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +61,9 @@ func cmdRun(args []string) error {
 		return err
 	}
 	warn(warnings)
+	if _, err := applyDtype(m, *dtype); err != nil {
+		return err
+	}
 	in, err := checkpoint.Read(*input)
 	if err != nil {
 		return flagErr("input", "%v", err)
