@@ -4,6 +4,7 @@ import (
 	"flag"
 	"strings"
 
+	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/nn"
 )
@@ -43,4 +44,26 @@ func applyDtype(m nn.Module, s string) (kernels.Dtype, error) {
 		return d, flagErr("dtype", "%v", err)
 	}
 	return d, nil
+}
+
+// withDtypes returns every decoder of ds in every dtype (bench-lm
+// --dtype f32,bf16,int8): one model per name, quantized once per dtype,
+// its state switched before each run; named name/dtype unless the only
+// dtype is f32.
+func withDtypes(ds []bench.Decoder, dtypes []kernels.Dtype) ([]bench.Decoder, error) {
+	if len(dtypes) == 1 && dtypes[0] == kernels.F32 {
+		return ds, nil
+	}
+	var out []bench.Decoder
+	for _, d := range ds {
+		for _, dt := range dtypes {
+			if _, err := nn.Quantize(d.Model, dt); err != nil {
+				return nil, flagErr("dtype", "%s: %v", d.Name, err)
+			}
+			q := d
+			q.Name, q.Dtype, q.Quant = d.Name+"/"+dt.String(), dt.String(), nn.GetQuant(d.Model)
+			out = append(out, q)
+		}
+	}
+	return out, nil
 }

@@ -102,6 +102,7 @@ func cmdBenchLM(args []string) error {
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 1, "seed of weights and prompt")
 	jsonOut := fs.Bool("json", false, "print exactly one JSON object on stdout")
+	dtypeList := fs.String("dtype", "f32", "comma list of weight dtypes (f32, bf16, int8): each model runs in each, interleaved")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
@@ -110,6 +111,10 @@ func cmdBenchLM(args []string) error {
 	}
 	if *rounds < 1 || *promptN < 1 || *gen < 1 {
 		return flagErr("rounds", "rounds, prompt and generate must be positive")
+	}
+	dtypes, err := parseDtypes(*dtypeList)
+	if err != nil {
+		return err
 	}
 	vocab := 0
 	if *tokName != "" {
@@ -122,6 +127,9 @@ func cmdBenchLM(args []string) error {
 	ds, err := bench.Decoders(splitNames(*names), vocab, *seed, *fold)
 	if err != nil {
 		return modelsErr(err)
+	}
+	if ds, err = withDtypes(ds, dtypes); err != nil {
+		return err
 	}
 	for _, d := range ds {
 		if *promptN+*gen > d.Model.Context() {
