@@ -69,6 +69,8 @@ type Option func(*options)
 type options struct {
 	fold    bool
 	dataset string
+	dtype   kernels.Dtype
+	err     error // an option's bad argument
 }
 
 // Fold folds every BatchNorm-based norm (RepBN, PRepBN, BatchNorm) into the
@@ -76,6 +78,20 @@ type options struct {
 // float32 rounding, faster. Models whose norms do not fold (LayerNorm,
 // RMSNorm) load unchanged. A folded model cannot be exported.
 func Fold() Option { return func(o *options) { o.fold = true } }
+
+// Dtype stores the weight of every Linear layer as "bf16" or "int8" (or
+// keeps "f32") for inference, after folding (nn.Quantize): a decode step
+// reads half or about a quarter of the bytes; docs/bench-lowprec.md has
+// the kernels and their accuracy. Load reports an unknown name.
+func Dtype(name string) Option {
+	return func(o *options) {
+		d, err := kernels.ParseDtype(name)
+		if err != nil {
+			o.err = fmt.Errorf("slab: Dtype: %w", err)
+		}
+		o.dtype = d
+	}
+}
 
 // Dataset names the data set whose normalisation and class names a
 // 1-channel classifier uses: "fashion-mnist" (the default) or "mnist".
@@ -107,6 +123,9 @@ func loadOptions(opts []Option) (options, error) {
 	for _, f := range opts {
 		f(&o)
 	}
+	if o.err != nil {
+		return o, o.err
+	}
 	if o.dataset != "fashion-mnist" && o.dataset != "mnist" {
 		return o, fmt.Errorf("slab: Dataset(%q): want fashion-mnist or mnist", o.dataset)
 	}
@@ -124,6 +143,11 @@ func (r *Model) prepare() error {
 		r.folded = true
 	}
 	r.folded = r.folded || m.Config().NormSpec().Kind == nn.NormNone
+	if r.opts.dtype != kernels.F32 {
+		if _, err := nn.Quantize(m, r.opts.dtype); err != nil {
+			return fmt.Errorf("slab: %s: %w", r.path, err)
+		}
+	}
 	switch mm := m.(type) {
 	case models.Classifier:
 		nn.Prepack(mm) // inference only: the weights are final

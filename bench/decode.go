@@ -20,6 +20,11 @@ type Decoder struct {
 	Norm   string
 	Folded bool
 	Model  models.Decoder
+	// Dtype names how the Linear weights are stored ("" or "f32": as
+	// built); Quant is their state (nn.GetQuant), installed before each
+	// of the model's runs, so that one model serves several dtypes.
+	Dtype string
+	Quant nn.QuantSet
 }
 
 // DecodeOptions say what Decode times.
@@ -34,6 +39,7 @@ type DecodeModel struct {
 	Name         string    `json:"name"`
 	Norm         string    `json:"norm"`
 	Folded       bool      `json:"folded"`
+	Dtype        string    `json:"dtype,omitempty"`
 	Params       int64     `json:"params"`
 	WeightBytes  int64     `json:"weight_bytes_per_token"`
 	TokensPerSec float64   `json:"tokens_per_s"`
@@ -102,7 +108,12 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench: %s: %w", d.Name, err)
 		}
-		es[i] = &entry{d: d, st: st, res: DecodeModel{Name: d.Name, Norm: d.Norm, Folded: d.Folded, Params: models.NumParams(d.Model), WeightBytes: d.Model.DecodeBytes()}}
+		if d.Quant != nil {
+			nn.SetQuant(d.Model, d.Quant)
+		}
+		// Low-precision Linears read fewer bytes: the dtype's own floor.
+		wb := d.Model.DecodeBytes() - int64(nn.QuantSavedBytes(d.Model))
+		es[i] = &entry{d: d, st: st, res: DecodeModel{Name: d.Name, Norm: d.Norm, Folded: d.Folded, Dtype: d.Dtype, Params: models.NumParams(d.Model), WeightBytes: wb}}
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 3))
 	prompt := make([]int, o.Prompt)
@@ -119,6 +130,9 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 		for _, e := range es {
 			for i := range prompt {
 				prompt[i] = rng.IntN(e.d.Model.Vocab())
+			}
+			if e.d.Quant != nil {
+				nn.SetQuant(e.d.Model, e.d.Quant)
 			}
 			e.st.Reset()
 			t0 := time.Now()
@@ -176,7 +190,8 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 	// Pair every model with the rmsnorm model of the same base size.
 	attn := func(e *entry) string { return e.d.Model.Config().Get("attn") }
 	base := func(e *entry) string {
-		n := strings.TrimSuffix(e.res.Name, "_"+attn(e))
+		n := strings.TrimSuffix(e.res.Name, "/"+e.d.Dtype)
+		n = strings.TrimSuffix(n, "_"+attn(e))
 		return strings.TrimSuffix(n, "_"+e.res.Norm) // the norm before folding
 	}
 	for _, e := range es {
@@ -184,7 +199,7 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 			continue
 		}
 		for _, r := range es {
-			if r.res.Norm == nn.NormRMSNorm && attn(r) == attn(e) && base(r) == base(e) {
+			if r.res.Norm == nn.NormRMSNorm && attn(r) == attn(e) && base(r) == base(e) && r.d.Dtype == e.d.Dtype {
 				res.NormRatios[e.res.Name] = e.res.TokensPerSec / r.res.TokensPerSec
 				res.CPUNormRatios[e.res.Name] = e.res.CPUTokS / r.res.CPUTokS
 				res.Pairs = append(res.Pairs, [2]string{e.res.Name, r.res.Name})

@@ -8,7 +8,6 @@ import (
 
 	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/models"
-	"github.com/slabml/slab/nn"
 )
 
 func init() {
@@ -47,43 +46,9 @@ func cmdBench(args []string) error {
 	if err := setThreads(*threads); err != nil {
 		return err
 	}
-	var vs []bench.Classifier
-	for _, name := range strings.Split(*names, ",") {
-		name = strings.TrimSpace(name)
-		sz := ""
-		if *size > 0 {
-			sz = fmt.Sprint(*size)
-		}
-		e, cfg, err := resolveModel(name, map[string]string{"size": sz})
-		if err != nil {
-			if strings.HasPrefix(err.Error(), "flag --model") {
-				return flagErr("models", "%v", errors.Unwrap(err))
-			}
-			return err
-		}
-		if e.Family.Task != models.TaskClassify {
-			return flagErr("models", "%s is a %s model; slab bench times image classifiers (see slab bench-lm)", name, e.Family.Task)
-		}
-		mm, err := models.Build(e.Family, cfg, *seed)
-		if err != nil {
-			return err
-		}
-		m := mm.(models.Classifier)
-		if !foldable(cfg) {
-			vs = append(vs, bench.Classifier{Name: name, Model: m})
-			continue
-		}
-		bench.RandomizeBuffers(m, *seed) // a non-trivial fold, as in a trained model
-		d, err := foldCopy(m)
-		if err != nil {
-			return err
-		}
-		vs = append(vs, bench.Classifier{Name: name, Model: d, Fused: true}, bench.Classifier{Name: name + "/unfused", Model: m})
-	}
-	for _, v := range vs {
-		if *prepack {
-			nn.Prepack(v.Model)
-		}
+	vs, err := bench.Classifiers(splitNames(*names), *size, *seed, *prepack)
+	if err != nil {
+		return modelsErr(err)
 	}
 	res, err := bench.Classify(vs, bench.ClassifyOptions{Batch: *batch, Size: *size, Rounds: *rounds, Warmup: *warmup, Seed: *seed})
 	if err != nil || *jsonOut {
@@ -96,4 +61,21 @@ func cmdBench(args []string) error {
 		fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.1f\t%.1f\t%.3f\t\n", r.Model, r.MedianMS, r.P90MS, r.ImagesPerSec, r.GFLOPs, r.TimeRatio)
 	}
 	return w.Flush()
+}
+
+// splitNames splits a comma-separated --models list.
+func splitNames(list string) []string {
+	names := strings.Split(list, ",")
+	for i := range names {
+		names[i] = strings.TrimSpace(names[i])
+	}
+	return names
+}
+
+// modelsErr names --models for an error about a model of the list.
+func modelsErr(err error) error {
+	if ie := (*models.InputError)(nil); errors.As(err, &ie) && (ie.Input == "name" || ie.Input == "vocab") {
+		return flagErr(map[string]string{"name": "models", "vocab": "tokenizer"}[ie.Input], "%v", ie.Err)
+	}
+	return modelErr(err, "")
 }

@@ -43,6 +43,7 @@ func cmdClassify(args []string) error {
 	dataName := fs.String("data", "fashion-mnist", "class names and normalisation of a 1-channel model: fashion-mnist or mnist (3-channel models use ImageNet's)")
 	doFuse := fs.Bool("fuse", false, "fold the norms into the Linears first (deploy model)")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	dtype := dtypeFlag(fs)
 	images, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -60,13 +61,11 @@ func cmdClassify(args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(warnings)
 	if *dataName != "fashion-mnist" && *dataName != "mnist" {
 		return flagErr("data", "unknown data set %q (fashion-mnist or mnist)", *dataName)
 	}
-	sm, err := slab.Wrap(m, nil, slab.Dataset(*dataName))
+	sm, err := slab.Wrap(m, nil, slab.Dataset(*dataName), slab.Dtype(*dtype))
 	if err != nil {
 		return err
 	}

@@ -123,6 +123,13 @@ func jsonOr(v any, err error, jsonOut bool) error {
 	return emitJSON(v)
 }
 
+// warn prints a loader's warnings to stderr, one line each.
+func warn(ws []string) {
+	for _, w := range ws {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+}
+
 // info is where human-readable output goes: stdout normally, stderr under
 // --json so that stdout holds only the JSON object.
 func info(jsonOut bool) io.Writer {

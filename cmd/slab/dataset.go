@@ -22,17 +22,10 @@ func openImages(name, dir string, trainSplit bool, limit int) (train.Dataset, er
 	return ds.Subset(limit), nil
 }
 
-// checkDataFits verifies that the data set's images fit the model's input
-// and its labels the model's head.
+// checkDataFits verifies that the data set fits the model (train.CheckFits).
 func checkDataFits(ds train.Dataset, m models.Classifier, name string) error {
-	c, h, w := ds.Shape()
-	mc, mh, mw := m.InputShape()
-	classes := m.Classes()
-	if c != mc || h != mh || w != mw {
-		return flagErr("data", "%s images are %dx%dx%d but the model takes %dx%dx%d", name, c, h, w, mc, mh, mw)
-	}
-	if d, ok := ds.(interface{ NumClasses() int }); ok && d.NumClasses() > classes {
-		return flagErr("data", "%s has %d classes but the model's head has %d", name, d.NumClasses(), classes)
+	if err := train.CheckFits(ds, m, name); err != nil {
+		return flagErr("data", "%v", err)
 	}
 	return nil
 }

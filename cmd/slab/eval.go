@@ -20,6 +20,7 @@ type evalResult struct {
 	Model        string  `json:"model"`
 	Norm         string  `json:"norm"`
 	Fused        bool    `json:"fused"`
+	Dtype        string  `json:"dtype"` // weights of the Linears (--dtype)
 	Data         string  `json:"data"`
 	Images       int     `json:"images"`
 	Accuracy     float64 `json:"accuracy"`
@@ -41,12 +42,9 @@ func cmdEval(args []string) error {
 	batch := fs.Int("batch", 256, "images per forward")
 	limit := fs.Int("limit", 0, "evaluate only the first N test images (0 = all)")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	dtype := dtypeFlag(fs)
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	if *weights == "" {
 		return flagErr("weights", "is required")
@@ -70,6 +68,9 @@ func cmdEval(args []string) error {
 			return flagErr("fuse", "%v", err)
 		}
 	}
+	if _, err := applyDtype(m, *dtype); err != nil {
+		return err
+	}
 	nn.Prepack(m) // evaluation only: the weights are final
 	test, err := openImages(*dataName, *dataDir, false, *limit)
 	if err != nil {
@@ -84,7 +85,7 @@ func cmdEval(args []string) error {
 		return err
 	}
 	secs := time.Since(t0).Seconds()
-	r := evalResult{Weights: *weights, Model: nameOf(m), Norm: normOf(m), Fused: normOf(m) == nn.NormNone, Data: *dataName,
+	r := evalResult{Weights: *weights, Model: nameOf(m), Norm: normOf(m), Fused: normOf(m) == nn.NormNone, Dtype: *dtype, Data: *dataName,
 		Images: test.Len(), Accuracy: acc, Loss: loss, Seconds: secs, ImagesPerSec: float64(test.Len()) / secs,
 		Params: models.NumParams(m), FLOPs: m.Config().FLOPs(), Threads: kernels.Threads()}
 	if *jsonOut {

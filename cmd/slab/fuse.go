@@ -52,9 +52,7 @@ func cmdFuse(args []string) error {
 	if err != nil {
 		return flagErr("weights", "%v", err)
 	}
-	for _, w := range rep.Warnings {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(rep.Warnings)
 	m, d, diff, maxLogit := rep.Model, rep.Folded, rep.MaxAbsDiff, rep.MaxLogit
 	r := fuseResult{In: *in, Out: *out, Model: nameOf(m), Family: m.Family(), Norm: normOf(m), Params: models.NumParams(m), FusedParams: models.NumParams(d),
 		FLOPs: m.Config().FLOPs(), FusedFLOPs: d.Config().FLOPs(), MaxAbsDiff: diff, MaxLogit: maxLogit}

@@ -94,9 +94,7 @@ func cmdImport(args []string) error {
 		return err
 	}
 	w := info(*jsonOut)
-	for _, s := range warnings {
-		fmt.Fprintf(stderr, "warning: %s\n", s)
-	}
+	warn(warnings)
 	if *jsonOut {
 		return emitJSON(res)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"text/tabwriter"
@@ -56,9 +57,11 @@ func cmdInfo(args []string) error {
 	if *size > 0 {
 		opts["size"] = fmt.Sprint(*size)
 	}
-	e, cfg, err := resolveModel(pos[0], opts)
-	if err != nil {
-		return err
+	e, cfg, err := models.Resolve(pos[0], opts)
+	if ie := (*models.InputError)(nil); errors.As(err, &ie) && ie.Input == "name" {
+		return fmt.Errorf("MODEL %s: %v", pos[0], ie.Err) // an argument here, not a --model flag
+	} else if err != nil {
+		return modelErr(err, "")
 	}
 	fl := cfg.FLOPsByLayer()
 	r := infoResult{Model: pos[0], Family: e.Family.Name, Task: e.Family.Task, Summary: cfg.Summary(), Config: cfg,
@@ -100,12 +103,8 @@ type modelEntry struct {
 func cmdModels(args []string) error {
 	fs := newFlags("models", "models [--json]")
 	jsonOut := fs.Bool("json", false, "print one JSON object on stdout")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	var rows []modelEntry
 	for _, e := range models.Entries() {

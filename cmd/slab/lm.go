@@ -91,9 +91,7 @@ func loadLM(path string) (models.Decoder, data.Tokenizer, *checkpoint.File, erro
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(warns)
 	m, ok := mm.(models.Decoder)
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("%s holds %s, a %s model, not a language model", path, nameOf(mm), mm.Family())
@@ -127,9 +125,7 @@ func (f *lmFlags) modelFromFlags() (models.Decoder, data.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, flagErr("state", "%v", err)
 	}
-	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(warns)
 	return m, tok, nil
 }
 
@@ -247,6 +243,7 @@ type lmEvalResult struct {
 	Checkpoint string  `json:"checkpoint"`
 	Split      string  `json:"split"`
 	Folded     bool    `json:"folded"`
+	Dtype      string  `json:"dtype"` // weights of the Linears (--dtype)
 	Loss       metric  `json:"loss"`
 	PPL        metric  `json:"ppl"`
 	Tokens     int     `json:"tokens"`
@@ -283,6 +280,7 @@ func cmdEvalLM(args []string) error {
 	foldCheck := fs.Bool("fold-check", false, "prepbn: evaluate the unfolded model and compare a folded copy with it (logits over the split, greedy text)")
 	prompt := fs.String("prompt", "Fellow-Citizens of the Senate and House of Representatives:", "--fold-check: prompt of the greedy comparison")
 	greedyN := fs.Int("n", 100, "--fold-check: greedy tokens to compare")
+	dtype := dtypeFlag(fs)
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
@@ -304,17 +302,22 @@ func cmdEvalLM(args []string) error {
 			return flagErr("fold", "%v", err)
 		}
 	}
+	if *foldCheck && *dtype != "f32" {
+		return flagErr("dtype", "--fold-check compares float32 models; evaluate each dtype in its own run")
+	}
+	if _, err := applyDtype(m, *dtype); err != nil {
+		return err
+	}
 	var mf models.Decoder
 	if *foldCheck {
 		if !foldable(m.Config()) {
 			return flagErr("fold-check", "model norm is %s; only prepbn folds", normOf(m))
 		}
-		if mf, _, _, err = loadLM(f.ckpt); err != nil {
-			return err
-		}
-		if err := fuse.Fold(mf); err != nil {
+		d, err := fuse.Copy(m)
+		if err != nil {
 			return flagErr("fold-check", "%v", err)
 		}
+		mf = d.(models.Decoder)
 	}
 	if *seq == 0 {
 		*seq = m.Context()
@@ -323,12 +326,8 @@ func cmdEvalLM(args []string) error {
 	if err != nil {
 		return flagErr("data", "%v", err)
 	}
-	stream := splits.Validation
-	switch *split {
-	case "validation":
-	case "test":
-		stream = splits.Test
-	default:
+	stream := map[string][]int{"validation": splits.Validation, "test": splits.Test}[*split]
+	if *split != "validation" && *split != "test" {
 		return flagErr("split", "want validation or test, got %q", *split)
 	}
 	t0 := time.Now()
@@ -346,7 +345,7 @@ func cmdEvalLM(args []string) error {
 	} else if l, n, err = train.EvaluateLM(m, stream, *batch, *seq, 0); err != nil {
 		return err
 	}
-	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Loss: metric(l), PPL: metric(math.Exp(l)), Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}
+	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Dtype: *dtype, Loss: metric(l), PPL: metric(math.Exp(l)), Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}
 	if f.json {
 		return emitJSON(res)
 	}

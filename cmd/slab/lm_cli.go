@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 )
@@ -12,17 +11,9 @@ import (
 
 // lmParse parses args; positional words are an error naming the word.
 func lmParse(fs *flag.FlagSet, args []string) error {
-	usage := quietUsage(fs)
-	defer func() { fs.Usage = usage }()
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage()
-			return errHelp
-		}
-		return err
+	pos, err := parseFlags(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("unexpected argument %q (all options are --flags)", pos[0])
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (all options are --flags)", fs.Arg(0))
-	}
-	return nil
+	return err
 }

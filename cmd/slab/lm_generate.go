@@ -1,16 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"strconv"
-	"strings"
+	"io"
 	"time"
 
+	"github.com/slabml/slab"
 	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/data"
-	"github.com/slabml/slab/fuse"
-	"github.com/slabml/slab/models"
-	"github.com/slabml/slab/nn"
 )
 
 func init() {
@@ -27,15 +25,6 @@ type genResult struct {
 	Folded       bool    `json:"folded"`
 }
 
-// maybeFold folds a model with BatchNorm-based norms when asked; other
-// norms pass unchanged.
-func maybeFold(m models.Model, fold bool) (bool, error) {
-	if !fold || !foldable(m.Config()) {
-		return false, nil
-	}
-	return true, fuse.Fold(m)
-}
-
 func cmdGenerate(args []string) error {
 	fs := newFlags("generate", "generate --ckpt FILE --prompt TEXT [flags]")
 	var f lmFlags
@@ -46,6 +35,7 @@ func cmdGenerate(args []string) error {
 	topK := fs.Int("top-k", 40, "sample among the k most likely tokens (0 = all)")
 	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = off)")
 	fold := fs.Bool("fold", true, "fold PRepBN into the linears (prepbn models)")
+	dtype := dtypeFlag(fs)
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
@@ -59,61 +49,42 @@ func cmdGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	m.DropGrads()
-	folded, err := maybeFold(m, *fold)
+	if ids, err := tok.Encode(*prompt); err != nil || len(ids) == 0 {
+		return flagErr("prompt", "cannot encode %q: %v", *prompt, err)
+	}
+	folded := *fold && foldable(m.Config())
+	opts := []slab.Option{slab.Dtype(*dtype)}
+	if folded {
+		opts = append(opts, slab.Fold())
+	}
+	// The API keeps a KV cache of at most the model's context and slides
+	// it when prompt + n is longer.
+	sm, err := slab.Wrap(m, data.TokenizerMeta(tok), opts...)
 	if err != nil {
 		return err
 	}
-	ids, err := tok.Encode(*prompt)
-	if err != nil {
-		return flagErr("prompt", "%v", err)
-	}
-	if len(ids) == 0 {
-		return flagErr("prompt", "empty")
-	}
-	// The cache holds at most the model's context; Generate slides it when
-	// prompt + n is longer.
-	st, err := m.NewSession(1, min(len(ids)+*n, m.Context()))
-	if err != nil {
-		return err
-	}
-	smp := nn.NewSampler(*temp, *topK, *topP, f.seed)
-	dec := &data.StreamDecoder{T: tok}
-	var text strings.Builder
-	w := stdout
 	if !f.json {
-		fmt.Fprint(w, *prompt)
+		fmt.Fprint(stdout, *prompt)
 	}
-	var emitErr error
 	t0 := time.Now()
-	out, err := st.Generate(ids, *n, smp, nil, func(id int) bool {
-		b, err := dec.Push(id)
-		if err != nil {
-			emitErr = err
-			return false
-		}
-		text.Write(b)
-		if !f.json {
-			w.Write(b)
-		}
-		return true
-	})
+	text, err := sm.Generate(context.Background(), *prompt, slab.GenerateOptions{Tokens: *n, Temperature: *temp, TopK: *topK, TopP: *topP, Seed: f.seed,
+		Emit: func(s string) bool {
+			if !f.json {
+				io.WriteString(stdout, s)
+			}
+			return true
+		}})
 	el := time.Since(t0).Seconds()
 	if err != nil {
 		return err
 	}
-	if emitErr != nil {
-		return emitErr
-	}
-	tail := dec.Flush()
-	text.Write(tail)
-	res := genResult{Prompt: *prompt, Text: text.String(), Tokens: len(out), Seconds: el, TokensPerSec: float64(len(out)) / el, Folded: folded}
+	res := genResult{Prompt: *prompt, Text: text, Tokens: *n, Seconds: el, TokensPerSec: float64(*n) / el, Folded: folded}
 	if f.json {
 		return emitJSON(res)
 	}
-	w.Write(tail)
-	fmt.Fprintln(w)
-	fmt.Fprintf(stderr, "%d tokens in %.2f s: %.1f tokens/s (prompt %d tokens included in the time)\n", len(out), el, res.TokensPerSec, len(ids))
+	fmt.Fprintln(stdout)
+	ids, _ := tok.Encode(*prompt)
+	fmt.Fprintf(stderr, "%d tokens in %.2f s: %.1f tokens/s (prompt %d tokens included in the time)\n", *n, el, res.TokensPerSec, len(ids))
 	return nil
 }
 
@@ -131,6 +102,7 @@ func cmdBenchLM(args []string) error {
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 1, "seed of weights and prompt")
 	jsonOut := fs.Bool("json", false, "print exactly one JSON object on stdout")
+	dtypeList := fs.String("dtype", "f32", "comma list of weight dtypes (f32, bf16, int8): each model runs in each, interleaved")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
@@ -140,37 +112,29 @@ func cmdBenchLM(args []string) error {
 	if *rounds < 1 || *promptN < 1 || *gen < 1 {
 		return flagErr("rounds", "rounds, prompt and generate must be positive")
 	}
-	var ds []bench.Decoder
-	for _, name := range strings.Split(*names, ",") {
-		e, c, err := models.Lookup(strings.TrimSpace(name))
+	dtypes, err := parseDtypes(*dtypeList)
+	if err != nil {
+		return err
+	}
+	vocab := 0
+	if *tokName != "" {
+		tok, err := data.NewTokenizer(*tokName)
 		if err != nil {
-			return flagErr("models", "%v", err)
+			return flagErr("tokenizer", "%v", err)
 		}
-		if e.Family.Task != models.TaskLM {
-			return flagErr("models", "%s is a %s model; bench-lm times language models (see slab bench)", name, e.Family.Task)
+		vocab = tok.VocabSize()
+	}
+	ds, err := bench.Decoders(splitNames(*names), vocab, *seed, *fold)
+	if err != nil {
+		return modelsErr(err)
+	}
+	if ds, err = withDtypes(ds, dtypes); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if *promptN+*gen > d.Model.Context() {
+			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, d.Name, d.Model.Context())
 		}
-		vocab, _ := strconv.Atoi(c.Get("vocab"))
-		if *tokName != "" {
-			tok, err := data.NewTokenizer(*tokName)
-			if err != nil {
-				return flagErr("tokenizer", "%v", err)
-			}
-			vocab = tok.VocabSize()
-		}
-		m, err := buildLM(e, c, vocab, *seed)
-		if err != nil {
-			return err
-		}
-		if *promptN+*gen > m.Context() {
-			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, configName(c), m.Context())
-		}
-		m.DropGrads()
-		norm := normOf(m)
-		folded, err := maybeFold(m, *fold)
-		if err != nil {
-			return err
-		}
-		ds = append(ds, bench.Decoder{Name: configName(c), Norm: norm, Folded: folded, Model: m})
 	}
 	res, err := bench.Decode(ds, bench.DecodeOptions{Prompt: *promptN, Generate: *gen, Rounds: *rounds, Seed: *seed})
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/slabml/slab/checkpoint"
@@ -42,9 +41,7 @@ func loadModel(path string) (*loadedModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(warns)
 	c, ok := m.(models.Classifier)
 	if !ok {
 		return nil, fmt.Errorf("%s holds %s, a %s model, not an image classifier", path, nameOf(m), m.Family())
@@ -63,7 +60,3 @@ func foldCopy(m models.Classifier) (models.Classifier, error) {
 
 // foldable reports whether fuse.Fold accepts m.
 func foldable(c models.Config) bool { return c.NormSpec().Foldable() }
-
-// notFoldable reports whether err is fuse's refusal of a model whose norms
-// do not fold.
-func notFoldable(err error) bool { return errors.Is(err, fuse.ErrNotFoldable) }

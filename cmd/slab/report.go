@@ -43,34 +43,27 @@ func readJSON(path string, v any) error {
 }
 
 func cmdReport(args []string) error {
-	fs := newFlags("report", "report --train A.json,B.json --eval A.json,B.json [--fused-eval A.json] --bench B.json [--json]")
+	fs := newFlags("report", "report --slab-train T.json --twin-train T.json --slab-eval E.json --slab-fused-eval E.json --twin-eval E.json --bench B.json [--json]")
 	jsonOut := fs.Bool("json", false, "print one JSON object on stdout")
-	slabTrain := fs.String("slab-train", "", "slab train --json output of the SLAB model")
-	twinTrain := fs.String("twin-train", "", "slab train --json output of the twin")
-	slabEval := fs.String("slab-eval", "", "slab eval --json output of the SLAB model (unfolded)")
-	slabFused := fs.String("slab-fused-eval", "", "slab eval --json output of the folded SLAB model")
-	twinEval := fs.String("twin-eval", "", "slab eval --json output of the twin")
-	bench := fs.String("bench", "", "slab bench --json output (batch 1)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	for n, v := range map[string]string{"slab-train": *slabTrain, "twin-train": *twinTrain, "slab-eval": *slabEval, "slab-fused-eval": *slabFused, "twin-eval": *twinEval, "bench": *bench} {
-		if v == "" {
-			return flagErr(n, "is required")
-		}
-	}
 	var st, tt trainResult
 	var se, sf, te evalResult
 	var b benchResult
-	for _, f := range []struct {
+	inputs := []struct {
 		name, path string
 		v          any
-	}{{"slab-train", *slabTrain, &st}, {"twin-train", *twinTrain, &tt}, {"slab-eval", *slabEval, &se},
-		{"slab-fused-eval", *slabFused, &sf}, {"twin-eval", *twinEval, &te}, {"bench", *bench, &b}} {
+	}{{"slab-train", "slab train --json output of the SLAB model", &st}, {"twin-train", "slab train --json output of the twin", &tt},
+		{"slab-eval", "slab eval --json output of the SLAB model (unfolded)", &se}, {"slab-fused-eval", "slab eval --json output of the folded SLAB model", &sf},
+		{"twin-eval", "slab eval --json output of the twin", &te}, {"bench", "slab bench --json output (batch 1)", &b}}
+	for i := range inputs {
+		fs.StringVar(&inputs[i].path, inputs[i].name, "", inputs[i].path)
+	}
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	for _, f := range inputs { // in the usage's order: the same flag named every run
+		if f.path == "" {
+			return flagErr(f.name, "is required")
+		}
 		if err := readJSON(f.path, f.v); err != nil {
 			return flagErr(f.name, "%v", err)
 		}

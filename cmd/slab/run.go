@@ -38,6 +38,7 @@ func cmdRun(args []string) error {
 	batch := fs.Int("batch", 32, "images per forward pass")
 	force := fs.Bool("force", false, "overwrite --output if it exists")
 	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	dtype := dtypeFlag(fs)
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
@@ -59,8 +60,9 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
+	warn(warnings)
+	if _, err := applyDtype(m, *dtype); err != nil {
+		return err
 	}
 	in, err := checkpoint.Read(*input)
 	if err != nil {

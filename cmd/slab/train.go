@@ -23,34 +23,7 @@ func init() {
 }
 
 // trainResult is the JSON of slab train.
-type trainResult struct {
-	Model           string  `json:"model"`
-	Norm            string  `json:"norm"`
-	Attn            string  `json:"attn"`
-	Data            string  `json:"data"`
-	Epochs          int     `json:"epochs"`
-	Steps           int64   `json:"steps"`
-	Batch           int     `json:"batch"`
-	ScheduleT       int64   `json:"schedule_t"`
-	Params          int64   `json:"params"`
-	FLOPs           int64   `json:"flops_per_image"`
-	TestAcc         float64 `json:"test_acc"`
-	TestLoss        float64 `json:"test_loss"`
-	TestAccBefore   float64 `json:"test_acc_before_recalibration"`
-	Finished        bool    `json:"finished"`
-	Recalibrate     int     `json:"recalibrate_passes"`
-	Lambda          float64 `json:"lambda_final"`
-	TrainImgPerSec  float64 `json:"train_images_per_s"`
-	TrainGFLOPPerS  float64 `json:"train_gflop_per_s"`
-	TrainSeconds    float64 `json:"train_seconds"`
-	WallSeconds     float64 `json:"wall_seconds"`
-	Checkpoint      string  `json:"checkpoint"`
-	Log             string  `json:"log"`
-	Plot            string  `json:"plot"`
-	Threads         int     `json:"threads"`
-	Seed            uint64  `json:"seed"`
-	ResumedFromStep int64   `json:"resumed_from_step"`
-}
+type trainResult = train.Result
 
 // recipeFlags are the flags a --resume takes from the checkpoint instead.
 var recipeFlags = []string{"model", "norm", "attn", "epochs", "batch", "lr", "min-lr", "warmup-lr", "warmup-epochs",
@@ -209,7 +182,6 @@ func cmdTrain(args []string) error {
 	if err != nil {
 		return flagErr("out", "%v", err)
 	}
-	resumedFrom := tr.Step
 	extraJSON, _ := json.Marshal(extra)
 	tr.Meta = map[string]string{"data": string(extraJSON)}
 	prog := info(*jsonOut)
@@ -227,42 +199,15 @@ func cmdTrain(args []string) error {
 	if *stopEpoch > 0 {
 		stop = min(stop, int64(*stopEpoch)*tr.ItersPerEpoch)
 	}
-	if err := tr.Run(stop); err != nil {
+	r, err := dir.Run(tr, stop, prog)
+	if err != nil {
 		return err
 	}
-	finished := tr.Step == tr.TotalSteps()
-	r := trainResult{Model: configName(cfg), Norm: normOf(m), Attn: cfg.Get("attn"), Data: *dataName, Epochs: tcfg.Epochs, Steps: tr.Step,
-		Batch: tcfg.Batch, ScheduleT: tr.ScheduleT, Params: models.NumParams(m), FLOPs: cfg.FLOPs(), Recalibrate: tcfg.Recalibrate,
-		Checkpoint: dir.Checkpoint, Log: dir.Log, Plot: dir.Plot, Threads: kernels.Threads(), Seed: tcfg.Seed, ResumedFromStep: resumedFrom}
-	if n := len(tr.Epochs); n > 0 {
-		r.TestAcc, r.TestLoss = tr.Epochs[n-1].TestAcc, tr.Epochs[n-1].TestLoss
-	}
-	r.TestAccBefore = r.TestAcc
-	if !finished {
-		fmt.Fprintf(prog, "stopped after epoch %d of %d (--stop-epoch); continue with --resume %s\n", tr.Step/tr.ItersPerEpoch, tcfg.Epochs, dir.Checkpoint)
-	}
-	if finished && tcfg.Recalibrate > 0 {
-		if err := tr.Recalibrate(); err != nil {
-			return err
-		}
-		if r.TestLoss, r.TestAcc, err = tr.Evaluate(testSet); err != nil {
-			return err
-		}
-		if err := tr.Save(dir.Checkpoint); err != nil {
-			return err
-		}
-		fmt.Fprintf(prog, "after %d BN re-calibration pass(es): test accuracy %.2f%% (was %.2f%%)\n", tcfg.Recalibrate, 100*r.TestAcc, 100*r.TestAccBefore)
-	}
-	r.Finished = finished
-	r.Lambda = models.Lambda(m)
-	r.TrainImgPerSec = tr.ImagesPerSecond()
-	r.TrainGFLOPPerS = 3 * float64(r.FLOPs) * r.TrainImgPerSec / 1e9
-	r.TrainSeconds = tr.TrainSeconds
-	r.WallSeconds = time.Since(start).Seconds()
+	r.Data, r.WallSeconds = *dataName, time.Since(start).Seconds()
 	if *jsonOut {
 		return emitJSON(r)
 	}
 	fmt.Fprintf(stdout, "%s: test accuracy %.2f%% (loss %.4f), %.0f training images/s (%.1f GFLOP/s at 3x forward FLOPs), checkpoint %s\n",
-		configName(cfg), 100*r.TestAcc, r.TestLoss, r.TrainImgPerSec, r.TrainGFLOPPerS, dir.Checkpoint)
+		r.Model, 100*r.TestAcc, r.TestLoss, r.TrainImgPerSec, r.TrainGFLOPPerS, dir.Checkpoint)
 	return nil
 }

@@ -71,9 +71,9 @@ func TestStateDict(t *testing.T) {
 		"stage4.0.attns.0.get_v.weight": {512, 1, 3, 3}, "stage4.0.mlp.fc1.weight": {2048, 512},
 		"norm.norm1.weight": {512}, "head.weight": {1000, 512},
 	}
-	sd := models.StateDict(familytest.Build(t, "slab_cswin_tiny", "", 1))
+	sd := familytest.Shapes(familytest.Build(t, "slab_cswin_tiny", "", 1))
 	for k, shape := range want {
-		if e, ok := sd[k]; !ok || fmt.Sprint(e.Shape) != fmt.Sprint(shape) {
+		if got, ok := sd[k]; !ok || fmt.Sprint(got) != fmt.Sprint(shape) {
 			t.Errorf("%s missing or not %v", k, shape)
 		}
 	}

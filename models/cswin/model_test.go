@@ -36,10 +36,38 @@ func TestParamCounts(t *testing.T) {
 			t.Errorf("%s: %d parameters, the official code's model has %.2f M", name, got, want)
 		}
 	}
+	// slab_cswin_tiny at an eighth of the width: every shape the formula
+	// counts (56x56 encodings, 7-wide stripes, merges) in less time.
 	for _, name := range []string{"slab_cswin_tiny", "slab_cswin_mini_32"} {
-		m := build(t, name, 1)
+		c := *lookup(t, name)
+		if c.ImgSize == 224 {
+			c.Dim = 8
+		}
+		m, err := cswin.New(c, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got, want := models.NumParams(m), m.Cfg.ParamCount(); got != want {
-			t.Errorf("%s: built %d parameters, ParamCount %d", name, got, want)
+			t.Errorf("%s (dim %d): built %d parameters, ParamCount %d", name, c.Dim, got, want)
+		}
+	}
+}
+
+// TestFLOPs: the total is the sum by layer, and SLAB-CSwin-T lands near
+// CSwin-T's 4.3 G multiply-adds, doubled.
+func TestFLOPs(t *testing.T) {
+	for _, name := range []string{"slab_cswin_tiny", "slab_cswin_mini_32"} {
+		c := lookup(t, name)
+		var s int64
+		for _, v := range c.FLOPsByLayer() {
+			s += v
+		}
+		if s != c.FLOPs() {
+			t.Errorf("%s: FLOPs %d, sum by layer %d", name, c.FLOPs(), s)
+		}
+		t.Logf("%-18s %.3f GFLOP (multiply-add = 2) %v", name, float64(c.FLOPs())/1e9, c.FLOPsByLayer())
+		if c.ImgSize == 224 && (c.FLOPs() < 8.2e9 || c.FLOPs() > 9.0e9) {
+			t.Errorf("%s: %.2f GFLOP, want about 2 x 4.3 G multiply-adds", name, float64(c.FLOPs())/1e9)
 		}
 	}
 }

@@ -68,9 +68,9 @@ func TestStateDict(t *testing.T) {
 	}
 	absent := []string{"block4.0.attn.sr.weight", "block4.0.attn.norm.norm1.weight", "norm.norm1.weight", "cls_token", "block1.0.attn.qkv.weight"}
 	for name, want := range official {
-		sd := models.StateDict(familytest.Build(t, name, "", 1))
+		sd := familytest.Shapes(familytest.Build(t, name, "", 1))
 		for k, shape := range want {
-			if e, ok := sd[k]; !ok || fmt.Sprint(e.Shape) != fmt.Sprint(shape) {
+			if got, ok := sd[k]; !ok || fmt.Sprint(got) != fmt.Sprint(shape) {
 				t.Errorf("%s: %s missing or not %v", name, k, shape)
 			}
 		}

@@ -41,12 +41,42 @@ func TestParamCounts(t *testing.T) {
 			t.Errorf("%s: %d parameters, the official code's model has %.2f M", name, got, want)
 		}
 	}
+	// The 224 layouts are built at an eighth of the width (heads still
+	// divide every stage): every shape the formula counts (position
+	// embeddings and encodings over 56x56 maps, 8x8 reductions) at a
+	// fraction of the initialisation time.
 	for _, name := range []string{"slab_pvt_tiny", "pvt_tiny_prepbn", "pvt_tiny", "slab_pvt_mini_32", "pvt_mini_prepbn_32", "pvt_mini_32"} {
-		m := build(t, name, 1)
+		c := *lookup(t, name)
+		if c.ImgSize == 224 {
+			c.Dims = []int{8, 16, 40, 64}
+		}
+		m, err := pvt.New(c, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got, want := models.NumParams(m), m.Cfg.ParamCount(); got != want {
-			t.Errorf("%s: built %d parameters, ParamCount %d", name, got, want)
+			t.Errorf("%s (dims %v): built %d parameters, ParamCount %d", name, c.Dims, got, want)
 		}
 	}
 }
 
 func fuseFold(m models.Model) error { return fuse.Fold(m) }
+
+// TestFLOPs: the total is the sum by layer, and PVT-T (LayerNorm and
+// PRepBN) lands near the PVT paper's 1.9 G multiply-adds, doubled.
+func TestFLOPs(t *testing.T) {
+	for _, name := range []string{"pvt_tiny", "pvt_tiny_prepbn", "slab_pvt_tiny", "slab_pvt_mini_32", "pvt_mini_prepbn_32"} {
+		c := lookup(t, name)
+		var s int64
+		for _, v := range c.FLOPsByLayer() {
+			s += v
+		}
+		if s != c.FLOPs() {
+			t.Errorf("%s: FLOPs %d, sum by layer %d", name, c.FLOPs(), s)
+		}
+		t.Logf("%-18s %.3f GFLOP (multiply-add = 2) %v", name, float64(c.FLOPs())/1e9, c.FLOPsByLayer())
+		if c.Stages == "SSSS" && c.ImgSize == 224 && (c.FLOPs() < 3.6e9 || c.FLOPs() > 4.0e9) {
+			t.Errorf("%s: %.2f GFLOP, want about 2 x 1.9 G multiply-adds", name, float64(c.FLOPs())/1e9)
+		}
+	}
+}

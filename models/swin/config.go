@@ -179,7 +179,7 @@ func (c *Config) Shift(i, j int) int {
 	return c.Window(i) / 2
 }
 
-// Linear reports whether stage i uses linear attention.
+// LinearStage reports whether stage i uses linear attention.
 func (c *Config) LinearStage(i int) bool { return c.Stages[i] == 'L' }
 
 // Validate reports the first inconsistency, naming the field at fault.

@@ -347,3 +347,23 @@ func TestPadding(t *testing.T) {
 	}
 	reftest.CloseT(t, "padded inside vs outside", y, yf, reftest.Tol{})
 }
+
+// TestFeatures: the four stage outputs of the last Forward, at strides
+// Patch·2^i (2, 4, 8, 16 on the padded 32x32 input), widths C·2^i.
+func TestFeatures(t *testing.T) {
+	m := build(t, "slab_swin_mini_32", 1)
+	if _, err := m.Forward(images(1, 2, 1, 28), nn.Eval); err != nil {
+		t.Fatal(err)
+	}
+	feats, grids := m.Features()
+	if len(feats) != 4 {
+		t.Fatalf("%d feature maps, want 4", len(feats))
+	}
+	for i, f := range feats {
+		g := 16 >> i
+		want := []int{2, g * g, 16 << i}
+		if grids[i].H != g || grids[i].W != g || !tensor.ShapeEq(f.Shape, want) {
+			t.Errorf("stage %d: grid %+v, shape %v; want %dx%d, %v", i+1, grids[i], f.Shape, g, g, want)
+		}
+	}
+}

@@ -386,3 +386,20 @@ func ThreadInvariant(t *testing.T, build func() models.Classifier) {
 		}
 	}
 }
+
+// Shapes maps every parameter and buffer name of m to its shape (a state
+// dict's keys without copying the values; counters are 0-d).
+func Shapes(m nn.Module) map[string][]int {
+	out := map[string][]int{}
+	for _, p := range m.Params() {
+		out[p.Name] = p.W.Shape
+	}
+	for _, b := range m.Buffers() {
+		if b.F != nil {
+			out[b.Name] = b.F.Shape
+		} else {
+			out[b.Name] = []int{}
+		}
+	}
+	return out
+}

@@ -1,0 +1,94 @@
+package bench
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
+)
+
+// Classifiers builds the named registry classifiers with random weights
+// (from seed; input side size when > 0). A model whose norms fold gets
+// random running statistics (a non-trivial fold, as in a trained model)
+// and is timed twice: folded under its name, and as built under
+// name/unfused. prepack packs the Linear weights once (nn.Prepack). Errors
+// are *models.InputError naming the option at fault ("name": the model).
+func Classifiers(names []string, size int, seed uint64, prepack bool) ([]Classifier, error) {
+	var cs []Classifier
+	for _, name := range names {
+		sz := ""
+		if size > 0 {
+			sz = fmt.Sprint(size)
+		}
+		e, cfg, err := models.Resolve(name, map[string]string{"size": sz})
+		if err != nil {
+			return nil, err
+		}
+		if e.Family.Task != models.TaskClassify {
+			return nil, &models.InputError{Input: "name", Err: fmt.Errorf("%s is a %s model, not an image classifier", name, e.Family.Task)}
+		}
+		mm, err := models.Build(e.Family, cfg, seed)
+		if err != nil {
+			return nil, err
+		}
+		m := mm.(models.Classifier)
+		if !cfg.NormSpec().Foldable() {
+			cs = append(cs, Classifier{Name: name, Model: m})
+			continue
+		}
+		RandomizeBuffers(m, seed)
+		d, err := fuse.Copy(m)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, Classifier{Name: name, Model: d.(models.Classifier), Fused: true}, Classifier{Name: name + "/unfused", Model: m})
+	}
+	for _, c := range cs {
+		if prepack {
+			nn.Prepack(c.Model)
+		}
+	}
+	return cs, nil
+}
+
+// Decoders builds the named registry language models with random weights
+// (from seed) and a vocabulary of vocab tokens (0: each model's own),
+// folded when fold is set and their norms fold. Errors are
+// *models.InputError naming the option at fault ("name": the model).
+func Decoders(names []string, vocab int, seed uint64, fold bool) ([]Decoder, error) {
+	var ds []Decoder
+	for _, name := range names {
+		e, c, err := models.Resolve(name, nil)
+		if err != nil {
+			return nil, err
+		}
+		if e.Family.Task != models.TaskLM {
+			return nil, &models.InputError{Input: "name", Err: fmt.Errorf("%s is a %s model, not a language model", name, e.Family.Task)}
+		}
+		if vocab > 0 {
+			if err := c.Set("vocab", strconv.Itoa(vocab)); err != nil {
+				return nil, &models.InputError{Input: "vocab", Err: err}
+			}
+		}
+		mm, err := models.Build(e.Family, c, seed)
+		if err != nil {
+			return nil, err
+		}
+		m, ok := mm.(models.Decoder)
+		if !ok {
+			return nil, fmt.Errorf("%s (%s) does not generate", name, e.Family.Name)
+		}
+		m.DropGrads()
+		d := Decoder{Name: models.ConfigName(c), Norm: c.NormSpec().Kind, Model: m}
+		if fold && c.NormSpec().Foldable() {
+			if err := fuse.Fold(m); err != nil {
+				return nil, err
+			}
+			d.Folded = true
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"flag"
+	"strings"
+
+	"github.com/slabml/slab/bench"
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/nn"
+)
+
+// --dtype runs a model with every Linear weight stored as bf16 or int8
+// (nn.Quantize, docs/bench-lowprec.md): inference only, applied after
+// loading and folding, the float32 parameters unchanged.
+
+// dtypeFlag registers --dtype on fs.
+func dtypeFlag(fs *flag.FlagSet) *string {
+	return fs.String("dtype", "f32", "store every Linear weight as f32, bf16 or int8 for inference")
+}
+
+// parseDtypes reads a comma list of dtypes (bench and bench-lm).
+func parseDtypes(s string) ([]kernels.Dtype, error) {
+	var ds []kernels.Dtype
+	for _, f := range strings.Split(s, ",") {
+		d, err := kernels.ParseDtype(strings.TrimSpace(f))
+		if err != nil {
+			return nil, flagErr("dtype", "%v", err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+// applyDtype quantizes m's Linears to the dtype named by s (f32: none).
+func applyDtype(m nn.Module, s string) (kernels.Dtype, error) {
+	d, err := kernels.ParseDtype(strings.TrimSpace(s))
+	if err != nil {
+		return d, flagErr("dtype", "%v", err)
+	}
+	if d == kernels.F32 {
+		return d, nil
+	}
+	if _, err := nn.Quantize(m, d); err != nil {
+		return d, flagErr("dtype", "%v", err)
+	}
+	return d, nil
+}
+
+// withDtypes returns every decoder of ds in every dtype (bench-lm
+// --dtype f32,bf16,int8): one model per name, quantized once per dtype,
+// its state switched before each run; named name/dtype unless the only
+// dtype is f32.
+func withDtypes(ds []bench.Decoder, dtypes []kernels.Dtype) ([]bench.Decoder, error) {
+	if len(dtypes) == 1 && dtypes[0] == kernels.F32 {
+		return ds, nil
+	}
+	var out []bench.Decoder
+	for _, d := range ds {
+		for _, dt := range dtypes {
+			if _, err := nn.Quantize(d.Model, dt); err != nil {
+				return nil, flagErr("dtype", "%s: %v", d.Name, err)
+			}
+			q := d
+			q.Name, q.Dtype, q.Quant = d.Name+"/"+dt.String(), dt.String(), nn.GetQuant(d.Model)
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
