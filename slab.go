@@ -175,14 +175,10 @@ func (r *Model) prepare() error {
 // tokenizerOf rebuilds a checkpoint's tokenizer from its metadata (as the
 // language-model commands record it).
 func tokenizerOf(meta map[string]string) (data.Tokenizer, error) {
-	name := meta["tokenizer"]
-	if name == "" {
+	if meta["tokenizer"] == "" {
 		return nil, fmt.Errorf("no tokenizer metadata: cannot encode text for this language model")
 	}
-	if name == data.GPT2TrimName {
-		return data.ParseGPT2Trim(meta["tokenizer_vocab"])
-	}
-	return data.NewTokenizer(name)
+	return data.TokenizerFromMeta(meta)
 }
 
 // Name is the registry name the model's config records ("model" if none).

@@ -46,8 +46,8 @@ func (f *lmFlags) register(fs interface {
 	fs.StringVar(&f.model, "model", "lm_tiny", "model name (lm_test, lm_tiny, lm_small, lm_60m, llama_350m, optionally suffixed _rmsnorm/_layernorm/_prepbn)")
 	fs.StringVar(&f.norm, "norm", "", "override the norm: rmsnorm, layernorm or prepbn")
 	fs.StringVar(&f.attn, "attn", "", "override the attention: softmax (RoPE) or sla (causal simplified linear attention, O(1) decode state)")
-	fs.StringVar(&f.init, "repbn-init", "vision", "RepBN init for prepbn: vision (alpha=gamma=1) or official (all 0, docs/method.md 6.1)")
-	fs.StringVar(&f.tok, "tokenizer", "", "byte, gpt2, or gpt2-trim (GPT-2 BPE keeping only the training text's token types; train-lm builds it); default: the model's own")
+	fs.StringVar(&f.init, "repbn-init", "", "RepBN init for prepbn: vision (alpha=gamma=1, the default) or official (all 0, docs/method.md 6.1)")
+	fs.StringVar(&f.tok, "tokenizer", "", "byte, gpt2, gpt2-trim (GPT-2 BPE keeping only the training text's token types) or word (words seen 3+ times in the training text): train-lm builds the last two from --data; default: the model's own")
 	fs.StringVar(&f.ckpt, "ckpt", "", "checkpoint to load (its stored config wins over --model)")
 	fs.StringVar(&f.state, "state", "", "official state dict (.safetensors, or PyTorch .pth/.bin) to load into --model (with --norm, --tokenizer setting the shapes)")
 	fs.IntVar(&f.threads, "threads", 0, "threads (0 = all cores)")
@@ -115,7 +115,7 @@ func (f *lmFlags) modelFromFlags() (models.Decoder, data.Tokenizer, error) {
 	}
 	tok, err := data.NewTokenizer(c.Get("tokenizer"))
 	if err != nil {
-		return nil, nil, flagErr("tokenizer", "%v", err)
+		return nil, nil, flagErr("tokenizer", "%v (a tokenizer learnt from training text comes with its checkpoint: pass --ckpt)", err)
 	}
 	m, err := buildLM(e, c, tok.VocabSize(), f.seed)
 	if err != nil || f.state == "" {
