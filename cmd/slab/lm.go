@@ -172,6 +172,14 @@ func cmdTrainLM(args []string) error {
 			return flagErr(c.name, "must be >= 0, got %d", c.v)
 		}
 	}
+	// train-lm starts from --model's initialisation; silently ignoring a
+	// checkpoint the user named would train from scratch behind their back.
+	if f.ckpt != "" {
+		return flagErr("ckpt", "train-lm does not start from a checkpoint's weights: continue a run with --resume, or evaluate it with eval-lm")
+	}
+	if f.state != "" {
+		return flagErr("state", "train-lm does not fine-tune an official state dict yet; it trains --model from its initialisation")
+	}
 	e, c, err := f.config()
 	if err != nil {
 		return err

@@ -147,6 +147,8 @@ func TestLMErrors(t *testing.T) {
 		{"train-lm", []string{"--model", "lm_test", "--data", "/no/such/file.txt"}, "/no/such/file.txt"},
 		{"train-lm", []string{"--model", "lm_test", "--norm", "groupnorm"}, "groupnorm"},
 		{"train-lm", []string{"--model", "lm_test", "--attn", "flash"}, "flash"},
+		{"train-lm", []string{"--model", "lm_test", "--ckpt", "/no/such/ckpt.safetensors"}, "--ckpt"},
+		{"train-lm", []string{"--model", "lm_test", "--state", "/no/such/state.pth"}, "--state"},
 		{"eval-lm", []string{}, "--ckpt"},
 		{"generate", []string{"--model", "lm_test", "--tokenizer", "sentencepiece"}, "sentencepiece"},
 		{"bench-lm", []string{"--models", "lm_test", "--generate", "100"}, "positions"},
