@@ -7,6 +7,7 @@ import (
 
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/models/backbone"
 	"github.com/slabml/slab/nn"
 )
 
@@ -163,29 +164,18 @@ func (c *Config) SetModelName(n string) { c.Name = n }
 func (c *Config) Set(option, value string) error {
 	switch option {
 	case "norm":
-		switch value {
-		case nn.NormLayerNorm, nn.NormRepBN, nn.NormPRepBN, nn.NormBatchNorm, nn.NormNone:
-		default:
-			return fmt.Errorf("norm %q is not layernorm, repbn, prepbn, batchnorm or none", value)
-		}
-		c.Norm = value
-		if c.Norm == nn.NormPRepBN && c.Step <= 0 {
-			c.Step = 1000 // placeholder: the trainer sets T
-		}
-		if c.LNEps == 0 {
-			c.LNEps = 1e-5
-		}
+		return backbone.SetNorm(value, &c.Norm, &c.Step, &c.LNEps, 1e-5)
 	case "size":
 		n, err := strconv.Atoi(value)
 		if err != nil || n != c.Input() {
 			return fmt.Errorf("size %q: %s takes only %dx%d images (its positional encodings are laid out for that size)", value, c.Name, c.Input(), c.Input())
 		}
 	case "drop-path":
-		r, err := strconv.ParseFloat(value, 64)
-		if err != nil || !(r >= 0 && r < 1) {
-			return fmt.Errorf("drop-path %q must be a number in [0, 1)", value)
+		r, err := backbone.ParseDropPath(value)
+		if err != nil {
+			return err
 		}
-		c.DropPath = float32(r)
+		c.DropPath = r
 	default:
 		return fmt.Errorf("the cswin family has no option %q (it has norm, size, drop-path)", option)
 	}
@@ -202,7 +192,7 @@ func (c *Config) Get(option string) string {
 	case "size":
 		return strconv.Itoa(c.Input())
 	case "drop-path":
-		return strconv.FormatFloat(float64(c.DropPath), 'g', -1, 32)
+		return backbone.FormatDropPath(c.DropPath)
 	}
 	return ""
 }

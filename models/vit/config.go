@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/models/backbone"
 	"github.com/slabml/slab/nn"
 )
 
@@ -214,18 +215,7 @@ func (c *Config) ModelName() string { return c.Name }
 func (c *Config) Set(option, value string) error {
 	switch option {
 	case "norm":
-		switch value {
-		case NormLayerNorm, NormRepBN, NormPRepBN, NormBatchNorm, NormNone:
-		default:
-			return fmt.Errorf("norm %q is not layernorm, repbn, prepbn, batchnorm or none", value)
-		}
-		c.Norm = value
-		if c.Norm == NormPRepBN && c.Step <= 0 {
-			c.Step = 1000 // placeholder: the trainer sets T
-		}
-		if c.LNEps == 0 {
-			c.LNEps = 1e-6
-		}
+		return backbone.SetNorm(value, &c.Norm, &c.Step, &c.LNEps, 1e-6)
 	case "attn":
 		switch value {
 		case AttnSoftmax, AttnSLA:
@@ -243,11 +233,11 @@ func (c *Config) Set(option, value string) error {
 		}
 		c.ImgSize = n
 	case "drop-path":
-		r, err := strconv.ParseFloat(value, 64)
-		if err != nil || !(r >= 0 && r < 1) {
-			return fmt.Errorf("drop-path %q must be a number in [0, 1)", value)
+		r, err := backbone.ParseDropPath(value)
+		if err != nil {
+			return err
 		}
-		c.DropPath = float32(r)
+		c.DropPath = r
 	default:
 		return fmt.Errorf("the vit family has no option %q (it has norm, attn, size, drop-path)", option)
 	}
@@ -264,7 +254,7 @@ func (c *Config) Get(option string) string {
 	case "size":
 		return strconv.Itoa(c.ImgSize)
 	case "drop-path":
-		return strconv.FormatFloat(float64(c.DropPath), 'g', -1, 32)
+		return backbone.FormatDropPath(c.DropPath)
 	}
 	return ""
 }
