@@ -7,6 +7,7 @@ import (
 	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/nn"
+	"github.com/slabml/slab/train"
 )
 
 // --dtype runs a model with every Linear weight stored as bf16 or int8
@@ -33,17 +34,8 @@ func parseDtypes(s string) ([]kernels.Dtype, error) {
 
 // applyDtype quantizes m's Linears to the dtype named by s (f32: none).
 func applyDtype(m nn.Module, s string) (kernels.Dtype, error) {
-	d, err := kernels.ParseDtype(strings.TrimSpace(s))
-	if err != nil {
-		return d, flagErr("dtype", "%v", err)
-	}
-	if d == kernels.F32 {
-		return d, nil
-	}
-	if _, err := nn.Quantize(m, d); err != nil {
-		return d, flagErr("dtype", "%v", err)
-	}
-	return d, nil
+	d, err := train.Quantize(m, s)
+	return d, modelErr(err, "")
 }
 
 // withDtypes returns every decoder of ds in every dtype (bench-lm

@@ -2,15 +2,12 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"runtime/pprof"
 	"strings"
-	"time"
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
-	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/train"
@@ -87,20 +84,9 @@ func buildLM(e *models.Entry, c models.Config, vocab int, seed uint64) (models.D
 
 // loadLM builds the language model of a checkpoint and loads its weights.
 func loadLM(path string) (models.Decoder, data.Tokenizer, *checkpoint.File, error) {
-	mm, f, warns, err := models.Load(path)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+	m, tok, f, warns, err := train.LoadLM(path)
 	warn(warns)
-	m, ok := mm.(models.Decoder)
-	if !ok {
-		return nil, nil, nil, fmt.Errorf("%s holds %s, a %s model, not a language model", path, nameOf(mm), mm.Family())
-	}
-	tok, err := data.TokenizerFromMeta(f.Metadata)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return m, tok, f, nil
+	return m, tok, f, err
 }
 
 // modelFromFlags loads --ckpt or builds a randomly initialised --model.
@@ -247,34 +233,8 @@ func cmdTrainLM(args []string) error {
 	return jsonOr(res, nil, f.json)
 }
 
-type lmEvalResult struct {
-	Checkpoint string  `json:"checkpoint"`
-	Split      string  `json:"split"`
-	Folded     bool    `json:"folded"`
-	Dtype      string  `json:"dtype"` // weights of the Linears (--dtype)
-	Loss       metric  `json:"loss"`
-	PPL        metric  `json:"ppl"`
-	Tokens     int     `json:"tokens"`
-	Seconds    float64 `json:"seconds"`
-	// FoldCheck is set by --fold-check.
-	FoldCheck *lmFoldCheck `json:"fold_check,omitempty"`
-}
-
-// lmFoldCheck compares a folded prepbn model with its unfolded original on
-// the evaluated split and on a greedy generation.
-type lmFoldCheck struct {
-	// RelErr is ||folded - unfolded|| / ||unfolded|| over all logits of
-	// the split; MaxAbs the largest single difference.
-	RelErr       metric `json:"logits_rel_err"`
-	MaxAbs       metric `json:"logits_max_abs_diff"`
-	FoldedLoss   metric `json:"folded_loss"`
-	Prompt       string `json:"prompt"`
-	GreedyTokens int    `json:"greedy_tokens"`
-	// GreedySame is how many leading greedy tokens agree (all of them when
-	// the fold is exact enough).
-	GreedySame int    `json:"greedy_same"`
-	GreedyText string `json:"greedy_text"`
-}
+// lmEvalResult is the JSON of slab eval-lm.
+type lmEvalResult = train.LMEvalResult
 
 func cmdEvalLM(args []string) error {
 	fs := newFlags("eval-lm", "eval-lm --ckpt FILE [flags]")
@@ -298,62 +258,12 @@ func cmdEvalLM(args []string) error {
 	if f.ckpt == "" {
 		return flagErr("ckpt", "required")
 	}
-	m, tok, _, err := loadLM(f.ckpt)
+	res, err := train.EvalLM(train.LMEvalOptions{Checkpoint: f.ckpt, Data: *src, Split: *split, Batch: *batch, Seq: *seq,
+		Fold: *fold, FoldCheck: *foldCheck, Prompt: *prompt, Greedy: *greedyN, Dtype: *dtype, Warn: warn})
 	if err != nil {
-		return err
+		return modelErr(err, "")
 	}
-	if *fold && *foldCheck {
-		return flagErr("fold-check", "compares folded with unfolded itself; drop --fold")
-	}
-	if *fold {
-		if err := fuse.Fold(m); err != nil {
-			return flagErr("fold", "%v", err)
-		}
-	}
-	if *foldCheck && *dtype != "f32" {
-		return flagErr("dtype", "--fold-check compares float32 models; evaluate each dtype in its own run")
-	}
-	if _, err := applyDtype(m, *dtype); err != nil {
-		return err
-	}
-	var mf models.Decoder
-	if *foldCheck {
-		if !foldable(m.Config()) {
-			return flagErr("fold-check", "model norm is %s; only prepbn folds", normOf(m))
-		}
-		d, err := fuse.Copy(m)
-		if err != nil {
-			return flagErr("fold-check", "%v", err)
-		}
-		mf = d.(models.Decoder)
-	}
-	if *seq == 0 {
-		*seq = m.Context()
-	}
-	splits, err := data.LoadTextSplits(*src, tok)
-	if err != nil {
-		return flagErr("data", "%v", err)
-	}
-	stream := map[string][]int{"validation": splits.Validation, "test": splits.Test}[*split]
-	if *split != "validation" && *split != "test" {
-		return flagErr("split", "want validation or test, got %q", *split)
-	}
-	t0 := time.Now()
-	var l float64
-	var n int
-	var fc *lmFoldCheck
-	if mf != nil {
-		c, err := fuse.CompareLM(m, mf, tok, stream, *batch, *seq, *prompt, *greedyN)
-		if err != nil {
-			return err
-		}
-		l, n = c.Loss, c.Tokens
-		fc = &lmFoldCheck{RelErr: metric(c.RelErr), MaxAbs: metric(c.MaxAbs), FoldedLoss: metric(c.FoldedLoss), Prompt: *prompt,
-			GreedyTokens: c.GreedyTokens, GreedySame: c.GreedySame, GreedyText: c.GreedyText}
-	} else if l, n, err = train.EvaluateLM(m, stream, *batch, *seq, 0); err != nil {
-		return err
-	}
-	res := lmEvalResult{Checkpoint: f.ckpt, Split: *split, Folded: *fold, Dtype: *dtype, Loss: metric(l), PPL: metric(math.Exp(l)), Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}
+	l, n, fc := float64(res.Loss), res.Tokens, res.FoldCheck
 	if f.json {
 		return emitJSON(res)
 	}

@@ -1,0 +1,167 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/data"
+	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
+)
+
+// LMEvalOptions says what EvalLM evaluates. Errors about one of them are
+// *models.InputError values whose Input is the option's name as
+// slab eval-lm spells it (data, split, fold, fold-check, dtype), so that a
+// program can point at its own flag.
+type LMEvalOptions struct {
+	Checkpoint string // language-model checkpoint (LoadLM)
+	Data       string // corpus: sotu or a UTF-8 text file
+	Split      string // validation or test
+	Batch, Seq int    // Seq 0 = the model's context
+	Fold       bool   // fold PRepBN into the linears first
+	// FoldCheck evaluates the unfolded model and compares a folded copy
+	// with it on the split's logits and on Greedy tokens from Prompt.
+	FoldCheck bool
+	Prompt    string
+	Greedy    int
+	Dtype     string // Linear weights: f32, bf16 or int8 (nn.Quantize)
+	// Warn receives the checkpoint's load warnings (nil: dropped).
+	Warn func([]string)
+}
+
+// LMEvalResult is the JSON of slab eval-lm.
+type LMEvalResult struct {
+	Checkpoint string  `json:"checkpoint"`
+	Split      string  `json:"split"`
+	Folded     bool    `json:"folded"`
+	Dtype      string  `json:"dtype"` // weights of the Linears (--dtype)
+	Loss       Metric  `json:"loss"`
+	PPL        Metric  `json:"ppl"`
+	Tokens     int     `json:"tokens"`
+	Seconds    float64 `json:"seconds"`
+	// FoldCheck is set by LMEvalOptions.FoldCheck.
+	FoldCheck *LMFoldCheck `json:"fold_check,omitempty"`
+}
+
+// LMFoldCheck compares a folded prepbn model with its unfolded original on
+// the evaluated split and on a greedy generation.
+type LMFoldCheck struct {
+	// RelErr is ||folded - unfolded|| / ||unfolded|| over all logits of
+	// the split; MaxAbs the largest single difference.
+	RelErr       Metric `json:"logits_rel_err"`
+	MaxAbs       Metric `json:"logits_max_abs_diff"`
+	FoldedLoss   Metric `json:"folded_loss"`
+	Prompt       string `json:"prompt"`
+	GreedyTokens int    `json:"greedy_tokens"`
+	// GreedySame is how many leading greedy tokens agree (all of them when
+	// the fold is exact enough).
+	GreedySame int    `json:"greedy_same"`
+	GreedyText string `json:"greedy_text"`
+}
+
+func inputErr(input, format string, a ...any) error {
+	return &models.InputError{Input: input, Err: fmt.Errorf(format, a...)}
+}
+
+// LoadLM builds the language model of a checkpoint, loads its weights and
+// restores its tokenizer; warns lists what the load skipped or defaulted.
+func LoadLM(path string) (m models.Decoder, tok data.Tokenizer, f *checkpoint.File, warns []string, err error) {
+	mm, f, warns, err := models.Load(path)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	m, ok := mm.(models.Decoder)
+	if !ok {
+		return nil, nil, nil, warns, fmt.Errorf("%s holds %s, a %s model, not a language model", path, models.ConfigName(mm.Config()), mm.Family())
+	}
+	if tok, err = data.TokenizerFromMeta(f.Metadata); err != nil {
+		return nil, nil, nil, warns, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, tok, f, warns, nil
+}
+
+// Quantize stores m's Linear weights in the dtype named s (f32: left as
+// they are); errors are *models.InputError for input "dtype".
+func Quantize(m nn.Module, s string) (kernels.Dtype, error) {
+	d, err := kernels.ParseDtype(strings.TrimSpace(s))
+	if err != nil {
+		return d, inputErr("dtype", "%v", err)
+	}
+	if d == kernels.F32 {
+		return d, nil
+	}
+	if _, err := nn.Quantize(m, d); err != nil {
+		return d, inputErr("dtype", "%v", err)
+	}
+	return d, nil
+}
+
+// EvalLM loads a language-model checkpoint, folds, checks the fold or
+// quantizes it as o asks, and measures its loss on a split of o.Data.
+func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
+	m, tok, _, warns, err := LoadLM(o.Checkpoint)
+	if o.Warn != nil && warns != nil {
+		o.Warn(warns)
+	}
+	if err != nil {
+		return LMEvalResult{}, err
+	}
+	if o.Fold && o.FoldCheck {
+		return LMEvalResult{}, inputErr("fold-check", "compares folded with unfolded itself; drop --fold")
+	}
+	if o.Fold {
+		if err := fuse.Fold(m); err != nil {
+			return LMEvalResult{}, inputErr("fold", "%v", err)
+		}
+	}
+	if o.FoldCheck && o.Dtype != "f32" {
+		return LMEvalResult{}, inputErr("dtype", "--fold-check compares float32 models; evaluate each dtype in its own run")
+	}
+	if _, err := Quantize(m, o.Dtype); err != nil {
+		return LMEvalResult{}, err
+	}
+	var mf models.Decoder
+	if o.FoldCheck {
+		if !m.Config().NormSpec().Foldable() {
+			return LMEvalResult{}, inputErr("fold-check", "model norm is %s; only prepbn folds", m.Config().NormSpec().Kind)
+		}
+		d, err := fuse.Copy(m)
+		if err != nil {
+			return LMEvalResult{}, inputErr("fold-check", "%v", err)
+		}
+		mf = d.(models.Decoder)
+	}
+	if o.Seq == 0 {
+		o.Seq = m.Context()
+	}
+	splits, err := data.LoadTextSplits(o.Data, tok)
+	if err != nil {
+		return LMEvalResult{}, inputErr("data", "%v", err)
+	}
+	stream := map[string][]int{"validation": splits.Validation, "test": splits.Test}[o.Split]
+	if o.Split != "validation" && o.Split != "test" {
+		return LMEvalResult{}, inputErr("split", "want validation or test, got %q", o.Split)
+	}
+	t0 := time.Now()
+	var l float64
+	var n int
+	var fc *LMFoldCheck
+	if mf != nil {
+		c, err := fuse.CompareLM(m, mf, tok, stream, o.Batch, o.Seq, o.Prompt, o.Greedy)
+		if err != nil {
+			return LMEvalResult{}, err
+		}
+		l, n = c.Loss, c.Tokens
+		fc = &LMFoldCheck{RelErr: Metric(c.RelErr), MaxAbs: Metric(c.MaxAbs), FoldedLoss: Metric(c.FoldedLoss), Prompt: o.Prompt,
+			GreedyTokens: c.GreedyTokens, GreedySame: c.GreedySame, GreedyText: c.GreedyText}
+	} else if l, n, err = EvaluateLM(m, stream, o.Batch, o.Seq, 0); err != nil {
+		return LMEvalResult{}, err
+	}
+	return LMEvalResult{Checkpoint: o.Checkpoint, Split: o.Split, Folded: o.Fold, Dtype: o.Dtype, Loss: Metric(l), PPL: Metric(math.Exp(l)),
+		Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}, nil
+}
