@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"strings"
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
@@ -68,18 +67,8 @@ func (f *lmFlags) config() (*models.Entry, models.Config, error) {
 
 // buildLM builds a language model of config c with vocabulary vocab.
 func buildLM(e *models.Entry, c models.Config, vocab int, seed uint64) (models.Decoder, error) {
-	if err := c.Set("vocab", fmt.Sprint(vocab)); err != nil {
-		return nil, flagErr("tokenizer", "%v", err)
-	}
-	m, err := models.Build(e.Family, c, seed)
-	if err != nil {
-		return nil, err
-	}
-	d, ok := m.(models.Decoder)
-	if !ok {
-		return nil, fmt.Errorf("%s (%s) does not generate", configName(c), e.Family.Name)
-	}
-	return d, nil
+	m, err := train.BuildLM(e.Family, c, vocab, seed)
+	return m, modelErr(err, "")
 }
 
 // loadLM builds the language model of a checkpoint and loads its weights.
@@ -170,37 +159,16 @@ func cmdTrainLM(args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, splits, err := data.LoadNamedSplits(*src, c.Get("tokenizer"))
+	ls, err := train.NewLMSetup(train.LMSpec{Family: e.Family, Model: c, Data: *src, Resume: *resume,
+		Recipe: train.LMConfig{Steps: *steps, Batch: *batch, Seq: *seq, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
+			Clip: *clip, PRepBNWarm: *warmFrac, PRepBNDecay: *decayFrac, Seed: f.seed}})
 	if err != nil {
-		return flagErr("data", "%v", err)
+		return modelErr(err, "")
 	}
-	m, err := buildLM(e, c, tok.VocabSize(), f.seed)
-	if err != nil {
-		return err
-	}
-	if *seq == 0 {
-		*seq = m.Context()
-	}
-	cfg := train.LMConfig{Steps: *steps, Batch: *batch, Seq: *seq, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
-		Clip: *clip, PRepBNWarm: *warmFrac, PRepBNDecay: *decayFrac, Seed: f.seed}
-	if err := cfg.Validate(); err != nil {
-		return flagErr(strings.Fields(err.Error())[0], "%v", err)
-	}
-	tr, err := train.NewLMTrainer(cfg, m, splits.Train)
-	if err != nil {
-		return flagErr("seq", "%v", err)
-	}
-	tr.Meta = data.TokenizerMeta(tok)
-	tr.Meta["data"] = *src
+	m, tok, splits, tr := ls.Model, ls.Tokenizer, ls.Splits, ls.Trainer
+	*seq = ls.Recipe.Seq
 	w := info(f.json)
 	if *resume != "" {
-		ck, err := checkpoint.Read(*resume)
-		if err != nil {
-			return flagErr("resume", "%v", err)
-		}
-		if err := tr.Restore(ck, *resume); err != nil {
-			return flagErr("resume", "%v", err)
-		}
 		fmt.Fprintf(w, "resumed %s at step %d\n", *resume, tr.Step)
 	}
 	norm, prep := c.NormSpec().Kind, c.NormSpec().Kind == nn.NormPRepBN

@@ -1,0 +1,85 @@
+package train
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/data"
+	"github.com/slabml/slab/models"
+)
+
+// BuildLM builds a language model of family f and config c with vocabulary
+// vocab; an unusable vocabulary is a *models.InputError for "tokenizer".
+func BuildLM(f *models.Family, c models.Config, vocab int, seed uint64) (models.Decoder, error) {
+	if err := c.Set("vocab", fmt.Sprint(vocab)); err != nil {
+		return nil, inputErr("tokenizer", "%v", err)
+	}
+	m, err := models.Build(f, c, seed)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := m.(models.Decoder)
+	if !ok {
+		return nil, fmt.Errorf("%s (%s) does not generate", models.ConfigName(c), f.Name)
+	}
+	return d, nil
+}
+
+// LMSpec is what a language-model training run starts from: a resolved
+// model config, a corpus and a recipe, and optionally a training checkpoint
+// to continue from.
+type LMSpec struct {
+	Family *models.Family
+	Model  models.Config // its "tokenizer" names the tokenizer
+	Data   string        // corpus: sotu or a UTF-8 text file
+	Recipe LMConfig      // Seq 0 = the model's context
+	Resume string        // training checkpoint to continue bit for bit
+}
+
+// LMSetup is a language-model run ready to go: the model, its tokenizer,
+// the corpus splits and a trainer (restored when LMSpec.Resume is set).
+type LMSetup struct {
+	Model     models.Decoder
+	Tokenizer data.Tokenizer
+	Splits    *data.TextSplits
+	Trainer   *LMTrainer
+	Recipe    LMConfig // with Seq resolved
+}
+
+// NewLMSetup builds what s describes. Errors about one of its inputs are
+// *models.InputError values naming it as slab train-lm's flags do (data,
+// tokenizer, seq, resume, or the recipe field at fault).
+func NewLMSetup(s LMSpec) (*LMSetup, error) {
+	tok, splits, err := data.LoadNamedSplits(s.Data, s.Model.Get("tokenizer"))
+	if err != nil {
+		return nil, inputErr("data", "%v", err)
+	}
+	m, err := BuildLM(s.Family, s.Model, tok.VocabSize(), s.Recipe.Seed)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.Recipe
+	if cfg.Seq == 0 {
+		cfg.Seq = m.Context()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, inputErr(strings.Fields(err.Error())[0], "%v", err)
+	}
+	tr, err := NewLMTrainer(cfg, m, splits.Train)
+	if err != nil {
+		return nil, inputErr("seq", "%v", err)
+	}
+	tr.Meta = data.TokenizerMeta(tok)
+	tr.Meta["data"] = s.Data
+	if s.Resume != "" {
+		ck, err := checkpoint.Read(s.Resume)
+		if err != nil {
+			return nil, inputErr("resume", "%v", err)
+		}
+		if err := tr.Restore(ck, s.Resume); err != nil {
+			return nil, inputErr("resume", "%v", err)
+		}
+	}
+	return &LMSetup{Model: m, Tokenizer: tok, Splits: splits, Trainer: tr, Recipe: cfg}, nil
+}
