@@ -15,22 +15,7 @@ func init() {
 }
 
 // evalResult is the JSON of slab eval.
-type evalResult struct {
-	Weights      string  `json:"weights"`
-	Model        string  `json:"model"`
-	Norm         string  `json:"norm"`
-	Fused        bool    `json:"fused"`
-	Dtype        string  `json:"dtype"` // weights of the Linears (--dtype)
-	Data         string  `json:"data"`
-	Images       int     `json:"images"`
-	Accuracy     float64 `json:"accuracy"`
-	Loss         float64 `json:"loss"`
-	Seconds      float64 `json:"seconds"`
-	ImagesPerSec float64 `json:"images_per_s"`
-	Params       int64   `json:"params"`
-	FLOPs        int64   `json:"flops_per_image"`
-	Threads      int     `json:"threads"`
-}
+type evalResult = train.EvalResult
 
 func cmdEval(args []string) error {
 	fs := newFlags("eval", "eval --weights FILE [--fuse] [--data fashion-mnist|mnist] [--json]")

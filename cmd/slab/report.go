@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"text/tabwriter"
+
+	"github.com/slabml/slab/train"
 )
 
 func init() {
@@ -12,24 +13,7 @@ func init() {
 }
 
 // reportRow is one model of the main-job table.
-type reportRow struct {
-	Label         string  `json:"label"`
-	Model         string  `json:"model"`
-	Norm          string  `json:"norm"`
-	Attn          string  `json:"attn"`
-	Epochs        int     `json:"epochs"`
-	Accuracy      float64 `json:"test_acc"`
-	FusedAccuracy float64 `json:"test_acc_fused,omitempty"`
-	Params        int64   `json:"params"`
-	FusedParams   int64   `json:"params_fused,omitempty"`
-	FLOPs         int64   `json:"flops_per_image"`
-	FusedFLOPs    int64   `json:"flops_per_image_fused,omitempty"`
-	LatencyMS     float64 `json:"latency_b1_ms"`
-	FusedLatency  float64 `json:"latency_b1_fused_ms,omitempty"`
-	TrainImgPerS  float64 `json:"train_images_per_s"`
-	TrainGFLOPs   float64 `json:"train_gflop_per_s"`
-	TrainSeconds  float64 `json:"train_seconds"`
-}
+type reportRow = train.ReportRow
 
 func readJSON(path string, v any) error {
 	b, err := os.ReadFile(path)
@@ -68,34 +52,9 @@ func cmdReport(args []string) error {
 			return flagErr(f.name, "%v", err)
 		}
 	}
-	lat := map[string]float64{}
-	for _, r := range b.Results {
-		lat[r.Model] = r.MedianMS
-	}
-	rows := []reportRow{
-		{Label: "SLAB (prepbn+sla)", Model: st.Model, Norm: st.Norm, Attn: st.Attn, Epochs: st.Epochs, Accuracy: se.Accuracy,
-			FusedAccuracy: sf.Accuracy, Params: se.Params, FusedParams: sf.Params, FLOPs: se.FLOPs, FusedFLOPs: sf.FLOPs,
-			LatencyMS: lat[st.Model+"/unfused"], FusedLatency: lat[st.Model], TrainImgPerS: st.TrainImgPerSec,
-			TrainGFLOPs: st.TrainGFLOPPerS, TrainSeconds: st.TrainSeconds},
-		{Label: "twin (layernorm+softmax)", Model: tt.Model, Norm: tt.Norm, Attn: tt.Attn, Epochs: tt.Epochs, Accuracy: te.Accuracy,
-			Params: te.Params, FLOPs: te.FLOPs, LatencyMS: lat[tt.Model], TrainImgPerS: tt.TrainImgPerSec,
-			TrainGFLOPs: tt.TrainGFLOPPerS, TrainSeconds: tt.TrainSeconds},
-	}
+	rows := train.Report(st, tt, se, sf, te, b)
 	if *jsonOut {
 		return emitJSON(map[string]any{"rows": rows, "bench_threads": b.Threads})
 	}
-	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "model\tnorm/attn\tepochs\ttest acc\tfolded acc\tparams\tfolded params\tMFLOP/img\tfolded\tB=1 ms\tfolded ms\ttrain img/s\ttrain GFLOP/s\t")
-	for _, r := range rows {
-		fa, fp, ff, fl := "-", "-", "-", "-"
-		if r.FusedParams > 0 {
-			fa = fmt.Sprintf("%.2f%%", 100*r.FusedAccuracy)
-			fp = fmt.Sprint(r.FusedParams)
-			ff = fmt.Sprintf("%.2f", float64(r.FusedFLOPs)/1e6)
-			fl = fmt.Sprintf("%.3f", r.FusedLatency)
-		}
-		fmt.Fprintf(w, "%s\t%s/%s\t%d\t%.2f%%\t%s\t%d\t%s\t%.2f\t%s\t%.3f\t%s\t%.0f\t%.1f\t\n", r.Model, r.Norm, r.Attn, r.Epochs,
-			100*r.Accuracy, fa, r.Params, fp, float64(r.FLOPs)/1e6, ff, r.LatencyMS, fl, r.TrainImgPerS, r.TrainGFLOPs)
-	}
-	return w.Flush()
+	return train.WriteReport(stdout, rows)
 }
