@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
-	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/nn"
@@ -18,19 +15,7 @@ func init() {
 }
 
 // importResult is the JSON of slab import.
-type importResult struct {
-	In         string   `json:"in"`
-	Out        string   `json:"out"`
-	Model      string   `json:"model"`
-	Norm       string   `json:"norm"`
-	Family     string   `json:"family"`
-	Params     int64    `json:"params"`
-	Tensors    int      `json:"tensors_read"`
-	StateKey   string   `json:"state_dict_key,omitempty"`
-	Warnings   []string `json:"warnings"`
-	Fused      bool     `json:"fused"`
-	MaxAbsDiff float64  `json:"max_abs_logit_diff,omitempty"`
-}
+type importResult = models.ConvertResult
 
 func cmdImport(args []string) error {
 	fs := newFlags("import", "import IN.pth OUT.safetensors [--model NAME] [--key KEY] [--fuse] [--force] [--json]")
@@ -54,47 +39,23 @@ func cmdImport(args []string) error {
 	if err := checkOutput(out, "OUT", *force); err != nil {
 		return err
 	}
-	name := *model
-	if name == "" {
-		name = strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))
-		if _, _, err := models.Lookup(name); err != nil {
-			return flagErr("model", "is required: %s is not a model name (known: %s)", name, strings.Join(models.Names(), ", "))
+	var fold models.Fold
+	if *doFuse {
+		fold = func(m models.Model) (models.Model, float64, error) {
+			d, err := fuse.Copy(m)
+			if err != nil {
+				return nil, 0, flagErr("fuse", "%v", err)
+			}
+			diff, _, err := fuse.Compare(m, d, 2, 1)
+			return d, diff, err
 		}
 	}
-	m, file, warnings, err := models.Import(in, name, *key)
+	res, err := models.Convert(in, out, *model, *key, fold)
 	if err != nil {
 		return modelErr(err, "")
 	}
-	res := importResult{In: in, Out: out, Model: nameOf(m), Family: m.Family(), Norm: normOf(m), Params: models.NumParams(m),
-		Tensors: len(file.Tensors), StateKey: file.Metadata["pth.state_dict_key"], Warnings: warnings}
-	if res.Warnings == nil {
-		res.Warnings = []string{}
-	}
-	if *doFuse {
-		d, err := fuse.Copy(m)
-		if err != nil {
-			return flagErr("fuse", "%v", err)
-		}
-		if res.MaxAbsDiff, _, err = fuse.Compare(m, d, 2, 1); err != nil {
-			return err
-		}
-		m, res.Fused, res.Norm, res.Params = d, true, normOf(d), models.NumParams(d)
-	}
-	meta := map[string]string{"imported_from": filepath.Base(in)}
-	for _, k := range []string{"epoch", "max_accuracy"} {
-		if v, ok := file.Metadata[k]; ok {
-			meta["pth."+k] = v
-		}
-	}
-	wf, err := models.WeightsFile(m, meta)
-	if err != nil {
-		return err
-	}
-	if err := checkpoint.Write(out, wf); err != nil {
-		return err
-	}
 	w := info(*jsonOut)
-	warn(warnings)
+	warn(res.Warnings)
 	if *jsonOut {
 		return emitJSON(res)
 	}
