@@ -57,12 +57,12 @@ func cmdEval(args []string) error {
 		return err
 	}
 	nn.Prepack(m) // evaluation only: the weights are final
-	test, err := openImages(*dataName, *dataDir, false, *limit)
+	test, err := train.OpenImages(*dataName, *dataDir, "test", *limit)
 	if err != nil {
-		return err
+		return modelErr(err, "")
 	}
-	if err := checkDataFits(test, m, *dataName); err != nil {
-		return err
+	if err := train.CheckFits(test, m, *dataName); err != nil {
+		return flagErr("data", "%v", err)
 	}
 	t0 := time.Now()
 	loss, acc, err := train.Evaluate(m, test, *batch, nil, nil, nil)

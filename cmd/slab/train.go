@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -146,44 +145,16 @@ func cmdTrain(args []string) error {
 		}
 		extra = map[string]string{"data": *dataName, "data_dir": *dataDir, "limit_train": fmt.Sprint(*limitTrain), "limit_test": fmt.Sprint(*limitTest)}
 	}
-	trainSet, err := openImages(*dataName, *dataDir, true, *limitTrain)
+	vs, err := train.NewVisionSetup(train.VisionSpec{Family: family, Model: cfg, Recipe: tcfg, Data: *dataName, DataDir: *dataDir,
+		LimitTrain: *limitTrain, LimitTest: *limitTest, Extra: extra, Resume: rs, ResumePath: *resume})
 	if err != nil {
-		return err
+		return modelErr(err, "")
 	}
-	testSet, err := openImages(*dataName, *dataDir, false, *limitTest)
-	if err != nil {
-		return err
-	}
-	mm, err := models.Build(family, cfg, tcfg.Seed)
-	if err != nil {
-		return err
-	}
-	m, ok := mm.(models.Classifier)
-	if !ok {
-		return flagErr("model", "%s (%s family) is not an image classifier", configName(cfg), family.Name)
-	}
-	if err := checkDataFits(trainSet, m, *dataName); err != nil {
-		return err
-	}
-	if n := extra["train_images"]; rs != nil && n != "" && n != fmt.Sprint(trainSet.Len()) {
-		return flagErr("resume", "%s was trained on %s %s images, but %s now has %d: resume with the same --data-dir", *resume, n, *dataName, *dataName, trainSet.Len())
-	}
-	extra["train_images"] = fmt.Sprint(trainSet.Len())
-	tr, err := train.NewTrainer(tcfg, m, trainSet, testSet)
-	if err != nil {
-		return err
-	}
-	if rs != nil {
-		if err := tr.Restore(rs.File, *resume); err != nil {
-			return flagErr("resume", "%v", err)
-		}
-	}
+	m, trainSet, testSet, tr := vs.Model, vs.Train, vs.Test, vs.Trainer
 	dir, err := train.OpenRunDir(*out, tr, rs != nil)
 	if err != nil {
 		return flagErr("out", "%v", err)
 	}
-	extraJSON, _ := json.Marshal(extra)
-	tr.Meta = map[string]string{"data": string(extraJSON)}
 	prog := info(*jsonOut)
 	tr.Report = progress.NewReporter(prog, progress.IsTerminal(prog))
 	fmt.Fprintf(prog, "training %s (norm %s, attn %s, %d params, %.4f GFLOP/image) on %s: %d train / %d test images, %d epochs x %d steps, batch %d, lr %g, T %d, %d threads\n",
