@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"math"
-	"sort"
-	"strings"
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/models"
@@ -64,30 +62,11 @@ func cmdRun(args []string) error {
 	if _, err := applyDtype(m, *dtype); err != nil {
 		return err
 	}
-	in, err := checkpoint.Read(*input)
+	logits, key, err := models.LogitsOfFile(m, *input, *name, *batch)
 	if err != nil {
-		return flagErr("input", "%v", err)
+		return modelErr(err, "")
 	}
-	key, err := pickInput(in, *name)
-	if err != nil {
-		return flagErr("tensor", "%s: %v", *input, err)
-	}
-	x, err := in.Tensor(key)
-	if err != nil {
-		return flagErr("input", "%v", err)
-	}
-	ch, h, w := m.InputShape()
 	mname, classes := nameOf(m), m.Classes()
-	if len(x.Shape) == 3 {
-		x = x.View(append([]int{1}, x.Shape...)...)
-	}
-	if len(x.Shape) != 4 || x.Shape[1] != ch || x.Shape[2] != h || x.Shape[3] != w {
-		return flagErr("input", "%s: tensor %q has shape %v; %s takes [B,%d,%d,%d]", *input, key, x.Shape, mname, ch, h, w)
-	}
-	logits, err := models.Logits(m, x, *batch)
-	if err != nil {
-		return err
-	}
 	out := checkpoint.NewFile()
 	out.Set("logits", logits)
 	out.Metadata["model"] = mname
@@ -95,7 +74,7 @@ func cmdRun(args []string) error {
 	if err := checkpoint.Write(*output, out); err != nil {
 		return err
 	}
-	res := runResult{Model: mname, Norm: normOf(m), Input: *input, Tensor: key, Output: *output, Images: x.Shape[0], Classes: classes}
+	res := runResult{Model: mname, Norm: normOf(m), Input: *input, Tensor: key, Output: *output, Images: logits.Shape[0], Classes: classes}
 	for _, v := range logits.Data {
 		res.MaxLogit = math.Max(res.MaxLogit, math.Abs(float64(v)))
 	}
@@ -104,24 +83,4 @@ func cmdRun(args []string) error {
 	}
 	fmt.Fprintf(stdout, "%s (%s): logits [%d,%d] of %s %q written to %s\n", mname, res.Norm, res.Images, res.Classes, *input, key, *output)
 	return nil
-}
-
-// pickInput chooses the input tensor: the named one, else "input", else the
-// only tensor of the file.
-func pickInput(f *checkpoint.File, name string) (string, error) {
-	if name != "" {
-		if _, ok := f.Tensors[name]; !ok {
-			return "", fmt.Errorf("no tensor %q (has: %s)", name, strings.Join(f.Names(), ", "))
-		}
-		return name, nil
-	}
-	if _, ok := f.Tensors["input"]; ok {
-		return "input", nil
-	}
-	names := f.Names()
-	if len(names) == 1 {
-		return names[0], nil
-	}
-	sort.Strings(names)
-	return "", fmt.Errorf("holds %d tensors and none named \"input\"; choose one with --tensor (has: %s)", len(names), strings.Join(names, ", "))
 }
