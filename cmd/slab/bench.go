@@ -2,9 +2,7 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/models"
@@ -54,13 +52,7 @@ func cmdBench(args []string) error {
 	if err != nil || *jsonOut {
 		return jsonOr(res, err, *jsonOut)
 	}
-	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(stdout, "batch %d, %d rounds interleaved (+%d warm-up), %d threads\n", *batch, *rounds, *warmup, res.Threads)
-	fmt.Fprintln(w, "model\tmedian ms\tp90 ms\timages/s\tGFLOP/s\ttime / first\t")
-	for _, r := range res.Results {
-		fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.1f\t%.1f\t%.3f\t\n", r.Model, r.MedianMS, r.P90MS, r.ImagesPerSec, r.GFLOPs, r.TimeRatio)
-	}
-	return w.Flush()
+	return res.WriteTable(stdout, *warmup)
 }
 
 // splitNames splits a comma-separated --models list.

@@ -43,19 +43,9 @@ func applyDtype(m nn.Module, s string) (kernels.Dtype, error) {
 // its state switched before each run; named name/dtype unless the only
 // dtype is f32.
 func withDtypes(ds []bench.Decoder, dtypes []kernels.Dtype) ([]bench.Decoder, error) {
-	if len(dtypes) == 1 && dtypes[0] == kernels.F32 {
-		return ds, nil
+	ds, err := bench.WithDtypes(ds, dtypes)
+	if err != nil {
+		return nil, flagErr("dtype", "%v", err)
 	}
-	var out []bench.Decoder
-	for _, d := range ds {
-		for _, dt := range dtypes {
-			if _, err := nn.Quantize(d.Model, dt); err != nil {
-				return nil, flagErr("dtype", "%s: %v", d.Name, err)
-			}
-			q := d
-			q.Name, q.Dtype, q.Quant = d.Name+"/"+dt.String(), dt.String(), nn.GetQuant(d.Model)
-			out = append(out, q)
-		}
-	}
-	return out, nil
+	return ds, nil
 }

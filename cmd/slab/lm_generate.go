@@ -141,15 +141,6 @@ func cmdBenchLM(args []string) error {
 		return err
 	}
 	w := info(*jsonOut)
-	fmt.Fprintf(w, "DRAM read bandwidth (256 MiB, faster of read and GEMV, median of %d rounds): %.1f GB/s wall, %.1f GB/s per CPU-time; best probe %.1f GB/s\n", *rounds, res.BandwidthGB, res.BandwidthCPU, res.BandwidthMax)
-	for _, m := range res.Models {
-		fmt.Fprintf(w, "%-22s %-8s folded=%-5v %7.1f tok/s (ratio %.3f)  %7.1f tok/s per CPU-time (ratio %.3f)  decode %7.2f ms/token  prefill %7.1f ms  floor %6.1f tok/s: decode at %.0f %% (CPU %.0f %%, strict %.0f %%)  allocs/token %.2f\n",
-			m.Name, m.Norm, m.Folded, m.TokensPerSec, res.Ratios[m.Name], m.CPUTokS, res.CPURatios[m.Name],
-			m.MsPerToken, m.PrefillMs, m.FloorTokS, 100*m.OfFloor, 100*m.CPUOfFloor, 100*m.StrictFloor, m.AllocsPerTok)
-	}
-	for _, p := range res.Pairs {
-		fmt.Fprintf(w, "%s / %s: %.3f by wall clock, %.3f by CPU time\n", p[0], p[1], res.NormRatios[p[0]], res.CPUNormRatios[p[0]])
-	}
-	fmt.Fprintf(w, "load average %s\n", res.LoadAvg)
+	res.WriteText(w)
 	return jsonOr(res, nil, *jsonOut)
 }
