@@ -1,13 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"path/filepath"
-	"strings"
 
 	"github.com/slabml/slab"
-	"github.com/slabml/slab/models"
 )
 
 func init() {
@@ -15,18 +11,7 @@ func init() {
 }
 
 // exportResult is the JSON of slab export.
-type exportResult struct {
-	Weights string   `json:"weights"`
-	Out     string   `json:"out"`
-	Model   string   `json:"model"`
-	Family  string   `json:"family"`
-	Norm    string   `json:"norm"`
-	Format  string   `json:"format"`
-	Wrap    string   `json:"wrap"`
-	Tensors int      `json:"tensors"`
-	Params  int64    `json:"params"`
-	Warn    []string `json:"warnings"`
-}
+type exportResult = slab.ExportResult
 
 func cmdExport(args []string) error {
 	fs := newFlags("export", "export --weights FILE --out OUT.pth|OUT.safetensors [--wrap model] [--force] [--json]")
@@ -48,43 +33,14 @@ func cmdExport(args []string) error {
 	if *out == "" {
 		return flagErr("out", "is required")
 	}
-	format := ""
-	switch strings.ToLower(filepath.Ext(*out)) {
-	case ".pth", ".pt", ".bin":
-		format = "pth"
-	case ".safetensors":
-		format = "safetensors"
-		if *wrap != "" {
-			return flagErr("wrap", "applies to .pth output only (a safetensors state dict is bare)")
-		}
-	default:
-		return flagErr("out", "%s: want a .pth, .pt, .bin or .safetensors file", *out)
-	}
-	if err := checkOutput(*out, "--out", *force); err != nil {
-		return err
-	}
-	m, _, warns, err := models.Load(*weights)
+	res, err := slab.ExportFile(*weights, *out, *wrap, func() error { return checkOutput(*out, "--out", *force) })
 	if err != nil {
-		return flagErr("weights", "%v", err)
+		return modelErr(err, "")
 	}
-	if err := slab.Export(m, *out, slab.ExportOptions{Wrap: *wrap}); err != nil {
-		if errors.Is(err, slab.ErrFolded) {
-			return flagErr("weights", "%s holds %s folded: %v", *weights, nameOf(m), slab.ErrFolded)
-		}
-		return err
-	}
-	sd, _ := slab.OfficialState(m)
-	res := exportResult{Weights: *weights, Out: *out, Model: nameOf(m), Family: m.Family(), Norm: normOf(m), Format: format,
-		Wrap: *wrap, Tensors: len(sd), Params: models.NumParams(m), Warn: warns}
-	if res.Warn == nil {
-		res.Warn = []string{}
-	}
-	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
+	warn(res.Warn)
 	if *jsonOut {
 		return emitJSON(res)
 	}
-	fmt.Fprintf(stdout, "exported %s (%s, %s, %d params) to %s: %d tensors, official %s layout\n", *weights, res.Model, res.Norm, res.Params, *out, res.Tensors, m.Family())
+	fmt.Fprintf(stdout, "exported %s (%s, %s, %d params) to %s: %d tensors, official %s layout\n", *weights, res.Model, res.Norm, res.Params, *out, res.Tensors, res.Family)
 	return nil
 }
