@@ -1,10 +1,8 @@
 package main
 
 import (
-	"fmt"
 
 	"github.com/slabml/slab/fuse"
-	"github.com/slabml/slab/models"
 )
 
 func init() {
@@ -12,19 +10,7 @@ func init() {
 }
 
 // fuseResult is the JSON of slab fuse.
-type fuseResult struct {
-	In          string  `json:"in"`
-	Out         string  `json:"out"`
-	Model       string  `json:"model"`
-	Norm        string  `json:"norm_before"`
-	Family      string  `json:"family"`
-	Params      int64   `json:"params_before"`
-	FusedParams int64   `json:"params_after"`
-	FLOPs       int64   `json:"flops_before"`
-	FusedFLOPs  int64   `json:"flops_after"`
-	MaxAbsDiff  float64 `json:"max_abs_logit_diff"`
-	MaxLogit    float64 `json:"max_abs_logit"`
-}
+type fuseResult = fuse.FileSummary
 
 func cmdFuse(args []string) error {
 	fs := newFlags("fuse", "fuse --weights IN --out OUT [--force] [--json]")
@@ -53,13 +39,10 @@ func cmdFuse(args []string) error {
 		return flagErr("weights", "%v", err)
 	}
 	warn(rep.Warnings)
-	m, d, diff, maxLogit := rep.Model, rep.Folded, rep.MaxAbsDiff, rep.MaxLogit
-	r := fuseResult{In: *in, Out: *out, Model: nameOf(m), Family: m.Family(), Norm: normOf(m), Params: models.NumParams(m), FusedParams: models.NumParams(d),
-		FLOPs: m.Config().FLOPs(), FusedFLOPs: d.Config().FLOPs(), MaxAbsDiff: diff, MaxLogit: maxLogit}
+	r := rep.Summary(*in, *out)
 	if *jsonOut {
 		return emitJSON(r)
 	}
-	fmt.Fprintf(stdout, "folded %s (%s, %d params, %d FLOPs per input) into %s (%d params, %d FLOPs); eval outputs differ by at most %.3g (max |logit| %.3g)\n",
-		*in, r.Norm, r.Params, r.FLOPs, *out, r.FusedParams, r.FusedFLOPs, diff, maxLogit)
+	r.WriteText(stdout)
 	return nil
 }
