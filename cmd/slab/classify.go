@@ -4,35 +4,14 @@ import (
 	"fmt"
 
 	"github.com/slabml/slab"
-	"github.com/slabml/slab/data"
 )
 
 func init() {
 	register(&command{Name: "classify", Summary: "top-k classes of JPEG/PNG images (ImageNet eval preprocessing)", Run: runCmd(cmdClassify)})
 }
 
-// classifyPrediction is one of the top-k classes of an image.
-type classifyPrediction struct {
-	Class int     `json:"class"`
-	Name  string  `json:"name"`
-	Prob  float64 `json:"prob"`
-	Logit float64 `json:"logit"`
-}
-
-// classifyImage is the result for one image.
-type classifyImage struct {
-	Path string               `json:"path"`
-	Top  []classifyPrediction `json:"top"`
-}
-
 // classifyResult is the JSON of slab classify.
-type classifyResult struct {
-	Model  string          `json:"model"`
-	Norm   string          `json:"norm"`
-	Resize int             `json:"resize"`
-	Crop   int             `json:"crop"`
-	Images []classifyImage `json:"images"`
-}
+type classifyResult = slab.ClassifyReport
 
 func cmdClassify(args []string) error {
 	fs := newFlags("classify", "classify --weights FILE [--model NAME] [--top K] [--data SET] [--fuse] [--json] IMAGE...")
@@ -77,25 +56,10 @@ func cmdClassify(args []string) error {
 		return err
 	}
 	ch, size, _ := m.InputShape()
-	res := classifyResult{Model: nameOf(m), Norm: normOf(m), Resize: size, Crop: size}
-	if ch == 3 {
-		res.Resize = data.ImageNetEval(size).Resize
-	}
-	for i, path := range images {
-		im := classifyImage{Path: path}
-		for _, p := range preds[i] {
-			im.Top = append(im.Top, classifyPrediction{Class: p.Class, Name: p.Name, Prob: p.Prob, Logit: p.Logit})
-		}
-		res.Images = append(res.Images, im)
-	}
+	res := slab.NewClassifyReport(nameOf(m), normOf(m), ch, size, images, preds)
 	if *jsonOut {
 		return emitJSON(res)
 	}
-	for _, im := range res.Images {
-		fmt.Fprintf(stdout, "%s:\n", im.Path)
-		for _, t := range im.Top {
-			fmt.Fprintf(stdout, "  %6.2f%%  %4d  %s\n", 100*t.Prob, t.Class, t.Name)
-		}
-	}
+	res.WriteText(stdout)
 	return nil
 }
