@@ -2,11 +2,7 @@ package main
 
 import (
 	"fmt"
-	"time"
 
-	"github.com/slabml/slab/kernels"
-	"github.com/slabml/slab/models"
-	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/train"
 )
 
@@ -43,40 +39,15 @@ func cmdEval(args []string) error {
 	if err := setThreads(*threads); err != nil {
 		return err
 	}
-	lm, err := loadModel(*weights)
-	if err != nil {
-		return flagErr("weights", "%v", err)
-	}
-	m := lm.Model
-	if *doFuse {
-		if m, err = foldCopy(m); err != nil {
-			return flagErr("fuse", "%v", err)
-		}
-	}
-	if _, err := applyDtype(m, *dtype); err != nil {
-		return err
-	}
-	nn.Prepack(m) // evaluation only: the weights are final
-	test, err := train.OpenImages(*dataName, *dataDir, "test", *limit)
+	r, err := train.EvalClassifier(train.EvalOptions{Weights: *weights, Fuse: *doFuse, Dtype: *dtype, Data: *dataName, DataDir: *dataDir,
+		Batch: *batch, Limit: *limit, Warn: warn})
 	if err != nil {
 		return modelErr(err, "")
 	}
-	if err := train.CheckFits(test, m, *dataName); err != nil {
-		return flagErr("data", "%v", err)
-	}
-	t0 := time.Now()
-	loss, acc, err := train.Evaluate(m, test, *batch, nil, nil, nil)
-	if err != nil {
-		return err
-	}
-	secs := time.Since(t0).Seconds()
-	r := evalResult{Weights: *weights, Model: nameOf(m), Norm: normOf(m), Fused: normOf(m) == nn.NormNone, Dtype: *dtype, Data: *dataName,
-		Images: test.Len(), Accuracy: acc, Loss: loss, Seconds: secs, ImagesPerSec: float64(test.Len()) / secs,
-		Params: models.NumParams(m), FLOPs: m.Config().FLOPs(), Threads: kernels.Threads()}
 	if *jsonOut {
 		return emitJSON(r)
 	}
 	fmt.Fprintf(stdout, "%s (%s, norm %s): %s test accuracy %.2f%% (loss %.4f) on %d images, %.0f images/s\n",
-		*weights, r.Model, r.Norm, *dataName, 100*acc, loss, r.Images, r.ImagesPerSec)
+		*weights, r.Model, r.Norm, *dataName, 100*r.Accuracy, r.Loss, r.Images, r.ImagesPerSec)
 	return nil
 }

@@ -1,0 +1,67 @@
+package train
+
+import (
+	"time"
+
+	"github.com/slabml/slab/fuse"
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
+)
+
+// EvalOptions says what EvalClassifier evaluates.
+type EvalOptions struct {
+	Weights       string // slab checkpoint or weights file of a classifier
+	Fuse          bool   // fold the norms first
+	Dtype         string // Linear weights: f32, bf16 or int8
+	Data, DataDir string // test split of this data set (OpenImages)
+	Batch, Limit  int    // images per forward; first Limit images (0 = all)
+	// Warn receives the checkpoint's load warnings (nil: dropped).
+	Warn func([]string)
+}
+
+// EvalClassifier loads a classifier, folds and quantizes it as o asks, and
+// measures its test-split accuracy. Errors about an input are
+// *models.InputError values named as slab eval's flags (weights, fuse,
+// dtype, data).
+func EvalClassifier(o EvalOptions) (*EvalResult, error) {
+	mm, _, warns, err := models.Load(o.Weights)
+	if err != nil {
+		return nil, inputErr("weights", "%v", err)
+	}
+	if o.Warn != nil {
+		o.Warn(warns)
+	}
+	m, ok := mm.(models.Classifier)
+	if !ok {
+		return nil, inputErr("weights", "%s holds %s, a %s model, not an image classifier", o.Weights, models.ConfigName(mm.Config()), mm.Family())
+	}
+	if o.Fuse {
+		d, err := fuse.Copy(m)
+		if err != nil {
+			return nil, inputErr("fuse", "%v", err)
+		}
+		m = d.(models.Classifier)
+	}
+	if _, err := Quantize(m, o.Dtype); err != nil {
+		return nil, err
+	}
+	nn.Prepack(m) // evaluation only: the weights are final
+	test, err := OpenImages(o.Data, o.DataDir, "test", o.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckFits(test, m, o.Data); err != nil {
+		return nil, inputErr("data", "%v", err)
+	}
+	t0 := time.Now()
+	loss, acc, err := Evaluate(m, test, o.Batch, nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	secs := time.Since(t0).Seconds()
+	norm := m.Config().NormSpec().Kind
+	return &EvalResult{Weights: o.Weights, Model: models.ConfigName(m.Config()), Norm: norm, Fused: norm == nn.NormNone, Dtype: o.Dtype, Data: o.Data,
+		Images: test.Len(), Accuracy: acc, Loss: loss, Seconds: secs, ImagesPerSec: float64(test.Len()) / secs,
+		Params: models.NumParams(m), FLOPs: m.Config().FLOPs(), Threads: kernels.Threads()}, nil
+}
