@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -164,4 +165,14 @@ func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
 	}
 	return LMEvalResult{Checkpoint: o.Checkpoint, Split: o.Split, Folded: o.Fold, Dtype: o.Dtype, Loss: Metric(l), PPL: Metric(math.Exp(l)),
 		Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}, nil
+}
+
+// WriteText prints r as slab eval-lm does: the loss line, then the fold
+// check's lines when there is one.
+func (r LMEvalResult) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "%s %s: loss %.6f, perplexity %.3f over %d tokens (%.1f s)\n", r.Checkpoint, r.Split, float64(r.Loss), r.PPL, r.Tokens, r.Seconds)
+	if fc := r.FoldCheck; fc != nil {
+		fmt.Fprintf(w, "folded: loss %.6f; logits rel err %.3g, max abs diff %.3g; greedy: %d of %d tokens identical\n%s%s\n",
+			fc.FoldedLoss, fc.RelErr, fc.MaxAbs, fc.GreedySame, fc.GreedyTokens, fc.Prompt, fc.GreedyText)
+	}
 }

@@ -83,3 +83,23 @@ func NewLMSetup(s LMSpec) (*LMSetup, error) {
 	}
 	return &LMSetup{Model: m, Tokenizer: tok, Splits: splits, Trainer: tr, Recipe: cfg}, nil
 }
+
+// NewLM builds a randomly initialised language model of family f and
+// config c with the tokenizer c names, then loads the official state dict
+// in state when it is set. Errors about an input are *models.InputError
+// values for "tokenizer" or "state".
+func NewLM(f *models.Family, c models.Config, seed uint64, state string) (models.Decoder, data.Tokenizer, []string, error) {
+	tok, err := data.NewTokenizer(c.Get("tokenizer"))
+	if err != nil {
+		return nil, nil, nil, inputErr("tokenizer", "%v (a tokenizer learnt from training text comes with its checkpoint: pass --ckpt)", err)
+	}
+	m, err := BuildLM(f, c, tok.VocabSize(), seed)
+	if err != nil || state == "" {
+		return m, tok, nil, err
+	}
+	warns, err := models.LoadStateFile(m, state)
+	if err != nil {
+		return nil, nil, nil, inputErr("state", "%v", err)
+	}
+	return m, tok, warns, nil
+}

@@ -88,20 +88,9 @@ func (f *lmFlags) modelFromFlags() (models.Decoder, data.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	tok, err := data.NewTokenizer(c.Get("tokenizer"))
-	if err != nil {
-		return nil, nil, flagErr("tokenizer", "%v (a tokenizer learnt from training text comes with its checkpoint: pass --ckpt)", err)
-	}
-	m, err := buildLM(e, c, tok.VocabSize(), f.seed)
-	if err != nil || f.state == "" {
-		return m, tok, err
-	}
-	warns, err := models.LoadStateFile(m, f.state)
-	if err != nil {
-		return nil, nil, flagErr("state", "%v", err)
-	}
+	m, tok, warns, err := train.NewLM(e.Family, c, f.seed, f.state)
 	warn(warns)
-	return m, tok, nil
+	return m, tok, modelErr(err, "")
 }
 
 // lmTrainResult is the JSON of slab train-lm; lmPt one point of its curve.
@@ -231,14 +220,9 @@ func cmdEvalLM(args []string) error {
 	if err != nil {
 		return modelErr(err, "")
 	}
-	l, n, fc := float64(res.Loss), res.Tokens, res.FoldCheck
 	if f.json {
 		return emitJSON(res)
 	}
-	fmt.Fprintf(stdout, "%s %s: loss %.6f, perplexity %.3f over %d tokens (%.1f s)\n", f.ckpt, *split, l, res.PPL, n, res.Seconds)
-	if fc != nil {
-		fmt.Fprintf(stdout, "folded: loss %.6f; logits rel err %.3g, max abs diff %.3g; greedy: %d of %d tokens identical\n%s%s\n",
-			fc.FoldedLoss, fc.RelErr, fc.MaxAbs, fc.GreedySame, fc.GreedyTokens, fc.Prompt, fc.GreedyText)
-	}
+	res.WriteText(stdout)
 	return nil
 }
