@@ -16,14 +16,8 @@ func init() {
 	register(&command{Name: "bench-lm", Summary: "decode tokens/s of decoders at batch 1 (interleaved rounds, ratios, bandwidth floor)", Run: runCmd(cmdBenchLM)})
 }
 
-type genResult struct {
-	Prompt       string  `json:"prompt"`
-	Text         string  `json:"text"`
-	Tokens       int     `json:"tokens"`
-	Seconds      float64 `json:"seconds"`
-	TokensPerSec float64 `json:"tokens_per_s"`
-	Folded       bool    `json:"folded"`
-}
+// genResult is the JSON of slab generate.
+type genResult = slab.GenerateReport
 
 func cmdGenerate(args []string) error {
 	fs := newFlags("generate", "generate --ckpt FILE --prompt TEXT [flags]")
