@@ -7,6 +7,7 @@ import (
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 )
 
 // BuildLM builds a language model of family f and config c with vocabulary
@@ -44,7 +45,8 @@ type LMSetup struct {
 	Tokenizer data.Tokenizer
 	Splits    *data.TextSplits
 	Trainer   *LMTrainer
-	Recipe    LMConfig // with Seq resolved
+	Recipe    LMConfig      // with Seq resolved
+	Config    models.Config // LMSpec.Model
 }
 
 // NewLMSetup builds what s describes. Errors about one of its inputs are
@@ -81,7 +83,7 @@ func NewLMSetup(s LMSpec) (*LMSetup, error) {
 			return nil, inputErr("resume", "%v", err)
 		}
 	}
-	return &LMSetup{Model: m, Tokenizer: tok, Splits: splits, Trainer: tr, Recipe: cfg}, nil
+	return &LMSetup{Model: m, Tokenizer: tok, Splits: splits, Trainer: tr, Recipe: cfg, Config: s.Model}, nil
 }
 
 // NewLM builds a randomly initialised language model of family f and
@@ -102,4 +104,15 @@ func NewLM(f *models.Family, c models.Config, seed uint64, state string) (models
 		return nil, nil, nil, inputErr("state", "%v", err)
 	}
 	return m, tok, warns, nil
+}
+
+// Describe fills the fields of r that RunLM leaves to its caller (Model,
+// Norm, RepBNInit, Params, LR, Tokenizer, Vocab) from s.
+func (s *LMSetup) Describe(r *LMResult) {
+	c := s.Config
+	r.Model, r.Norm, r.Params, r.LR = models.ConfigName(c), c.NormSpec().Kind, models.NumParams(s.Model), s.Recipe.LR
+	r.Tokenizer, r.Vocab = s.Tokenizer.Name(), s.Model.Vocab()
+	if c.NormSpec().Kind == nn.NormPRepBN {
+		r.RepBNInit = c.Get("repbn-init")
+	}
 }

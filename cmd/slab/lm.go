@@ -154,7 +154,7 @@ func cmdTrainLM(args []string) error {
 	if err != nil {
 		return modelErr(err, "")
 	}
-	m, tok, splits, tr := ls.Model, ls.Tokenizer, ls.Splits, ls.Trainer
+	m, splits, tr := ls.Model, ls.Splits, ls.Trainer
 	*seq = ls.Recipe.Seq
 	w := info(f.json)
 	if *resume != "" {
@@ -181,10 +181,7 @@ func cmdTrainLM(args []string) error {
 	if err != nil {
 		return err
 	}
-	res.Model, res.Norm, res.Params, res.LR, res.Tokenizer, res.Vocab = configName(c), norm, models.NumParams(m), *lr, tok.Name(), m.Vocab()
-	if prep {
-		res.RepBNInit = c.Get("repbn-init")
-	}
+	ls.Describe(res)
 	fmt.Fprintf(w, "final: validation loss %.4f, perplexity %.3f over %d tokens; %.0f s (%.0f train tok/s, %.0f per CPU-time; load %s -> %s)\n",
 		res.ValLoss, res.ValPPL, res.ValTokens, res.Seconds, res.TokensPerSec, res.CPUTokensPerSec, res.LoadStart, res.LoadEnd)
 	return jsonOr(res, nil, f.json)
