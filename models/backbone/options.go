@@ -3,6 +3,7 @@ package backbone
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/slabml/slab/nn"
 )
@@ -41,3 +42,16 @@ func ParseDropPath(value string) (float32, error) {
 
 // FormatDropPath is ParseDropPath's inverse, for Config.Get.
 func FormatDropPath(r float32) string { return strconv.FormatFloat(float64(r), 'g', -1, 32) }
+
+// AttnOfStages names the attention of a stage layout for listings (one
+// letter a stage: 'L' SLA, 'S' the family's softmax attention): "sla",
+// "softmax", or "sla+softmax".
+func AttnOfStages(stages string) string {
+	switch {
+	case !strings.Contains(stages, "S"):
+		return "sla"
+	case !strings.Contains(stages, "L"):
+		return "softmax"
+	}
+	return "sla+softmax"
+}

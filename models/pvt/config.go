@@ -3,7 +3,6 @@ package pvt
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/backbone"
@@ -204,25 +203,13 @@ func (c *Config) Get(option string) string {
 	case "norm":
 		return c.Norm
 	case "attn":
-		return attnOf(c.Stages)
+		return backbone.AttnOfStages(c.Stages)
 	case "size":
 		return strconv.Itoa(c.Input())
 	case "drop-path":
 		return backbone.FormatDropPath(c.DropPath)
 	}
 	return ""
-}
-
-// attnOf names the attention of a stage layout for listings: "sla" (all
-// 'L'), "softmax" (all 'S'), or "sla+softmax".
-func attnOf(stages string) string {
-	switch {
-	case !strings.Contains(stages, "S"):
-		return "sla"
-	case !strings.Contains(stages, "L"):
-		return "softmax"
-	}
-	return "sla+softmax"
 }
 
 // Summary describes the shape in one line.
