@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -165,7 +166,11 @@ type Trainer struct {
 	// loading included, evaluation excluded) for the throughput figure.
 	TrainSeconds float64
 	TrainImages  int64
+	// Context stops Run at the next step boundary once cancelled (e.g. by
+	// NotifySignals); Run then returns an *Interrupted. nil: never.
+	Context context.Context
 
+	final    *FinalEval // set once the run is complete (Restore, RunDir)
 	rng      *rand.Rand
 	ce       nn.CrossEntropy
 	evalCE   nn.CrossEntropy
@@ -327,6 +332,14 @@ func (t *Trainer) Run(stop int64) error {
 		}
 		epStart := time.Now()
 		for t.Step < end {
+			if t.Step%t.ItersPerEpoch != 0 {
+				if err := hook(HookMidEpoch); err != nil {
+					return err
+				}
+			}
+			if err := interrupted(t.Context, t.Step, ""); err != nil {
+				return err
+			}
 			start := time.Now()
 			rec, err := t.TrainStep()
 			if err != nil {
