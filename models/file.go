@@ -83,7 +83,7 @@ func FromFile(f *checkpoint.File, path string) (Model, []string, error) {
 	}
 	m, err := Build(family, c, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	state := make(map[string]*checkpoint.Entry, len(f.Tensors))
 	for k, e := range f.Tensors {

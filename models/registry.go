@@ -234,9 +234,13 @@ func DecodeConfig(f *Family, js []byte) (Config, error) {
 	return c, nil
 }
 
-// Build makes a model of family f from cfg (validated first).
+// Build makes a model of family f from cfg (validated first, and refused
+// when its weights would not fit in the memory available: CheckMemory).
 func Build(f *Family, cfg Config, seed uint64) (Model, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := CheckMemory("", cfg, 0, false); err != nil {
 		return nil, err
 	}
 	return f.Build(cfg, seed)

@@ -111,6 +111,11 @@ func (c *Config) cutoffs() []int {
 
 // Validate checks the shape constraints a forward pass relies on.
 func (c *Config) Validate() error {
+	if err := models.CheckBounds(models.Dim("vocab", c.Vocab, models.MaxVocab), models.Dim("dim", c.Dim, models.MaxWidth),
+		models.Dim("layers", c.Layers, models.MaxDepth), models.Dim("heads", c.Heads, models.MaxHeads), models.Dim("hidden", c.Hidden, models.MaxHidden),
+		models.Dim("max positions", c.MaxSeq, models.MaxContext)); err != nil {
+		return fmt.Errorf("model %s: %v", c.Name, err)
+	}
 	switch {
 	case c.Vocab <= 0 || c.Dim <= 0 || c.Layers <= 0 || c.Hidden <= 0 || c.MaxSeq <= 0 || c.Heads <= 0:
 		return fmt.Errorf("model %s: sizes must be positive (vocab %d, dim %d, layers %d, heads %d, hidden %d, max positions %d)",
@@ -375,4 +380,14 @@ func init() {
 		models.Suffix{Family: Family, Suffix: "_" + NormPRep, Option: "norm", Value: NormPRep},
 		models.Suffix{Family: Family, Suffix: "_" + OutputFull, Option: "output", Value: OutputFull},
 	)
+}
+
+// Activations counts the float32 values a forward keeps per token at full
+// context (models.ActivationCounter), rounded up: per layer about 16
+// vectors of the model width, 4 of the FFN width and two rows of MaxSeq
+// attention scores per head; the output logits (all of the vocabulary,
+// the adaptive softmax's worst case) and their gradient.
+func (c *Config) Activations() int64 {
+	per := 16*int64(c.Dim) + 4*int64(c.Hidden) + 2*int64(c.Heads)*int64(c.MaxSeq)
+	return int64(c.Layers)*per + 4*int64(c.Vocab)
 }

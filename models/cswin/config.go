@@ -110,6 +110,20 @@ func (c *Config) Validate() error {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("cswin: %s: "+format, append([]any{name}, a...)...)
 	}
+	bs := []models.Bound{models.Dim("ImgSize", c.ImgSize, models.MaxImgSize), models.Dim("InputSize", c.InputSize, models.MaxImgSize),
+		models.Dim("InChans", c.InChans, models.MaxChannels), models.Dim("Classes", c.Classes, models.MaxClasses),
+		models.Dim("StemKernel", c.StemKernel, models.MaxPatch), models.Dim("StemStride", c.StemStride, models.MaxPatch), models.Dim("StemPad", c.StemPad, models.MaxPatch),
+		models.Dim("Dim", c.Dim, models.MaxWidth), models.Dim("MLPRatio", c.MLPRatio, models.MaxMLPRatio),
+		models.Dim("stages", len(c.Depths), models.MaxStages), models.Dim("DWCKernel", c.DWCKernel, models.MaxPatch)}
+	bs = append(bs, models.Dims("Depths", c.Depths, models.MaxDepth)...)
+	bs = append(bs, models.Dims("Heads", c.Heads, models.MaxHeads)...)
+	bs = append(bs, models.Dims("Splits", c.Splits, models.MaxImgSize)...)
+	if err := models.CheckBounds(bs...); err != nil {
+		return fail("%v", err)
+	}
+	if len(c.Depths) > 0 && c.Dim<<(len(c.Depths)-1) > models.MaxWidth {
+		return fail("stage %d width %d (Dim %d doubled per stage) is above its bound %d", len(c.Depths), c.Dim<<(len(c.Depths)-1), c.Dim, models.MaxWidth)
+	}
 	n := len(c.Depths)
 	switch {
 	case c.ImgSize <= 0 || c.ImgSize > maxImgSize || c.InChans <= 0 || c.Classes <= 0:
@@ -337,4 +351,25 @@ func init() {
 			return New(*cc, seed)
 		},
 	}, named)
+}
+
+// Activations counts the float32 values a forward keeps per image
+// (models.ActivationCounter), rounded up: per block about 16 tensors of
+// tokens x width, 4 of tokens x hidden and, in stripe softmax stages, two
+// maps of tokens x stripe per head; the padded input and the stem's im2col.
+func (c *Config) Activations() int64 {
+	var n int64
+	for i := range c.Depths {
+		g := int64(c.StageGrid(i))
+		t, d := g*g, int64(c.StageDim(i))
+		per := 16*t*d + 4*t*d*int64(c.MLPRatio)
+		if c.Stages[i] != 'L' {
+			per += 2 * int64(c.Heads[i]) * t * g * int64(c.Splits[i])
+		}
+		n += int64(c.Depths[i])*per + 4*t*d
+	}
+	g := int64(c.StageGrid(0))
+	stem := g * g * int64(c.InChans) * int64(c.StemKernel) * int64(c.StemKernel)
+	img := int64(c.InChans) * int64(c.ImgSize) * int64(c.ImgSize)
+	return n + 2*stem + 4*img + 4*int64(c.Classes)
 }

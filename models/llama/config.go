@@ -137,6 +137,12 @@ func Lookup(name string) (Config, error) {
 
 // Validate checks the shape constraints a forward pass relies on.
 func (c *Config) Validate() error {
+	if err := models.CheckBounds(models.Dim("vocab", c.Vocab, models.MaxVocab), models.Dim("dim", c.Dim, models.MaxWidth),
+		models.Dim("layers", c.Layers, models.MaxDepth), models.Dim("heads", c.Heads, models.MaxHeads), models.Dim("kv heads", c.KVHeads, models.MaxHeads),
+		models.Dim("head dim", c.HeadDim, models.MaxWidth), models.Dim("hidden", c.Hidden, models.MaxHidden),
+		models.Dim("max positions", c.MaxSeq, models.MaxContext)); err != nil {
+		return fmt.Errorf("model %s: %v", c.Name, err)
+	}
 	switch {
 	case c.Vocab <= 0 || c.Dim <= 0 || c.Layers <= 0 || c.Hidden <= 0 || c.MaxSeq <= 0:
 		return fmt.Errorf("model %s: sizes must be positive", c.Name)
@@ -341,4 +347,17 @@ func init() {
 		models.Suffix{Family: Family, Suffix: "_" + NormLN, Option: "norm", Value: NormLN},
 		models.Suffix{Family: Family, Suffix: "_" + NormPRep, Option: "norm", Value: NormPRep},
 	)
+}
+
+// Activations counts the float32 values a forward keeps per token at full
+// context (models.ActivationCounter), rounded up: per layer about 16
+// vectors of the model width, 4 of the SwiGLU width and, for softmax
+// attention, two rows of MaxSeq scores per head; the logits and their
+// gradient.
+func (c *Config) Activations() int64 {
+	per := 16*int64(c.Dim) + 4*int64(c.Hidden)
+	if c.Attn != AttnSLA {
+		per += 2 * int64(c.Heads) * int64(c.MaxSeq)
+	}
+	return int64(c.Layers)*per + 4*int64(c.Vocab)
 }

@@ -125,6 +125,18 @@ func (c *Config) Validate() error {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("pvt: %s: "+format, append([]any{name}, a...)...)
 	}
+	bs := []models.Bound{models.Dim("ImgSize", c.ImgSize, models.MaxImgSize), models.Dim("InputSize", c.InputSize, models.MaxImgSize),
+		models.Dim("InChans", c.InChans, models.MaxChannels), models.Dim("Classes", c.Classes, models.MaxClasses),
+		models.Dim("stages", len(c.Depths), models.MaxStages), models.Dim("DWCKernel", c.DWCKernel, models.MaxPatch)}
+	bs = append(bs, models.Dims("Patches", c.Patches, models.MaxPatch)...)
+	bs = append(bs, models.Dims("Dims", c.Dims, models.MaxWidth)...)
+	bs = append(bs, models.Dims("Heads", c.Heads, models.MaxHeads)...)
+	bs = append(bs, models.Dims("MLPRatios", c.MLPRatios, models.MaxMLPRatio)...)
+	bs = append(bs, models.Dims("Depths", c.Depths, models.MaxDepth)...)
+	bs = append(bs, models.Dims("SRRatios", c.SRRatios, models.MaxPatch)...)
+	if err := models.CheckBounds(bs...); err != nil {
+		return fail("%v", err)
+	}
 	n := len(c.Depths)
 	switch {
 	case c.ImgSize <= 0 || c.ImgSize > maxImgSize || c.InChans <= 0 || c.Classes <= 0:
@@ -350,4 +362,25 @@ func init() {
 			return New(*pc, seed)
 		},
 	}, named)
+}
+
+// Activations counts the float32 values a forward keeps per image
+// (models.ActivationCounter), rounded up: per block about 16 tensors of
+// tokens x width, 4 of tokens x hidden and, in spatial-reduction softmax
+// stages, two maps of tokens x reduced tokens per head; the padded input
+// and each stage's patch embedding.
+func (c *Config) Activations() int64 {
+	var n int64
+	for i := range c.Depths {
+		g := int64(c.StageGrid(i))
+		t, d := g*g, int64(c.Dims[i])
+		per := 16*t*d + 4*t*d*int64(c.MLPRatios[i])
+		if c.Stages[i] != 'L' {
+			r := int64(c.Ratio(i))
+			per += 2 * int64(c.Heads[i]) * t * max(t/(r*r), 1)
+		}
+		n += int64(c.Depths[i])*per + 4*t*d*int64(c.Patches[i])*int64(c.Patches[i])
+	}
+	img := int64(c.InChans) * int64(c.ImgSize) * int64(c.ImgSize)
+	return n + 4*img + 4*int64(c.Classes)
 }

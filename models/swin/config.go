@@ -192,6 +192,19 @@ func (c *Config) Validate() error {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("swin: %s: "+format, append([]any{name}, a...)...)
 	}
+	bs := []models.Bound{models.Dim("ImgSize", c.ImgSize, models.MaxImgSize), models.Dim("InputSize", c.InputSize, models.MaxImgSize),
+		models.Dim("Patch", c.Patch, models.MaxPatch), models.Dim("InChans", c.InChans, models.MaxChannels), models.Dim("Classes", c.Classes, models.MaxClasses),
+		models.Dim("Dim", c.Dim, models.MaxWidth), models.Dim("MLPRatio", c.MLPRatio, models.MaxMLPRatio), models.Dim("stages", len(c.Depths), models.MaxStages),
+		models.Dim("DWCKernel", c.DWCKernel, models.MaxPatch), models.Dim("Focusing", c.Focusing, models.MaxPatch)}
+	bs = append(bs, models.Dims("Depths", c.Depths, models.MaxDepth)...)
+	bs = append(bs, models.Dims("Heads", c.Heads, models.MaxHeads)...)
+	bs = append(bs, models.Dims("Windows", c.Windows, models.MaxImgSize)...)
+	if err := models.CheckBounds(bs...); err != nil {
+		return fail("%v", err)
+	}
+	if len(c.Depths) > 0 && c.Dim<<(len(c.Depths)-1) > models.MaxWidth {
+		return fail("stage %d width %d (Dim %d doubled per stage) is above its bound %d", len(c.Depths), c.Dim<<(len(c.Depths)-1), c.Dim, models.MaxWidth)
+	}
 	switch {
 	case c.ImgSize <= 0 || c.ImgSize > maxImgSize || c.Patch <= 0 || c.InChans <= 0 || c.Classes <= 0:
 		return fail("ImgSize %d (at most %d), Patch %d, InChans %d, Classes %d must all be positive", c.ImgSize, maxImgSize, c.Patch, c.InChans, c.Classes)
@@ -429,4 +442,25 @@ func init() {
 		},
 		Aliases: aliases,
 	}, named)
+}
+
+// Activations counts the float32 values a forward keeps per image
+// (models.ActivationCounter), rounded up: per block about 16 tensors of
+// tokens x width, 4 of tokens x hidden and, in window softmax stages, two
+// window-by-window maps per head and token; the padded input and the patch
+// embedding.
+func (c *Config) Activations() int64 {
+	var n int64
+	for i := range c.Depths {
+		g := int64(c.StageGrid(i))
+		t, d := g*g, int64(c.StageDim(i))
+		per := 16*t*d + 4*t*d*int64(c.MLPRatio)
+		if !c.LinearStage(i) {
+			w := int64(c.Window(i))
+			per += 2 * int64(c.Heads[i]) * t * w * w
+		}
+		n += int64(c.Depths[i])*per + 4*t*d
+	}
+	img := int64(c.InChans) * int64(c.ImgSize) * int64(c.ImgSize)
+	return n + 4*img + 4*int64(c.Classes)
 }

@@ -145,6 +145,12 @@ func (c Config) Validate() error {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("vit: %s: "+format, append([]any{name}, a...)...)
 	}
+	if err := models.CheckBounds(models.Dim("ImgSize", c.ImgSize, models.MaxImgSize), models.Dim("Patch", c.Patch, models.MaxPatch),
+		models.Dim("InChans", c.InChans, models.MaxChannels), models.Dim("Classes", c.Classes, models.MaxClasses),
+		models.Dim("Dim", c.Dim, models.MaxWidth), models.Dim("Depth", c.Depth, models.MaxDepth), models.Dim("Heads", c.Heads, models.MaxHeads),
+		models.Dim("MLPRatio", c.MLPRatio, models.MaxMLPRatio), models.Dim("DWCKernel", c.DWCKernel, models.MaxPatch)); err != nil {
+		return fail("%v", err)
+	}
 	switch {
 	case c.ImgSize <= 0 || c.Patch <= 0 || c.InChans <= 0 || c.Classes <= 0:
 		return fail("ImgSize %d, Patch %d, InChans %d, Classes %d must all be positive", c.ImgSize, c.Patch, c.InChans, c.Classes)
@@ -331,3 +337,18 @@ func init() {
 
 // Family is the name this package registers.
 const Family = "vit"
+
+// Activations counts the float32 values a forward keeps per image
+// (models.ActivationCounter), rounded up: per block about 16 tensors of
+// tokens x width, 4 of tokens x hidden and, for softmax attention, two
+// token-by-token maps per head; the patch embedding's im2col and the
+// input.
+func (c Config) Activations() int64 {
+	t, d, h := int64(c.Tokens()), int64(c.Dim), int64(c.Hidden())
+	per := 16*t*d + 4*t*h
+	if c.Attn != AttnSLA {
+		per += 2 * int64(c.Heads) * t * t
+	}
+	im2col := int64(c.Patches()) * int64(c.InChans) * int64(c.Patch) * int64(c.Patch)
+	return int64(c.Depth)*per + 2*im2col + 2*int64(c.InChans)*int64(c.ImgSize)*int64(c.ImgSize) + 4*int64(c.Classes)
+}
