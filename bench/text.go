@@ -46,7 +46,7 @@ func WithDtypes(ds []Decoder, dtypes []kernels.Dtype) ([]Decoder, error) {
 	var out []Decoder
 	for _, d := range ds {
 		for _, dt := range dtypes {
-			if _, err := nn.Quantize(d.Model, dt); err != nil {
+			if _, err := nn.QuantizeWith(d.Model, dt, nn.QuantOptions{Keep: true}); err != nil {
 				return nil, fmt.Errorf("%s: %v", d.Name, err)
 			}
 			q := d

@@ -8,13 +8,18 @@ import (
 )
 
 // Low-precision inference. Quantize stores every Linear weight of a model
-// as bf16 or int8 (kernels.QMatrix) next to its float32 Param, and
+// as bf16 or int8 (kernels.QMatrix) and drops its float32 values, and
 // Linear.Forward then reads the low-precision copy: single rows (decoding)
-// through kernels.GemvQ, several rows through kernels.GemmQ. Training is
-// float32 only: a Backward through a quantized Linear panics. The float32
-// weights stay the model's parameters (checkpoints, folding); the
-// low-precision copy is rebuilt when a weight's Version moves, like a
-// packed weight (Prepack).
+// through kernels.GemvQ, several rows through kernels.GemmQ. Such a weight
+// is "stored" (Stored): its Param keeps its shape but no data and no
+// gradient, so the model takes the low-precision bytes in memory and no
+// more; it cannot be trained, folded or quantized to another dtype (the
+// float32 values are gone), and checkpoints write it in its dtype
+// (models.WeightsFile). QuantizeWith{Keep: true} keeps the float32
+// weights beside the copy instead, which is rebuilt when a weight's
+// Version moves, like a packed weight (Prepack): benchmarks switch one
+// model between dtypes that way (GetQuant, SetQuant). Training is float32
+// only: a Backward through a quantized Linear panics.
 
 // quantState is a Linear weight's low-precision copy and what it was
 // built from.
@@ -23,18 +28,68 @@ type quantState struct {
 	q     *kernels.QMatrix
 	ver   uint64   // Param.Version() when quantized
 	data  *float32 // &W.Data[0] when quantized
+	// stored: the float32 weight was dropped and q is the weight; src
+	// names where it was loaded from ("" when quantized in memory).
+	stored bool
+	src    string
+}
+
+// QuantOptions says how QuantizeWith stores the weights.
+type QuantOptions struct {
+	// Group is the int8 scale group: 0 picks one per Linear
+	// (kernels.Int8Group: 64, else 32, else 128, else the whole row), -1
+	// one scale per output channel (the whole row), n > 0 groups of n
+	// weights, which must divide every quantized Linear's In.
+	Group int
+	// Keep keeps the float32 weights beside the low-precision copies
+	// (which are then rebuilt when a weight changes): Quantize(m, F32)
+	// or SetQuant return the model to float32.
+	Keep bool
+}
+
+// StoredError is the error of quantizing a model whose Linear weights are
+// already held only in low precision (a quantized checkpoint, or an
+// earlier Quantize): their float32 values are gone.
+type StoredError struct {
+	Have, Want kernels.Dtype
+	Source     string // the file they were loaded from, if any
+}
+
+func (e *StoredError) Error() string {
+	from := "quantized in memory"
+	if e.Source != "" {
+		from = "loaded from " + e.Source
+	}
+	return fmt.Sprintf("the Linear weights are stored as %v (%s) with no float32 values left to store as %v: use %v, or quantize the float32 checkpoint", e.Have, from, e.Want, e.Have)
 }
 
 // Quantize makes every Linear among m's parameters compute with its
 // weight stored as dtype (kernels.BF16 or kernels.Int8, the int8 group
-// chosen by kernels.Int8Group); kernels.F32 returns them to float32. It
+// chosen by kernels.Int8Group) and drops the float32 weights (Stored). It
 // returns the number of Linears quantized, or an error naming the first
-// weight that cannot be stored so (nothing is changed then).
+// weight that cannot be stored so (nothing is changed then). A model
+// already stored in dtype is left as it is; in another dtype (or F32) the
+// error is a *StoredError. kernels.F32 returns the Linears of a model
+// quantized with Keep to float32.
 func Quantize(m Module, dtype kernels.Dtype) (int, error) {
+	return QuantizeWith(m, dtype, QuantOptions{})
+}
+
+// QuantizeWith is Quantize with the int8 group and the float32 weights'
+// fate chosen by o.
+func QuantizeWith(m Module, dtype kernels.Dtype, o QuantOptions) (int, error) {
 	var lins []*Param
 	for _, p := range m.Params() {
-		if p.lin != nil && len(p.W.Data) > 0 {
+		if p.lin != nil && (len(p.W.Data) > 0 || Stored(p)) {
 			lins = append(lins, p)
+		}
+	}
+	for _, p := range lins {
+		if s := p.lin.qs; s != nil && s.stored {
+			if s.dtype == dtype {
+				return len(lins), nil
+			}
+			return 0, &StoredError{Have: s.dtype, Want: dtype, Source: s.src}
 		}
 	}
 	if dtype == kernels.F32 {
@@ -46,18 +101,82 @@ func Quantize(m Module, dtype kernels.Dtype) (int, error) {
 	if dtype != kernels.BF16 && dtype != kernels.Int8 {
 		return 0, fmt.Errorf("nn.Quantize: cannot store weights as %v", dtype)
 	}
+	if o.Group < -1 {
+		return 0, fmt.Errorf("nn.Quantize: int8 group %d (want 0 for automatic, -1 for one scale per output channel, or a group size)", o.Group)
+	}
 	qs := make([]*quantState, len(lins))
 	for i, p := range lins {
 		s := &quantState{dtype: dtype}
-		if err := s.build(p); err != nil {
+		if err := s.buildGroup(p, o.Group); err != nil {
 			return 0, err
 		}
 		qs[i] = s
 	}
 	for i, p := range lins {
 		p.lin.qs = qs[i]
+		if !o.Keep {
+			drop(p)
+		}
 	}
 	return len(lins), nil
+}
+
+// drop makes p's low-precision copy its only value.
+func drop(p *Param) {
+	p.lin.qs.stored = true
+	p.lin.on, p.lin.valid, p.lin.pb = false, false, kernels.PackedB{}
+	// A new tensor rather than nil Data: whoever else holds the old one
+	// (a tied weight) keeps its values.
+	p.W = &tensor.Tensor{Shape: append([]int(nil), p.W.Shape...)}
+	p.G = nil
+}
+
+// Stored reports whether p is a Linear weight held only in low precision
+// (its W has its shape but no data): state dicts and loaders skip its
+// float32 form.
+func Stored(p *Param) bool { return p.lin != nil && p.lin.qs != nil && p.lin.qs.stored }
+
+// StoredWeight returns p's low-precision value when Stored(p), else nil.
+func StoredWeight(p *Param) *kernels.QMatrix {
+	if !Stored(p) {
+		return nil
+	}
+	return p.lin.qs.q
+}
+
+// StoredDtype is the dtype of m's Stored Linear weights (kernels.F32 when
+// there are none) and the file they were loaded from ("" if quantized in
+// memory).
+func StoredDtype(m Module) (kernels.Dtype, string) {
+	for _, p := range m.Params() {
+		if Stored(p) {
+			return p.lin.qs.dtype, p.lin.qs.src
+		}
+	}
+	return kernels.F32, ""
+}
+
+// buildGroup quantizes w with the int8 group g of QuantOptions.Group.
+func (s *quantState) buildGroup(w *Param, g int) error {
+	if s.dtype != kernels.Int8 || g == 0 {
+		return s.build(w)
+	}
+	if len(w.W.Shape) != 2 {
+		return fmt.Errorf("nn.Quantize: %s has shape %v, want [out,in]", w.Name, w.W.Shape)
+	}
+	n, k := w.W.Shape[0], w.W.Shape[1]
+	if g == -1 {
+		g = k
+	}
+	if k%g != 0 {
+		return fmt.Errorf("nn.Quantize: %s has %d inputs, which groups of %d do not divide", w.Name, k, g)
+	}
+	q, err := kernels.QuantizeInt8(w.W.Data, n, k, g)
+	if err != nil {
+		return fmt.Errorf("nn.Quantize: %s: %w", w.Name, err)
+	}
+	s.q, s.ver, s.data = q, w.Version(), &w.W.Data[0]
+	return nil
 }
 
 // build quantizes w (a Linear weight [out, in]).
@@ -75,6 +194,9 @@ func (s *quantState) build(w *Param) error {
 
 // get returns the low-precision weight, rebuilt when W may have changed.
 func (s *quantState) get(w *Param) *kernels.QMatrix {
+	if s.stored {
+		return s.q
+	}
 	if s.ver != w.Version() || s.data != &w.W.Data[0] {
 		if err := s.build(w); err != nil {
 			panic(err.Error())
@@ -169,7 +291,9 @@ func SetQuant(m Module, s QuantSet) {
 	i := 0
 	for _, p := range m.Params() {
 		if p.lin != nil && i < len(s) {
-			p.lin.qs = s[i]
+			if !Stored(p) { // a stored weight has no float32 to return to
+				p.lin.qs = s[i]
+			}
 			i++
 		}
 	}
@@ -187,12 +311,12 @@ func QuantizedWeights(m Module) map[string]*kernels.QMatrix {
 	return qs
 }
 
-// UseQuantized makes the Linears of m whose weight names are in qs compute
-// with those low-precision weights, as loaded from a quantized checkpoint
-// (the float32 weights should hold their dequantized values, so that the
-// model's parameters and its Forward agree). It returns an error naming a
-// weight that is not a Linear's or whose shape does not match.
-func UseQuantized(m Module, qs map[string]*kernels.QMatrix) error {
+// UseQuantized makes the Linears of m whose weight names are in qs hold
+// those low-precision weights as their only value (Stored; their float32
+// weights are dropped), as a quantized checkpoint loads; src names the
+// file in errors. It returns an error naming a weight that is not a
+// Linear's or whose shape does not match (nothing is changed then).
+func UseQuantized(m Module, qs map[string]*kernels.QMatrix, src string) error {
 	byName := map[string]*Param{}
 	for _, p := range m.Params() {
 		byName[p.Name] = p
@@ -205,10 +329,14 @@ func UseQuantized(m Module, qs map[string]*kernels.QMatrix) error {
 		if len(p.W.Shape) != 2 || p.W.Shape[0] != q.N || p.W.Shape[1] != q.K {
 			return fmt.Errorf("nn.UseQuantized: %s is %v, quantized weight is [%d,%d]", name, p.W.Shape, q.N, q.K)
 		}
+		if q.Dtype != kernels.BF16 && q.Dtype != kernels.Int8 {
+			return fmt.Errorf("nn.UseQuantized: %s: dtype %v", name, q.Dtype)
+		}
 	}
 	for name, q := range qs {
 		p := byName[name]
-		p.lin.qs = &quantState{dtype: q.Dtype, q: q, ver: p.Version(), data: &p.W.Data[0]}
+		p.lin.qs = &quantState{dtype: q.Dtype, q: q, src: src}
+		drop(p)
 	}
 	return nil
 }
@@ -220,7 +348,8 @@ func QuantSavedBytes(m Module) int {
 	n := 0
 	for _, p := range m.Params() {
 		if p.lin != nil && p.lin.qs != nil {
-			n += 4*len(p.W.Data) - p.lin.qs.get(p).Bytes()
+			q := p.lin.qs.get(p)
+			n += 4*q.N*q.K - q.Bytes()
 		}
 	}
 	return n

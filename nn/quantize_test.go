@@ -1,8 +1,10 @@
 package nn
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/slabml/slab/kernels"
@@ -26,7 +28,7 @@ func (m quantModel) Buffers() []*Buffer { return nil }
 // rows: GEMM), LinearForward and SharedForward match the float64
 // reference of the same quantized weights, give the same bits on 1 and 2
 // threads and through every entry point, and Quantize(F32) restores the
-// float32 results exactly.
+// float32 results exactly (the float32 weights kept: QuantOptions.Keep).
 func TestLinearQuantized(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	defer kernels.SetThreads(kernels.Threads())
@@ -46,7 +48,7 @@ func TestLinearQuantized(t *testing.T) {
 			f32 = append(f32, l.Forward(x).Clone())
 		}
 		for _, dt := range []kernels.Dtype{kernels.BF16, kernels.Int8} {
-			if n, err := Quantize(m, dt); err != nil || n != 3 {
+			if n, err := QuantizeWith(m, dt, QuantOptions{Keep: true}); err != nil || n != 3 {
 				t.Fatalf("Quantize(%v): %d layers, %v", dt, n, err)
 			}
 			worst := 0.0
@@ -117,7 +119,7 @@ func TestLinearQuantizedStale(t *testing.T) {
 	l := NewLinear("s", 32, 8, false)
 	randFill(rng, 1, l.Weight.W)
 	m := quantModel{l}
-	if _, err := Quantize(m, kernels.BF16); err != nil {
+	if _, err := QuantizeWith(m, kernels.BF16, QuantOptions{Keep: true}); err != nil {
 		t.Fatal(err)
 	}
 	x := tensor.New(1, 32)
@@ -151,7 +153,7 @@ func TestMLPInferQuantized(t *testing.T) {
 		}
 		x := tensor.New(7, 64)
 		randFill(rng, 1, x)
-		if _, err := Quantize(m, dt); err != nil {
+		if _, err := QuantizeWith(m, dt, QuantOptions{Keep: true}); err != nil {
 			t.Fatal(err)
 		}
 		got := m.Infer(x).Clone()
@@ -184,7 +186,7 @@ func TestUseQuantized(t *testing.T) {
 	copy(b[0].Bias.W.Data, a[0].Bias.W.Data)
 	qs := QuantizedWeights(a)
 	qs["a.weight"].DequantizeRows(0, 24, b[0].Weight.W.Data)
-	if err := UseQuantized(b, qs); err != nil {
+	if err := UseQuantized(b, qs, "test.safetensors"); err != nil {
 		t.Fatal(err)
 	}
 	x := tensor.New(3, 64)
@@ -195,7 +197,92 @@ func TestUseQuantized(t *testing.T) {
 			t.Fatalf("y[%d] = %v after UseQuantized, %v before", i, yb.Data[i], v)
 		}
 	}
-	if err := UseQuantized(b, map[string]*kernels.QMatrix{"a.bias": qs["a.weight"]}); err == nil {
+	if !Stored(b[0].Weight) || b[0].Weight.W.Data != nil {
+		t.Error("UseQuantized kept the float32 weight")
+	}
+	c := quantModel{NewLinear("a", 64, 24, true)}
+	if err := UseQuantized(c, map[string]*kernels.QMatrix{"a.bias": qs["a.weight"]}, ""); err == nil {
 		t.Error("a bias as a quantized weight: no error")
+	}
+	if d, src := StoredDtype(b); d != kernels.Int8 || src != "test.safetensors" {
+		t.Errorf("StoredDtype = %v, %q", d, src)
+	}
+	_, err := Quantize(b, kernels.BF16)
+	var se *StoredError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "test.safetensors") {
+		t.Errorf("bf16 over int8 weights loaded from a file: %v", err)
+	} else {
+		t.Logf("bf16 over int8: %v", err)
+	}
+	if n, err := Quantize(b, kernels.Int8); err != nil || n != 1 {
+		t.Errorf("int8 over int8 weights: %d, %v (want a no-op)", n, err)
+	}
+}
+
+// TestQuantizeDrops: Quantize drops the float32 weights (shape kept, no
+// data, no gradient) and the outputs are those of the kept copy; a
+// second dtype or F32 is a *StoredError; the int8 groups of QuantOptions
+// are honoured and refused where they do not divide In.
+func TestQuantizeDrops(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	a := quantModel{NewLinear("a", 128, 16, true), NewLinear("b", 128, 8, false)}
+	b := quantModel{NewLinear("a", 128, 16, true), NewLinear("b", 128, 8, false)}
+	for i := range a {
+		randFill(rng, 1, a[i].Weight.W)
+		copy(b[i].Weight.W.Data, a[i].Weight.W.Data)
+	}
+	randFill(rng, 1, a[0].Bias.W)
+	copy(b[0].Bias.W.Data, a[0].Bias.W.Data)
+	if _, err := QuantizeWith(a, kernels.Int8, QuantOptions{Keep: true, Group: 32}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := QuantizeWith(b, kernels.Int8, QuantOptions{Group: 32}); err != nil {
+		t.Fatal(err)
+	}
+	if a[0].QWeight().Group != 32 || b[1].QWeight().Group != 32 {
+		t.Errorf("groups %d, %d, want 32", a[0].QWeight().Group, b[1].QWeight().Group)
+	}
+	for _, l := range b {
+		if !Stored(l.Weight) || l.Weight.W.Data != nil || l.Weight.G != nil || l.Weight.W.Shape[1] != 128 {
+			t.Fatalf("%s: stored %v, W %v (%d values), G %v", l.Weight.Name, Stored(l.Weight), l.Weight.W.Shape, len(l.Weight.W.Data), l.Weight.G)
+		}
+	}
+	if Stored(a[0].Weight) || len(a[0].Weight.W.Data) != 16*128 {
+		t.Error("Keep dropped the float32 weight")
+	}
+	for _, rows := range []int{1, 4} {
+		x := tensor.New(rows, 128)
+		randFill(rng, 1, x)
+		for i := range a {
+			ya, yb := a[i].Forward(x).Clone(), b[i].Forward(x)
+			for j, v := range ya.Data {
+				if yb.Data[j] != v {
+					t.Fatalf("%s rows %d: y[%d] = %v stored, %v kept", a[i].Weight.Name, rows, j, yb.Data[j], v)
+				}
+			}
+		}
+	}
+	if got, want := WeightBytes(b), 24*(128/32)*(32+4); got != want {
+		t.Errorf("WeightBytes = %d, want %d", got, want)
+	}
+	if got, want := QuantSavedBytes(b), 4*24*128-24*(128/32)*(32+4); got != want {
+		t.Errorf("QuantSavedBytes = %d, want %d", got, want)
+	}
+	for _, dt := range []kernels.Dtype{kernels.F32, kernels.BF16} {
+		var se *StoredError
+		if _, err := Quantize(b, dt); !errors.As(err, &se) {
+			t.Errorf("%v over stored int8: %v", dt, err)
+		}
+	}
+	SetQuant(b, GetQuant(quantModel{NewLinear("a", 128, 16, true), NewLinear("b", 128, 8, false)}))
+	if !Stored(b[0].Weight) {
+		t.Error("SetQuant replaced a stored weight")
+	}
+	c := quantModel{NewLinear("c", 96, 8, false)}
+	if _, err := QuantizeWith(c, kernels.Int8, QuantOptions{Group: 64}); err == nil || !strings.Contains(err.Error(), "c.weight") {
+		t.Errorf("group 64 of 96 inputs: %v", err)
+	}
+	if _, err := QuantizeWith(c, kernels.Int8, QuantOptions{Group: -1}); err != nil || c[0].QWeight().Group != 96 {
+		t.Errorf("group -1 (per channel): %v", err)
 	}
 }

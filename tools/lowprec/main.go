@@ -158,7 +158,7 @@ func run(models, dtypes string, rounds, promptN, gen, threads int, dot bool, jso
 		}
 		for _, d := range dts {
 			t0 := time.Now()
-			if _, err := nn.Quantize(m, d); err != nil {
+			if _, err := nn.QuantizeWith(m, d, nn.QuantOptions{Keep: true}); err != nil {
 				return err
 			}
 			e.sets = append(e.sets, nn.GetQuant(m))
