@@ -81,6 +81,9 @@ type Batcher struct {
 
 // NewBatcher returns a batcher drawing windows with a seeded generator.
 func NewBatcher(stream []int, B, T int, seed uint64) (*Batcher, error) {
+	if B < 1 || T < 1 { // B 0 would never advance a sequential pass
+		return nil, fmt.Errorf("batches of %d windows of %d tokens: both must be >= 1", B, T)
+	}
 	if len(stream) < T+1 {
 		return nil, fmt.Errorf("text stream of %d tokens is shorter than one window of %d", len(stream), T+1)
 	}

@@ -33,6 +33,10 @@ type LMEvalOptions struct {
 	Dtype     string // Linear weights: f32, bf16 or int8 (nn.Quantize)
 	// Warn receives the checkpoint's load warnings (nil: dropped).
 	Warn func([]string)
+	// Want lists options (model, norm, attn, tokenizer, ...) the caller
+	// expects of the checkpoint; one it holds otherwise is an error
+	// (CheckConfig), never silently dropped.
+	Want map[string]string
 }
 
 // LMEvalResult is the JSON of slab eval-lm.
@@ -105,12 +109,28 @@ func Quantize(m nn.Module, s string) (kernels.Dtype, error) {
 // EvalLM loads a language-model checkpoint, folds, checks the fold or
 // quantizes it as o asks, and measures its loss on a split of o.Data.
 func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
+	switch {
+	case o.Batch < 1 || o.Batch > MaxBatch:
+		return LMEvalResult{}, inputErr("batch", "must be in [1, %d], got %d", MaxBatch, o.Batch)
+	case o.Seq < 0 || o.Seq > MaxSeq:
+		return LMEvalResult{}, inputErr("seq", "must be in [0, %d] (0 = the model's context), got %d", MaxSeq, o.Seq)
+	case o.Greedy < 0:
+		return LMEvalResult{}, inputErr("n", "must be >= 0, got %d", o.Greedy)
+	case o.Split != "validation" && o.Split != "test":
+		return LMEvalResult{}, inputErr("split", "want validation or test, got %q", o.Split)
+	}
 	m, tok, _, warns, err := LoadLM(o.Checkpoint)
 	if o.Warn != nil && warns != nil {
 		o.Warn(warns)
 	}
+	if err == nil {
+		err = CheckConfig(m.Config(), o.Want)
+	}
 	if err != nil {
 		return LMEvalResult{}, err
+	}
+	if o.Seq > m.Context() {
+		return LMEvalResult{}, inputErr("seq", "%d exceeds the model's %d positions", o.Seq, m.Context())
 	}
 	if o.Fold && o.FoldCheck {
 		return LMEvalResult{}, inputErr("fold-check", "compares folded with unfolded itself; drop --fold")
@@ -145,9 +165,6 @@ func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
 		return LMEvalResult{}, inputErr("data", "%v", err)
 	}
 	stream := map[string][]int{"validation": splits.Validation, "test": splits.Test}[o.Split]
-	if o.Split != "validation" && o.Split != "test" {
-		return LMEvalResult{}, inputErr("split", "want validation or test, got %q", o.Split)
-	}
 	t0 := time.Now()
 	var l float64
 	var n int

@@ -45,10 +45,10 @@ func (c LMConfig) Validate() error {
 	switch {
 	case c.Steps < 1:
 		return fmt.Errorf("steps must be >= 1, got %d", c.Steps)
-	case c.Batch < 1:
-		return fmt.Errorf("batch must be >= 1, got %d", c.Batch)
-	case c.Seq < 1:
-		return fmt.Errorf("seq must be >= 1, got %d", c.Seq)
+	case c.Batch < 1 || c.Batch > MaxBatch:
+		return fmt.Errorf("batch must be in [1, %d], got %d", MaxBatch, c.Batch)
+	case c.Seq < 1 || c.Seq > MaxSeq:
+		return fmt.Errorf("seq must be in [1, %d], got %d", MaxSeq, c.Seq)
 	case !(c.LR > 0) || !fin(c.LR):
 		return fmt.Errorf("lr must be a positive number, got %g", c.LR)
 	case !(c.MinLR >= 0) || !fin(c.MinLR) || c.MinLR > c.LR:

@@ -2,6 +2,8 @@ package train
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/slabml/slab/checkpoint"
@@ -115,4 +117,22 @@ func (s *LMSetup) Describe(r *LMResult) {
 	if c.NormSpec().Kind == nn.NormPRepBN {
 		r.RepBNInit = c.Get("repbn-init")
 	}
+}
+
+// CheckConfig refuses a loaded model's config c when it differs from an
+// option the caller asked for (want: option -> value; "model" is the
+// registry name): a checkpoint's config wins, and a flag it would
+// override silently is an error naming the option.
+func CheckConfig(c models.Config, want map[string]string) error {
+	keys := slices.Sorted(maps.Keys(want))
+	for _, k := range keys {
+		got := c.Get(k)
+		if k == "model" {
+			got = models.ConfigName(c)
+		}
+		if want[k] != got {
+			return inputErr(k, "%q conflicts with the checkpoint, which holds %s %q: leave it out (the checkpoint's config wins)", want[k], k, got)
+		}
+	}
+	return nil
 }

@@ -67,31 +67,34 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first unusable field, naming the flag it comes from.
+// Validate reports the first unusable field, naming the flag it comes
+// from; a NaN or infinite rate is never usable.
 func (c Config) Validate() error {
 	switch {
 	case c.Epochs < 1:
 		return fmt.Errorf("epochs must be >= 1, got %d", c.Epochs)
-	case c.Batch < 1:
-		return fmt.Errorf("batch must be >= 1, got %d", c.Batch)
-	case c.EvalBatch < 1:
-		return fmt.Errorf("eval-batch must be >= 1, got %d", c.EvalBatch)
-	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+	case c.Batch < 1 || c.Batch > MaxBatch:
+		return fmt.Errorf("batch must be in [1, %d], got %d", MaxBatch, c.Batch)
+	case c.EvalBatch < 1 || c.EvalBatch > MaxBatch:
+		return fmt.Errorf("eval-batch must be in [1, %d], got %d", MaxBatch, c.EvalBatch)
+	case !(c.LR > 0) || !finite(c.LR):
 		return fmt.Errorf("lr must be a positive number, got %g", c.LR)
-	case c.MinLR < 0 || c.WarmupLR < 0:
-		return fmt.Errorf("min-lr and warmup-lr must be >= 0")
-	case c.WarmupEpoch < 0:
+	case !(c.MinLR >= 0 && c.MinLR <= c.LR):
+		return fmt.Errorf("min-lr must be in [0, lr %g], got %g", c.LR, c.MinLR)
+	case !(c.WarmupLR >= 0) || !finite(c.WarmupLR):
+		return fmt.Errorf("warmup-lr must be >= 0, got %g", c.WarmupLR)
+	case !(c.WarmupEpoch >= 0) || !finite(c.WarmupEpoch):
 		return fmt.Errorf("warmup-epochs must be >= 0, got %g", c.WarmupEpoch)
-	case c.WeightDecay < 0:
+	case !(c.WeightDecay >= 0) || !finite(c.WeightDecay):
 		return fmt.Errorf("weight-decay must be >= 0, got %g", c.WeightDecay)
-	case c.Smoothing < 0 || c.Smoothing >= 1:
-		return fmt.Errorf("smoothing must be in [0,1), got %g", c.Smoothing)
-	case c.ClipGrad < 0:
-		return fmt.Errorf("clip-grad must be >= 0, got %g", c.ClipGrad)
+	case !(c.Smoothing >= 0 && c.Smoothing < 1):
+		return fmt.Errorf("smoothing must be in [0, 1), got %g", c.Smoothing)
+	case !(c.ClipGrad >= 0) || !finite(c.ClipGrad):
+		return fmt.Errorf("clip-grad must be >= 0 (0 = off), got %g", c.ClipGrad)
 	case c.ScheduleT < 0:
 		return fmt.Errorf("schedule-t must be >= 0, got %d", c.ScheduleT)
-	case c.ScheduleFrac < 0:
-		return fmt.Errorf("schedule-frac must be >= 0, got %g", c.ScheduleFrac)
+	case !(c.ScheduleFrac >= 0 && c.ScheduleFrac <= 1):
+		return fmt.Errorf("schedule-frac must be in [0, 1], got %g", c.ScheduleFrac)
 	case c.Recalibrate < 0:
 		return fmt.Errorf("recalibrate must be >= 0, got %d", c.Recalibrate)
 	}
