@@ -28,9 +28,19 @@ func FuzzSafetensors(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g, err := ReadBytes(b, "fuzz")
 		// The aliasing reader (Read) must agree with the copying one.
-		a, aerr := readBytes(append([]byte(nil), b...), "fuzz", true)
+		a, aerr := readBytes(append([]byte(nil), b...), "fuzz", true, false)
 		if (err == nil) != (aerr == nil) {
 			t.Fatalf("copying reader: %v, aliasing reader: %v", err, aerr)
+		}
+		// So must the raw one (ReadRaw), and what it accepts re-encodes.
+		r, rerr := readBytes(append([]byte(nil), b...), "fuzz", true, true)
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("copying reader: %v, raw reader: %v", err, rerr)
+		}
+		if rerr == nil {
+			if _, err := Marshal(r); err != nil {
+				t.Fatalf("re-encoding a raw read: %v", err)
+			}
 		}
 		if err != nil {
 			return

@@ -37,6 +37,11 @@ type Entry struct {
 	Shape []int
 	F32   []float32
 	I64   []int64
+	// Raw holds the stored little-endian bytes of a BF16 or I8 entry read
+	// by ReadRaw, whose F32 and I64 are then nil (Tensor and Int64s
+	// decode it); on write, an entry with only Raw set writes those bytes
+	// as DType (see NewBF16Entry, NewInt8Entry).
+	Raw []byte
 }
 
 // NewFile returns an empty File ready for Set calls.
@@ -79,6 +84,9 @@ func (f *File) Tensor(name string) (*tensor.Tensor, error) {
 // Tensor returns the entry as a float32 tensor; name is only used in
 // errors.
 func (e *Entry) Tensor(name string) (*tensor.Tensor, error) {
+	if e.rawOnly() {
+		return e.decodeRaw().Tensor(name)
+	}
 	shape := append([]int{}, e.Shape...)
 	if e.F32 != nil || e.I64 == nil {
 		t, err := tensor.FromData(e.F32, shape...)
@@ -101,6 +109,9 @@ func (e *Entry) Tensor(name string) (*tensor.Tensor, error) {
 // Int64s returns the integer values of the entry; float entries are
 // converted with truncation toward zero.
 func (e *Entry) Int64s() []int64 {
+	if e.rawOnly() {
+		return e.decodeRaw().Int64s()
+	}
 	if e.I64 != nil {
 		return e.I64
 	}
@@ -147,7 +158,7 @@ func Read(path string) (*File, error) {
 	// The buffer is private to this call, so F32 entries may view it
 	// directly instead of being copied: loading then needs the file's size
 	// in memory once, not twice.
-	return readBytes(b, path, true)
+	return readBytes(b, path, true, false)
 }
 
 type headerEntry struct {
@@ -159,10 +170,11 @@ type headerEntry struct {
 // ReadBytes decodes a safetensors image held in memory; name (usually the
 // path) labels errors. Float entries are converted to float32 and integer
 // entries to int64, so the result does not alias b.
-func ReadBytes(b []byte, name string) (*File, error) { return readBytes(b, name, false) }
+func ReadBytes(b []byte, name string) (*File, error) { return readBytes(b, name, false, false) }
 
-// readBytes is ReadBytes; alias lets little-endian F32 entries view b.
-func readBytes(b []byte, name string, alias bool) (*File, error) {
+// readBytes is ReadBytes; alias lets little-endian F32 entries view b, raw
+// keeps BF16 and I8 entries as views of b in Entry.Raw (ReadRaw).
+func readBytes(b []byte, name string, alias, keepRaw bool) (*File, error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("checkpoint: %s: %s", name, fmt.Sprintf(format, args...))
 	}
@@ -211,7 +223,7 @@ func readBytes(b []byte, name string, alias bool) (*File, error) {
 		if err := json.Unmarshal(msg, &h); err != nil {
 			return nil, fail("tensor %q: bad header entry: %v", key, err)
 		}
-		e, err := decodeEntry(&h, data, alias)
+		e, err := decodeEntry(&h, data, alias, keepRaw)
 		if err != nil {
 			return nil, fail("tensor %q: %v", key, err)
 		}
@@ -231,7 +243,7 @@ func readBytes(b []byte, name string, alias bool) (*File, error) {
 	return f, nil
 }
 
-func decodeEntry(h *headerEntry, data []byte, alias bool) (*Entry, error) {
+func decodeEntry(h *headerEntry, data []byte, alias, raw bool) (*Entry, error) {
 	info, ok := dtypes[h.DType]
 	if !ok {
 		return nil, fmt.Errorf("unknown dtype %q", h.DType)
@@ -272,6 +284,8 @@ func decodeEntry(h *headerEntry, data []byte, alias bool) (*Entry, error) {
 	src := data[begin:end]
 	e := &Entry{DType: h.DType, Shape: shape}
 	switch {
+	case raw && (h.DType == "BF16" || h.DType == "I8"):
+		e.Raw = src[:len(src):len(src)]
 	case alias && littleEndian && h.DType == "F32" && numel > 0 && uintptr(unsafe.Pointer(&src[0]))%4 == 0:
 		e.F32 = unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), numel)
 	case info.float:
@@ -384,6 +398,9 @@ func Encode(w io.Writer, f *File) error {
 		if !dtypes[dt].float {
 			have = len(e.I64)
 		}
+		if e.rawOnly() {
+			have = len(e.Raw) / dtypes[dt].size
+		}
 		if n := e.Numel(); n != have {
 			return fmt.Errorf("checkpoint: tensor %q: shape %v holds %d values, entry has %d", name, e.Shape, n, have)
 		}
@@ -447,6 +464,9 @@ func Encode(w io.Writer, f *File) error {
 
 func (e *Entry) writeDType() (string, error) {
 	dt := e.DType
+	if dt == "" && e.rawOnly() {
+		return "", errors.New("raw bytes but no dtype")
+	}
 	if dt == "" {
 		if e.F32 != nil || e.I64 == nil {
 			dt = "F32"
@@ -457,6 +477,12 @@ func (e *Entry) writeDType() (string, error) {
 	info, ok := dtypes[dt]
 	if !ok {
 		return "", fmt.Errorf("unknown dtype %q", dt)
+	}
+	if e.rawOnly() {
+		if len(e.Raw)%info.size != 0 {
+			return "", fmt.Errorf("%d raw bytes are not a whole number of %s values", len(e.Raw), dt)
+		}
+		return dt, nil
 	}
 	if info.float && e.F32 == nil && e.I64 != nil {
 		return "", fmt.Errorf("dtype %s but only integer values", dt)
@@ -472,6 +498,10 @@ func (e *Entry) writeDType() (string, error) {
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 func encodeEntry(w io.Writer, e *Entry, dtype string, chunk []byte) error {
+	if e.rawOnly() {
+		_, err := w.Write(e.Raw)
+		return err
+	}
 	if littleEndian && dtype == "F32" && len(e.F32) > 0 {
 		_, err := w.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(e.F32))), 4*len(e.F32)))
 		return err

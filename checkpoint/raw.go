@@ -1,0 +1,115 @@
+package checkpoint
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"unsafe"
+)
+
+// Low-precision entries. A quantized slab checkpoint stores Linear
+// weights as BF16 or as I8 codes with F32 scales; widening them to float32
+// (or int64) on read would take 2x (or 8x) their size in memory for a
+// moment and defeat the point. ReadRaw keeps such entries as their stored
+// bytes, and BF16s / Int8s hand them out in the form the kernels keep.
+
+// ReadRaw is Read, except that BF16 and I8 entries keep their stored
+// bytes in Entry.Raw (views of the one buffer holding the file) instead of
+// being widened to float32 or int64; Entry.Tensor and Int64s still decode
+// them on demand.
+func ReadRaw(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	return readBytes(b, path, true, true)
+}
+
+// rawOnly reports whether e's values are only in Raw.
+func (e *Entry) rawOnly() bool { return e.Raw != nil && e.F32 == nil && e.I64 == nil }
+
+// decodeRaw returns e with Raw widened into F32 or I64 (e is unchanged).
+func (e *Entry) decodeRaw() *Entry {
+	d := &Entry{DType: e.DType, Shape: e.Shape}
+	info := dtypes[e.DType]
+	if info.size == 0 {
+		return d
+	}
+	n := len(e.Raw) / info.size
+	if info.float {
+		d.F32 = make([]float32, n)
+		decodeFloats(d.F32, e.Raw, e.DType)
+	} else {
+		d.I64 = make([]int64, n)
+		decodeInts(d.I64, e.Raw, e.DType)
+	}
+	return d
+}
+
+// NewBF16Entry returns an entry writing vals (bf16 bit patterns) as BF16
+// with the given shape, without widening them.
+func NewBF16Entry(shape []int, vals []uint16) *Entry {
+	raw := make([]byte, 2*len(vals))
+	for i, v := range vals {
+		binary.LittleEndian.PutUint16(raw[2*i:], v)
+	}
+	return &Entry{DType: "BF16", Shape: append([]int(nil), shape...), Raw: raw}
+}
+
+// NewInt8Entry returns an entry writing vals as I8 with the given shape.
+func NewInt8Entry(shape []int, vals []int8) *Entry {
+	raw := make([]byte, len(vals))
+	for i, v := range vals {
+		raw[i] = byte(v)
+	}
+	return &Entry{DType: "I8", Shape: append([]int(nil), shape...), Raw: raw}
+}
+
+// BF16s returns a BF16 entry's values as bf16 bit patterns: from Raw
+// without widening (ReadRaw), or rounded from F32 (Read widens BF16
+// exactly, so that gives the stored bits back). name labels errors.
+func (e *Entry) BF16s(name string) ([]uint16, error) {
+	if e.DType != "BF16" {
+		return nil, fmt.Errorf("checkpoint: tensor %q is %s, not BF16", name, e.DType)
+	}
+	out := make([]uint16, e.Numel())
+	switch {
+	case e.Raw != nil && len(e.Raw) == 2*len(out):
+		for i := range out {
+			out[i] = binary.LittleEndian.Uint16(e.Raw[2*i:])
+		}
+	case len(e.F32) == len(out):
+		for i, v := range e.F32 {
+			out[i] = Float32ToBFloat16(v)
+		}
+	default:
+		return nil, fmt.Errorf("checkpoint: tensor %q: shape %v but no BF16 values to match", name, e.Shape)
+	}
+	return out, nil
+}
+
+// Int8s returns an I8 entry's values: a view of Raw (ReadRaw: no copy) or
+// converted from I64 (Read). name labels errors.
+func (e *Entry) Int8s(name string) ([]int8, error) {
+	if e.DType != "I8" {
+		return nil, fmt.Errorf("checkpoint: tensor %q is %s, not I8", name, e.DType)
+	}
+	n := e.Numel()
+	switch {
+	case e.Raw != nil && len(e.Raw) == n:
+		if n == 0 {
+			return []int8{}, nil
+		}
+		return unsafe.Slice((*int8)(unsafe.Pointer(&e.Raw[0])), n), nil
+	case len(e.I64) == n:
+		out := make([]int8, n)
+		for i, v := range e.I64 {
+			if v < -128 || v > 127 {
+				return nil, fmt.Errorf("checkpoint: tensor %q: value %d at %d is not an int8", name, v, i)
+			}
+			out[i] = int8(v)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("checkpoint: tensor %q: shape %v but no I8 values to match", name, e.Shape)
+}

@@ -1,0 +1,82 @@
+package checkpoint
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+)
+
+// TestRawLowPrec: BF16 and I8 entries written from their stored form
+// (NewBF16Entry, NewInt8Entry) read back through ReadRaw as the same
+// bytes, without F32/I64 copies, and through Read widened; BF16s and
+// Int8s give the stored values from either; rewriting a raw read gives
+// the same file.
+func TestRawLowPrec(t *testing.T) {
+	bf := []uint16{0x3f80, 0xbf80, 0x4049, 0x0000, 0x7f80, 0x3c00}
+	i8 := []int8{-127, -1, 0, 1, 127, -128}
+	f := NewFile()
+	f.Tensors["w.bf16"] = NewBF16Entry([]int{2, 3}, bf)
+	f.Tensors["w.i8"] = NewInt8Entry([]int{3, 2}, i8)
+	f.Tensors["w.scale"] = &Entry{DType: "F32", Shape: []int{3, 1}, F32: []float32{0.5, 0.25, 2}}
+	path := filepath.Join(t.TempDir(), "q.safetensors")
+	if err := Write(path, f); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ReadRaw(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := raw.Tensors["w.bf16"]; e.F32 != nil || len(e.Raw) != 12 {
+		t.Errorf("raw BF16: %d float32, %d raw bytes", len(e.F32), len(e.Raw))
+	}
+	if e := raw.Tensors["w.i8"]; e.I64 != nil || len(e.Raw) != 6 {
+		t.Errorf("raw I8: %d int64, %d raw bytes", len(e.I64), len(e.Raw))
+	}
+	for name, file := range map[string]*File{"ReadRaw": raw, "Read": wide} {
+		got, err := file.Tensors["w.bf16"].BF16s("w.bf16")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range bf {
+			if got[i] != v {
+				t.Errorf("%s: bf16[%d] = %#x, want %#x", name, i, got[i], v)
+			}
+		}
+		codes, err := file.Tensors["w.i8"].Int8s("w.i8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range i8 {
+			if codes[i] != v {
+				t.Errorf("%s: i8[%d] = %d, want %d", name, i, codes[i], v)
+			}
+		}
+		x, err := file.Tensor("w.bf16")
+		if err != nil || x.Data[0] != 1 || x.Data[1] != -1 {
+			t.Errorf("%s: Tensor(w.bf16) = %v, %v", name, x, err)
+		}
+		if v := file.Tensors["w.i8"].Int64s(); v[0] != -127 || v[5] != -128 {
+			t.Errorf("%s: Int64s(w.i8) = %v", name, v)
+		}
+	}
+	if _, err := raw.Tensors["w.scale"].Int8s("w.scale"); err == nil {
+		t.Error("Int8s of an F32 entry: no error")
+	}
+	a, _ := Marshal(f)
+	b, err := Marshal(raw)
+	if err != nil || !bytes.Equal(a, b) {
+		t.Errorf("rewriting a raw read: %v, same bytes %v", err, bytes.Equal(a, b))
+	}
+	c, err := Marshal(wide)
+	if err != nil || !bytes.Equal(a, c) {
+		t.Errorf("rewriting a widened read: %v, same bytes %v", err, bytes.Equal(a, c))
+	}
+	bad := &File{Tensors: map[string]*Entry{"x": {Shape: []int{2}, Raw: []byte{1, 2}}}}
+	if _, err := Marshal(bad); err == nil {
+		t.Error("raw bytes without a dtype: no error")
+	}
+}
