@@ -121,6 +121,9 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 	}
 	var todo []func()
 	for _, p := range m.Params() {
+		if nn.Stored(p) {
+			continue // held in bf16/int8 only: a quantized load installs it (quantfile.go)
+		}
 		key, e := lookup(p.Name)
 		if e == nil {
 			if r := ruleOf(rules, p.Name); r != nil && r.bareBranch(p.Name) && bareLayout(state, r.prefix) {
