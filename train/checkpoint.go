@@ -38,6 +38,22 @@ type trainState struct {
 	RNG          string   `json:"rng"` // base64 of the PCG's MarshalBinary
 	TrainSeconds float64  `json:"train_seconds"`
 	TrainImages  int64    `json:"train_images"`
+	// The running sums of the epoch in progress, so that a run saved
+	// mid-epoch (an interrupt) logs the same epoch record when resumed.
+	EpochLoss   float64 `json:"epoch_loss,omitempty"`
+	EpochHits   int64   `json:"epoch_hits,omitempty"`
+	EpochImages int64   `json:"epoch_images,omitempty"`
+	// Final is set once the run is complete (re-calibrated and evaluated);
+	// a resume of it has nothing to do. Always written (null until then):
+	// a checkpoint without the key predates it.
+	Final *FinalEval `json:"final"`
+}
+
+// FinalEval is the last evaluation of a finished vision run.
+type FinalEval struct {
+	TestLoss      float64 `json:"test_loss"`
+	TestAcc       float64 `json:"test_acc"`
+	TestAccBefore float64 `json:"test_acc_before_recalibration"`
 }
 
 // Save writes the complete training state to path atomically (temp file and
@@ -52,6 +68,7 @@ func (t *Trainer) Save(path string) error {
 		Step: t.Step, Epoch: int(t.Step / t.ItersPerEpoch), OptimSteps: t.Opt.Steps,
 		ScheduleT: t.ScheduleT, Sched: t.Sched, RNG: base64.StdEncoding.EncodeToString(rng),
 		TrainSeconds: t.TrainSeconds, TrainImages: t.TrainImages,
+		EpochLoss: t.epLoss, EpochHits: t.epHits, EpochImages: t.epImages, Final: t.final,
 	}
 	return saveTraining(path, t.Model, t.Opt, t.Meta, map[string]any{"train_config": t.Cfg, "state": st, "epochs": t.Epochs})
 }
@@ -80,7 +97,7 @@ func saveTraining(path string, m models.Model, opt *AdamW, meta map[string]strin
 		f.Tensors[optimPrefix+"exp_avg."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: append([]float32(nil), opt.M[i]...)}
 		f.Tensors[optimPrefix+"exp_avg_sq."+p.Name] = &checkpoint.Entry{DType: "F32", Shape: append([]int{}, p.W.Shape...), F32: append([]float32(nil), opt.V[i]...)}
 	}
-	return checkpoint.Write(path, f)
+	return writeCheckpoint(path, f)
 }
 
 // restoreTraining is the one checkpoint reader of both trainers: it checks
@@ -164,7 +181,15 @@ func (t *Trainer) Restore(f *checkpoint.File, path string) error {
 	}
 	t.Step, t.Opt.Steps, t.ScheduleT, t.Sched = st.Step, st.OptimSteps, st.ScheduleT, st.Sched
 	t.TrainSeconds, t.TrainImages = st.TrainSeconds, st.TrainImages
+	t.epLoss, t.epHits, t.epImages = st.EpochLoss, st.EpochHits, st.EpochImages
 	t.Epochs = eps
+	t.final = st.Final
+	if t.final == nil && st.Step == t.TotalSteps() && !strings.Contains(f.Metadata["state"], `"final"`) && len(eps) > 0 {
+		// Written before runs were marked finished: its last save came
+		// after the re-calibration, so it is complete.
+		e := eps[len(eps)-1]
+		t.final = &FinalEval{TestLoss: e.TestLoss, TestAcc: e.TestAcc, TestAccBefore: e.TestAcc}
+	}
 	t.permEp = -1
 	return nil
 }

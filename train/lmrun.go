@@ -2,7 +2,9 @@ package train
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -55,6 +57,9 @@ type LMResult struct {
 	Lambda          float64   `json:"final_lambda,omitempty"`
 	Checkpoint      string    `json:"checkpoint,omitempty"`
 	Curve           []LMPoint `json:"curve"`
+	// NothingToDo is set when the trainer was at its last step already (a
+	// resume of a finished run): RunLM trained, evaluated and wrote nothing.
+	NothingToDo bool `json:"nothing_to_do,omitempty"`
 }
 
 // LMRun says how RunLM validates, reports and saves.
@@ -67,10 +72,19 @@ type LMRun struct {
 	// Dir is the run directory ("" = none): ckpt.safetensors, written
 	// every SaveEvery steps (0: only at the end), and log.jsonl, which
 	// always holds what the checkpoint holds. Resumed keeps the log's
-	// points up to the trainer's step; a fresh run starts it anew.
+	// points up to the trainer's step; a fresh run starts it anew. The
+	// directory is claimed (ClaimRunDir: locked for the run, a run it
+	// holds refused unless Resumed or Force) unless Claim is set (the
+	// caller claimed it before loading anything).
 	Dir       string
 	SaveEvery int
 	Resumed   bool
+	Force     bool
+	Claim     *Claim
+	// Context stops the run at the next step boundary once cancelled
+	// (e.g. NotifySignals): RunLM saves the step it reached (when Dir is
+	// set) and returns an *Interrupted.
+	Context context.Context
 	// Progress receives one line per logged step (nil: none).
 	Progress io.Writer
 	// LoopDone, when set, is called after the last step, before the
@@ -86,12 +100,47 @@ func RunLM(t *LMTrainer, r LMRun) (*LMResult, error) {
 	if w == nil {
 		w = io.Discard
 	}
+	if t.Step >= int64(steps) {
+		// A finished run: nothing to train, evaluate or write.
+		fmt.Fprintf(w, "the run is at step %d of %d already: nothing to do\n", t.Step, steps)
+		res := &LMResult{Steps: steps, Batch: batch, Seq: seq, Threads: kernels.Threads(), Date: time.Now().UTC().Format(time.RFC3339),
+			NothingToDo: true, Lambda: models.Lambda(t.Model)}
+		if r.Dir != "" {
+			res.Checkpoint = filepath.Join(r.Dir, CheckpointFile)
+			res.Curve, _ = ReadLMLog(filepath.Join(r.Dir, LogFile))
+		}
+		return res, nil
+	}
+	// The final validation reads batch windows of seq+1 tokens: a corpus
+	// too short for it must fail now, not after the training.
+	if need := batch*seq + 1; len(r.Validation) < need {
+		return nil, inputErr("data", "the validation split has %d tokens, fewer than one batch of %d x %d (+1) needs: use more text or a smaller --batch/--seq", len(r.Validation), batch, seq)
+	}
 	var ckptPath, logPath string
+	saved := int64(-1)
 	if r.Dir != "" {
-		if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+		c := r.Claim
+		if c == nil {
+			mode := Fresh
+			switch {
+			case r.Force:
+				mode = Force
+			case r.Resumed:
+				mode = Resume
+			}
+			var err error
+			if c, err = ClaimRunDir(r.Dir, mode, ""); err != nil {
+				return nil, inputErr("out", "%v", err)
+			}
+			defer c.Release()
+		}
+		if r.Resumed && c.Mode != Force && c.has(CheckpointFile) {
+			saved = t.Step
+		}
+		if err := c.Clear(); err != nil {
 			return nil, fmt.Errorf("run directory: %v", err)
 		}
-		ckptPath, logPath = filepath.Join(r.Dir, "ckpt.safetensors"), filepath.Join(r.Dir, "log.jsonl")
+		ckptPath, logPath = filepath.Join(r.Dir, CheckpointFile), filepath.Join(r.Dir, LogFile)
 		var keep []LMPoint
 		if r.Resumed {
 			pts, err := ReadLMLog(logPath)
@@ -104,10 +153,26 @@ func RunLM(t *LMTrainer, r LMRun) (*LMResult, error) {
 				}
 			}
 		}
-		os.Remove(logPath)
-		if err := AppendLMLog(logPath, keep); err != nil {
+		if err := writeAtomic(logPath, func(w io.Writer) error { return encodeLMLog(w, keep) }); err != nil {
 			return nil, fmt.Errorf("run directory: %v", err)
 		}
+	}
+	// save appends the curve since the last save to the log, then
+	// replaces the checkpoint: a kill in between leaves the log ahead,
+	// which a resume cuts back.
+	save := func(res *LMResult) error {
+		if err := hook(HookBeforeLog); err != nil {
+			return err
+		}
+		if err := AppendLMLog(logPath, res.Curve); err != nil {
+			return err
+		}
+		res.Curve = res.Curve[:0]
+		if err := t.Save(ckptPath); err != nil {
+			return err
+		}
+		saved, res.Checkpoint = t.Step, ckptPath
+		return nil
 	}
 	m := t.Model
 	start := int(t.Step)
@@ -125,6 +190,14 @@ func RunLM(t *LMTrainer, r LMRun) (*LMResult, error) {
 	}
 	var ema float64
 	for t.Step < int64(steps) {
+		if int(t.Step) > start {
+			if err := hook(HookMidEpoch); err != nil {
+				return nil, err
+			}
+		}
+		if err := interrupted(r.Context, t.Step, ""); err != nil {
+			return nil, stopLM(err, t, ckptPath, saved, res, save)
+		}
 		lr := t.Sched.LR(t.Step)
 		l, err := t.TrainStep()
 		if err != nil {
@@ -154,13 +227,9 @@ func RunLM(t *LMTrainer, r LMRun) (*LMResult, error) {
 		}
 		res.Curve = append(res.Curve, pt)
 		if ckptPath != "" && ((r.SaveEvery > 0 && step%r.SaveEvery == 0) || last) {
-			if err := t.Save(ckptPath); err != nil {
+			if err := save(res); err != nil {
 				return nil, err
 			}
-			if err := AppendLMLog(logPath, res.Curve); err != nil {
-				return nil, err
-			}
-			res.Curve, res.Checkpoint = res.Curve[:0], ckptPath
 		}
 	}
 	res.Seconds = time.Since(t0).Seconds()
@@ -175,9 +244,15 @@ func RunLM(t *LMTrainer, r LMRun) (*LMResult, error) {
 	}
 	res.LoadEnd = bench.LoadAvg()
 	res.FinalTrainLoss = ema
+	if err := interrupted(r.Context, t.Step, ckptPath); err != nil {
+		return nil, err
+	}
 	vl, vt, err := EvaluateLM(m, r.Validation, batch, seq, 0)
 	if err != nil {
 		return nil, fmt.Errorf("validation: %v", err)
+	}
+	if err := interrupted(r.Context, t.Step, ckptPath); err != nil {
+		return nil, err
 	}
 	res.ValLoss, res.ValTokens, res.ValPPL = Metric(vl), vt, Metric(math.Exp(vl))
 	res.Lambda = models.Lambda(m)
@@ -189,30 +264,54 @@ func RunLM(t *LMTrainer, r LMRun) (*LMResult, error) {
 	return res, nil
 }
 
-// AppendLMLog appends curve points to a run's JSON-lines log.
-func AppendLMLog(path string, pts []LMPoint) error {
-	fh, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
+// stopLM ends a run stopped by its context: the step reached is saved
+// (when the run has a directory and the step is not saved yet) and the
+// *Interrupted names the checkpoint.
+func stopLM(err error, t *LMTrainer, ckptPath string, saved int64, res *LMResult, save func(*LMResult) error) error {
+	var ie *Interrupted
+	if !errors.As(err, &ie) || ckptPath == "" {
 		return err
 	}
-	enc := json.NewEncoder(fh)
+	if t.Step != saved && t.Step > 0 {
+		if serr := save(res); serr != nil {
+			return fmt.Errorf("%v; saving the run at step %d failed: %w", ie, t.Step, serr)
+		}
+		saved = t.Step
+	}
+	if saved >= 0 {
+		ie.Checkpoint = ckptPath
+	}
+	return ie
+}
+
+// AppendLMLog appends curve points to a run's JSON-lines log, in one write.
+func AppendLMLog(path string, pts []LMPoint) error {
+	var b bytes.Buffer
+	if err := encodeLMLog(&b, pts); err != nil {
+		return err
+	}
+	return appendFile(path, b.Bytes())
+}
+
+func encodeLMLog(w io.Writer, pts []LMPoint) error {
+	enc := json.NewEncoder(w)
 	for _, p := range pts {
 		if err := enc.Encode(p); err != nil {
-			fh.Close()
 			return err
 		}
 	}
-	return fh.Close()
+	return nil
 }
 
-// ReadLMLog reads the whole curve of a run's log.
+// ReadLMLog reads the whole curve of a run's log (a torn last line, left
+// by a process killed during an append, is ignored).
 func ReadLMLog(path string) ([]LMPoint, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var pts []LMPoint
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := json.NewDecoder(bytes.NewReader(completeLines(b)))
 	for dec.More() {
 		var p LMPoint
 		if err := dec.Decode(&p); err != nil {

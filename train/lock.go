@@ -128,9 +128,12 @@ func ClaimRunDir(dir string, mode ClaimMode, resume string) (*Claim, error) {
 
 // holdsRun: a checkpoint or a curve log makes a run (a plot alone is a
 // leftover anyone may overwrite).
-func (c *Claim) holdsRun() bool {
-	for _, n := range c.Existing {
-		if n == CheckpointFile || n == LogFile {
+func (c *Claim) holdsRun() bool { return c.has(CheckpointFile) || c.has(LogFile) }
+
+// has reports whether the directory held run file n when claimed.
+func (c *Claim) has(n string) bool {
+	for _, e := range c.Existing {
+		if e == n {
 			return true
 		}
 	}
