@@ -23,23 +23,18 @@ func cmdBench(args []string) error {
 	size := fs.Int("size", 0, "input side (0 = each model's own)")
 	rounds := fs.Int("rounds", 30, "timed rounds; each round runs every model once, in order")
 	warmup := fs.Int("warmup", 3, "untimed rounds first")
-	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	threads := threadsFlag(fs, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 0, "seed of the random weights and input")
 	prepack := fs.Bool("prepack", true, "pack Linear weights once (nn.Prepack), as slab eval and classify do")
+	flagRange(fs, "[1, 65536]", "batch")
+	flagRange(fs, "[0, 4096]", "size")
+	flagRange(fs, "[1, inf)", "rounds")
+	flagRange(fs, "[0, inf)", "warmup")
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	switch {
-	case *names == "":
+	if *names == "" {
 		return flagErr("models", "is required (e.g. --models slab_deit_tiny,deit_tiny)")
-	case *batch < 1:
-		return flagErr("batch", "must be >= 1, got %d", *batch)
-	case *size < 0:
-		return flagErr("size", "must be >= 0, got %d", *size)
-	case *rounds < 1:
-		return flagErr("rounds", "must be >= 1, got %d", *rounds)
-	case *warmup < 0:
-		return flagErr("warmup", "must be >= 0, got %d", *warmup)
 	}
 	if err := setThreads(*threads); err != nil {
 		return err

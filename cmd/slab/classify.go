@@ -21,8 +21,9 @@ func cmdClassify(args []string) error {
 	top := fs.Int("top", 5, "number of classes to print per image")
 	dataName := fs.String("data", "fashion-mnist", "class names and normalisation of a 1-channel model: fashion-mnist or mnist (3-channel models use ImageNet's)")
 	doFuse := fs.Bool("fuse", false, "fold the norms into the Linears first (deploy model)")
-	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	threads := threadsFlag(fs, "threads (0 = all cores)")
 	dtype := dtypeFlag(fs)
+	flagRange(fs, "[1, inf)", "top")
 	images, err := parseFlags(fs, args)
 	if err != nil {
 		return err

@@ -6,7 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/train"
@@ -40,6 +44,10 @@ func newFlags(name, usage string) *flag.FlagSet {
 // parseFlags parses args, allowing positional words between flags
 // (slab info MODEL --json), and returns the positional words.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	if flagsOnly != nil {
+		flagsOnly(fs)
+		return nil, errFlagsOnly
+	}
 	usage := quietUsage(fs)
 	defer func() { fs.Usage = usage }()
 	var pos []string
@@ -49,14 +57,84 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 				usage()
 				return nil, errHelp
 			}
-			return nil, err
+			// The flag package spells flags -name; users type --name.
+			return nil, errors.New(dashes.ReplaceAllString(err.Error(), "$1--$2"))
 		}
 		if fs.NArg() == 0 {
-			return pos, nil
+			return pos, checkRanges(fs)
 		}
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+var dashes = regexp.MustCompile(`(^|[: ])-([A-Za-z][\w-]*)`)
+
+// flagsOnly, when set, receives the flag set of a command and stops the
+// command before it parses anything: the test of every flag of every
+// command (flags_test.go) finds them this way, flags added later included.
+var flagsOnly func(*flag.FlagSet)
+
+var errFlagsOnly = errors.New("flags only")
+
+// ranged is a numeric flag with its declared range; parseFlags refuses a
+// value given outside it before the command does anything, and the flag
+// test derives its bad values from it.
+type ranged struct {
+	flag.Value
+	lo, hi         float64
+	openLo, openHi bool
+}
+
+func (r *ranged) String() string {
+	if r == nil || r.Value == nil {
+		return ""
+	}
+	return r.Value.String()
+}
+
+// Range is the interval as declared ("[1, 65536]", "(0, inf)").
+func (r *ranged) Range() string {
+	f := func(x float64) string { return strings.Replace(strconv.FormatFloat(x, 'f', -1, 64), "+Inf", "inf", 1) }
+	return fmt.Sprintf("%s%s, %s%s", map[bool]string{false: "[", true: "("}[r.openLo], f(r.lo), f(r.hi), map[bool]string{false: "]", true: ")"}[r.openHi])
+}
+
+// flagRange declares the interval of each named numeric flag of fs:
+// "[lo, hi]" with ( or ) for an open end and inf for no bound (an
+// infinite or NaN value is never accepted). A default outside it (-1 for
+// "the model's") stays usable by leaving the flag out.
+func flagRange(fs *flag.FlagSet, interval string, names ...string) {
+	var r ranged
+	lo, hi, ok := strings.Cut(strings.Trim(interval, "[]()"), ",")
+	var e1, e2 error
+	r.lo, e1 = strconv.ParseFloat(strings.TrimSpace(lo), 64)
+	r.hi, e2 = strconv.ParseFloat(strings.TrimSpace(hi), 64)
+	if !ok || e1 != nil || e2 != nil {
+		panic("flagRange: bad interval " + interval)
+	}
+	r.openLo, r.openHi = interval[0] == '(', interval[len(interval)-1] == ')'
+	for _, n := range names {
+		fl := fs.Lookup(n)
+		rn := r
+		rn.Value = fl.Value
+		fl.Value = &rn
+		fl.Usage += " " + rn.Range()
+	}
+}
+
+// checkRanges refuses a flag given outside its declared range.
+func checkRanges(fs *flag.FlagSet) (err error) {
+	fs.Visit(func(fl *flag.Flag) {
+		r, ok := fl.Value.(*ranged)
+		if !ok || err != nil {
+			return
+		}
+		v, _ := strconv.ParseFloat(fmt.Sprint(r.Value.(flag.Getter).Get()), 64)
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < r.lo || v > r.hi || (r.openLo && v == r.lo) || (r.openHi && v == r.hi) {
+			err = flagErr(fl.Name, "must be in %s, got %s", r.Range(), fl.Value)
+		}
+	})
+	return err
 }
 
 // noArgs parses args and refuses positional words.
@@ -93,11 +171,16 @@ func flagErr(name, format string, a ...any) error {
 	return fmt.Errorf("flag --%s: "+format, append([]any{name}, a...)...)
 }
 
+// threadsFlag registers --threads, bounded: a run records (and uses)
+// kernels.Threads(), the cores for 0.
+func threadsFlag(fs *flag.FlagSet, usage string) *int {
+	p := fs.Int("threads", 0, usage)
+	flagRange(fs, "[0, 1024]", "threads")
+	return p
+}
+
 // setThreads applies --threads (0 = all cores).
 func setThreads(n int) error {
-	if n < 0 {
-		return flagErr("threads", "must be >= 0, got %d", n)
-	}
 	kernels.SetThreads(n)
 	return nil
 }

@@ -22,19 +22,15 @@ func cmdEval(args []string) error {
 	dataDir := fs.String("data-dir", "", "directory of the IDX files (default /usr/share/datasets/<data>)")
 	batch := fs.Int("batch", 256, "images per forward")
 	limit := fs.Int("limit", 0, "evaluate only the first N test images (0 = all)")
-	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	threads := threadsFlag(fs, "threads (0 = all cores)")
 	dtype := dtypeFlag(fs)
+	flagRange(fs, "[1, 65536]", "batch")
+	flagRange(fs, "[0, inf)", "limit")
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	if *weights == "" {
 		return flagErr("weights", "is required")
-	}
-	if *batch < 1 {
-		return flagErr("batch", "must be >= 1, got %d", *batch)
-	}
-	if *limit < 0 {
-		return flagErr("limit", "must be >= 0, got %d", *limit)
 	}
 	if err := setThreads(*threads); err != nil {
 		return err

@@ -17,7 +17,7 @@ func cmdFuse(args []string) error {
 	in := fs.String("weights", "", "checkpoint or weights file to fold (written by slab train)")
 	out := fs.String("out", "", "where to write the folded weights (safetensors)")
 	force := fs.Bool("force", false, "overwrite --out if it exists")
-	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	threads := threadsFlag(fs, "threads (0 = all cores)")
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}

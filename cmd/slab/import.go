@@ -24,7 +24,7 @@ func cmdImport(args []string) error {
 	key := fs.String("key", "", "checkpoint key holding the state dict (default: model, state_dict or model_ema, in that order)")
 	doFuse := fs.Bool("fuse", false, "fold every RepBN/BN into the following Linear before writing (deploy model)")
 	force := fs.Bool("force", false, "overwrite OUT if it exists")
-	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	threads := threadsFlag(fs, "threads (0 = all cores)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err

@@ -24,15 +24,13 @@ func cmdInfo(args []string) error {
 	norm := fs.String("norm", "", "override the norm (vision: layernorm|repbn|prepbn|batchnorm|none; LM: rmsnorm|layernorm|prepbn|none)")
 	attn := fs.String("attn", "", "override the attention: softmax|sla")
 	size := fs.Int("size", 0, "override the input side of a vision model (0 = the model's)")
+	flagRange(fs, "[0, 4096]", "size")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("want exactly one MODEL argument (see slab models), got %d", len(pos))
-	}
-	if *size < 0 {
-		return flagErr("size", "must be >= 0, got %d", *size)
 	}
 	opts := map[string]string{"norm": *norm, "attn": *attn}
 	if *size > 0 {

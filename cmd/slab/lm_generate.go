@@ -30,16 +30,16 @@ func cmdGenerate(args []string) error {
 	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = off)")
 	fold := fs.Bool("fold", true, "fold PRepBN into the linears (prepbn models)")
 	dtype := dtypeFlag(fs)
+	flagRange(fs, "[1, 1048576]", "n")
+	flagRange(fs, "[0, inf)", "temperature", "top-k")
+	flagRange(fs, "(0, 1]", "top-p")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := setThreads(f.threads); err != nil {
+	if err := setThreads(*f.threads); err != nil {
 		return err
 	}
-	if *n <= 0 {
-		return flagErr("n", "must be positive, got %d", *n)
-	}
-	m, tok, err := f.modelFromFlags()
+	m, tok, err := f.modelFromFlags(fs)
 	if err != nil {
 		return err
 	}
@@ -93,18 +93,16 @@ func cmdBenchLM(args []string) error {
 	rounds := fs.Int("rounds", 5, "interleaved timed rounds (after one warm-up round)")
 	fold := fs.Bool("fold", true, "fold PRepBN models before timing")
 	tokName := fs.String("tokenizer", "", "vocabulary: byte or gpt2 (default: the model's own vocab)")
-	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	threads := threadsFlag(fs, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 1, "seed of weights and prompt")
 	jsonOut := fs.Bool("json", false, "print exactly one JSON object on stdout")
 	dtypeList := fs.String("dtype", "f32", "comma list of weight dtypes (f32, bf16, int8): each model runs in each, interleaved")
+	flagRange(fs, "[1, 1048576]", "prompt", "generate", "rounds")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
 	if err := setThreads(*threads); err != nil {
 		return err
-	}
-	if *rounds < 1 || *promptN < 1 || *gen < 1 {
-		return flagErr("rounds", "rounds, prompt and generate must be positive")
 	}
 	dtypes, err := parseDtypes(*dtypeList)
 	if err != nil {

@@ -35,8 +35,9 @@ func cmdRun(args []string) error {
 	doFuse := fs.Bool("fuse", false, "fold the norms into the Linears first (deploy model)")
 	batch := fs.Int("batch", 32, "images per forward pass")
 	force := fs.Bool("force", false, "overwrite --output if it exists")
-	threads := fs.Int("threads", 0, "threads (0 = all cores)")
+	threads := threadsFlag(fs, "threads (0 = all cores)")
 	dtype := dtypeFlag(fs)
+	flagRange(fs, "[1, 65536]", "batch")
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
@@ -44,9 +45,6 @@ func cmdRun(args []string) error {
 		if f.v == "" {
 			return flagErr(f.name, "is required")
 		}
-	}
-	if *batch <= 0 {
-		return flagErr("batch", "must be positive, got %d", *batch)
 	}
 	if err := setThreads(*threads); err != nil {
 		return err
