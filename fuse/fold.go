@@ -26,6 +26,9 @@ func Fold(m models.Model) error {
 	case !spec.Foldable():
 		return fmt.Errorf("fuse: %s uses norm %q, which divides by per-token statistics and is not an affine map; only batchnorm, repbn and prepbn fold: %w", name(m), spec.Kind, ErrNotFoldable)
 	}
+	if err := nn.NeedFloat32(m); err != nil {
+		return fmt.Errorf("fuse: %s: %v: folding rewrites them in float32; fold the float32 checkpoint first, then quantize the folded file (slab fuse, then slab quantize)", name(m), err)
+	}
 	sites, err := m.FoldSites()
 	if err != nil {
 		return fmt.Errorf("fuse: %s: %v", name(m), err)
