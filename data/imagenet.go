@@ -50,6 +50,9 @@ func LoadImage(path string) (image.Image, error) {
 		return nil, fmt.Errorf("data: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("data: %s is a directory, not an image file", path)
+	}
 	img, _, err := image.Decode(f)
 	if err != nil {
 		return nil, fmt.Errorf("data: %s: cannot decode as JPEG or PNG: %w", path, err)

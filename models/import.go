@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -36,11 +37,18 @@ func IsPTH(path string) (bool, error) {
 		return false, err
 	}
 	defer fh.Close()
+	if st, err := fh.Stat(); err == nil && st.IsDir() {
+		return false, fmt.Errorf("%s is a directory, not a checkpoint file", path)
+	}
 	head := make([]byte, 4)
 	if _, err := io.ReadFull(fh, head); err != nil {
 		return false, fmt.Errorf("%s: too short for a checkpoint", path)
 	}
-	return bytes.Equal(head, []byte("PK\x03\x04")) || bytes.Equal(head[:3], []byte{0x80, 0x02, 0x8a}), nil
+	pth := bytes.Equal(head, []byte("PK\x03\x04")) || bytes.Equal(head[:3], []byte{0x80, 0x02, 0x8a})
+	if ext := strings.ToLower(filepath.Ext(path)); !pth && (ext == ".pth" || ext == ".pt") {
+		return false, fmt.Errorf("%s is not a PyTorch checkpoint: neither a zip archive (torch.save) nor a legacy pickle", path)
+	}
+	return pth, nil
 }
 
 // Import builds the named registry model and loads an official PyTorch

@@ -38,6 +38,9 @@ func OpenImages(name, dir, split string, limit int) (Dataset, error) {
 	if err != nil {
 		return nil, inputErr("data", "%v", err)
 	}
+	if ds.Len() == 0 { // found before the first step, not after an epoch
+		return nil, inputErr("data", "the %s split of %s holds no images", split, name)
+	}
 	return ds.Subset(limit), nil
 }
 
