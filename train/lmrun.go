@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slabml/slab/bench"
+	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models"
 )
@@ -320,4 +321,22 @@ func ReadLMLog(path string) ([]LMPoint, error) {
 		pts = append(pts, p)
 	}
 	return pts, nil
+}
+
+// LMStepOf returns the step of a language-model training checkpoint,
+// e.g. to see that a resume of it has nothing left to do before claiming
+// a run directory.
+func LMStepOf(path string) (int64, error) {
+	f, err := checkpoint.Read(path)
+	if err != nil {
+		return 0, err
+	}
+	if f.Metadata["format"] != FormatTrain {
+		return 0, fmt.Errorf("%s: not a slab training checkpoint (format %q)", path, f.Metadata["format"])
+	}
+	var st lmState
+	if err := json.Unmarshal([]byte(f.Metadata["state"]), &st); err != nil {
+		return 0, fmt.Errorf("%s: damaged state metadata: %w", path, err)
+	}
+	return st.Step, nil
 }

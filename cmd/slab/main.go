@@ -4,10 +4,15 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
 	"sort"
+	"strings"
+
+	"github.com/slabml/slab/train"
 )
 
 // command is one subcommand of slab.
@@ -48,8 +53,49 @@ func main() {
 	}
 	if err := run(c, os.Args[2:]); err != nil {
 		fmt.Fprintf(os.Stderr, "slab %s: %v\n", c.Name, err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 1 for a failure, 128 + the signal's number for a training
+// stopped by SIGINT (130) or SIGTERM (143).
+func exitCode(err error) int {
+	var ie *train.Interrupted
+	if errors.As(err, &ie) {
+		return ie.ExitCode()
+	}
+	return 1
+}
+
+// trainContext is the context a training command runs under: the first
+// SIGINT or SIGTERM stops it at the next step boundary (train.NotifySignals).
+// Tests replace it.
+var trainContext = func() (context.Context, func()) {
+	return train.NotifySignals(context.Background(), stderr)
+}
+
+// claimOut claims a training's --out before anything is loaded
+// (train.ClaimRunDir: created, writable, locked for the run, and a run it
+// holds refused unless --resume continues it or --force replaces it).
+func claimOut(cmd, out, resume string, force bool) (*train.Claim, error) {
+	mode := train.Fresh
+	switch {
+	case force:
+		mode = train.Force
+	case resume != "":
+		mode = train.Resume
+	}
+	c, err := train.ClaimRunDir(out, mode, resume)
+	if err != nil {
+		return nil, flagErr("out", "%v", err)
+	}
+	if len(c.Stale) > 0 {
+		fmt.Fprintf(stderr, "slab %s: removed %s in %s (left by a killed write)\n", cmd, strings.Join(c.Stale, ", "), out)
+	}
+	if r := c.Replacing(); len(r) > 0 {
+		fmt.Fprintf(stderr, "slab %s: --force: replacing the run in %s (%s)\n", cmd, out, strings.Join(r, ", "))
+	}
+	return c, nil
 }
 
 // run turns a panic escaping a command into an error line: no stack trace
