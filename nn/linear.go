@@ -57,6 +57,11 @@ func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return y
 }
 
+// Packed reports whether the weight is prepacked for inference (Prepack,
+// and no Backward since): layers around the Linear may then fuse work into
+// its GEMM epilogue that a following Backward could not undo.
+func (l *Linear) Packed() bool { p := l.Weight.lin; return p != nil && p.on }
+
 // output checks x, keeps it for Backward and returns the output buffer
 // [..., Out] for it.
 func (l *Linear) output(x *tensor.Tensor) *tensor.Tensor {

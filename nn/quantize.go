@@ -242,10 +242,15 @@ func (l *Linear) forwardQ(x *tensor.Tensor, s *quantState) *tensor.Tensor {
 
 // gemm sets y = epilogue(x W^T) for rows rows of x (row stride In; y's
 // Out) through the weight as Forward reads it (low-precision when
-// quantized): for fused inference paths that call the GEMM themselves.
+// quantized, prepacked when Prepack is on): for fused inference paths that
+// call the GEMM themselves.
 func (l *Linear) gemm(rows int, x, y []float32, ep kernels.Epilogue) {
 	if s := l.quant(); s != nil {
 		kernels.GemmQ(rows, x, l.In, s.get(l.Weight), y, l.Out, ep)
+		return
+	}
+	if p := l.Weight.lin; p != nil && p.on && rows > 1 {
+		kernels.GemmPacked(rows, x, l.In, p.get(l.Weight, l.In, l.Out), y, l.Out, ep)
 		return
 	}
 	kernels.GemmEpilogue(false, true, rows, l.Out, l.In, x, l.In, l.Weight.W.Data, l.In, y, l.Out, ep)
@@ -353,4 +358,18 @@ func QuantSavedBytes(m Module) int {
 		}
 	}
 	return n
+}
+
+// NeedFloat32 returns an error when some Linear weights of m are held in
+// low precision only (Stored), for operations that rewrite the float32
+// weights (folding, training).
+func NeedFloat32(m Module) error {
+	d, src := StoredDtype(m)
+	if d == kernels.F32 {
+		return nil
+	}
+	if src == "" {
+		return fmt.Errorf("the Linear weights are stored as %v only (quantized in memory), with no float32 values", d)
+	}
+	return fmt.Errorf("the Linear weights of %s are stored as %v only (a quantized checkpoint), with no float32 values", src, d)
 }
