@@ -1,9 +1,11 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/data"
@@ -28,17 +30,12 @@ type lmFlags struct {
 	attn                   string
 	ckpt                   string
 	state                  string
-	threads                int
+	threads                *int
 	seed                   uint64
 	json                   bool
 }
 
-func (f *lmFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	IntVar(*int, string, int, string)
-	BoolVar(*bool, string, bool, string)
-	Uint64Var(*uint64, string, uint64, string)
-}) {
+func (f *lmFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.model, "model", "lm_tiny", "model name (lm_test, lm_tiny, lm_small, lm_60m, llama_350m, optionally suffixed _rmsnorm/_layernorm/_prepbn)")
 	fs.StringVar(&f.norm, "norm", "", "override the norm: rmsnorm, layernorm or prepbn")
 	fs.StringVar(&f.attn, "attn", "", "override the attention: softmax (RoPE) or sla (causal simplified linear attention, O(1) decode state)")
@@ -46,9 +43,21 @@ func (f *lmFlags) register(fs interface {
 	fs.StringVar(&f.tok, "tokenizer", "", "byte, gpt2, gpt2-trim (GPT-2 BPE keeping only the training text's token types) or word (words seen 3+ times in the training text): train-lm builds the last two from --data; default: the model's own")
 	fs.StringVar(&f.ckpt, "ckpt", "", "checkpoint to load (its stored config wins over --model)")
 	fs.StringVar(&f.state, "state", "", "official state dict (.safetensors, or PyTorch .pth/.bin) to load into --model (with --norm, --tokenizer setting the shapes)")
-	fs.IntVar(&f.threads, "threads", 0, "threads (0 = all cores)")
+	f.threads = threadsFlag(fs, "threads (0 = all cores)")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	fs.BoolVar(&f.json, "json", false, "print exactly one JSON object on stdout")
+}
+
+// overridden lists the model options given on the command line, which a
+// checkpoint's own config must match (train.CheckConfig).
+func overridden(fs *flag.FlagSet) map[string]string {
+	want := map[string]string{}
+	fs.Visit(func(fl *flag.Flag) {
+		if slices.Contains([]string{"model", "norm", "attn", "repbn-init", "tokenizer"}, fl.Name) {
+			want[fl.Name] = fl.Value.String()
+		}
+	})
+	return want
 }
 
 // config resolves --model/--norm/--attn/--repbn-init/--tokenizer to a
@@ -78,11 +87,21 @@ func loadLM(path string) (models.Decoder, data.Tokenizer, *checkpoint.File, erro
 	return m, tok, f, err
 }
 
-// modelFromFlags loads --ckpt or builds a randomly initialised --model.
-func (f *lmFlags) modelFromFlags() (models.Decoder, data.Tokenizer, error) {
+// modelFromFlags loads --ckpt or builds --model, randomly initialised
+// or loaded from --state.
+func (f *lmFlags) modelFromFlags(fs *flag.FlagSet) (models.Decoder, data.Tokenizer, error) {
+	if f.ckpt != "" && f.state != "" {
+		return nil, nil, flagErr("state", "conflicts with --ckpt (a checkpoint holds its weights): give one of them")
+	}
 	if f.ckpt != "" {
 		m, tok, _, err := loadLM(f.ckpt)
+		if err == nil {
+			err = modelErr(train.CheckConfig(m.Config(), overridden(fs)), "")
+		}
 		return m, tok, err
+	}
+	if f.state == "" {
+		return nil, nil, flagErr("ckpt", "is required (or --state with --model for an official state dict)")
 	}
 	e, c, err := f.config()
 	if err != nil {
@@ -123,19 +142,17 @@ func cmdTrainLM(args []string) error {
 	resume := fs.String("resume", "", "continue bit for bit from this training checkpoint (same flags)")
 	force := fs.Bool("force", false, "replace the run --out holds (checkpoint, log)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the training loop to this file")
+	flagRange(fs, "[1, inf)", "steps")
+	flagRange(fs, "[1, 65536]", "batch")
+	flagRange(fs, "[0, 1048576]", "seq")
+	flagRange(fs, "(0, inf)", "lr")
+	flagRange(fs, "[0, inf)", "min-lr", "wd", "clip", "log-every", "eval-every", "eval-batches", "save-every")
+	flagRange(fs, "[0, 1]", "warmup", "prepbn-warm", "prepbn-decay")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := setThreads(f.threads); err != nil {
+	if err := setThreads(*f.threads); err != nil {
 		return err
-	}
-	for _, c := range []struct {
-		name string
-		v    int
-	}{{"log-every", *logEvery}, {"eval-every", *evalEvery}, {"eval-batches", *evalBatches}, {"save-every", *saveEvery}, {"seq", *seq}} {
-		if c.v < 0 {
-			return flagErr(c.name, "must be >= 0, got %d", c.v)
-		}
 	}
 	// train-lm starts from --model's initialisation; silently ignoring a
 	// checkpoint the user named would train from scratch behind their back.
@@ -225,17 +242,22 @@ func cmdEvalLM(args []string) error {
 	prompt := fs.String("prompt", "Fellow-Citizens of the Senate and House of Representatives:", "--fold-check: prompt of the greedy comparison")
 	greedyN := fs.Int("n", 100, "--fold-check: greedy tokens to compare")
 	dtype := dtypeFlag(fs)
+	flagRange(fs, "[1, 65536]", "batch")
+	flagRange(fs, "[0, 1048576]", "seq", "n")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
-	if err := setThreads(f.threads); err != nil {
+	if err := setThreads(*f.threads); err != nil {
 		return err
 	}
 	if f.ckpt == "" {
-		return flagErr("ckpt", "required")
+		return flagErr("ckpt", "is required")
+	}
+	if f.state != "" {
+		return flagErr("state", "conflicts with --ckpt: eval-lm evaluates a checkpoint")
 	}
 	res, err := train.EvalLM(train.LMEvalOptions{Checkpoint: f.ckpt, Data: *src, Split: *split, Batch: *batch, Seq: *seq,
-		Fold: *fold, FoldCheck: *foldCheck, Prompt: *prompt, Greedy: *greedyN, Dtype: *dtype, Warn: warn})
+		Fold: *fold, FoldCheck: *foldCheck, Prompt: *prompt, Greedy: *greedyN, Dtype: *dtype, Warn: warn, Want: overridden(fs)})
 	if err != nil {
 		return modelErr(err, "")
 	}

@@ -37,7 +37,7 @@ func cmdTrain(args []string) error {
 	modelName := fs.String("model", "slab_deit_mini_28", "registry name (see slab models)")
 	norm := fs.String("norm", "", "override the norm: layernorm|repbn|prepbn|batchnorm")
 	attn := fs.String("attn", "", "override the attention: softmax|sla")
-	dropPath := fs.Float64("drop-path", -1, "max drop-path rate (-1 = the model's)")
+	dropPath := fs.Float64("drop-path", -1, "max drop-path rate (default: the model's)")
 	dataName := fs.String("data", "fashion-mnist", "dataset: fashion-mnist or mnist")
 	dataDir := fs.String("data-dir", "", "directory of the IDX files (default /usr/share/datasets/<data>)")
 	limitTrain := fs.Int("limit-train", 0, "use only the first N training images (0 = all)")
@@ -54,25 +54,26 @@ func cmdTrain(args []string) error {
 	clip := fs.Float64("clip-grad", def.ClipGrad, "max global gradient norm (0 = no clipping)")
 	schedT := fs.Int64("schedule-t", 0, "PRepBN schedule length T in steps (0 = --schedule-frac of all steps)")
 	schedFrac := fs.Float64("schedule-frac", def.ScheduleFrac, "T as a fraction of all training steps")
-	recal := fs.Int("recalibrate", -1, "BN re-calibration passes after training (-1 = 1 for BatchNorm-based norms, 0 otherwise)")
+	recal := fs.Int("recalibrate", -1, "BN re-calibration passes after training (default: 1 for BatchNorm-based norms, 0 otherwise)")
 	out := fs.String("out", "", "output directory (checkpoint, curve log, plot)")
 	resume := fs.String("resume", "", "continue bit for bit from this training checkpoint")
 	force := fs.Bool("force", false, "replace the run --out holds (checkpoint, log, plot)")
-	threads := fs.Int("threads", 0, "threads (0 = all cores); the same seed gives the identical run at any thread count")
+	threads := threadsFlag(fs, "threads (0 = all cores); the same seed gives the identical run at any thread count")
 	seed := fs.Uint64("seed", 0, "seed of weights, data order, augmentation and drop path")
 	stopEpoch := fs.Int("stop-epoch", 0, "stop after this epoch (0 = run all); continue later with --resume")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	flagRange(fs, "[1, inf)", "epochs")
+	flagRange(fs, "[1, 65536]", "batch", "eval-batch")
+	flagRange(fs, "(0, inf)", "lr")
+	flagRange(fs, "[0, inf)", "min-lr", "warmup-lr", "warmup-epochs", "weight-decay", "clip-grad", "schedule-t", "limit-train", "limit-test", "stop-epoch")
+	flagRange(fs, "[0, 1)", "smoothing", "drop-path")
+	flagRange(fs, "[0, 1]", "schedule-frac")
+	flagRange(fs, "[0, 100]", "recalibrate")
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return flagErr("out", "is required (directory for the checkpoint, log and plot)")
-	}
-	if *limitTrain < 0 {
-		return flagErr("limit-train", "must be >= 0, got %d", *limitTrain)
-	}
-	if *limitTest < 0 {
-		return flagErr("limit-test", "must be >= 0, got %d", *limitTest)
 	}
 	if err := setThreads(*threads); err != nil {
 		return err
@@ -174,9 +175,6 @@ func cmdTrain(args []string) error {
 		return plot.WritePlot(dir.Plot, configName(cfg), steps, epochs)
 	})
 	stop := tr.TotalSteps()
-	if *stopEpoch < 0 {
-		return flagErr("stop-epoch", "must be >= 0, got %d", *stopEpoch)
-	}
 	if *stopEpoch > 0 {
 		stop = min(stop, int64(*stopEpoch)*tr.ItersPerEpoch)
 	}
