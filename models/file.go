@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/nn"
 )
 
 // Metadata keys of a slab checkpoint (a safetensors file holding every
@@ -29,18 +31,26 @@ const (
 )
 
 // WeightsFile returns a checkpoint holding m's parameters and buffers, its
-// family and its config, plus the given metadata.
+// family and its config, plus the given metadata. Linear weights held in
+// bf16 or int8 only (nn.Quantize) are written in their dtype, which the
+// metadata records (quantfile.go).
 func WeightsFile(m Model, meta map[string]string) (*checkpoint.File, error) {
 	js, err := json.Marshal(m.Config())
 	if err != nil {
 		return nil, fmt.Errorf("models: encoding the %s config: %v", m.Family(), err)
 	}
 	f := checkpoint.NewFile()
-	for k, e := range StateDict(m) {
+	state, qmeta := quantState(m)
+	for k, e := range state {
 		f.Tensors[k] = e
 	}
 	f.Metadata[MetaFormat] = FormatWeights
 	for k, v := range meta {
+		f.Metadata[k] = v
+	}
+	delete(f.Metadata, MetaDtype)
+	delete(f.Metadata, MetaGroup)
+	for k, v := range qmeta {
 		f.Metadata[k] = v
 	}
 	f.Metadata[MetaFamily] = m.Family()
@@ -91,6 +101,13 @@ func FromFile(f *checkpoint.File, path string) (Model, []string, error) {
 			state[k] = e
 		}
 	}
+	if d, err := FileDtype(f, path); err != nil {
+		return nil, nil, err
+	} else if d != kernels.F32 {
+		if err := takeStored(m, state, d, path); err != nil {
+			return nil, nil, err
+		}
+	}
 	warns, err := LoadState(m, state)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", path, err)
@@ -98,9 +115,10 @@ func FromFile(f *checkpoint.File, path string) (Model, []string, error) {
 	return m, warns, nil
 }
 
-// Load reads a slab checkpoint and rebuilds its model.
+// Load reads a slab checkpoint and rebuilds its model; bf16 and int8
+// weights of a quantized checkpoint are kept as stored (ReadRaw).
 func Load(path string) (Model, *checkpoint.File, []string, error) {
-	f, err := checkpoint.Read(path)
+	f, err := checkpoint.ReadRaw(path)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -124,6 +142,18 @@ func Clone(m Model) (Model, error) {
 	d, err := Build(family, c, 0)
 	if err != nil {
 		return nil, err
+	}
+	stored := map[string]*kernels.QMatrix{}
+	for _, p := range m.Params() {
+		if q := nn.StoredWeight(p); q != nil {
+			stored[p.Name] = q // read-only: shared by both models
+		}
+	}
+	if len(stored) > 0 {
+		_, src := nn.StoredDtype(m)
+		if err := nn.UseQuantized(d, stored, src); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := LoadState(d, StateDict(m)); err != nil {
 		return nil, err

@@ -122,7 +122,8 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 	var todo []func()
 	for _, p := range m.Params() {
 		if nn.Stored(p) {
-			continue // held in bf16/int8 only: a quantized load installs it (quantfile.go)
+			used[p.Name] = true // held in bf16/int8 only: installed from that entry (quantfile.go)
+			continue
 		}
 		key, e := lookup(p.Name)
 		if e == nil {

@@ -1,0 +1,170 @@
+package models
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/nn"
+)
+
+// Quantized checkpoints (slab quantize). A model whose Linear weights are
+// held in bf16 or int8 only (nn.Quantize, nn.Stored) is written with those
+// weights in their dtype, everything else float32 as usual:
+//
+//   - bf16: "<name>.weight" BF16 [out, in] (the bits nn.Quantize rounded).
+//   - int8: "<name>.weight" I8 [out, in] (codes in [-127, 127]) and
+//     "<name>.weight_scale" F32 [out, in/group]: weight[o][i] =
+//     code[o][i] * scale[o][i/group]; group = in / the scale's columns
+//     (one column: a scale per output channel).
+//
+// The metadata records "dtype" (bf16 or int8) and, for int8, "int8_group"
+// (the group size every Linear shares, or "varies"). Loading such a file
+// builds the low-precision Linears from those bytes (checkpoint.ReadRaw:
+// no float32 copy of them is ever made) and the model cannot be folded or
+// quantized to another dtype: the float32 weights are not in the file.
+
+// Metadata keys and name suffix of a quantized checkpoint.
+const (
+	// MetaDtype records the dtype of the Linear weights ("bf16", "int8");
+	// absent in float32 checkpoints.
+	MetaDtype = "dtype"
+	// MetaGroup records the int8 scale group.
+	MetaGroup = "int8_group"
+	// ScaleSuffix follows an int8 weight's name in its scales' name.
+	ScaleSuffix = "_scale"
+)
+
+// FileDtype returns the dtype of the Linear weights a checkpoint records
+// (kernels.F32 when it records none).
+func FileDtype(f *checkpoint.File, path string) (kernels.Dtype, error) {
+	s, ok := f.Metadata[MetaDtype]
+	if !ok {
+		return kernels.F32, nil
+	}
+	d, err := kernels.ParseDtype(s)
+	if err != nil {
+		return d, fmt.Errorf("%s: metadata %s: %v", path, MetaDtype, err)
+	}
+	return d, nil
+}
+
+// storedEntries returns the checkpoint entries of m's Linear weights held
+// in low precision only, their dtype (kernels.F32: none) and the int8
+// group they share (0: none, -1: they differ).
+func storedEntries(m nn.Module) (map[string]*checkpoint.Entry, kernels.Dtype, int) {
+	out := map[string]*checkpoint.Entry{}
+	dtype, group := kernels.F32, 0
+	for _, p := range m.Params() {
+		q := nn.StoredWeight(p)
+		if q == nil {
+			continue
+		}
+		dtype = q.Dtype
+		shape := []int{q.N, q.K}
+		if q.Dtype == kernels.BF16 {
+			out[p.Name] = checkpoint.NewBF16Entry(shape, q.BF16)
+			continue
+		}
+		codes, scales := q.Int8Parts()
+		out[p.Name] = checkpoint.NewInt8Entry(shape, codes)
+		out[p.Name+ScaleSuffix] = &checkpoint.Entry{DType: "F32", Shape: []int{q.N, q.K / q.Group}, F32: scales}
+		switch group {
+		case 0:
+			group = q.Group
+		case q.Group:
+		default:
+			group = -1
+		}
+	}
+	return out, dtype, group
+}
+
+// quantState is StateDict(m) with m's low-precision Linear weights in
+// their dtype, and the metadata recording it.
+func quantState(m Model) (map[string]*checkpoint.Entry, map[string]string) {
+	state := StateDict(m)
+	stored, dtype, group := storedEntries(m)
+	if dtype == kernels.F32 {
+		return state, nil
+	}
+	for k, e := range stored {
+		state[k] = e
+	}
+	meta := map[string]string{MetaDtype: dtype.String()}
+	switch {
+	case group > 0:
+		meta[MetaGroup] = strconv.Itoa(group)
+	case group < 0:
+		meta[MetaGroup] = "varies"
+	}
+	return state, meta
+}
+
+// takeStored builds the low-precision Linear weights a quantized
+// checkpoint holds (dtype d), removes their scales from state and
+// installs them in m (nn.UseQuantized): LoadState then loads m's other
+// parameters and consumes the weights' entries.
+func takeStored(m Model, state map[string]*checkpoint.Entry, d kernels.Dtype, path string) error {
+	want := map[kernels.Dtype]string{kernels.BF16: "BF16", kernels.Int8: "I8"}[d]
+	if want == "" {
+		return fmt.Errorf("%s: metadata %s=%v: not a quantized dtype (bf16, int8)", path, MetaDtype, d)
+	}
+	qs := map[string]*kernels.QMatrix{}
+	var names []string
+	for k, e := range state {
+		if e.DType == want {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		e := state[k]
+		if len(e.Shape) != 2 {
+			return fmt.Errorf("%s: %s is %s %v, want a Linear weight [out,in]", path, k, e.DType, e.Shape)
+		}
+		n, kk := e.Shape[0], e.Shape[1]
+		var q *kernels.QMatrix
+		if d == kernels.BF16 {
+			vals, err := e.BF16s(k)
+			if err != nil {
+				return fmt.Errorf("%s: %v", path, err)
+			}
+			q = &kernels.QMatrix{Dtype: kernels.BF16, N: n, K: kk, BF16: vals}
+		} else {
+			sk := k + ScaleSuffix
+			se := state[sk]
+			if se == nil {
+				return fmt.Errorf("%s: int8 weight %s has no scales %s", path, k, sk)
+			}
+			st, err := se.Tensor(sk)
+			if err != nil {
+				return fmt.Errorf("%s: %v", path, err)
+			}
+			if len(se.Shape) != 2 || se.Shape[0] != n || se.Shape[1] < 1 || kk%se.Shape[1] != 0 {
+				return fmt.Errorf("%s: scales %s are %v; the weight is [%d,%d]: want [%d, %d/group]", path, sk, se.Shape, n, kk, n, kk)
+			}
+			codes, err := e.Int8s(k)
+			if err != nil {
+				return fmt.Errorf("%s: %v", path, err)
+			}
+			if q, err = kernels.NewInt8(n, kk, kk/se.Shape[1], codes, st.Data); err != nil {
+				return fmt.Errorf("%s: %s: %v", path, k, err)
+			}
+			delete(state, sk)
+		}
+		qs[k] = q // its entry stays: LoadState consumes it (and sees the same key set as in a float32 file)
+	}
+	for k := range state {
+		if strings.HasSuffix(k, ScaleSuffix) && qs[strings.TrimSuffix(k, ScaleSuffix)] == nil && d == kernels.Int8 {
+			return fmt.Errorf("%s: scales %s without an int8 weight %s", path, k, strings.TrimSuffix(k, ScaleSuffix))
+		}
+	}
+	if err := nn.UseQuantized(m, qs, path); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return nil
+}
