@@ -122,7 +122,7 @@ func GemmEpilogue(transA, transB bool, m, n, k int, a []float32, lda int, b []fl
 		beta = 1
 	}
 	var epp *Epilogue
-	if ep.Bias != nil || ep.Act != ActNone || ep.Residual != nil {
+	if ep.active() {
 		epp = &ep
 	}
 	gemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc, epp)

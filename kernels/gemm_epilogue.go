@@ -35,11 +35,28 @@ type Epilogue struct {
 	Residual []float32
 	// Accumulate adds the result to C instead of overwriting it.
 	Accumulate bool
+	// Tile, when set, is called last on every finished block of C, rows
+	// [i0, i1) and columns [j0, j1) of the whole C (c and ldc as passed to
+	// the GEMM), while the block is still in cache: layer-specific
+	// elementwise work fused into the GEMM (nn.SLA's ReLUs in evaluation).
+	// Blocks are disjoint and may be handed to different threads at once,
+	// and how C is cut into them depends on the thread count, so Tile must
+	// be elementwise (its result for an element may not depend on the
+	// cut). Not with Accumulate.
+	Tile func(c []float32, ldc, i0, i1, j0, j1 int)
+}
+
+// active reports whether the epilogue does anything after the product.
+func (ep *Epilogue) active() bool {
+	return ep.Bias != nil || ep.Act != ActNone || ep.Residual != nil || ep.Tile != nil
 }
 
 // checkEpilogue validates ep against an m x n C and turns a residual that
 // is C itself into Accumulate.
 func checkEpilogue(m, n int, c []float32, ldc int, ep *Epilogue) {
+	if ep.Tile != nil && ep.Accumulate {
+		panic("kernels.GemmEpilogue: a Tile function with Accumulate")
+	}
 	if ep.Bias != nil && len(ep.Bias) < n {
 		panic(fmt.Sprintf("kernels.GemmEpilogue: bias has %d elements, C is %dx%d", len(ep.Bias), m, n))
 	}
@@ -101,6 +118,9 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
 	if i1 <= i0 || j1 <= j0 {
 		return
+	}
+	if ep.Tile != nil {
+		defer ep.Tile(c, ldc, i0, i1, j0, j1)
 	}
 	var bias, res []float32
 	if ep.Bias != nil {

@@ -125,7 +125,7 @@ func GemmPacked(m int, a []float32, lda int, p *PackedB, c []float32, ldc int, e
 		beta = 1
 	}
 	var epw *Epilogue
-	if ep.Bias != nil || ep.Act != ActNone || ep.Residual != nil {
+	if ep.active() {
 		w.ep = ep
 		epw = &w.ep
 	}

@@ -39,6 +39,12 @@ func GemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epi
 	if m == 0 || n == 0 {
 		return
 	}
+	if t := ep.Tile; t != nil {
+		// The strips below see column offsets of their own: one call on
+		// all of C at the end instead.
+		ep.Tile = nil
+		defer t(c, ldc, 0, m, 0, n)
+	}
 	if m == 1 && ep.Act == ActNone && ep.Residual == nil && !ep.Accumulate {
 		GemvQ(a[:k], QGemvOp{W: w, Y: c[:n]})
 		if ep.Bias != nil {

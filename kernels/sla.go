@@ -50,6 +50,36 @@ func SLAPrep(qr, kr, ksum, q, k, pos []float32, n, d, ldQKV, ldC int) {
 	}
 }
 
+// SLAReLU sets c = ReLU(c + pos) in place on a rows x cols block (row
+// strides ldc and ldp; pos nil: c = ReLU(c)): SLAPrep's ReLUs without its
+// copies or ksum, for a GEMM epilogue that applies them to the qkv output
+// while each tile is still in cache (nn.SLA in evaluation).
+func SLAReLU(c []float32, ldc int, pos []float32, ldp, rows, cols int) {
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	_ = c[(rows-1)*ldc+cols-1]
+	if pos != nil {
+		_ = pos[(rows-1)*ldp+cols-1]
+	}
+	if slaReluFast(c, ldc, pos, ldp, rows, cols) {
+		return
+	}
+	for i := 0; i < rows; i++ {
+		ci := c[i*ldc : i*ldc+cols]
+		if pos == nil {
+			for j, v := range ci {
+				ci[j] = max(v, 0)
+			}
+			continue
+		}
+		pi := pos[i*ldp : i*ldp+cols]
+		for j, v := range ci {
+			ci[j] = max(v+pi[j], 0)
+		}
+	}
+}
+
 func dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32

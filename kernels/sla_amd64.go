@@ -91,3 +91,18 @@ func slaInGradFast(dq, dk, qr, kr, dden, ksum, dks []float32, n, d, ldQKV, ldC i
 	slaInGradAVX512(&dq[0], &dk[0], &qr[0], &kr[0], &dden[0], &ksum[0], &dks[0], n, d, ldQKV, ldC)
 	return true
 }
+
+//go:noescape
+func slaReluAVX512(c *float32, ldc int, pos *float32, ldp, rows, cols int)
+
+func slaReluFast(c []float32, ldc int, pos []float32, ldp, rows, cols int) bool {
+	if curPath != PathAVX512 {
+		return false
+	}
+	var pp *float32
+	if pos != nil {
+		pp = &pos[0]
+	}
+	slaReluAVX512(&c[0], ldc, pp, ldp, rows, cols)
+	return true
+}

@@ -476,3 +476,75 @@ next:
 done:
 	VZEROUPPER
 	RET
+
+// func slaReluAVX512(c *float32, ldc int, pos *float32, ldp, rows, cols int)
+// In place: c = max(c + pos, 0) row by row (pos nil: c = max(c, 0)).
+TEXT ·slaReluAVX512(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R8
+	SHLQ $2, R8
+	MOVQ pos+16(FP), R12
+	MOVQ ldp+24(FP), R9
+	SHLQ $2, R9
+	MOVQ rows+32(FP), R14
+	MOVQ cols+40(FP), R13
+	TAILMASK(R13)
+	VPXORD Z31, Z31, Z31
+	MOVQ R13, AX
+	SHRQ $4, AX          // full groups
+	TESTQ R12, R12
+	JEQ  qrow
+krow:
+	TESTQ R14, R14
+	JEQ  rdone
+	XORQ BX, BX
+	MOVQ AX, CX
+kgrp:
+	TESTQ CX, CX
+	JEQ  ktail
+	VMOVUPS (DI)(BX*1), Z1
+	VADDPS (R12)(BX*1), Z1, Z1
+	VMAXPS Z31, Z1, Z1
+	VMOVUPS Z1, (DI)(BX*1)
+	ADDQ $64, BX
+	DECQ CX
+	JMP  kgrp
+ktail:
+	KORTESTW K1, K1
+	JEQ  knext
+	VMOVUPS.Z (DI)(BX*1), K1, Z1
+	VMOVUPS.Z (R12)(BX*1), K1, Z3
+	VADDPS Z3, Z1, Z1
+	VMAXPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, (DI)(BX*1)
+knext:
+	ADDQ R8, DI
+	ADDQ R9, R12
+	DECQ R14
+	JMP  krow
+qrow:
+	TESTQ R14, R14
+	JEQ  rdone
+	XORQ BX, BX
+	MOVQ AX, CX
+qgrp:
+	TESTQ CX, CX
+	JEQ  qtail
+	VMAXPS (DI)(BX*1), Z31, Z1
+	VMOVUPS Z1, (DI)(BX*1)
+	ADDQ $64, BX
+	DECQ CX
+	JMP  qgrp
+qtail:
+	KORTESTW K1, K1
+	JEQ  qnext
+	VMOVUPS.Z (DI)(BX*1), K1, Z1
+	VMAXPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, (DI)(BX*1)
+qnext:
+	ADDQ R8, DI
+	DECQ R14
+	JMP  qrow
+rdone:
+	VZEROUPPER
+	RET

@@ -15,3 +15,5 @@ func slaGradFast(g, dden, dout, num, z []float32, n, d, ldC int) bool { return f
 func slaInGradFast(dq, dk, qr, kr, dden, ksum, dks []float32, n, d, ldQKV, ldC int) bool {
 	return false
 }
+
+func slaReluFast(c []float32, ldc int, pos []float32, ldp, rows, cols int) bool { return false }
