@@ -69,6 +69,9 @@ func Import(path, name, key string) (Model, *checkpoint.File, []string, error) {
 	switch {
 	case pth:
 		f, err = checkpoint.ReadPTHKey(path, key)
+		if _, e := checkpoint.ReadPTHKey(path, ""); err != nil && key != "" && e == nil {
+			err = &InputError{Input: "key", Err: err} // the file reads; the key is wrong
+		}
 	case key != "":
 		err = inputErr("key", "a state-dict key only applies to .pth checkpoints, and %s is safetensors", path)
 	default:
