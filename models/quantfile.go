@@ -2,6 +2,8 @@ package models
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -167,4 +169,85 @@ func takeStored(m Model, state map[string]*checkpoint.Entry, d kernels.Dtype, pa
 		return fmt.Errorf("%s: %v", path, err)
 	}
 	return nil
+}
+
+// QuantizeResult is what QuantizeFile did (slab quantize's JSON).
+type QuantizeResult struct {
+	Weights  string `json:"weights"`
+	Out      string `json:"out"`
+	Model    string `json:"model"`
+	Family   string `json:"family"`
+	Dtype    string `json:"dtype"`
+	Group    string `json:"int8_group,omitempty"`
+	Linears  int    `json:"linears"`
+	BytesIn  int64  `json:"bytes_in"`
+	BytesOut int64  `json:"bytes_out"`
+	// Warnings are the load's, plus a note when the model is not folded
+	// (a quantized file cannot be folded).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// QuantizeFile writes the model of the slab checkpoint in (any family;
+// optimizer state skipped) to out with every Linear weight stored as dtype
+// (kernels.BF16 or kernels.Int8, int8 scales grouped as
+// nn.QuantOptions.Group says), atomically. A file already quantized is
+// refused: its float32 weights are gone. Errors about an input are
+// *InputError values naming "weights", "dtype" or "group".
+func QuantizeFile(in, out string, dtype kernels.Dtype, group int) (*QuantizeResult, error) {
+	if dtype != kernels.BF16 && dtype != kernels.Int8 {
+		return nil, inputErr("dtype", "want bf16 or int8, got %v", dtype)
+	}
+	if dtype == kernels.BF16 && group != 0 {
+		return nil, inputErr("group", "sets int8 scale groups; bf16 has none")
+	}
+	m, f, warns, err := Load(in)
+	if err != nil {
+		return nil, inputErr("weights", "%v", err)
+	}
+	if d, _ := nn.StoredDtype(m); d != kernels.F32 {
+		return nil, inputErr("weights", "%s already holds %v weights (metadata %s=%s): quantize the float32 checkpoint it was made from", in, d, MetaDtype, f.Metadata[MetaDtype])
+	}
+	m.DropGrads()
+	n, err := nn.QuantizeWith(m, dtype, nn.QuantOptions{Group: group})
+	if err != nil {
+		if group != 0 {
+			return nil, inputErr("group", "%v", err)
+		}
+		return nil, inputErr("weights", "%s: %v", in, err)
+	}
+	meta := map[string]string{"quantized_from": in}
+	for _, k := range []string{"tokenizer", "tokenizer_vocab", "fused_from"} { // a language model's text side; provenance
+		if v, ok := f.Metadata[k]; ok {
+			meta[k] = v
+		}
+	}
+	wf, err := WeightsFile(m, meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkpoint.Write(out, wf); err != nil {
+		return nil, err
+	}
+	r := &QuantizeResult{Weights: in, Out: out, Model: ConfigName(m.Config()), Family: m.Family(), Dtype: dtype.String(),
+		Group: wf.Metadata[MetaGroup], Linears: n, Warnings: warns}
+	if spec := m.Config().NormSpec(); spec.Foldable() {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is not folded (norm %s): a quantized file cannot be folded; for the deploy model fold first (slab fuse), then quantize the folded file", r.Model, spec.Kind))
+	}
+	if st, err := os.Stat(in); err == nil {
+		r.BytesIn = st.Size()
+	}
+	if st, err := os.Stat(out); err == nil {
+		r.BytesOut = st.Size()
+	}
+	return r, nil
+}
+
+// WriteText prints r as slab quantize does.
+func (r *QuantizeResult) WriteText(w io.Writer) {
+	g := ""
+	if r.Group != "" {
+		g = ", int8 scale groups " + r.Group
+	}
+	fmt.Fprintf(w, "%s (%s): %d Linear weights stored as %s%s: %s (%.1f MB) -> %s (%.1f MB, %.2fx)\n",
+		r.Model, r.Family, r.Linears, r.Dtype, g, r.Weights, float64(r.BytesIn)/1e6, r.Out, float64(r.BytesOut)/1e6, float64(r.BytesOut)/float64(max(r.BytesIn, 1)))
 }
