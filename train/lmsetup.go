@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -51,10 +52,38 @@ type LMSetup struct {
 	Config    models.Config // LMSpec.Model
 }
 
+// Check reports what NewLMSetup would refuse without loading anything (the
+// recipe, the tokenizer's name, the corpus and resume files), so that a
+// command refuses it before claiming an output directory.
+func (s LMSpec) Check() error {
+	cfg := s.Recipe
+	if cfg.Seq == 0 {
+		cfg.Seq = 1 // the model's context, known once it is built
+	}
+	if err := cfg.Validate(); err != nil {
+		return inputErr(strings.Fields(err.Error())[0], "%v", err)
+	}
+	if err := data.CheckTokenizerName(s.Model.Get("tokenizer")); err != nil {
+		return inputErr("tokenizer", "%v", err)
+	}
+	if err := data.CheckTextSource(s.Data); err != nil {
+		return inputErr("data", "%v", err)
+	}
+	if s.Resume != "" {
+		if _, err := os.Stat(s.Resume); err != nil {
+			return inputErr("resume", "%v", err)
+		}
+	}
+	return nil
+}
+
 // NewLMSetup builds what s describes. Errors about one of its inputs are
 // *models.InputError values naming it as slab train-lm's flags do (data,
 // tokenizer, seq, resume, or the recipe field at fault).
 func NewLMSetup(s LMSpec) (*LMSetup, error) {
+	if err := s.Check(); err != nil {
+		return nil, err
+	}
 	tok, splits, err := data.LoadNamedSplits(s.Data, s.Model.Get("tokenizer"))
 	if err != nil {
 		return nil, inputErr("data", "%v", err)
@@ -69,6 +98,9 @@ func NewLMSetup(s LMSpec) (*LMSetup, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, inputErr(strings.Fields(err.Error())[0], "%v", err)
+	}
+	if err := models.CheckMemory(fmt.Sprintf("training batch %d x %d tokens", cfg.Batch, cfg.Seq), s.Model, cfg.Batch*cfg.Seq, true); err != nil {
+		return nil, inputErr("batch", "%v", err)
 	}
 	tr, err := NewLMTrainer(cfg, m, splits.Train)
 	if err != nil {

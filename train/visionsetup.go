@@ -3,6 +3,8 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/slabml/slab/data"
 	"github.com/slabml/slab/models"
@@ -34,6 +36,9 @@ type VisionSetup struct {
 // from dir ("" = its installed location), truncated to its first limit
 // images (0 = all); a failure is a *models.InputError for "data".
 func OpenImages(name, dir, split string, limit int) (Dataset, error) {
+	if err := checkImages(name, dir, split); err != nil {
+		return nil, err
+	}
 	ds, err := data.LoadDir(name, split, dir)
 	if err != nil {
 		return nil, inputErr("data", "%v", err)
@@ -44,11 +49,47 @@ func OpenImages(name, dir, split string, limit int) (Dataset, error) {
 	return ds.Subset(limit), nil
 }
 
+// Check reports what NewVisionSetup would refuse without loading anything
+// (the recipe, the data set's name and files), so that a command refuses
+// it before claiming an output directory.
+func (s VisionSpec) Check() error {
+	if err := s.Recipe.Validate(); err != nil {
+		return inputErr(strings.Fields(err.Error())[0], "%v", err)
+	}
+	if err := models.CheckMemory(fmt.Sprintf("training batch %d", s.Recipe.Batch), s.Model, max(s.Recipe.Batch, s.Recipe.EvalBatch/2), true); err != nil {
+		return inputErr("batch", "%v", err)
+	}
+	for _, split := range []string{"train", "test"} {
+		if err := checkImages(s.Data, s.DataDir, split); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkImages is data.CheckDir blaming "data-dir" for a directory that is
+// not one, "data" for the rest.
+func checkImages(name, dir, split string) error {
+	if st, err := os.Stat(dir); dir != "" && (err != nil || !st.IsDir()) {
+		if err == nil {
+			err = fmt.Errorf("%s is not a directory", dir)
+		}
+		return inputErr("data-dir", "%v", err)
+	}
+	if err := data.CheckDir(name, split, dir); err != nil {
+		return inputErr("data", "%v", err)
+	}
+	return nil
+}
+
 // NewVisionSetup opens the data, builds the classifier and its trainer, and
 // restores s.Resume into it. Errors about an input are *models.InputError
 // values naming it as slab train's flags do (data, name for the model,
 // resume).
 func NewVisionSetup(s VisionSpec) (*VisionSetup, error) {
+	if err := s.Check(); err != nil {
+		return nil, err
+	}
 	trainSet, err := OpenImages(s.Data, s.DataDir, "train", s.LimitTrain)
 	if err != nil {
 		return nil, err
