@@ -43,7 +43,8 @@ func EvalClassifier(o EvalOptions) (*EvalResult, error) {
 		}
 		m = d.(models.Classifier)
 	}
-	if _, err := Quantize(m, o.Dtype); err != nil {
+	dt, err := Quantize(m, o.Dtype)
+	if err != nil {
 		return nil, err
 	}
 	nn.Prepack(m) // evaluation only: the weights are final
@@ -61,7 +62,7 @@ func EvalClassifier(o EvalOptions) (*EvalResult, error) {
 	}
 	secs := time.Since(t0).Seconds()
 	norm := m.Config().NormSpec().Kind
-	return &EvalResult{Weights: o.Weights, Model: models.ConfigName(m.Config()), Norm: norm, Fused: norm == nn.NormNone, Dtype: o.Dtype, Data: o.Data,
+	return &EvalResult{Weights: o.Weights, Model: models.ConfigName(m.Config()), Norm: norm, Fused: norm == nn.NormNone, Dtype: dt.String(), Data: o.Data,
 		Images: test.Len(), Accuracy: acc, Loss: loss, Seconds: secs, ImagesPerSec: float64(test.Len()) / secs,
 		Params: models.NumParams(m), FLOPs: m.Config().FLOPs(), Threads: kernels.Threads()}, nil
 }

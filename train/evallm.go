@@ -91,14 +91,17 @@ func LoadLM(path string) (m models.Decoder, tok data.Tokenizer, f *checkpoint.Fi
 }
 
 // Quantize stores m's Linear weights in the dtype named s (f32: left as
-// they are); errors are *models.InputError for input "dtype".
+// they are, which for a quantized checkpoint is its own dtype) and returns
+// the dtype they are in; errors are *models.InputError for input "dtype"
+// (a dtype other than a quantized checkpoint's names the file).
 func Quantize(m nn.Module, s string) (kernels.Dtype, error) {
 	d, err := kernels.ParseDtype(strings.TrimSpace(s))
 	if err != nil {
 		return d, inputErr("dtype", "%v", err)
 	}
 	if d == kernels.F32 {
-		return d, nil
+		have, _ := nn.StoredDtype(m)
+		return have, nil
 	}
 	if _, err := nn.Quantize(m, d); err != nil {
 		return d, inputErr("dtype", "%v", err)
@@ -143,7 +146,8 @@ func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
 	if o.FoldCheck && o.Dtype != "f32" {
 		return LMEvalResult{}, inputErr("dtype", "--fold-check compares float32 models; evaluate each dtype in its own run")
 	}
-	if _, err := Quantize(m, o.Dtype); err != nil {
+	dt, err := Quantize(m, o.Dtype)
+	if err != nil {
 		return LMEvalResult{}, err
 	}
 	var mf models.Decoder
@@ -180,7 +184,7 @@ func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
 	} else if l, n, err = EvaluateLM(m, stream, o.Batch, o.Seq, 0); err != nil {
 		return LMEvalResult{}, err
 	}
-	return LMEvalResult{Checkpoint: o.Checkpoint, Split: o.Split, Folded: o.Fold, Dtype: o.Dtype, Loss: Metric(l), PPL: Metric(math.Exp(l)),
+	return LMEvalResult{Checkpoint: o.Checkpoint, Split: o.Split, Folded: o.Fold, Dtype: dt.String(), Loss: Metric(l), PPL: Metric(math.Exp(l)),
 		Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}, nil
 }
 
