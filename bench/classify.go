@@ -61,6 +61,9 @@ func Classify(cs []Classifier, o ClassifyOptions) (*ClassifyResult, error) {
 	if len(cs) == 0 || o.Batch < 1 || o.Rounds < 1 || o.Warmup < 0 {
 		return nil, fmt.Errorf("bench: %d models, batch %d, %d rounds, %d warm-up rounds", len(cs), o.Batch, o.Rounds, o.Warmup)
 	}
+	if err := checkMemory(cs, o.Batch); err != nil {
+		return nil, err
+	}
 	inputs := map[[3]int]*tensor.Tensor{}
 	for _, v := range cs {
 		c, h, w := v.Model.InputShape()
@@ -121,4 +124,17 @@ func RandomizeBuffers(m models.Model, seed uint64) {
 			}
 		}
 	}
+}
+
+// checkMemory refuses a batch whose activations, over every model timed
+// (each holds its own buffers), would not fit in the memory available.
+func checkMemory(cs []Classifier, batch int) error {
+	var need models.Footprint
+	for _, v := range cs {
+		f := models.Estimate(v.Model.Config(), batch, false)
+		need.Weights += f.Weights
+		need.Activations += f.Activations
+	}
+	c, h, w := cs[0].Model.InputShape()
+	return models.CheckFits(fmt.Sprintf("bench: %d models at batch %d of %dx%dx%d images", len(cs), batch, c, h, w), need)
 }
