@@ -35,8 +35,11 @@ echo "== building slab ($(go version))"
 go build -o "$OUT/slab" ./cmd/slab
 SLAB="$OUT/slab"
 
+# --force: the runs in $OUT are this script's own, so a rerun replaces them
+# (slab train refuses an --out that holds a run without --force or --resume,
+# and says what it replaces).
 recipe=(--data fashion-mnist --data-dir "$DATA_DIR" --epochs "$EPOCHS" --batch 64 --lr 2e-3
-        --smoothing 0.1 --schedule-frac 0.8 --threads "$THREADS" --seed "$SEED" --json "${EXTRA_FLAGS[@]}")
+        --smoothing 0.1 --schedule-frac 0.8 --threads "$THREADS" --seed "$SEED" --force --json "${EXTRA_FLAGS[@]}")
 
 echo "== training slab_deit_mini_28 (prepbn + sla), $EPOCHS epochs"
 "$SLAB" train --model slab_deit_mini_28 --out "$OUT/slab_deit_mini_28" "${recipe[@]}" > "$OUT/slab.train.json"
