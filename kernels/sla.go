@@ -101,19 +101,25 @@ func dot(a, b []float32) float32 {
 // qr). bias (d values, nil = none) is the depthwise conv's bias, added here
 // so that the conv itself can accumulate without one.
 func SLANormalize(o, z, num, qr, ksum, bias []float32, n, d, ldC int) {
+	SLANormalizeQ(o, z, num, qr, ksum, bias, n, d, ldC, ldC)
+}
+
+// SLANormalizeQ is SLANormalize with Qr at row stride ldQ (3C when the
+// ReLU was applied in place in the qkv activation).
+func SLANormalizeQ(o, z, num, qr, ksum, bias []float32, n, d, ldC, ldQ int) {
 	ks := ksum[:d]
 	if n <= 0 || d <= 0 {
 		return
 	}
-	_, _, _, _ = o[(n-1)*ldC+d-1], num[(n-1)*ldC+d-1], qr[(n-1)*ldC+d-1], z[n-1]
+	_, _, _, _ = o[(n-1)*ldC+d-1], num[(n-1)*ldC+d-1], qr[(n-1)*ldQ+d-1], z[n-1]
 	if bias != nil {
 		bias = bias[:d]
 	}
-	if slaNormFast(o, z, num, qr, ks, bias, n, d, ldC) {
+	if slaNormFast(o, z, num, qr, ks, bias, n, d, ldC, ldQ) {
 		return
 	}
 	for i := 0; i < n; i++ {
-		zi := 1 / (dot(qr[i*ldC:i*ldC+d], ks) + SLAEps)
+		zi := 1 / (dot(qr[i*ldQ:i*ldQ+d], ks) + SLAEps)
 		z[i] = zi
 		oi := o[i*ldC : i*ldC+d]
 		ni := num[i*ldC : i*ldC+d]

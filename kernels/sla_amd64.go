@@ -4,7 +4,7 @@ package kernels
 func slaPrepAVX512(qr, kr, ksum, q, k, pos *float32, n, d, ldQKV, ldC int)
 
 //go:noescape
-func slaNormAVX512(o, z, num, qr, ksum, bias *float32, n, d, ldC int)
+func slaNormAVX512(o, z, num, qr, ksum, bias *float32, n, d, ldC, ldQ int)
 
 // slaPrepFast runs SLAPrep's loop on AVX-512 when that path is in use (the
 // caller has zeroed ksum and checked bounds) and reports whether it did.
@@ -16,11 +16,11 @@ func slaPrepFast(qr, kr, ksum, q, k, pos []float32, n, d, ldQKV, ldC int) bool {
 	return true
 }
 
-func slaNormFast(o, z, num, qr, ksum, bias []float32, n, d, ldC int) bool {
+func slaNormFast(o, z, num, qr, ksum, bias []float32, n, d, ldC, ldQ int) bool {
 	if curPath != PathAVX512 || bias == nil {
 		return false
 	}
-	slaNormAVX512(&o[0], &z[0], &num[0], &qr[0], &ksum[0], &bias[0], n, d, ldC)
+	slaNormAVX512(&o[0], &z[0], &num[0], &qr[0], &ksum[0], &bias[0], n, d, ldC, ldQ)
 	return true
 }
 

@@ -72,7 +72,7 @@ done:
 
 // func slaNormAVX512(o, z, num, qr, ksum, bias *float32, n, d, ldC int)
 // z[i] = 1/(qr_i . ksum + 1e-6), o_i = z[i] * num_i + bias.
-TEXT ·slaNormAVX512(SB), NOSPLIT, $0-72
+TEXT ·slaNormAVX512(SB), NOSPLIT, $0-80
 	MOVQ o+0(FP), DI
 	MOVQ z+8(FP), R15
 	MOVQ num+16(FP), SI
@@ -83,6 +83,8 @@ TEXT ·slaNormAVX512(SB), NOSPLIT, $0-72
 	MOVQ d+56(FP), R13
 	MOVQ ldC+64(FP), R9
 	SHLQ $2, R9
+	MOVQ ldQ+72(FP), R8
+	SHLQ $2, R8
 	TAILMASK(R13)
 	MOVL $0x358637bd, DX // 1e-6
 	VMOVD DX, X30
@@ -146,7 +148,7 @@ otail:
 next:
 	ADDQ R9, DI
 	ADDQ R9, SI
-	ADDQ R9, R11
+	ADDQ R8, R11
 	ADDQ $4, R15
 	DECQ R14
 	JMP  row

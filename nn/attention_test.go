@@ -183,6 +183,9 @@ func BenchmarkAttentionBlock(b *testing.B) {
 			b.ReportMetric(median(r), "sla/softmax")
 		})
 		for _, l := range []layer{{"softmax", soft.Forward, soft.Backward}, {"sla", sla.Forward, sla.Backward}} {
+			if testing.Short() {
+				break
+			}
 			b.Run(fmt.Sprintf("fwdbwd/%s/%d", l.name, n), func(b *testing.B) {
 				dy := l.fwd(x).Clone()
 				for b.Loop() {
@@ -191,6 +194,58 @@ func BenchmarkAttentionBlock(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// slaFLOPs counts one SLA module forward (qkv, attention, DWC, proj) on n
+// tokens of width c, h heads, a k x k depthwise conv, a multiply-add
+// counted as 2: the Linears 2n·c·3c + 2n·c², KᵀV and Q·S 2n·c·d each,
+// the normaliser Q·ksum 2n·c, the conv 2n·c·k². ReLUs, the positional
+// encoding and biases are left out (memory-bound, a few n·c each).
+func slaFLOPs(n, c, h, k int) float64 {
+	d := c / h
+	return 2 * float64(n) * float64(c) * float64(3*c+c+2*d+1+k*k)
+}
+
+// BenchmarkSLABlock times the SLA module forward (inference) at the two
+// shapes Swin's global-SLA stage 1 and BenchmarkAttentionBlock use: 56x56
+// tokens, 3 heads, dim 192 (heads of 64, the DeiT-Tiny width) and dim 96
+// (Swin-T's stage 1, heads of 32). It reports the rate against the FMA
+// peak measured in the same process (kernels.PeakGFLOPS, before and after
+// the timed loop; the better of the two), so that clock and load changes
+// between runs cancel: %peak is the fraction of the FLOP bound reached.
+func BenchmarkSLABlock(b *testing.B) {
+	for _, dim := range []int{192, 96} {
+		const heads, g = 3, 56
+		n := g * g
+		x := tensor.New(1, n, dim)
+		rng := rand.New(rand.NewPCG(2, 2))
+		for i := range x.Data {
+			x.Data[i] = float32(rng.NormFloat64())
+		}
+		sla := NewSLA("attn", dim, heads, g, g, 5, true)
+		benchFill(sla)
+		Prepack(sla)
+		b.Run(fmt.Sprintf("dim=%d/%d", dim, n), func(b *testing.B) {
+			sla.Forward(x)
+			peak, _ := kernels.PeakGFLOPS(5)
+			var ts []float64
+			for b.Loop() {
+				t0 := time.Now()
+				sla.Forward(x)
+				ts = append(ts, time.Since(t0).Seconds())
+			}
+			p2, _ := kernels.PeakGFLOPS(5)
+			peak = max(peak, p2)
+			med := median(ts)
+			gf := slaFLOPs(n, dim, heads, 5) / med / 1e9
+			b.ReportMetric(med*1e3, "median-ms")
+			b.ReportMetric(gf, "GFLOP/s")
+			if peak > 0 {
+				b.ReportMetric(peak, "peakGFLOP/s")
+				b.ReportMetric(100*gf/peak, "%peak")
+			}
+		})
 	}
 }
 

@@ -341,3 +341,75 @@ func TestAttentionLayersAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestSLAEvalPath checks SLA.Forward with prepacked weights (inferCore:
+// ReLUs in the qkv GEMM's epilogue, Qr and Kr in place) against the
+// training forward on the same module: equal to rounding (ksum is summed
+// in another order), bit-identical at 1 and 2 threads, allocation-free in
+// steady state, and a Backward after it gives the training gradients
+// exactly. Shapes cover whole-map tasks, row tasks, several images (tiles
+// cross image boundaries) and both kernel paths.
+func TestSLAEvalPath(t *testing.T) { forKernelPaths(t, testSLAEvalPath) }
+
+func testSLAEvalPath(t *testing.T) {
+	for i, sh := range []slaShape{{2, 7, 7, 8, 2, 5}, {1, 12, 10, 16, 2, 3}, {3, 9, 11, 48, 3, 5}} {
+		t.Run(fmt.Sprint(sh), func(t *testing.T) {
+			s, _, _, _, _ := newSLACase(sh, uint64(10+i))
+			rng := rand.New(rand.NewPCG(uint64(i), 9))
+			for _, p := range s.Params() {
+				if p.Name == s.QKV.Weight.Name || p.Name == s.QKV.Bias.Name || p.Name == s.Proj.Weight.Name {
+					attnTo32(p.W.Data, attnRand(rng, len(p.W.Data), 0.02, 0.3))
+				}
+			}
+			x := tensor.New(sh.B, sh.H*sh.W, sh.C)
+			attnTo32(x.Data, attnRand(rng, len(x.Data), 0, 1))
+			dy := tensor.New(sh.B, sh.H*sh.W, sh.C)
+			attnTo32(dy.Data, attnRand(rng, len(dy.Data), 0, 1))
+			want := s.Forward(x).Clone()
+			wantDx := s.Backward(dy).Clone()
+			wantG := map[string][]float32{}
+			for _, p := range s.Params() {
+				wantG[p.Name] = append([]float32(nil), p.G.Data...)
+				p.G.Zero()
+			}
+			Prepack(s)
+			var got [2]*tensor.Tensor
+			for k, th := range []int{1, 2} {
+				attnWithThreads(th, func() { got[k] = s.Forward(x).Clone() })
+			}
+			assertClose(t, "eval path vs training forward", got[0].Data, toF64(want.Data), 1e-5, 1e-6)
+			for j := range got[0].Data {
+				if got[0].Data[j] != got[1].Data[j] {
+					t.Fatalf("eval path: element %d differs between 1 and 2 threads: %g vs %g", j, got[0].Data[j], got[1].Data[j])
+				}
+			}
+			if !attnGemmAllocates() {
+				if a := testing.AllocsPerRun(3, func() { s.Forward(x) }); a > 0 {
+					t.Errorf("eval path allocates %.1f times per Forward", a)
+				}
+			}
+			s.Forward(x)
+			dx := s.Backward(dy)
+			for j := range dx.Data {
+				if dx.Data[j] != wantDx.Data[j] {
+					t.Fatalf("Backward after an eval Forward: dx[%d] = %g, want %g", j, dx.Data[j], wantDx.Data[j])
+				}
+			}
+			for _, p := range s.Params() {
+				for j, g := range p.G.Data {
+					if g != wantG[p.Name][j] {
+						t.Fatalf("Backward after an eval Forward: %s grad[%d] = %g, want %g", p.Name, j, g, wantG[p.Name][j])
+					}
+				}
+			}
+		})
+	}
+}
+
+func toF64(x []float32) []float64 {
+	y := make([]float64, len(x))
+	for i, v := range x {
+		y[i] = float64(v)
+	}
+	return y
+}
