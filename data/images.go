@@ -73,34 +73,9 @@ func Load(name, split string) (*Dataset, error) { return LoadDir(name, split, ""
 // LoadDir is Load reading the four IDX files from dir instead of the
 // installed location when dir is not empty.
 func LoadDir(name, split, dir string) (*Dataset, error) {
-	info, ok := sets[name]
-	if !ok {
-		return nil, fmt.Errorf("data: unknown data set %q (known: %s)", name, strings.Join(Names(), ", "))
-	}
-	prefix := map[string]string{"train": "train", "test": "t10k"}[split]
-	if prefix == "" {
-		return nil, fmt.Errorf("data: unknown split %q of %s (want train or test)", split, name)
-	}
-	if dir == "" {
-		var err error
-		if dir, err = defaultDir(name); err != nil {
-			return nil, err
-		}
-	}
-	img := filepath.Join(dir, prefix+"-images-idx3-ubyte.gz")
-	lab := filepath.Join(dir, prefix+"-labels-idx1-ubyte.gz")
-	for _, p := range []string{img, lab} {
-		if _, err := os.Stat(p); err != nil {
-			if alt := strings.TrimSuffix(p, ".gz"); fileExists(alt) {
-				if p == img {
-					img = alt
-				} else {
-					lab = alt
-				}
-				continue
-			}
-			return nil, fmt.Errorf("data: %s: %v; install it with: %s", p, errors.Unwrap(err), info.install)
-		}
+	info, img, lab, err := idxFiles(name, split, dir)
+	if err != nil {
+		return nil, err
 	}
 	ds, err := LoadIDX(img, lab, info.mean, info.std)
 	if err != nil {
@@ -113,6 +88,46 @@ func LoadDir(name, split, dir string) (*Dataset, error) {
 		}
 	}
 	return ds, nil
+}
+
+// CheckDir reports what LoadDir would find wrong before reading a byte:
+// an unknown data set or split, a missing directory or file.
+func CheckDir(name, split, dir string) error {
+	_, _, _, err := idxFiles(name, split, dir)
+	return err
+}
+
+// idxFiles finds the image and label files of a split.
+func idxFiles(name, split, dir string) (info setInfo, img, lab string, err error) {
+	info, ok := sets[name]
+	if !ok {
+		return info, "", "", fmt.Errorf("data: unknown data set %q (known: %s)", name, strings.Join(Names(), ", "))
+	}
+	prefix := map[string]string{"train": "train", "test": "t10k"}[split]
+	if prefix == "" {
+		return info, "", "", fmt.Errorf("data: unknown split %q of %s (want train or test)", split, name)
+	}
+	if dir == "" {
+		if dir, err = defaultDir(name); err != nil {
+			return info, "", "", err
+		}
+	}
+	img = filepath.Join(dir, prefix+"-images-idx3-ubyte.gz")
+	lab = filepath.Join(dir, prefix+"-labels-idx1-ubyte.gz")
+	for _, p := range []string{img, lab} {
+		if _, err := os.Stat(p); err != nil {
+			if alt := strings.TrimSuffix(p, ".gz"); fileExists(alt) {
+				if p == img {
+					img = alt
+				} else {
+					lab = alt
+				}
+				continue
+			}
+			return info, "", "", fmt.Errorf("data: %s: %v; install it with: %s", p, errors.Unwrap(err), info.install)
+		}
+	}
+	return info, img, lab, nil
 }
 
 func fileExists(p string) bool {

@@ -53,6 +53,23 @@ func ReadTextSplits(source string) ([3]string, error) {
 	return [3]string{string(b[:a]), string(b[a:c]), string(b[c:])}, nil
 }
 
+// CheckTextSource reports what ReadTextSplits would find wrong with a
+// corpus before reading it: a missing file or a directory ("sotu" is
+// checked when read).
+func CheckTextSource(source string) error {
+	if source == "sotu" {
+		return nil
+	}
+	st, err := os.Stat(source)
+	if err == nil && st.IsDir() {
+		return fmt.Errorf("text corpus %s is a directory, not a text file", source)
+	}
+	if err != nil {
+		return fmt.Errorf("text corpus: %w", err)
+	}
+	return nil
+}
+
 // encodeSplits tokenizes the three texts of source.
 func encodeSplits(source string, texts [3]string, tok Tokenizer) (*TextSplits, error) {
 	var out TextSplits

@@ -31,7 +31,17 @@ func NewTokenizer(name string) (Tokenizer, error) {
 	case GPT2TrimName, WordName:
 		return nil, fmt.Errorf("tokenizer %s is built from the training text (train-lm; data.LoadNamedSplits) and stored in the checkpoint (data.TokenizerFromMeta); it cannot be made on its own", name)
 	}
-	return nil, fmt.Errorf("unknown tokenizer %q (want byte, gpt2, %s or %s)", name, GPT2TrimName, WordName)
+	return nil, CheckTokenizerName(name)
+}
+
+// CheckTokenizerName refuses a name no tokenizer answers to (NewTokenizer
+// and LoadNamedSplits take the others).
+func CheckTokenizerName(name string) error {
+	switch name {
+	case "byte", "gpt2", GPT2TrimName, WordName:
+		return nil
+	}
+	return fmt.Errorf("unknown tokenizer %q (want byte, gpt2, %s or %s)", name, GPT2TrimName, WordName)
 }
 
 // ByteTokenizer maps each byte of the UTF-8 text to its own id (vocab 256):

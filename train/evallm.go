@@ -16,9 +16,9 @@ import (
 )
 
 // LMEvalOptions says what EvalLM evaluates. Errors about one of them are
-// *models.InputError values whose Input is the option's name as
-// slab eval-lm spells it (data, split, fold, fold-check, dtype), so that a
-// program can point at its own flag.
+// *models.InputError values whose Input is the option's name as slab
+// eval-lm spells it (ckpt, data, split, batch, seq, n, fold, fold-check,
+// dtype, and Want's options), so that a program can point at its own flag.
 type LMEvalOptions struct {
 	Checkpoint string // language-model checkpoint (LoadLM)
 	Data       string // corpus: sotu or a UTF-8 text file
@@ -126,10 +126,10 @@ func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
 	if o.Warn != nil && warns != nil {
 		o.Warn(warns)
 	}
-	if err == nil {
-		err = CheckConfig(m.Config(), o.Want)
-	}
 	if err != nil {
+		return LMEvalResult{}, &models.InputError{Input: "ckpt", Err: err}
+	}
+	if err := CheckConfig(m.Config(), o.Want); err != nil {
 		return LMEvalResult{}, err
 	}
 	if o.Seq > m.Context() {

@@ -9,8 +9,10 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/train"
@@ -183,6 +185,24 @@ func threadsFlag(fs *flag.FlagSet, usage string) *int {
 func setThreads(n int) error {
 	kernels.SetThreads(n)
 	return nil
+}
+
+// startProfile starts a CPU profile into path ("" = none); stop ends it
+// and may be called again.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, flagErr("cpuprofile", "%v", err)
+	}
+	return sync.OnceFunc(func() { pprof.StopCPUProfile(); f.Close() }), nil
 }
 
 // metric is a float64 that encodes as JSON null when it is not finite.

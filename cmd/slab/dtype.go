@@ -14,9 +14,22 @@ import (
 // (nn.Quantize, docs/bench-lowprec.md): inference only, applied after
 // loading and folding, the float32 parameters unchanged.
 
-// dtypeFlag registers --dtype on fs.
+// dtypeFlag registers --dtype on fs, refused while parsing unless a dtype.
 func dtypeFlag(fs *flag.FlagSet) *string {
-	return fs.String("dtype", "f32", "store every Linear weight as f32, bf16 or int8 for inference")
+	p := new(string)
+	*p = "f32"
+	fs.Var((*dtypeValue)(p), "dtype", "store every Linear weight as f32, bf16 or int8 for inference")
+	return p
+}
+
+type dtypeValue string
+
+func (d *dtypeValue) String() string { return string(*d) }
+func (d *dtypeValue) Get() any       { return string(*d) }
+func (d *dtypeValue) Set(s string) error {
+	_, err := kernels.ParseDtype(s)
+	*d = dtypeValue(s)
+	return err
 }
 
 // parseDtypes reads a comma list of dtypes (bench and bench-lm).

@@ -3,8 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
-	"runtime/pprof"
 	"slices"
 
 	"github.com/slabml/slab/checkpoint"
@@ -95,10 +93,10 @@ func (f *lmFlags) modelFromFlags(fs *flag.FlagSet) (models.Decoder, data.Tokeniz
 	}
 	if f.ckpt != "" {
 		m, tok, _, err := loadLM(f.ckpt)
-		if err == nil {
-			err = modelErr(train.CheckConfig(m.Config(), overridden(fs)), "")
+		if err != nil {
+			return nil, nil, flagErr("ckpt", "%v", err)
 		}
-		return m, tok, err
+		return m, tok, modelErr(train.CheckConfig(m.Config(), overridden(fs)), "")
 	}
 	if f.state == "" {
 		return nil, nil, flagErr("ckpt", "is required (or --state with --model for an official state dict)")
@@ -166,6 +164,17 @@ func cmdTrainLM(args []string) error {
 	if err != nil {
 		return err
 	}
+	spec := train.LMSpec{Family: e.Family, Model: c, Data: *src, Resume: *resume,
+		Recipe: train.LMConfig{Steps: *steps, Batch: *batch, Seq: *seq, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
+			Clip: *clip, PRepBNWarm: *warmFrac, PRepBNDecay: *decayFrac, Seed: f.seed}}
+	if err := spec.Check(); err != nil {
+		return modelErr(err, "")
+	}
+	stopProfile, err := startProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	var claim *train.Claim
 	if *out != "" && !lmFinished(*resume, *steps) {
 		if claim, err = claimOut("train-lm", *out, *resume, *force); err != nil {
@@ -173,9 +182,7 @@ func cmdTrainLM(args []string) error {
 		}
 		defer claim.Release()
 	}
-	ls, err := train.NewLMSetup(train.LMSpec{Family: e.Family, Model: c, Data: *src, Resume: *resume,
-		Recipe: train.LMConfig{Steps: *steps, Batch: *batch, Seq: *seq, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
-			Clip: *clip, PRepBNWarm: *warmFrac, PRepBNDecay: *decayFrac, Seed: f.seed}})
+	ls, err := train.NewLMSetup(spec)
 	if err != nil {
 		return modelErr(err, "")
 	}
@@ -194,17 +201,7 @@ func cmdTrainLM(args []string) error {
 	ctx, stopSignals := trainContext()
 	defer stopSignals()
 	run.Context = ctx
-	if *cpuProfile != "" {
-		pf, err := os.Create(*cpuProfile)
-		if err != nil {
-			return flagErr("cpuprofile", "%v", err)
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return flagErr("cpuprofile", "%v", err)
-		}
-		run.LoopDone = pprof.StopCPUProfile // the loop only, not the final evaluation
-	}
+	run.LoopDone = stopProfile // the loop only, not the final evaluation
 	res, err := train.RunLM(tr, run)
 	if err != nil {
 		return err

@@ -3,8 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -78,24 +76,17 @@ func cmdTrain(args []string) error {
 	if err := setThreads(*threads); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return flagErr("cpuprofile", "%v", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return flagErr("cpuprofile", "%v", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 
 	var (
 		family *models.Family
 		cfg    models.Config
 		tcfg   train.Config
 		rs     *train.Resumed
-		err    error
 		extra  = map[string]string{}
 	)
 	if *resume != "" {
@@ -146,18 +137,19 @@ func cmdTrain(args []string) error {
 		if tcfg.Recalibrate < 0 {
 			tcfg.Recalibrate = map[bool]int{true: 1}[foldable(cfg)]
 		}
-		if err := tcfg.Validate(); err != nil {
-			return flagErr(strings.Fields(err.Error())[0], "%v", err)
-		}
 		extra = map[string]string{"data": *dataName, "data_dir": *dataDir, "limit_train": fmt.Sprint(*limitTrain), "limit_test": fmt.Sprint(*limitTest)}
+	}
+	spec := train.VisionSpec{Family: family, Model: cfg, Recipe: tcfg, Data: *dataName, DataDir: *dataDir,
+		LimitTrain: *limitTrain, LimitTest: *limitTest, Extra: extra, Resume: rs, ResumePath: *resume}
+	if err := spec.Check(); err != nil {
+		return modelErr(err, "")
 	}
 	claim, err := claimOut("train", *out, *resume, *force)
 	if err != nil {
 		return err
 	}
 	defer claim.Release()
-	vs, err := train.NewVisionSetup(train.VisionSpec{Family: family, Model: cfg, Recipe: tcfg, Data: *dataName, DataDir: *dataDir,
-		LimitTrain: *limitTrain, LimitTest: *limitTest, Extra: extra, Resume: rs, ResumePath: *resume})
+	vs, err := train.NewVisionSetup(spec)
 	if err != nil {
 		return modelErr(err, "")
 	}
