@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -18,6 +19,11 @@ type Classifier struct {
 	Name  string
 	Model models.Classifier
 	Fused bool
+	// Dtype names the Linear weights' dtype of this variant ("" = f32) and
+	// Quant is the model's state for it (ClassifiersWithDtypes), installed
+	// before each of its runs.
+	Dtype string
+	Quant nn.QuantSet
 }
 
 // ClassifyOptions say what Classify times.
@@ -43,6 +49,7 @@ type ClassifyRow struct {
 	SpeedRatio float64 `json:"speed_ratio_to_first"`
 	GFLOPs     float64 `json:"gflop_per_s"`
 	Fused      bool    `json:"fused"`
+	Dtype      string  `json:"dtype"` // of the Linear weights: f32, bf16 or int8
 }
 
 // ClassifyResult is the JSON of slab bench.
@@ -82,6 +89,9 @@ func Classify(cs []Classifier, o ClassifyOptions) (*ClassifyResult, error) {
 		for i, v := range cs {
 			c, h, w := v.Model.InputShape()
 			x := inputs[[3]int{c, h, w}]
+			if v.Quant != nil {
+				nn.SetQuant(v.Model, v.Quant)
+			}
 			t0 := time.Now()
 			if _, err := v.Model.Forward(x, nn.Eval); err != nil {
 				return nil, fmt.Errorf("bench: %s: %w", v.Name, err)
@@ -96,7 +106,7 @@ func Classify(cs []Classifier, o ClassifyOptions) (*ClassifyResult, error) {
 		slices.Sort(times[i])
 		med := Quantile(times[i], 0.5)
 		res.Results = append(res.Results, ClassifyRow{Model: v.Name, Batch: o.Batch, MedianMS: med, P90MS: Quantile(times[i], 0.9),
-			ImagesPerSec: float64(o.Batch) / (med / 1e3), Fused: v.Fused,
+			ImagesPerSec: float64(o.Batch) / (med / 1e3), Fused: v.Fused, Dtype: cmp.Or(v.Dtype, "f32"),
 			GFLOPs: float64(v.Model.Config().FLOPs()) * float64(o.Batch) / (med / 1e3) / 1e9})
 	}
 	for i := range res.Results {

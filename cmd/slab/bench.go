@@ -16,7 +16,7 @@ func init() {
 type benchResult = bench.ClassifyResult
 
 func cmdBench(args []string) error {
-	fs := newFlags("bench", "bench --models a,b,... [--batch N] [--size S] [--rounds R] [--warmup W] [--threads T] [--json]")
+	fs := newFlags("bench", "bench --models a,b,... [--dtype f32,bf16,int8] [--batch N] [--size S] [--rounds R] [--warmup W] [--threads T] [--json]")
 	jsonOut := fs.Bool("json", false, "print one JSON object on stdout")
 	names := fs.String("models", "", "comma-separated registry names (see slab models); ratios are relative to the first")
 	batch := fs.Int("batch", 1, "images per forward")
@@ -26,6 +26,7 @@ func cmdBench(args []string) error {
 	threads := threadsFlag(fs, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 0, "seed of the random weights and input")
 	prepack := fs.Bool("prepack", true, "pack Linear weights once (nn.Prepack), as slab eval and classify do")
+	dtypeList := fs.String("dtype", "f32", "comma list of Linear weight dtypes (f32, bf16, int8): each model runs in each, interleaved round by round")
 	flagRange(fs, "[1, 65536]", "batch")
 	flagRange(fs, "[0, 4096]", "size")
 	flagRange(fs, "[1, inf)", "rounds")
@@ -36,12 +37,19 @@ func cmdBench(args []string) error {
 	if *names == "" {
 		return flagErr("models", "is required (e.g. --models slab_deit_tiny,deit_tiny)")
 	}
+	dtypes, err := parseDtypes(*dtypeList)
+	if err != nil {
+		return err
+	}
 	if err := setThreads(*threads); err != nil {
 		return err
 	}
 	vs, err := bench.Classifiers(splitNames(*names), *size, *seed, *prepack)
 	if err != nil {
 		return modelsErr(err)
+	}
+	if vs, err = bench.ClassifiersWithDtypes(vs, dtypes); err != nil {
+		return flagErr("dtype", "%v", err)
 	}
 	res, err := bench.Classify(vs, bench.ClassifyOptions{Batch: *batch, Size: *size, Rounds: *rounds, Warmup: *warmup, Seed: *seed})
 	if err != nil || *jsonOut {
