@@ -56,6 +56,8 @@ func StateDict(m nn.Module) map[string]*checkpoint.Entry {
 //   - Absent num_batches_tracked (older PyTorch) and warm (detection
 //     LinearNorms) counters are set to 0, with a warning.
 //   - A schedule not finished (iter > 0) gives a warning naming the key.
+//   - A parameter or buffer holding NaN or an infinity is refused, naming
+//     the first such tensor in model order and the value's position.
 //
 // Missing, unexpected and mis-shaped keys are collected and reported in ONE
 // error naming each; m is left untouched on error. Integer counters may be
@@ -68,6 +70,7 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 	state = stripWrapper(m, state)
 	used := map[string]bool{}
 	var missing, shapes, unexpected, defaulted, iterKeys []string
+	var nonFinite error // the first parameter or buffer, in model order, holding NaN or Inf
 	for k, e := range state {
 		for _, a := range aliases {
 			if a.Ours == "" && strings.Contains(k, a.Official) {
@@ -143,6 +146,9 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 			shapes = append(shapes, terr.Error())
 			continue
 		}
+		if nonFinite == nil {
+			nonFinite = nn.CheckFinite("tensor "+key, t)
+		}
 		dst, pp := p.W, p
 		todo = append(todo, func() { copy(dst.Data, t.Data); pp.MarkChanged() })
 	}
@@ -187,6 +193,9 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 			shapes = append(shapes, terr.Error())
 			continue
 		}
+		if nonFinite == nil {
+			nonFinite = nn.CheckFinite("tensor "+key, t)
+		}
 		dst := b.F
 		todo = append(todo, func() { copy(dst.Data, t.Data) })
 	}
@@ -228,6 +237,11 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 			parts = append(parts, fmt.Sprintf("mis-shaped %d: %s", len(shapes), strings.Join(shapes, "; ")))
 		}
 		return nil, fmt.Errorf("state dict does not fit %s (%s): %s", modelName(m), m.Family(), strings.Join(parts, "; "))
+	}
+	if nonFinite != nil {
+		// A NaN or infinity in a weight makes every output NaN or wrong:
+		// refuse it here rather than evaluate or fold it.
+		return nil, fmt.Errorf("%s (%s): %v; refusing non-finite weights", modelName(m), m.Family(), nonFinite)
 	}
 	for _, f := range todo {
 		f()
