@@ -25,6 +25,8 @@ type RelPosBias struct {
 	Window, Heads int
 
 	dense, sum *tensor.Tensor // [heads, N, N]: the gathered bias, the window-summed gradient
+	denseVer   uint64         // Table's Version when dense was gathered by denseCached, plus one
+	denseOf    *float32       // &Table.W.Data[0] then
 }
 
 // NewRelPosBias builds name.relative_position_bias_table (zeros; the model
@@ -77,6 +79,18 @@ func (r *RelPosBias) Dense() *tensor.Tensor {
 		}
 	}
 	return d
+}
+
+// denseCached is Dense, gathered again only when the table's Version or
+// storage changed since the last denseCached call (evaluation, where the
+// table is final; writes to it must call MarkChanged, as for Prepack).
+func (r *RelPosBias) denseCached() *tensor.Tensor {
+	w := r.Table.W.Data
+	if r.dense == nil || r.denseVer != r.Table.Version()+1 || r.denseOf != &w[0] {
+		r.Dense()
+		r.denseVer, r.denseOf = r.Table.Version()+1, &w[0]
+	}
+	return r.dense
 }
 
 // Forward adds the bias to logits [B', heads, N, N] in place (windows

@@ -54,7 +54,14 @@ func (w *WindowAttention) Forward(x, mask *tensor.Tensor) *tensor.Tensor {
 		panic(fmt.Sprintf("nn.WindowAttention(%s): mask %v for input %v, want [nW,%d,%d] with nW dividing %d",
 			w.QKV.Weight.Name, mask.Shape, x.Shape, n, n, x.Shape[0]))
 	}
-	w.core.bias, w.core.mask = w.RelPos.Dense(), mask
+	if w.QKV.Packed() {
+		// Evaluation: the gathered bias is rebuilt only when the table
+		// changes (a serial gather of heads·N² values per call otherwise).
+		w.core.bias = w.RelPos.denseCached()
+	} else {
+		w.core.bias = w.RelPos.Dense()
+	}
+	w.core.mask = mask
 	return w.Proj.Forward(w.core.forwardCore(w.QKV.Forward(x)))
 }
 
