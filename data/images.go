@@ -1,8 +1,11 @@
 package data
 
 import (
+	"bufio"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -90,11 +93,34 @@ func LoadDir(name, split, dir string) (*Dataset, error) {
 	return ds, nil
 }
 
-// CheckDir reports what LoadDir would find wrong before reading a byte:
-// an unknown data set or split, a missing directory or file.
+// CheckDir reports what LoadDir would find wrong from the files' names
+// and the image file's first bytes: an unknown data set or split, a
+// missing file, a split with no images.
 func CheckDir(name, split, dir string) error {
-	_, _, _, err := idxFiles(name, split, dir)
-	return err
+	_, img, _, err := idxFiles(name, split, dir)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var src io.Reader = r
+	if head, err := r.Peek(2); err == nil && head[0] == 0x1f && head[1] == 0x8b {
+		if src, err = gzip.NewReader(r); err != nil {
+			return fmt.Errorf("data: %s: bad gzip stream: %w", img, err)
+		}
+	}
+	var hdr [8]byte // magic, then the number of images
+	if _, err := io.ReadFull(src, hdr[:]); err != nil {
+		return fmt.Errorf("data: %s: too short for an IDX file", img)
+	}
+	if hdr[4]|hdr[5]|hdr[6]|hdr[7] == 0 {
+		return fmt.Errorf("data: %s holds no images (the %s split of %s is empty)", img, split, name)
+	}
+	return nil
 }
 
 // idxFiles finds the image and label files of a split.

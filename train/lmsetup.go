@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 
@@ -70,7 +69,7 @@ func (s LMSpec) Check() error {
 		return inputErr("data", "%v", err)
 	}
 	if s.Resume != "" {
-		if _, err := os.Stat(s.Resume); err != nil {
+		if _, err := LMStepOf(s.Resume); err != nil {
 			return inputErr("resume", "%v", err)
 		}
 	}

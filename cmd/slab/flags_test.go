@@ -1,0 +1,404 @@
+package main
+
+// Every flag of every command, given a bad value, is refused the same way:
+// exit code 1, one line on stderr naming the flag, no stack trace, nothing
+// written, well within a second. The flags are found by walking each
+// registered command's FlagSet (flagsOnly), so a flag added later is
+// covered or makes this test fail until it is given bad values or a
+// reason it has none.
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"image"
+	"image/png"
+	"maps"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/tensor"
+	"github.com/slabml/slab/train"
+)
+
+// TestMain lets the test binary stand in for slab: with SLAB_TEST_MAIN=1
+// it runs main on its arguments, so the flag test sees real exit codes,
+// real stderr and a real working directory without building a binary.
+func TestMain(m *testing.M) {
+	if os.Getenv("SLAB_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// commandFlags returns the flag set command name registers, without
+// running it.
+func commandFlags(t *testing.T, name string) *flag.FlagSet {
+	t.Helper()
+	var fs *flag.FlagSet
+	flagsOnly = func(f *flag.FlagSet) { fs = f }
+	defer func() { flagsOnly = nil }()
+	if err := commands[name].Run(nil); err != errFlagsOnly || fs == nil {
+		t.Fatalf("slab %s does not parse its flags through parseFlags (got %v): the flag test cannot see them", name, err)
+	}
+	return fs
+}
+
+// afterClaim lists the refusals that need the built model or the data,
+// found after --out is claimed (part B's train.ClaimRunDir, before any
+// data loads): the claim's lock file stays by design, nothing else may.
+var afterClaim = map[string]string{
+	"train-lm.seq": "--seq above the model's context is known once the model is built",
+}
+
+// noBadValue lists the flags that accept any value, with the reason.
+var noBadValue = map[string]string{
+	"eval-lm.prompt": "any text is a prompt (only --fold-check uses it)",
+}
+
+// flagFixtures are the files the flag cases read (never write).
+type flagFixtures struct {
+	dir, idx, emptyIdx, corpus, vis, pth, lm, png, input, rand, exists, json, badJSON string
+}
+
+func makeFlagFixtures(t *testing.T) flagFixtures {
+	d := t.TempDir()
+	f := flagFixtures{dir: d, idx: filepath.Join(d, "idx"), emptyIdx: filepath.Join(d, "empty-idx"), corpus: filepath.Join(d, "corpus.txt"),
+		vis: filepath.Join(d, "vis.safetensors"), pth: filepath.Join(d, "vis.pth"), png: filepath.Join(d, "img.png"),
+		input: filepath.Join(d, "in.safetensors"), rand: filepath.Join(d, "rand.pth"), exists: filepath.Join(d, "exists.safetensors"),
+		json: filepath.Join(d, "empty.json"), badJSON: filepath.Join(d, "bad.json")}
+	for _, p := range []string{f.idx, f.emptyIdx} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeIDX(t, f.idx, "train", 16, 1)
+	writeIDX(t, f.idx, "t10k", 8, 2)
+	writeIDX(t, f.emptyIdx, "train", 16, 1)
+	writeIDX(t, f.emptyIdx, "t10k", 0, 2)
+	rnd := make([]byte, 4096)
+	for i := range rnd {
+		rnd[i] = byte(i*7919 + i>>3)
+	}
+	var pngb bytes.Buffer
+	png.Encode(&pngb, image.NewGray(image.Rect(0, 0, 28, 28)))
+	for p, b := range map[string][]byte{f.corpus: []byte(strings.Repeat("We the People of the United States, in Order to form a more perfect Union. ", 40)),
+		f.rand: rnd, f.exists: []byte("x"), f.json: []byte("{}"), f.badJSON: []byte("{"), f.png: pngb.Bytes()} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, cfg, err := models.Resolve("deit_mini_28", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := models.Build(e.Family, cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.Write(f.vis, mustWeightsFile(t, m)); err != nil {
+		t.Fatal(err)
+	}
+	in := checkpoint.NewFile()
+	in.Set("input", tensor.New(1, 1, 28, 28))
+	if err := checkpoint.Write(f.input, in); err != nil {
+		t.Fatal(err)
+	}
+	runOK(t, "export", "--weights", f.vis, "--out", f.pth)
+	run := filepath.Join(d, "lmrun")
+	runOK(t, "train-lm", "--model", "lm_test", "--data", f.corpus, "--steps", "1", "--batch", "1", "--eval-batches", "1", "--threads", "1", "--out", run)
+	f.lm = filepath.Join(run, "ckpt.safetensors")
+	return f
+}
+
+// flagCase is one command line that must be refused, naming flag.
+type flagCase struct {
+	cmd, flag string
+	args      []string
+}
+
+func TestEveryFlagRefusesBadValues(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a few hundred short processes")
+	}
+	fx := makeFlagFixtures(t)
+	missing := filepath.Join(fx.dir, "missing")
+	underFile := filepath.Join(fx.exists, "run") // a directory inside a regular file
+	// base holds each command's arguments that make it runnable; outputs are
+	// relative, inside the case's empty working directory.
+	base := map[string][]string{
+		"train":    {"--out", "run", "--model", "slab_deit_mini_28", "--data-dir", fx.idx, "--epochs", "1", "--batch", "4", "--eval-batch", "4", "--threads", "1"},
+		"train-lm": {"--model", "lm_test", "--data", fx.corpus, "--steps", "1", "--batch", "1", "--eval-batches", "1", "--out", "run", "--threads", "1"},
+		"eval-lm":  {"--ckpt", fx.lm, "--data", fx.corpus, "--batch", "1", "--threads", "1"},
+		"generate": {"--ckpt", fx.lm, "--n", "2", "--threads", "1"},
+		"bench-lm": {"--models", "lm_test", "--prompt", "2", "--generate", "2", "--rounds", "1", "--threads", "1"},
+		"bench":    {"--models", "deit_mini_28", "--rounds", "1", "--warmup", "0", "--threads", "1"},
+		"classify": {"--weights", fx.vis, "--threads", "1", fx.png},
+		"eval":     {"--weights", fx.vis, "--data-dir", fx.idx, "--limit", "8", "--threads", "1"},
+		"export":   {"--weights", fx.vis, "--out", "out.safetensors"},
+		"fuse":     {"--weights", fx.vis, "--out", "fused.safetensors", "--threads", "1"},
+		"import":   {fx.pth, "out.safetensors", "--model", "deit_mini_28", "--threads", "1"},
+		"info":     {"deit_mini_28"},
+		"run":      {"--weights", fx.vis, "--input", fx.input, "--output", "out.safetensors", "--threads", "1"},
+		"quantize": {"--weights", fx.vis, "--dtype", "bf16", "--out", "out.safetensors", "--threads", "1"},
+		"models":   {},
+		"report":   {},
+	}
+	reportFlags := []string{"slab-train", "twin-train", "slab-eval", "slab-fused-eval", "twin-eval", "bench"}
+	for _, n := range reportFlags {
+		base["report"] = append(base["report"], "--"+n, fx.json)
+	}
+	// Bad values of string flags by name ("command.flag" first): a wrong
+	// name, a missing or wrong file, and values that conflict with
+	// another input (a checkpoint's own config, an existing output).
+	lmConflict := map[string][]string{"model": {"lm_tiny"}, "norm": {"prepbn", "groupnorm"}, "attn": {"sla"}, "tokenizer": {"gpt2"},
+		"repbn-init": {"official"}, "state": {fx.lm}, "ckpt": {missing, fx.rand, fx.dir}}
+	strBad := map[string][]string{
+		"model": {"nope"}, "norm": {"groupnorm"}, "attn": {"flash"}, "repbn-init": {"nope"}, "tokenizer": {"nope"},
+		"data": {"nope"}, "data-dir": {missing}, "weights": {missing, fx.rand, fx.dir}, "resume": {missing, fx.rand},
+		"cpuprofile": {filepath.Join(missing, "cpu.prof")}, "dtype": {"f16"}, "models": {"nope", ""}, "split": {"train"},
+		"input": {missing, fx.rand}, "tensor": {"nope"}, "output": {fx.exists}, "key": {"nope"}, "prompt": {""},
+		"train.norm": {"groupnorm", "none"}, "train.out": {underFile},
+		"train-lm.data": {missing}, "train-lm.ckpt": {fx.lm}, "train-lm.state": {fx.lm}, "train-lm.out": {underFile},
+		"eval-lm.data": {missing}, "bench-lm.dtype": {"f32,f16"},
+		"export.out": {fx.exists}, "export.wrap": {"model"}, "fuse.out": {fx.exists},
+		"quantize.dtype": {"f16", "f32"}, "quantize.out": {fx.exists},
+	}
+	for k, v := range lmConflict {
+		strBad["eval-lm."+k], strBad["generate."+k] = v, v
+	}
+	for _, n := range reportFlags {
+		strBad["report."+n] = []string{missing, fx.badJSON}
+	}
+	// Required flags left out, and combinations each valid alone.
+	extra := []flagCase{
+		{"train", "out", without(base["train"], "out")},
+		{"train", "min-lr", append(without(base["train"], "lr"), "--lr", "1e-3", "--min-lr", "1e-2")},
+		{"train", "data", append(without(base["train"], "data-dir"), "--data-dir", fx.emptyIdx)},
+		{"train-lm", "min-lr", append(base["train-lm"], "--lr", "1e-3", "--min-lr", "1e-2")},
+		{"train-lm", "seq", append(base["train-lm"], "--seq", "33")}, // lm_test has 32 positions
+		{"eval-lm", "ckpt", without(base["eval-lm"], "ckpt")},
+		{"eval-lm", "fold-check", append(base["eval-lm"], "--fold", "--fold-check")},
+		{"eval-lm", "seq", append(base["eval-lm"], "--seq", "33")},
+		{"generate", "ckpt", without(base["generate"], "ckpt")},
+		{"bench-lm", "generate", append(without(base["bench-lm"], "generate"), "--generate", "40")},
+		{"classify", "weights", without(base["classify"], "weights")},
+		{"classify", "top", append(base["classify"], "--top", "11")},
+		{"eval", "weights", without(base["eval"], "weights")},
+		{"eval", "data", append(without(base["eval"], "data-dir"), "--data-dir", fx.emptyIdx)},
+		{"export", "weights", without(base["export"], "weights")},
+		{"export", "out", without(base["export"], "out")},
+		{"fuse", "weights", without(base["fuse"], "weights")},
+		{"fuse", "out", without(base["fuse"], "out")},
+		{"bench", "models", without(base["bench"], "models")},
+		{"bench", "size", append(base["bench"], "--size", "30")}, // not a multiple of the patch
+		{"quantize", "weights", without(base["quantize"], "weights")},
+		{"quantize", "out", without(base["quantize"], "out")},
+		{"quantize", "dtype", without(base["quantize"], "dtype")},
+		{"quantize", "group", append(base["quantize"], "--group", "32")}, // bf16 has no groups
+		{"run", "weights", without(base["run"], "weights")},
+		{"run", "input", without(base["run"], "input")},
+		{"run", "output", without(base["run"], "output")},
+	}
+	for _, n := range reportFlags {
+		extra = append(extra, flagCase{"report", n, without(base["report"], n)})
+	}
+
+	names := slices.Sorted(maps.Keys(commands))
+	var cases []flagCase
+	flags := 0
+	for _, cmd := range names {
+		b, ok := base[cmd]
+		if !ok {
+			t.Errorf("slab %s: no base arguments in this test: add the command to base", cmd)
+			continue
+		}
+		commandFlags(t, cmd).VisitAll(func(fl *flag.Flag) {
+			flags++
+			vals, err := badValues(cmd, fl, strBad)
+			if err != nil {
+				t.Errorf("slab %s --%s: %v", cmd, fl.Name, err)
+			}
+			for _, v := range vals {
+				cases = append(cases, flagCase{cmd, fl.Name, append(without(b, fl.Name), "--"+fl.Name+"="+v)})
+			}
+		})
+	}
+	cases = append(cases, extra...)
+	before := snapshot(t, fx.dir)
+	t0 := time.Now()
+	var mu sync.Mutex
+	var maxWall, maxCPU time.Duration
+	var slowest string
+	// The processes mostly start and stop: a few more at once than cores.
+	work := make(chan flagCase)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			for c := range work {
+				wall, cpu := refused(t, c)
+				mu.Lock()
+				if cpu > maxCPU {
+					maxCPU, slowest = cpu, c.cmd+" "+strings.Join(c.args, " ")
+				}
+				maxWall = max(maxWall, wall)
+				mu.Unlock()
+			}
+		})
+	}
+	for _, c := range cases {
+		work <- c
+	}
+	close(work)
+	wg.Wait()
+	if after := snapshot(t, fx.dir); after != before {
+		t.Errorf("the fixtures changed:\nbefore %s\nafter  %s", before, after)
+	}
+	t.Logf("%d commands, %d flags, %d refused command lines in %.1f s; slowest: wall %v, CPU %v (slab %s)",
+		len(names), flags, len(cases), time.Since(t0).Seconds(), maxWall.Round(time.Millisecond), maxCPU.Round(time.Millisecond), slowest)
+}
+
+// badValues chooses a flag's bad values from its type and declared range,
+// or from strBad for a string flag.
+func badValues(cmd string, fl *flag.Flag, strBad map[string][]string) ([]string, error) {
+	if why := noBadValue[cmd+"."+fl.Name]; why != "" {
+		return nil, nil
+	}
+	if bf, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+		return []string{"maybe"}, nil
+	}
+	if r, ok := fl.Value.(*ranged); ok {
+		_, isInt := r.Value.(flag.Getter).Get().(int)
+		_, isInt64 := r.Value.(flag.Getter).Get().(int64)
+		isInt = isInt || isInt64
+		num := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+		vals := []string{"x"}
+		if r.openLo || !isInt {
+			vals = append(vals, num(map[bool]float64{true: r.lo, false: r.lo - 1}[r.openLo]))
+		} else {
+			vals = append(vals, num(r.lo-1))
+		}
+		if !math.IsInf(r.hi, 1) {
+			vals = append(vals, num(map[bool]float64{true: r.hi, false: r.hi + 1}[r.openHi]))
+		}
+		if !isInt {
+			vals = append(vals, "NaN", "Inf", "-Inf")
+		}
+		return vals, nil
+	}
+	switch fl.Value.(flag.Getter).Get().(type) {
+	case uint64, uint:
+		return []string{"-1", "x"}, nil
+	case string:
+		for _, k := range []string{cmd + "." + fl.Name, fl.Name} {
+			if v, ok := strBad[k]; ok {
+				return v, nil
+			}
+		}
+		return nil, fmt.Errorf("no bad values: give it some in strBad, or a reason in noBadValue")
+	}
+	return nil, fmt.Errorf("a %T flag without a declared range (flagRange) or bad values", fl.Value)
+}
+
+// refused runs c in a fresh working directory through the test binary
+// and checks the refusal; it returns the wall and CPU time taken.
+func refused(t *testing.T, c flagCase) (time.Duration, time.Duration) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], append([]string{c.cmd}, c.args...)...)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "SLAB_TEST_MAIN=1", "SLAB_TRACE=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = time.Second
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Error(err)
+		return 0, 0
+	}
+	timer := time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
+	err := cmd.Wait()
+	timer.Stop()
+	wall := time.Since(t0)
+	line := fmt.Sprintf("slab %s %s", c.cmd, strings.Join(c.args, " "))
+	code := cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		t.Errorf("%s: killed after %v (%v)", line, wall.Round(time.Millisecond), err)
+		return wall, 0
+	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	msg := stderr.String()
+	switch {
+	case code != 1:
+		t.Errorf("%s: exit code %d, want 1 (stderr %q)", line, code, msg)
+	case strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n"):
+		t.Errorf("%s: stderr has %d lines, want one:\n%s", line, strings.Count(msg, "\n"), msg)
+	case !strings.Contains(msg, "--"+c.flag):
+		t.Errorf("%s: stderr does not name --%s: %q", line, c.flag, msg)
+	case strings.Contains(msg, "goroutine ") || strings.Contains(msg, "internal error") || strings.Contains(msg, ".go:"):
+		t.Errorf("%s: a panic or trace reached stderr: %q", line, msg)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("%s: wrote %q on stdout", line, stdout.String())
+	}
+	if left := leftovers(dir); left != "" && !(afterClaim[c.cmd+"."+c.flag] != "" && left == filepath.Join("run", train.LockFile)) {
+		t.Errorf("%s: left %s in its working directory", line, left)
+	}
+	// CPU time, not wall time, is what a refusal costs: the machine is shared.
+	if cpu > time.Second || wall > 3*time.Second {
+		t.Errorf("%s: refused after %v (CPU %v), want well within a second", line, wall.Round(time.Millisecond), cpu.Round(time.Millisecond))
+	}
+	return wall, cpu
+}
+
+// leftovers names the first file under dir, "" if there is none.
+func leftovers(dir string) string {
+	first := ""
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && first == "" {
+			first, _ = filepath.Rel(dir, p)
+		} else if err == nil && d.IsDir() && p != dir && first == "" {
+			if ents, _ := os.ReadDir(p); len(ents) == 0 {
+				first, _ = filepath.Rel(dir, p)
+			}
+		}
+		return nil
+	})
+	return first
+}
+
+// without returns args with --name and its value removed.
+func without(args []string, name string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--"+name {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
+}
+
+// snapshot lists the files under dir with their sizes and times.
+func snapshot(t *testing.T, dir string) string {
+	var s []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil {
+			s = append(s, fmt.Sprintf("%s:%d:%d", p, fi.Size(), fi.ModTime().UnixNano()))
+		}
+		return nil
+	})
+	sort.Strings(s)
+	return strings.Join(s, " ")
+}
