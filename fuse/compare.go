@@ -173,6 +173,9 @@ func FoldFile(in, out string) (*FileReport, error) {
 			meta[k] = v
 		}
 	}
+	if err := nn.CheckFiniteParams(d); err != nil { // never write a deploy file that is not finite
+		return nil, fmt.Errorf("fuse: %s: folded %v", in, err)
+	}
 	wf, err := models.WeightsFile(d, meta)
 	if err != nil {
 		return nil, err

@@ -16,8 +16,9 @@ var ErrNotFoldable = errors.New("not foldable")
 // Fold folds every norm of m into its neighbours in place, as m's fold
 // sites say, and leaves nn.Identity where each norm was; m's config then
 // records norm "none", so a checkpoint of the result rebuilds the folded
-// layout. Every site is checked before anything changes: on error m is
-// untouched.
+// layout. Every site is checked before anything changes, and so is every
+// value the fold would write (no NaN or infinity, in m's weights or
+// from an overflow): on error m is untouched.
 func Fold(m models.Model) error {
 	spec := m.Config().NormSpec()
 	switch {
@@ -28,6 +29,9 @@ func Fold(m models.Model) error {
 	}
 	if err := nn.NeedFloat32(m); err != nil {
 		return fmt.Errorf("fuse: %s: %v: folding rewrites them in float32; fold the float32 checkpoint first, then quantize the folded file (slab fuse, then slab quantize)", name(m), err)
+	}
+	if err := nn.CheckFiniteParams(m); err != nil {
+		return fmt.Errorf("fuse: %s: %v: refusing to fold non-finite weights", name(m), err)
 	}
 	sites, err := m.FoldSites()
 	if err != nil {
@@ -56,6 +60,9 @@ func Fold(m models.Model) error {
 			if w.W.Shape[0] != len(a) || s.FromBias == nil || s.FromBias.W.Size() != len(a) {
 				return fmt.Errorf("fuse: %s: %s has %d channels, its producer %s has shape %v and needs a bias of that size", name(m), s.Slot.Name, len(a), w.Name, w.W.Shape)
 			}
+		}
+		if err := checkFinite(s, a, b); err != nil {
+			return fmt.Errorf("fuse: %s: %v: the folded model would not be finite", name(m), err)
 		}
 		plans = append(plans, plan{s, a, b})
 	}
