@@ -3,6 +3,7 @@ package slab
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/slabml/slab/data"
@@ -49,7 +50,7 @@ func (r *Model) Generate(ctx context.Context, prompt string, o GenerateOptions) 
 	if o.Tokens <= 0 {
 		return "", fmt.Errorf("slab: GenerateOptions.Tokens must be positive, got %d", o.Tokens)
 	}
-	if o.Temperature < 0 || o.TopK < 0 || o.TopP < 0 || o.TopP > 1 {
+	if !(o.Temperature >= 0) || math.IsInf(o.Temperature, 1) || o.TopK < 0 || !(o.TopP >= 0 && o.TopP <= 1) { // NaN fails too
 		return "", fmt.Errorf("slab: bad sampling options: temperature %g, top-k %d, top-p %g", o.Temperature, o.TopK, o.TopP)
 	}
 	ids, err := r.tok.Encode(prompt)
