@@ -124,6 +124,7 @@ func QuantizeWith(m Module, dtype kernels.Dtype, o QuantOptions) (int, error) {
 // drop makes p's low-precision copy its only value.
 func drop(p *Param) {
 	p.lin.qs.stored = true
+	p.lin.qs.data = nil // a pointer into W.Data would keep it alive
 	p.lin.on, p.lin.valid, p.lin.pb = false, false, kernels.PackedB{}
 	// A new tensor rather than nil Data: whoever else holds the old one
 	// (a tied weight) keeps its values.
