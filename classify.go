@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"os"
 	"sort"
 
 	"github.com/slabml/slab/data"
@@ -21,6 +22,11 @@ type Prediction struct {
 	Prob, Logit float64
 }
 
+// MaxImagePixels bounds the pixels of an image file ClassifyFiles decodes
+// (checked from its header before decoding): a 1.2 MB PNG can claim
+// 20000x20000 pixels, 1.6 GB once decoded. 2^25 is a 32-megapixel photo.
+const MaxImagePixels = 1 << 25
+
 // Classify returns the k most probable classes of each image, most
 // probable first. Images are preprocessed as the model was evaluated:
 // 3-channel models get DeiT's ImageNet transform (bicubic resize to
@@ -28,6 +34,25 @@ type Prediction struct {
 // torchvision on PIL images), 1-channel models a grayscale resize and the
 // data set's normalisation (see Dataset).
 func (r *Model) Classify(images []image.Image, k int) ([][]Prediction, error) {
+	return r.classify(len(images), k, func(i int) (image.Image, error) { return images[i], nil })
+}
+
+// ClassifyFiles decodes JPEG or PNG files and classifies them (see
+// Classify); errors name the file. Each file's size in pixels is read from
+// its header and bounded (MaxImagePixels, and the memory available)
+// before it is decoded, and only one decoded image is held at a time.
+func (r *Model) ClassifyFiles(paths []string, k int) ([][]Prediction, error) {
+	return r.classify(len(paths), k, func(i int) (image.Image, error) {
+		if err := checkImageFile(paths[i]); err != nil {
+			return nil, err
+		}
+		return data.LoadImage(paths[i])
+	})
+}
+
+// classify preprocesses images 0..n-1, got one at a time, into one batch
+// and returns the top k classes of each.
+func (r *Model) classify(n, k int, get func(i int) (image.Image, error)) ([][]Prediction, error) {
 	m, ok := r.m.(models.Classifier)
 	if !ok {
 		return nil, fmt.Errorf("slab: %s is a %s model, not an image classifier", r.Name(), r.Family())
@@ -37,8 +62,12 @@ func (r *Model) Classify(images []image.Image, k int) ([][]Prediction, error) {
 	}
 	c, h, w := m.InputShape()
 	per := c * h * w
-	x := tensor.New(len(images), c, h, w)
-	for i, img := range images {
+	x := tensor.New(n, c, h, w)
+	for i := range n {
+		img, err := get(i)
+		if err != nil {
+			return nil, err
+		}
 		if err := r.pre.Apply(img, x.Data[i*per:(i+1)*per]); err != nil {
 			return nil, fmt.Errorf("slab: image %d: %w", i, err)
 		}
@@ -50,25 +79,34 @@ func (r *Model) Classify(images []image.Image, k int) ([][]Prediction, error) {
 		return nil, err
 	}
 	classes := m.Classes()
-	out := make([][]Prediction, len(images))
+	out := make([][]Prediction, n)
 	for i := range out {
 		out[i] = topK(logits.Data[i*classes:(i+1)*classes], k, r.names)
 	}
 	return out, nil
 }
 
-// ClassifyFiles decodes JPEG or PNG files and classifies them (see
-// Classify); errors name the file.
-func (r *Model) ClassifyFiles(paths []string, k int) ([][]Prediction, error) {
-	imgs := make([]image.Image, len(paths))
-	for i, p := range paths {
-		img, err := data.LoadImage(p)
-		if err != nil {
-			return nil, err
-		}
-		imgs[i] = img
+// checkImageFile refuses an image whose header claims more pixels than
+// MaxImagePixels or than decoding it would fit in the memory available
+// (about 16 bytes a pixel: the decoded image and the preprocessing's
+// float copy). Files whose header does not decode are left to the
+// decoder's own error.
+func checkImageFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // data.LoadImage reports it
 	}
-	return r.Classify(imgs, k)
+	defer f.Close()
+	cfg, _, err := image.DecodeConfig(f)
+	if err != nil {
+		return nil
+	}
+	px := int64(cfg.Width) * int64(cfg.Height)
+	if px > MaxImagePixels {
+		return fmt.Errorf("slab: %s: image of %dx%d pixels (%.1f megapixels) is above the bound of %d megapixels", path, cfg.Width, cfg.Height, float64(px)/1e6, MaxImagePixels>>20)
+	}
+	what := fmt.Sprintf("slab: %s: decoding %dx%d pixels", path, cfg.Width, cfg.Height)
+	return models.CheckFits(what, models.Footprint{Activations: 16 * px})
 }
 
 // preprocessFor picks the eval transform and class names of a classifier:

@@ -44,6 +44,9 @@ func (r *Model) Logits(x *tensor.Tensor) (*tensor.Tensor, error) {
 	if len(x.Shape) != 4 || x.Shape[1] != c || x.Shape[2] != h || x.Shape[3] != w {
 		return nil, fmt.Errorf("slab: %s takes inputs [B, %d, %d, %d], got %v", r.Name(), c, h, w, x.Shape)
 	}
+	if err := nn.CheckFinite("slab: input", x); err != nil {
+		return nil, err // NaN in, NaN out: refuse rather than answer
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.logits(m, x)

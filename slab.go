@@ -135,6 +135,11 @@ func loadOptions(opts []Option) (options, error) {
 // prepare folds when asked and sets up preprocessing or the tokenizer.
 func (r *Model) prepare() error {
 	m := r.m
+	if _, ok := m.(models.Classifier); ok { // forwards run in chunks of maxBatch images
+		if err := models.CheckMemory(fmt.Sprintf("batch %d", maxBatch), m.Config(), maxBatch, false); err != nil {
+			return fmt.Errorf("slab: %s: %w", r.path, err)
+		}
+	}
 	m.DropGrads()
 	if r.opts.fold && m.Config().NormSpec().Foldable() {
 		if err := fuse.Fold(m); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/slabml/slab/checkpoint"
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
 )
 
@@ -33,6 +34,14 @@ func LogitsOfFile(m Classifier, path, name string, batch int) (*tensor.Tensor, s
 	}
 	if len(x.Shape) != 4 || x.Shape[1] != ch || x.Shape[2] != h || x.Shape[3] != w {
 		return nil, "", inputErr("input", "%s: tensor %q has shape %v; %s takes [B,%d,%d,%d]", path, key, x.Shape, ConfigName(m.Config()), ch, h, w)
+	}
+	if err := nn.CheckFinite(fmt.Sprintf("%s: tensor %q", path, key), x); err != nil {
+		return nil, "", inputErr("input", "%v", err) // NaN in, NaN out: refuse rather than answer
+	}
+	if n := min(batch, x.Shape[0]); n > 0 {
+		if err := CheckMemory(fmt.Sprintf("batch %d", n), m.Config(), n, false); err != nil {
+			return nil, "", inputErr("batch", "%v", err)
+		}
 	}
 	logits, err := Logits(m, x, batch)
 	return logits, key, err

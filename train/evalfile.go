@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/slabml/slab/fuse"
@@ -54,6 +55,11 @@ func EvalClassifier(o EvalOptions) (*EvalResult, error) {
 	}
 	if err := CheckFits(test, m, o.Data); err != nil {
 		return nil, inputErr("data", "%v", err)
+	}
+	if n := min(o.Batch, test.Len()); n > 0 {
+		if err := models.CheckMemory(fmt.Sprintf("batch %d", n), m.Config(), n, false); err != nil {
+			return nil, inputErr("batch", "%v", err)
+		}
 	}
 	t0 := time.Now()
 	loss, acc, err := Evaluate(m, test, o.Batch, nil, nil, nil)
