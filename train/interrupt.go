@@ -175,9 +175,16 @@ func dropTemp(name string) {
 	temps.Unlock()
 }
 
-// isTemporary matches the names createTemp and checkpoint.Write give.
+// isTemporary matches the temporaries of a run directory's files, as
+// createTemp and checkpoint.Write name them (and log.jsonl.tmp, the name
+// earlier versions used).
 func isTemporary(name string) bool {
-	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp")
+	for _, f := range []string{CheckpointFile, LogFile} {
+		if strings.HasPrefix(name, "."+f+".tmp") {
+			return true
+		}
+	}
+	return name == LogFile+".tmp"
 }
 
 // writeAtomic writes path through a temporary and a rename, so that path
