@@ -99,7 +99,7 @@ func (f *lmFlags) modelFromFlags(fs *flag.FlagSet) (models.Decoder, data.Tokeniz
 		return m, tok, modelErr(train.CheckConfig(m.Config(), overridden(fs)), "")
 	}
 	if f.state == "" {
-		return nil, nil, flagErr("ckpt", "is required (or --state with --model for an official state dict)")
+		return nil, nil, flagErr("ckpt", "is required: a trained checkpoint (or --state with --model for an official state dict), not random weights")
 	}
 	e, c, err := f.config()
 	if err != nil {

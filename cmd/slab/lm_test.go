@@ -150,7 +150,8 @@ func TestLMErrors(t *testing.T) {
 		{"train-lm", []string{"--model", "lm_test", "--ckpt", "/no/such/ckpt.safetensors"}, "--ckpt"},
 		{"train-lm", []string{"--model", "lm_test", "--state", "/no/such/state.pth"}, "--state"},
 		{"eval-lm", []string{}, "--ckpt"},
-		{"generate", []string{"--model", "lm_test", "--tokenizer", "sentencepiece"}, "sentencepiece"},
+		{"generate", []string{"--model", "lm_test", "--tokenizer", "sentencepiece", "--state", "/no/such/state.pth"}, "sentencepiece"},
+		{"generate", []string{"--model", "lm_test"}, "--ckpt"}, // random weights
 		{"bench-lm", []string{"--models", "lm_test", "--generate", "100"}, "positions"},
 	} {
 		stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
