@@ -144,7 +144,18 @@ func (t *LMTrainer) TrainStep() (float64, error) {
 		l = t.loss.Forward(lg, t.train.Targets)
 	}
 	if math.IsNaN(l) || math.IsInf(l, 0) {
-		return l, fmt.Errorf("step %d: loss is %v (diverged; lower --lr)", t.Step+1, l)
+		where := nn.LocateNonFinite(t.Model, t.Model.Norms(), func() error {
+			if own {
+				_, err := ll.ForwardLoss(t.train.Inputs, t.train.Targets, t.Cfg.Batch, t.Cfg.Seq, nn.Train)
+				return err
+			}
+			_, err := t.Model.Forward(t.train.Inputs, t.Cfg.Batch, t.Cfg.Seq, nn.Train)
+			return err
+		})
+		return l, fmt.Errorf("step %d: loss is %v; %s: training diverged; lower --lr", t.Step+1, l, where)
+	}
+	if limit := DivergedLoss(t.Model.Vocab()); l > limit {
+		return l, fmt.Errorf("step %d: loss %.4g is above %.4g, far worse than the uniform guess of an untrained model (ln %d = %.4g): training diverged; lower --lr", t.Step+1, l, limit, t.Model.Vocab(), math.Log(float64(t.Model.Vocab())))
 	}
 	if own {
 		ll.BackwardLoss()
@@ -227,4 +238,14 @@ func (t *LMTrainer) Restore(f *checkpoint.File, path string) error {
 	}
 	t.Step, t.Opt.Steps = st.Step, st.OptimSteps
 	return nil
+}
+
+// DivergedLoss is the next-token loss above which LM training has
+// diverged: an untrained model scores about ln(vocab) (uniform guessing),
+// training only lowers it, so a loss of twice that (at least ln(vocab) + 5)
+// means the updates are destroying the model. A finite but exploding loss
+// (perplexity 1e23 after --lr 10) would otherwise finish with exit 0.
+func DivergedLoss(vocab int) float64 {
+	ln := math.Log(float64(max(vocab, 2)))
+	return max(2*ln, ln+5)
 }

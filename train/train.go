@@ -307,7 +307,9 @@ func (t *Trainer) TrainStep() (StepRecord, error) {
 	}
 	loss := t.ce.Forward(logits, labels)
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return StepRecord{}, fmt.Errorf("training diverged: loss %g at step %d (lambda %.4f); try a lower --lr or a longer schedule", loss, t.Step+1, lambda)
+		// Re-run the batch with every norm watched to name the layer.
+		where := nn.LocateNonFinite(t.Model, t.Model.Norms(), func() error { _, err := t.Model.Forward(x, nn.Train); return err })
+		return StepRecord{}, fmt.Errorf("step %d: loss is %v; %s (lambda %.4f): training diverged; try a lower --lr or a longer schedule", t.Step+1, loss, where, lambda)
 	}
 	h := hits(logits, labels)
 	params := t.Opt.Params()
