@@ -21,7 +21,7 @@ func TestClaimRunDir(t *testing.T) {
 		t.Fatalf("second claim while the first holds it: %v", err)
 	}
 	c.Release()
-	for _, n := range []string{CheckpointFile, LogFile, ".ckpt.safetensors.tmp123", ".log.jsonl.tmp9", "notes.tmp"} {
+	for _, n := range []string{CheckpointFile, LogFile, "notes.tmp"} {
 		os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644)
 	}
 	if _, err := ClaimRunDir(dir, Fresh, ""); !errors.Is(err, ErrRunExists) {
@@ -31,6 +31,9 @@ func TestClaimRunDir(t *testing.T) {
 	os.WriteFile(other, []byte("x"), 0o644)
 	if _, err := ClaimRunDir(dir, Resume, other); !errors.Is(err, ErrRunExists) {
 		t.Fatalf("resume of another run into it: %v", err)
+	}
+	for _, n := range []string{".ckpt.safetensors.tmp123", ".log.jsonl.tmp9"} {
+		os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644)
 	}
 	c, err = ClaimRunDir(dir, Resume, filepath.Join(dir, CheckpointFile))
 	if err != nil {
