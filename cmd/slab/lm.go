@@ -69,6 +69,9 @@ func (f *lmFlags) config() (*models.Entry, models.Config, error) {
 	if e.Family.Task != models.TaskLM {
 		return nil, nil, flagErr("model", "%s is a %s model, not a language model", f.model, e.Family.Task)
 	}
+	if f.init != "" && c.NormSpec().Kind != nn.NormPRepBN { // it would be dropped
+		return nil, nil, flagErr("repbn-init", "applies to prepbn only; %s uses %s", configName(c), c.NormSpec().Kind)
+	}
 	return e, c, nil
 }
 
