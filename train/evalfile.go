@@ -24,8 +24,17 @@ type EvalOptions struct {
 // EvalClassifier loads a classifier, folds and quantizes it as o asks, and
 // measures its test-split accuracy. Errors about an input are
 // *models.InputError values named as slab eval's flags (weights, fuse,
-// dtype, data).
+// dtype, data, data-dir, batch, limit).
 func EvalClassifier(o EvalOptions) (*EvalResult, error) {
+	switch {
+	case o.Batch < 1 || o.Batch > MaxBatch:
+		return nil, inputErr("batch", "must be in [1, %d], got %d", MaxBatch, o.Batch)
+	case o.Limit < 0:
+		return nil, inputErr("limit", "must be >= 0, got %d", o.Limit)
+	}
+	if err := checkImages(o.Data, o.DataDir, "test"); err != nil { // before the weights load
+		return nil, err
+	}
 	mm, _, warns, err := models.Load(o.Weights)
 	if err != nil {
 		return nil, inputErr("weights", "%v", err)
