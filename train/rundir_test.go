@@ -48,6 +48,7 @@ func TestRunDirResume(t *testing.T) {
 	if err := re.Restore(f, oldPath); err != nil {
 		t.Fatal(err)
 	}
+	d.Close() // as the first run's process would have ended
 	d2, err := OpenRunDir(dir, re, true)
 	if err != nil {
 		t.Fatal(err)
