@@ -54,6 +54,14 @@ type Config struct {
 	// DropPath is the largest drop-path rate; blocks use linspace(0,
 	// DropPath, total depth) in order, as the official code.
 	DropPath float32
+	// Det selects the official detection backbone's layout: inputs of any
+	// side that is a multiple of Patch·2^(stages-1) (ImgSize is then the
+	// nominal side that checkpoints, FLOPs and InputShape refer to); every
+	// block zero-pads its map to a multiple of its window after norm1 and
+	// crops after attention, odd blocks shift by window/2 whatever the map
+	// size, and linear attention ignores the shift mask (the official SLAB
+	// detection code's SLA windows of 56 and 28).
+	Det bool
 }
 
 // Attention kinds of Config.Linear and of the "attn" option.
@@ -144,6 +152,13 @@ var registry = func() map[string]Config {
 	add(mini32("swin_mini_32", nn.NormLayerNorm, "SSSS", "", local))
 	add(mini32("flatten_swin_mini_32", nn.NormLayerNorm, "LLSS", AttnFocused, global))
 	add(mini32("swin_mini_prepbn_32", nn.NormPRepBN, "SSSS", "", local))
+
+	// The detection backbone of SLAB-Swin-T (docs/method.md 7): windows 56,
+	// 28, 7, 7 on maps padded to them, shifted odd blocks everywhere;
+	// classification checkpoints of slab_swin_tiny load unchanged.
+	c = r["slab_swin_tiny"]
+	c.Name, c.Windows, c.Det, c.DropPath = "slab_swin_tiny_det", []int{56, 28, 7, 7}, true, 0.1
+	add(c)
 	return r
 }()
 
@@ -168,17 +183,28 @@ func (c *Config) StageDim(i int) int { return c.Dim << i }
 func (c *Config) StageGrid(i int) int { return c.Grid() >> i }
 
 // Window is stage i's effective window side: the map side when the
-// configured window covers it (official SwinTransformerBlock).
-func (c *Config) Window(i int) int { return min(c.Windows[i], c.StageGrid(i)) }
+// configured window covers it (official SwinTransformerBlock); in the
+// detection layout always the configured window (maps are padded to it).
+func (c *Config) Window(i int) int {
+	if c.Det {
+		return c.Windows[i]
+	}
+	return min(c.Windows[i], c.StageGrid(i))
+}
 
 // Shift is the shift of block j of stage i: window/2 on odd blocks when
-// the stage has more than one window, else 0.
+// the stage has more than one window (in the detection layout, on every
+// odd block), else 0.
 func (c *Config) Shift(i, j int) int {
-	if j%2 == 0 || c.Windows[i] >= c.StageGrid(i) {
+	if j%2 == 0 || (!c.Det && c.Windows[i] >= c.StageGrid(i)) {
 		return 0
 	}
 	return c.Window(i) / 2
 }
+
+// Multiple is the factor an input side must be a multiple of in the
+// detection layout: the patch times the three halvings (32 for Swin).
+func (c *Config) Multiple() int { return c.Patch << (c.NumStages() - 1) }
 
 // LinearStage reports whether stage i uses linear attention.
 func (c *Config) LinearStage(i int) bool { return c.Stages[i] == 'L' }
@@ -228,7 +254,7 @@ func (c *Config) Validate() error {
 		switch {
 		case c.Depths[i] <= 0 || h <= 0 || d%h != 0:
 			return fail("stage %d: depth %d, heads %d must be positive and divide its width %d", i+1, c.Depths[i], h, d)
-		case w <= 0 || c.StageGrid(i)%c.Window(i) != 0:
+		case w <= 0 || (!c.Det && c.StageGrid(i)%c.Window(i) != 0):
 			return fail("stage %d: window %d does not tile its %dx%d map", i+1, w, c.StageGrid(i), c.StageGrid(i))
 		}
 		switch c.Stages[i] {
@@ -238,6 +264,9 @@ func (c *Config) Validate() error {
 		default:
 			return fail("Stages %q: letter %q of stage %d is not L (linear) or S (softmax)", c.Stages, c.Stages[i], i+1)
 		}
+	}
+	if c.Det && (c.Input() != c.ImgSize || c.ImgSize%c.Multiple() != 0) {
+		return fail("the detection layout pads no input (InputSize %d, ImgSize %d) and its nominal side must be a multiple of %d", c.InputSize, c.ImgSize, c.Multiple())
 	}
 	if hasLinear {
 		switch c.Linear {
@@ -305,6 +334,13 @@ func (c *Config) Set(option, value string) error {
 		}
 	case "size":
 		n, err := strconv.Atoi(value)
+		if c.Det && err == nil && n > 0 && n <= maxImgSize && n%c.Multiple() == 0 {
+			c.ImgSize = n
+			return nil
+		}
+		if c.Det {
+			return fmt.Errorf("size %q: %s takes sides that are multiples of %d (up to %d)", value, c.Name, c.Multiple(), maxImgSize)
+		}
 		if err != nil || n != c.Input() {
 			return fmt.Errorf("size %q: %s takes only %dx%d images (its windows and positional encodings are laid out for that size)", value, c.Name, c.Input(), c.Input())
 		}

@@ -23,40 +23,103 @@ type attention interface {
 // whole map (no shift then, by the official rule) partition and reverse
 // are identities and are skipped, so SLAB-Swin's global SLA stages run SLA
 // on the token map directly.
+//
+// In the detection layout (Config.Det) the mixer follows the grid it is
+// called on: the map is zero-padded on the right and bottom to a multiple
+// of the window (after norm1, as the official detection block pads), then
+// shifted and partitioned, and the output is cropped back; linear attention
+// runs without the shift mask, as the official SLAB detection code does.
+// Partition, mask and padding are rebuilt when the grid changes (a
+// steady-state forward at one size allocates nothing).
 type WindowMixer struct {
 	// Window and Shift are the effective window side and shift; H and W the
-	// map the mixer is built for.
+	// map the mixer is built for (in the detection layout, the last one it
+	// was called on).
 	Window, Shift, H, W int
+	// Det selects the detection layout.
+	Det bool
 	// Softmax is set for window softmax attention ('S' stages), Linear for
 	// SLA or focused linear attention ('L' stages).
 	Softmax *nn.WindowAttention
 	Linear  attention
 	// QKV is the attention's input Linear (the fold site of norm1).
 	QKV *nn.Linear
-	// Mask is the shifted-window mask [nW, n, n] (nil without shift): the
-	// official block's attn_mask buffer, rebuilt, never loaded.
+	// Mask is the shifted-window mask [nW, n, n] (nil without shift, and
+	// for linear attention in the detection layout): the official block's
+	// attn_mask buffer, rebuilt, never loaded.
 	Mask *tensor.Tensor
 
 	part *nn.WindowPartition // nil: one window, no shift
 	rev  *nn.WindowReverse
+
+	hp, wp     int            // the padded map (H, W without padding)
+	pad, dcrop *tensor.Tensor // padded input, gradient of the cropped output
+	crop, dpad *tensor.Tensor // cropped output, gradient of the padded input
 }
 
 // newWindowMixer builds the partition for an h x w map with windows of
 // side ws shifted by shift around attention a or softmax attention s.
-func newWindowMixer(h, w, ws, shift int, s *nn.WindowAttention, a attention, qkv *nn.Linear) *WindowMixer {
-	m := &WindowMixer{Window: ws, Shift: shift, H: h, W: w, Softmax: s, Linear: a, QKV: qkv}
-	if ws != h || ws != w || shift != 0 {
-		m.part = nn.NewWindowPartition(h, w, ws, shift)
-		m.rev = nn.NewWindowReverse(h, w, ws, shift)
-	}
-	m.Mask = nn.ShiftMask(h, w, ws, shift)
+func newWindowMixer(h, w, ws, shift int, det bool, s *nn.WindowAttention, a attention, qkv *nn.Linear) *WindowMixer {
+	m := &WindowMixer{Window: ws, Shift: shift, Det: det, Softmax: s, Linear: a, QKV: qkv}
+	m.layout(h, w)
 	return m
+}
+
+// layout builds partition, reverse and mask for an h x w map.
+func (m *WindowMixer) layout(h, w int) {
+	ws, shift := m.Window, m.Shift
+	m.H, m.W, m.hp, m.wp = h, w, h, w
+	if m.Det {
+		m.hp, m.wp = (h+ws-1)/ws*ws, (w+ws-1)/ws*ws
+	}
+	m.part, m.rev = nil, nil
+	if ws != m.hp || ws != m.wp || shift != 0 {
+		m.part = nn.NewWindowPartition(m.hp, m.wp, ws, shift)
+		m.rev = nn.NewWindowReverse(m.hp, m.wp, ws, shift)
+	}
+	m.Mask = nil
+	if !m.Det || m.Softmax != nil {
+		m.Mask = nn.ShiftMask(m.hp, m.wp, ws, shift)
+	}
+}
+
+func (m *WindowMixer) padded() bool { return m.hp != m.H || m.wp != m.W }
+
+// padMap copies x [B, H·W, C] into the top-left corner of a zero
+// [B, hp·wp, C] map (or back: crop), row by row.
+func (m *WindowMixer) padMap(x *tensor.Tensor, buf **tensor.Tensor, crop bool) *tensor.Tensor {
+	b, c := x.Shape[0], x.Shape[2]
+	big, small := m.hp*m.wp, m.H*m.W
+	if crop {
+		y := tensor.Ensure(buf, b, small, c)
+		for i := range b {
+			for r := range m.H {
+				src := x.Data[(i*big+r*m.wp)*c:]
+				copy(y.Data[(i*small+r*m.W)*c:(i*small+(r+1)*m.W)*c], src[:m.W*c])
+			}
+		}
+		return y
+	}
+	y := tensor.Ensure(buf, b, big, c)
+	y.Zero()
+	for i := range b {
+		for r := range m.H {
+			copy(y.Data[(i*big+r*m.wp)*c:(i*big+r*m.wp+m.W)*c], x.Data[(i*small+r*m.W)*c:(i*small+(r+1)*m.W)*c])
+		}
+	}
+	return y
 }
 
 // Forward mixes x [B, H·W, C] on grid g.
 func (m *WindowMixer) Forward(x *tensor.Tensor, g backbone.Grid) *tensor.Tensor {
 	if g.H != m.H || g.W != m.W {
-		panic(fmt.Sprintf("swin: %s: mixer built for a %dx%d map, called on %dx%d", m.QKV.Weight.Name, m.H, m.W, g.H, g.W))
+		if !m.Det {
+			panic(fmt.Sprintf("swin: %s: mixer built for a %dx%d map, called on %dx%d", m.QKV.Weight.Name, m.H, m.W, g.H, g.W))
+		}
+		m.layout(g.H, g.W)
+	}
+	if m.padded() {
+		x = m.padMap(x, &m.pad, false)
 	}
 	if m.part != nil {
 		x = m.part.Forward(x)
@@ -70,12 +133,18 @@ func (m *WindowMixer) Forward(x *tensor.Tensor, g backbone.Grid) *tensor.Tensor 
 	if m.rev != nil {
 		y = m.rev.Forward(y)
 	}
+	if m.padded() {
+		y = m.padMap(y, &m.crop, true)
+	}
 	return y
 }
 
 // Backward returns dx for the last Forward and accumulates the attention's
 // gradients.
 func (m *WindowMixer) Backward(dy *tensor.Tensor) *tensor.Tensor {
+	if m.padded() {
+		dy = m.padMap(dy, &m.dcrop, false) // the crop's adjoint: zero gradient on padding
+	}
 	if m.rev != nil {
 		dy = m.rev.Backward(dy)
 	}
@@ -86,6 +155,9 @@ func (m *WindowMixer) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	}
 	if m.part != nil {
 		dy = m.part.Backward(dy)
+	}
+	if m.padded() {
+		dy = m.padMap(dy, &m.dpad, true) // the padding's adjoint
 	}
 	return dy
 }
@@ -112,12 +184,13 @@ type PatchMerging struct {
 	Reduction *nn.Linear
 
 	gather *nn.PatchMerge
+	det    bool // the detection layout: any even map
 }
 
 // newPatchMerging builds name.norm and name.reduction for an h x w map of
 // dim channels.
-func newPatchMerging(name string, h, w, dim int, spec nn.NormSpec, bias bool) *PatchMerging {
-	return &PatchMerging{
+func newPatchMerging(name string, h, w, dim int, spec nn.NormSpec, bias, det bool) *PatchMerging {
+	return &PatchMerging{det: det,
 		Norm:      spec.New(name+".norm", 4*dim),
 		Reduction: nn.NewLinear(name+".reduction", 4*dim, 2*dim, bias),
 		gather:    nn.NewPatchMerge(h, w),
@@ -126,6 +199,9 @@ func newPatchMerging(name string, h, w, dim int, spec nn.NormSpec, bias bool) *P
 
 // Forward maps [B, H·W, C] on g to [B, H/2·W/2, 2C].
 func (p *PatchMerging) Forward(x *tensor.Tensor, g backbone.Grid, mode nn.Mode) (*tensor.Tensor, backbone.Grid) {
+	if (g.H != p.gather.H || g.W != p.gather.W) && p.det && g.H%2 == 0 && g.W%2 == 0 && g.H > 0 && g.W > 0 {
+		p.gather.H, p.gather.W = g.H, g.W // the detection layout follows the input (even maps: inputs are multiples of 32)
+	}
 	if g.H != p.gather.H || g.W != p.gather.W {
 		panic(fmt.Sprintf("swin: %s: built for a %dx%d map, called on %dx%d", p.Reduction.Weight.Name, p.gather.H, p.gather.W, g.H, g.W))
 	}

@@ -33,6 +33,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/backbone"
 	"github.com/slabml/slab/nn"
@@ -64,6 +65,7 @@ type Model struct {
 	batch     int
 	padded    *tensor.Tensor
 	shp       [4]int
+	fmaps     []models.FeatureMap
 }
 
 // New builds a model with the official initialisation: Linears
@@ -103,7 +105,7 @@ func New(cfg Config, seed uint64) (*Model, error) {
 		g, d, heads := cfg.StageGrid(i), cfg.StageDim(i), cfg.Heads[i]
 		if i > 0 {
 			pg, pd := cfg.StageGrid(i-1), cfg.StageDim(i-1)
-			pm := newPatchMerging(fmt.Sprintf("layers.%d.downsample", i-1), pg, pg, pd, spec, cfg.Norm == nn.NormNone)
+			pm := newPatchMerging(fmt.Sprintf("layers.%d.downsample", i-1), pg, pg, pd, spec, cfg.Norm == nn.NormNone, cfg.Det)
 			initLinear(pm.Reduction)
 			m.Merges = append(m.Merges, pm)
 			st.Down = pm
@@ -128,13 +130,13 @@ func New(cfg Config, seed uint64) (*Model, error) {
 				bound := 1 / float64(cfg.DWCKernel) // fan_in = 1·k·k
 				nn.Uniform(dwcW.W, bound, rng)
 				nn.Uniform(dwcB.W, bound, rng)
-				mx = newWindowMixer(g, g, ws, cfg.Shift(i, j), nil, a, qkv)
+				mx = newWindowMixer(g, g, ws, cfg.Shift(i, j), cfg.Det, nil, a, qkv)
 			} else {
 				w := nn.NewWindowAttention(p+"attn", d, heads, ws, true)
 				nn.TruncNormal(w.RelPos.Table.W, 0.02, rng)
 				initLinear(w.QKV)
 				initLinear(w.Proj)
-				mx = newWindowMixer(g, g, ws, cfg.Shift(i, j), w, nil, w.QKV)
+				mx = newWindowMixer(g, g, ws, cfg.Shift(i, j), cfg.Det, w, nil, w.QKV)
 			}
 			mlp := nn.NewMLP(p+"mlp", d, d*cfg.MLPRatio)
 			initLinear(mlp.FC1)
@@ -221,7 +223,14 @@ func (m *Model) checkInput(x *tensor.Tensor) (int, error) {
 	if x == nil {
 		return 0, fmt.Errorf("swin: %s: nil input", c.Name)
 	}
-	if len(x.Shape) != 4 || x.Shape[0] < 1 || x.Shape[1] != c.InChans || x.Shape[2] != s || x.Shape[3] != s {
+	if c.Det {
+		if len(x.Shape) != 4 || x.Shape[0] < 1 {
+			return 0, fmt.Errorf("swin: %s: input shape %v, want [B,%d,H,W]", c.Name, x.Shape, c.InChans)
+		}
+		if err := m.CheckFeatureInput(x.Shape[1], x.Shape[2], x.Shape[3]); err != nil {
+			return 0, err
+		}
+	} else if len(x.Shape) != 4 || x.Shape[0] < 1 || x.Shape[1] != c.InChans || x.Shape[2] != s || x.Shape[3] != s {
 		return 0, fmt.Errorf("swin: %s: input shape %v, want [B,%d,%d,%d] with B >= 1 (the classification model's windows and positional encodings fix its input size)", c.Name, x.Shape, c.InChans, s, s)
 	}
 	if len(x.Data) != tensor.Numel(x.Shape) {
@@ -261,9 +270,10 @@ func (m *Model) Forward(x *tensor.Tensor, mode nn.Mode) (*tensor.Tensor, error) 
 		return nil, err
 	}
 	m.lastTrain, m.batch = mode.Training(), B
-	h := m.PatchNorm.Forward(m.PatchEmbed.Forward(m.pad(x, B)), mode)
-	g := m.Cfg.Grid()
-	h, _ = m.Stages.Forward(h, backbone.Grid{H: g, W: g}, mode, m.rng)
+	img := m.pad(x, B)
+	h := m.PatchNorm.Forward(m.PatchEmbed.Forward(img), mode)
+	p := m.Cfg.Patch
+	h, _ = m.Stages.Forward(h, backbone.Grid{H: img.Shape[2] / p, W: img.Shape[3] / p}, mode, m.rng)
 	h = m.Norm.Forward(h, mode)
 	return m.Head.Forward(m.pool.Forward(h)), nil
 }
@@ -271,6 +281,52 @@ func (m *Model) Forward(x *tensor.Tensor, mode nn.Mode) (*tensor.Tensor, error) 
 // Features returns each stage's output [B, H_i·W_i, C_i] of the last
 // Forward (strides Patch·2^i) with its grid, owned by the model.
 func (m *Model) Features() ([]*tensor.Tensor, []backbone.Grid) { return m.Stages.Features() }
+
+// CheckFeatureInput reports whether FeatureMaps takes c x h x w images:
+// the classification models take their own size only, the detection
+// layout (Config.Det) any sides that are multiples of Config.Multiple().
+func (m *Model) CheckFeatureInput(c, h, w int) error {
+	cfg := &m.Cfg
+	if c != cfg.InChans {
+		return fmt.Errorf("swin: %s: %d input channels, want %d", cfg.Name, c, cfg.InChans)
+	}
+	if cfg.Det {
+		k := cfg.Multiple()
+		if h < k || w < k || h%k != 0 || w%k != 0 || h > maxImgSize || w > maxImgSize {
+			return fmt.Errorf("swin: %s: input %dx%d: the detection layout takes sides that are multiples of %d (patch %d, three 2x merges), from %d to %d", cfg.Name, h, w, k, cfg.Patch, k, maxImgSize)
+		}
+		return nil
+	}
+	if s := cfg.Input(); h != s || w != s {
+		return fmt.Errorf("swin: %s: input %dx%d: this classification model takes %dx%d images only (its windows and positional encodings are laid out for that size); features of other sizes need the detection layout (a config with Det set, e.g. slab_swin_tiny_det), which pads each stage to its window", cfg.Name, h, w, s, s)
+	}
+	return nil
+}
+
+// FeatureMaps runs an eval-mode forward of x [B,C,H,W] and returns the four
+// stage outputs as [B, C_i, H_i, W_i] (strides Patch·2^i: 4/8/16/32 at
+// patch 4), the layout the official detection backbone hands its neck
+// (without the detector's own output norms, which are the detector's
+// parameters). The maps are owned by the model until its next FeatureMaps.
+func (m *Model) FeatureMaps(x *tensor.Tensor) ([]models.FeatureMap, error) {
+	if _, err := m.Forward(x, nn.Eval); err != nil {
+		return nil, err
+	}
+	feats, grids := m.Features()
+	if len(m.fmaps) != len(feats) {
+		m.fmaps = make([]models.FeatureMap, len(feats))
+	}
+	for i, f := range feats {
+		b, n, c := f.Shape[0], f.Shape[1], f.Shape[2]
+		t := tensor.Ensure(&m.fmaps[i].T, b, c, grids[i].H, grids[i].W)
+		for k := range b {
+			// tokens [n, c] -> channels [c, n]
+			kernels.TransposeScale(t.Data[k*c*n:(k+1)*c*n], n, f.Data[k*n*c:(k+1)*n*c], c, n, c, 1)
+		}
+		m.fmaps[i].Stride = m.Cfg.Patch << i
+	}
+	return m.fmaps, nil
+}
 
 // Backward differentiates the last Forward, which must have been in
 // training mode: gradients are ACCUMULATED into Params()[i].G. dlogits is
