@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models"
@@ -17,7 +18,10 @@ import (
 // are *models.InputError naming the option at fault ("name": the model).
 func Classifiers(names []string, size int, seed uint64, prepack bool) ([]Classifier, error) {
 	var cs []Classifier
-	for _, name := range names {
+	entries := make([]*models.Entry, len(names))
+	cfgs := make([]models.Config, len(names))
+	var need models.Footprint // every model (and its folded copy) at batch 1, before building any
+	for i, name := range names {
 		sz := ""
 		if size > 0 {
 			sz = fmt.Sprint(size)
@@ -29,6 +33,26 @@ func Classifiers(names []string, size int, seed uint64, prepack bool) ([]Classif
 		if e.Family.Task != models.TaskClassify {
 			return nil, &models.InputError{Input: "name", Err: fmt.Errorf("%s is a %s model, not an image classifier", name, e.Family.Task)}
 		}
+		entries[i], cfgs[i] = e, cfg
+		copies := int64(1)
+		if cfg.NormSpec().Foldable() {
+			copies = 2
+		}
+		f := models.Estimate(cfg, 1, false)
+		need.Weights += copies * f.Weights
+		need.Activations += copies * f.Activations
+	}
+	what := fmt.Sprintf("timing %s (with folded copies) at batch 1", strings.Join(names, ", "))
+	blame := "name"
+	if size > 0 {
+		what += fmt.Sprintf(" of %dx%d images", size, size)
+		blame = "size"
+	}
+	if err := models.CheckFits(what, need); err != nil {
+		return nil, &models.InputError{Input: blame, Err: err}
+	}
+	for i, name := range names {
+		e, cfg := entries[i], cfgs[i]
 		mm, err := models.Build(e.Family, cfg, seed)
 		if err != nil {
 			return nil, err

@@ -146,5 +146,5 @@ func checkMemory(cs []Classifier, batch int) error {
 		need.Activations += f.Activations
 	}
 	c, h, w := cs[0].Model.InputShape()
-	return models.CheckFits(fmt.Sprintf("bench: %d models at batch %d of %dx%dx%d images", len(cs), batch, c, h, w), need)
+	return models.CheckFits(fmt.Sprintf("timing %d models (folded copies included) at batch %d of %dx%dx%d images", len(cs), batch, c, h, w), need)
 }
