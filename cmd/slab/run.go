@@ -25,7 +25,7 @@ type runResult struct {
 }
 
 func cmdRun(args []string) error {
-	fs := newFlags("run", "run --weights FILE [--model NAME] --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--fuse] [--batch N] [--force] [--json]")
+	fs := newFlags("run", "run --weights FILE [--model NAME] --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--fuse] [--features] [--batch N] [--force] [--json]")
 	jsonOut := fs.Bool("json", false, "print one JSON object on stdout")
 	model := fs.String("model", "", "registry name (required for official .pth or config-less weights)")
 	weights := fs.String("weights", "", "slab weights/checkpoint, safetensors state dict or official .pth")
@@ -37,6 +37,7 @@ func cmdRun(args []string) error {
 	force := fs.Bool("force", false, "overwrite --output if it exists")
 	threads := threadsFlag(fs, "threads (0 = all cores)")
 	dtype := dtypeFlag(fs)
+	features := fs.Bool("features", false, "write the multi-scale stage outputs [B,C,H/s,W/s] (tensors stage1..stageN, strides in the metadata) instead of the logits")
 	flagRange(fs, "[1, 65536]", "batch")
 	if err := noArgs(fs, args); err != nil {
 		return err
@@ -59,6 +60,32 @@ func cmdRun(args []string) error {
 	warn(warnings)
 	if _, err := applyDtype(m, *dtype); err != nil {
 		return err
+	}
+	if *features {
+		fm, ok := m.(models.FeatureModel)
+		if !ok {
+			return flagErr("features", "%s has no multi-scale features", nameOf(m))
+		}
+		maps, key, err := models.FeaturesOfFile(fm, *input, *name, *batch)
+		if err != nil {
+			return modelErr(err, "")
+		}
+		out, res := checkpoint.NewFile(), map[string]any{"model": nameOf(m), "input": *input, "input_tensor": key, "output": *output}
+		for i, f := range maps {
+			k := fmt.Sprintf("stage%d", i+1)
+			out.Set(k, f.T)
+			out.Metadata[k+"_stride"] = fmt.Sprint(f.Stride)
+			res[k] = f.T.Shape
+		}
+		out.Metadata["model"], out.Metadata["weights"] = nameOf(m), *weights
+		if err := checkpoint.Write(*output, out); err != nil {
+			return err
+		}
+		if *jsonOut {
+			return emitJSON(res)
+		}
+		fmt.Fprintf(stdout, "%s: %d feature maps of %s %q written to %s\n", nameOf(m), len(maps), *input, key, *output)
+		return nil
 	}
 	logits, key, err := models.LogitsOfFile(m, *input, *name, *batch)
 	if err != nil {
