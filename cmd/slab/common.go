@@ -95,6 +95,9 @@ func (r *ranged) String() string {
 	return r.Value.String()
 }
 
+// Get is the wrapped flag's value.
+func (r *ranged) Get() any { return r.Value.(flag.Getter).Get() }
+
 // Range is the interval as declared ("[1, 65536]", "(0, inf)").
 func (r *ranged) Range() string {
 	f := func(x float64) string { return strings.Replace(strconv.FormatFloat(x, 'f', -1, 64), "+Inf", "inf", 1) }
@@ -120,7 +123,8 @@ func flagRange(fs *flag.FlagSet, interval string, names ...string) {
 		rn := r
 		rn.Value = fl.Value
 		fl.Value = &rn
-		fl.Usage += " " + rn.Range()
+		kind := strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%T", rn.Get()), "64"), "32")
+		fl.Usage += " (`" + kind + "` in " + rn.Range() + ")" // -h names the type, not "value"
 	}
 }
 
@@ -131,7 +135,7 @@ func checkRanges(fs *flag.FlagSet) (err error) {
 		if !ok || err != nil {
 			return
 		}
-		v, _ := strconv.ParseFloat(fmt.Sprint(r.Value.(flag.Getter).Get()), 64)
+		v, _ := strconv.ParseFloat(fmt.Sprint(r.Get()), 64)
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < r.lo || v > r.hi || (r.openLo && v == r.lo) || (r.openHi && v == r.hi) {
 			err = flagErr(fl.Name, "must be in %s, got %s", r.Range(), fl.Value)
 		}

@@ -281,20 +281,21 @@ func badValues(cmd string, fl *flag.Flag, strBad map[string][]string) ([]string,
 		return []string{"maybe"}, nil
 	}
 	if r, ok := fl.Value.(*ranged); ok {
-		_, isInt := r.Value.(flag.Getter).Get().(int)
-		_, isInt64 := r.Value.(flag.Getter).Get().(int64)
-		isInt = isInt || isInt64
-		num := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
-		vals := []string{"x"}
-		if r.openLo || !isInt {
-			vals = append(vals, num(map[bool]float64{true: r.lo, false: r.lo - 1}[r.openLo]))
-		} else {
-			vals = append(vals, num(r.lo-1))
+		// Garbage, just outside each end (the end itself when open), and
+		// for a float NaN and Inf.
+		num := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+		below, above := r.lo-1, r.hi+1
+		if r.openLo {
+			below = r.lo
 		}
+		if r.openHi {
+			above = r.hi
+		}
+		vals := []string{"x", num(below)}
 		if !math.IsInf(r.hi, 1) {
-			vals = append(vals, num(map[bool]float64{true: r.hi, false: r.hi + 1}[r.openHi]))
+			vals = append(vals, num(above))
 		}
-		if !isInt {
+		if _, isFloat := r.Get().(float64); isFloat {
 			vals = append(vals, "NaN", "Inf")
 		}
 		return vals, nil
