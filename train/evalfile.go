@@ -32,9 +32,6 @@ func EvalClassifier(o EvalOptions) (*EvalResult, error) {
 	case o.Limit < 0:
 		return nil, inputErr("limit", "must be >= 0, got %d", o.Limit)
 	}
-	if err := checkImages(o.Data, o.DataDir, "test"); err != nil { // before the weights load
-		return nil, err
-	}
 	mm, _, warns, err := models.Load(o.Weights)
 	if err != nil {
 		return nil, inputErr("weights", "%v", err)
