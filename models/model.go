@@ -125,7 +125,7 @@ type LM interface {
 func NumParams(m nn.Module) int64 {
 	var n int64
 	for _, p := range m.Params() {
-		n += int64(p.W.Size())
+		n += int64(tensor.Numel(p.W.Shape)) // not Size: a weight held in bf16/int8 only has no float32 data
 	}
 	return n
 }
