@@ -194,6 +194,7 @@ func TestEveryFlagRefusesBadValues(t *testing.T) {
 		{"eval-lm", "ckpt", without(base["eval-lm"], "ckpt")},
 		{"eval-lm", "fold-check", append(base["eval-lm"], "--fold", "--fold-check")},
 		{"eval-lm", "seq", append(base["eval-lm"], "--seq", "33")},
+		{"eval-lm", "seed", append(base["eval-lm"], "--seed", "7")}, // would be ignored
 		{"generate", "ckpt", without(base["generate"], "ckpt")},
 		{"bench-lm", "generate", append(without(base["bench-lm"], "generate"), "--generate", "40")},
 		{"classify", "weights", without(base["classify"], "weights")},

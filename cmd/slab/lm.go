@@ -258,6 +258,9 @@ func cmdEvalLM(args []string) error {
 	if f.state != "" {
 		return flagErr("state", "conflicts with --ckpt: eval-lm evaluates a checkpoint")
 	}
+	if fl := fs.Lookup("seed"); fl.Value.String() != fl.DefValue {
+		return flagErr("seed", "eval-lm draws nothing at random; leave it out")
+	}
 	res, err := train.EvalLM(train.LMEvalOptions{Checkpoint: f.ckpt, Data: *src, Split: *split, Batch: *batch, Seq: *seq,
 		Fold: *fold, FoldCheck: *foldCheck, Prompt: *prompt, Greedy: *greedyN, Dtype: *dtype, Warn: warn, Want: overridden(fs)})
 	if err != nil {
