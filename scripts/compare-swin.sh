@@ -52,12 +52,23 @@ fi
 echo "start $(date -u +%H:%M) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
 for r in $(seq "${REPSTART:-1}" $((${REPSTART:-1} + REPS - 1))); do
 	for b in $BATCHES; do
-		R=$ROUNDS
-		[ "$b" -gt 1 ] && R=$(( (ROUNDS + 2) / 3 ))
-		echo "compare-swin: rep $r B$b ($R rounds)" >&2
-		py --models "$MODELS" --batches "$b" --rounds "$R" --warmup 1 --skip-attn >"$OUT/py_swin_B${b}_$r.json"
-		"$OUT/slab" bench --models "$MODELS" --batch "$b" --rounds "$R" --warmup 1 \
-			--threads "$THREADS" --json >"$OUT/go_swin_B${b}_$r.json"
+		if [ "$b" -eq 1 ]; then
+			echo "compare-swin: rep $r B$b" >&2
+			py --models "$MODELS" --batches "$b" --rounds "$ROUNDS" --warmup 1 --skip-attn >"$OUT/py_swin_B${b}_$r.json"
+			"$OUT/slab" bench --models "$MODELS" --batch "$b" --rounds "$ROUNDS" --warmup 1 \
+				--threads "$THREADS" --json >"$OUT/go_swin_B${b}_$r.json"
+		else
+			# One model per process pair: ten slab variants at batch 32 hold
+			# ~25 GB of activation buffers between them (each layer owns its
+			# buffers), more than the machine has.
+			R=$(( (ROUNDS + 3) / 4 ))
+			for m in $(echo "$MODELS" | tr , ' '); do
+				echo "compare-swin: rep $r B$b $m ($R rounds)" >&2
+				py --models "$m" --batches "$b" --rounds "$R" --warmup 1 --skip-attn >"$OUT/py_swin_B${b}_${m}_$r.json"
+				"$OUT/slab" bench --models "$m" --batch "$b" --rounds "$R" --warmup 1 \
+					--threads "$THREADS" --json >"$OUT/go_swin_B${b}_${m}_$r.json"
+			done
+		fi
 		echo "  $(date -u +%H:%M) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
 	done
 	[ "$ATTN" = 1 ] || continue

@@ -36,16 +36,24 @@ def fmt(x, nd=2):
     return "–" if x is None else f"{x:.{nd}f}"
 
 
+def read_json(p):
+    """The JSON in p, or None for an empty or cut-off file (a killed process)."""
+    try:
+        return json.load(open(p))
+    except ValueError:
+        return None
+
+
 def load(d):
     """{rep: {(name, batch): ms}} for each side, and the attention extras."""
     py, go, extra = {}, {}, {}
     for p in glob.glob(os.path.join(d, "py_*_*.json")):
         rep = int(re.search(r"_(\d+)\.json$", p).group(1))
-        for r in json.load(open(p))["rows"]:
+        for r in (read_json(p) or {"rows": []})["rows"]:
             py.setdefault(rep, {})[(r["name"], r["batch"])] = r["median_ms"]
     for p in glob.glob(os.path.join(d, "go_swin_B*_*.json")):
         rep = int(re.search(r"_(\d+)\.json$", p).group(1))
-        for r in json.load(open(p))["results"]:
+        for r in (read_json(p) or {"results": []})["results"]:
             go.setdefault(rep, {})[(r["model"], r["batch"])] = r["median_ms"]
     pat = re.compile(r"^BenchmarkSLABlock/(dim=\d+/\d+)(?:-\d+)?\s+\d+\s+[\d.]+ ns/op(.*)$")
     for p in glob.glob(os.path.join(d, "go_attn_*.txt")):
