@@ -1,8 +1,11 @@
 package checkpoint
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"unsafe"
 )
@@ -112,4 +115,54 @@ func (e *Entry) Int8s(name string) ([]int8, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("checkpoint: tensor %q: shape %v but no I8 values to match", name, e.Shape)
+}
+
+// ReadHeader reads only the header of a safetensors file: its metadata
+// and each tensor's dtype and shape, with no values (F32, I64 and Raw are
+// nil, and nothing is checked against the data, which Read does). It lets
+// a loader prepare for a file before holding its bytes in memory.
+func ReadHeader(path string) (*File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	defer fh.Close()
+	var lenb [8]byte
+	if _, err := io.ReadFull(fh, lenb[:]); err != nil {
+		return nil, fmt.Errorf("checkpoint: %s: too short for a safetensors file", path)
+	}
+	n := binary.LittleEndian.Uint64(lenb[:])
+	if n > maxHeader {
+		return nil, fmt.Errorf("checkpoint: %s: header length %d is absurd (limit %d); not a safetensors file?", path, n, maxHeader)
+	}
+	hdr := make([]byte, n)
+	if _, err := io.ReadFull(fh, hdr); err != nil {
+		return nil, fmt.Errorf("checkpoint: %s: header: %v", path, err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(bytes.TrimRight(hdr, " "), &raw); err != nil || raw == nil {
+		return nil, fmt.Errorf("checkpoint: %s: bad JSON header", path)
+	}
+	f := NewFile()
+	for k, msg := range raw {
+		if k == "__metadata__" {
+			if err := json.Unmarshal(msg, &f.Metadata); err != nil {
+				return nil, fmt.Errorf("checkpoint: %s: __metadata__ is not a string map: %v", path, err)
+			}
+			if f.Metadata == nil {
+				f.Metadata = map[string]string{}
+			}
+			continue
+		}
+		var h headerEntry
+		if err := json.Unmarshal(msg, &h); err != nil {
+			return nil, fmt.Errorf("checkpoint: %s: tensor %q: bad header entry: %v", path, k, err)
+		}
+		e := &Entry{DType: h.DType, Shape: make([]int, len(h.Shape))}
+		for i, d := range h.Shape {
+			e.Shape[i] = int(d)
+		}
+		f.Tensors[k] = e
+	}
+	return f, nil
 }

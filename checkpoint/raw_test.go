@@ -75,6 +75,13 @@ func TestRawLowPrec(t *testing.T) {
 	if err != nil || !bytes.Equal(a, c) {
 		t.Errorf("rewriting a widened read: %v, same bytes %v", err, bytes.Equal(a, c))
 	}
+	h, err := ReadHeader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := h.Tensors["w.i8"]; len(h.Tensors) != 3 || e.DType != "I8" || e.Shape[0] != 3 || e.Shape[1] != 2 || e.Raw != nil || e.I64 != nil {
+		t.Errorf("ReadHeader: %d tensors, w.i8 %+v", len(h.Tensors), e)
+	}
 	bad := &File{Tensors: map[string]*Entry{"x": {Shape: []int{2}, Raw: []byte{1, 2}}}}
 	if _, err := Marshal(bad); err == nil {
 		t.Error("raw bytes without a dtype: no error")

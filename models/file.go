@@ -87,13 +87,19 @@ func ConfigOf(f *checkpoint.File, path string) (*Family, Config, error) {
 // FromFile rebuilds the model a slab checkpoint holds and loads its
 // weights (optimizer state is skipped). The warnings are LoadState's.
 func FromFile(f *checkpoint.File, path string) (Model, []string, error) {
-	family, c, err := ConfigOf(f, path)
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := Build(family, c, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	return fromFile(f, path, nil)
+}
+
+// fromFile is FromFile into m when it is not nil (built from f's config).
+func fromFile(f *checkpoint.File, path string, m Model) (Model, []string, error) {
+	if m == nil {
+		family, c, err := ConfigOf(f, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if m, err = Build(family, c, 0); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	state := make(map[string]*checkpoint.Entry, len(f.Tensors))
 	for k, e := range f.Tensors {
@@ -118,11 +124,15 @@ func FromFile(f *checkpoint.File, path string) (Model, []string, error) {
 // Load reads a slab checkpoint and rebuilds its model; bf16 and int8
 // weights of a quantized checkpoint are kept as stored (ReadRaw).
 func Load(path string) (Model, *checkpoint.File, []string, error) {
+	pre, err := prebuildStored(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	f, err := checkpoint.ReadRaw(path)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, warns, err := FromFile(f, path)
+	m, warns, err := fromFile(f, path, pre)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/nn"
+	"github.com/slabml/slab/tensor"
 )
 
 // Quantized checkpoints (slab quantize). A model whose Linear weights are
@@ -250,4 +253,45 @@ func (r *QuantizeResult) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s (%s): %d Linear weights stored as %s%s: %s (%.1f MB) -> %s (%.1f MB, %.2fx)\n",
 		r.Model, r.Family, r.Linears, r.Dtype, g, r.Weights, float64(r.BytesIn)/1e6, r.Out, float64(r.BytesOut)/1e6, float64(r.BytesOut)/float64(max(r.BytesIn, 1)))
+}
+
+// prebuildStored builds the model of a quantized checkpoint from its
+// header alone and releases the float32 values of the Linear weights the
+// file holds in low precision, before the file is read: the float32
+// weights a Build initialises and the file's bytes are then never in
+// memory together (peak resident memory ~ the larger of the two, not
+// their sum). It returns nil for any other file (or one whose header does
+// not parse: the full read reports that).
+func prebuildStored(path string) (Model, error) {
+	h, err := checkpoint.ReadHeader(path)
+	if err != nil {
+		return nil, nil
+	}
+	d, err := FileDtype(h, path)
+	if err != nil || d == kernels.F32 {
+		return nil, nil
+	}
+	want := map[kernels.Dtype]string{kernels.BF16: "BF16", kernels.Int8: "I8"}[d]
+	family, c, err := ConfigOf(h, path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := Build(family, c, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m.DropGrads()
+	released := false
+	for _, p := range m.Params() {
+		if e := h.Tensors[p.Name]; e != nil && e.DType == want && shapeFits(e.Shape, p.W.Shape) {
+			// takeStored installs these weights, or the load fails.
+			p.W = &tensor.Tensor{Shape: append([]int(nil), p.W.Shape...)}
+			released = true
+		}
+	}
+	if released {
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
+	return m, nil
 }
