@@ -15,6 +15,13 @@ type ActivationCounter interface {
 	Activations() int64
 }
 
+// SeqActivationCounter is implemented by language-model configs whose
+// activations per token depend on the sequence length (attention scores):
+// ActivationsAt is Activations for sequences of seq tokens.
+type SeqActivationCounter interface {
+	ActivationsAt(seq int) int64
+}
+
 // Footprint is what a model needs in memory, in bytes, rounded up: a
 // guard against requests that cannot fit, not a measurement.
 type Footprint struct {
@@ -52,6 +59,21 @@ func Estimate(cfg Config, n int, train bool) Footprint {
 		a *= 2 // gradients of the activations
 	}
 	return Footprint{Weights: capBytes(w), Activations: capBytes(a)}
+}
+
+// EstimateLM is Estimate for a language model running batch sequences
+// of seq tokens, with attention charged for seq tokens rather than the
+// full context when the config implements SeqActivationCounter.
+func EstimateLM(cfg Config, batch, seq int, train bool) Footprint {
+	f := Estimate(cfg, batch*seq, train)
+	if sc, ok := cfg.(SeqActivationCounter); ok {
+		a := float64(sc.ActivationsAt(seq)) * float64(max(batch*seq, 0)) * 4
+		if train {
+			a *= 2
+		}
+		f.Activations = capBytes(a)
+	}
+	return f
 }
 
 func capBytes(b float64) int64 {

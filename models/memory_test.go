@@ -76,3 +76,18 @@ func TestHugeConfigRefused(t *testing.T) {
 		t.Fatalf("batch 64 of the mini model under 2 GB: %v", err)
 	}
 }
+
+// A language model's attention is charged for the sequence trained on,
+// not its whole context: llama_350m trains at 8 x 256 tokens within this
+// repository's 2-core, 24 GB machine.
+func TestEstimateLMSeq(t *testing.T) {
+	_, c, err := models.Lookup("llama_350m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, short := models.Estimate(c, 8*256, true), models.EstimateLM(c, 8, 256, true)
+	t.Logf("llama_350m training 8 x 256 tokens: %s charged at full context, %s at seq 256", sysmem.Bytes(full.Total()), sysmem.Bytes(short.Total()))
+	if short.Total() >= full.Total() || short.Total() > 20<<30 {
+		t.Fatalf("seq-aware estimate %s (full context %s)", sysmem.Bytes(short.Total()), sysmem.Bytes(full.Total()))
+	}
+}

@@ -98,7 +98,7 @@ func NewLMSetup(s LMSpec) (*LMSetup, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, inputErr(strings.Fields(err.Error())[0], "%v", err)
 	}
-	if err := models.CheckMemory(fmt.Sprintf("training batch %d x %d tokens", cfg.Batch, cfg.Seq), s.Model, cfg.Batch*cfg.Seq, true); err != nil {
+	if err := models.CheckFits(fmt.Sprintf("%s at training batch %d x %d tokens", models.ConfigName(s.Model), cfg.Batch, cfg.Seq), models.EstimateLM(s.Model, cfg.Batch, cfg.Seq, true)); err != nil {
 		return nil, inputErr("batch", "%v", err)
 	}
 	tr, err := NewLMTrainer(cfg, m, splits.Train)

@@ -387,7 +387,11 @@ func init() {
 // vectors of the model width, 4 of the FFN width and two rows of MaxSeq
 // attention scores per head; the output logits (all of the vocabulary,
 // the adaptive softmax's worst case) and their gradient.
-func (c *Config) Activations() int64 {
-	per := 16*int64(c.Dim) + 4*int64(c.Hidden) + 2*int64(c.Heads)*int64(c.MaxSeq)
+func (c *Config) Activations() int64 { return c.ActivationsAt(c.MaxSeq) }
+
+// ActivationsAt is Activations for sequences of seq tokens
+// (models.SeqActivationCounter).
+func (c *Config) ActivationsAt(seq int) int64 {
+	per := 16*int64(c.Dim) + 4*int64(c.Hidden) + 2*int64(c.Heads)*int64(min(seq, c.MaxSeq))
 	return int64(c.Layers)*per + 4*int64(c.Vocab)
 }

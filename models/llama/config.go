@@ -354,10 +354,14 @@ func init() {
 // vectors of the model width, 4 of the SwiGLU width and, for softmax
 // attention, two rows of MaxSeq scores per head; the logits and their
 // gradient.
-func (c *Config) Activations() int64 {
+func (c *Config) Activations() int64 { return c.ActivationsAt(c.MaxSeq) }
+
+// ActivationsAt is Activations for sequences of seq tokens
+// (models.SeqActivationCounter).
+func (c *Config) ActivationsAt(seq int) int64 {
 	per := 16*int64(c.Dim) + 4*int64(c.Hidden)
 	if c.Attn != AttnSLA {
-		per += 2 * int64(c.Heads) * int64(c.MaxSeq)
+		per += 2 * int64(c.Heads) * int64(min(seq, c.MaxSeq))
 	}
 	return int64(c.Layers)*per + 4*int64(c.Vocab)
 }
