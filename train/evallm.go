@@ -164,6 +164,9 @@ func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
 	if o.Seq == 0 {
 		o.Seq = m.Context()
 	}
+	if err := models.CheckFits(fmt.Sprintf("%s at batch %d x %d tokens", models.ConfigName(m.Config()), o.Batch, o.Seq), models.EstimateLM(m.Config(), o.Batch, o.Seq, false)); err != nil {
+		return LMEvalResult{}, inputErr("batch", "%v", err)
+	}
 	splits, err := data.LoadTextSplits(o.Data, tok)
 	if err != nil {
 		return LMEvalResult{}, inputErr("data", "%v", err)
