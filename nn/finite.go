@@ -115,7 +115,7 @@ func LocateNonFinite(m Module, slots []NormSlot, forward func() error) string {
 	if prev == "" {
 		return "no norm to watch; every weight is finite"
 	}
-	return fmt.Sprintf("first non-finite output: %s (every norm's input and output finite, the last %s)", layerBetween(names, prev, ""), prev)
+	return fmt.Sprintf("first non-finite output: %s (after the last norm, %s; every norm's input and output finite)", layerBetween(names, prev, ""), prev)
 }
 
 // normProbe records, in call order, whether each norm's input and output

@@ -85,7 +85,7 @@ func TestLocateNonFinite(t *testing.T) {
 		x.Data[i] = float32(i) / 7
 	}
 	run := func() error { m.forward(x); return nil }
-	if got := LocateNonFinite(m, m.slots(), run); !strings.Contains(got, "head (every norm's input and output finite") {
+	if got := LocateNonFinite(m, m.slots(), run); !strings.Contains(got, "head (after the last norm, norm; every norm's input and output finite)") {
 		t.Fatalf("finite model: %s", got)
 	}
 	// Finite weights, but the attention's output overflows.

@@ -77,3 +77,19 @@ func TestLMDivergenceNamesLayer(t *testing.T) {
 		}
 	}
 }
+
+// The vision trainer names the layer too: the toy model's head overflows
+// after its (finite) norm.
+func TestVisionDivergenceNamesLayer(t *testing.T) {
+	tr := toyTrainer(t, 1)
+	m := tr.Model.(*toyModel)
+	for i := range m.w.W.Data {
+		m.w.W.Data[i] = 3e38
+	}
+	m.w.MarkChanged()
+	_, err := tr.TrainStep()
+	t.Log(err)
+	if err == nil || !strings.Contains(err.Error(), "step 1: loss is NaN; first non-finite output: head (after the last norm, norm; every norm's input and output finite)") {
+		t.Fatalf("overflowing head: %v", err)
+	}
+}
