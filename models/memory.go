@@ -26,8 +26,7 @@ type SeqActivationCounter interface {
 // guard against requests that cannot fit, not a measurement.
 type Footprint struct {
 	// Weights is parameters and their gradients (Build allocates both),
-	// the checkpoint copy a load reads, and in training AdamW's two
-	// moments.
+	// and in training AdamW's two moments.
 	Weights int64
 	// Activations is the layer buffers of a forward (and in training its
 	// backward) of the inputs asked for.
@@ -46,7 +45,7 @@ func (f Footprint) Total() int64 { return f.Weights + f.Activations }
 func Estimate(cfg Config, n int, train bool) Footprint {
 	const f32 = 4
 	params := float64(cfg.ParamCount())
-	w := params * f32 * 3 // value, gradient, checkpoint copy
+	w := params * f32 * 2 // value and gradient (a checkpoint being loaded is already in memory)
 	if train {
 		w += params * f32 * 2
 	}
