@@ -42,6 +42,11 @@ func (r *Model) Classify(images []image.Image, k int) ([][]Prediction, error) {
 // its header and bounded (MaxImagePixels, and the memory available)
 // before it is decoded, and only one decoded image is held at a time.
 func (r *Model) ClassifyFiles(paths []string, k int) ([][]Prediction, error) {
+	for _, p := range paths { // a missing file is named before anything else
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("data: %w", err)
+		}
+	}
 	return r.classify(len(paths), k, func(i int) (image.Image, error) {
 		if err := checkImageFile(paths[i]); err != nil {
 			return nil, err
