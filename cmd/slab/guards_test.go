@@ -102,6 +102,7 @@ func TestMemoryAndFiniteGuards(t *testing.T) {
 		{"bench --models slab_deit_mini_28 --batch 65536 --rounds 1 --warmup 0", []string{"batch 65536", "available"}},
 		{"train --model slab_deit_mini_28 --batch 65536 --out run", []string{"--batch", "batch 65536", "available"}},
 		{"train-lm --model lm_tiny --data corpus.txt --batch 4096 --seq 128 --steps 1 --out lmrun", []string{"--batch", "batch 4096 x 128 tokens", "available"}},
+		{"train-lm --model lm_tiny --data corpus.txt --steps 20 --lr 10 --batch 4 --seq 32 --threads 1 --out lmdiv", []string{"step 2: loss", "training diverged"}},
 		{"eval --weights wide.safetensors", []string{"wide.safetensors", "Dim 100000 is above its bound"}},
 		{"fuse --weights wide.safetensors --out folded.safetensors", []string{"wide.safetensors", "Dim 100000 is above its bound"}},
 		{"run --weights wide.safetensors --input inf_input.safetensors --output out.safetensors", []string{"wide.safetensors", "Dim 100000"}},
