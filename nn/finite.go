@@ -217,3 +217,20 @@ func commonPrefix(names []string) string {
 
 // IsFinite reports whether x is neither NaN nor infinite.
 func IsFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// CheckFiniteGrads returns an error naming where the gradients of ps
+// (listed in forward order) stop being finite, or nil. Backward runs
+// from the last layer to the first and a NaN spreads to every layer
+// before the one producing it, so the one named is the last of ps whose
+// gradient holds a NaN or an infinity: the layer a non-finite gradient
+// norm comes from, found before the optimizer writes it into the weights.
+func CheckFiniteGrads(ps []*Param) error {
+	for i := len(ps) - 1; i >= 0; i-- {
+		if p := ps[i]; p.G != nil {
+			if err := CheckFinite("the gradient of "+p.Name, p.G); err != nil {
+				return fmt.Errorf("first non-finite gradient in backward order: %v", err)
+			}
+		}
+	}
+	return nil
+}

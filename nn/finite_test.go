@@ -106,3 +106,19 @@ func TestLocateNonFinite(t *testing.T) {
 		t.Fatalf("NaN weight: %s", got)
 	}
 }
+
+// The gradient named is the one backward reaches first: the last
+// parameter, in forward order, holding a NaN or an infinity.
+func TestCheckFiniteGrads(t *testing.T) {
+	ps := []*Param{NewParam("embed.weight", false, 2, 2), NewParam("blocks.0.attn.weight", false, 3), NewParam("head.weight", false, 2)}
+	if err := CheckFiniteGrads(ps); err != nil {
+		t.Fatal(err)
+	}
+	ps[0].G.Data[1] = float32(math.NaN())
+	ps[1].G.Data[2] = float32(math.Inf(1))
+	err := CheckFiniteGrads(ps)
+	if err == nil || !strings.Contains(err.Error(), "the gradient of blocks.0.attn.weight holds +Inf at [2]") {
+		t.Fatalf("CheckFiniteGrads: %v", err)
+	}
+	t.Log(err)
+}

@@ -162,8 +162,9 @@ func (t *LMTrainer) TrainStep() (float64, error) {
 	} else {
 		t.Model.Backward(t.loss.Backward())
 	}
-	if t.Cfg.Clip > 0 {
-		ClipGradNorm(t.Model.Params(), t.Cfg.Clip)
+	// ClipGradNorm with Clip 0 measures the norm and clips nothing.
+	if gn := ClipGradNorm(t.Model.Params(), t.Cfg.Clip); !nn.IsFinite(gn) { // stop before the update writes it into the weights
+		return l, fmt.Errorf("step %d: gradient norm is %v (loss %.4g); %v: training diverged; lower --lr", t.Step+1, gn, l, nn.CheckFiniteGrads(t.Model.Params()))
 	}
 	t.Opt.Step(t.Sched.LR(t.Step))
 	t.Step++

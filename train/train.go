@@ -316,6 +316,9 @@ func (t *Trainer) TrainStep() (StepRecord, error) {
 	nn.ZeroGrads(params)
 	t.Model.Backward(t.ce.Backward())
 	gn := ClipGradNorm(params, t.Cfg.ClipGrad)
+	if !nn.IsFinite(gn) { // stop before the update writes it into the weights
+		return StepRecord{}, fmt.Errorf("step %d: gradient norm is %v (loss %.4g); %v: training diverged; try a lower --lr or a longer schedule", t.Step+1, gn, loss, nn.CheckFiniteGrads(params))
+	}
 	lr := t.Sched.LR(t.Step)
 	t.Opt.Step(lr)
 	t.Step++
