@@ -47,7 +47,7 @@ func cmdClassify(args []string) error {
 	}
 	sm, err := slab.Wrap(m, nil, slab.Dataset(*dataName), slab.Dtype(*dtype))
 	if err != nil {
-		return err
+		return dtypeErr(err)
 	}
 	if classes := m.Classes(); *top <= 0 || *top > classes {
 		return flagErr("top", "must be in 1..%d, got %d", classes, *top)

@@ -55,7 +55,7 @@ func cmdGenerate(args []string) error {
 	// it when prompt + n is longer.
 	sm, err := slab.Wrap(m, data.TokenizerMeta(tok), opts...)
 	if err != nil {
-		return err
+		return dtypeErr(err)
 	}
 	if !f.json {
 		fmt.Fprint(stdout, *prompt)

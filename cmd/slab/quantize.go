@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 )
 
 func init() {
@@ -58,4 +61,13 @@ func cmdQuantize(args []string) error {
 	}
 	r.WriteText(stdout)
 	return nil
+}
+
+// dtypeErr names --dtype for an error of slab.Load/Wrap refusing a dtype
+// other than a quantized checkpoint's own (the message names the file).
+func dtypeErr(err error) error {
+	if se := (*nn.StoredError)(nil); errors.As(err, &se) {
+		return flagErr("dtype", "%v", se)
+	}
+	return err
 }
