@@ -171,6 +171,10 @@ func runGuarded(t *testing.T, dir string, args []string) (string, int64, int) {
 	}()
 	cmd.Wait()
 	close(done)
+	// Maxrss is an upper bound of the child's own peak: Linux carries the
+	// high-water mark of the memory the child shared with this process
+	// until exec (Go forks with CLONE_VM), so small children read as
+	// about this test's own resident size (some 50 MB).
 	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss << 10 // kilobytes on Linux
