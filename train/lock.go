@@ -55,6 +55,9 @@ type Claim struct {
 	// Stale are temporaries of a killed write that Claim removed.
 	Stale []string
 	lock  *os.File
+	// created: the claim made the directory, so Release may remove it
+	// again if the run never wrote anything into it.
+	created bool
 }
 
 // ClaimRunDir creates dir if needed and claims it for a training run in
@@ -69,6 +72,7 @@ func ClaimRunDir(dir string, mode ClaimMode, resume string) (*Claim, error) {
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return nil, fmt.Errorf("%s is a file, not a run directory", dir)
 	}
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create run directory: %v", err)
 	}
@@ -91,7 +95,7 @@ func ClaimRunDir(dir string, mode ClaimMode, resume string) (*Claim, error) {
 		}
 		return nil, fmt.Errorf("%s: lock: %v", dir, err)
 	}
-	c := &Claim{Dir: dir, Mode: mode, lock: lf}
+	c := &Claim{Dir: dir, Mode: mode, lock: lf, created: os.IsNotExist(statErr)}
 	// Holding the lock, every temporary in the directory is a leftover of a
 	// killed write.
 	if ents, err := os.ReadDir(dir); err == nil {
@@ -160,13 +164,48 @@ func (c *Claim) Clear() error {
 	return nil
 }
 
-// Release gives up the lock (the lock file stays: removing it would let a
-// waiting process and a new one lock two different files).
+// Release gives up the lock. The lock file stays (removing it would let a
+// process that has opened it and a new one lock two different files),
+// except in a directory the claim created and the run left empty: a
+// training refused after the claim (a model too big for memory, a
+// sequence above the context) then leaves nothing behind. Still holding
+// the lock, it removes the lock file and the directory; a process that
+// opened the lock file meanwhile finds its directory gone and fails
+// writing, never training beside another.
 func (c *Claim) Release() {
-	if c != nil && c.lock != nil {
-		c.lock.Close()
-		c.lock = nil
+	if c == nil || c.lock == nil {
+		return
 	}
+	if c.created && c.untouched() {
+		os.Remove(filepath.Join(c.Dir, LockFile))
+		os.Remove(c.Dir)
+	}
+	c.lock.Close()
+	c.lock = nil
+}
+
+// untouched reports whether the directory holds nothing but the lock file
+// and empty files the run opened without writing (a curve log).
+func (c *Claim) untouched() bool {
+	ents, err := os.ReadDir(c.Dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Name() == LockFile {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || e.IsDir() || info.Size() != 0 {
+			return false
+		}
+	}
+	for _, e := range ents {
+		if e.Name() != LockFile {
+			os.Remove(filepath.Join(c.Dir, e.Name()))
+		}
+	}
+	return true
 }
 
 // same reports whether a and b are one file (b may not exist).

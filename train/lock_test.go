@@ -21,6 +21,12 @@ func TestClaimRunDir(t *testing.T) {
 		t.Fatalf("second claim while the first holds it: %v", err)
 	}
 	c.Release()
+	// The claim made the directory and the run wrote nothing: Release
+	// leaves nothing behind (a training refused after its claim).
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("an untouched directory the claim created is still there: %v", err)
+	}
+	os.MkdirAll(dir, 0o755)
 	for _, n := range []string{CheckpointFile, LogFile, "notes.tmp"} {
 		os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644)
 	}
