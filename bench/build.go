@@ -11,16 +11,18 @@ import (
 )
 
 // Classifiers builds the named registry classifiers with random weights
-// (from seed; input side size when > 0). A model whose norms fold gets
+// (from seed; input side size when > 0), after checking that their
+// weights and the activations of a batch of batch images fit in memory. A model whose norms fold gets
 // random running statistics (a non-trivial fold, as in a trained model)
 // and is timed twice: folded under its name, and as built under
 // name/unfused. prepack packs the Linear weights once (nn.Prepack). Errors
 // are *models.InputError naming the option at fault ("name": the model).
-func Classifiers(names []string, size int, seed uint64, prepack bool) ([]Classifier, error) {
+func Classifiers(names []string, size, batch int, seed uint64, prepack bool) ([]Classifier, error) {
+	batch = max(batch, 1)
 	var cs []Classifier
 	entries := make([]*models.Entry, len(names))
 	cfgs := make([]models.Config, len(names))
-	var need models.Footprint // every model (and its folded copy) at batch 1, before building any
+	var need models.Footprint // every model (and its folded copy) at the batch, before building any
 	for i, name := range names {
 		sz := ""
 		if size > 0 {
@@ -38,15 +40,17 @@ func Classifiers(names []string, size int, seed uint64, prepack bool) ([]Classif
 		if cfg.NormSpec().Foldable() {
 			copies = 2
 		}
-		f := models.Estimate(cfg, 1, false)
+		f := models.Estimate(cfg, batch, false)
 		need.Weights += copies * f.Weights
 		need.Activations += copies * f.Activations
 	}
-	what := fmt.Sprintf("timing %s (with folded copies) at batch 1", strings.Join(names, ", "))
+	what := fmt.Sprintf("timing %s (with folded copies) at batch %d", strings.Join(names, ", "), batch)
 	blame := "name"
 	if size > 0 {
 		what += fmt.Sprintf(" of %dx%d images", size, size)
 		blame = "size"
+	} else if batch > 1 && models.CheckFits(what, models.Footprint{Weights: need.Weights}) == nil {
+		blame = "batch" // the weights fit: the batch's activations do not
 	}
 	if err := models.CheckFits(what, need); err != nil {
 		return nil, &models.InputError{Input: blame, Err: err}

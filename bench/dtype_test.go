@@ -15,7 +15,7 @@ import (
 // in (as Classify does before each run) gives the logits of a model
 // quantized to that dtype alone, whatever ran before it.
 func TestClassifiersWithDtypes(t *testing.T) {
-	cs, err := Classifiers([]string{"slab_deit_mini_28"}, 0, 1, true)
+	cs, err := Classifiers([]string{"slab_deit_mini_28"}, 0, 1, 1, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func cmdBench(args []string) error {
 	if err := setThreads(*threads); err != nil {
 		return err
 	}
-	vs, err := bench.Classifiers(splitNames(*names), *size, *seed, *prepack)
+	vs, err := bench.Classifiers(splitNames(*names), *size, *batch, *seed, *prepack)
 	if err != nil {
 		return modelsErr(err)
 	}
