@@ -195,7 +195,7 @@ type QuantizeResult struct {
 // (kernels.BF16 or kernels.Int8, int8 scales grouped as
 // nn.QuantOptions.Group says), atomically. A file already quantized is
 // refused: its float32 weights are gone. Errors about an input are
-// *InputError values naming "weights", "dtype" or "group".
+// *InputError values naming "weights", "dtype", "group" or "out".
 func QuantizeFile(in, out string, dtype kernels.Dtype, group int) (*QuantizeResult, error) {
 	if dtype != kernels.BF16 && dtype != kernels.Int8 {
 		return nil, inputErr("dtype", "want bf16 or int8, got %v", dtype)
@@ -229,7 +229,7 @@ func QuantizeFile(in, out string, dtype kernels.Dtype, group int) (*QuantizeResu
 		return nil, err
 	}
 	if err := checkpoint.Write(out, wf); err != nil {
-		return nil, err
+		return nil, inputErr("out", "%v", err)
 	}
 	r := &QuantizeResult{Weights: in, Out: out, Model: ConfigName(m.Config()), Family: m.Family(), Dtype: dtype.String(),
 		Group: wf.Metadata[MetaGroup], Linears: n, Warnings: warns}
