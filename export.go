@@ -39,6 +39,9 @@ func OfficialState(m models.Model) (map[string]*checkpoint.Entry, error) {
 	if m.Config().NormSpec().Kind == nn.NormNone {
 		return nil, ErrFolded
 	}
+	if err := nn.NeedFloat32(m); err != nil {
+		return nil, fmt.Errorf("%v: the official layouts hold float32 weights; export the float32 checkpoint it was quantized from", err)
+	}
 	sd := models.StateDict(m)
 	f, err := models.FamilyOf(m.Family())
 	if err != nil {
