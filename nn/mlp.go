@@ -13,7 +13,6 @@ type MLP struct {
 	FC1, FC2 *Linear
 
 	act        GELU
-	fusedX     *tensor.Tensor // the input of the last Forward when it ran Infer
 	inferH, iy *tensor.Tensor
 	yShape     []int
 	shp        []int
@@ -26,16 +25,10 @@ func NewMLP(name string, dim, hidden int) *MLP {
 }
 
 // Forward maps [..., dim] to [..., dim], keeping what Backward needs.
-// With both weights prepacked (nn.Prepack: evaluation) it is Infer, GELU
-// fused into fc1's epilogue, which saves a pass over the 4C-wide hidden
-// activation (5-8 % of a Swin-T forward); a Backward after such a Forward
-// recomputes the unfused forward first.
+// (Running Infer here in evaluation, GELU fused into fc1's epilogue, was
+// measured 2-3 % slower on a whole Swin-T at 1 thread, 2026-12-06: the
+// GELU over 32-column tiles costs more than one contiguous pass.)
 func (m *MLP) Forward(x *tensor.Tensor) *tensor.Tensor {
-	if m.FC1.Packed() && m.FC2.Packed() && m.FC1.quant() == nil && m.FC2.quant() == nil {
-		m.fusedX = x
-		return m.Infer(x)
-	}
-	m.fusedX = nil
 	h := m.FC1.Forward(x)
 	a := m.act.Forward(h)
 	return m.FC2.Forward(a)
@@ -43,10 +36,6 @@ func (m *MLP) Forward(x *tensor.Tensor) *tensor.Tensor {
 
 // Backward returns dx and accumulates both Linears' gradients.
 func (m *MLP) Backward(dy *tensor.Tensor) *tensor.Tensor {
-	if x := m.fusedX; x != nil {
-		m.fusedX = nil
-		m.FC2.Forward(m.act.Forward(m.FC1.Forward(x)))
-	}
 	da := m.FC2.Backward(dy)
 	dh := m.act.Backward(da)
 	return m.FC1.Backward(dh)
