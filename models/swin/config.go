@@ -384,6 +384,9 @@ func (c *Config) Summary() string {
 	if strings.Contains(c.Stages, "L") {
 		lin = " L=" + c.Linear
 	}
+	if c.Det {
+		pad = fmt.Sprintf(" (nominal; detection layout: any sides that are multiples of %d, maps padded to the windows)", c.Multiple())
+	}
 	return fmt.Sprintf("norm %s, stages %s%s, %dx%d input%s, patch %d, dim %d, depths %v, heads %v, windows %v",
 		c.Norm, c.Stages, lin, c.ImgSize, c.ImgSize, pad, c.Patch, c.Dim, c.Depths, c.Heads, c.effectiveWindows())
 }
