@@ -135,35 +135,21 @@ func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
 		epilogueAdd(ct, ldc, i1-i0, j1-j0, bias, res, ldc)
 		return
 	}
-	if ep.Act == ActGELU && curPath == PathAVX512 && geluBiasFast(ct, i1-i0, j1-j0, ldc, bias) {
-		// Bias and GELU of the whole tile in one vector call.
-		epilogueAdd(ct, ldc, i1-i0, j1-j0, nil, res, ldc)
-		return
-	}
+	// Bias, then GELU row by row with the kernel a separate GELU pass runs,
+	// then the residual: a fused Linear+GELU gives the same bits as Linear
+	// followed by GELU, so prepacking (which fuses the MLP) never changes a
+	// model's outputs.
+	epilogueAdd(ct, ldc, i1-i0, j1-j0, bias, nil, ldc)
 	for i := i0; i < i1; i++ {
-		ci := c[i*ldc+j0 : i*ldc+j1]
-		if bias != nil {
-			for j := range ci {
-				ci[j] += bias[j]
-			}
-		}
-		geluInPlace(ci)
-		if ep.Residual != nil {
-			r := ep.Residual[i*ldc+j0 : i*ldc+j1]
-			for j := range ci {
-				ci[j] += r[j]
-			}
-		}
+		geluInPlace(c[i*ldc+j0 : i*ldc+j1])
 	}
+	epilogueAdd(ct, ldc, i1-i0, j1-j0, nil, res, ldc)
 }
 
-// geluInPlace applies the exact-erf GELU: the AVX-512 kernel where it runs
-// (16 lanes; the same Abramowitz-Stegun erfc as the scalar GELU in
-// activation.go, within ~2e-7), else the package's GELU kernel. Scalar,
-// the activation cost twice the fc1 GEMM it follows.
+// geluInPlace applies the exact-erf GELU of package-level GELU (serially:
+// the epilogue already runs inside a parallel GEMM).
 func geluInPlace(x []float32) {
-	if curPath == PathAVX512 && geluBiasFast(x, 1, len(x), len(x), nil) {
-		return
+	if len(x) > 0 {
+		geluSerial(x, x)
 	}
-	GELU(x, x)
 }
