@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -215,6 +216,9 @@ func slaFLOPs(n, c, h, k int) float64 {
 // the timed loop; the better of the two), so that clock and load changes
 // between runs cancel: %peak is the fraction of the FLOP bound reached.
 func BenchmarkSLABlock(b *testing.B) {
+	// Follow -test.cpu: kernels read GOMAXPROCS once, at start-up.
+	defer kernels.SetThreads(kernels.Threads())
+	kernels.SetThreads(runtime.GOMAXPROCS(0))
 	for _, dim := range []int{192, 96} {
 		const heads, g = 3, 56
 		n := g * g
