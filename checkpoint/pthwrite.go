@@ -8,8 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 )
 
 // The torch.save writer. It emits what torch.save(state_dict, path) writes
@@ -47,44 +45,9 @@ const pthArchive = "archive"
 // "model" is how DeiT/SLAB training checkpoints nest it). Metadata is not
 // written: a state dict has no place for it. The write is atomic, like
 // Write.
-func WritePTH(path string, f *File, wrap string) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("checkpoint: writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("checkpoint: writing %s: %w", path, err)
-		}
-	}()
-	bw := newBufWriter(tmp)
-	if err = EncodePTH(bw, f, wrap); err != nil {
-		return err
-	}
-	if err = bw.flush(); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
+func WritePTH(path string, f *File, wrap string) error {
+	if err := WriteAtomic(path, func(w io.Writer) error { return EncodePTH(w, f, wrap) }, nil); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
 }

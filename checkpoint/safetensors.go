@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"unsafe"
 
@@ -552,78 +551,11 @@ func encodeEntry(w io.Writer, e *Entry, dtype string, chunk []byte) error {
 // the same directory, which is fsynced and then renamed over path, and the
 // directory is fsynced so the rename itself is durable. On any error the
 // temporary file is removed and an existing file at path is untouched.
-func Write(path string, f *File) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("checkpoint: writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("checkpoint: writing %s: %w", path, err)
-		}
-	}()
-	bw := newBufWriter(tmp)
-	if err = Encode(bw, f); err != nil {
-		return err
-	}
-	if err = bw.flush(); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		// Some filesystems refuse fsync on a directory; the data is already
-		// safe, so that is not worth failing the write for.
-		_ = d.Sync()
-		d.Close()
+func Write(path string, f *File) error {
+	if err := WriteAtomic(path, func(w io.Writer) error { return Encode(w, f) }, nil); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
-}
-
-// bufWriter is a minimal buffered writer that remembers the first error.
-type bufWriter struct {
-	w   io.Writer
-	buf []byte
-}
-
-func newBufWriter(w io.Writer) *bufWriter { return &bufWriter{w: w, buf: make([]byte, 0, 1<<20)} }
-
-func (b *bufWriter) Write(p []byte) (int, error) {
-	if len(b.buf)+len(p) > cap(b.buf) {
-		if err := b.flush(); err != nil {
-			return 0, err
-		}
-		if len(p) > cap(b.buf) {
-			return b.w.Write(p)
-		}
-	}
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *bufWriter) flush() error {
-	if len(b.buf) == 0 {
-		return nil
-	}
-	_, err := b.w.Write(b.buf)
-	b.buf = b.buf[:0]
-	return err
 }
 
 // HalfToFloat32 converts an IEEE 754 binary16 value to float32 exactly.

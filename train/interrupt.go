@@ -1,14 +1,12 @@
 package train
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -127,56 +125,14 @@ func NotifySignals(parent context.Context, w io.Writer) (ctx context.Context, st
 	}
 }
 
-// The temporaries of atomic writes in flight, so that AbortWrites can
-// remove them before an immediate exit.
-var temps struct {
-	sync.Mutex
-	files   map[string]bool
-	aborted bool
-}
-
-// AbortWrites removes the temporary files of every checkpoint or log
-// write in flight and makes later writes fail, so that the process can
-// exit at once without leaving a *.tmp file behind.
-func AbortWrites() {
-	temps.Lock() // held until the process exits: no new temporary after this
-	temps.aborted = true
-	for n := range temps.files {
-		os.Remove(n)
-	}
-}
-
-// createTemp creates a temporary beside path (".name.tmpNNNN"), registered
-// for AbortWrites.
-func createTemp(path string) (*os.File, error) {
-	temps.Lock()
-	defer temps.Unlock()
-	if temps.aborted {
-		return nil, errors.New("process exiting")
-	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return nil, err
-	}
-	if temps.files == nil {
-		temps.files = map[string]bool{}
-	}
-	temps.files[f.Name()] = true
-	return f, nil
-}
-
-func dropTemp(name string) {
-	temps.Lock()
-	delete(temps.files, name)
-	temps.Unlock()
-}
+// AbortWrites removes the temporary of every checkpoint or log write in
+// flight and makes later writes fail, so that the process can exit at once
+// without leaving a *.tmp file behind (checkpoint.AbortWrites: every
+// atomic write of the process is covered).
+func AbortWrites() { checkpoint.AbortWrites() }
 
 // isTemporary matches the temporaries of a run directory's files, as
-// createTemp and checkpoint.Write name them (and log.jsonl.tmp, the name
+// checkpoint.WriteAtomic names them (and log.jsonl.tmp, the name
 // earlier versions used).
 func isTemporary(name string) bool {
 	for _, f := range []string{CheckpointFile, LogFile} {
@@ -187,52 +143,10 @@ func isTemporary(name string) bool {
 	return name == LogFile+".tmp"
 }
 
-// writeAtomic writes path through a temporary and a rename, so that path
-// holds either its old or its new content whatever happens; the test hook
-// sees the points in between.
-func writeAtomic(path string, write func(w io.Writer) error) (err error) {
-	if err := hook(HookBeforeTemp); err != nil {
-		return err
-	}
-	tmp, err := createTemp(path)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("writing %s: %w", path, err)
-		}
-		dropTemp(tmp.Name())
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = hook(HookBeforeRename); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-		_ = d.Sync() // some filesystems refuse it; the data is safe anyway
-		d.Close()
-	}
-	return hook(HookAfterRename)
+// writeAtomic is checkpoint.WriteAtomic with the training's test hook
+// seeing the points in between.
+func writeAtomic(path string, write func(w io.Writer) error) error {
+	return checkpoint.WriteAtomic(path, write, hook)
 }
 
 // writeCheckpoint is checkpoint.Write through writeAtomic.
@@ -242,12 +156,12 @@ func writeCheckpoint(path string, f *checkpoint.File) error {
 
 // Points of a training where tests inject signals or crashes (SetTestHook).
 const (
-	HookMidEpoch     = "mid-epoch"     // a step boundary inside an epoch
-	HookBeforeLog    = "before-log"    // before the log append of a save
-	HookBeforeTemp   = "before-temp"   // before the checkpoint's temporary is created
-	HookBeforeRename = "before-rename" // temporary complete, not yet renamed
-	HookAfterRename  = "after-rename"  // checkpoint in place
-	HookBeforeRecal  = "before-recal"  // finished training, before re-calibration
+	HookMidEpoch     = "mid-epoch"             // a step boundary inside an epoch
+	HookBeforeLog    = "before-log"            // before the log append of a save
+	HookBeforeTemp   = checkpoint.BeforeTemp   // before the checkpoint's temporary is created
+	HookBeforeRename = checkpoint.BeforeRename // temporary complete, not yet renamed
+	HookAfterRename  = checkpoint.AfterRename  // checkpoint in place
+	HookBeforeRecal  = "before-recal"          // finished training, before re-calibration
 )
 
 var testHook func(point string) error

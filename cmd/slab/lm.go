@@ -18,7 +18,7 @@ import (
 // and metadata: lm_config (llama.Config JSON), tokenizer, step.
 
 func init() {
-	register(&command{Name: "train-lm", Summary: "train a LLaMA-style decoder (rmsnorm/layernorm/prepbn) on SOTU or a text file", Run: runCmd(cmdTrainLM)})
+	register(&command{Name: "train-lm", Summary: "train a LLaMA-style decoder (rmsnorm/layernorm/prepbn) on SOTU or a text file", Run: runCmd(cmdTrainLM), OwnSignals: true})
 	register(&command{Name: "eval-lm", Summary: "perplexity of a decoder checkpoint on a text split", Run: runCmd(cmdEvalLM)})
 }
 

@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"sort"
 	"strings"
+	"syscall"
 
+	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/train"
 )
 
@@ -21,6 +24,10 @@ type command struct {
 	Summary string
 	// Run parses its own flags from args (the words after the subcommand).
 	Run func(args []string) error
+	// OwnSignals: the command handles SIGINT/SIGTERM itself (a training
+	// stops at a step boundary); others quit at once, removing the
+	// temporaries of any write in flight (quitOnSignal).
+	OwnSignals bool
 }
 
 var commands = map[string]*command{}
@@ -51,6 +58,9 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
+	if !c.OwnSignals {
+		quitOnSignal()
+	}
 	if err := run(c, os.Args[2:]); err != nil {
 		fmt.Fprintf(os.Stderr, "slab %s: %v\n", c.Name, err)
 		os.Exit(exitCode(err))
@@ -65,6 +75,25 @@ func exitCode(err error) int {
 		return ie.ExitCode()
 	}
 	return 1
+}
+
+// quitOnSignal makes SIGINT and SIGTERM end the process at once with 130
+// or 143 after removing the temporaries of atomic writes in flight
+// (checkpoint.AbortWrites), so that an interrupted fuse, quantize, import
+// or export leaves the file it was writing as it was and no *.tmp beside
+// it.
+func quitOnSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-ch
+		checkpoint.AbortWrites()
+		code := 1
+		if n, ok := s.(syscall.Signal); ok {
+			code = 128 + int(n)
+		}
+		os.Exit(code)
+	}()
 }
 
 // trainContext is the context a training command runs under: the first

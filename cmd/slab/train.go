@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "train", Summary: "train a vision model on Fashion-MNIST or MNIST", Run: runCmd(cmdTrain)})
+	register(&command{Name: "train", Summary: "train a vision model on Fashion-MNIST or MNIST", Run: runCmd(cmdTrain), OwnSignals: true})
 }
 
 // trainResult is the JSON of slab train.
