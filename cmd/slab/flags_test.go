@@ -32,17 +32,6 @@ import (
 	"github.com/slabml/slab/tensor"
 )
 
-// TestMain lets the test binary stand in for slab: with SLAB_TEST_MAIN=1
-// it runs main on its arguments, so the flag test sees real exit codes,
-// real stderr and a real working directory without building a binary.
-func TestMain(m *testing.M) {
-	if os.Getenv("SLAB_TEST_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
 // commandFlags returns the flag set command name registers, without
 // running it.
 func commandFlags(t *testing.T, name string) *flag.FlagSet {
