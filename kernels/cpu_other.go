@@ -33,8 +33,6 @@ func peakLoop(Path) (func(n int), float64) { return nil, 0 }
 
 func readSum(int, *float32) float32 { panic("kernels: no vector read loop on this architecture") }
 
-func geluBiasFast([]float32, int, int, int, []float32) bool { return false }
-
 func kernelAVX512Rows(bool, int, int, int, *float32, int, *float32, int, *float32, int, int) {
 	panic("kernels: no assembly microkernel on this architecture")
 }

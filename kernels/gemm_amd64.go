@@ -30,9 +30,6 @@ func gemvDot4AVX512(k int, x, w *float32, ldw int, out *float32)
 func gemvDot8AVX512(k int, x, w *float32, ldw int, out *float32)
 
 //go:noescape
-func geluBiasAVX512(rows, n int, x *float32, ld int, bias *float32)
-
-//go:noescape
 func peakFMA512(n int)
 
 //go:noescape
@@ -94,20 +91,3 @@ func peakLoop(p Path) (f func(n int), flopPerIter float64) {
 // readSum sums n floats (a multiple of 64) with vector loads, for the
 // bandwidth benchmark; it needs AVX-512.
 func readSum(n int, x *float32) float32 { return readSumAVX512(n, x) }
-
-// geluBiasFast sets x = GELU(x + bias) over rows rows of n floats (row
-// stride ld; bias nil or n floats) with the AVX-512 kernel when the CPU has
-// it (reports false otherwise).
-func geluBiasFast(x []float32, rows, n, ld int, bias []float32) bool {
-	if bestPath != PathAVX512 || rows == 0 || n == 0 {
-		return bestPath == PathAVX512
-	}
-	_ = x[(rows-1)*ld+n-1] // bounds, once
-	var bp *float32
-	if bias != nil {
-		_ = bias[n-1]
-		bp = &bias[0]
-	}
-	geluBiasAVX512(rows, n, &x[0], ld, bp)
-	return true
-}

@@ -17,7 +17,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"strings"
 )
@@ -65,7 +64,6 @@ func generate() (asm, goSrc string) {
 	transpose16()
 	dotRows(4)
 	dotRows(8)
-	gelu()
 	peak()
 	readBW()
 	prefetch()
@@ -486,124 +484,6 @@ func dotRows(rows int) {
 		p("\tVHADDPS X2, X2, X2")
 		p("\tVMOVSS X2, %d(DI)", 4*r)
 	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-}
-
-// gelu emits func geluBiasAVX512(rows, n int, x *float32, ld int, bias
-// *float32): for each of rows rows of n floats (row stride ld), x = x+bias
-// (bias nil: no add), then x = x*Phi(x), in place, 16 lanes at a time, the
-// tail under a mask: the bias+GELU epilogue of a GEMM tile in one call, so
-// the 23 constants are loaded once per tile. Phi(x) = erfc(z)/2 for x < 0 and 1 - erfc(z)/2
-// otherwise, z = |x|/sqrt2, so the negative tail keeps its relative
-// accuracy (no 1/2 - 1/2 cancellation). erfc(z) = t exp(-z^2 + P(t)) with
-// t = 1/(1+z/2) and P the degree-9 Chebyshev fit of Numerical Recipes'
-// erfcc (relative error < 1.2e-7 for all z). exp by range reduction
-// (n = round(v log2 e), r = v - n ln2 in two parts), a degree-7 Taylor
-// polynomial and VSCALEFPS; 1/(1+z/2) by VRCP14PS and one Newton step.
-func gelu() {
-	type konst struct {
-		reg  int
-		val  float32
-		bits uint32 // used when val is 0
-	}
-	ks := []konst{
-		{9, 0.5, 0}, {10, 1, 0}, {11, 0.70710678118654752440, 0}, {12, -80, 0},
-		{13, 1.44269504088896340736, 0}, {14, 0.693359375, 0}, {15, -2.12194440e-4, 0},
-		{16, 1.0 / 6, 0}, {17, 1.0 / 24, 0}, {18, 1.0 / 120, 0}, {19, 1.0 / 720, 0}, {20, 1.0 / 5040, 0},
-		// P(t) coefficients, constant term first.
-		{21, -1.26551223, 0}, {22, 1.00002368, 0}, {23, 0.37409196, 0}, {24, 0.09678418, 0},
-		{25, -0.18628806, 0}, {26, 0.27886807, 0}, {27, -1.13520398, 0}, {28, 1.48851587, 0},
-		{29, -0.82215223, 0}, {30, 0.17087277, 0},
-		{31, 0, 0x7fffffff}, // abs mask
-	}
-	p("")
-	p("// func geluBiasAVX512(rows, n int, x *float32, ld int, bias *float32)")
-	p("TEXT ·geluBiasAVX512(SB), NOSPLIT, $0-40")
-	p("\tMOVQ rows+0(FP), DX")
-	p("\tMOVQ x+16(FP), R11")
-	p("\tMOVQ ld+24(FP), R8")
-	p("\tSHLQ $2, R8")
-	p("\tMOVQ bias+32(FP), R9")
-	for _, k := range ks {
-		b := k.bits
-		if k.val != 0 {
-			b = math.Float32bits(k.val)
-		}
-		p("\tMOVL $0x%08x, AX", b)
-		p("\tVPBROADCASTD AX, Z%d", k.reg)
-	}
-	body := func() {
-		p("\tVPANDD Z31, Z0, Z1") // |x|
-		p("\tVMULPS Z11, Z1, Z1") // z
-		p("\tVMULPS Z9, Z1, Z2")  // z/2
-		p("\tVADDPS Z10, Z2, Z2") // d = 1 + z/2
-		p("\tVRCP14PS Z2, Z3")    // t ~ 1/d
-		p("\tVMOVAPS Z10, Z4")
-		p("\tVFNMADD231PS Z3, Z2, Z4") // 1 - d t
-		p("\tVFMADD231PS Z4, Z3, Z3")  // t += t (1 - d t)
-		p("\tVMOVAPS Z30, Z4")         // P(t) by Horner
-		for c := 29; c >= 21; c-- {
-			p("\tVFMADD213PS Z%d, Z3, Z4", c)
-		}
-		p("\tVFNMADD231PS Z1, Z1, Z4")  // v = P(t) - z^2
-		p("\tVMAXPS Z12, Z4, Z4")       // v >= -88
-		p("\tVMULPS Z13, Z4, Z5")       // v log2 e
-		p("\tVRNDSCALEPS $0, Z5, Z5")   // n
-		p("\tVFNMADD231PS Z14, Z5, Z4") // r = v - n ln2hi
-		p("\tVFNMADD231PS Z15, Z5, Z4") //     - n ln2lo
-		p("\tVMOVAPS Z20, Z6")
-		for _, c := range []int{19, 18, 17, 16, 9, 10, 10} {
-			p("\tVFMADD213PS Z%d, Z4, Z6", c)
-		}
-		p("\tVSCALEFPS Z5, Z6, Z6")         // e^v
-		p("\tVMULPS Z3, Z6, Z6")            // erfc(z)
-		p("\tVMULPS Z9, Z6, Z6")            // h = erfc(z)/2 = Phi(-|x|)
-		p("\tVSUBPS Z6, Z10, Z7")           // 1 - h
-		p("\tVPSRAD $31, Z0, Z8")           // all ones where x < 0
-		p("\tVPTERNLOGD $0xCA, Z7, Z6, Z8") // x < 0 ? h : 1 - h
-		p("\tVMULPS Z8, Z0, Z0")
-	}
-	p("gelu_row:")
-	p("\tTESTQ DX, DX")
-	p("\tJEQ gelu_done")
-	p("\tMOVQ n+8(FP), CX")
-	p("\tMOVQ R11, SI")
-	p("\tMOVQ R9, R10")
-	p("gelu_loop:")
-	p("\tCMPQ CX, $16")
-	p("\tJLT gelu_tail")
-	p("\tVMOVUPS (SI), Z0")
-	p("\tTESTQ R10, R10")
-	p("\tJEQ gelu_nobias")
-	p("\tVADDPS (R10), Z0, Z0")
-	p("\tADDQ $64, R10")
-	p("gelu_nobias:")
-	body()
-	p("\tVMOVUPS Z0, (SI)")
-	p("\tADDQ $64, SI")
-	p("\tSUBQ $16, CX")
-	p("\tJMP gelu_loop")
-	p("gelu_tail:")
-	p("\tTESTQ CX, CX")
-	p("\tJEQ gelu_next")
-	p("\tMOVL $1, AX")
-	p("\tSHLL CX, AX")
-	p("\tDECL AX")
-	p("\tKMOVW AX, K1")
-	p("\tVMOVUPS.Z (SI), K1, Z0")
-	p("\tTESTQ R10, R10")
-	p("\tJEQ gelu_tailnobias")
-	p("\tVMOVUPS.Z (R10), K1, Z1")
-	p("\tVADDPS Z1, Z0, Z0")
-	p("gelu_tailnobias:")
-	body()
-	p("\tVMOVUPS Z0, K1, (SI)")
-	p("gelu_next:")
-	p("\tADDQ R8, R11")
-	p("\tDECQ DX")
-	p("\tJMP gelu_row")
-	p("gelu_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
