@@ -108,7 +108,7 @@ func (p *linearPack) get(w *Param, in, out int) *kernels.PackedB {
 // Single-row inputs (decoding) always read W as stored, as a GEMV.
 func Prepack(m Module) {
 	for _, p := range m.Params() {
-		if p.lin != nil && len(p.W.Data) > 0 {
+		if p = p.packTarget(); p.lin != nil && len(p.W.Data) > 0 {
 			p.lin.on = true
 		}
 	}
@@ -118,7 +118,7 @@ func Prepack(m Module) {
 // frees the packed copies.
 func Unpack(m Module) {
 	for _, p := range m.Params() {
-		if p.lin != nil {
+		if p = p.packTarget(); p.lin != nil {
 			*p.lin = linearPack{qs: p.lin.qs}
 		}
 	}

@@ -13,13 +13,28 @@ type Param struct {
 
 	version uint64      // see MarkChanged
 	lin     *linearPack // set on the weight of a Linear (see Prepack)
+	of      *Param      // the parameter this one is a row view of (RowView)
 }
 
 // MarkChanged records that W was written in place other than by the
 // layer's own Backward (an optimizer step, a checkpoint load). Caches built
 // from W, such as a Linear's packed weight, compare Version to know they
 // are stale; code that writes W directly must call it.
-func (p *Param) MarkChanged() { p.version++ }
+func (p *Param) MarkChanged() {
+	p.version++
+	if p.of != nil {
+		p.of.MarkChanged() // a view's rows are the viewed parameter's
+	}
+}
+
+// packTarget is the parameter whose Linear pack p stands for: the viewed
+// parameter for a RowView, p itself otherwise.
+func (p *Param) packTarget() *Param {
+	if p.of != nil {
+		return p.of
+	}
+	return p
+}
 
 // Version counts MarkChanged calls.
 func (p *Param) Version() uint64 { return p.version }

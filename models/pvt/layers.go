@@ -24,27 +24,7 @@ type SLAMixer struct {
 // map.
 func newSLAMixer(name string, dim, heads, h, w, kernel int) *SLAMixer {
 	s := nn.NewSLA(name, dim, heads, h, w, kernel, true)
-	return &SLAMixer{SLA: s, Q: rowView(name+".q", s.QKV, 0, dim), KV: rowView(name+".kv", s.QKV, dim, 2*dim)}
-}
-
-// rowView is a Linear whose parameters are rows [r0, r0+rows) of l's.
-func rowView(name string, l *nn.Linear, r0, rows int) *nn.Linear {
-	in := l.In
-	view := func(p *nn.Param, suffix string, width int) *nn.Param {
-		lo, hi := r0*width, (r0+rows)*width
-		shape := []int{rows, in}
-		if width == 1 {
-			shape = []int{rows}
-		}
-		return &nn.Param{Name: name + suffix, NoDecay: p.NoDecay,
-			W: &tensor.Tensor{Shape: shape, Data: p.W.Data[lo:hi:hi]},
-			G: &tensor.Tensor{Shape: append([]int(nil), shape...), Data: p.G.Data[lo:hi:hi]}}
-	}
-	v := &nn.Linear{In: in, Out: rows, Weight: view(l.Weight, ".weight", in)}
-	if l.Bias != nil {
-		v.Bias = view(l.Bias, ".bias", 1)
-	}
-	return v
+	return &SLAMixer{SLA: s, Q: nn.RowView(name+".q", s.QKV, 0, dim), KV: nn.RowView(name+".kv", s.QKV, dim, 2*dim)}
 }
 
 // Forward runs SLA on x [B, H*W, C] on grid g.
