@@ -24,9 +24,9 @@ import (
 	"testing"
 
 	"github.com/slabml/slab/checkpoint"
-	"github.com/slabml/slab/fuse"
 	"github.com/slabml/slab/models"
 	"github.com/slabml/slab/models/backbone"
+	"github.com/slabml/slab/models/internal/familytest"
 	"github.com/slabml/slab/models/swin"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tools/reference/reftest"
@@ -35,7 +35,6 @@ import (
 var (
 	blockFwdTol = reftest.Tol{Rel: 1e-5}
 	gradTol     = reftest.Tol{Rel: 1e-4, Abs: 1e-7}
-	modelTol    = reftest.Tol{Rel: 1e-4}
 )
 
 func TestReferenceBlockPair(t *testing.T) {
@@ -133,34 +132,7 @@ func TestReferenceWholeModels(t *testing.T) {
 	for _, name := range []string{"slab", "flatten", "prepbn"} {
 		t.Run(name, func(t *testing.T) {
 			m, f := loadTiny(t, name)
-			x := f.T("input")
-			logits, err := m.Forward(x, nn.Eval)
-			if err != nil {
-				t.Fatal(err)
-			}
-			reftest.CloseT(t, "eval logits", logits, f.T("logits_eval"), modelTol)
-			if m.Cfg.NormSpec().Foldable() {
-				d, err := fuse.Copy(m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fl, err := d.(models.Classifier).Forward(x, nn.Eval)
-				if err != nil {
-					t.Fatal(err)
-				}
-				reftest.CloseT(t, "folded eval logits vs PyTorch", fl, f.T("logits_eval"), modelTol)
-				reftest.CloseT(t, "folded vs unfolded eval logits", fl, logits, reftest.Tol{Rel: 1e-5})
-			}
-			nn.ZeroGrads(m.Params())
-			lt, err := m.Forward(x, nn.Train)
-			if err != nil {
-				t.Fatal(err)
-			}
-			reftest.CloseT(t, "train logits", lt, f.T("logits_train"), modelTol)
-			m.Backward(f.T("dlogits"))
-			for _, p := range m.Params() {
-				reftest.CloseT(t, "d"+p.Name, p.G, f.T("grad/"+p.Name), gradTol)
-			}
+			familytest.Compare(t, m, f)
 		})
 	}
 }
