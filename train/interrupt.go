@@ -106,12 +106,7 @@ func NotifySignals(parent context.Context, w io.Writer) (ctx context.Context, st
 		select {
 		case s := <-ch:
 			fmt.Fprintf(w, "slab: %s again: quitting now\n", signalName(s))
-			AbortWrites()
-			code := 1
-			if n, ok := s.(syscall.Signal); ok {
-				code = 128 + int(n)
-			}
-			os.Exit(code)
+			Quit(s)
 		case <-done:
 		}
 	}()
@@ -123,6 +118,18 @@ func NotifySignals(parent context.Context, w io.Writer) (ctx context.Context, st
 			cancel(nil)
 		})
 	}
+}
+
+// Quit ends the process at once because of signal s: it removes the
+// temporaries of writes in flight (AbortWrites) and exits with 128 + the
+// signal's number (130 for SIGINT, 143 for SIGTERM).
+func Quit(s os.Signal) {
+	AbortWrites()
+	code := 1
+	if n, ok := s.(syscall.Signal); ok {
+		code = 128 + int(n)
+	}
+	os.Exit(code)
 }
 
 // AbortWrites removes the temporary of every checkpoint or log write in

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/train"
 )
 
@@ -79,21 +78,13 @@ func exitCode(err error) int {
 
 // quitOnSignal makes SIGINT and SIGTERM end the process at once with 130
 // or 143 after removing the temporaries of atomic writes in flight
-// (checkpoint.AbortWrites), so that an interrupted fuse, quantize, import
+// (train.Quit), so that an interrupted fuse, quantize, import
 // or export leaves the file it was writing as it was and no *.tmp beside
 // it.
 func quitOnSignal() {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-ch
-		checkpoint.AbortWrites()
-		code := 1
-		if n, ok := s.(syscall.Signal); ok {
-			code = 128 + int(n)
-		}
-		os.Exit(code)
-	}()
+	go func() { train.Quit(<-ch) }()
 }
 
 // trainContext is the context a training command runs under: the first
