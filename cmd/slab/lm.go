@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"slices"
@@ -195,9 +196,13 @@ func cmdTrainLM(args []string) error {
 	if *resume != "" {
 		fmt.Fprintf(w, "resumed %s at step %d\n", *resume, tr.Step)
 	}
-	norm, prep := c.NormSpec().Kind, c.NormSpec().Kind == nn.NormPRepBN
+	ns := c.NormSpec()
+	init := ""
+	if ns.Kind == nn.NormPRepBN {
+		init = ", init " + cmp.Or(ns.Init, nn.InitVision)
+	}
 	fmt.Fprintf(w, "train-lm %s (%s%s): %.2fM params, %d train / %d validation tokens, %d steps x %d x %d\n",
-		configName(c), norm, map[bool]string{true: ", init " + c.Get("repbn-init")}[prep],
+		configName(c), ns.Kind, init,
 		float64(models.NumParams(m))/1e6, len(splits.Train), len(splits.Validation), *steps, *batch, *seq)
 	run := train.LMRun{Validation: splits.Validation, EvalEvery: *evalEvery, EvalBatches: *evalBatches, LogEvery: *logEvery,
 		Dir: *out, SaveEvery: *saveEvery, Resumed: *resume != "", Progress: w, Claim: claim}
