@@ -32,6 +32,11 @@ type DecodeOptions struct {
 	Prompt, Generate int // tokens
 	Rounds           int // timed rounds, after one warm-up round
 	Seed             uint64
+	// EvalBatch x EvalSeq is the window each model also scores per round
+	// as slab eval-lm does (mean next-token loss, evaluation mode): the
+	// evaluation throughput beside the decode one. EvalBatch 0 skips it;
+	// EvalSeq 0 is each model's context.
+	EvalBatch, EvalSeq int
 }
 
 // DecodeModel is the JSON of one model of slab bench-lm.
@@ -52,6 +57,12 @@ type DecodeModel struct {
 	StrictFloor  float64   `json:"strict_fraction_of_floor"` // decode tok/s over the floor of the run's fastest probe
 	AllocsPerTok float64   `json:"allocs_per_token"`
 	Rounds       []float64 `json:"round_tokens_per_s"`
+	// Evaluation (DecodeOptions.EvalBatch > 0): scored tokens per second
+	// of a batch EvalBatch x EvalSeq window, median of the rounds.
+	EvalSeq        int       `json:"eval_seq,omitempty"`
+	EvalTokS       float64   `json:"eval_tok_per_s,omitempty"`
+	EvalCPUTokS    float64   `json:"eval_cpu_tok_per_s,omitempty"`
+	EvalRoundsTokS []float64 `json:"eval_round_tok_per_s,omitempty"`
 }
 
 // DecodeResult is the JSON of slab bench-lm.
@@ -61,6 +72,8 @@ type DecodeResult struct {
 	Batch    int `json:"batch"`
 	Rounds   int `json:"rounds"`
 	Threads  int `json:"threads"`
+	// EvalBatch is the batch of the evaluation timing (0: not timed).
+	EvalBatch int `json:"eval_batch,omitempty"`
 	// BandwidthGB is the DRAM read rate the floor is set by: per round,
 	// the faster of two probes over a 256 MiB buffer (a plain vector read,
 	// kernels.ReadAll, and a GEMV through kernels.Gemm) run between the
@@ -75,8 +88,9 @@ type DecodeResult struct {
 	// CPURatios are the same ratios from CPU-time rates.
 	CPURatios map[string]float64 `json:"cpu_ratios_vs_first"`
 	// NormRatios are tokens/s of each non-rmsnorm model over the rmsnorm
-	// model of the same size in the run (key: model name), by wall clock
-	// and by CPU time: the folded-PRepBN speed-up the paper reports.
+	// model of the same size in the run (the layernorm one where there is
+	// no rmsnorm model; key: model name), by wall clock and by CPU time:
+	// the folded-PRepBN speed-up the paper reports.
 	NormRatios    map[string]float64 `json:"norm_ratios_vs_rmsnorm"`
 	CPUNormRatios map[string]float64 `json:"cpu_norm_ratios_vs_rmsnorm"`
 	Date          string             `json:"date"`
@@ -98,6 +112,7 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 		st               models.Session
 		res              DecodeModel
 		ms, pre, cpu, cd []float64
+		ev               *lmEval
 	}
 	es := make([]*entry, len(ds))
 	for i, d := range ds {
@@ -116,6 +131,15 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 		es[i] = &entry{d: d, st: st, res: DecodeModel{Name: d.Name, Norm: d.Norm, Folded: d.Folded, Dtype: d.Dtype, Params: models.NumParams(d.Model), WeightBytes: wb}}
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 3))
+	if o.EvalBatch > 0 {
+		for _, e := range es {
+			var err error
+			if e.ev, err = newLMEval(e.d.Model, e.d.Name, o.EvalBatch, o.EvalSeq, rng); err != nil {
+				return nil, err
+			}
+			e.res.EvalSeq = e.ev.T
+		}
+	}
 	prompt := make([]int, o.Prompt)
 	probe := NewProbe()
 	for range 2 {
@@ -151,6 +175,11 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 			tot := time.Since(t1)
 			cpu := (CPUTime() - c1).Seconds() / float64(kernels.Threads())
 			runtime.ReadMemStats(&ms)
+			if e.ev != nil {
+				if err := e.ev.run(r > 0); err != nil {
+					return nil, fmt.Errorf("bench: %s: evaluation: %w", e.d.Name, err)
+				}
+			}
 			if r == 0 {
 				continue // warm-up
 			}
@@ -170,8 +199,11 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 	bw, bwCPU, bwMax := probe.Summary()
 	res := &DecodeResult{Prompt: o.Prompt, Generate: gen, Batch: 1, Rounds: o.Rounds, Threads: kernels.Threads(), BandwidthGB: bw, BandwidthCPU: bwCPU, BandwidthMax: bwMax, BWRounds: probe.Wall,
 		Ratios: map[string]float64{}, CPURatios: map[string]float64{}, NormRatios: map[string]float64{}, CPUNormRatios: map[string]float64{},
-		Date: time.Now().UTC().Format(time.RFC3339), LoadAvg: LoadAvg()}
+		Date: time.Now().UTC().Format(time.RFC3339), LoadAvg: LoadAvg(), EvalBatch: o.EvalBatch}
 	for _, e := range es {
+		if e.ev != nil {
+			e.res.EvalTokS, e.res.EvalCPUTokS, e.res.EvalRoundsTokS = Median(e.ev.wall), Median(e.ev.cpu), e.ev.wall
+		}
 		e.res.TokensPerSec = Median(e.res.Rounds)
 		e.res.MsPerToken = Median(e.ms)
 		e.res.CPUTokS = Median(e.cpu)
@@ -187,7 +219,9 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 		res.Ratios[e.res.Name] = e.res.TokensPerSec / es[0].res.TokensPerSec
 		res.CPURatios[e.res.Name] = e.res.CPUTokS / es[0].res.CPUTokS
 	}
-	// Pair every model with the rmsnorm model of the same base size.
+	// Pair every model with the rmsnorm model of the same base size, or,
+	// when the run has none, with the layernorm one (the baseline of
+	// families without RMSNorm, such as the adaptive-input LMs).
 	attn := func(e *entry) string { return e.d.Model.Config().Get("attn") }
 	base := func(e *entry) string {
 		n := strings.TrimSuffix(e.res.Name, "/"+e.d.Dtype)
@@ -195,14 +229,21 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 		return strings.TrimSuffix(n, "_"+e.res.Norm) // the norm before folding
 	}
 	for _, e := range es {
-		if e.res.Norm == nn.NormRMSNorm {
-			continue
-		}
-		for _, r := range es {
-			if r.res.Norm == nn.NormRMSNorm && attn(r) == attn(e) && base(r) == base(e) && r.d.Dtype == e.d.Dtype {
-				res.NormRatios[e.res.Name] = e.res.TokensPerSec / r.res.TokensPerSec
-				res.CPUNormRatios[e.res.Name] = e.res.CPUTokS / r.res.CPUTokS
-				res.Pairs = append(res.Pairs, [2]string{e.res.Name, r.res.Name})
+		for _, norm := range []string{nn.NormRMSNorm, nn.NormLayerNorm} {
+			if e.res.Norm == norm {
+				break
+			}
+			found := false
+			for _, r := range es {
+				if r.res.Norm == norm && attn(r) == attn(e) && base(r) == base(e) && r.d.Dtype == e.d.Dtype {
+					res.NormRatios[e.res.Name] = e.res.TokensPerSec / r.res.TokensPerSec
+					res.CPUNormRatios[e.res.Name] = e.res.CPUTokS / r.res.CPUTokS
+					res.Pairs = append(res.Pairs, [2]string{e.res.Name, r.res.Name})
+					found = true
+				}
+			}
+			if found {
+				break
 			}
 		}
 	}

@@ -22,7 +22,8 @@ func (r *ClassifyResult) WriteTable(out io.Writer, warmup int) error {
 }
 
 // WriteText prints r as slab bench-lm does: the bandwidth probe, one line
-// per model, the norm ratios and the load average.
+// per model, the norm ratios, the evaluation rates when timed and the load
+// average.
 func (r *DecodeResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "DRAM read bandwidth (256 MiB, faster of read and GEMV, median of %d rounds): %.1f GB/s wall, %.1f GB/s per CPU-time; best probe %.1f GB/s\n", r.Rounds, r.BandwidthGB, r.BandwidthCPU, r.BandwidthMax)
 	for _, m := range r.Models {
@@ -32,6 +33,12 @@ func (r *DecodeResult) WriteText(w io.Writer) {
 	}
 	for _, p := range r.Pairs {
 		fmt.Fprintf(w, "%s / %s: %.3f by wall clock, %.3f by CPU time\n", p[0], p[1], r.NormRatios[p[0]], r.CPUNormRatios[p[0]])
+	}
+	if r.EvalBatch > 0 {
+		for _, m := range r.Models {
+			fmt.Fprintf(w, "%-22s evaluation %d x %d: %8.0f tok/s (ratio %.3f)  %8.0f tok/s per CPU-time\n",
+				m.Name, r.EvalBatch, m.EvalSeq, m.EvalTokS, m.EvalTokS/r.Models[0].EvalTokS, m.EvalCPUTokS)
+		}
 	}
 	fmt.Fprintf(w, "load average %s\n", r.LoadAvg)
 }

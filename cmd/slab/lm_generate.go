@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -13,7 +14,7 @@ import (
 
 func init() {
 	register(&command{Name: "generate", Summary: "sample text from a decoder (KV cache, streaming, greedy/temperature/top-k/top-p)", Run: runCmd(cmdGenerate)})
-	register(&command{Name: "bench-lm", Summary: "decode tokens/s of decoders at batch 1 (interleaved rounds, ratios, bandwidth floor)", Run: runCmd(cmdBenchLM)})
+	register(&command{Name: "bench-lm", Summary: "decode tokens/s of decoders at batch 1 (interleaved rounds, ratios, bandwidth floor), optionally evaluation tokens/s", Run: runCmd(cmdBenchLM)})
 }
 
 // genResult is the JSON of slab generate.
@@ -92,12 +93,17 @@ func cmdBenchLM(args []string) error {
 	gen := fs.Int("generate", 128, "generated tokens")
 	rounds := fs.Int("rounds", 5, "interleaved timed rounds (after one warm-up round)")
 	fold := fs.Bool("fold", true, "fold PRepBN models before timing")
-	tokName := fs.String("tokenizer", "", "vocabulary: byte or gpt2 (default: the model's own vocab)")
+	tokName := fs.String("tokenizer", "", "vocabulary: byte, gpt2, or word / gpt2-trim built from --data as train-lm does (default: the model's own vocab)")
+	src := fs.String("data", "sotu", "--tokenizer word or gpt2-trim: corpus whose training split sets the vocabulary")
+	evalBatch := fs.Int("eval-batch", 0, "also time evaluation (eval-lm's loss over a batch of --eval-batch x --eval-seq tokens) each round; 0 = off")
+	evalSeq := fs.Int("eval-seq", 0, "evaluation sequence length (0 = the model's context)")
 	threads := threadsFlag(fs, "threads (0 = all cores)")
 	seed := fs.Uint64("seed", 1, "seed of weights and prompt")
 	jsonOut := fs.Bool("json", false, "print exactly one JSON object on stdout")
 	dtypeList := fs.String("dtype", "f32", "comma list of weight dtypes (f32, bf16, int8): each model runs in each, interleaved")
 	flagRange(fs, "[1, 1048576]", "prompt", "generate", "rounds")
+	flagRange(fs, "[0, 65536]", "eval-batch")
+	flagRange(fs, "[0, 1048576]", "eval-seq")
 	if err := lmParse(fs, args); err != nil {
 		return err
 	}
@@ -109,7 +115,19 @@ func cmdBenchLM(args []string) error {
 		return err
 	}
 	vocab := 0
-	if *tokName != "" {
+	learned := *tokName == data.WordName || *tokName == data.GPT2TrimName
+	dataSet := false
+	fs.Visit(func(fl *flag.Flag) { dataSet = dataSet || fl.Name == "data" })
+	if !learned && dataSet {
+		return flagErr("data", "sets the vocabulary of --tokenizer word or gpt2-trim only; bench-lm times random weights on random ids")
+	}
+	if learned {
+		tok, _, err := data.LoadNamedSplits(*src, *tokName)
+		if err != nil {
+			return flagErr("data", "%v", err)
+		}
+		vocab = tok.VocabSize()
+	} else if *tokName != "" {
 		tok, err := data.NewTokenizer(*tokName)
 		if err != nil {
 			return flagErr("tokenizer", "%v", err)
@@ -128,7 +146,12 @@ func cmdBenchLM(args []string) error {
 			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, d.Name, d.Model.Context())
 		}
 	}
-	res, err := bench.Decode(ds, bench.DecodeOptions{Prompt: *promptN, Generate: *gen, Rounds: *rounds, Seed: *seed})
+	for _, d := range ds {
+		if *evalBatch > 0 && *evalSeq > d.Model.Context() {
+			return flagErr("eval-seq", "%d exceeds %s's %d positions", *evalSeq, d.Name, d.Model.Context())
+		}
+	}
+	res, err := bench.Decode(ds, bench.DecodeOptions{Prompt: *promptN, Generate: *gen, Rounds: *rounds, Seed: *seed, EvalBatch: *evalBatch, EvalSeq: *evalSeq})
 	if err != nil {
 		return err
 	}
