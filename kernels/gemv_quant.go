@@ -100,24 +100,49 @@ var noI8X16 bool
 // quantX16 quantizes x to int16 per group of group values, symmetric:
 // xs[g] = max|x| / 32767 over the group, q = round(x / xs[g]). The
 // relative error is at most 2^-16 of the group's largest |x|, far below
-// the bf16 rounding of VDPBF16PS (2^-9 of each value).
+// the bf16 rounding of VDPBF16PS (2^-9 of each value). With AVX-512 the
+// two passes over each group run as assembly (absMaxAVX512,
+// quantI16AVX512) that gives quantX16Go's codes bit for bit; only the
+// scale's division stays in Go.
 func quantX16(x []float32, group int, q []int16, xs []float32) {
+	if !hasI8X16 || group%16 != 0 || group <= 0 {
+		quantX16Go(x, group, q, xs)
+		return
+	}
+	for g := range len(x) / group {
+		amax := absMaxAVX512(&x[g*group], group)
+		s, inv := x16Scale(amax)
+		xs[g] = s
+		quantI16AVX512(&x[g*group], group, inv, &q[g*group])
+	}
+}
+
+// x16Scale is a group's int16 scale and its inverse from the bits of the
+// group's largest |x|.
+func x16Scale(amax uint32) (s, inv float32) {
+	s = math.Float32frombits(amax) / 32767
+	if s > 0 {
+		inv = 1 / s
+	}
+	return s, inv
+}
+
+// quantX16Go is quantX16 in Go (the reference of the assembly).
+func quantX16Go(x []float32, group int, q []int16, xs []float32) {
 	for g := range len(x) / group {
 		src := x[g*group : (g+1)*group]
 		var amax uint32
 		for _, v := range src {
 			amax = max(amax, math.Float32bits(v)&0x7fffffff)
 		}
-		s := math.Float32frombits(amax) / 32767
-		inv := float32(0)
-		if s > 0 {
-			inv = 1 / s
-		}
+		s, inv := x16Scale(amax)
 		xs[g] = s
 		d := q[g*group : (g+1)*group]
 		for i, v := range src {
 			// Round half away from zero; |v*inv| <= 32767 (+ rounding).
-			r := v * inv
+			// The conversion keeps the product rounded to float32 before
+			// the 0.5 is added (no fused multiply-add), as the assembly.
+			r := float32(v * inv)
 			if r < 0 {
 				d[i] = int16(max(-32767, r-0.5))
 			} else {

@@ -50,6 +50,12 @@ func gemvI8X4AVX512(k, group int, x *int16, xs *float32, w *byte, ldw int, out *
 func gemvI8X8AVX512(k, group int, x *int16, xs *float32, w *byte, ldw int, out *float32)
 
 //go:noescape
+func absMaxAVX512(x *float32, n int) uint32
+
+//go:noescape
+func quantI16AVX512(x *float32, n int, inv float32, q *int16)
+
+//go:noescape
 func peakBF16AVX512(n int)
 
 //go:noescape

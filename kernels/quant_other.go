@@ -21,3 +21,11 @@ func callI8X16(int, int, int, *int16, *float32, *byte, int, *float32) {
 }
 
 func lowPrecPeak(Dtype) (func(n int), float64) { return nil, 0 }
+
+func absMaxAVX512(*float32, int) uint32 {
+	panic("kernels: no assembly int16 quantizer on this architecture")
+}
+
+func quantI16AVX512(*float32, int, float32, *int16) {
+	panic("kernels: no assembly int16 quantizer on this architecture")
+}

@@ -333,3 +333,60 @@ func TestInt8Parts(t *testing.T) {
 		t.Error("short codes: no error")
 	}
 }
+
+// TestQuantX16: the assembly int16 quantizer of x gives quantX16Go's
+// scales and codes bit for bit (ties at .5 away from zero, signed zeros,
+// a zero group, the clamp at ±32767, groups of 16 to 4096), and every code
+// is within half a step of x / scale (plus the float32 rounding of
+// x * (1/scale): 2^-8 at 32767).
+func TestQuantX16(t *testing.T) {
+	if !hasI8X16 {
+		t.Skip("no AVX-512 int16 quantizer")
+	}
+	rng := rand.New(rand.NewSource(9))
+	for _, group := range []int{16, 32, 48, 64, 128, 4096} {
+		for _, groups := range []int{1, 3, 16} {
+			n := group * groups
+			x := gemmRand(rng, n)
+			for i := range x {
+				switch rng.Intn(8) {
+				case 0:
+					x[i] = float32(rng.Intn(65535)-32767) / 2 // exact halves when the scale is 1
+				case 1:
+					x[i] = float32(math.Copysign(0, float64(rng.Intn(2)-1)))
+				case 2:
+					x[i] *= 1e6
+				}
+			}
+			if groups > 1 {
+				clear(x[group : 2*group]) // a zero group
+			}
+			if groups > 2 {
+				x[2*group] = 32767 // scale 1: the halves above are ties
+			}
+			q, qg := make([]int16, n), make([]int16, n)
+			xs, xsg := make([]float32, groups), make([]float32, groups)
+			quantX16(x, group, q, xs)
+			quantX16Go(x, group, qg, xsg)
+			for g := range groups {
+				if math.Float32bits(xs[g]) != math.Float32bits(xsg[g]) {
+					t.Fatalf("group %d of %d: scale %v, Go %v", g, group, xs[g], xsg[g])
+				}
+			}
+			worst := 0.0
+			for i := range q {
+				if q[i] != qg[i] {
+					t.Fatalf("group size %d, x[%d] = %v: code %d, Go %d", group, i, x[i], q[i], qg[i])
+				}
+				if s := xs[i/group]; s > 0 {
+					e := math.Abs(float64(x[i])/float64(s) - float64(q[i]))
+					worst = max(worst, e)
+					if e > 0.5+1.0/256 {
+						t.Fatalf("group size %d, x[%d] = %v: code %d, x/scale %v", group, i, x[i], q[i], float64(x[i])/float64(s))
+					}
+				}
+			}
+			t.Logf("group %d x %d: max |x/scale - code| = %.4f", group, groups, worst)
+		}
+	}
+}
