@@ -46,6 +46,7 @@ type DecodeModel struct {
 	Folded       bool      `json:"folded"`
 	Dtype        string    `json:"dtype,omitempty"`
 	Params       int64     `json:"params"`
+	Vocab        int       `json:"vocab"`
 	WeightBytes  int64     `json:"weight_bytes_per_token"`
 	TokensPerSec float64   `json:"tokens_per_s"`
 	MsPerToken   float64   `json:"decode_ms_per_token"`
@@ -128,7 +129,7 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 		}
 		// Low-precision Linears read fewer bytes: the dtype's own floor.
 		wb := d.Model.DecodeBytes() - int64(nn.QuantSavedBytes(d.Model))
-		es[i] = &entry{d: d, st: st, res: DecodeModel{Name: d.Name, Norm: d.Norm, Folded: d.Folded, Dtype: d.Dtype, Params: models.NumParams(d.Model), WeightBytes: wb}}
+		es[i] = &entry{d: d, st: st, res: DecodeModel{Name: d.Name, Norm: d.Norm, Folded: d.Folded, Dtype: d.Dtype, Params: models.NumParams(d.Model), Vocab: d.Model.Vocab(), WeightBytes: wb}}
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 3))
 	if o.EvalBatch > 0 {
