@@ -13,10 +13,13 @@ import (
 // merged, proj. No mask, no dropout.
 //
 // Design: Q, K, V are read in place from the qkv activation (row stride
-// 3C) by kernels.HeadMatMul, so heads are never packed: at head widths of
-// 32-64 and a few hundred tokens the products are too small for a packing
-// GEMM to pay off (at 49 tokens the GEMM path ran at a fifth of the head
-// kernel's rate). The two products whose right operand is a transposed head
+// 3C), so heads are never packed: at head widths of 32-64 and a few
+// hundred tokens the products are too small for a packing GEMM to pay off
+// (at 49 tokens the GEMM path ran at a fifth of the head kernel's rate).
+// The forward runs them through kernels.GemmSerial (the GEMM's 12x32 tile,
+// operands in place; the same bits as kernels.HeadMatMul, ~10 % faster on
+// Q·Kᵀ over 197 keys), the backward through HeadMatMul, whose strided A
+// reads the transposed operands. The two products whose right operand is a transposed head
 // (QKᵀ, dO·Vᵀ) read a d x N copy: Kᵀ once per (image, head) in a parallel
 // pass, with the d^-0.5 scale folded in, and Vᵀ per backward worker. The
 // forward is then one barrier-free parallel loop over (image, head, block
@@ -167,12 +170,12 @@ func (a *Attention) headFwdTask(lo, hi int) {
 		}
 		p := a.att.Data[bh*n*n+i0*n : bh*n*n+(i0+rows)*n]
 		// scores = Q (d^-0.5 Kᵀ), softmax, O = P V
-		kernels.HeadMatMul(rows, n, d, q[qo+i0*3*c:], 3*c, 1, a.kT.Data[bh*d*n:], n, p, n, false)
+		kernels.GemmSerial(rows, n, d, q[qo+i0*3*c:], 3*c, a.kT.Data[bh*d*n:], n, p, n)
 		if a.bias != nil {
 			a.addBias(p, b, hh, i0, rows)
 		}
 		kernels.SoftmaxRows(p, p, rows, n, n)
-		kernels.HeadMatMul(rows, d, n, p, n, 1, q[qo+2*c:], 3*c, a.o.Data[(b*n+i0)*c+hh*d:], c, false)
+		kernels.GemmSerial(rows, d, n, p, n, q[qo+2*c:], 3*c, a.o.Data[(b*n+i0)*c+hh*d:], c)
 	}
 }
 
