@@ -11,8 +11,8 @@
 # tools/reference/adaptive_bench.py (the same, with docs/peers.md's PyTorch
 # set-up), the engine that goes first alternating between repetitions, so
 # that both see the same machine state. The vocabulary is SOTU's word
-# vocabulary (run scripts/fetch-sotu.sh first). Raw output stays in $OUT;
-# the table is printed at the end (again with
+# vocabulary (run scripts/fetch-sotu.sh first). Raw output stays in $OUT
+# (go_N.txt: bench-lm's own report); the table is printed at the end (again with
 # tools/reference/adaptive_bench.py --table $OUT).
 #
 #   scripts/compare-adaptive.sh                  # REPS=4 ROUNDS=3 MODEL=adaptive_lm_small THREADS=2
@@ -45,7 +45,7 @@ list="${MODEL},${MODEL}_prepbn,${MODEL}_full,${MODEL}_full_prepbn"
 slab_rep() {
 	echo "compare-adaptive: rep $1 slab" >&2
 	"$OUT/slab" bench-lm --models "$list" --tokenizer word --prompt "$PROMPT" --generate "$GENERATE" \
-		--eval-batch "$EVAL_BATCH" --rounds "$ROUNDS" --threads "$THREADS" --json >"$OUT/go_$1.json"
+		--eval-batch "$EVAL_BATCH" --rounds "$ROUNDS" --threads "$THREADS" --json >"$OUT/go_$1.json" 2>"$OUT/go_$1.txt"
 }
 py_rep() {
 	echo "compare-adaptive: rep $1 pytorch" >&2
