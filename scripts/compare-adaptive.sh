@@ -16,7 +16,7 @@
 # tools/reference/adaptive_bench.py --table $OUT).
 #
 #   scripts/compare-adaptive.sh                  # REPS=4 ROUNDS=3 MODEL=adaptive_lm_small THREADS=2
-#   REPS=2 ROUNDS=2 MODEL=adaptive_lm_tiny scripts/compare-adaptive.sh
+#   REPS=2 ROUNDS=2 MODEL=adaptive_lm_tiny PROMPT=8 GENERATE=16 scripts/compare-adaptive.sh
 #
 # PYOMP sets OMP_WAIT_POLICY for PyTorch's OpenMP pool: empty (default) is
 # docs/peers.md exactly (libgomp spins); PASSIVE survives a loaded machine.
