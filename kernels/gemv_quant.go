@@ -196,7 +196,8 @@ func (g *qgemvTask) run(lo, hi int) {
 }
 
 // runOp computes units [lo, hi) of op: full units as eight bands of R
-// rows through the 8-row kernel, the last partial unit through the 4- and
+// rows through the band kernel (one call) or the 8-row kernel (one call
+// per row of each band, and a k tail in Go), the last partial unit through the 4- and
 // 1-row kernels (or everything in Go without the assembly path).
 func (g *qgemvTask) runOp(op *QGemvOp, lo, hi int) {
 	n := len(op.Y)
@@ -210,11 +211,13 @@ func (g *qgemvTask) runOp(op *QGemvOp, lo, hi int) {
 	if full := min(hi, n/gemvRows); full > lo {
 		R := full - lo
 		j0 := lo * gemvRows
-		for i := 0; i < R; i++ {
-			g.kernel(op.W, 8, j0+i, R, &out)
-			for b, s := range out {
-				r := j0 + i + b*R
-				op.Y[r] = g.finish(op.W, r, s)
+		if !g.band(op.W, j0, R, op.Y) {
+			for i := 0; i < R; i++ {
+				g.kernel(op.W, 8, j0+i, R, &out)
+				for b, s := range out {
+					r := j0 + i + b*R
+					op.Y[r] = g.finish(op.W, r, s)
+				}
 			}
 		}
 		lo = full
@@ -234,6 +237,32 @@ func (g *qgemvTask) runOp(op *QGemvOp, lo, hi int) {
 			op.Y[j0+r] = g.finish(op.W, j0+r, out[0])
 		}
 	}
+}
+
+// band runs the band kernel (gen/lowprec.go) over the R row positions
+// of eight bands from row j0, writing y[j0+i+b*R], when w's kind has one
+// and its rows need no k tail; it reports whether it did.
+func (g *qgemvTask) band(w *QMatrix, j0, R int, y []float32) bool {
+	k := w.K
+	switch {
+	case w.Dtype == Int8:
+		if g.x16 == nil || w.Group != g.x16Group {
+			return false
+		}
+		rb := w.RowBytes()
+		gemvI8XB8AVX512(k, w.Group, &g.x16[0], &g.xs[0], &w.Q[j0*rb], R*rb, R, &y[j0])
+	case g.dot:
+		if k%32 != 0 {
+			return false
+		}
+		gemvBF16DB8AVX512(k, &g.xb[0], &w.BF16[j0*k], R*k, R, &y[j0])
+	default:
+		if k%16 != 0 {
+			return false
+		}
+		gemvBF16WB8AVX512(k, &g.x[0], &w.BF16[j0*k], R*k, R, &y[j0])
+	}
+	return true
 }
 
 // kernelOK reports whether the assembly kernels can read w: some k for

@@ -29,3 +29,15 @@ func absMaxAVX512(*float32, int) uint32 {
 func quantI16AVX512(*float32, int, float32, *int16) {
 	panic("kernels: no assembly int16 quantizer on this architecture")
 }
+
+func gemvBF16WB8AVX512(int, *float32, *uint16, int, int, *float32) {
+	panic("kernels: no assembly bf16 kernel on this architecture")
+}
+
+func gemvBF16DB8AVX512(int, *uint16, *uint16, int, int, *float32) {
+	panic("kernels: no assembly bf16 kernel on this architecture")
+}
+
+func gemvI8XB8AVX512(int, int, *int16, *float32, *byte, int, int, *float32) {
+	panic("kernels: no assembly int8 kernel on this architecture")
+}

@@ -16,17 +16,20 @@ func generateLowPrec() string {
 	p("")
 	p("#include \"textflag.h\"")
 	for _, r := range []int{1, 4, 8} {
-		gemvBF16Widen(r)
+		gemvBF16Widen(r, false)
 	}
+	gemvBF16Widen(8, true)
 	for _, r := range []int{1, 4, 8} {
-		gemvBF16Dot(r)
+		gemvBF16Dot(r, false)
 	}
+	gemvBF16Dot(8, true)
 	for _, r := range []int{1, 4, 8} {
 		gemvInt8(r)
 	}
 	for _, r := range []int{1, 4, 8} {
-		gemvInt8X16(r)
+		gemvInt8X16(r, false)
 	}
+	gemvInt8X16(8, true)
 	peakLowPrec()
 	quantX16Kernels()
 	return out.String()
@@ -65,24 +68,105 @@ func rowSetup(rows int, wOff int, shift int) []string {
 	return regs
 }
 
-// reduceRows stores the horizontal sum of Z(8+2r) (+ Z(9+2r) when two) to
-// out[r], through Z2/Z3 as dotRows does.
+// reduceRows leaves the horizontal sums of Z(8+2r) (+ Z(9+2r) when two)
+// for rows r in X2 (rows 1 and 4) or Y2 (8 rows), lane r. Every row's sum
+// is formed in the same order whatever rows is (16 -> 8 lanes by halves,
+// then ((y0+y1)+(y2+y3)) + ((y4+y5)+(y6+y7))), so the 8-, 4- and 1-row
+// kernels agree bit for bit. The 8-row transposed form takes ~25
+// instructions where eight one-row reductions took ~70. VHADDPS has no
+// EVEX form, so the rows are first folded into Y0-Y7.
 func reduceRows(rows int, two bool) {
 	for r := 0; r < rows; r++ {
 		a, b := 8+2*r, 9+2*r
 		if two {
-			p("\tVADDPS Z%d, Z%d, Z2", b, a)
+			p("\tVADDPS Z%d, Z%d, Z%d", b, a, r)
+			p("\tVEXTRACTF64X4 $1, Z%d, Y%d", r, b)
+			p("\tVADDPS Y%d, Y%d, Y%d", b, r, r)
 		} else {
-			p("\tVMOVAPS Z%d, Z2", a)
+			p("\tVEXTRACTF64X4 $1, Z%d, Y%d", a, r)
+			p("\tVADDPS Y%d, Y%d, Y%d", r, a, r)
 		}
-		p("\tVEXTRACTF64X4 $1, Z2, Y3")
-		p("\tVADDPS Y3, Y2, Y2")
-		p("\tVEXTRACTF128 $1, Y2, X3")
-		p("\tVADDPS X3, X2, X2")
-		p("\tVHADDPS X2, X2, X2")
-		p("\tVHADDPS X2, X2, X2")
-		p("\tVMOVSS X2, %d(DI)", 4*r)
 	}
+	switch rows {
+	case 1:
+		p("\tVHADDPS Y0, Y0, Y8")
+		p("\tVHADDPS Y8, Y8, Y12")
+	case 4:
+		p("\tVHADDPS Y1, Y0, Y8")
+		p("\tVHADDPS Y3, Y2, Y9")
+		p("\tVHADDPS Y9, Y8, Y12")
+	case 8:
+		p("\tVHADDPS Y1, Y0, Y8")
+		p("\tVHADDPS Y3, Y2, Y9")
+		p("\tVHADDPS Y5, Y4, Y10")
+		p("\tVHADDPS Y7, Y6, Y11")
+		p("\tVHADDPS Y9, Y8, Y12")
+		p("\tVHADDPS Y11, Y10, Y13")
+		p("\tVPERM2F128 $0x20, Y13, Y12, Y14")
+		p("\tVPERM2F128 $0x31, Y13, Y12, Y15")
+		p("\tVADDPS Y15, Y14, Y2")
+		return
+	}
+	p("\tVEXTRACTF128 $1, Y12, X3")
+	p("\tVADDPS X3, X12, X2")
+}
+
+// storeRows stores the sums reduceRows left to out (DI) and returns.
+func storeRows(rows int) {
+	switch rows {
+	case 1:
+		p("\tVMOVSS X2, (DI)")
+	case 4:
+		p("\tVMOVUPS X2, (DI)")
+	default:
+		p("\tVMOVUPS Y2, (DI)")
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// A band kernel (name ...B8...) runs the 8-row kernel over n consecutive
+// row positions of eight bands (GemvQ's layout: band b is rows b*n ..
+// b*n+n-1), so one call covers a thread's whole chunk instead of one call
+// per eight rows: the Go loop around the 8-row kernel (dispatch, the row
+// bookkeeping and a store per row) cost ~40 ns per call, 10-15 % of an
+// int8 call's time. The row pointers start at the bands' first rows and
+// step through each row exactly once (rows of exactly k, no k tail for
+// Go to finish), so after row i they are at row i+1; x is reloaded per
+// row. y[i + b*n] = row i of band b; ldw is the bands' distance in bytes.
+
+// bandHead opens the row loop of a band kernel (after rowSetup).
+func bandHead(lbl string, yOff int) {
+	p("\tMOVQ y+%d(FP), DI", yOff)
+	p("%s_row:", lbl)
+}
+
+// bandTail stores the eight sums of Y2 to y[i + b*n] (DI = &y[i]) and
+// loops while i < n.
+func bandTail(lbl string, nOff, yOff int) {
+	p("\tMOVQ n+%d(FP), R12", nOff)
+	p("\tSHLQ $2, R12")
+	p("\tMOVQ DI, AX")
+	p("\tVEXTRACTF128 $1, Y2, X3")
+	for b := 0; b < 8; b++ {
+		src := "X2"
+		if b >= 4 {
+			src = "X3"
+		}
+		if b%4 == 0 {
+			p("\tVMOVSS %s, (AX)", src)
+		} else {
+			p("\tVEXTRACTPS $%d, %s, (AX)", b%4, src)
+		}
+		if b < 7 {
+			p("\tADDQ R12, AX")
+		}
+	}
+	p("\tADDQ $4, DI")
+	p("\tMOVQ y+%d(FP), AX", yOff)
+	p("\tADDQ R12, AX")
+	p("\tCMPQ DI, AX")
+	p("\tJLT %s_row", lbl)
 	p("\tVZEROUPPER")
 	p("\tRET")
 }
@@ -91,17 +175,31 @@ func reduceRows(rows int, two bool) {
 // *uint16, ldw int, out *float32): out[r] = sum_p x[p]*float32(w[r*ldw+p])
 // for k a multiple of 16. A bf16 is the top half of a float32, so widening
 // is a zero-extension and a 16-bit shift; x stays float32. Two
-// accumulators per row over steps of 32, as dotRows.
-func gemvBF16Widen(rows int) {
+// accumulators per row over steps of 32, as dotRows. With band, func
+// gemvBF16WB8AVX512(k int, x *float32, w *uint16, ldw, n int, y
+// *float32), rows of exactly k.
+func gemvBF16Widen(rows int, band bool) {
 	name := fmt.Sprintf("gemvBF16W%dAVX512", rows)
 	lbl := fmt.Sprintf("bfw%d", rows)
+	if band {
+		name, lbl = "gemvBF16WB8AVX512", "bfwb"
+	}
 	p("")
-	p("// func %s(k int, x *float32, w *uint16, ldw int, out *float32)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+	if band {
+		p("// func %s(k int, x *float32, w *uint16, ldw, n int, y *float32)", name)
+		p("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	} else {
+		p("// func %s(k int, x *float32, w *uint16, ldw int, out *float32)", name)
+		p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+	}
+	regs := rowSetup(rows, 16, 1)
+	if band {
+		bandHead(lbl, 40)
+	} else {
+		p("\tMOVQ out+32(FP), DI")
+	}
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ x+8(FP), SI")
-	regs := rowSetup(rows, 16, 1)
-	p("\tMOVQ out+32(FP), DI")
 	for i := 8; i < 8+2*rows; i++ {
 		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
@@ -135,25 +233,46 @@ func gemvBF16Widen(rows int) {
 		p("\tVPMOVZXWD (%s), Z%d", rr, t0)
 		p("\tVPSLLD $16, Z%d, Z%d", t0, t0)
 		p("\tVFMADD231PS Z0, Z%d, Z%d", t0, 8+2*r)
+		if band {
+			p("\tADDQ $32, %s", rr)
+		}
 	}
 	p("%s_reduce:", lbl)
 	reduceRows(rows, true)
+	if band {
+		bandTail(lbl, 32, 40)
+	} else {
+		storeRows(rows)
+	}
 }
 
 // gemvBF16Dot emits func gemvBF16D<rows>AVX512(k int, x *uint16, w
 // *uint16, ldw int, out *float32): the same product with x already rounded
 // to bf16, by VDPBF16PS (32 products per instruction, in pairs) for k a
-// multiple of 32. Two accumulators per row over steps of 64.
-func gemvBF16Dot(rows int) {
+// multiple of 32. Two accumulators per row over steps of 64. With band,
+// gemvBF16DB8AVX512(k int, x *uint16, w *uint16, ldw, n int, y *float32).
+func gemvBF16Dot(rows int, band bool) {
 	name := fmt.Sprintf("gemvBF16D%dAVX512", rows)
 	lbl := fmt.Sprintf("bfd%d", rows)
+	if band {
+		name, lbl = "gemvBF16DB8AVX512", "bfdb"
+	}
 	p("")
-	p("// func %s(k int, x *uint16, w *uint16, ldw int, out *float32)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+	if band {
+		p("// func %s(k int, x *uint16, w *uint16, ldw, n int, y *float32)", name)
+		p("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	} else {
+		p("// func %s(k int, x *uint16, w *uint16, ldw int, out *float32)", name)
+		p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+	}
+	regs := rowSetup(rows, 16, 1)
+	if band {
+		bandHead(lbl, 40)
+	} else {
+		p("\tMOVQ out+32(FP), DI")
+	}
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ x+8(FP), SI")
-	regs := rowSetup(rows, 16, 1)
-	p("\tMOVQ out+32(FP), DI")
 	for i := 8; i < 8+2*rows; i++ {
 		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
@@ -184,9 +303,17 @@ func gemvBF16Dot(rows int) {
 		t0 := 24 + (2*r)%8
 		p("\tVMOVDQU32 (%s), Z%d", rr, t0)
 		p("\t%s", vdpbf16ps(8+2*r, 0, t0))
+		if band {
+			p("\tADDQ $64, %s", rr)
+		}
 	}
 	p("%s_reduce:", lbl)
 	reduceRows(rows, true)
+	if band {
+		bandTail(lbl, 32, 40)
+	} else {
+		storeRows(rows)
+	}
 }
 
 // gemvInt8 emits func gemvI8<rows>AVX512(k, group int, x *float32, w
@@ -241,6 +368,7 @@ func gemvInt8(rows int) {
 	p("\tJNZ %s_block", lbl)
 	p("%s_reduce:", lbl)
 	reduceRows(rows, false)
+	storeRows(rows)
 }
 
 // peakLowPrec emits the peak loops of the low-precision kernels: n
@@ -288,19 +416,32 @@ func peakLowPrec() {
 // against six for the float kernel. Per block the int32 sums are
 // converted and Z(8+2r) += float(sum) * (scale_w * xs[g]). group is a
 // multiple of 32; |sum| <= group/2 * 2 * 127 * 32767 stays within int32 for
-// groups up to 8192.
-func gemvInt8X16(rows int) {
+// groups up to 8192. With band, gemvI8XB8AVX512(k, group int, x *int16,
+// xs *float32, w *byte, ldw, n int, y *float32).
+func gemvInt8X16(rows int, band bool) {
 	name := fmt.Sprintf("gemvI8X%dAVX512", rows)
 	lbl := fmt.Sprintf("i8w%d", rows)
+	if band {
+		name, lbl = "gemvI8XB8AVX512", "i8wb"
+	}
 	p("")
-	p("// func %s(k, group int, x *int16, xs *float32, w *byte, ldw int, out *float32)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+	if band {
+		p("// func %s(k, group int, x *int16, xs *float32, w *byte, ldw, n int, y *float32)", name)
+		p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	} else {
+		p("// func %s(k, group int, x *int16, xs *float32, w *byte, ldw int, out *float32)", name)
+		p("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+	}
+	regs := rowSetup(rows, 32, 0)
+	if band {
+		bandHead(lbl, 56)
+	} else {
+		p("\tMOVQ out+48(FP), DI")
+	}
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ group+8(FP), AX")
 	p("\tMOVQ x+16(FP), SI")
 	p("\tMOVQ xs+24(FP), DX")
-	regs := rowSetup(rows, 32, 0)
-	p("\tMOVQ out+48(FP), DI")
 	for r := 0; r < rows; r++ {
 		p("\tVPXORD Z%d, Z%d, Z%d", 8+2*r, 8+2*r, 8+2*r)
 	}
@@ -337,6 +478,11 @@ func gemvInt8X16(rows int) {
 	p("\tJNZ %s_block", lbl)
 	p("%s_reduce:", lbl)
 	reduceRows(rows, false)
+	if band {
+		bandTail(lbl, 48, 56)
+	} else {
+		storeRows(rows)
+	}
 }
 
 // quantX16Kernels emits the two halves of the int8 x int16 GEMV's
