@@ -149,20 +149,35 @@ func (a *Attention) heads(g int) (lo, hi int) {
 // Attention rows are independent (scores, softmax and P·V of a row need
 // only that row), so the forward is one parallel loop over
 // (image, head, row block) with no barrier inside; each task's GEMMs run
-// serially. 48 rows (four 12-row GEMM panels) leave 15 tasks at N = 196
-// with 3 heads, enough to balance two threads, and re-pack K and V once
-// per 48 rows, ~1% of the arithmetic.
+// serially. 48 rows (four 12-row GEMM panels) leave 12 tasks at N = 197
+// with 3 heads, enough to balance two threads.
 const attnRows = 48
 
-func (a *Attention) rowBlocks() int { return (a.n + a.rowsPer - 1) / a.rowsPer }
+// rowBlocks is the number of row blocks per sequence: whole blocks of
+// rowsPer rows, the last one also taking the remainder. A short block of
+// its own (5 rows at N = 197) would be a task with a twelfth of the work
+// of the others, and ParallelFor's equal shares of tasks would then be
+// unequal shares of work: at batch 1 with 3 heads, 15 tasks split 8/7
+// gave one thread 7.1 blocks' work and the other 5.2; 12 tasks of 48 or
+// 53 rows split 6/6 are even.
+func (a *Attention) rowBlocks() int { return max(1, a.n/a.rowsPer) }
+
+// rowBlock returns the first row and the row count of block blk.
+func (a *Attention) rowBlock(blk int) (i0, rows int) {
+	i0 = blk * a.rowsPer
+	if blk == a.rowBlocks()-1 {
+		return i0, a.n - i0
+	}
+	return i0, a.rowsPer
+}
 
 func (a *Attention) headFwdTask(lo, hi int) {
 	n, c, d, h := a.n, a.c, a.d, a.Heads
 	nb := a.rowBlocks()
 	q := a.qkv.Data
 	for t := lo; t < hi; t++ {
-		bh, i0 := t/nb, (t%nb)*a.rowsPer
-		rows := min(a.rowsPer, n-i0)
+		bh := t / nb
+		i0, rows := a.rowBlock(t % nb)
 		b, hh := bh/h, bh%h
 		qo := b*n*3*c + hh*d
 		if a.kInTask {
@@ -184,7 +199,7 @@ func (a *Attention) headFwdTask(lo, hi int) {
 func (a *Attention) addBias(p []float32, b, hh, i0, rows int) {
 	n := a.n
 	p = p[:rows*n]
-	// Serial vector adds (at most attnRows·N or N² values, below
+	// Serial vector adds (under 2·attnRows·N or N² values, below
 	// kernels.Add's parallel threshold at window sizes).
 	kernels.Add(p, p, a.bias.Data[(hh*n+i0)*n:(hh*n+i0+rows)*n])
 	if a.mask != nil {
