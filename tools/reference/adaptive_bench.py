@@ -140,11 +140,16 @@ class Decoder(nn.Module):
             x = l(x, pos, None if caches is None else caches[i])
         return x
 
-    def log_prob(self, h):
-        """The whole distribution of rows h [N, D] (log-probabilities)."""
+    def scores(self, h):
+        """Scores of the whole vocabulary for rows h [N, D], as slab's Session.Step returns
+        them: the adaptive softmax's exact log-probabilities, or full logits."""
         if self.adaptive:
             return self.adaptive_softmax.log_prob(h)
-        return F.log_softmax(F.linear(h, self.embed_tokens.weight), -1)
+        return F.linear(h, self.embed_tokens.weight)
+
+    def log_prob(self, h):
+        """The whole distribution of rows h [N, D] (log-probabilities)."""
+        return F.log_softmax(self.scores(h), -1)
 
     @torch.no_grad()
     def loss(self, ids, targets):
@@ -164,7 +169,7 @@ class Decoder(nn.Module):
         for _ in range(n):
             h = self.trunk(ids, pos, caches)
             pos += ids.shape[1]
-            ids = self.log_prob(h[:, -1]).argmax(-1, keepdim=True)
+            ids = self.scores(h[:, -1]).argmax(-1, keepdim=True)
             out.append(ids)
         return torch.cat(out, 1)
 
