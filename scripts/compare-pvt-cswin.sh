@@ -13,7 +13,9 @@
 # Training: per repetition and model, `slab train` (one epoch of
 # TRAIN_IMAGES Fashion-MNIST images, its training images/s) then
 # tools/reference/pvt_cswin_train_bench.py (the same model, batch and step
-# on one in-memory batch). PRepBN's schedule is made long on both sides
+# on one in-memory batch: PYSTEPS timed after 3 untimed; the table also
+# gives slab's rate after the steps of its first progress line, 3 of 30).
+# PRepBN's schedule is made long on both sides
 # (--schedule-t), so both of its branches run in every step of both.
 # Then prints the tables (tools/reference/pvt_cswin_bench_table.py), with
 # parameter counts and configs of both sides checked equal.
@@ -37,7 +39,7 @@ MODELS=${MODELS:-slab_pvt_tiny,pvt_tiny_prepbn,pvt_tiny,slab_pvt_small,pvt_small
 TRAIN_MODELS=${TRAIN_MODELS:-slab_pvt_mini_32,pvt_mini_prepbn_32,pvt_mini_32,slab_cswin_mini_32}
 TRAIN_BATCH=${TRAIN_BATCH:-64}
 TRAIN_IMAGES=${TRAIN_IMAGES:-1920}
-PYSTEPS=${PYSTEPS:-20}
+PYSTEPS=${PYSTEPS:-27}
 OUT=${OUT:-$(mktemp -d /tmp/compare-pvt-cswin.XXXXXX)}
 mkdir -p "$OUT"
 echo "compare-pvt-cswin: raw results in $OUT" >&2
@@ -102,7 +104,7 @@ for r in $(seq "${REPSTART:-1}" $((${REPSTART:-1} + REPS - 1))); do
 				--limit-test 256 --recalibrate 0 --warmup-epochs 0 --schedule-t 1000000000 \
 				--batch "$TRAIN_BATCH" --threads "$THREADS" --out "$OUT/train_$m" --force --json \
 				>"$OUT/go_train_${m}_$r.json" 2>"$OUT/go_train_${m}_$r.log"
-			py pvt_cswin_train_bench.py --models "$m" --batch "$TRAIN_BATCH" --steps "$PYSTEPS" --warmup 2 \
+			py pvt_cswin_train_bench.py --models "$m" --batch "$TRAIN_BATCH" --steps "$PYSTEPS" --warmup 3 \
 				>"$OUT/py_train_${m}_$r.json"
 		done
 		load "rep $r training"

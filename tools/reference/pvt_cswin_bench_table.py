@@ -74,11 +74,30 @@ def load(d):
             e = train.setdefault(name, {}).setdefault(rep_of(p), {})
             if side == "go":
                 e["go"], e["goparams"], e["steps"] = j["train_images_per_s"], j["params"], j["steps"]
+                e["gosteady"], e["goskip"] = steady_rate(p[:-len(".json")] + ".log", j["batch"])
             else:
                 m = j["models"][name]
                 e["py"], e["pycpu"], e["pyparams"] = m["images_per_s"], m["cpu_ms_per_step"], m["params"]
                 pyconf.update(j.get("configs", {}))
     return py, go, pyparams, pyconf, train
+
+
+def steady_rate(log, batch):
+    """slab's images/s after the steps of its first progress line (step 3 of 30: the first
+    step grows every buffer, and PyTorch's figure excludes its warm-up steps too), from the
+    cumulative rates its progress lines print; (rate, steps left out)."""
+    pts = []
+    try:
+        for line in open(log):
+            m = re.search(r"step (\d+)/\d+ .* ([\d.]+) images/s$", line.strip())
+            if m and float(m.group(2)) > 0:
+                k = int(m.group(1))
+                pts.append((k, k * batch / float(m.group(2))))
+    except OSError:
+        return None, None
+    if len(pts) < 2 or pts[-1][1] <= pts[0][1]:
+        return None, None
+    return (pts[-1][0] - pts[0][0]) * batch / (pts[-1][1] - pts[0][1]), pts[0][0]
 
 
 def across(side, key):
@@ -158,19 +177,23 @@ def main():
             print(f"| `{n}` | {fmt(p)} | {o} | {fmt(None if p is None else p / o, 3)} |")
         print()
     if train:
-        print("| training, batch 64 | slab images/s (per rep) | PyTorch images/s (per rep) | slab / PyTorch (per rep) "
-              "| median | PyTorch CPU-ms per step | slab steps |")
-        print("|---|---|---|---|---|---|---|")
+        print("| training, batch 64 | slab images/s, whole epoch (per rep) | slab after its first steps | "
+              "PyTorch images/s (after warm-up) | slab / PyTorch, whole epoch (per rep) | median "
+              "| after the first steps: median | PyTorch CPU-ms per step | slab steps (first left out) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for n in TRAIN_ORDER + sorted(set(train) - set(TRAIN_ORDER)):
             if n not in train:
                 continue
             reps = [train[n][r] for r in sorted(train[n])]
             both = [e for e in reps if "go" in e and "py" in e]
             rs = [e["go"] / e["py"] for e in both]
+            rss = [e["gosteady"] / e["py"] for e in both if e.get("gosteady")]
             print(f"| `{n}` | {' / '.join(fmt(e.get('go'), 0) for e in reps)} "
+                  f"| {' / '.join(fmt(e.get('gosteady'), 0) for e in reps)} "
                   f"| {' / '.join(fmt(e.get('py'), 0) for e in reps)} "
-                  f"| {' / '.join(fmt(x, 2) for x in rs)} | **{fmt(med(rs), 2)}** "
-                  f"| {fmt(med([e.get('pycpu') for e in reps]), 0)} | {med([e.get('steps') for e in reps])} |")
+                  f"| {' / '.join(fmt(x, 2) for x in rs)} | **{fmt(med(rs), 2)}** | {fmt(med(rss), 2)} "
+                  f"| {fmt(med([e.get('pycpu') for e in reps]), 0)} | {med([e.get('steps') for e in reps])} "
+                  f"({med([e.get('goskip') for e in reps])}) |")
         print()
     print("| architecture check | slab params (`slab info`) | PyTorch params | config | |")
     print("|---|---|---|---|---|")
