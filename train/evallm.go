@@ -31,6 +31,10 @@ type LMEvalOptions struct {
 	Prompt    string
 	Greedy    int
 	Dtype     string // Linear weights: f32, bf16 or int8 (nn.Quantize)
+	// Bigram also scores the split with an add-one bigram model counted on
+	// the training split of the same tokens: the floor a trained model
+	// must be far below.
+	Bigram bool
 	// Warn receives the checkpoint's load warnings (nil: dropped).
 	Warn func([]string)
 	// Want lists options (model, norm, attn, tokenizer, ...) the caller
@@ -49,6 +53,15 @@ type LMEvalResult struct {
 	PPL        Metric  `json:"ppl"`
 	Tokens     int     `json:"tokens"`
 	Seconds    float64 `json:"seconds"`
+	Vocab      int     `json:"vocab"`
+	// OOVRate is the fraction of the split's words the tokenizer maps to
+	// <unk> (word-level tokenizers only; byte and BPE tokenizers have no
+	// out-of-vocabulary words).
+	OOVRate *float64 `json:"oov_rate,omitempty"`
+	// BigramPPL is LMEvalOptions.Bigram's perplexity (scored over every
+	// token of the split after the first, BigramTokens of them).
+	BigramPPL    *float64 `json:"bigram_ppl,omitempty"`
+	BigramTokens int      `json:"bigram_tokens,omitempty"`
 	// FoldCheck is set by LMEvalOptions.FoldCheck.
 	FoldCheck *LMFoldCheck `json:"fold_check,omitempty"`
 }
@@ -187,14 +200,54 @@ func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
 	} else if l, n, err = EvaluateLM(m, stream, o.Batch, o.Seq, 0); err != nil {
 		return LMEvalResult{}, err
 	}
-	return LMEvalResult{Checkpoint: o.Checkpoint, Split: o.Split, Folded: o.Fold, Dtype: dt.String(), Loss: Metric(l), PPL: Metric(math.Exp(l)),
-		Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc}, nil
+	r := LMEvalResult{Checkpoint: o.Checkpoint, Split: o.Split, Folded: o.Fold, Dtype: dt.String(), Loss: Metric(l), PPL: Metric(math.Exp(l)),
+		Tokens: n, Seconds: time.Since(t0).Seconds(), FoldCheck: fc, Vocab: tok.VocabSize()}
+	if err := r.baselines(o, tok, splits, stream); err != nil {
+		return LMEvalResult{}, err
+	}
+	return r, nil
+}
+
+// baselines fills the split's out-of-vocabulary rate (word tokenizers) and,
+// when asked, the bigram perplexity: what a word-level perplexity means
+// depends on both (<unk> is an easy target; a bigram is the floor).
+func (r *LMEvalResult) baselines(o LMEvalOptions, tok data.Tokenizer, splits *data.TextSplits, stream []int) error {
+	if w, ok := tok.(interface{ OOV(string) (int, int) }); ok {
+		texts, err := data.ReadTextSplits(o.Data)
+		if err != nil {
+			return inputErr("data", "%v", err)
+		}
+		oov, total := w.OOV(texts[map[string]int{"validation": 1, "test": 2}[o.Split]])
+		if total > 0 {
+			rate := float64(oov) / float64(total)
+			r.OOVRate = &rate
+		}
+	}
+	if !o.Bigram {
+		return nil
+	}
+	b, err := data.NewBigram(splits.Train, tok.VocabSize())
+	if err != nil {
+		return inputErr("bigram", "%v", err)
+	}
+	ppl, n, err := b.Perplexity(stream)
+	if err != nil {
+		return inputErr("bigram", "%v", err)
+	}
+	r.BigramPPL, r.BigramTokens = &ppl, n
+	return nil
 }
 
 // WriteText prints r as slab eval-lm does: the loss line, then the fold
 // check's lines when there is one.
 func (r LMEvalResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "%s %s: loss %.6f, perplexity %.3f over %d tokens (%.1f s)\n", r.Checkpoint, r.Split, float64(r.Loss), r.PPL, r.Tokens, r.Seconds)
+	if r.OOVRate != nil {
+		fmt.Fprintf(w, "vocabulary %d, out-of-vocabulary %.2f %% of the %s words\n", r.Vocab, 100**r.OOVRate, r.Split)
+	}
+	if r.BigramPPL != nil {
+		fmt.Fprintf(w, "bigram (add-one, counted on the training split): perplexity %.1f over %d tokens\n", *r.BigramPPL, r.BigramTokens)
+	}
 	if fc := r.FoldCheck; fc != nil {
 		fmt.Fprintf(w, "folded: loss %.6f; logits rel err %.3g, max abs diff %.3g; greedy: %d of %d tokens identical\n%s%s\n",
 			fc.FoldedLoss, fc.RelErr, fc.MaxAbs, fc.GreedySame, fc.GreedyTokens, fc.Prompt, fc.GreedyText)

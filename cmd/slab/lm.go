@@ -248,6 +248,7 @@ func cmdEvalLM(args []string) error {
 	foldCheck := fs.Bool("fold-check", false, "prepbn: evaluate the unfolded model and compare a folded copy with it (logits over the split, greedy text)")
 	prompt := fs.String("prompt", "Fellow-Citizens of the Senate and House of Representatives:", "--fold-check: prompt of the greedy comparison")
 	greedyN := fs.Int("n", 100, "--fold-check: greedy tokens to compare")
+	bigram := fs.Bool("bigram", false, "also score the split with an add-one bigram model counted on the training split (the baseline a trained model must beat)")
 	dtype := dtypeFlag(fs)
 	flagRange(fs, "[1, 65536]", "batch")
 	flagRange(fs, "[0, 1048576]", "seq", "n")
@@ -267,7 +268,7 @@ func cmdEvalLM(args []string) error {
 		return flagErr("seed", "eval-lm draws nothing at random; leave it out")
 	}
 	res, err := train.EvalLM(train.LMEvalOptions{Checkpoint: f.ckpt, Data: *src, Split: *split, Batch: *batch, Seq: *seq,
-		Fold: *fold, FoldCheck: *foldCheck, Prompt: *prompt, Greedy: *greedyN, Dtype: *dtype, Warn: warn, Want: overridden(fs)})
+		Fold: *fold, FoldCheck: *foldCheck, Prompt: *prompt, Greedy: *greedyN, Dtype: *dtype, Bigram: *bigram, Warn: warn, Want: overridden(fs)})
 	if err != nil {
 		return modelErr(err, "")
 	}
