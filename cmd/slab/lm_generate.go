@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/slabml/slab"
 	"github.com/slabml/slab/bench"
 	"github.com/slabml/slab/data"
+	"github.com/slabml/slab/models"
 )
 
 func init() {
@@ -146,9 +148,20 @@ func cmdBenchLM(args []string) error {
 			return flagErr("generate", "prompt+generate = %d exceeds %s's %d positions", *promptN+*gen, d.Name, d.Model.Context())
 		}
 	}
-	for _, d := range ds {
-		if *evalBatch > 0 && *evalSeq > d.Model.Context() {
-			return flagErr("eval-seq", "%d exceeds %s's %d positions", *evalSeq, d.Name, d.Model.Context())
+	if *evalBatch > 0 {
+		var need models.Footprint // every model keeps its own evaluation buffers
+		for _, d := range ds {
+			if *evalSeq > d.Model.Context() {
+				return flagErr("eval-seq", "%d exceeds %s's %d positions", *evalSeq, d.Name, d.Model.Context())
+			}
+			need.Activations += models.EstimateLM(d.Model.Config(), *evalBatch, cmp.Or(*evalSeq, d.Model.Context()), false).Activations
+		}
+		seq := "its context"
+		if *evalSeq > 0 {
+			seq = fmt.Sprintf("%d tokens", *evalSeq)
+		}
+		if err := models.CheckFits(fmt.Sprintf("evaluating %d sequences of %s on every model", *evalBatch, seq), need); err != nil {
+			return flagErr("eval-batch", "%v", err)
 		}
 	}
 	res, err := bench.Decode(ds, bench.DecodeOptions{Prompt: *promptN, Generate: *gen, Rounds: *rounds, Seed: *seed, EvalBatch: *evalBatch, EvalSeq: *evalSeq})
