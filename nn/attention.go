@@ -3,6 +3,8 @@ package nn
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync/atomic"
 
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
@@ -19,11 +21,11 @@ import (
 // The forward runs them through kernels.GemmSerial (the GEMM's 12x32 tile,
 // operands in place; the same bits as kernels.HeadMatMul, ~10 % faster on
 // Q·Kᵀ over 197 keys), the backward through HeadMatMul, whose strided A
-// reads the transposed operands. The two products whose right operand is a transposed head
-// (QKᵀ, dO·Vᵀ) read a d x N copy: Kᵀ once per (image, head) in a parallel
-// pass, with the d^-0.5 scale folded in, and Vᵀ per backward worker. The
-// forward is then one barrier-free parallel loop over (image, head, block
-// of query rows); the backward folds the scale into the softmax backward
+// reads the transposed operands. The two products whose right operand is
+// a transposed head (QKᵀ, dO·Vᵀ) read a d x N copy: Kᵀ once per (image,
+// head), written by the first forward task of the pair, with the d^-0.5
+// scale folded in, and Vᵀ per backward worker. The forward is one
+// parallel loop over (image, head, block of query rows); the backward folds the scale into the softmax backward
 // pass. Probabilities are kept for Backward ([B,h,N,N]: 118 MB per image at
 // N = 3136; that is what softmax attention costs and why SLA exists); the
 // backward needs one N x N and one d x N scratch per worker, reused across
@@ -52,7 +54,9 @@ type Attention struct {
 	// gradient (times d^-0.5) in att, which the bias gradient needs.
 	bias, mask *tensor.Tensor
 
-	headFwdFn, headBwdFn, softmaxBackFn, kTFn func(lo, hi int)
+	kReady []atomic.Int32 // per pair: Kᵀ unwritten (0), being written (1), written (2)
+
+	headFwdFn, headBwdFn, softmaxBackFn func(lo, hi int)
 }
 
 // NewAttention builds name.qkv (dim -> 3*dim, [q|k|v]) and name.proj
@@ -87,7 +91,7 @@ func (a *Attention) Buffers() []*Buffer { return nil }
 func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	if a.headFwdFn == nil {
 		a.headFwdFn, a.headBwdFn = a.headFwdTask, a.headBwdTask
-		a.softmaxBackFn, a.kTFn = a.softmaxBackTask, a.kTTask
+		a.softmaxBackFn = a.softmaxBackTask
 	}
 	b, n, c := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]/3
 	h := a.Heads
@@ -104,9 +108,38 @@ func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 		kernels.ParallelFor(b*h, 1, a.headFwdFn)
 		return a.o
 	}
-	kernels.ParallelFor(b*h, 1, a.kTFn)
+	// One region: the first task of a pair to start writes its Kᵀ, the
+	// pair's other tasks wait for it (ensureKT). A region of its own for
+	// the transposes cost a fork/join and, with 3 heads on 2 threads, an
+	// uneven 2/1 split per block.
+	if cap(a.kReady) < b*h {
+		a.kReady = make([]atomic.Int32, b*h)
+	}
+	a.kReady = a.kReady[:b*h]
+	for i := range a.kReady {
+		a.kReady[i].Store(0)
+	}
 	kernels.ParallelFor(b*h*a.rowBlocks(), 1, a.headFwdFn)
 	return a.o
+}
+
+// ensureKT returns once d^-0.5 Kᵀ of pair bh is written: the first task
+// to get here writes it (kReady 0 -> 1 -> 2), later ones wait for 2. The
+// writer waits on nothing, so this cannot deadlock, and a task run inline
+// (one thread, or a nested call) writes the transpose itself.
+func (a *Attention) ensureKT(bh int) {
+	r := &a.kReady[bh]
+	if r.Load() == 2 {
+		return
+	}
+	if r.CompareAndSwap(0, 1) {
+		a.kTTask(bh, bh+1)
+		r.Store(2)
+		return
+	}
+	for r.Load() != 2 {
+		runtime.Gosched()
+	}
 }
 
 // kTTask writes d^-0.5 Kᵀ of (image, head) pairs [lo, hi).
@@ -182,6 +215,8 @@ func (a *Attention) headFwdTask(lo, hi int) {
 		qo := b*n*3*c + hh*d
 		if a.kInTask {
 			a.kTTask(bh, bh+1)
+		} else {
+			a.ensureKT(bh)
 		}
 		p := a.att.Data[bh*n*n+i0*n : bh*n*n+(i0+rows)*n]
 		// scores = Q (d^-0.5 Kᵀ), softmax, O = P V
