@@ -166,7 +166,7 @@ for r in $(seq 1 "$REPS"); do
 done
 
 # --- 5. table ----------------------------------------------------------------
-CMD="REPS=$REPS ROUNDS=$ROUNDS ROUNDS_BIG=$ROUNDS_BIG SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" KINDS=\"$KINDS\" THREADS=$THREADS DTYPES=$DTYPES ORT_WARMUP=$ORT_WARMUP ORT_BLOCK=$ORT_BLOCK ORT_BLOCKS=$ORT_BLOCKS ORT_BLOCKS_BIG=$ORT_BLOCKS_BIG ORTPROCS=$ORTPROCS PYOMP=$PYOMP SEED=$SEED scripts/compare-ort.sh"
+CMD="REPS=$REPS ROUNDS=$ROUNDS ROUNDS_BIG=$ROUNDS_BIG SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" KINDS=\"$KINDS\" THREADS=$THREADS DTYPES=$DTYPES ORT_WARMUP=$ORT_WARMUP ORT_BLOCK=$ORT_BLOCK ORT_BLOCKS=$ORT_BLOCKS ORT_BLOCKS_BIG=$ORT_BLOCKS_BIG ORTPROCS=$ORTPROCS PYOMP=$PYOMP SEED=$SEED${MODELS_DIR:+ MODELS_DIR=$MODELS_DIR} scripts/compare-ort.sh"
 echo "$CMD" >>"$OUT/session.txt"
 /usr/bin/python3 tools/reference/ort_table.py --command "$CMD" --commit "$COMMIT" "$OUT" >"$OUT/table.md" ||
 	die "tools/reference/ort_table.py $OUT failed"
