@@ -97,6 +97,10 @@ func x16OK(group, k int) bool {
 // noI8X16 disables the int8 x int16 kernel (tests and benchmarks compare).
 var noI8X16 bool
 
+// noI8G64 sends groups of 64 to the generic int8 x int16 band kernel
+// (tests and benchmarks compare).
+var noI8G64 bool
+
 // quantX16 quantizes x to int16 per group of group values, symmetric:
 // xs[g] = max|x| / 32767 over the group, q = round(x / xs[g]). The
 // relative error is at most 2^-16 of the group's largest |x|, far below
@@ -250,7 +254,11 @@ func (g *qgemvTask) band(w *QMatrix, j0, R int, y []float32) bool {
 			return false
 		}
 		rb := w.RowBytes()
-		gemvI8XB8AVX512(k, w.Group, &g.x16[0], &g.xs[0], &w.Q[j0*rb], R*rb, R, &y[j0])
+		if w.Group == 64 && !noI8G64 {
+			gemvI8XB8G64AVX512(k, w.Group, &g.x16[0], &g.xs[0], &w.Q[j0*rb], R*rb, R, &y[j0])
+		} else {
+			gemvI8XB8AVX512(k, w.Group, &g.x16[0], &g.xs[0], &w.Q[j0*rb], R*rb, R, &y[j0])
+		}
 	case g.dot:
 		if k%32 != 0 {
 			return false

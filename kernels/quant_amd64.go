@@ -59,6 +59,9 @@ func gemvBF16DB8AVX512(k int, x *uint16, w *uint16, ldw, n int, y *float32)
 func gemvI8XB8AVX512(k, group int, x *int16, xs *float32, w *byte, ldw, n int, y *float32)
 
 //go:noescape
+func gemvI8XB8G64AVX512(k, group int, x *int16, xs *float32, w *byte, ldw, n int, y *float32)
+
+//go:noescape
 func absMaxAVX512(x *float32, n int) uint32
 
 //go:noescape

@@ -196,7 +196,8 @@ func BenchmarkGEMVQ(b *testing.B) {
 }
 
 // BenchmarkGEMVQCache runs one thread's GEMV kernels on a 256 x 1024
-// matrix that stays in L2, so the figure (weights per CPU-nanosecond)
+// matrix that stays in L2 (int8: the groups-of-64 band kernel, int8g the
+// generic one, int8f the float one), so the figure (weights per CPU-nanosecond)
 // is the kernel's compute ceiling, to set beside what the DRAM stream
 // needs: at 60 GB/s, 15 (f32), 30 (bf16) or 56 (int8) weights/ns in all.
 func BenchmarkGEMVQCache(b *testing.B) {
@@ -207,16 +208,16 @@ func BenchmarkGEMVQCache(b *testing.B) {
 	x := gemmRand(rng, k)
 	y := make([]float32, n)
 	w := gemmRand(rng, n*k)
-	for _, mode := range []string{"f32", "bf16", "bf16dot", "int8", "int8f"} {
+	for _, mode := range []string{"f32", "bf16", "bf16dot", "int8", "int8g", "int8f"} {
 		b.Run(mode, func(b *testing.B) {
 			defer SetBF16Dot(SetBF16Dot(mode == "bf16dot"))
-			noI8X16 = mode == "int8f"
-			defer func() { noI8X16 = false }()
+			noI8X16, noI8G64 = mode == "int8f", mode == "int8g"
+			defer func() { noI8X16, noI8G64 = false, false }()
 			var q *QMatrix
 			switch mode {
 			case "bf16", "bf16dot":
 				q, _ = Quantize(BF16, w, n, k)
-			case "int8", "int8f":
+			case "int8", "int8g", "int8f":
 				q, _ = Quantize(Int8, w, n, k)
 			}
 			c0 := processCPU()

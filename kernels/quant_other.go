@@ -41,3 +41,7 @@ func gemvBF16DB8AVX512(int, *uint16, *uint16, int, int, *float32) {
 func gemvI8XB8AVX512(int, int, *int16, *float32, *byte, int, int, *float32) {
 	panic("kernels: no assembly int8 kernel on this architecture")
 }
+
+func gemvI8XB8G64AVX512(int, int, *int16, *float32, *byte, int, int, *float32) {
+	panic("kernels: no assembly int8 kernel on this architecture")
+}

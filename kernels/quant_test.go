@@ -390,3 +390,36 @@ func TestQuantX16(t *testing.T) {
 		}
 	}
 }
+
+// TestGemvQG64: the band kernel specialised to groups of 64 gives the
+// generic int8 x int16 band kernel's bits (the int32 group sums are exact
+// either way), on 1-3 threads.
+func TestGemvQG64(t *testing.T) {
+	if !hasI8X16 || curPath != PathAVX512 {
+		t.Skip("no int8 x int16 kernel")
+	}
+	defer SetThreads(Threads())
+	rng := rand.New(rand.NewSource(10))
+	for _, s := range [][2]int{{67, 1024}, {256, 64}, {1000, 192}} {
+		n, k := s[0], s[1]
+		q, err := QuantizeInt8(gemmRand(rng, n*k), n, k, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := gemmRand(rng, k)
+		want := make([]float32, n)
+		noI8G64 = true
+		GemvQ(x, QGemvOp{W: q, Y: want})
+		noI8G64 = false
+		for th := 1; th <= 3; th++ {
+			SetThreads(th)
+			got := make([]float32, n)
+			GemvQ(x, QGemvOp{W: q, Y: got})
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%dx%d, %d threads: row %d = %v, generic kernel %v", n, k, th, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
