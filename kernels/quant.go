@@ -105,7 +105,7 @@ func QuantizeBF16(w []float32, n, k int) (*QMatrix, error) {
 	if n < 0 || k < 0 || len(w) < n*k {
 		return nil, fmt.Errorf("kernels.QuantizeBF16: %d values for a %dx%d matrix", len(w), n, k)
 	}
-	q := &QMatrix{Dtype: BF16, N: n, K: k, BF16: make([]uint16, n*k)}
+	q := &QMatrix{Dtype: BF16, N: n, K: k, BF16: weightU16(n * k)}
 	ParallelFor(n*k, 1<<16, func(lo, hi int) {
 		for i, v := range w[lo:hi] {
 			q.BF16[lo+i] = ToBF16(v)
@@ -141,7 +141,7 @@ func QuantizeInt8(w []float32, n, k, group int) (*QMatrix, error) {
 	}
 	q := &QMatrix{Dtype: Int8, N: n, K: k, Group: group}
 	rb := q.RowBytes()
-	q.Q = make([]byte, n*rb)
+	q.Q = weightBytes(n * rb)
 	ParallelFor(n, max(1, (1<<16)/max(k, 1)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			q.quantizeRow(i, w[i*k:(i+1)*k])
@@ -258,7 +258,7 @@ func NewInt8(n, k, group int, codes []int8, scales []float32) (*QMatrix, error) 
 	}
 	q := &QMatrix{Dtype: Int8, N: n, K: k, Group: group}
 	rb := q.RowBytes()
-	q.Q = make([]byte, n*rb)
+	q.Q = weightBytes(n * rb)
 	for r := range n {
 		for b := range k / group {
 			blk := q.Q[r*rb+b*(group+4):]
