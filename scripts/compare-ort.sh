@@ -29,7 +29,8 @@
 # Knobs: ROUNDS (slab and PyTorch rounds at batch 1, default 20), ROUNDS_BIG
 # (larger batches, default 5), ORT_WARMUP (10), ORT_BLOCK (20), ORT_BLOCKS
 # (batch 1: 3; larger: ORT_BLOCKS_BIG, 1), ORTPROCS (3), THREADS (2), DTYPES
-# (slab's --dtype list, default f32,bf16,int8), PYOMP (OMP_WAIT_POLICY of
+# (slab's --dtype list at batch 1, default f32,bf16,int8; DTYPES_BIG at larger
+# batches, default f32), PYOMP (OMP_WAIT_POLICY of
 # PyTorch's pool; empty = libgomp's default spinning, docs/peers.md),
 # KINDS ("deit slab_deit"), SEED (17), OUT (raw results; default a new temp
 # dir), MODELS_DIR (reuse the exported models of an earlier run), SRC=tree
@@ -44,6 +45,10 @@ BATCHES=${BATCHES:-"1 32"}
 KINDS=${KINDS:-"deit slab_deit"}
 THREADS=${THREADS:-2}
 DTYPES=${DTYPES:-f32,bf16,int8}
+# slab bench keeps one model per variant and sizes activations for each: at
+# batch 32 three models x three dtypes ask ~18 GB, more than the machine has
+# beside others' jobs, so larger batches run float32 only unless told.
+DTYPES_BIG=${DTYPES_BIG:-f32}
 ORT_WARMUP=${ORT_WARMUP:-10}
 ORT_BLOCK=${ORT_BLOCK:-20}
 ORT_BLOCKS=${ORT_BLOCKS:-3}
@@ -144,10 +149,10 @@ for r in $(seq 1 "$REPS"); do
 		list=""
 		for k in $KINDS; do list="$list${list:+,}${k}_$size"; done
 		for b in $BATCHES; do
-			rounds=$ROUNDS blocks=$ORT_BLOCKS
-			[ "$b" = 1 ] || rounds=$ROUNDS_BIG blocks=$ORT_BLOCKS_BIG
+			rounds=$ROUNDS blocks=$ORT_BLOCKS dtypes=$DTYPES
+			[ "$b" = 1 ] || rounds=$ROUNDS_BIG blocks=$ORT_BLOCKS_BIG dtypes=$DTYPES_BIG
 			echo "compare-ort: rep $r $size B$b slab" >&2
-			"$SLAB" bench --models "$list" --dtype "$DTYPES" --batch "$b" --rounds "$rounds" \
+			"$SLAB" bench --models "$list" --dtype "$dtypes" --batch "$b" --rounds "$rounds" \
 				--threads "$THREADS" --json >"$OUT/go_${size}_B${b}_$r.json" || die "slab bench failed"
 			echo "compare-ort: rep $r $size B$b pytorch" >&2
 			py --models "$list" --batch "$b" --rounds "$rounds" >"$OUT/py_${size}_B${b}_$r.json" ||
@@ -166,7 +171,7 @@ for r in $(seq 1 "$REPS"); do
 done
 
 # --- 5. table ----------------------------------------------------------------
-CMD="REPS=$REPS ROUNDS=$ROUNDS ROUNDS_BIG=$ROUNDS_BIG SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" KINDS=\"$KINDS\" THREADS=$THREADS DTYPES=$DTYPES ORT_WARMUP=$ORT_WARMUP ORT_BLOCK=$ORT_BLOCK ORT_BLOCKS=$ORT_BLOCKS ORT_BLOCKS_BIG=$ORT_BLOCKS_BIG ORTPROCS=$ORTPROCS PYOMP=$PYOMP SEED=$SEED${MODELS_DIR:+ MODELS_DIR=$MODELS_DIR} scripts/compare-ort.sh"
+CMD="REPS=$REPS ROUNDS=$ROUNDS ROUNDS_BIG=$ROUNDS_BIG SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" KINDS=\"$KINDS\" THREADS=$THREADS DTYPES=$DTYPES DTYPES_BIG=$DTYPES_BIG ORT_WARMUP=$ORT_WARMUP ORT_BLOCK=$ORT_BLOCK ORT_BLOCKS=$ORT_BLOCKS ORT_BLOCKS_BIG=$ORT_BLOCKS_BIG ORTPROCS=$ORTPROCS PYOMP=$PYOMP SEED=$SEED${MODELS_DIR:+ MODELS_DIR=$MODELS_DIR} scripts/compare-ort.sh"
 echo "$CMD" >>"$OUT/session.txt"
 /usr/bin/python3 tools/reference/ort_table.py --command "$CMD" --commit "$COMMIT" "$OUT" >"$OUT/table.md" ||
 	die "tools/reference/ort_table.py $OUT failed"
