@@ -115,9 +115,10 @@ func (a *AttnCore) fwdTask(lo, hi int) {
 		rows := min(coreRows, nq-i0)
 		b, h := pair/a.Heads, pair%a.Heads
 		p := a.att.Data[(pair*nq+i0)*nk : (pair*nq+i0+rows)*nk]
-		kernels.HeadMatMul(rows, nk, d, a.q[b*a.sq+i0*a.ldq+h*d:], a.ldq, 1, a.kT.Data[pair*d*nk:], nk, p, nk, false)
+		// GemmSerial: HeadMatMul's bits through the GEMM's wider tile.
+		kernels.GemmSerial(rows, nk, d, a.q[b*a.sq+i0*a.ldq+h*d:], a.ldq, a.kT.Data[pair*d*nk:], nk, p, nk)
 		kernels.SoftmaxRows(p, p, rows, nk, nk)
-		kernels.HeadMatMul(rows, d, nk, p, nk, 1, a.v[b*a.sv+h*d:], a.ldv, a.o.Data[(b*nq+i0)*c+h*d:], c, false)
+		kernels.GemmSerial(rows, d, nk, p, nk, a.v[b*a.sv+h*d:], a.ldv, a.o.Data[(b*nq+i0)*c+h*d:], c)
 	}
 }
 
