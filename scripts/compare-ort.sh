@@ -28,7 +28,11 @@
 #
 # Knobs: ROUNDS (slab and PyTorch rounds at batch 1, default 20), ROUNDS_BIG
 # (larger batches, default 5), ORT_WARMUP (10), ORT_BLOCK (20), ORT_BLOCKS
-# (batch 1: 3; larger: ORT_BLOCKS_BIG, 1), ORTPROCS (3), THREADS (2), DTYPES
+# (batch 1: 3; larger: ORT_BLOCKS_BIG, 1; ORT_WARMUP_BIG and ORT_BLOCK_BIG
+# default to the batch-1 values), ORTPROCS (3 per mode), ORT_SPIN ("spin":
+# docs/peers.md's set-up; "spin nospin" adds as many processes whose pool
+# threads sleep between ops, ort_bench.js --no-spin, which a loaded machine
+# needs; best mode is then the fastest of all), THREADS (2), DTYPES
 # (slab's --dtype list at batch 1, default f32,bf16,int8; DTYPES_BIG at larger
 # batches, default f32), PYOMP (OMP_WAIT_POLICY of
 # PyTorch's pool; empty = libgomp's default spinning, docs/peers.md),
@@ -53,6 +57,9 @@ ORT_WARMUP=${ORT_WARMUP:-10}
 ORT_BLOCK=${ORT_BLOCK:-20}
 ORT_BLOCKS=${ORT_BLOCKS:-3}
 ORT_BLOCKS_BIG=${ORT_BLOCKS_BIG:-1}
+ORT_WARMUP_BIG=${ORT_WARMUP_BIG:-$ORT_WARMUP}
+ORT_BLOCK_BIG=${ORT_BLOCK_BIG:-$ORT_BLOCK}
+ORT_SPIN=${ORT_SPIN:-spin}
 ORTPROCS=${ORTPROCS:-3}
 PYOMP=${PYOMP-}
 SEED=${SEED:-17}
@@ -126,6 +133,9 @@ for n in $(echo "$names" | tr ',' ' '); do
 	"$SLAB" import "$M/$n.pth" "$M/$n.safetensors" --model "$n" $fuse --force >/dev/null ||
 		die "slab import $M/$n.pth failed"
 	for b in $BATCHES; do
+		if [ -n "${MODELS_DIR:-}" ] && [ -s "$M/${n}_b${b}_slab.safetensors" ] && [ -s "$M/${n}_b${b}_ort.f32" ]; then
+			continue # checked by the run that used these models before
+		fi
 		"$SLAB" run --weights "$M/$n.safetensors" --input "$M/${n}_b${b}_input.safetensors" \
 			--output "$M/${n}_b${b}_slab.safetensors" --batch "$b" --threads "$THREADS" --force >/dev/null ||
 			die "slab run on $M/${n}_b${b}_input.safetensors failed"
@@ -142,36 +152,42 @@ py() {
 }
 
 # --- 4. interleaved repetitions ---------------------------------------------
+# Batch is the outer loop, so that the batch-1 rows of every repetition are
+# complete before the (long) larger batches start.
 stamp() { echo "$* $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/session.txt"; }
 stamp "commit $COMMIT start"
-for r in $(seq 1 "$REPS"); do
-	for size in $SIZES; do
-		list=""
-		for k in $KINDS; do list="$list${list:+,}${k}_$size"; done
-		for b in $BATCHES; do
-			rounds=$ROUNDS blocks=$ORT_BLOCKS dtypes=$DTYPES
-			[ "$b" = 1 ] || rounds=$ROUNDS_BIG blocks=$ORT_BLOCKS_BIG dtypes=$DTYPES_BIG
-			echo "compare-ort: rep $r $size B$b slab" >&2
+for b in $BATCHES; do
+	rounds=$ROUNDS blocks=$ORT_BLOCKS dtypes=$DTYPES warm=$ORT_WARMUP block=$ORT_BLOCK
+	[ "$b" = 1 ] || rounds=$ROUNDS_BIG blocks=$ORT_BLOCKS_BIG dtypes=$DTYPES_BIG warm=$ORT_WARMUP_BIG block=$ORT_BLOCK_BIG
+	for r in $(seq 1 "$REPS"); do
+		for size in $SIZES; do
+			list=""
+			for k in $KINDS; do list="$list${list:+,}${k}_$size"; done
+			stamp "rep $r $size B$b slab"
 			"$SLAB" bench --models "$list" --dtype "$dtypes" --batch "$b" --rounds "$rounds" \
 				--threads "$THREADS" --json >"$OUT/go_${size}_B${b}_$r.json" || die "slab bench failed"
-			echo "compare-ort: rep $r $size B$b pytorch" >&2
+			stamp "rep $r $size B$b pytorch"
 			py --models "$list" --batch "$b" --rounds "$rounds" >"$OUT/py_${size}_B${b}_$r.json" ||
 				die "ort_torch_bench.py failed"
 			for p in $(seq 1 "$ORTPROCS"); do
-				for n in $(echo "$list" | tr ',' ' '); do
-					echo "compare-ort: rep $r $size B$b ORT $n process $p" >&2
-					node tools/reference/ort_bench.js --model "$M/${n}_b${b}.onnx" --warmup "$ORT_WARMUP" \
-						--block "$ORT_BLOCK" --blocks "$blocks" --threads "$THREADS" \
-						>"$OUT/ort_${n}_B${b}_${r}_$p.json" || die "ort_bench.js on $M/${n}_b${b}.onnx failed"
+				for mode in $ORT_SPIN; do
+					flag=""
+					[ "$mode" = spin ] || flag=--no-spin
+					for n in $(echo "$list" | tr ',' ' '); do
+						stamp "rep $r $size B$b ORT $n $mode process $p"
+						node tools/reference/ort_bench.js --model "$M/${n}_b${b}.onnx" --warmup "$warm" \
+							--block "$block" --blocks "$blocks" --threads "$THREADS" $flag \
+							>"$OUT/ort_${n}_B${b}_${r}_$mode$p.json" || die "ort_bench.js on $M/${n}_b${b}.onnx failed"
+					done
 				done
 			done
 		done
 	done
-	stamp "rep $r done"
 done
+stamp "end"
 
 # --- 5. table ----------------------------------------------------------------
-CMD="REPS=$REPS ROUNDS=$ROUNDS ROUNDS_BIG=$ROUNDS_BIG SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" KINDS=\"$KINDS\" THREADS=$THREADS DTYPES=$DTYPES DTYPES_BIG=$DTYPES_BIG ORT_WARMUP=$ORT_WARMUP ORT_BLOCK=$ORT_BLOCK ORT_BLOCKS=$ORT_BLOCKS ORT_BLOCKS_BIG=$ORT_BLOCKS_BIG ORTPROCS=$ORTPROCS PYOMP=$PYOMP SEED=$SEED${MODELS_DIR:+ MODELS_DIR=$MODELS_DIR} scripts/compare-ort.sh"
+CMD="REPS=$REPS ROUNDS=$ROUNDS ROUNDS_BIG=$ROUNDS_BIG SIZES=\"$SIZES\" BATCHES=\"$BATCHES\" KINDS=\"$KINDS\" THREADS=$THREADS DTYPES=$DTYPES DTYPES_BIG=$DTYPES_BIG ORT_WARMUP=$ORT_WARMUP ORT_BLOCK=$ORT_BLOCK ORT_BLOCKS=$ORT_BLOCKS ORT_BLOCKS_BIG=$ORT_BLOCKS_BIG ORT_WARMUP_BIG=$ORT_WARMUP_BIG ORT_BLOCK_BIG=$ORT_BLOCK_BIG ORT_SPIN=\"$ORT_SPIN\" ORTPROCS=$ORTPROCS PYOMP=$PYOMP SEED=$SEED${MODELS_DIR:+ MODELS_DIR=$MODELS_DIR} scripts/compare-ort.sh"
 echo "$CMD" >>"$OUT/session.txt"
 /usr/bin/python3 tools/reference/ort_table.py --command "$CMD" --commit "$COMMIT" "$OUT" >"$OUT/table.md" ||
 	die "tools/reference/ort_table.py $OUT failed"

@@ -5,7 +5,7 @@
 //
 //   NODE_PATH=$HOME/.cache/slab/ort/node_modules node tools/reference/ort_bench.js \
 //     --model DIR/deit_tiny_b1.onnx [--model ...] [--input X.f32] [--check OUT.f32] \
-//     [--warmup 10] [--block 20] [--blocks 3] [--threads 2]
+//     [--warmup 10] [--block 20] [--blocks 3] [--threads 2] [--no-spin]
 //
 // onnxruntime-node@1.30.0 comes from npm, installed with
 // `npm install --ignore-scripts` (compare-ort.sh does it into
@@ -34,7 +34,7 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-	const a = { models: [], warmup: 10, block: 20, blocks: 3, threads: 2, check: false };
+	const a = { models: [], warmup: 10, block: 20, blocks: 3, threads: 2, check: false, spin: true };
 	for (let i = 0; i < argv.length; i++) {
 		const k = argv[i];
 		const v = () => {
@@ -54,6 +54,7 @@ function parseArgs(argv) {
 		case '--blocks': a.blocks = int(k, 1); break;
 		case '--threads': a.threads = int(k, 1); break;
 		case '--check': a.check = true; break;
+		case '--no-spin': a.spin = false; break;
 		default: usage(`unknown flag ${JSON.stringify(k)}`);
 		}
 	}
@@ -112,6 +113,10 @@ async function main() {
 		executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: a.threads,
 		interOpNumThreads: 1, executionMode: 'sequential',
 	};
+	// --no-spin: pool threads sleep instead of spinning between ops. Not
+	// docs/peers.md's set-up; for a loaded machine, where spinning collapses
+	// (as OMP_WAIT_POLICY=PASSIVE for PyTorch).
+	if (!a.spin) opts.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
 	const ms = [];
 	for (const file of a.models) {
 		if (!fs.existsSync(file)) usage(`flag --model: ${file} does not exist`);
@@ -125,7 +130,7 @@ async function main() {
 		}
 		const create = Number(process.hrtime.bigint() - t0) / 1e6;
 		const feeds = { [session.inputNames[0]]: input(file, batch) };
-		ms.push({ file, batch, session, feeds, create, times: [], blockMedians: [] });
+		ms.push({ file, batch, session, feeds, create, times: [], blockMedians: [], cpuMs: 0 });
 	}
 	for (const m of ms) {
 		for (let i = 0; i < a.warmup; i++) await m.session.run(m.feeds);
@@ -139,11 +144,14 @@ async function main() {
 	for (let b = 0; b < a.blocks; b++) {
 		for (const m of ms) {
 			const block = [];
+			const cpu0 = process.cpuUsage();
 			for (let i = 0; i < a.block; i++) {
 				const t0 = process.hrtime.bigint();
 				await m.session.run(m.feeds);
 				block.push(Number(process.hrtime.bigint() - t0) / 1e6);
 			}
+			const cpu = process.cpuUsage(cpu0);
+			m.cpuMs += (cpu.user + cpu.system) / 1e3;
 			m.times.push(...block);
 			m.blockMedians.push(median(block));
 		}
@@ -153,6 +161,7 @@ async function main() {
 		process.stdout.write(JSON.stringify({
 			model: name, file: m.file, batch: m.batch, median_ms: median(m.times), p10_ms: quantile(m.times, 0.1),
 			p90_ms: quantile(m.times, 0.9), min_ms: Math.min(...m.times), block_median_ms: m.blockMedians,
+			cpu_ms_per_run: m.cpuMs / m.times.length, wall_ms_per_run: m.times.reduce((p, q) => p + q, 0) / m.times.length,
 			runs: m.times.length, warmup: a.warmup, block: a.block, session_create_ms: m.create,
 			ort: ort.env.versions, session_options: opts, pid: process.pid,
 		}) + '\n');

@@ -13,7 +13,8 @@ raw timings of each repetition r:
   ort_MODEL_BB_r_P.json    ort_bench.js, process P of the repetition
 
 Per repetition, ONNX Runtime's "best mode" is the fastest of its processes'
-medians, its "typical" the median of them; slab and PyTorch are their
+medians (over both modes when compare-ort.sh ran ORT_SPIN="spin nospin";
+ort_MODEL_BB_r_MODEP.json), its "typical" the median of them; slab and PyTorch are their
 process's median over rounds. Each ratio is taken inside one repetition and
 the table shows the median over repetitions (times likewise).
 """
@@ -44,6 +45,14 @@ def read_safetensors(path, name):
 def load_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def timing_json(path, key):
+    """The rows of one timing file; an empty file (a step that failed) is skipped with a warning."""
+    if os.path.getsize(path) == 0:
+        print(f"ort_table.py: {path} is empty (a failed step), skipped", file=sys.stderr)
+        return []
+    return load_json(path)[key]
 
 
 def check_rows(models_dir):
@@ -91,7 +100,7 @@ def timings(out):
         return t.setdefault((model, b), {}).setdefault(r, {"slab": {}, "torch": None, "ort": []})
     for p in glob.glob(os.path.join(out, "go_*_B*_*.json")):
         b, r = re.search(r"_B(\d+)_(\d+)\.json$", p).groups()
-        for row in load_json(p)["results"]:
+        for row in timing_json(p, "results"):
             name = row["model"]
             dt = row.get("dtype", "f32")
             if name.endswith("/" + dt):
@@ -101,22 +110,26 @@ def timings(out):
             cell(name, int(b), int(r))["slab"][dt] = row["median_ms"]
     for p in glob.glob(os.path.join(out, "py_*_B*_*.json")):
         b, r = re.search(r"_B(\d+)_(\d+)\.json$", p).groups()
-        for row in load_json(p)["rows"]:
+        for row in timing_json(p, "rows"):
             cell(row["name"], int(b), int(r))["torch"] = row["median_ms"]
     for p in sorted(glob.glob(os.path.join(out, "ort_*_B*_*_*.json"))):
-        model, b, r = re.search(r"ort_(.+)_B(\d+)_(\d+)_\d+\.json$", p).groups()
+        model, b, r, mode = re.search(r"ort_(.+)_B(\d+)_(\d+)_(\D*)\d+\.json$", p).groups()
         with open(p) as f:
             for line in f:
                 if line.strip():
-                    cell(model, int(b), int(r))["ort"].append(json.loads(line)["median_ms"])
+                    c = cell(model, int(b), int(r))
+                    c["ort"].append(json.loads(line)["median_ms"])
+                    c.setdefault("modes", {}).setdefault(mode or "spin", []).append(json.loads(line)["median_ms"])
     return t
 
 
 def table(t):
     dtypes = sorted({dt for reps in t.values() for c in reps.values() for dt in c["slab"] if dt != "f32"},
                     key=["bf16", "int8"].index)
+    modes = sorted({m for reps in t.values() for c in reps.values() for m in c.get("modes", {})}, reverse=True)
     head = (["model", "batch", "slab f32 ms"] + [f"slab {dt} ms" for dt in dtypes] +
-            ["PyTorch ms", "ORT best ms", "ORT processes (ms)", "**slab / ORT best**", "slab / ORT typical",
+            ["PyTorch ms", "ORT best ms"] + ([f"ORT best {m} ms" for m in modes] if len(modes) > 1 else []) +
+            ["ORT processes (ms)", "**slab / ORT best**", "slab / ORT typical",
              "**slab / PyTorch**"] + [f"{dt} / ORT best" for dt in dtypes] + ["target met (0.8x ORT, 0.6x PyTorch)"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = {"deit_tiny": 0, "slab_deit_tiny": 1, "deit_small": 2, "slab_deit_small": 3}
@@ -125,7 +138,8 @@ def table(t):
         slab = {dt: med(c["slab"].get(dt) for c in reps.values()) for dt in ["f32"] + dtypes}
         torch_ms = med(c["torch"] for c in reps.values())
         best = med(min(c["ort"]) if c["ort"] else None for c in reps.values())
-        procs = " / ".join(fmt(x, 1) for c in reps.values() for x in c["ort"])
+        permode = [med(min(c["modes"][m]) if m in c.get("modes", {}) else None for c in reps.values()) for m in modes]
+        procs = "; ".join(" / ".join(fmt(x, 1) for x in c["ort"]) for c in reps.values())
 
         def ratio(num, den):
             return med(num(c) / den(c) if num(c) is not None and den(c) else None for c in reps.values())
@@ -138,7 +152,7 @@ def table(t):
             met = f"{'yes' if r_best <= 0.8 else 'no'}, {'yes' if r_pt <= 0.6 else 'no'}"
         label = model + (" (folded)" if model.startswith("slab_") else "")
         cells = ([label, str(b), fmt(slab["f32"])] + [fmt(slab[dt]) for dt in dtypes] +
-                 [fmt(torch_ms), fmt(best), procs, f"**{fmt(r_best, 3)}**", fmt(r_typ, 3), f"**{fmt(r_pt, 3)}**"] +
+                 [fmt(torch_ms), fmt(best)] + ([fmt(x) for x in permode] if len(modes) > 1 else []) + [procs, f"**{fmt(r_best, 3)}**", fmt(r_typ, 3), f"**{fmt(r_pt, 3)}**"] +
                  [fmt(x, 3) for x in r_dt] + [met])
         lines.append("| " + " | ".join(cells) + " |")
     return lines
