@@ -26,7 +26,8 @@
 #      INFER=0 TRAIN=1: the training comparison alone)
 #
 # Raw results stay in $OUT (default: a new temp dir, printed).
-# slab is built from a snapshot of the committed HEAD (SRC=tree: working tree).
+# slab is built from a snapshot of the committed HEAD (SRC=tree: working tree);
+# a run into an OUT that holds a slab (and commit.txt) times that one again.
 set -eu
 cd "$(dirname "$0")/.."
 REPS=${REPS:-2}
@@ -56,16 +57,22 @@ py() {
 		/usr/bin/python3 "tools/reference/$script" --threads "$THREADS" "$@"
 }
 
-COMMIT=$(git rev-parse --short HEAD)
-if [ "${SRC:-head}" = head ]; then
-	mkdir -p "$OUT/src"
-	git archive HEAD | tar -x -C "$OUT/src"
-	BUILD="$OUT/src"
+if [ -x "$OUT/slab" ] && [ -s "$OUT/commit.txt" ]; then
+	# runs into the same OUT time the same slab
+	COMMIT=$(cat "$OUT/commit.txt")
 else
-	BUILD=$(pwd)
-	COMMIT="$COMMIT+worktree"
+	COMMIT=$(git rev-parse --short HEAD)
+	if [ "${SRC:-head}" = head ]; then
+		mkdir -p "$OUT/src"
+		git archive HEAD | tar -x -C "$OUT/src"
+		BUILD="$OUT/src"
+	else
+		BUILD=$(pwd)
+		COMMIT="$COMMIT+worktree"
+	fi
+	(cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab)
+	echo "$COMMIT" >"$OUT/commit.txt"
 fi
-(cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab)
 for m in $(echo "$MODELS,$TRAIN_MODELS" | tr , ' '); do
 	"$OUT/slab" info "$m" --json >"$OUT/info_$m.json"
 done
@@ -88,10 +95,15 @@ for r in $(seq "${REPSTART:-1}" $((${REPSTART:-1} + REPS - 1))); do
 				R=$(((ROUNDS + 3) / 4))
 				for m in $(echo "$MODELS" | tr , ' '); do
 					echo "compare-pvt-cswin: rep $r B$b $m ($R rounds)" >&2
+					# a side that fails (slab refuses a batch its buffers
+					# would not fit) leaves its error for the table and the
+					# run goes on
 					py pvt_cswin_bench.py --models "$m" --batches "$b" --rounds "$R" --warmup 1 \
-						>"$OUT/py_B${b}_${m}_$r.json"
+						>"$OUT/py_B${b}_${m}_$r.json" 2>"$OUT/py_B${b}_${m}_$r.err" ||
+						echo "compare-pvt-cswin: PyTorch $m B$b failed: $(tail -n1 "$OUT/py_B${b}_${m}_$r.err")" >&2
 					"$OUT/slab" bench --models "$m" --batch "$b" --rounds "$R" --warmup 1 \
-						--threads "$THREADS" --json >"$OUT/go_B${b}_${m}_$r.json"
+						--threads "$THREADS" --json >"$OUT/go_B${b}_${m}_$r.json" 2>"$OUT/go_B${b}_${m}_$r.err" ||
+						echo "compare-pvt-cswin: slab $m B$b failed: $(tail -n1 "$OUT/go_B${b}_${m}_$r.err")" >&2
 				done
 			fi
 			load "rep $r B$b"

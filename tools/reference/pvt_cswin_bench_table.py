@@ -195,6 +195,16 @@ def main():
                   f"| {fmt(med([e.get('pycpu') for e in reps]), 0)} | {med([e.get('steps') for e in reps])} "
                   f"({med([e.get('goskip') for e in reps])}) |")
         print()
+    fails = []
+    for p in sorted(glob.glob(os.path.join(a.dir, "*_B*_*.err"))):
+        if read_json(p[:-4] + ".json") is None:
+            lines = [x.strip() for x in open(p) if x.strip()]
+            if lines:
+                fails.append(f"- {os.path.basename(p)[:-4]}: {lines[-1]}")
+    if fails:
+        print("Failed (no figure):")
+        print("\n".join(fails))
+        print()
     print("| architecture check | slab params (`slab info`) | PyTorch params | config | |")
     print("|---|---|---|---|---|")
     for line in check_architectures(a.dir, pyparams, pyconf, train):
