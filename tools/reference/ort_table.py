@@ -131,15 +131,19 @@ def table(t):
             ["PyTorch ms", "ORT best ms"] + ([f"ORT best {m} ms" for m in modes] if len(modes) > 1 else []) +
             ["ORT processes (ms)", "**slab / ORT best**", "slab / ORT typical",
              "**slab / PyTorch**"] + [f"{dt} / ORT best" for dt in dtypes] + ["target met (0.8x ORT, 0.6x PyTorch)"])
+    head.insert(2, "reps")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = {"deit_tiny": 0, "slab_deit_tiny": 1, "deit_small": 2, "slab_deit_small": 3}
     for (model, b) in sorted(t, key=lambda k: (k[1], order.get(k[0], 9), k[0])):
-        reps = t[(model, b)]
+        # only repetitions in which all three engines ran (an interrupted run leaves partial ones)
+        reps = {r: c for r, c in t[(model, b)].items() if c["slab"].get("f32") is not None and c["torch"] and c["ort"]}
+        if not reps:
+            continue
         slab = {dt: med(c["slab"].get(dt) for c in reps.values()) for dt in ["f32"] + dtypes}
         torch_ms = med(c["torch"] for c in reps.values())
         best = med(min(c["ort"]) if c["ort"] else None for c in reps.values())
         permode = [med(min(c["modes"][m]) if m in c.get("modes", {}) else None for c in reps.values()) for m in modes]
-        procs = "; ".join(" / ".join(fmt(x, 1) for x in c["ort"]) for c in reps.values())
+        procs = "; ".join(" / ".join(fmt(x, 1) for x in c["ort"]) for _, c in sorted(reps.items()))
 
         def ratio(num, den):
             return med(num(c) / den(c) if num(c) is not None and den(c) else None for c in reps.values())
@@ -151,7 +155,7 @@ def table(t):
         if r_best is not None and r_pt is not None:
             met = f"{'yes' if r_best <= 0.8 else 'no'}, {'yes' if r_pt <= 0.6 else 'no'}"
         label = model + (" (folded)" if model.startswith("slab_") else "")
-        cells = ([label, str(b), fmt(slab["f32"])] + [fmt(slab[dt]) for dt in dtypes] +
+        cells = ([label, str(b), str(len(reps)), fmt(slab["f32"])] + [fmt(slab[dt]) for dt in dtypes] +
                  [fmt(torch_ms), fmt(best)] + ([fmt(x) for x in permode] if len(modes) > 1 else []) + [procs, f"**{fmt(r_best, 3)}**", fmt(r_typ, 3), f"**{fmt(r_pt, 3)}**"] +
                  [fmt(x, 3) for x in r_dt] + [met])
         lines.append("| " + " | ".join(cells) + " |")
