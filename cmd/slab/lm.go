@@ -204,6 +204,11 @@ func cmdTrainLM(args []string) error {
 	fmt.Fprintf(w, "train-lm %s (%s%s): %.2fM params, %d train / %d validation tokens, %d steps x %d x %d\n",
 		configName(c), ns.Kind, init,
 		float64(models.NumParams(m))/1e6, len(splits.Train), len(splits.Validation), *steps, *batch, *seq)
+	if ns.Kind == nn.NormPRepBN && *steps < shortPRepBN {
+		warn([]string{fmt.Sprintf("prepbn over %d steps: the move from LayerNorm to BatchNorm then takes a few dozen steps, "+
+			"and such short runs of the language models have diverged here (docs/adaptive-lm.md); for a quick trial use --norm %s or %d+ steps",
+			*steps, cmp.Or(ns.Base, nn.NormLayerNorm), shortPRepBN)})
+	}
 	run := train.LMRun{Validation: splits.Validation, EvalEvery: *evalEvery, EvalBatches: *evalBatches, LogEvery: *logEvery,
 		Dir: *out, SaveEvery: *saveEvery, Resumed: *resume != "", Progress: w, Claim: claim}
 	ctx, stopSignals := trainContext()
@@ -235,6 +240,12 @@ func lmFinished(resume string, steps int) bool {
 
 // lmEvalResult is the JSON of slab eval-lm.
 type lmEvalResult = train.LMEvalResult
+
+// shortPRepBN is the step count under which train-lm warns that a PRepBN
+// schedule is too short: 22-30-step runs diverged while lambda moved to
+// RepBN (adaptive_lm_tiny, adaptive_lm_small at batch 4), 300-400-step runs
+// trained (docs/adaptive-lm.md).
+const shortPRepBN = 300
 
 func cmdEvalLM(args []string) error {
 	fs := newFlags("eval-lm", "eval-lm --ckpt FILE [flags]")
