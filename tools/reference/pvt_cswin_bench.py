@@ -36,15 +36,14 @@ is reported. Output: one JSON object {"rows": [{"group", "name", "batch",
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as R  # noqa: E402
 import pvt_cswin_models as PC  # noqa: E402
+import swin_bench  # noqa: E402
 
 # reference.py asks for deterministic kernels and one thread, which fixture
 # generation needs and a timing must not pay for
@@ -89,22 +88,10 @@ def params(m):
 
 
 def time_group(group, variants, x, rounds, warmup):
-    """Interleaved timing of (name, module) pairs on input x; returns rows."""
-    times = {n: [] for n, _ in variants}
-    with torch.inference_mode():
-        for n, m in variants:
-            for _ in range(warmup):
-                m(x)
-        for _ in range(rounds):
-            for n, m in variants:
-                t0 = time.perf_counter()
-                m(x)
-                times[n].append((time.perf_counter() - t0) * 1e3)
-    rows = []
-    for n, m in variants:
-        ts = sorted(times[n])
-        rows.append({"group": group, "name": n, "median_ms": statistics.median(ts),
-                     "p90_ms": ts[min(len(ts) - 1, int(0.9 * len(ts)))], "runs": len(ts), "params": params(m)})
+    """swin_bench's interleaved timing, each row with its module's parameter count."""
+    rows = swin_bench.time_group(group, variants, x, rounds, warmup)
+    for row, (_, m) in zip(rows, variants):
+        row["params"] = params(m)
     return rows
 
 
