@@ -79,9 +79,7 @@ func TestClassify(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := filepath.Join(t.TempDir(), ref.Model+".safetensors")
-	if err := checkpoint.Write(w, mustWeightsFile(t, m)); err != nil {
-		t.Fatal(err)
-	}
+	mustWriteWeights(t, w, m)
 	args := []string{"classify", "--weights", w, "--top", fmt.Sprint(ref.Top), "--json"}
 	for _, im := range ref.Images {
 		args = append(args, filepath.Join(imgDir, im.Image))
@@ -129,9 +127,7 @@ func TestClassify(t *testing.T) {
 		name := "slab_deit_mini_28"
 		m := officialModel(t, name)
 		w := filepath.Join(t.TempDir(), name+".safetensors")
-		if err := checkpoint.Write(w, mustWeightsFile(t, m)); err != nil {
-			t.Fatal(err)
-		}
+		mustWriteWeights(t, w, m)
 		js, err := runIn(t, append([]string{"classify", "--weights", w, "--top", "3", "--json"}, images...)...)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

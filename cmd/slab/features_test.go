@@ -22,9 +22,7 @@ func TestRunFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := filepath.Join(dir, "w.safetensors")
-	if err := checkpoint.Write(w, mustWeightsFile(t, m)); err != nil {
-		t.Fatal(err)
-	}
+	mustWriteWeights(t, w, m)
 	input := func(name string, s int) string {
 		r := rand.New(rand.NewPCG(1, uint64(s)))
 		x := tensor.New(3, 1, s, s)
@@ -94,9 +92,7 @@ func TestRunFeatures(t *testing.T) {
 		t.Skip("slab_deit_mini_28 has features now; pick another model without them")
 	}
 	dw := filepath.Join(dir, "deit.safetensors")
-	if err := checkpoint.Write(dw, mustWeightsFile(t, d)); err != nil {
-		t.Fatal(err)
-	}
+	mustWriteWeights(t, dw, d)
 	_, err = runIn(t, "run", "--weights", dw, "--input", in28, "--output", filepath.Join(dir, "h.safetensors"), "--features", "--threads", "1")
 	if err == nil || !strings.Contains(err.Error(), "--features") {
 		t.Errorf("deit --features: %v", err)

@@ -90,9 +90,7 @@ func makeFlagFixtures(t *testing.T) flagFixtures {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := checkpoint.Write(f.vis, mustWeightsFile(t, m)); err != nil {
-		t.Fatal(err)
-	}
+	mustWriteWeights(t, f.vis, m)
 	in := checkpoint.NewFile()
 	in.Set("input", tensor.New(1, 1, 28, 28))
 	if err := checkpoint.Write(f.input, in); err != nil {
@@ -449,9 +447,7 @@ func TestClassifyNamesWhatItGot(t *testing.T) {
 		t.Fatal(err)
 	}
 	vis, rnd := filepath.Join(d, "vis.safetensors"), filepath.Join(d, "random.pth")
-	if err := checkpoint.Write(vis, mustWeightsFile(t, m)); err != nil {
-		t.Fatal(err)
-	}
+	mustWriteWeights(t, vis, m)
 	if err := os.WriteFile(rnd, bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 256), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -16,3 +16,11 @@ func mustWeightsFile(t *testing.T, m models.Model) *checkpoint.File {
 	}
 	return f
 }
+
+// mustWriteWeights writes m's weights file to path.
+func mustWriteWeights(t *testing.T, path string, m models.Model) {
+	t.Helper()
+	if err := checkpoint.Write(path, mustWeightsFile(t, m)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -25,9 +25,7 @@ func TestQuantizeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	f32 := filepath.Join(dir, "f32.safetensors")
-	if err := checkpoint.Write(f32, mustWeightsFile(t, m)); err != nil {
-		t.Fatal(err)
-	}
+	mustWriteWeights(t, f32, m)
 	in := filepath.Join(dir, "x.safetensors")
 	x := tensor.New(3, 1, 28, 28)
 	for i := range x.Data {
