@@ -1,6 +1,9 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // The low-precision kernels (kernels/quant_amd64.s): GEMV rows reading
 // bf16 or int8 weights and accumulating in float32, and the peak loops of
@@ -180,30 +183,7 @@ func bandTail(lbl string, nOff, yOff int) {
 // gemvBF16WB8AVX512(k int, x *float32, w *uint16, ldw, n int, y
 // *float32), rows of exactly k.
 func gemvBF16Widen(rows int, band bool) {
-	name := fmt.Sprintf("gemvBF16W%dAVX512", rows)
-	lbl := fmt.Sprintf("bfw%d", rows)
-	if band {
-		name, lbl = "gemvBF16WB8AVX512", "bfwb"
-	}
-	p("")
-	if band {
-		p("// func %s(k int, x *float32, w *uint16, ldw, n int, y *float32)", name)
-		p("TEXT ·%s(SB), NOSPLIT, $0-48", name)
-	} else {
-		p("// func %s(k int, x *float32, w *uint16, ldw int, out *float32)", name)
-		p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
-	}
-	regs := rowSetup(rows, 16, 1)
-	if band {
-		bandHead(lbl, 40)
-	} else {
-		p("\tMOVQ out+32(FP), DI")
-	}
-	p("\tMOVQ k+0(FP), CX")
-	p("\tMOVQ x+8(FP), SI")
-	for i := 8; i < 8+2*rows; i++ {
-		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
-	}
+	regs, lbl := bf16Prologue("W", "float32", rows, band)
 	p("\tCMPQ CX, $32")
 	p("\tJLT %s_one", lbl)
 	p("%s_loop32:", lbl)
@@ -253,30 +233,7 @@ func gemvBF16Widen(rows int, band bool) {
 // multiple of 32. Two accumulators per row over steps of 64. With band,
 // gemvBF16DB8AVX512(k int, x *uint16, w *uint16, ldw, n int, y *float32).
 func gemvBF16Dot(rows int, band bool) {
-	name := fmt.Sprintf("gemvBF16D%dAVX512", rows)
-	lbl := fmt.Sprintf("bfd%d", rows)
-	if band {
-		name, lbl = "gemvBF16DB8AVX512", "bfdb"
-	}
-	p("")
-	if band {
-		p("// func %s(k int, x *uint16, w *uint16, ldw, n int, y *float32)", name)
-		p("TEXT ·%s(SB), NOSPLIT, $0-48", name)
-	} else {
-		p("// func %s(k int, x *uint16, w *uint16, ldw int, out *float32)", name)
-		p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
-	}
-	regs := rowSetup(rows, 16, 1)
-	if band {
-		bandHead(lbl, 40)
-	} else {
-		p("\tMOVQ out+32(FP), DI")
-	}
-	p("\tMOVQ k+0(FP), CX")
-	p("\tMOVQ x+8(FP), SI")
-	for i := 8; i < 8+2*rows; i++ {
-		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
-	}
+	regs, lbl := bf16Prologue("D", "uint16", rows, band)
 	p("\tCMPQ CX, $64")
 	p("\tJLT %s_one", lbl)
 	p("%s_loop64:", lbl)
@@ -618,4 +575,37 @@ func quantX16Kernels() {
 	p("q16_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
+}
+
+// bf16Prologue emits the entry of a bf16 GEMV kernel shared by the
+// widening ("W", x float32) and VDPBF16PS ("D", x bf16) variants: the
+// signature, the row pointers, the band or output pointer, k and x, and
+// the 2*rows accumulators Z8... zeroed. It returns the row registers and
+// the label prefix.
+func bf16Prologue(kind, xType string, rows int, band bool) (regs []string, lbl string) {
+	name := fmt.Sprintf("gemvBF16%s%dAVX512", kind, rows)
+	lbl = fmt.Sprintf("bf%s%d", strings.ToLower(kind), rows)
+	if band {
+		name, lbl = "gemvBF16"+kind+"B8AVX512", "bf"+strings.ToLower(kind)+"b"
+	}
+	p("")
+	if band {
+		p("// func %s(k int, x *%s, w *uint16, ldw, n int, y *float32)", name, xType)
+		p("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	} else {
+		p("// func %s(k int, x *%s, w *uint16, ldw int, out *float32)", name, xType)
+		p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+	}
+	regs = rowSetup(rows, 16, 1)
+	if band {
+		bandHead(lbl, 40)
+	} else {
+		p("\tMOVQ out+32(FP), DI")
+	}
+	p("\tMOVQ k+0(FP), CX")
+	p("\tMOVQ x+8(FP), SI")
+	for i := 8; i < 8+2*rows; i++ {
+		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	return regs, lbl
 }
