@@ -35,10 +35,9 @@ OUT=${OUT:-$(mktemp -d /tmp/compare-adaptive.XXXXXX)}
 mkdir -p "$OUT"
 echo "compare-adaptive: raw results in $OUT" >&2
 
-COMMIT=$(git rev-parse --short HEAD)
-mkdir -p "$OUT/src"
-git archive HEAD | tar -x -C "$OUT/src"
-(cd "$OUT/src" && go build -o "$OUT/slab" ./cmd/slab)
+. scripts/lib/source.sh  # the cwd is the repository root (cd above)
+slab_source
+(cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab)
 
 list="${MODEL},${MODEL}_prepbn,${MODEL}_full,${MODEL}_full_prepbn"
 

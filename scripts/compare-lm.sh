@@ -26,10 +26,9 @@ OUT=${OUT:-$(mktemp -d /tmp/compare-lm.XXXXXX)}
 mkdir -p "$OUT"
 echo "compare-lm: raw results in $OUT" >&2
 
-COMMIT=$(git rev-parse --short HEAD)
-mkdir -p "$OUT/src"
-git archive HEAD | tar -x -C "$OUT/src"
-(cd "$OUT/src" && go build -o "$OUT/slab" ./cmd/slab && go test -c -o "$OUT/kernels.test" ./kernels/)
+. scripts/lib/source.sh  # the cwd is the repository root (cd above)
+slab_source
+(cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab && go test -c -o "$OUT/kernels.test" ./kernels/)
 
 list=""
 for m in $MODELS; do list="$list${list:+,}${m}_rmsnorm,${m}_prepbn"; done

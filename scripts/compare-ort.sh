@@ -100,15 +100,8 @@ fi
 export NODE_PATH="$ORTDIR/node_modules"
 
 # --- build slab --------------------------------------------------------------
-COMMIT=$(git rev-parse --short HEAD)
-if [ "${SRC:-head}" = head ]; then
-	mkdir -p "$OUT/src"
-	git archive HEAD | tar -x -C "$OUT/src"
-	BUILD="$OUT/src"
-else
-	BUILD=$(pwd)
-	COMMIT="$COMMIT+worktree"
-fi
+. scripts/lib/source.sh  # the cwd is the repository root (cd above)
+slab_source
 (cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab) || die "go build ./cmd/slab failed"
 SLAB="$OUT/slab"
 

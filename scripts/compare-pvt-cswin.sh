@@ -61,15 +61,8 @@ if [ -x "$OUT/slab" ] && [ -s "$OUT/commit.txt" ]; then
 	# runs into the same OUT time the same slab
 	COMMIT=$(cat "$OUT/commit.txt")
 else
-	COMMIT=$(git rev-parse --short HEAD)
-	if [ "${SRC:-head}" = head ]; then
-		mkdir -p "$OUT/src"
-		git archive HEAD | tar -x -C "$OUT/src"
-		BUILD="$OUT/src"
-	else
-		BUILD=$(pwd)
-		COMMIT="$COMMIT+worktree"
-	fi
+	. scripts/lib/source.sh  # the cwd is the repository root (cd above)
+	slab_source
 	(cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab)
 	echo "$COMMIT" >"$OUT/commit.txt"
 fi

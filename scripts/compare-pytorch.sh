@@ -43,15 +43,8 @@ py() {
 # Build from a clean snapshot of the committed HEAD (SRC=tree builds the
 # working tree instead): the shared tree may hold half-edited files, and the
 # table should name the commit it measured.
-COMMIT=$(git rev-parse --short HEAD)
-if [ "${SRC:-head}" = head ]; then
-	mkdir -p "$OUT/src"
-	git archive HEAD | tar -x -C "$OUT/src"
-	BUILD="$OUT/src"
-else
-	BUILD=$(pwd)
-	COMMIT="$COMMIT+worktree"
-fi
+. scripts/lib/source.sh  # the cwd is the repository root (cd above)
+slab_source
 (cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab && go test -c -o "$OUT/nn.test" ./nn/)
 NNDIR=$BUILD/nn
 

@@ -38,15 +38,8 @@ py() {
 		/usr/bin/python3 tools/reference/swin_bench.py --threads "$THREADS" "$@"
 }
 
-COMMIT=$(git rev-parse --short HEAD)
-if [ "${SRC:-head}" = head ]; then
-	mkdir -p "$OUT/src"
-	git archive HEAD | tar -x -C "$OUT/src"
-	BUILD="$OUT/src"
-else
-	BUILD=$(pwd)
-	COMMIT="$COMMIT+worktree"
-fi
+. scripts/lib/source.sh  # the cwd is the repository root (cd above)
+slab_source
 (cd "$BUILD" && go build -o "$OUT/slab" ./cmd/slab && go test -c -o "$OUT/nn.test" ./nn/)
 
 echo "start $(date -u +%H:%M) $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
