@@ -27,6 +27,7 @@ func cmdBench(args []string) error {
 	seed := fs.Uint64("seed", 0, "seed of the random weights and input")
 	prepack := fs.Bool("prepack", true, "pack Linear weights once (nn.Prepack), as slab eval and classify do")
 	dtypeList := fs.String("dtype", "f32", "comma list of Linear weight dtypes (f32, bf16, int8): each model runs in each, interleaved round by round")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the warm-up and timed rounds to this file")
 	flagRange(fs, "[1, 65536]", "batch")
 	flagRange(fs, "[0, 4096]", "size")
 	flagRange(fs, "[1, inf)", "rounds")
@@ -51,7 +52,12 @@ func cmdBench(args []string) error {
 	if vs, err = bench.ClassifiersWithDtypes(vs, dtypes); err != nil {
 		return flagErr("dtype", "%v", err)
 	}
+	stop, err := startProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
 	res, err := bench.Classify(vs, bench.ClassifyOptions{Batch: *batch, Size: *size, Rounds: *rounds, Warmup: *warmup, Seed: *seed})
+	stop()
 	if err != nil || *jsonOut {
 		return jsonOr(res, err, *jsonOut)
 	}
