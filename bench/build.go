@@ -12,14 +12,18 @@ import (
 
 // Classifiers builds the named registry classifiers with random weights
 // (from seed; input side size when > 0), after checking that their
-// weights and the activations of a batch of batch images fit in memory. A model whose norms fold gets
+// weights and the activations of a batch of batch images fit in memory:
+// up to two images against models.Estimate before building anything,
+// larger batches against each built model's measured buffers per image
+// (models.ActivationBytes; the estimate counts training's buffers too and
+// would refuse batches that fit). A model whose norms fold gets
 // random running statistics (a non-trivial fold, as in a trained model)
 // and is timed twice: folded under its name, and as built under
 // name/unfused. prepack packs the Linear weights once (nn.Prepack). Errors
 // are *models.InputError naming the option at fault ("name": the model).
-func Classifiers(names []string, size, batch int, seed uint64, prepack bool) ([]Classifier, error) {
+func Classifiers(names []string, size, batch int, seed uint64, prepack bool) (cs []Classifier, err error) {
 	batch = max(batch, 1)
-	var cs []Classifier
+	probe := min(batch, 2) // the images ActivationBytes runs
 	entries := make([]*models.Entry, len(names))
 	cfgs := make([]models.Config, len(names))
 	var need models.Footprint // every model (and its folded copy) at the batch, before building any
@@ -40,7 +44,7 @@ func Classifiers(names []string, size, batch int, seed uint64, prepack bool) ([]
 		if cfg.NormSpec().Foldable() {
 			copies = 2
 		}
-		f := models.Estimate(cfg, batch, false)
+		f := models.Estimate(cfg, probe, false)
 		need.Weights += copies * f.Weights
 		need.Activations += copies * f.Activations
 	}
@@ -55,6 +59,11 @@ func Classifiers(names []string, size, batch int, seed uint64, prepack bool) ([]
 	if err := models.CheckFits(what, need); err != nil {
 		return nil, &models.InputError{Input: blame, Err: err}
 	}
+	defer func() {
+		if err == nil && batch > probe {
+			err = measureBatch(cs, batch, what)
+		}
+	}()
 	for i, name := range names {
 		e, cfg := entries[i], cfgs[i]
 		mm, err := models.Build(e.Family, cfg, seed)
@@ -79,6 +88,25 @@ func Classifiers(names []string, size, batch int, seed uint64, prepack bool) ([]
 		}
 	}
 	return cs, nil
+}
+
+// measureBatch measures every classifier's buffers per image, records
+// them (Classifier.ActBytes) and refuses batch when the models' buffers
+// for it would not fit in the memory left.
+func measureBatch(cs []Classifier, batch int, what string) error {
+	var act int64
+	for i := range cs {
+		b, err := models.ActivationBytes(cs[i].Model)
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", cs[i].Name, err)
+		}
+		cs[i].ActBytes = b
+		act += b * int64(batch)
+	}
+	if err := models.CheckFits(what, models.Footprint{Activations: act}); err != nil {
+		return &models.InputError{Input: "batch", Err: err}
+	}
+	return nil
 }
 
 // Decoders builds the named registry language models with random weights

@@ -24,6 +24,10 @@ type Classifier struct {
 	// before each of its runs.
 	Dtype string
 	Quant nn.QuantSet
+	// ActBytes is the model's measured buffers per image
+	// (models.ActivationBytes; 0 = not measured: the memory check
+	// estimates them).
+	ActBytes int64
 }
 
 // ClassifyOptions say what Classify times.
@@ -137,10 +141,22 @@ func RandomizeBuffers(m models.Model, seed uint64) {
 }
 
 // checkMemory refuses a batch whose activations, over every model timed
-// (each holds its own buffers), would not fit in the memory available.
+// (each holds its own buffers; dtype variants share their model's), would
+// not fit in the memory available: measured buffers where Classifiers
+// measured them (the weights are then in memory already), the estimate
+// otherwise.
 func checkMemory(cs []Classifier, batch int) error {
 	var need models.Footprint
+	seen := map[models.Classifier]bool{}
 	for _, v := range cs {
+		if seen[v.Model] {
+			continue
+		}
+		seen[v.Model] = true
+		if v.ActBytes > 0 {
+			need.Activations += v.ActBytes * int64(batch)
+			continue
+		}
 		f := models.Estimate(v.Model.Config(), batch, false)
 		need.Weights += f.Weights
 		need.Activations += f.Activations

@@ -2,8 +2,11 @@ package models
 
 import (
 	"fmt"
+	"runtime"
 
+	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/sysmem"
+	"github.com/slabml/slab/tensor"
 )
 
 // ActivationCounter is implemented by configs that count their activation
@@ -120,4 +123,34 @@ func CheckMemory(what string, cfg Config, n int, train bool) error {
 		name += " at " + what
 	}
 	return CheckFits(name, Estimate(cfg, n, train))
+}
+
+// ActivationBytes measures, rather than estimates, the memory an
+// evaluation-mode forward of m keeps per image: the live heap after a
+// forward of one image and after one of two (zeros), each collected,
+// differ by one image's layer buffers and input. Estimate charges the
+// buffers training keeps as well and, for the hierarchical models, runs
+// 2-3x above this; callers that have built the model can check a large
+// batch against this figure instead. It runs two small forwards, so call
+// it after checking that two images fit (Estimate).
+func ActivationBytes(m Classifier) (int64, error) {
+	c, h, w := m.InputShape()
+	live := func(n int) (uint64, error) {
+		if _, err := m.Forward(tensor.New(n, c, h, w), nn.Eval); err != nil {
+			return 0, err
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc, nil
+	}
+	one, err := live(1)
+	if err != nil {
+		return 0, err
+	}
+	two, err := live(2)
+	if err != nil || two < one {
+		return 0, err
+	}
+	return int64(two - one), nil
 }

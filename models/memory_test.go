@@ -91,3 +91,25 @@ func TestEstimateLMSeq(t *testing.T) {
 		t.Fatalf("seq-aware estimate %s (full context %s)", sysmem.Bytes(short.Total()), sysmem.Bytes(full.Total()))
 	}
 }
+
+// ActivationBytes measures an eval forward's buffers per image: at most the
+// estimate, which counts training's buffers too, and not below a quarter
+// of it (an eval forward still keeps every layer's output).
+func TestActivationBytes(t *testing.T) {
+	for _, name := range []string{"slab_deit_mini_28", "slab_swin_mini_32", "slab_pvt_mini_32"} {
+		m, err := models.New(name, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := m.(models.Classifier)
+		got, err := models.ActivationBytes(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		est := models.Estimate(c.Config(), 1, false).Activations
+		t.Logf("%s: measured %d bytes per image, estimate %d (%.2fx)", name, got, est, float64(est)/float64(got))
+		if got < est/4 || got > est {
+			t.Errorf("%s: measured %d bytes per image, want in [%d, %d]", name, got, est/4, est)
+		}
+	}
+}
