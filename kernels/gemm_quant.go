@@ -39,8 +39,8 @@ func GemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epi
 	if m == 0 || n == 0 {
 		return
 	}
-	if int8GemmOK(m, w) {
-		gemmInt8(m, a, lda, w, c, ldc, ep) // VPDPBUSD on quantized A (gemm_int8.go)
+	if bf16GemmOK(w, m, &ep) {
+		gemmBF16(m, a, lda, w, c, ldc, ep) // VDPBF16PS, A rounded to bf16
 		return
 	}
 	if t := ep.Tile; t != nil {

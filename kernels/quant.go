@@ -73,6 +73,8 @@ type QMatrix struct {
 	// followed by the block's float32 scale; RowBytes apart (Dtype Int8).
 	Q     []byte
 	Group int
+	// bf16p caches the bf16 GEMM's packing of BF16 (gemm_bf16.go).
+	bf16p bf16Cache
 }
 
 // RowBytes is the storage of one int8 row: K/Group blocks of Group+4
