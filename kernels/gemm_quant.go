@@ -43,6 +43,10 @@ func GemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epi
 		gemmBF16(m, a, lda, w, c, ldc, ep) // VDPBF16PS, A rounded to bf16
 		return
 	}
+	if int8GemmOK(m, w) {
+		gemmInt8(m, a, lda, w, c, ldc, ep) // VPDPBUSD on quantized A (gemm_int8.go)
+		return
+	}
 	if t := ep.Tile; t != nil {
 		// The strips below see column offsets of their own: one call on
 		// all of C at the end instead.

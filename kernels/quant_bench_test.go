@@ -73,7 +73,9 @@ func BenchmarkPeakLowPrec(b *testing.B) {
 // BenchmarkGEMMQ times Linear shapes y = x W^T with W in each dtype.
 func BenchmarkGEMMQ(b *testing.B) {
 	peaks := measuredLowPrecPeaks()
-	for _, s := range [][3]int{{1024, 1024, 1024}, {197, 192, 768}, {6304, 192, 768}, {128, 1024, 2816}} {
+	// DeiT-Tiny/Small's Linears at batch 1 (qkv, fc1, fc2) and DeiT-Small's fc1 at batch 32.
+	for _, s := range [][3]int{{1024, 1024, 1024}, {197, 192, 576}, {197, 192, 768}, {197, 768, 192}, {197, 384, 1152},
+		{197, 384, 1536}, {197, 1536, 384}, {6304, 192, 768}, {6304, 384, 1536}, {128, 1024, 2816}} {
 		m, k, n := s[0], s[1], s[2]
 		for d := F32; d <= Int8; d++ {
 			b.Run(fmt.Sprintf("%dx%dx%d/%v", m, k, n, d), func(b *testing.B) {

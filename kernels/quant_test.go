@@ -225,6 +225,8 @@ func TestGemvQShared(t *testing.T) {
 func TestGemmQ(t *testing.T) {
 	rng := rand.New(rand.NewSource(6))
 	defer SetThreads(Threads())
+	noInt8GEMM = true // the dequantizing path (the VPDPBUSD one: gemm_int8_test.go)
+	defer func() { noInt8GEMM = false }()
 	// The dequantizing path; the VDPBF16PS one is gemm_bf16_test.go's.
 	defer SetBF16Gemm(SetBF16Gemm(false))
 	for _, p := range gemmPaths() {
