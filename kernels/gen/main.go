@@ -32,7 +32,8 @@ const maxRows = 12
 
 func main() {
 	asm, goSrc := generate()
-	files := map[string]string{"gemm_amd64.s": asm, "gemm_kernels_amd64.go": goSrc, "quant_amd64.s": generateLowPrec(), "gemm_bf16_amd64.s": generateGemmBF16()}
+	files := map[string]string{"gemm_amd64.s": asm, "gemm_kernels_amd64.go": goSrc, "quant_amd64.s": generateLowPrec(), "gemm_bf16_amd64.s": generateGemmBF16(),
+		"gemm_int8_amd64.s": generateGemmInt8()}
 	for name, text := range files {
 		if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -9,7 +9,8 @@ import (
 // declarations differ from what the generator writes now.
 func TestGeneratedUpToDate(t *testing.T) {
 	asm, goSrc := generate()
-	files := map[string]string{"../gemm_amd64.s": asm, "../gemm_kernels_amd64.go": goSrc, "../quant_amd64.s": generateLowPrec(), "../gemm_bf16_amd64.s": generateGemmBF16()}
+	files := map[string]string{"../gemm_amd64.s": asm, "../gemm_kernels_amd64.go": goSrc, "../quant_amd64.s": generateLowPrec(), "../gemm_bf16_amd64.s": generateGemmBF16(),
+		"../gemm_int8_amd64.s": generateGemmInt8()}
 	for name, want := range files {
 		got, err := os.ReadFile(name)
 		if err != nil {
