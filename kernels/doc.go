@@ -22,7 +22,13 @@
 //   - quant.go: bf16 and int8 weights (QMatrix, Quantize); gemv_quant.go:
 //     GemvQ, decode GEMVs reading them (widening or VDPBF16PS for bf16,
 //     int8 x int16 by VPDPWSSD for int8); gemm_quant.go: GemmQ, which
-//     dequantizes a strip of W at a time for the float32 GEMM. Their
+//     dequantizes a strip of W at a time for the float32 GEMM, or with
+//     int8 weights on AVX512_VNNI runs gemm_int8.go's VPDPBUSD GEMM. Its
+//     accuracy contract: the activations are quantized too, each row per
+//     weight group (64 k) to 8 bits, scale max|a|/127, codes rounded to
+//     nearest even; each group's integer dot product is exact, so the
+//     result is the float32 product of the quantized A and W
+//     (SetInt8Gemm(false) keeps A exact). Their
 //     assembly (quant_amd64.s) comes from gen/lowprec.go, with the
 //     VDPBF16PS and VPDPBUSD peak loops the benchmarks measure against.
 //   - gen/main.go generates gemm_amd64.s (AVX-512 12x32 and AVX2 6x16

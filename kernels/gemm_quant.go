@@ -6,11 +6,13 @@ import "fmt"
 // into a float32 buffer of ~512 KiB (in L2) and run the float32 GEMM on
 // it: the microkernel keeps its float32 FMA rate, and the extra pass is one
 // read of the small weights plus an L2-resident write, against m*k*strip
-// FMAs. (A VDPBF16PS microkernel would double the peak but round the
-// activations to bf16, and a VPDPBUSD one would quantize them; both would
-// need packing of their own.) Each column of C is the float32 GEMM's sum
-// over k in the same order whatever the strip, so GemmQ gives exactly what
-// GemmEpilogue gives on the dequantized matrix.
+// FMAs. Each column of C is the float32 GEMM's sum over k in the same
+// order whatever the strip, so this path gives exactly what GemmEpilogue
+// gives on the dequantized matrix. Where the CPU has the instructions,
+// int8 weights go instead to the VPDPBUSD GEMM (gemm_int8.go: A quantized
+// per row and weight group to 8 bits, 3x float32's speed on DeiT shapes)
+// and bf16 weights to the VDPBF16PS one (gemm_bf16.go: A rounded to bf16);
+// SetInt8Gemm(false) and SetBF16Gemm(false) keep them here.
 
 // gemmQStripBytes is the float32 size a dequantized strip aims at.
 const gemmQStripBytes = 512 << 10
