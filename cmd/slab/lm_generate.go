@@ -103,6 +103,7 @@ func cmdBenchLM(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of weights and prompt")
 	jsonOut := fs.Bool("json", false, "print exactly one JSON object on stdout")
 	dtypeList := fs.String("dtype", "f32", "comma list of weight dtypes (f32, bf16, int8): each model runs in each, interleaved")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed rounds (warm-up included) to this file")
 	flagRange(fs, "[1, 1048576]", "prompt", "generate", "rounds")
 	flagRange(fs, "[0, 65536]", "eval-batch")
 	flagRange(fs, "[0, 1048576]", "eval-seq")
@@ -164,7 +165,12 @@ func cmdBenchLM(args []string) error {
 			return flagErr("eval-batch", "%v", err)
 		}
 	}
+	stop, err := startProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
 	res, err := bench.Decode(ds, bench.DecodeOptions{Prompt: *promptN, Generate: *gen, Rounds: *rounds, Seed: *seed, EvalBatch: *evalBatch, EvalSeq: *evalSeq})
+	stop()
 	if err != nil {
 		return err
 	}
