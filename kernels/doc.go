@@ -28,7 +28,14 @@
 //     weight group (64 k) to 8 bits, scale max|a|/127, codes rounded to
 //     nearest even; each group's integer dot product is exact, so the
 //     result is the float32 product of the quantized A and W
-//     (SetInt8Gemm(false) keeps A exact). Their
+//     (SetInt8Gemm(false) keeps A exact). With bf16 weights on
+//     AVX512_BF16, GemmQ runs gemm_bf16.go's VDPBF16PS GEMM (twice the
+//     float32 FMA's products per instruction). Its accuracy contract: the
+//     activations are rounded to bf16 (to nearest even, denormals to
+//     zero), ~3 significant digits (relative error <= 2^-9); products of
+//     two bf16 are exact and summed in float32 in k order, so the result
+//     is the float32 product of bf16(A) and W (SetBF16Gemm(false) keeps A
+//     exact). Their
 //     assembly (quant_amd64.s) comes from gen/lowprec.go, with the
 //     VDPBF16PS and VPDPBUSD peak loops the benchmarks measure against.
 //   - gen/main.go generates gemm_amd64.s (AVX-512 12x32 and AVX2 6x16

@@ -22,9 +22,11 @@ import (
 //     block's float32 scale (little endian), as llama.cpp's q8_0 stores
 //     blocks, so the kernel reads each row as one stream.
 //
-// GEMMs (several rows) dequantize a strip of W at a time into float32 and
-// run the float32 GEMM on it (gemm_quant.go); GEMVs read the low-precision
-// weights directly (gemv_quant.go).
+// GEMMs (several rows) run on the VDPBF16PS (bf16, gemm_bf16.go) or
+// VPDPBUSD (int8, gemm_int8.go) kernels where the CPU has them, on
+// weights packed once per matrix, else dequantize a strip of W at a time
+// into float32 and run the float32 GEMM on it (gemm_quant.go); GEMVs read
+// the low-precision weights directly (gemv_quant.go).
 
 // Dtype names how a weight matrix is stored.
 type Dtype uint8
