@@ -121,3 +121,45 @@ func BenchmarkGEMMBF16Kernel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGEMMBF16SmallM measures where the bf16 GEMM starts to pay off
+// against the dequantizing path GemmQ ran before it, for few rows (a
+// short prompt, a small batch): best rounds, interleaved.
+func BenchmarkGEMMBF16SmallM(b *testing.B) {
+	if !hasBF16 || bestPath != PathAVX512 {
+		b.Skip("no AVX512_BF16")
+	}
+	for _, kn := range [][2]int{{192, 576}, {1024, 1024}, {1024, 2816}} {
+		for _, m := range []int{2, 4, 8, 16} {
+			k, n := kn[0], kn[1]
+			b.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(b *testing.B) {
+				rng := rand.New(rand.NewSource(1))
+				a := gemmRand(rng, m*k)
+				c := make([]float32, m*n)
+				q, _ := QuantizeBF16(gemmRand(rng, n*k), n, k)
+				runs := []func(){
+					func() { GemmQ(m, a, k, q, c, n, Epilogue{}) },
+					func() {
+						prev := SetBF16Gemm(false)
+						GemmQ(m, a, k, q, c, n, Epilogue{})
+						SetBF16Gemm(prev)
+					},
+				}
+				el := [2]time.Duration{1 << 62, 1 << 62}
+				for _, r := range runs {
+					r()
+				}
+				for b.Loop() {
+					for i, r := range runs {
+						t0 := time.Now()
+						r()
+						el[i] = min(el[i], time.Since(t0))
+					}
+				}
+				b.ReportMetric(float64(el[0].Microseconds()), "bf16-us")
+				b.ReportMetric(el[0].Seconds()/el[1].Seconds(), "bf16/dequant")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+	}
+}
