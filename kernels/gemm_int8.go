@@ -211,7 +211,8 @@ func (j *i8Job) run(lo, hi int) {
 		j0 := jp * i8NR
 		cols := min(i8NR, p.n-j0)
 		w := &p.data[jp*p.panel]
-		for i0 := ib * j.mb; i0 < min(j.m, (ib+1)*j.mb); i0 += i8MR {
+		r0, r1 := ib*j.mb, min(j.m, (ib+1)*j.mb)
+		for i0 := r0; i0 < r1; i0 += i8MR {
 			rows := min(i8MR, j.m-i0)
 			a, as := &j.aq[i0*p.k], &j.as[i0]
 			if cols == i8NR {
@@ -230,9 +231,11 @@ func (j *i8Job) run(lo, hi int) {
 					}
 				}
 			}
-			if j.ep != nil {
-				applyEpilogue(j.ep, j.c, j.ldc, i0, i0+rows, j0, j0+cols)
-			}
+		}
+		if j.ep != nil {
+			// Once per column strip of the block (still in L1/L2), not per
+			// tile: the call cost as much as a small tile's product.
+			applyEpilogue(j.ep, j.c, j.ldc, r0, r1, j0, j0+cols)
 		}
 	}
 }
