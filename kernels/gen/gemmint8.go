@@ -159,6 +159,8 @@ func quantU8Row() {
 	p("\tMOVL $0x42fe0000, AX") // 127.0
 	p("\tVMOVD AX, X7")
 	p("\tVXORPS X8, X8, X8")
+	p("\tCMPQ R8, $64")
+	p("\tJEQ qu8_g64")
 	p("qu8_group:")
 	p("\tMOVQ R8, CX")
 	p("\tMOVQ SI, R10")
@@ -169,23 +171,7 @@ func quantU8Row() {
 	p("\tADDQ $64, SI")
 	p("\tSUBQ $16, CX")
 	p("\tJNZ qu8_max")
-	p("\tVEXTRACTF64X4 $1, Z4, Y5")
-	p("\tVMAXPS Y5, Y4, Y4")
-	p("\tVEXTRACTF128 $1, Y4, X5")
-	p("\tVMAXPS X5, X4, X4")
-	p("\tVPERMILPS $0x4E, X4, X5")
-	p("\tVMAXPS X5, X4, X4")
-	p("\tVPERMILPS $0xB1, X4, X5")
-	p("\tVMAXPS X5, X4, X4")
-	p("\tVDIVSS X7, X4, X5")
-	p("\tVMOVSS X5, (DX)")
-	p("\tADDQ R9, DX")
-	p("\tVXORPS X6, X6, X6")
-	p("\tVUCOMISS X8, X4")
-	p("\tJEQ qu8_zero")
-	p("\tVDIVSS X4, X7, X6")
-	p("qu8_zero:")
-	p("\tVBROADCASTSS X6, Z6")
+	quantU8Scale("qu8_zero")
 	p("\tMOVQ R10, SI")
 	p("\tMOVQ R8, CX")
 	p("qu8_code:")
@@ -202,4 +188,51 @@ func quantU8Row() {
 	p("\tJNZ qu8_group")
 	p("\tVZEROUPPER")
 	p("\tRET")
+	// Groups of 64 (the usual), unrolled: the four vectors stay in
+	// registers between the max and the codes, and the max is a tree.
+	p("qu8_g64:")
+	for v := 0; v < 4; v++ {
+		p("\tVMOVUPS %d(SI), Z%d", 64*v, v)
+		p("\tVPANDD Z%d, Z31, Z%d", v, 9+v)
+	}
+	p("\tVMAXPS Z10, Z9, Z9")
+	p("\tVMAXPS Z12, Z11, Z11")
+	p("\tVMAXPS Z11, Z9, Z4")
+	quantU8Scale("qu8_zero64")
+	for v := 0; v < 4; v++ {
+		p("\tVMULPS Z%d, Z6, Z%d", v, v)
+		p("\tVCVTPS2DQ Z%d, Z%d", v, v)
+		p("\tVPADDD Z30, Z%d, Z%d", v, v)
+		p("\tVPMOVUSDB Z%d, X%d", v, v)
+		p("\tVMOVDQU X%d, %d(DI)", v, 16*v)
+	}
+	p("\tADDQ $256, SI")
+	p("\tADDQ $64, DI")
+	p("\tSUBQ $64, BX")
+	p("\tJNZ qu8_g64")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// quantU8Scale reduces Z4's lanes to the group's max |x| in X4, stores
+// scale = max / 127 at (DX) (DX += R9) and leaves 127 / max (0 for an
+// all-zero group) in every lane of Z6; X7 holds 127 and X8 zero.
+func quantU8Scale(zero string) {
+	p("\tVEXTRACTF64X4 $1, Z4, Y5")
+	p("\tVMAXPS Y5, Y4, Y4")
+	p("\tVEXTRACTF128 $1, Y4, X5")
+	p("\tVMAXPS X5, X4, X4")
+	p("\tVPERMILPS $0x4E, X4, X5")
+	p("\tVMAXPS X5, X4, X4")
+	p("\tVPERMILPS $0xB1, X4, X5")
+	p("\tVMAXPS X5, X4, X4")
+	p("\tVDIVSS X7, X4, X5")
+	p("\tVMOVSS X5, (DX)")
+	p("\tADDQ R9, DX")
+	p("\tVXORPS X6, X6, X6")
+	p("\tVUCOMISS X8, X4")
+	p("\tJEQ %s", zero)
+	p("\tVDIVSS X4, X7, X6")
+	p("%s:", zero)
+	p("\tVBROADCASTSS X6, Z6")
 }
