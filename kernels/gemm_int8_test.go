@@ -94,7 +94,7 @@ func TestGemmInt8(t *testing.T) {
 			shapes = append(shapes, shape{m, 1 + (m*7)%40, 64, 64})
 		}
 		shapes = append(shapes, shape{7, 32, 128, 64}, shape{9, 33, 192, 64}, shape{14, 64, 96, 32},
-			shape{8, 65, 256, 128}, shape{5, 17, 48, 48}, shape{3, 96, 1024, 64}, shape{200, 40, 4096, 64})
+			shape{8, 65, 256, 128}, shape{5, 17, 48, 48}, shape{6, 40, 64, 16}, shape{11, 34, 80, 80}, shape{3, 96, 1024, 64}, shape{200, 40, 4096, 64})
 		for _, s := range shapes {
 			a := gemmRand(rng, s.m*(s.k+3))
 			q, err := QuantizeInt8(gemmRand(rng, s.n*s.k), s.n, s.k, s.g)
@@ -273,5 +273,36 @@ func BenchmarkGEMMInt8Paths(b *testing.B) {
 				b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
+	}
+}
+
+// TestGemmQInt8Fallback: without the VNNI path (pure Go kernels, or
+// SetInt8Gemm(false)) GemmQ on int8 weights gives the float32 GEMM's bits
+// on the dequantized matrix.
+func TestGemmQInt8Fallback(t *testing.T) {
+	rng := rand.New(rand.NewSource(16))
+	m, n, k := 9, 45, 128
+	a := gemmRand(rng, m*k)
+	q, _ := Quantize(Int8, gemmRand(rng, n*k), n, k)
+	dq := make([]float32, n*k)
+	q.DequantizeRows(0, n, dq)
+	for _, p := range gemmPaths() {
+		withGemmPath(t, p, func() {
+			for _, on := range []bool{true, false} {
+				if on && p == PathAVX512 {
+					continue // the VPDPBUSD GEMM (TestGemmInt8)
+				}
+				prev := SetInt8Gemm(on)
+				want, got := make([]float32, m*n), make([]float32, m*n)
+				GemmEpilogue(false, true, m, n, k, a, k, dq, k, want, n, Epilogue{})
+				GemmQ(m, a, k, q, got, n, Epilogue{})
+				SetInt8Gemm(prev)
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("path %s, int8 GEMM %v: C[%d] = %v, dequantized GEMM %v", p, on, i, got[i], want[i])
+					}
+				}
+			}
+		})
 	}
 }
