@@ -88,7 +88,8 @@ func BenchmarkGEMMBF16(b *testing.B) {
 // in L1 (kp pairs of A and B), interleaved with the VDPBF16PS peak loop:
 // the microkernel's fraction of peak, without packing or threads.
 func BenchmarkGEMMBF16Kernel(b *testing.B) {
-	if !hasBF16 || bestPath != PathAVX512 {
+	peak, _ := lowPrecPeak(BF16)
+	if peak == nil || bestPath != PathAVX512 {
 		b.Skip("no AVX512_BF16")
 	}
 	for _, kp := range []int{64, 192} {
@@ -113,7 +114,7 @@ func BenchmarkGEMMBF16Kernel(b *testing.B) {
 				}
 				tk = min(tk, time.Since(t0))
 				t0 = time.Now()
-				peakBF16AVX512(reps * kp) // 24 VDPBF16PS per iteration, as per k pair of the tile
+				peak(reps * kp) // 24 VDPBF16PS per iteration, as per k pair of the tile
 				tp = min(tp, time.Since(t0))
 			}
 			b.ReportMetric(100*tp.Seconds()/tk.Seconds(), "%peak")

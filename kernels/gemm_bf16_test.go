@@ -8,8 +8,8 @@ import (
 
 // bf16GemmSkip skips t unless the VDPBF16PS GEMM can run here.
 func bf16GemmSkip(t *testing.T) {
-	if !hasBF16 || bestPath != PathAVX512 {
-		t.Skip("no AVX512_BF16")
+	if !hasBF16 || curPath != PathAVX512 {
+		t.Skip("no AVX512_BF16, or SLAB_KERNELS chose another path")
 	}
 }
 
@@ -242,7 +242,7 @@ func TestGemmBF16Fallback(t *testing.T) {
 	check("SetBF16Gemm(false)")
 	SetBF16Gemm(prev)
 	withGemmPath(t, PathGeneric, func() { check("pure Go") })
-	if !hasBF16 || bestPath != PathAVX512 {
+	if !hasBF16 || curPath != PathAVX512 {
 		return
 	}
 	got := make([]float32, m*n)
