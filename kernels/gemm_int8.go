@@ -166,13 +166,14 @@ func int8PackOf(q *QMatrix) *int8Pack {
 func quantU8RowGo(x []float32, k, group int, q []byte, s []float32, ss int) {
 	for g := 0; g < k/group; g++ {
 		xs := x[g*group : (g+1)*group]
-		var amax float32
+		var bits uint32 // max |x| as bits: NaN above Inf, as the assembly
 		for _, v := range xs {
-			amax = max(amax, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
+			bits = max(bits, math.Float32bits(v)&0x7fffffff)
 		}
+		amax := math.Float32frombits(bits)
 		s[g*ss] = amax / 127
 		var inv float32
-		if amax != 0 {
+		if amax > 0 { // not for 0 or NaN (codes 0; a NaN scale makes the outputs NaN)
 			inv = 127 / amax
 		}
 		for j, v := range xs {

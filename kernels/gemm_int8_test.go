@@ -21,7 +21,7 @@ func withInt8(t *testing.T, f func()) {
 func TestQuantU8Row(t *testing.T) {
 	withInt8(t, func() {
 		rng := rand.New(rand.NewSource(11))
-		for _, s := range [][2]int{{64, 64}, {192, 64}, {96, 32}, {256, 128}, {48, 48}} {
+		for _, s := range [][2]int{{64, 64}, {192, 64}, {256, 64}, {96, 32}, {128, 32}, {512, 128}, {48, 48}} {
 			k, g := s[0], s[1]
 			x := gemmRand(rng, k)
 			clear(x[:g]) // an all-zero group
@@ -30,15 +30,24 @@ func TestQuantU8Row(t *testing.T) {
 					x[i] = float32(i%5-2) * 0.5 // ties at .5 after scaling
 				}
 			}
+			if k > 2*g {
+				x[2*g+3] = float32(math.NaN())
+			}
+			if k > 3*g {
+				x[3*g+5] = float32(math.Inf(-1))
+			}
 			ng := k / g
 			q1, q2 := make([]byte, k), make([]byte, k)
 			s1, s2 := make([]float32, 3*ng), make([]float32, 3*ng)
 			quantU8RowAVX512(&x[0], k, g, &q1[0], &s1[0], 12)
 			quantU8RowGo(x, k, g, q2, s2, 3)
 			for i := range q1 {
-				if q1[i] != q2[i] {
+				if v := float64(x[i]); q1[i] != q2[i] && !math.IsNaN(v) && !math.IsInf(v, 0) { // moot: the scale is NaN or Inf
 					t.Fatalf("k=%d g=%d: code %d = %d, Go loop %d (x %v)", k, g, i, q1[i], q2[i], x[i])
 				}
+			}
+			if k > 2*g && !math.IsNaN(float64(s1[6])) {
+				t.Fatalf("k=%d g=%d: a group with a NaN has scale %v", k, g, s1[6])
 			}
 			for i := range s1 {
 				if math.Float32bits(s1[i]) != math.Float32bits(s2[i]) {
@@ -305,4 +314,28 @@ func TestGemmQInt8Fallback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGemmInt8NaN: a NaN or Inf in a row of A makes that row of C NaN or
+// Inf (its group scale is NaN or Inf) rather than being quantized away;
+// the other rows are unaffected.
+func TestGemmInt8NaN(t *testing.T) {
+	withInt8(t, func() {
+		rng := rand.New(rand.NewSource(17))
+		m, n, k := 9, 40, 128
+		a := gemmRand(rng, m*k)
+		a[2*k+70] = float32(math.NaN())
+		a[5*k+3] = float32(math.Inf(1))
+		q, _ := Quantize(Int8, gemmRand(rng, n*k), n, k)
+		c := make([]float32, m*n)
+		GemmQ(m, a, k, q, c, n, Epilogue{})
+		for i := 0; i < m; i++ {
+			for j := 0; j < n; j++ {
+				v := float64(c[i*n+j])
+				if bad := i == 2 || i == 5; bad != (math.IsNaN(v) || math.IsInf(v, 0)) {
+					t.Fatalf("C[%d,%d] = %v (NaN or Inf expected: %v)", i, j, v, bad)
+				}
+			}
+		}
+	})
 }

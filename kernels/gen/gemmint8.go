@@ -142,6 +142,10 @@ func gemmI8Kernel(rows int) {
 // bytes further), code = x * (127 / amax) rounded to nearest even (0 for
 // an all-zero group), stored as code + 128 in q. The same float32
 // operations as the Go loop (quantU8RowGo), so both give the same bytes.
+// amax is the largest |x| as bits (an unsigned max, which orders floats
+// as their values and puts NaN above Inf): a NaN in the group makes its
+// scale NaN (codes 0), so the row's outputs are NaN as a float32 GEMM's
+// would be, where VMAXPS could drop it.
 func quantU8Row() {
 	p("")
 	p("// func quantU8RowAVX512(x *float32, k, group int, q *byte, s *float32, ss int)")
@@ -167,7 +171,7 @@ func quantU8Row() {
 	p("\tVPXORD Z4, Z4, Z4")
 	p("qu8_max:")
 	p("\tVPANDD (SI), Z31, Z0")
-	p("\tVMAXPS Z0, Z4, Z4")
+	p("\tVPMAXUD Z0, Z4, Z4")
 	p("\tADDQ $64, SI")
 	p("\tSUBQ $16, CX")
 	p("\tJNZ qu8_max")
@@ -195,9 +199,9 @@ func quantU8Row() {
 		p("\tVMOVUPS %d(SI), Z%d", 64*v, v)
 		p("\tVPANDD Z%d, Z31, Z%d", v, 9+v)
 	}
-	p("\tVMAXPS Z10, Z9, Z9")
-	p("\tVMAXPS Z12, Z11, Z11")
-	p("\tVMAXPS Z11, Z9, Z4")
+	p("\tVPMAXUD Z10, Z9, Z9")
+	p("\tVPMAXUD Z12, Z11, Z11")
+	p("\tVPMAXUD Z11, Z9, Z4")
 	quantU8Scale("qu8_zero64")
 	for v := 0; v < 4; v++ {
 		p("\tVMULPS Z%d, Z6, Z%d", v, v)
@@ -219,13 +223,13 @@ func quantU8Row() {
 // all-zero group) in every lane of Z6; X7 holds 127 and X8 zero.
 func quantU8Scale(zero string) {
 	p("\tVEXTRACTF64X4 $1, Z4, Y5")
-	p("\tVMAXPS Y5, Y4, Y4")
+	p("\tVPMAXUD Y5, Y4, Y4")
 	p("\tVEXTRACTF128 $1, Y4, X5")
-	p("\tVMAXPS X5, X4, X4")
+	p("\tVPMAXUD X5, X4, X4")
 	p("\tVPERMILPS $0x4E, X4, X5")
-	p("\tVMAXPS X5, X4, X4")
+	p("\tVPMAXUD X5, X4, X4")
 	p("\tVPERMILPS $0xB1, X4, X5")
-	p("\tVMAXPS X5, X4, X4")
+	p("\tVPMAXUD X5, X4, X4")
 	p("\tVDIVSS X7, X4, X5")
 	p("\tVMOVSS X5, (DX)")
 	p("\tADDQ R9, DX")
