@@ -14,6 +14,7 @@ type Param struct {
 	version uint64      // see MarkChanged
 	lin     *linearPack // set on the weight of a Linear (see Prepack)
 	of      *Param      // the parameter this one is a row view of (RowView)
+	ofRow   int         // the first row of of this view starts at
 }
 
 // MarkChanged records that W was written in place other than by the

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
@@ -20,6 +21,13 @@ import (
 // Version moves, like a packed weight (Prepack): benchmarks switch one
 // model between dtypes that way (GetQuant, SetQuant). Training is float32
 // only: a Backward through a quantized Linear panics.
+//
+// A Linear the module lists only through row views (RowView: SLAB-PVT's q
+// and kv over one qkv) is quantized whole, as Prepack packs it: int8
+// groups and scales run along a row, so the views' rows of the whole are
+// what quantizing each view would give. Checkpoints store each view's
+// rows under the view's name (StoredWeight, QuantizedWeights) and
+// UseQuantized stacks them back.
 
 // quantState is a Linear weight's low-precision copy and what it was
 // built from.
@@ -66,7 +74,8 @@ func (e *StoredError) Error() string {
 // Quantize makes every Linear among m's parameters compute with its
 // weight stored as dtype (kernels.BF16 or kernels.Int8, the int8 group
 // chosen by kernels.Int8Group) and drops the float32 weights (Stored). It
-// returns the number of Linears quantized, or an error naming the first
+// returns the number of Linears quantized (a stacked Linear once per row
+// view the module lists), or an error naming the first
 // weight that cannot be stored so (nothing is changed then). A model
 // already stored in dtype is left as it is; in another dtype (or F32) the
 // error is a *StoredError. kernels.F32 returns the Linears of a model
@@ -79,15 +88,16 @@ func Quantize(m Module, dtype kernels.Dtype) (int, error) {
 // fate chosen by o.
 func QuantizeWith(m Module, dtype kernels.Dtype, o QuantOptions) (int, error) {
 	var lins []*Param
-	for _, p := range m.Params() {
-		if p.lin != nil && (len(p.W.Data) > 0 || Stored(p)) {
+	for _, p := range linTargets(m) {
+		if len(p.W.Data) > 0 || Stored(p) {
 			lins = append(lins, p)
 		}
 	}
+	count := listed(m, lins)
 	for _, p := range lins {
 		if s := p.lin.qs; s != nil && s.stored {
 			if s.dtype == dtype {
-				return len(lins), nil
+				return count, nil
 			}
 			return 0, &StoredError{Have: s.dtype, Want: dtype, Source: s.src}
 		}
@@ -96,7 +106,7 @@ func QuantizeWith(m Module, dtype kernels.Dtype, o QuantOptions) (int, error) {
 		for _, p := range lins {
 			p.lin.qs = nil
 		}
-		return len(lins), nil
+		return count, nil
 	}
 	if dtype != kernels.BF16 && dtype != kernels.Int8 {
 		return 0, fmt.Errorf("nn.Quantize: cannot store weights as %v", dtype)
@@ -118,7 +128,63 @@ func QuantizeWith(m Module, dtype kernels.Dtype, o QuantOptions) (int, error) {
 			drop(p)
 		}
 	}
-	return len(lins), nil
+	dropViews(m)
+	return count, nil
+}
+
+// listed is how many of m's parameters are weights of the Linears lins
+// (a stacked Linear counts once per row view m lists): the Linears of the
+// official model, as a checkpoint names them.
+func listed(m Module, lins []*Param) int {
+	in := map[*Param]bool{}
+	for _, p := range lins {
+		in[p] = true
+	}
+	n := 0
+	for _, p := range m.Params() {
+		if in[p.packTarget()] {
+			n++
+		}
+	}
+	return n
+}
+
+// linTargets returns the Linear weights m computes with, once each: its
+// Linears' weight parameters and the Linears its row views stand for.
+func linTargets(m Module) []*Param {
+	var out []*Param
+	seen := map[*Param]bool{}
+	for _, p := range m.Params() {
+		if t := p.packTarget(); t.lin != nil && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// dropViews gives every row view of a Stored weight among m's parameters
+// its shape and no data, as drop gives the weight (the views' slices
+// would keep the float32 weight alive and read stale values).
+func dropViews(m Module) {
+	for _, p := range m.Params() {
+		if p.of != nil && p.W.Data != nil && Stored(p) {
+			p.W = &tensor.Tensor{Shape: append([]int(nil), p.W.Shape...)}
+			p.G = nil
+		}
+	}
+}
+
+// rowsOf is rows [r0, r0+n) of q, sharing its storage.
+func rowsOf(q *kernels.QMatrix, r0, n int) *kernels.QMatrix {
+	v := &kernels.QMatrix{Dtype: q.Dtype, N: n, K: q.K, Group: q.Group}
+	if q.Dtype == kernels.BF16 {
+		v.BF16 = q.BF16[r0*q.K : (r0+n)*q.K : (r0+n)*q.K]
+	} else {
+		rb := q.RowBytes()
+		v.Q = q.Q[r0*rb : (r0+n)*rb : (r0+n)*rb]
+	}
+	return v
 }
 
 // drop makes p's low-precision copy its only value.
@@ -135,12 +201,20 @@ func drop(p *Param) {
 // Stored reports whether p is a Linear weight held only in low precision
 // (its W has its shape but no data): state dicts and loaders skip its
 // float32 form.
-func Stored(p *Param) bool { return p.lin != nil && p.lin.qs != nil && p.lin.qs.stored }
+// A row view of a stored weight is stored too.
+func Stored(p *Param) bool {
+	t := p.packTarget()
+	return t.lin != nil && t.lin.qs != nil && t.lin.qs.stored
+}
 
-// StoredWeight returns p's low-precision value when Stored(p), else nil.
+// StoredWeight returns p's low-precision value when Stored(p), else nil:
+// for a row view, its rows of the viewed weight's.
 func StoredWeight(p *Param) *kernels.QMatrix {
 	if !Stored(p) {
 		return nil
+	}
+	if p.of != nil {
+		return rowsOf(p.of.lin.qs.q, p.ofRow, p.W.Shape[0])
 	}
 	return p.lin.qs.q
 }
@@ -149,7 +223,7 @@ func StoredWeight(p *Param) *kernels.QMatrix {
 // there are none) and the file they were loaded from ("" if quantized in
 // memory).
 func StoredDtype(m Module) (kernels.Dtype, string) {
-	for _, p := range m.Params() {
+	for _, p := range linTargets(m) {
 		if Stored(p) {
 			return p.lin.qs.dtype, p.lin.qs.src
 		}
@@ -262,10 +336,7 @@ func (l *Linear) gemm(rows int, x, y []float32, ep kernels.Epilogue) {
 // weight traffic of a decode step, apart from the embedding row.
 func WeightBytes(m Module) int {
 	n := 0
-	for _, p := range m.Params() {
-		if p.lin == nil {
-			continue
-		}
+	for _, p := range linTargets(m) {
 		if s := p.lin.qs; s != nil {
 			n += s.get(p).Bytes()
 		} else {
@@ -284,34 +355,35 @@ type QuantSet []*quantState
 // GetQuant returns m's current low-precision state.
 func GetQuant(m Module) QuantSet {
 	var s QuantSet
-	for _, p := range m.Params() {
-		if p.lin != nil {
-			s = append(s, p.lin.qs)
-		}
+	for _, p := range linTargets(m) {
+		s = append(s, p.lin.qs)
 	}
 	return s
 }
 
 // SetQuant restores a state GetQuant returned for the same module.
 func SetQuant(m Module, s QuantSet) {
-	i := 0
-	for _, p := range m.Params() {
-		if p.lin != nil && i < len(s) {
-			if !Stored(p) { // a stored weight has no float32 to return to
-				p.lin.qs = s[i]
-			}
-			i++
+	for i, p := range linTargets(m) {
+		if i < len(s) && !Stored(p) { // a stored weight has no float32 to return to
+			p.lin.qs = s[i]
 		}
 	}
 }
 
 // QuantizedWeights returns the low-precision weight of every quantized
-// Linear of m by parameter name (for saving a quantized checkpoint).
+// Linear of m by parameter name (for saving a quantized checkpoint); a
+// row view gets its rows of the viewed weight's.
 func QuantizedWeights(m Module) map[string]*kernels.QMatrix {
 	qs := map[string]*kernels.QMatrix{}
 	for _, p := range m.Params() {
-		if p.lin != nil && p.lin.qs != nil {
-			qs[p.Name] = p.lin.qs.get(p)
+		t := p.packTarget()
+		if t.lin == nil || t.lin.qs == nil {
+			continue
+		}
+		if q := t.lin.qs.get(t); p.of != nil {
+			qs[p.Name] = rowsOf(q, p.ofRow, p.W.Shape[0])
+		} else {
+			qs[p.Name] = q
 		}
 	}
 	return qs
@@ -320,16 +392,20 @@ func QuantizedWeights(m Module) map[string]*kernels.QMatrix {
 // UseQuantized makes the Linears of m whose weight names are in qs hold
 // those low-precision weights as their only value (Stored; their float32
 // weights are dropped), as a quantized checkpoint loads; src names the
-// file in errors. It returns an error naming a weight that is not a
-// Linear's or whose shape does not match (nothing is changed then).
+// file in errors. Row views' weights are stacked into the Linear they
+// view, which must then be covered whole. It returns an error naming a
+// weight that is not a Linear's or whose shape does not match (nothing is
+// changed then).
 func UseQuantized(m Module, qs map[string]*kernels.QMatrix, src string) error {
 	byName := map[string]*Param{}
 	for _, p := range m.Params() {
 		byName[p.Name] = p
 	}
+	install := map[*Param]*kernels.QMatrix{}
+	views := map[*Param][]*Param{}
 	for name, q := range qs {
 		p := byName[name]
-		if p == nil || p.lin == nil {
+		if p == nil || p.packTarget().lin == nil {
 			return fmt.Errorf("nn.UseQuantized: %s is not the weight of a Linear", name)
 		}
 		if len(p.W.Shape) != 2 || p.W.Shape[0] != q.N || p.W.Shape[1] != q.K {
@@ -338,13 +414,51 @@ func UseQuantized(m Module, qs map[string]*kernels.QMatrix, src string) error {
 		if q.Dtype != kernels.BF16 && q.Dtype != kernels.Int8 {
 			return fmt.Errorf("nn.UseQuantized: %s: dtype %v", name, q.Dtype)
 		}
+		if p.of == nil {
+			install[p] = q
+		} else {
+			views[p.of] = append(views[p.of], p)
+		}
 	}
-	for name, q := range qs {
-		p := byName[name]
+	for t, vs := range views {
+		q, err := stackRows(t, vs, qs)
+		if err != nil {
+			return err
+		}
+		install[t] = q
+	}
+	for p, q := range install {
 		p.lin.qs = &quantState{dtype: q.Dtype, q: q, src: src}
 		drop(p)
 	}
+	dropViews(m)
 	return nil
+}
+
+// stackRows builds t's low-precision weight from its row views' entries
+// in qs, which must cover its rows once each, in one dtype and int8
+// group.
+func stackRows(t *Param, vs []*Param, qs map[string]*kernels.QMatrix) (*kernels.QMatrix, error) {
+	slices.SortFunc(vs, func(a, b *Param) int { return a.ofRow - b.ofRow })
+	first := qs[vs[0].Name]
+	out := &kernels.QMatrix{Dtype: first.Dtype, N: t.W.Shape[0], K: first.K, Group: first.Group}
+	row := 0
+	for _, v := range vs {
+		q := qs[v.Name]
+		if v.ofRow != row {
+			return nil, fmt.Errorf("nn.UseQuantized: %s covers rows %d.. of its Linear, but rows %d..%d have no quantized weight", v.Name, v.ofRow, row, v.ofRow-1)
+		}
+		if q.Dtype != out.Dtype || q.Group != out.Group {
+			return nil, fmt.Errorf("nn.UseQuantized: %s is %v (group %d), %s is %v (group %d): one Linear stores one way", v.Name, q.Dtype, q.Group, vs[0].Name, out.Dtype, out.Group)
+		}
+		out.BF16 = append(out.BF16, q.BF16...)
+		out.Q = append(out.Q, q.Q...)
+		row += q.N
+	}
+	if row != out.N {
+		return nil, fmt.Errorf("nn.UseQuantized: rows %d..%d of the Linear %s views have no quantized weight", row, out.N-1, vs[0].Name)
+	}
+	return out, nil
 }
 
 // QuantSavedBytes is how many fewer bytes a forward reads through m's
@@ -352,8 +466,8 @@ func UseQuantized(m Module, qs map[string]*kernels.QMatrix, src string) error {
 // model's per-token weight traffic minus this is the quantized model's.
 func QuantSavedBytes(m Module) int {
 	n := 0
-	for _, p := range m.Params() {
-		if p.lin != nil && p.lin.qs != nil {
+	for _, p := range linTargets(m) {
+		if p.lin.qs != nil {
 			q := p.lin.qs.get(p)
 			n += 4*q.N*q.K - q.Bytes()
 		}

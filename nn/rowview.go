@@ -8,8 +8,8 @@ import "github.com/slabml/slab/tensor"
 // separate Linears (q, kv) for loading, training and folding, with no copy.
 // The view itself is never run. Its parameters know the Linear they view:
 // MarkChanged on a view marks l's parameter changed too (so l's packed
-// weight is rebuilt), and Prepack / Unpack of a module listing only the
-// views act on l.
+// weight is rebuilt), and Prepack / Unpack / Quantize of a module listing
+// only the views act on l.
 func RowView(name string, l *Linear, r0, rows int) *Linear {
 	in := l.In
 	view := func(p *Param, suffix string, width int) *Param {
@@ -18,7 +18,7 @@ func RowView(name string, l *Linear, r0, rows int) *Linear {
 		if width == 1 {
 			shape = []int{rows}
 		}
-		v := &Param{Name: name + suffix, NoDecay: p.NoDecay, of: p,
+		v := &Param{Name: name + suffix, NoDecay: p.NoDecay, of: p, ofRow: r0,
 			W: &tensor.Tensor{Shape: shape, Data: p.W.Data[lo:hi:hi]}}
 		if p.G != nil {
 			v.G = &tensor.Tensor{Shape: append([]int(nil), shape...), Data: p.G.Data[lo:hi:hi]}
