@@ -16,6 +16,14 @@ import (
 // the call is one fork/join. The 12x32 register tile (gen/gemmbf16.go)
 // broadcasts one bf16 pair of a row per k pair.
 //
+// Memory: the packed panels are a second copy of the weights beside the
+// row-major BF16 that GEMVs and checkpoints read, so a matrix that has run
+// a GEMM (2+ rows: a batch, an LM prompt) holds its bf16 weights twice:
+// lm_60m's resident set after an 8-token forward went from 160 to 244 MB
+// (tools/quantmem), level with float32. SetBF16Gemm(false) avoids it. A
+// single layout (decode GEMVs reading the panels, or this GEMM reading W
+// in place as the broadcast operand of C^T = W A^T) would remove it.
+//
 // Accuracy: the products of two bf16 are exact in float32 and summed in
 // float32, so the result is the float32 GEMM of W and bf16(A): A carries
 // ~3 significant digits (relative rounding <= 2^-9). Each C element's
