@@ -313,8 +313,8 @@ func toBF16DAZ(f float32) uint16 {
 
 // tiles multiplies A panels [ia0, ia1) by W panels [jb0, jb1): per block
 // of bf16Block A panels and per k slice, each W panel slice stays in L1
-// while the block's A panels pass it. The epilogue runs on each tile
-// after its last slice.
+// while the block's A panels pass it. The epilogue runs on each 32-column
+// strip of a block after its last slice, while the strip is in cache.
 func (t *bf16Task) tiles(ia0, ia1, jb0, jb1 int) {
 	var scratch [bf16MR * bf16NR]float32
 	pk := t.pk
@@ -353,9 +353,13 @@ func (t *bf16Task) tiles(ia0, ia1, jb0, jb1 int) {
 							}
 						}
 					}
-					if last && t.ep != nil {
-						applyEpilogue(t.ep, t.c, t.ldc, ci0, ci0+rows, j0, j0+cols)
-					}
+				}
+				if last && t.ep != nil {
+					// Once per column strip of the block, not per tile: the
+					// call cost about as much as a tile's product (as the
+					// int8 GEMM measured).
+					r0 := t.r0 + ib*bf16MR
+					applyEpilogue(t.ep, t.c, t.ldc, r0, t.r0+min(ie*bf16MR, t.m), j0, j0+cols)
 				}
 			}
 		}
