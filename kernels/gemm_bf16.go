@@ -20,7 +20,10 @@ import (
 // row-major BF16 that GEMVs and checkpoints read, so a matrix that has run
 // a GEMM (2+ rows: a batch, an LM prompt) holds its bf16 weights twice:
 // lm_60m's resident set after an 8-token forward went from 160 to 244 MB
-// (tools/quantmem), level with float32. SetBF16Gemm(false) avoids it. A
+// (tools/quantmem), level with float32. Language models therefore mark
+// their Linears (nn.MarkDecode) so that prompts take GemmQStrips, the
+// dequantizing path, and only evaluation batches pack (lm_60m's bf16 file
+// stays at 160 MB); SetBF16Gemm(false) avoids packing everywhere. A
 // single layout (decode GEMVs reading the panels, or this GEMM reading W
 // in place as the broadcast operand of C^T = W A^T) would remove it.
 //

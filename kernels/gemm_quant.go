@@ -23,6 +23,18 @@ const gemmQStripBytes = 512 << 10
 // without an epilogue other than a bias is a GemvQ. Bad shapes panic with
 // a message naming the operand.
 func GemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epilogue) {
+	gemmQ(m, a, lda, w, c, ldc, ep, true)
+}
+
+// GemmQStrips is GemmQ on the dequantizing path only: no bf16 or int8
+// GEMM, so W gets no packed second copy. For weights read mostly by GEMVs
+// (a language model's, decoded a token at a time), whose short GEMMs
+// (prompts) would otherwise keep a packed copy as large as the weights.
+func GemmQStrips(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epilogue) {
+	gemmQ(m, a, lda, w, c, ldc, ep, false)
+}
+
+func gemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epilogue, pack bool) {
 	if w == nil {
 		panic("kernels.GemmQ: no matrix")
 	}
@@ -41,11 +53,11 @@ func GemmQ(m int, a []float32, lda int, w *QMatrix, c []float32, ldc int, ep Epi
 	if m == 0 || n == 0 {
 		return
 	}
-	if bf16GemmOK(w, m, &ep) {
+	if pack && bf16GemmOK(w, m, &ep) {
 		gemmBF16(m, a, lda, w, c, ldc, ep) // VDPBF16PS, A rounded to bf16
 		return
 	}
-	if int8GemmOK(m, w) {
+	if pack && int8GemmOK(m, w) {
 		gemmInt8(m, a, lda, w, c, ldc, ep) // VPDPBUSD on quantized A (gemm_int8.go)
 		return
 	}

@@ -81,6 +81,9 @@ type linearPack struct {
 	data  *float32 // &W.Data[0] when packed
 	pb    kernels.PackedB
 	qs    *quantState // the low-precision copy Forward reads (Quantize)
+	// decode: read mostly by GEMVs (MarkDecode); short GEMMs keep no
+	// packed low-precision copy.
+	decode bool
 }
 
 // get returns the packed weight, repacking it when W may have changed
@@ -119,7 +122,7 @@ func Prepack(m Module) {
 func Unpack(m Module) {
 	for _, p := range m.Params() {
 		if p = p.packTarget(); p.lin != nil {
-			*p.lin = linearPack{qs: p.lin.qs}
+			*p.lin = linearPack{qs: p.lin.qs, decode: p.lin.decode}
 		}
 	}
 }

@@ -107,6 +107,7 @@ func New(c Config, seed uint64) (*Model, error) {
 	for _, p := range m.Params() {
 		p.MarkChanged()
 	}
+	nn.MarkDecode(m) // prompts dequantize rather than keep packed low-precision copies
 	return m, nil
 }
 

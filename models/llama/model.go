@@ -78,6 +78,7 @@ func New(c Config, seed uint64) (*Model, error) {
 			}
 		}
 	}
+	nn.MarkDecode(m) // prompts dequantize rather than keep packed low-precision copies
 	return m, nil
 }
 
