@@ -140,10 +140,21 @@ func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
 	// followed by GELU, so prepacking (which fuses the MLP) never changes a
 	// model's outputs.
 	epilogueAdd(ct, ldc, i1-i0, j1-j0, bias, nil, ldc)
+	geluTile(c, ldc, i0, i1, j0, j1)
+	epilogueAdd(ct, ldc, i1-i0, j1-j0, nil, res, ldc)
+}
+
+// geluTile applies geluInPlace to C[i0:i1, j0:j1] with one kernel call
+// (the same operations per element: the same bits).
+func geluTile(c []float32, ldc, i0, i1, j0, j1 int) {
+	if vec() {
+		_ = c[(i1-1)*ldc+j1-1]
+		geluRowsAVX512(&c[i0*ldc+j0], ldc, i1-i0, j1-j0)
+		return
+	}
 	for i := i0; i < i1; i++ {
 		geluInPlace(c[i*ldc+j0 : i*ldc+j1])
 	}
-	epilogueAdd(ct, ldc, i1-i0, j1-j0, nil, res, ldc)
 }
 
 // geluInPlace applies the exact-erf GELU of package-level GELU (serially:

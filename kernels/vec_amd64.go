@@ -79,6 +79,9 @@ func lnBwdAVX512(dx, dy, x, mean, rstd, w *float32, rows, c int, inv float32)
 func geluAVX512(y, x *float32, n int)
 
 //go:noescape
+func geluRowsAVX512(c *float32, ldc, rows, cols int)
+
+//go:noescape
 func geluBwdAVX512(dx, dy, x *float32, n int)
 
 //go:noescape

@@ -43,6 +43,7 @@ func lnFwdAVX512(y, mean, rstd, x, w, b *float32, rows, c int, inv, eps float32)
 }
 func lnBwdAVX512(dx, dy, x, mean, rstd, w *float32, rows, c int, inv float32) { panic(noVec) }
 func geluAVX512(y, x *float32, n int)                                         { panic(noVec) }
+func geluRowsAVX512(c *float32, ldc, rows, cols int)                          { panic(noVec) }
 func geluBwdAVX512(dx, dy, x *float32, n int)                                 { panic(noVec) }
 func adamwAVX512(w, grad, m, v *float32, n int, k *float32)                   { panic(noVec) }
 func sumSqAVX512(x *float32, n int) float64                                   { panic(noVec) }

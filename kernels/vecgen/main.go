@@ -1270,6 +1270,35 @@ func gelus() {
 	})
 	ret()
 
+	// The same GELU in place over rows of a strided matrix: a GEMM
+	// epilogue's tile, often 32 columns wide, where a call per row spent
+	// as long loading the constants as computing.
+	header("geluRowsAVX512(c *float32, ldc, rows, cols int)", 32)
+	p("\tMOVQ c+0(FP), DI")
+	p("\tMOVQ ldc+8(FP), R10")
+	p("\tSHLQ $2, R10")
+	p("\tMOVQ rows+16(FP), R11")
+	p("\tMOVQ cols+24(FP), R9")
+	geluConsts()
+	p("gelur_row:")
+	p("\tTESTQ R11, R11")
+	p("\tJEQ gelur_end")
+	p("\tMOVQ DI, SI")
+	streamLoop("gelur", 1, []string{"DI", "SI"}, func(s io, u int) {
+		s.ld(1, 0, "Z0")
+		geluCore()
+		p("\tVMULPS Z7, Z8, Z8")
+		p("\tVSUBPS Z8, Z28, Z6")
+		p("\tVMOVAPS Z8, K3, Z6")
+		p("\tVMULPS Z6, Z0, Z6")
+		s.st("Z6", 0, 0)
+	})
+	p("\tADDQ R10, DI")
+	p("\tDECQ R11")
+	p("\tJMP gelur_row")
+	p("gelur_end:")
+	ret()
+
 	// dx = dy*(Phi(x) + x*phi(x)). With q = h - |x|phi = e^(-x^2/2) (R -
 	// |x|/sqrt(2 pi)) that is q for x < 0 and 1 - q otherwise: one
 	// difference of float32 values instead of two.
