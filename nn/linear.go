@@ -57,6 +57,25 @@ func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return y
 }
 
+// ForwardAdd is res + Forward(x) (res shaped as the output), the sum
+// formed in the GEMM's epilogue while each tile is in cache: a residual
+// connection without its own pass over memory. The bits are Forward's
+// followed by kernels.Add. Backward is Forward's.
+func (l *Linear) ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor {
+	if p := l.Weight.lin; p != nil && p.qs != nil {
+		y := l.forwardQ(x, p.qs)
+		kernels.Add(y.Data, res.Data, y.Data)
+		return y
+	}
+	y := l.output(x)
+	if len(res.Data) != len(y.Data) {
+		panic(fmt.Sprintf("nn.Linear %s: residual %v for output %v", l.Weight.Name, res.Shape, y.Shape))
+	}
+	ep := kernels.Epilogue{Bias: biasData(l), Residual: res.Data}
+	l.gemm(x.Rows(), x.Data, y.Data, ep)
+	return y
+}
+
 // Packed reports whether the weight is prepacked for inference (Prepack,
 // and no Backward since): layers around the Linear may then fuse work into
 // its GEMM epilogue that a following Backward could not undo.

@@ -16,6 +16,7 @@ type MLP struct {
 	inferH, iy *tensor.Tensor
 	yShape     []int
 	shp        []int
+	fusedAct   bool // the last forward fused GELU into fc1 (no Backward)
 }
 
 // NewMLP returns an MLP owning name.fc1 [hidden,dim] and name.fc2
@@ -29,13 +30,37 @@ func NewMLP(name string, dim, hidden int) *MLP {
 // measured 2-3 % slower on a whole Swin-T at 1 thread, 2026-12-06: the
 // GELU over 32-column tiles costs more than one contiguous pass.)
 func (m *MLP) Forward(x *tensor.Tensor) *tensor.Tensor {
+	m.fusedAct = false
 	h := m.FC1.Forward(x)
 	a := m.act.Forward(h)
 	return m.FC2.Forward(a)
 }
 
+// ForwardAdd is res + Forward(x), the residual added in fc2's epilogue.
+// With prepacked weights (evaluation, nn.Prepack) GELU runs in fc1's
+// epilogue too, and no Backward may follow; the bits are Forward's
+// followed by kernels.Add either way. Two passes over the hidden
+// activation and one over the output fewer: at 3,136 tokens they are
+// memory traffic the two cores share.
+func (m *MLP) ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor {
+	m.fusedAct = false
+	if !m.FC1.Packed() {
+		return m.FC2.ForwardAdd(m.act.Forward(m.FC1.Forward(x)), res)
+	}
+	checkDim("MLP", m.FC1.Weight.Name, x, m.FC1.In)
+	m.shp = append(m.shp[:0], x.Shape...)
+	m.shp[len(m.shp)-1] = m.FC1.Out
+	h := tensor.Ensure(&m.inferH, m.shp...)
+	m.FC1.gemm(x.Rows(), x.Data, h.Data, kernels.Epilogue{Bias: biasData(m.FC1), Act: kernels.ActGELU})
+	m.fusedAct = true
+	return m.FC2.ForwardAdd(h, res)
+}
+
 // Backward returns dx and accumulates both Linears' gradients.
 func (m *MLP) Backward(dy *tensor.Tensor) *tensor.Tensor {
+	if m.fusedAct {
+		panic("nn.MLP " + m.FC1.Weight.Name + ": Backward after an evaluation ForwardAdd (GELU fused, its input not kept)")
+	}
 	da := m.FC2.Backward(dy)
 	dh := m.act.Backward(da)
 	return m.FC1.Backward(dh)

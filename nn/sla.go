@@ -99,6 +99,21 @@ func (s *SLA) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return s.Proj.Forward(s.forwardCore(s.QKV.Forward(x)))
 }
 
+// ForwardAdd is res + Forward(x), the residual added in proj's epilogue
+// (the block's residual connection without a pass of its own).
+func (s *SLA) ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor {
+	if s.QKV.Packed() && s.QKV.quant() == nil {
+		if len(x.Shape) != 3 || x.Shape[1] != s.H*s.W || x.Shape[2] != s.QKV.In {
+			panic(fmt.Sprintf("nn.SLA(%s): input %v, want [B,%d,%d]", s.PosEnc.Name, x.Shape, s.H*s.W, s.QKV.In))
+		}
+		s.fusedX = x
+		return s.Proj.ForwardAdd(s.inferCore(x), res)
+	}
+	y := s.Forward(x)
+	kernels.Add(y.Data, res.Data, y.Data)
+	return y
+}
+
 // inferCore is forwardCore for evaluation (the qkv weight prepacked,
 // nn.Prepack): the ReLUs and the positional encoding are applied in place
 // to the qkv activation by the GEMM's epilogue while each tile is in cache

@@ -57,6 +57,7 @@ type WindowPartition struct {
 	dst    *tensor.Tensor
 	b, c   int
 	gather bool
+	res    []float32 // a scatter adds res's rows (WindowReverse.ForwardAdd)
 	fn     func(lo, hi int)
 }
 
@@ -112,9 +113,12 @@ func (p *WindowPartition) permTask(lo, hi int) {
 	s, d := p.src.Data, p.dst.Data
 	for r := lo; r < hi; r++ {
 		base, q := r-r%n, int(p.perm[r%n])
-		if p.gather {
+		switch {
+		case p.gather:
 			copy(d[r*c:(r+1)*c], s[(base+q)*c:(base+q+1)*c])
-		} else {
+		case p.res != nil:
+			kernels.Add(d[(base+q)*c:(base+q+1)*c], p.res[(base+q)*c:(base+q+1)*c], s[r*c:(r+1)*c])
+		default:
 			copy(d[(base+q)*c:(base+q+1)*c], s[r*c:(r+1)*c])
 		}
 	}
@@ -135,14 +139,34 @@ func NewWindowReverse(h, w, ws, shift int) *WindowReverse {
 
 // Forward maps [B*nW, ws*ws, C] to [B, H*W, C].
 func (r *WindowReverse) Forward(win *tensor.Tensor) *tensor.Tensor {
+	y, b, c := r.output(win)
+	r.p.permute(win, y, b, c, false)
+	return y
+}
+
+// output checks win and returns the output buffer, images and channels.
+func (r *WindowReverse) output(win *tensor.Tensor) (y *tensor.Tensor, b, c int) {
 	p := &r.p
 	nw, t := p.Windows(), p.Window*p.Window
 	if len(win.Shape) != 3 || win.Shape[1] != t || win.Shape[0]%nw != 0 {
 		panic(fmt.Sprintf("nn.WindowReverse: input %v, want [B*%d,%d,C]", win.Shape, nw, t))
 	}
-	b, c := win.Shape[0]/nw, win.Shape[2]
-	y := tensor.Ensure(&p.y, b, p.H*p.W, c)
+	b, c = win.Shape[0]/nw, win.Shape[2]
+	return tensor.Ensure(&p.y, b, p.H*p.W, c), b, c
+}
+
+// ForwardAdd is res + Forward(win) (res [B, H*W, C]) in the one pass of
+// the reverse permutation: a Swin block's residual connection after its
+// windowed attention. Backward is Forward's.
+func (r *WindowReverse) ForwardAdd(win, res *tensor.Tensor) *tensor.Tensor {
+	y, b, c := r.output(win)
+	if !tensor.SameShape(res, y) {
+		panic(fmt.Sprintf("nn.WindowReverse: residual %v for output %v", res.Shape, y.Shape))
+	}
+	p := &r.p
+	p.res = res.Data
 	p.permute(win, y, b, c, false)
+	p.res = nil
 	return y
 }
 

@@ -46,6 +46,19 @@ func NewWindowAttention(name string, dim, heads, window int, qkvBias bool) *Wind
 // Forward maps windows [B·nW, N, C] to [B·nW, N, C]. mask is nil (no
 // shift) or [nW, N, N] with B·nW a multiple of nW.
 func (w *WindowAttention) Forward(x, mask *tensor.Tensor) *tensor.Tensor {
+	return w.Proj.Forward(w.core.forwardCore(w.QKV.Forward(w.prepare(x, mask))))
+}
+
+// ForwardAdd is res + Forward(x, mask), the residual added in proj's
+// epilogue (a block's residual connection when the windows are the map
+// itself: one window, no shift).
+func (w *WindowAttention) ForwardAdd(x, mask, res *tensor.Tensor) *tensor.Tensor {
+	return w.Proj.ForwardAdd(w.core.forwardCore(w.QKV.Forward(w.prepare(x, mask))), res)
+}
+
+// prepare checks x and mask and sets the bias and mask of the next
+// forwardCore; it returns x.
+func (w *WindowAttention) prepare(x, mask *tensor.Tensor) *tensor.Tensor {
 	n := w.Window * w.Window
 	if len(x.Shape) != 3 || x.Shape[1] != n || x.Shape[2] != w.QKV.In {
 		panic(fmt.Sprintf("nn.WindowAttention(%s): input %v, want [B*nW,%d,%d]", w.QKV.Weight.Name, x.Shape, n, w.QKV.In))
@@ -62,7 +75,7 @@ func (w *WindowAttention) Forward(x, mask *tensor.Tensor) *tensor.Tensor {
 		w.core.bias = w.RelPos.Dense()
 	}
 	w.core.mask = mask
-	return w.Proj.Forward(w.core.forwardCore(w.QKV.Forward(x)))
+	return x
 }
 
 // Backward returns dx and accumulates the gradients of qkv, proj and the

@@ -1,0 +1,94 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/slabml/slab/kernels"
+	"github.com/slabml/slab/tensor"
+)
+
+// TestForwardAdd: every ForwardAdd (the residual sum formed in the layer's
+// last pass) gives the bits of Forward followed by kernels.Add, with the
+// weights as stored and prepacked (where MLP also fuses GELU into fc1 and
+// SLA its ReLUs into qkv), on one and two threads.
+func TestForwardAdd(t *testing.T) {
+	defer kernels.SetThreads(kernels.Threads())
+	rng := rand.New(rand.NewPCG(4, 4))
+	randT := func(shape ...int) *tensor.Tensor {
+		x := tensor.New(shape...)
+		for i := range x.Data {
+			x.Data[i] = float32(rng.NormFloat64())
+		}
+		return x
+	}
+	fill := func(m Module) {
+		for _, p := range m.Params() {
+			for i := range p.W.Data {
+				p.W.Data[i] = float32(rng.NormFloat64() * 0.1)
+			}
+			p.MarkChanged()
+		}
+	}
+	const dim, heads, g, ws = 32, 2, 8, 4
+	lin := NewLinear("lin", dim, 48, true)
+	mlp := NewMLP("mlp", dim, 4*dim)
+	sla := NewSLA("sla", dim, heads, g, g, 3, true)
+	win := NewWindowAttention("win", dim, heads, ws, true)
+	rev := NewWindowReverse(g, g, ws, ws/2)
+	mask := ShiftMask(g, g, ws, ws/2)
+	for _, m := range []Module{lin, mlp, sla, win} {
+		fill(m)
+	}
+	x := randT(2, g*g, dim)
+	xw := randT(2*(g/ws)*(g/ws), ws*ws, dim)
+	cases := []struct {
+		name     string
+		fwd, add func() *tensor.Tensor
+		res      *tensor.Tensor
+	}{
+		{"Linear", func() *tensor.Tensor { return lin.Forward(x) }, nil, randT(2, g*g, 48)},
+		{"MLP", func() *tensor.Tensor { return mlp.Forward(x) }, nil, randT(2, g*g, dim)},
+		{"SLA", func() *tensor.Tensor { return sla.Forward(x) }, nil, randT(2, g*g, dim)},
+		{"WindowAttention", func() *tensor.Tensor { return win.Forward(xw, mask) }, nil, randT(xw.Shape...)},
+		{"WindowReverse", func() *tensor.Tensor { return rev.Forward(xw) }, nil, randT(2, g*g, dim)},
+	}
+	cases[0].add = func() *tensor.Tensor { return lin.ForwardAdd(x, cases[0].res) }
+	cases[1].add = func() *tensor.Tensor { return mlp.ForwardAdd(x, cases[1].res) }
+	cases[2].add = func() *tensor.Tensor { return sla.ForwardAdd(x, cases[2].res) }
+	cases[3].add = func() *tensor.Tensor { return win.ForwardAdd(xw, mask, cases[3].res) }
+	cases[4].add = func() *tensor.Tensor { return rev.ForwardAdd(xw, cases[4].res) }
+	for _, packed := range []bool{false, true} {
+		if packed {
+			for _, m := range []Module{lin, mlp, sla, win} {
+				Prepack(m)
+			}
+		}
+		for _, threads := range []int{1, 2} {
+			kernels.SetThreads(threads)
+			for _, c := range cases {
+				y := c.fwd()
+				want := tensor.New(y.Shape...)
+				kernels.Add(want.Data, c.res.Data, y.Data)
+				got := c.add()
+				if !tensor.SameShape(got, want) {
+					t.Fatalf("%s packed=%v: ForwardAdd shape %v, want %v", c.name, packed, got.Shape, want.Shape)
+				}
+				for i := range got.Data {
+					if math.Float32bits(got.Data[i]) != math.Float32bits(want.Data[i]) {
+						t.Fatalf("%s packed=%v threads=%d: element %d: %g, Forward+Add %g", c.name, packed, threads, i, got.Data[i], want.Data[i])
+					}
+				}
+			}
+		}
+	}
+	// The fused MLP keeps no GELU input: a Backward must refuse.
+	mlp.ForwardAdd(x, cases[1].res)
+	defer func() {
+		if recover() == nil {
+			t.Error("MLP.Backward after a fused ForwardAdd did not panic")
+		}
+	}()
+	mlp.Backward(x)
+}
