@@ -53,11 +53,27 @@ func (g GridFree) Params() []*nn.Param { return g.M.Params() }
 // Buffers is the mixer's.
 func (g GridFree) Buffers() []*nn.Buffer { return g.M.Buffers() }
 
+// AddMixer is a Mixer that can return the residual sum res + Forward(x, g)
+// itself, forming it in its own last pass (a GEMM epilogue, a window
+// reverse) instead of the block adding it in a pass of its own. The bits
+// must be those of Forward followed by the sum.
+type AddMixer interface {
+	Mixer
+	ForwardAdd(x *tensor.Tensor, g Grid, res *tensor.Tensor) *tensor.Tensor
+}
+
 // FFN is the block's feed-forward layer ([..., C] -> [..., C]).
 type FFN interface {
 	nn.Module
 	Forward(x *tensor.Tensor) *tensor.Tensor
 	Backward(dy *tensor.Tensor) *tensor.Tensor
+}
+
+// AddFFN is an FFN that can return res + Forward(x) itself (nn.MLP: in
+// fc2's epilogue), with Forward's bits followed by the sum.
+type AddFFN interface {
+	FFN
+	ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor
 }
 
 // Block is one pre-norm Transformer block:
@@ -80,12 +96,39 @@ type Block struct {
 // by the block and valid until its next Forward.
 func (b *Block) Forward(x *tensor.Tensor, g Grid, mode nn.Mode, rng *rand.Rand) *tensor.Tensor {
 	train := mode.Training()
+	if !train {
+		return b.forwardEval(x, g, mode)
+	}
 	a := b.Mixer.Forward(b.Norm1.Forward(x, mode), g)
 	a = b.DP1.Forward(a, train, rng)
 	x1 := tensor.Ensure(&b.x1, x.Shape...)
 	add(x1.Data, x.Data, a.Data)
 	h := b.MLP.Forward(b.Norm2.Forward(x1, mode))
 	h = b.DP2.Forward(h, train, rng)
+	out := tensor.Ensure(&b.out, x.Shape...)
+	add(out.Data, x1.Data, h.Data)
+	return out
+}
+
+// forwardEval is Forward without drop path (identity outside training),
+// each residual sum formed by its branch's last pass where the branch can
+// (AddMixer, AddFFN): at batch 1 on two cores a separate sum is a pass
+// over memory and a fork/join per block that the GEMM epilogue does for
+// nothing. Same bits as the separate sums. The output is owned by the
+// block or by its MLP, valid until the block's next Forward.
+func (b *Block) forwardEval(x *tensor.Tensor, g Grid, mode nn.Mode) *tensor.Tensor {
+	var x1 *tensor.Tensor
+	if m, ok := b.Mixer.(AddMixer); ok {
+		x1 = m.ForwardAdd(b.Norm1.Forward(x, mode), g, x)
+	} else {
+		a := b.Mixer.Forward(b.Norm1.Forward(x, mode), g)
+		x1 = tensor.Ensure(&b.x1, x.Shape...)
+		add(x1.Data, x.Data, a.Data)
+	}
+	if f, ok := b.MLP.(AddFFN); ok {
+		return f.ForwardAdd(b.Norm2.Forward(x1, mode), x1)
+	}
+	h := b.MLP.Forward(b.Norm2.Forward(x1, mode))
 	out := tensor.Ensure(&b.out, x.Shape...)
 	add(out.Data, x1.Data, h.Data)
 	return out

@@ -35,6 +35,15 @@ func (m *SLAMixer) Forward(x *tensor.Tensor, g backbone.Grid) *tensor.Tensor {
 	return m.SLA.Forward(x)
 }
 
+// ForwardAdd is res + Forward(x, g), formed in proj's epilogue
+// (backbone.AddMixer).
+func (m *SLAMixer) ForwardAdd(x *tensor.Tensor, g backbone.Grid, res *tensor.Tensor) *tensor.Tensor {
+	if g.H != m.SLA.H || g.W != m.SLA.W {
+		panic(fmt.Sprintf("pvt: %s: built for a %dx%d map, called on %dx%d", m.Q.Weight.Name, m.SLA.H, m.SLA.W, g.H, g.W))
+	}
+	return m.SLA.ForwardAdd(x, res)
+}
+
 // Backward returns dx and accumulates the gradients (into the views'
 // storage).
 func (m *SLAMixer) Backward(dy *tensor.Tensor) *tensor.Tensor { return m.SLA.Backward(dy) }
@@ -75,5 +84,5 @@ func (m *SRAMixer) Params() []*nn.Param { return m.SRA.Params() }
 // Buffers lists the reduction norm's.
 func (m *SRAMixer) Buffers() []*nn.Buffer { return m.SRA.Buffers() }
 
-var _ backbone.Mixer = (*SLAMixer)(nil)
+var _ backbone.AddMixer = (*SLAMixer)(nil)
 var _ backbone.Mixer = (*SRAMixer)(nil)

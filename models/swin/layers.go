@@ -3,6 +3,8 @@ package swin
 import (
 	"fmt"
 
+	"github.com/slabml/slab/kernels"
+
 	"github.com/slabml/slab/models/backbone"
 	"github.com/slabml/slab/nn"
 	"github.com/slabml/slab/tensor"
@@ -55,6 +57,7 @@ type WindowMixer struct {
 	hp, wp     int            // the padded map (H, W without padding)
 	pad, dcrop *tensor.Tensor // padded input, gradient of the cropped output
 	crop, dpad *tensor.Tensor // cropped output, gradient of the padded input
+	sum        *tensor.Tensor // ForwardAdd's output when no layer forms it
 }
 
 // newWindowMixer builds the partition for an h x w map with windows of
@@ -137,6 +140,43 @@ func (m *WindowMixer) Forward(x *tensor.Tensor, g backbone.Grid) *tensor.Tensor 
 		y = m.padMap(y, &m.crop, true)
 	}
 	return y
+}
+
+// ForwardAdd is res + Forward(x, g) (backbone.AddMixer): formed by the
+// window reverse when the map is partitioned, else by the attention's proj
+// epilogue (one global window: SLAB-Swin's SLA stages, Swin's 7x7 stage 4),
+// and by a separate sum only in the padded detection layout or for an
+// attention without ForwardAdd.
+func (m *WindowMixer) ForwardAdd(x *tensor.Tensor, g backbone.Grid, res *tensor.Tensor) *tensor.Tensor {
+	if m.Det || g.H != m.H || g.W != m.W {
+		return m.sumInto(m.Forward(x, g), res)
+	}
+	if m.part != nil {
+		x = m.part.Forward(x)
+		var y *tensor.Tensor
+		if m.Softmax != nil {
+			y = m.Softmax.Forward(x, m.Mask)
+		} else {
+			y = m.Linear.Forward(x)
+		}
+		return m.rev.ForwardAdd(y, res)
+	}
+	if m.Softmax != nil {
+		return m.Softmax.ForwardAdd(x, m.Mask, res)
+	}
+	if a, ok := m.Linear.(interface {
+		ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor
+	}); ok {
+		return a.ForwardAdd(x, res)
+	}
+	return m.sumInto(m.Linear.Forward(x), res)
+}
+
+// sumInto returns res + y in the mixer's own buffer.
+func (m *WindowMixer) sumInto(y, res *tensor.Tensor) *tensor.Tensor {
+	s := tensor.Ensure(&m.sum, y.Shape...)
+	kernels.Add(s.Data, res.Data, y.Data)
+	return s
 }
 
 // Backward returns dx for the last Forward and accumulates the attention's
