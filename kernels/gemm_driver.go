@@ -22,6 +22,7 @@ type gemmWork struct {
 	dq                dequantJob
 	x16               []int16   // GemvQ's x in int16 ...
 	xs                []float32 // ... and its scales
+	mAll              int       // GemmPackedRows: the whole product's rows (its k slices)
 }
 
 // workFree is a small free list rather than a sync.Pool: a sync.Pool is

@@ -93,6 +93,21 @@ func (p *PackedB) Dims() (k, n int) { return p.k, p.n }
 // p's transB, m, n, k, a, lda, B, ldb, c, ldc, ep), with op(B) read from
 // its packed form: A is m x k row-major (row stride lda), C m x n.
 func GemmPacked(m int, a []float32, lda int, p *PackedB, c []float32, ldc int, ep Epilogue) {
+	gemmPacked(m, m, a, lda, p, c, ldc, ep)
+}
+
+// GemmPackedRows is GemmPacked for m >= 2 rows of a product of mAll rows:
+// it takes mAll's k slices, so a product computed block by block (each
+// block while its inputs are in cache) gives GemmPacked's bits for the
+// whole. Not with Accumulate and an activation together.
+func GemmPackedRows(mAll, m int, a []float32, lda int, p *PackedB, c []float32, ldc int, ep Epilogue) {
+	if m < 2 || mAll < m || ep.Accumulate && ep.Act != ActNone {
+		panic(fmt.Sprintf("kernels.GemmPackedRows: %d of %d rows, accumulate %v, activation %d", m, mAll, ep.Accumulate, ep.Act))
+	}
+	gemmPacked(mAll, m, a, lda, p, c, ldc, ep)
+}
+
+func gemmPacked(mAll, m int, a []float32, lda int, p *PackedB, c []float32, ldc int, ep Epilogue) {
 	if p == nil || p.src == nil && p.k*p.n > 0 {
 		panic("kernels.GemmPacked: operand was never packed")
 	}
@@ -120,6 +135,7 @@ func GemmPacked(m int, a []float32, lda int, p *PackedB, c []float32, ldc int, e
 		return
 	}
 	w := getWork()
+	w.mAll = mAll
 	beta := float32(0)
 	if ep.Accumulate {
 		beta = 1
@@ -137,6 +153,6 @@ func GemmPacked(m int, a []float32, lda int, p *PackedB, c []float32, ldc int, e
 	} else {
 		gemmFused(w, false, p.transB, m, n, k, 1, a, lda, 0, nil, 0, 0, beta, c, ldc, 0, 1, epw, p)
 	}
-	w.ep = Epilogue{}
+	w.ep, w.mAll = Epilogue{}, 0
 	putWork(w)
 }
