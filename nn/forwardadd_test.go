@@ -9,7 +9,7 @@ import (
 	"github.com/slabml/slab/tensor"
 )
 
-// TestForwardAdd: every ForwardAdd (the residual sum formed in the layer's
+// TestForwardAdd: every ForwardAdd (MLP's by row blocks too) (the residual sum formed in the layer's
 // last pass) gives the bits of Forward followed by kernels.Add, with the
 // weights as stored and prepacked (where MLP also fuses GELU into fc1 and
 // SLA its ReLUs into qkv), on one and two threads.
@@ -34,13 +34,15 @@ func TestForwardAdd(t *testing.T) {
 	const dim, heads, g, ws = 32, 2, 8, 4
 	lin := NewLinear("lin", dim, 48, true)
 	mlp := NewMLP("mlp", dim, 4*dim)
+	big := NewMLP("big", dim, 320) // rows >= mlpBlockMin: the blocked pass; hidden > 256: the whole product's k slices
 	sla := NewSLA("sla", dim, heads, g, g, 3, true)
 	win := NewWindowAttention("win", dim, heads, ws, true)
 	rev := NewWindowReverse(g, g, ws, ws/2)
 	mask := ShiftMask(g, g, ws, ws/2)
-	for _, m := range []Module{lin, mlp, sla, win} {
+	for _, m := range []Module{lin, mlp, big, sla, win} {
 		fill(m)
 	}
+	xb := randT(2, 2*mlpBlockMin/2+37, dim) // blocks of mlpBlockRows and a longer last one
 	x := randT(2, g*g, dim)
 	xw := randT(2*(g/ws)*(g/ws), ws*ws, dim)
 	cases := []struct {
@@ -53,15 +55,17 @@ func TestForwardAdd(t *testing.T) {
 		{"SLA", func() *tensor.Tensor { return sla.Forward(x) }, nil, randT(2, g*g, dim)},
 		{"WindowAttention", func() *tensor.Tensor { return win.Forward(xw, mask) }, nil, randT(xw.Shape...)},
 		{"WindowReverse", func() *tensor.Tensor { return rev.Forward(xw) }, nil, randT(2, g*g, dim)},
+		{"MLP blocked", func() *tensor.Tensor { return big.Forward(xb) }, nil, randT(xb.Shape...)},
 	}
 	cases[0].add = func() *tensor.Tensor { return lin.ForwardAdd(x, cases[0].res) }
 	cases[1].add = func() *tensor.Tensor { return mlp.ForwardAdd(x, cases[1].res) }
 	cases[2].add = func() *tensor.Tensor { return sla.ForwardAdd(x, cases[2].res) }
 	cases[3].add = func() *tensor.Tensor { return win.ForwardAdd(xw, mask, cases[3].res) }
 	cases[4].add = func() *tensor.Tensor { return rev.ForwardAdd(xw, cases[4].res) }
+	cases[5].add = func() *tensor.Tensor { return big.ForwardAdd(xb, cases[5].res) }
 	for _, packed := range []bool{false, true} {
 		if packed {
-			for _, m := range []Module{lin, mlp, sla, win} {
+			for _, m := range []Module{lin, mlp, big, sla, win} {
 				Prepack(m)
 			}
 		}
