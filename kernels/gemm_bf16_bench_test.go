@@ -23,7 +23,7 @@ func BenchmarkGEMMBF16(b *testing.B) {
 	if !hasBF16 || bestPath != PathAVX512 {
 		b.Skip("no AVX512_BF16")
 	}
-	shapes := [][3]int{{197, 192, 576}, {197, 192, 768}, {197, 768, 192}, {197, 384, 1152}, {197, 384, 1536}, {197, 1536, 384}, {6304, 384, 1536}}
+	shapes := deitShapes
 	for _, s := range shapes {
 		m, k, n := s[0], s[1], s[2]
 		b.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(b *testing.B) {

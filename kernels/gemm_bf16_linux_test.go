@@ -27,8 +27,7 @@ func BenchmarkGEMMBF16CPU(b *testing.B) {
 	}
 	defer SetThreads(Threads())
 	SetThreads(1)
-	for _, s := range [][3]int{{197, 192, 576}, {197, 192, 768}, {197, 768, 192}, {197, 384, 1152},
-		{197, 384, 1536}, {197, 1536, 384}, {6304, 384, 1536}} {
+	for _, s := range deitShapes {
 		m, k, n := s[0], s[1], s[2]
 		rng := rand.New(rand.NewSource(1))
 		a, w := gemmRand(rng, m*k), gemmRand(rng, n*k)

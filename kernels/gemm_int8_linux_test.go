@@ -6,18 +6,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-// threadCPU is the calling thread's CPU time.
-func threadCPU() time.Duration {
-	var ts unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
-}
 
 // BenchmarkGEMMInt8CPU holds the int8 GEMM against the VPDPBUSD peak
 // loop and the float32 GEMM against the FMA peak loop on one thread, in
@@ -36,8 +25,7 @@ func BenchmarkGEMMInt8CPU(b *testing.B) {
 	}
 	defer SetThreads(Threads())
 	SetThreads(1)
-	for _, s := range [][3]int{{197, 192, 576}, {197, 192, 768}, {197, 768, 192}, {197, 384, 1152},
-		{197, 384, 1536}, {197, 1536, 384}, {6304, 384, 1536}} {
+	for _, s := range deitShapes {
 		m, k, n := s[0], s[1], s[2]
 		rng := rand.New(rand.NewSource(1))
 		a, w := gemmRand(rng, m*k), gemmRand(rng, n*k)

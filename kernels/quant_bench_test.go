@@ -42,6 +42,12 @@ var lowPrecPeaks struct {
 	g [3]float64 // by Dtype: GFLOP/s (f32, bf16), GOP/s (int8)
 }
 
+// deitShapes are the m x k x n products of DeiT-Tiny and DeiT-Small at
+// batch 1 (197 tokens: qkv, fc1, fc2 and their Small forms) and one at
+// batch 32, on which the low-precision GEMMs are held against float32.
+var deitShapes = [][3]int{{197, 192, 576}, {197, 192, 768}, {197, 768, 192}, {197, 384, 1152},
+	{197, 384, 1536}, {197, 1536, 384}, {6304, 384, 1536}}
+
 // measuredLowPrecPeaks is the best of 10 short all-thread runs of each
 // peak loop, interleaved, once per process.
 func measuredLowPrecPeaks() [3]float64 {
