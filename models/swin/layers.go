@@ -127,12 +127,7 @@ func (m *WindowMixer) Forward(x *tensor.Tensor, g backbone.Grid) *tensor.Tensor 
 	if m.part != nil {
 		x = m.part.Forward(x)
 	}
-	var y *tensor.Tensor
-	if m.Softmax != nil {
-		y = m.Softmax.Forward(x, m.Mask)
-	} else {
-		y = m.Linear.Forward(x)
-	}
+	y := m.attend(x)
 	if m.rev != nil {
 		y = m.rev.Forward(y)
 	}
@@ -152,14 +147,7 @@ func (m *WindowMixer) ForwardAdd(x *tensor.Tensor, g backbone.Grid, res *tensor.
 		return m.sumInto(m.Forward(x, g), res)
 	}
 	if m.part != nil {
-		x = m.part.Forward(x)
-		var y *tensor.Tensor
-		if m.Softmax != nil {
-			y = m.Softmax.Forward(x, m.Mask)
-		} else {
-			y = m.Linear.Forward(x)
-		}
-		return m.rev.ForwardAdd(y, res)
+		return m.rev.ForwardAdd(m.attend(m.part.Forward(x)), res)
 	}
 	if m.Softmax != nil {
 		return m.Softmax.ForwardAdd(x, m.Mask, res)
@@ -170,6 +158,15 @@ func (m *WindowMixer) ForwardAdd(x *tensor.Tensor, g backbone.Grid, res *tensor.
 		return a.ForwardAdd(x, res)
 	}
 	return m.sumInto(m.Linear.Forward(x), res)
+}
+
+// attend runs the attention, window softmax (with the shift mask) or
+// linear, on windows x.
+func (m *WindowMixer) attend(x *tensor.Tensor) *tensor.Tensor {
+	if m.Softmax != nil {
+		return m.Softmax.Forward(x, m.Mask)
+	}
+	return m.Linear.Forward(x)
 }
 
 // sumInto returns res + y in the mixer's own buffer.
