@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -146,8 +145,8 @@ func (q *QMatrix) bf16Pack() *bf16Panels {
 	return pk
 }
 
-// bf16Work holds one call's converted A and task; pooled like gemmWork
-// (a free list, not a sync.Pool that every GC empties).
+// bf16Work holds one call's converted A and task, kept between calls in
+// a freeList like gemmWork.
 type bf16Work struct {
 	ab   []uint16
 	tmp  []float32
@@ -155,30 +154,14 @@ type bf16Work struct {
 	ep   Epilogue
 }
 
-var bf16Free struct {
-	mu   sync.Mutex
-	list []*bf16Work
-}
+var bf16Free freeList[bf16Work]
 
-func getBF16Work() *bf16Work {
-	bf16Free.mu.Lock()
-	defer bf16Free.mu.Unlock()
-	if n := len(bf16Free.list); n > 0 {
-		w := bf16Free.list[n-1]
-		bf16Free.list = bf16Free.list[:n-1]
-		return w
-	}
-	return new(bf16Work)
-}
+func getBF16Work() *bf16Work { return bf16Free.get() }
 
 func putBF16Work(w *bf16Work) {
 	w.task = bf16Task{}
 	w.ep = Epilogue{}
-	bf16Free.mu.Lock()
-	if len(bf16Free.list) < 4 {
-		bf16Free.list = append(bf16Free.list, w)
-	}
-	bf16Free.mu.Unlock()
+	bf16Free.put(w)
 }
 
 // growU16A returns (*s)[:n] on a 64-byte aligned backing array.

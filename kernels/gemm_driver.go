@@ -1,8 +1,6 @@
 package kernels
 
 import (
-	"runtime"
-	"sync"
 	"unsafe"
 )
 
@@ -25,35 +23,12 @@ type gemmWork struct {
 	mAll              int       // GemmPackedRows: the whole product's rows (its k slices)
 }
 
-// workFree is a small free list rather than a sync.Pool: a sync.Pool is
-// emptied by every garbage collection, and re-growing megabytes of packing
-// buffers after each GC (page faults included) is exactly the re-allocation
-// on the hot path this package avoids. At most one buffer set per possible
-// concurrent caller is kept.
-var workFree struct {
-	mu   sync.Mutex
-	list []*gemmWork
-}
+// workFree holds the GEMM's call buffers between calls.
+var workFree freeList[gemmWork]
 
-func getWork() *gemmWork {
-	workFree.mu.Lock()
-	if n := len(workFree.list); n > 0 {
-		w := workFree.list[n-1]
-		workFree.list = workFree.list[:n-1]
-		workFree.mu.Unlock()
-		return w
-	}
-	workFree.mu.Unlock()
-	return new(gemmWork)
-}
+func getWork() *gemmWork { return workFree.get() }
 
-func putWork(w *gemmWork) {
-	workFree.mu.Lock()
-	if len(workFree.list) < 2*runtime.GOMAXPROCS(0)+2 {
-		workFree.list = append(workFree.list, w)
-	}
-	workFree.mu.Unlock()
-}
+func putWork(w *gemmWork) { workFree.put(w) }
 
 // growF32 returns (*s)[:n], reallocating only when capacity is short. The
 // packed panels are read with 64-byte vector loads, so the backing array is

@@ -305,9 +305,8 @@ func growBytes(s *[]byte, n int) []byte {
 	return (*s)[:n]
 }
 
-// i8Work holds one int8 GEMM call's buffers, pooled like gemmWork (a
-// free list, not a sync.Pool, so a GC does not make the next call
-// re-grow them).
+// i8Work holds one int8 GEMM call's buffers, kept between calls in a
+// freeList like gemmWork.
 type i8Work struct {
 	job i8Job
 	ep  Epilogue
@@ -316,26 +315,8 @@ type i8Work struct {
 	tmp []float32
 }
 
-var i8Free struct {
-	mu   sync.Mutex
-	list []*i8Work
-}
+var i8Free freeList[i8Work]
 
-func getI8Work() *i8Work {
-	i8Free.mu.Lock()
-	defer i8Free.mu.Unlock()
-	if n := len(i8Free.list); n > 0 {
-		w := i8Free.list[n-1]
-		i8Free.list = i8Free.list[:n-1]
-		return w
-	}
-	return new(i8Work)
-}
+func getI8Work() *i8Work { return i8Free.get() }
 
-func putI8Work(w *i8Work) {
-	i8Free.mu.Lock()
-	if len(i8Free.list) < 2*runtime.GOMAXPROCS(0)+2 {
-		i8Free.list = append(i8Free.list, w)
-	}
-	i8Free.mu.Unlock()
-}
+func putI8Work(w *i8Work) { i8Free.put(w) }
