@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""Times the official SLAB model code itself (github.com/xinghaochen/SLAB,
+classification/models) at batch 1, 224x224, eval mode, random weights,
+unfolded as that code runs, so that slab can be compared with it in the same
+session (docs/swin.md, docs/pvt-cswin.md).
+
+The official modules import timm (DropPath, to_2tuple, trunc_normal_,
+register_model, _cfg, two constants) and einops (six `rearrange` patterns);
+neither is packaged for Debian's python3 here, so this folder carries
+stand-ins for exactly those names (timm/, einops/: identity DropPath, as in
+eval; the patterns as reshape/permute). Point --official at a checkout's
+classification/ folder:
+
+    env -u OPENBLAS_CORETYPE LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \\
+      GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 \\
+      /usr/bin/python3 tools/reference/official/time_official.py --official SLAB/classification --rounds 8
+
+Prints one JSON line of median ms per model and one of parameter counts. The
+Swin models are built with the arguments of the official configs (cfgs/*.yaml);
+slab_pvt_tiny() and SLAB_CSWin_64_24181_tiny_224() are the official factory
+functions with their defaults, which differ from the configs the paper's tables
+use (13.35 M and 20.98 M parameters against 12.16 M and 21.23 M), so their
+rows compare near relatives only.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--official", required=True, help="the official repository's classification/ folder")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the timm/einops stand-ins
+    sys.path.insert(1, a.official)
+    from models.slab_pvt import slab_pvt_tiny
+    from models.slab_cswin import SLAB_CSWin_64_24181_tiny_224
+    from models.slab_swin import SlabSwinTransformer
+    from models.swin_transformer import SwinTransformer
+    torch.set_num_threads(a.threads)
+    heads = [3, 6, 12, 24]
+    ms = {
+        "slab_pvt_tiny": slab_pvt_tiny(),
+        "slab_cswin_tiny": SLAB_CSWin_64_24181_tiny_224(),
+        "slab_swin_tiny": SlabSwinTransformer(embed_dim=96, depths=[2, 2, 6, 2], num_heads=heads, window_size=56, attn_type="LLSS"),
+        "swin_tiny_prepbn": SwinTransformer(embed_dim=96, depths=[2, 2, 6, 2], num_heads=heads, window_size=7),
+        "swin_tiny": SwinTransformer(embed_dim=96, depths=[2, 2, 6, 2], num_heads=heads, window_size=7, norm_layer=nn.LayerNorm),
+        "slab_swin_small": SlabSwinTransformer(embed_dim=96, depths=[2, 2, 18, 2], num_heads=heads, window_size=56, attn_type="LLSS"),
+    }
+    x = torch.randn(1, 3, 224, 224)
+    t = {k: [] for k in ms}
+    with torch.inference_mode():
+        for m in ms.values():
+            m.eval()
+            m(x)
+            m(x)
+        for _ in range(a.rounds):
+            for k, m in ms.items():
+                t0 = time.perf_counter()
+                m(x)
+                t[k].append((time.perf_counter() - t0) * 1e3)
+    print(json.dumps({k: sorted(v)[len(v) // 2] for k, v in t.items()}))
+    print(json.dumps({k: sum(p.numel() for p in m.parameters()) for k, m in ms.items()}))
+
+
+if __name__ == "__main__":
+    main()

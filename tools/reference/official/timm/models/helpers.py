@@ -1,0 +1,2 @@
+def load_pretrained(*a, **k):
+    raise NotImplementedError

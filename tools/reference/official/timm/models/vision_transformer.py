@@ -1,0 +1,2 @@
+def _cfg(url='', **kwargs):
+    return {'url': url, **kwargs}
