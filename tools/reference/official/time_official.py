@@ -15,6 +15,10 @@ classification/ folder:
       GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 \\
       /usr/bin/python3 tools/reference/official/time_official.py --official SLAB/classification --rounds 8
 
+--flatten PATH adds FLatten-Swin-T/S from FLatten-Transformer's
+models/flatten_swin.py (config flatten_swin_t/s.yaml: window 56, LLSS);
+--batch B and --models a,b,... select the batch and the models.
+
 Prints one JSON line of median ms per model and one of parameter counts. The
 Swin models are built with the arguments of the official configs (cfgs/*.yaml);
 slab_pvt_tiny() and SLAB_CSWin_64_24181_tiny_224() are the official factory
@@ -37,6 +41,9 @@ def main():
     ap.add_argument("--official", required=True, help="the official repository's classification/ folder")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--flatten", default="", help="FLatten-Transformer's models/flatten_swin.py: also time FLatten-Swin-T/S")
+    ap.add_argument("--models", default="", help="comma list: time only these")
     a = ap.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the timm/einops stand-ins
     sys.path.insert(1, a.official)
@@ -53,8 +60,18 @@ def main():
         "swin_tiny_prepbn": SwinTransformer(embed_dim=96, depths=[2, 2, 6, 2], num_heads=heads, window_size=7),
         "swin_tiny": SwinTransformer(embed_dim=96, depths=[2, 2, 6, 2], num_heads=heads, window_size=7, norm_layer=nn.LayerNorm),
         "slab_swin_small": SlabSwinTransformer(embed_dim=96, depths=[2, 2, 18, 2], num_heads=heads, window_size=56, attn_type="LLSS"),
+        "swin_small": SwinTransformer(embed_dim=96, depths=[2, 2, 18, 2], num_heads=heads, window_size=7, norm_layer=nn.LayerNorm),
     }
-    x = torch.randn(1, 3, 224, 224)
+    if a.flatten:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("flatten_swin", a.flatten)
+        fl = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(fl)
+        for name, depths in (("flatten_swin_tiny", [2, 2, 6, 2]), ("flatten_swin_small", [2, 2, 18, 2])):
+            ms[name] = fl.FLattenSwinTransformer(embed_dim=96, depths=depths, num_heads=heads, window_size=56, attn_type="LLSS")
+    if a.models:
+        ms = {k: m for k, m in ms.items() if k in a.models.split(",")}
+    x = torch.randn(a.batch, 3, 224, 224)
     t = {k: [] for k in ms}
     with torch.inference_mode():
         for m in ms.values():
