@@ -21,10 +21,8 @@ models/flatten_swin.py (config flatten_swin_t/s.yaml: window 56, LLSS);
 
 Prints one JSON line of median ms per model and one of parameter counts. The
 Swin models are built with the arguments of the official configs (cfgs/*.yaml);
-slab_pvt_tiny() and SLAB_CSWin_64_24181_tiny_224() are the official factory
-functions with their defaults, which differ from the configs the paper's tables
-use (13.35 M and 20.98 M parameters against 12.16 M and 21.23 M), so their
-rows compare near relatives only.
+PVT and CSwin are built as the official build.py builds them, with config.py's
+defaults and the attention types of cfgs/*.yaml (LLLL / SSSS, LLSS).
 """
 import argparse
 import json
@@ -47,15 +45,27 @@ def main():
     a = ap.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the timm/einops stand-ins
     sys.path.insert(1, a.official)
-    from models.slab_pvt import slab_pvt_tiny
+    from models.slab_pvt import slab_pvt_tiny, slab_pvt_small, PyramidVisionTransformer
+    from functools import partial
     from models.slab_cswin import SLAB_CSWin_64_24181_tiny_224
     from models.slab_swin import SlabSwinTransformer
     from models.swin_transformer import SwinTransformer
     torch.set_num_threads(a.threads)
     heads = [3, 6, 12, 24]
     ms = {
-        "slab_pvt_tiny": slab_pvt_tiny(),
-        "slab_cswin_tiny": SLAB_CSWin_64_24181_tiny_224(),
+        # build.py's arguments with config.py's defaults and cfgs/*.yaml's attention types
+        "slab_pvt_tiny": slab_pvt_tiny(attn_type="LLLL", la_sr_ratios="1111"),
+        "pvt_tiny_prepbn": slab_pvt_tiny(attn_type="SSSS", la_sr_ratios="1111"),
+        "slab_pvt_small": slab_pvt_small(attn_type="LLLL", la_sr_ratios="1111"),
+        "pvt_small_prepbn": slab_pvt_small(attn_type="SSSS", la_sr_ratios="1111"),
+        "slab_cswin_tiny": SLAB_CSWin_64_24181_tiny_224(attn_type="LLSS", la_split_size="56-28-14-7"),
+        # the LayerNorm twins: slab_pvt.py's SSSS model with nn.LayerNorm (no official factory)
+        "pvt_tiny": PyramidVisionTransformer(patch_size=4, embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
+                                             qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), depths=[2, 2, 2, 2], sr_ratios=[8, 4, 2, 1],
+                                             attn_type="SSSS", la_sr_ratios="1111"),
+        "pvt_small": PyramidVisionTransformer(patch_size=4, embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
+                                              qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), depths=[3, 4, 6, 3], sr_ratios=[8, 4, 2, 1],
+                                              attn_type="SSSS", la_sr_ratios="1111"),
         "slab_swin_tiny": SlabSwinTransformer(embed_dim=96, depths=[2, 2, 6, 2], num_heads=heads, window_size=56, attn_type="LLSS"),
         "swin_tiny_prepbn": SwinTransformer(embed_dim=96, depths=[2, 2, 6, 2], num_heads=heads, window_size=7),
         "swin_tiny": SwinTransformer(embed_dim=96, depths=[2, 2, 6, 2], num_heads=heads, window_size=7, norm_layer=nn.LayerNorm),
