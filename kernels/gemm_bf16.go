@@ -164,19 +164,6 @@ func putBF16Work(w *bf16Work) {
 	bf16Free.put(w)
 }
 
-// growU16A returns (*s)[:n] on a 64-byte aligned backing array.
-func growU16A(s *[]uint16, n int) []uint16 {
-	if cap(*s) < n {
-		raw := make([]uint16, n+32)
-		off := 0
-		if r := uintptr(unsafe.Pointer(&raw[0])) & 63; r != 0 {
-			off = int(64-r) / 2
-		}
-		*s = raw[off : off+n : off+n]
-	}
-	return (*s)[:n]
-}
-
 // gemmBF16 computes C = epilogue(A W^T) for bf16 W on the VDPBF16PS
 // kernels (bf16GemmOK holds); arguments are checked and ep validated.
 func gemmBF16(m int, a []float32, lda int, q *QMatrix, c []float32, ldc int, ep Epilogue) {
@@ -210,7 +197,7 @@ func bf16Run(w *bf16Work, m int, a []float32, lda int, pk *bf16Panels, c []float
 	for r0 := 0; r0 < m; r0 += bf16Rows {
 		rows := min(bf16Rows, m-r0)
 		*t = bf16Task{m: rows, a: a[r0*lda:], lda: lda, pk: pk, c: c, ldc: ldc, r0: r0, ep: ep, accum: accum,
-			ab: growU16A(&w.ab, rows*la), la: la}
+			ab: growAligned(&w.ab, rows*la), la: la}
 		t.npa = (rows + bf16MR - 1) / bf16MR
 		t.npb = (pk.n + bf16NR - 1) / bf16NR
 		if t.npa < threads {

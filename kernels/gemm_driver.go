@@ -30,15 +30,21 @@ func getWork() *gemmWork { return workFree.get() }
 
 func putWork(w *gemmWork) { workFree.put(w) }
 
-// growF32 returns (*s)[:n], reallocating only when capacity is short. The
-// packed panels are read with 64-byte vector loads, so the backing array is
-// aligned to 64 bytes.
-func growF32(s *[]float32, n int) []float32 {
+// growF32 returns (*s)[:n], reallocating only when capacity is short, on
+// a 64-byte aligned backing array (growAligned).
+func growF32(s *[]float32, n int) []float32 { return growAligned(s, n) }
+
+// growAligned returns (*s)[:n], reallocating only when capacity is short.
+// Packed panels and converted operands are read with 64-byte vector loads,
+// so the backing array is aligned to 64 bytes.
+func growAligned[T float32 | uint16](s *[]T, n int) []T {
 	if cap(*s) < n {
-		raw := make([]float32, n+16)
+		var zero T
+		size := int(unsafe.Sizeof(zero))
+		raw := make([]T, n+64/size)
 		off := 0
 		if r := uintptr(unsafe.Pointer(&raw[0])) & 63; r != 0 {
-			off = int(64-r) / 4
+			off = int(64-r) / size
 		}
 		*s = raw[off : off+n : off+n]
 	}
