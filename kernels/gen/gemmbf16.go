@@ -126,27 +126,7 @@ func gemmBF16Kernel(mr int) {
 	p("\tADDQ $128, BX")
 	p("\tDECQ CX")
 	p("\tJMP %s_tail", name)
-	p("%s_store:", name)
-	p("\tTESTQ DX, DX")
-	p("\tJEQ %s_overwrite", name)
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVADDPS %d(R8), Z%d, Z%d", v*64, accReg(i, v), accReg(i, v))
-			p("\tVMOVUPS Z%d, %d(R8)", accReg(i, v), v*64)
-		}
-		p("\tADDQ R9, R8")
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("%s_overwrite:", name)
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVMOVUPS Z%d, %d(R8)", accReg(i, v), v*64)
-		}
-		p("\tADDQ R9, R8")
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
+	storeAcc(name, mr, nv, 64, func(i, v int) string { return fmt.Sprintf("Z%d", accReg(i, v)) })
 }
 
 // cvtBF16 emits func cvtBF16AVX512(n int, src *float32, dst *uint16):

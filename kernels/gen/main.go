@@ -308,13 +308,20 @@ func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct
 	p("\tADDQ SI, BX")
 	p("\tDECQ CX")
 	p("\tJMP %s_tail", name)
+	storeAcc(name, mr, nv, vbytes, accReg)
+}
+
+// storeAcc emits a tile kernel's end from label NAME_store: the mr x nv
+// accumulators (registers named by acc) added to C (DX != 0) or written
+// over it, row by row at R8 with row stride R9, then return.
+func storeAcc(name string, mr, nv, vbytes int, acc func(i, v int) string) {
 	p("%s_store:", name)
 	p("\tTESTQ DX, DX")
 	p("\tJEQ %s_overwrite", name)
 	for i := 0; i < mr; i++ {
 		for v := 0; v < nv; v++ {
-			p("\tVADDPS %d(R8), %s, %s", v*vbytes, accReg(i, v), accReg(i, v))
-			p("\tVMOVUPS %s, %d(R8)", accReg(i, v), v*vbytes)
+			p("\tVADDPS %d(R8), %s, %s", v*vbytes, acc(i, v), acc(i, v))
+			p("\tVMOVUPS %s, %d(R8)", acc(i, v), v*vbytes)
 		}
 		p("\tADDQ R9, R8")
 	}
@@ -323,7 +330,7 @@ func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct
 	p("%s_overwrite:", name)
 	for i := 0; i < mr; i++ {
 		for v := 0; v < nv; v++ {
-			p("\tVMOVUPS %s, %d(R8)", accReg(i, v), v*vbytes)
+			p("\tVMOVUPS %s, %d(R8)", acc(i, v), v*vbytes)
 		}
 		p("\tADDQ R9, R8")
 	}
