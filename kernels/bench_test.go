@@ -121,6 +121,13 @@ var gemmShapes = []benchShape{
 	// Attention heads: 3 x (Q K^T) and 3 x (P V).
 	{"vit1/qk", 197, 64, 197, false, true, 3},
 	{"vit1/pv", 197, 197, 64, false, false, 3},
+	// DeiT-Small (ViT-S), one image: qkv, proj, fc1, fc2 and its six heads.
+	{"vits1/qkv", 197, 384, 1152, false, true, 1},
+	{"vits1/proj", 197, 384, 384, false, true, 1},
+	{"vits1/fc1", 197, 384, 1536, false, true, 1},
+	{"vits1/fc2", 197, 1536, 384, false, true, 1},
+	{"vits1/qk", 197, 64, 197, false, true, 6},
+	{"vits1/pv", 197, 197, 64, false, false, 6},
 	// ViT-Tiny, 32 images.
 	{"vit32/qkv", 6304, 192, 576, false, true, 1},
 	{"vit32/proj", 6304, 192, 192, false, true, 1},
