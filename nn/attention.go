@@ -76,6 +76,16 @@ func (a *Attention) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return a.Proj.Forward(a.forwardCore(a.QKV.Forward(x)))
 }
 
+// ForwardAdd is res + Forward(x), the residual added in proj's epilogue
+// (the block's residual connection without a pass of its own over
+// memory); the bits are Forward's followed by the sum.
+func (a *Attention) ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor {
+	if len(x.Shape) != 3 || x.Shape[2] != a.QKV.In {
+		panic(fmt.Sprintf("nn.Attention(%s): input %v, want [B,N,%d]", a.QKV.Weight.Name, x.Shape, a.QKV.In))
+	}
+	return a.Proj.ForwardAdd(a.forwardCore(a.QKV.Forward(x)), res)
+}
+
 // Backward returns dx and accumulates parameter gradients.
 func (a *Attention) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	return a.QKV.Backward(a.backwardCore(a.Proj.Backward(dy)))

@@ -39,7 +39,9 @@ func TestForwardAdd(t *testing.T) {
 	win := NewWindowAttention("win", dim, heads, ws, true)
 	rev := NewWindowReverse(g, g, ws, ws/2)
 	mask := ShiftMask(g, g, ws, ws/2)
-	for _, m := range []Module{lin, mlp, big, sla, win} {
+	att := NewAttention("att", dim, heads, true)
+	lepe := NewSLALePE("lepe", dim, heads, g, g, 3, true)
+	for _, m := range []Module{lin, mlp, big, sla, win, att, lepe} {
 		fill(m)
 	}
 	xb := randT(2, 2*mlpBlockMin/2+37, dim) // blocks of mlpBlockRows and a longer last one
@@ -56,6 +58,8 @@ func TestForwardAdd(t *testing.T) {
 		{"WindowAttention", func() *tensor.Tensor { return win.Forward(xw, mask) }, nil, randT(xw.Shape...)},
 		{"WindowReverse", func() *tensor.Tensor { return rev.Forward(xw) }, nil, randT(2, g*g, dim)},
 		{"MLP blocked", func() *tensor.Tensor { return big.Forward(xb) }, nil, randT(xb.Shape...)},
+		{"Attention", func() *tensor.Tensor { return att.Forward(x) }, nil, randT(2, g*g, dim)},
+		{"SLALePE", func() *tensor.Tensor { return lepe.Forward(x) }, nil, randT(2, g*g, dim)},
 	}
 	cases[0].add = func() *tensor.Tensor { return lin.ForwardAdd(x, cases[0].res) }
 	cases[1].add = func() *tensor.Tensor { return mlp.ForwardAdd(x, cases[1].res) }
@@ -63,9 +67,11 @@ func TestForwardAdd(t *testing.T) {
 	cases[3].add = func() *tensor.Tensor { return win.ForwardAdd(xw, mask, cases[3].res) }
 	cases[4].add = func() *tensor.Tensor { return rev.ForwardAdd(xw, cases[4].res) }
 	cases[5].add = func() *tensor.Tensor { return big.ForwardAdd(xb, cases[5].res) }
+	cases[6].add = func() *tensor.Tensor { return att.ForwardAdd(x, cases[6].res) }
+	cases[7].add = func() *tensor.Tensor { return lepe.ForwardAdd(x, cases[7].res) }
 	for _, packed := range []bool{false, true} {
 		if packed {
-			for _, m := range []Module{lin, mlp, big, sla, win} {
+			for _, m := range []Module{lin, mlp, big, sla, win, att, lepe} {
 				Prepack(m)
 			}
 		}

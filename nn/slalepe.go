@@ -48,6 +48,20 @@ func (s *SLALePE) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return s.Proj.Forward(o)
 }
 
+// ForwardAdd is res + Forward(x), the residual added in proj's epilogue.
+// It must be defined here: the embedded SLA's ForwardAdd, promoted,
+// would skip LePE.
+func (s *SLALePE) ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor {
+	if len(x.Shape) != 3 || x.Shape[1] != s.H*s.W || x.Shape[2] != s.QKV.In {
+		panic(fmt.Sprintf("nn.SLALePE(%s): input %v, want [B,%d,%d]", s.PosEnc.Name, x.Shape, s.H*s.W, s.QKV.In))
+	}
+	b, n, c := x.Shape[0], s.H*s.W, s.QKV.In
+	qkv := s.QKV.Forward(x)
+	o := s.forwardCore(qkv)
+	s.LePE.Forward(o.Data, c, n*c, qkv.Data[2*c:], 3*c, n*3*c, b, s.H, s.W)
+	return s.Proj.ForwardAdd(o, res)
+}
+
 // Backward returns dx and accumulates every gradient (SLA's and LePE's).
 func (s *SLALePE) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	do := s.Proj.Backward(dy)

@@ -44,6 +44,13 @@ type GridFree struct {
 // Forward ignores the grid.
 func (g GridFree) Forward(x *tensor.Tensor, _ Grid) *tensor.Tensor { return g.M.Forward(x) }
 
+// residualAdder is a grid-free mixer that forms res + Forward(x) in its
+// own last pass (nn.Attention and nn.SLA: in proj's epilogue), with
+// Forward's bits followed by the sum.
+type residualAdder interface {
+	ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor
+}
+
 // Backward is the mixer's.
 func (g GridFree) Backward(dy *tensor.Tensor) *tensor.Tensor { return g.M.Backward(dy) }
 
@@ -120,6 +127,8 @@ func (b *Block) forwardEval(x *tensor.Tensor, g Grid, mode nn.Mode) *tensor.Tens
 	var x1 *tensor.Tensor
 	if m, ok := b.Mixer.(AddMixer); ok {
 		x1 = m.ForwardAdd(b.Norm1.Forward(x, mode), g, x)
+	} else if m, ok := gridFreeAdder(b.Mixer); ok {
+		x1 = m.ForwardAdd(b.Norm1.Forward(x, mode), x)
 	} else {
 		a := b.Mixer.Forward(b.Norm1.Forward(x, mode), g)
 		x1 = tensor.Ensure(&b.x1, x.Shape...)
@@ -132,6 +141,17 @@ func (b *Block) forwardEval(x *tensor.Tensor, g Grid, mode nn.Mode) *tensor.Tens
 	out := tensor.Ensure(&b.out, x.Shape...)
 	add(out.Data, x1.Data, h.Data)
 	return out
+}
+
+// gridFreeAdder returns the mixer inside a GridFree when it can add the
+// residual itself.
+func gridFreeAdder(m Mixer) (residualAdder, bool) {
+	g, ok := m.(GridFree)
+	if !ok {
+		return nil, false
+	}
+	r, ok := g.M.(residualAdder)
+	return r, ok
 }
 
 // Backward returns dx for dout of the last Train Forward; each residual
