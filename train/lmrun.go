@@ -16,6 +16,7 @@ import (
 	"github.com/slabml/slab/checkpoint"
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models"
+	"github.com/slabml/slab/nn"
 )
 
 // LMPoint is one point of a language-model run's curve: one line of its
@@ -218,8 +219,8 @@ func RunLM(t *LMTrainer, r LMRun) (*LMResult, error) {
 			}
 			pt.ValLoss = Metric(vl)
 			tps, cps := rates(step)
-			fmt.Fprintf(w, "step %5d  loss %.4f  val loss %.4f  val ppl %8.3f  lambda %.3f  lr %.2e  %.0f tok/s  %.0f per CPU-time  %.0f s\n",
-				step, ema, vl, math.Exp(vl), models.Lambda(m), lr, tps, cps, time.Since(t0).Seconds())
+			fmt.Fprintf(w, "step %5d  loss %.4f  val loss %.4f  val ppl %8.3f  lambda %.3f  lr %.2e  %.0f tok/s  %.0f per CPU-time  %.0f s%s\n",
+				step, ema, vl, math.Exp(vl), models.Lambda(m), lr, tps, cps, time.Since(t0).Seconds(), mixNote(m))
 		}
 		if pt.ValLoss == 0 && r.LogEvery > 0 && step%r.LogEvery == 0 {
 			tps, cps := rates(step)
@@ -339,4 +340,18 @@ func LMStepOf(path string) (int64, error) {
 		return 0, fmt.Errorf("%s: damaged state metadata: %w", path, err)
 	}
 	return st.Step, nil
+}
+
+// mixNote flags a validation figure taken while a PRepBN schedule still
+// mixes in the LayerNorm/RMSNorm branch: evaluation runs the pure-RepBN
+// path (as the official code does), whose running statistics are not yet
+// those of the trained mix, so the figure can be huge or not finite and
+// says nothing of the model's quality until lambda reaches 0.
+func mixNote(m models.Model) string {
+	for _, s := range m.Norms() {
+		if _, ok := (*s.Norm).(*nn.LinearNorm); ok && models.Lambda(m) > 0 {
+			return "  (RepBN-only evaluation while lambda > 0: not a quality figure)"
+		}
+	}
+	return ""
 }
