@@ -41,7 +41,8 @@ func TestForwardAdd(t *testing.T) {
 	mask := ShiftMask(g, g, ws, ws/2)
 	att := NewAttention("att", dim, heads, true)
 	lepe := NewSLALePE("lepe", dim, heads, g, g, 3, true)
-	for _, m := range []Module{lin, mlp, big, sla, win, att, lepe} {
+	stripe := NewStripeAttention("stripe", dim, heads, 2, g, g, true)
+	for _, m := range []Module{lin, mlp, big, sla, win, att, lepe, stripe} {
 		fill(m)
 	}
 	xb := randT(2, 2*mlpBlockMin/2+37, dim) // blocks of mlpBlockRows and a longer last one
@@ -60,6 +61,7 @@ func TestForwardAdd(t *testing.T) {
 		{"MLP blocked", func() *tensor.Tensor { return big.Forward(xb) }, nil, randT(xb.Shape...)},
 		{"Attention", func() *tensor.Tensor { return att.Forward(x) }, nil, randT(2, g*g, dim)},
 		{"SLALePE", func() *tensor.Tensor { return lepe.Forward(x) }, nil, randT(2, g*g, dim)},
+		{"StripeAttention", func() *tensor.Tensor { return stripe.Forward(x) }, nil, randT(2, g*g, dim)},
 	}
 	cases[0].add = func() *tensor.Tensor { return lin.ForwardAdd(x, cases[0].res) }
 	cases[1].add = func() *tensor.Tensor { return mlp.ForwardAdd(x, cases[1].res) }
@@ -69,9 +71,10 @@ func TestForwardAdd(t *testing.T) {
 	cases[5].add = func() *tensor.Tensor { return big.ForwardAdd(xb, cases[5].res) }
 	cases[6].add = func() *tensor.Tensor { return att.ForwardAdd(x, cases[6].res) }
 	cases[7].add = func() *tensor.Tensor { return lepe.ForwardAdd(x, cases[7].res) }
+	cases[8].add = func() *tensor.Tensor { return stripe.ForwardAdd(x, cases[8].res) }
 	for _, packed := range []bool{false, true} {
 		if packed {
-			for _, m := range []Module{lin, mlp, big, sla, win, att, lepe} {
+			for _, m := range []Module{lin, mlp, big, sla, win, att, lepe, stripe} {
 				Prepack(m)
 			}
 		}

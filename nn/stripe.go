@@ -96,6 +96,18 @@ func (s *StripeAttention) windows(br *stripeBranch) int { return (s.H / br.hs) *
 
 // Forward maps [B, H*W, C] to [B, H*W, C].
 func (s *StripeAttention) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return s.Proj.Forward(s.mix(x))
+}
+
+// ForwardAdd is res + Forward(x), the residual added in proj's epilogue
+// (the block's residual connection without a pass of its own); the bits
+// are Forward's followed by the sum.
+func (s *StripeAttention) ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor {
+	return s.Proj.ForwardAdd(s.mix(x), res)
+}
+
+// mix is Forward up to proj: the branches' attention merged into [B,N,C].
+func (s *StripeAttention) mix(x *tensor.Tensor) *tensor.Tensor {
 	c := s.QKV.In
 	if len(x.Shape) != 3 || x.Shape[1] != s.H*s.W || x.Shape[2] != c {
 		panic(fmt.Sprintf("nn.StripeAttention(%s): input %v, want [B,%d*%d,%d]", s.QKV.Weight.Name, x.Shape, s.H, s.W, c))
@@ -117,7 +129,7 @@ func (s *StripeAttention) Forward(x *tensor.Tensor) *tensor.Tensor {
 		br.lepe.Forward(o.Data, br.cb, t*br.cb, win.Data[2*br.cb:], ld, t*ld, nw, br.hs, br.ws)
 		s.run(br, 1, o.Data)
 	}
-	return s.Proj.Forward(merged)
+	return merged
 }
 
 // run moves data of branch br with gatherTask stage st over every window.
