@@ -70,6 +70,7 @@ type options struct {
 	fold    bool
 	dataset string
 	dtype   kernels.Dtype
+	dtypeOn bool  // Dtype was given (f32 included)
 	err     error // an option's bad argument
 }
 
@@ -82,14 +83,17 @@ func Fold() Option { return func(o *options) { o.fold = true } }
 // Dtype stores the weight of every Linear layer as "bf16" or "int8" (or
 // keeps "f32") for inference, after folding (nn.Quantize): a decode step
 // reads half or about a quarter of the bytes; docs/bench-lowprec.md has
-// the kernels and their accuracy. Load reports an unknown name.
+// the kernels and their accuracy. Without it the weights run as the file
+// stores them; with it a quantized file must already hold that dtype
+// (Dtype("f32") on a bf16 file is an error: its float32 weights are
+// gone). Load reports an unknown name.
 func Dtype(name string) Option {
 	return func(o *options) {
 		d, err := kernels.ParseDtype(name)
 		if err != nil {
 			o.err = fmt.Errorf("slab: Dtype: %w", err)
 		}
-		o.dtype = d
+		o.dtype, o.dtypeOn = d, true
 	}
 }
 
@@ -148,7 +152,7 @@ func (r *Model) prepare() error {
 		r.folded = true
 	}
 	r.folded = r.folded || m.Config().NormSpec().Kind == nn.NormNone
-	if r.opts.dtype != kernels.F32 {
+	if r.opts.dtypeOn {
 		if _, err := nn.Quantize(m, r.opts.dtype); err != nil {
 			return fmt.Errorf("slab: %s: %w", r.path, err)
 		}

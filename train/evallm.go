@@ -103,18 +103,19 @@ func LoadLM(path string) (m models.Decoder, tok data.Tokenizer, f *checkpoint.Fi
 	return m, tok, f, warns, nil
 }
 
-// Quantize stores m's Linear weights in the dtype named s (f32: left as
-// they are, which for a quantized checkpoint is its own dtype) and returns
-// the dtype they are in; errors are *models.InputError for input "dtype"
-// (a dtype other than a quantized checkpoint's names the file).
+// Quantize stores m's Linear weights in the dtype named s ("" leaves them
+// as they are, which for a quantized checkpoint is its own dtype) and
+// returns the dtype they are in; errors are *models.InputError for input
+// "dtype". A dtype other than a quantized checkpoint's own, f32 included,
+// is refused naming the file: its float32 weights are gone.
 func Quantize(m nn.Module, s string) (kernels.Dtype, error) {
+	if strings.TrimSpace(s) == "" {
+		have, _ := nn.StoredDtype(m)
+		return have, nil
+	}
 	d, err := kernels.ParseDtype(strings.TrimSpace(s))
 	if err != nil {
 		return d, inputErr("dtype", "%v", err)
-	}
-	if d == kernels.F32 {
-		have, _ := nn.StoredDtype(m)
-		return have, nil
 	}
 	if _, err := nn.Quantize(m, d); err != nil {
 		return d, inputErr("dtype", "%v", err)
@@ -156,7 +157,7 @@ func EvalLM(o LMEvalOptions) (LMEvalResult, error) {
 			return LMEvalResult{}, inputErr("fold", "%v", err)
 		}
 	}
-	if o.FoldCheck && o.Dtype != "f32" {
+	if o.FoldCheck && strings.TrimSpace(o.Dtype) != "" && o.Dtype != "f32" {
 		return LMEvalResult{}, inputErr("dtype", "--fold-check compares float32 models; evaluate each dtype in its own run")
 	}
 	dt, err := Quantize(m, o.Dtype)

@@ -45,7 +45,11 @@ func cmdClassify(args []string) error {
 	if *dataName != "fashion-mnist" && *dataName != "mnist" {
 		return flagErr("data", "unknown data set %q (fashion-mnist or mnist)", *dataName)
 	}
-	sm, err := slab.Wrap(m, nil, slab.Dataset(*dataName), slab.Dtype(*dtype))
+	opts := []slab.Option{slab.Dataset(*dataName)}
+	if *dtype != "" {
+		opts = append(opts, slab.Dtype(*dtype))
+	}
+	sm, err := slab.Wrap(m, nil, opts...)
 	if err != nil {
 		return dtypeErr(err)
 	}

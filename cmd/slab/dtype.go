@@ -15,10 +15,13 @@ import (
 // loading and folding, the float32 parameters unchanged.
 
 // dtypeFlag registers --dtype on fs, refused while parsing unless a dtype.
+// Unset, the weights run in the dtype they are stored in; set, the file
+// must be float32 or already in that dtype (train.Quantize), so an
+// explicit --dtype f32 on a bf16 or int8 file is an error, not a silent
+// run in the file's dtype.
 func dtypeFlag(fs *flag.FlagSet) *string {
 	p := new(string)
-	*p = "f32"
-	fs.Var((*dtypeValue)(p), "dtype", "store every Linear weight as f32, bf16 or int8 for inference")
+	fs.Var((*dtypeValue)(p), "dtype", "store every Linear weight as f32, bf16 or int8 for inference (default: as the file stores them)")
 	return p
 }
 

@@ -50,7 +50,10 @@ func cmdGenerate(args []string) error {
 		return flagErr("prompt", "cannot encode %q: %v", *prompt, err)
 	}
 	folded := *fold && foldable(m.Config())
-	opts := []slab.Option{slab.Dtype(*dtype)}
+	var opts []slab.Option
+	if *dtype != "" {
+		opts = append(opts, slab.Dtype(*dtype))
+	}
 	if folded {
 		opts = append(opts, slab.Fold())
 	}

@@ -75,6 +75,8 @@ func TestQuantizeCommand(t *testing.T) {
 			{"quantize twice", []string{"quantize", "--weights", q, "--dtype", other, "--out", filepath.Join(dir, "twice.safetensors")}, []string{"--weights", q, "already holds " + dt}},
 			{"existing --out", []string{"quantize", "--weights", f32, "--dtype", dt, "--out", q}, []string{"--out", "--force"}},
 			{"--dtype disagrees", []string{"run", "--weights", q, "--input", in, "--output", filepath.Join(dir, "o.safetensors"), "--dtype", other}, []string{"--dtype", q, "stored as " + dt}},
+			{"explicit --dtype f32", []string{"run", "--weights", q, "--input", in, "--output", filepath.Join(dir, "o.safetensors"), "--dtype", "f32"}, []string{"--dtype", q, "stored as " + dt}},
+			{"classify --dtype f32", []string{"classify", "--weights", q, "--dtype", "f32", in}, []string{"stored as " + dt}},
 			{"fuse", []string{"fuse", "--weights", q, "--out", filepath.Join(dir, "fused.safetensors")}, []string{"--weights", "fold the float32 checkpoint first"}},
 			{"eval --fuse", []string{"eval", "--weights", q, "--fuse", "--data-dir", dir}, []string{"fold the float32 checkpoint first"}},
 		} {
