@@ -38,20 +38,18 @@ func NewSLALePE(name string, dim, heads, h, w, kernel int, qkvBias bool) *SLALeP
 
 // Forward maps [B,N,C] tokens (N = H*W) to [B,N,C].
 func (s *SLALePE) Forward(x *tensor.Tensor) *tensor.Tensor {
-	if len(x.Shape) != 3 || x.Shape[1] != s.H*s.W || x.Shape[2] != s.QKV.In {
-		panic(fmt.Sprintf("nn.SLALePE(%s): input %v, want [B,%d,%d]", s.PosEnc.Name, x.Shape, s.H*s.W, s.QKV.In))
-	}
-	b, n, c := x.Shape[0], s.H*s.W, s.QKV.In
-	qkv := s.QKV.Forward(x)
-	o := s.forwardCore(qkv)
-	s.LePE.Forward(o.Data, c, n*c, qkv.Data[2*c:], 3*c, n*3*c, b, s.H, s.W)
-	return s.Proj.Forward(o)
+	return s.Proj.Forward(s.attendLePE(x))
 }
 
 // ForwardAdd is res + Forward(x), the residual added in proj's epilogue.
 // It must be defined here: the embedded SLA's ForwardAdd, promoted,
 // would skip LePE.
 func (s *SLALePE) ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor {
+	return s.Proj.ForwardAdd(s.attendLePE(x), res)
+}
+
+// attendLePE is Forward up to proj: SLA's attention plus LePE of V.
+func (s *SLALePE) attendLePE(x *tensor.Tensor) *tensor.Tensor {
 	if len(x.Shape) != 3 || x.Shape[1] != s.H*s.W || x.Shape[2] != s.QKV.In {
 		panic(fmt.Sprintf("nn.SLALePE(%s): input %v, want [B,%d,%d]", s.PosEnc.Name, x.Shape, s.H*s.W, s.QKV.In))
 	}
@@ -59,7 +57,7 @@ func (s *SLALePE) ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor {
 	qkv := s.QKV.Forward(x)
 	o := s.forwardCore(qkv)
 	s.LePE.Forward(o.Data, c, n*c, qkv.Data[2*c:], 3*c, n*3*c, b, s.H, s.W)
-	return s.Proj.ForwardAdd(o, res)
+	return o
 }
 
 // Backward returns dx and accumulates every gradient (SLA's and LePE's).
