@@ -32,11 +32,15 @@ type Mixer interface {
 }
 
 // GridFree adapts a mixer that does not need the grid (global softmax
-// attention, an SLA built for one fixed map) to Mixer.
+// attention, an SLA built for one fixed map) to an AddMixer. The mixer
+// forms the residual sum res + Forward(x) in its own last pass
+// (nn.Attention, nn.SLA, nn.SLALePE, nn.StripeAttention: in proj's
+// epilogue), with Forward's bits followed by the sum.
 type GridFree struct {
 	M interface {
 		nn.Module
 		Forward(x *tensor.Tensor) *tensor.Tensor
+		ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor
 		Backward(dy *tensor.Tensor) *tensor.Tensor
 	}
 }
@@ -44,11 +48,9 @@ type GridFree struct {
 // Forward ignores the grid.
 func (g GridFree) Forward(x *tensor.Tensor, _ Grid) *tensor.Tensor { return g.M.Forward(x) }
 
-// residualAdder is a grid-free mixer that forms res + Forward(x) in its
-// own last pass (nn.Attention and nn.SLA: in proj's epilogue), with
-// Forward's bits followed by the sum.
-type residualAdder interface {
-	ForwardAdd(x, res *tensor.Tensor) *tensor.Tensor
+// ForwardAdd is the mixer's, the grid ignored.
+func (g GridFree) ForwardAdd(x *tensor.Tensor, _ Grid, res *tensor.Tensor) *tensor.Tensor {
+	return g.M.ForwardAdd(x, res)
 }
 
 // Backward is the mixer's.
@@ -127,8 +129,6 @@ func (b *Block) forwardEval(x *tensor.Tensor, g Grid, mode nn.Mode) *tensor.Tens
 	var x1 *tensor.Tensor
 	if m, ok := b.Mixer.(AddMixer); ok {
 		x1 = m.ForwardAdd(b.Norm1.Forward(x, mode), g, x)
-	} else if m, ok := gridFreeAdder(b.Mixer); ok {
-		x1 = m.ForwardAdd(b.Norm1.Forward(x, mode), x)
 	} else {
 		a := b.Mixer.Forward(b.Norm1.Forward(x, mode), g)
 		x1 = tensor.Ensure(&b.x1, x.Shape...)
@@ -141,17 +141,6 @@ func (b *Block) forwardEval(x *tensor.Tensor, g Grid, mode nn.Mode) *tensor.Tens
 	out := tensor.Ensure(&b.out, x.Shape...)
 	add(out.Data, x1.Data, h.Data)
 	return out
-}
-
-// gridFreeAdder returns the mixer inside a GridFree when it can add the
-// residual itself.
-func gridFreeAdder(m Mixer) (residualAdder, bool) {
-	g, ok := m.(GridFree)
-	if !ok {
-		return nil, false
-	}
-	r, ok := g.M.(residualAdder)
-	return r, ok
 }
 
 // Backward returns dx for dout of the last Train Forward; each residual
