@@ -56,7 +56,7 @@ func logitsOf(t *testing.T, m models.Model) []float32 {
 // reason.
 func TestQuantizedFileRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	for _, name := range []string{"slab_deit_mini_28", "slab_swin_mini_32", "slab_pvt_mini_32", "slab_cswin_mini_32", "lm_test_prepbn", "adaptive_lm_tiny_prepbn"} {
+	for _, name := range []string{"slab_deit_mini_28", "slab_swin_mini_32", "slab_pvt_mini_32", "slab_cswin_mini_32", "lm_test_prepbn", "lm_test_tied", "lm_test_tied_prepbn", "adaptive_lm_tiny_prepbn", "adaptive_lm_tiny_full"} {
 		base, err := models.New(name, 1)
 		if err != nil {
 			t.Fatal(err)

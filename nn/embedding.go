@@ -47,13 +47,45 @@ func (e *Embedding) Forward(ids []int, shape ...int) (*tensor.Tensor, error) {
 	}
 	e.ids = append(e.ids[:0], ids...)
 	w := e.Weight.W.Data
+	q := StoredWeight(e.Weight) // a tied table quantized as the output head
 	for i, id := range ids {
 		if id < 0 || id >= e.Vocab {
 			return nil, fmt.Errorf("embedding %s: token id %d out of range [0,%d)", e.Weight.Name, id, e.Vocab)
 		}
+		if q != nil {
+			q.DequantizeRows(id, id+1, out.Data[i*e.Dim:(i+1)*e.Dim])
+			continue
+		}
 		copy(out.Data[i*e.Dim:(i+1)*e.Dim], w[id*e.Dim:(id+1)*e.Dim])
 	}
 	return out, nil
+}
+
+// Tie returns the output projection tied to the table: a bias-free Linear
+// from Dim to Vocab whose weight is e.Weight itself. The table then counts
+// as a Linear weight everywhere Linears are handled (Prepack, Quantize,
+// quantized checkpoints), so a tied language model is quantized whole: the
+// head reads the low-precision table, and Forward looks rows up in it,
+// widened to float32. Without Tie the table stays float32 under Quantize
+// (an untied head is a Linear of its own). The Linear's Backward
+// accumulates the head's share of the table's gradient, the Embedding's
+// the lookup's share. Untie undoes it.
+func (e *Embedding) Tie() *Linear {
+	if e.Weight.lin == nil {
+		e.Weight.lin = &linearPack{}
+	}
+	return &Linear{Weight: e.Weight, In: e.Dim, Out: e.Vocab}
+}
+
+// Untie makes the table an embedding only again (a model that gave its
+// head a weight of its own: folding a norm into it). It is an error on a
+// table stored in low precision, whose float32 values are gone.
+func (e *Embedding) Untie() error {
+	if Stored(e.Weight) {
+		return fmt.Errorf("embedding %s is stored as %v only: it cannot be untied", e.Weight.Name, e.Weight.lin.qs.dtype)
+	}
+	e.Weight.lin = nil
+	return nil
 }
 
 // Backward scatters dy [..., Dim] into the rows of the ids of the last

@@ -31,6 +31,7 @@ type Model struct {
 	Softmax *nn.AdaptiveSoftmax // adaptive output, tied to Input
 	Embed   *nn.Embedding       // full output, tied
 	Blocks  []*Block
+	out     *nn.Linear // the full output: Embed's table (nn.Embedding.Tie)
 
 	pos      []float32 // sinusoidal table [MaxSeq, Dim]
 	scale    float32   // sqrt(Dim)
@@ -42,11 +43,9 @@ type Model struct {
 
 	x0, dx0       *tensor.Tensor
 	h             *tensor.Tensor // trunk output of the last Forward
-	logits, dxOut *tensor.Tensor
 	last          *tensor.Tensor
 	vloss         nn.VocabLoss
 	lossMode      int // what BackwardLoss undoes: 0 none, 1 adaptive, 2 full
-	shape         []int
 }
 
 // New builds a model with fairseq's initialisation (Xavier-uniform
@@ -72,6 +71,7 @@ func New(c Config, seed uint64) (*Model, error) {
 		m.Softmax.TailDropout = c.TailDropout
 	} else {
 		m.Embed = nn.NewEmbedding("decoder.embed_tokens", c.Vocab, D)
+		m.out = m.Embed.Tie()
 	}
 	bias := c.Norm == NormNone // the layout a fold leaves behind
 	for i := 0; i < c.Layers; i++ {
@@ -272,11 +272,7 @@ func (m *Model) head(h *tensor.Tensor) (*tensor.Tensor, error) {
 	if m.Softmax != nil {
 		return m.Softmax.LogProb(h)
 	}
-	rows, V, D := h.Rows(), m.Cfg.Vocab, m.Cfg.Dim
-	m.shape = append(append(m.shape[:0], h.Shape[:len(h.Shape)-1]...), V)
-	out := tensor.Ensure(&m.logits, m.shape...)
-	kernels.Gemm(false, true, rows, V, D, 1, h.Data, D, m.Embed.Weight.W.Data, D, 0, out.Data, V)
-	return out, nil
+	return m.out.Forward(h), nil
 }
 
 // Backward accumulates the gradients of the last Train Forward from
@@ -285,12 +281,7 @@ func (m *Model) Backward(dlogits *tensor.Tensor) {
 	if m.Softmax != nil {
 		panic("adaptive: Backward of an adaptive-softmax model (use BackwardLoss)")
 	}
-	h := m.h
-	rows, V, D := h.Rows(), m.Cfg.Vocab, m.Cfg.Dim
-	dx := tensor.Ensure(&m.dxOut, h.Shape...)
-	kernels.Gemm(false, false, rows, D, V, 1, dlogits.Data, V, m.Embed.Weight.W.Data, D, 0, dx.Data, D)
-	kernels.Gemm(true, false, V, D, rows, 1, dlogits.Data, V, h.Data, D, 1, m.Embed.Weight.G.Data, D)
-	m.backTrunk(dx)
+	m.backTrunk(m.out.Backward(dlogits))
 }
 
 // backTrunk back-propagates d(loss)/d(trunk output) to the embeddings.

@@ -95,6 +95,9 @@ var registry = map[string]Config{
 	// A grouped-query toy for tests.
 	"lm_test": {Vocab: 64, Dim: 32, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8,
 		Hidden: 48, MaxSeq: 32, RopeBase: 10000, Eps: 1e-6, Warm: 0, Step: 2, InitStd: 0.1},
+	// The toy with its output tied to the embedding (as lm_small_bpe).
+	"lm_test_tied": {Vocab: 64, Dim: 32, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8,
+		Hidden: 48, MaxSeq: 32, RopeBase: 10000, Eps: 1e-6, Warm: 0, Step: 2, InitStd: 0.1, Tied: true},
 }
 
 // Names lists the registered base configs.

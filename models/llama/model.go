@@ -28,10 +28,9 @@ type Model struct {
 	// LMHead is nil when the output is tied to Embed.
 	LMHead *nn.Linear
 	Rope   *nn.RoPE
-
-	logits, dh *tensor.Tensor
-	x          *tensor.Tensor // final-norm output, kept for the tied backward
-	dxTied     *tensor.Tensor
+	// tied is the output projection whose weight is Embed's table
+	// (nn.Embedding.Tie) when LMHead is nil.
+	tied *nn.Linear
 }
 
 // New builds a model with HF LLaMA initialisation (normal std InitStd for
@@ -57,6 +56,8 @@ func New(c Config, seed uint64) (*Model, error) {
 	m.Norm = newNorm("model.norm")
 	if !c.Tied {
 		m.LMHead = nn.NewLinear("lm_head", c.Dim, c.Vocab, c.Norm == NormNone)
+	} else {
+		m.tied = m.Embed.Tie()
 	}
 	if c.Norm == NormNone {
 		// The layout fuse.FuseLLaMA leaves behind, so a folded checkpoint loads.
@@ -146,32 +147,21 @@ func ensure(t **tensor.Tensor, shape []int) *tensor.Tensor { return tensor.Ensur
 
 // head applies the final norm and the output projection.
 func (m *Model) head(x *tensor.Tensor, mode nn.Mode) *tensor.Tensor {
-	x = m.Norm.Forward(x, mode)
+	return nn.LinearForward(m.output(), m.Norm.Forward(x, mode))
+}
+
+// output is the output projection: lm_head, or the embedding tied to it.
+func (m *Model) output() *nn.Linear {
 	if m.LMHead != nil {
-		return nn.LinearForward(m.LMHead, x)
+		return m.LMHead
 	}
-	m.x = x
-	rows := x.Rows()
-	var dims [4]int
-	shape := append(append(dims[:0], x.Shape[:len(x.Shape)-1]...), m.Cfg.Vocab)
-	out := ensure(&m.logits, shape)
-	kernels.Gemm(false, true, rows, m.Cfg.Vocab, m.Cfg.Dim, 1, x.Data, m.Cfg.Dim, m.Embed.Weight.W.Data, m.Cfg.Dim, 0, out.Data, m.Cfg.Vocab)
-	return out
+	return m.tied
 }
 
 // Backward takes dlogits of the last training Forward and accumulates all
 // parameter gradients.
 func (m *Model) Backward(dlogits *tensor.Tensor) {
-	var dx *tensor.Tensor
-	if m.LMHead != nil {
-		dx = m.LMHead.Backward(dlogits)
-	} else {
-		rows, V, C := m.x.Rows(), m.Cfg.Vocab, m.Cfg.Dim
-		dx = tensor.Ensure(&m.dxTied, m.x.Shape...)
-		kernels.Gemm(false, false, rows, C, V, 1, dlogits.Data, V, m.Embed.Weight.W.Data, C, 0, dx.Data, C)
-		kernels.Gemm(true, false, V, C, rows, 1, dlogits.Data, V, m.x.Data, C, 1, m.Embed.Weight.G.Data, C)
-	}
-	dx = m.Norm.Backward(dx)
+	dx := m.Norm.Backward(m.output().Backward(dlogits))
 	for i := len(m.Blocks) - 1; i >= 0; i-- {
 		dx = m.Blocks[i].backward(dx)
 	}
@@ -229,10 +219,14 @@ func (m *Model) Norms() []nn.NormSlot {
 // copy first.
 func (m *Model) FoldSites() ([]nn.FoldSite, error) {
 	if m.LMHead == nil {
+		if err := m.Embed.Untie(); err != nil {
+			return nil, err
+		}
 		m.LMHead = nn.NewLinear("lm_head", m.Cfg.Dim, m.Cfg.Vocab, false)
 		copy(m.LMHead.Weight.W.Data, m.Embed.Weight.W.Data)
 		m.LMHead.Weight.MarkChanged()
 		m.Cfg.Tied = false
+		m.tied = nil
 	}
 	slots := m.Norms()
 	var sites []nn.FoldSite
