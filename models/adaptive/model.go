@@ -41,11 +41,11 @@ type Model struct {
 	pcg      *rand.PCG
 	rng      *rand.Rand
 
-	x0, dx0       *tensor.Tensor
-	h             *tensor.Tensor // trunk output of the last Forward
-	last          *tensor.Tensor
-	vloss         nn.VocabLoss
-	lossMode      int // what BackwardLoss undoes: 0 none, 1 adaptive, 2 full
+	x0, dx0  *tensor.Tensor
+	h        *tensor.Tensor // trunk output of the last Forward
+	last     *tensor.Tensor
+	vloss    nn.VocabLoss
+	lossMode int // what BackwardLoss undoes: 0 none, 1 adaptive, 2 full
 }
 
 // New builds a model with fairseq's initialisation (Xavier-uniform
