@@ -39,7 +39,7 @@ func Import(path, name string, opts ...Option) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := models.Build(e.Family, cfg, 0)
+	m, err := models.BuildBare(e.Family, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("slab: %s: %w", name, err)
 	}

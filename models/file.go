@@ -97,7 +97,7 @@ func fromFile(f *checkpoint.File, path string, m Model) (Model, []string, error)
 		if err != nil {
 			return nil, nil, err
 		}
-		if m, err = Build(family, c, 0); err != nil {
+		if m, err = BuildBare(family, c); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
@@ -149,7 +149,7 @@ func Clone(m Model) (Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := Build(family, c, 0)
+	d, err := BuildBare(family, c)
 	if err != nil {
 		return nil, err
 	}

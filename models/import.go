@@ -80,7 +80,7 @@ func Import(path, name, key string) (Model, *checkpoint.File, []string, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, err := Build(e.Family, cfg, 0)
+	m, err := BuildBare(e.Family, cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -132,7 +132,7 @@ func Open(path, name string) (Model, []string, error) {
 	if err != nil {
 		return nil, nil, &InputError{Input: "name", Err: err}
 	}
-	m, err := Build(e.Family, cfg, 0)
+	m, err := BuildBare(e.Family, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

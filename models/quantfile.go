@@ -256,11 +256,11 @@ func (r *QuantizeResult) WriteText(w io.Writer) {
 }
 
 // prebuildStored builds the model of a quantized checkpoint from its
-// header alone and releases the float32 values of the Linear weights the
-// file holds in low precision, before the file is read: the float32
-// weights a Build initialises and the file's bytes are then never in
-// memory together (peak resident memory ~ the larger of the two, not
-// their sum). It returns nil for any other file (or one whose header does
+// header alone (BuildBare: no random draws, so the float32 weights are
+// allocated but never written) and releases the float32 values of the
+// Linear weights the file holds in low precision, before the file is
+// read: the float32 Linear weights never become resident, and the peak is
+// the file's bytes plus what stays float32 (embeddings, norms). It returns nil for any other file (or one whose header does
 // not parse: the full read reports that).
 func prebuildStored(path string) (Model, error) {
 	h, err := checkpoint.ReadHeader(path)
@@ -276,7 +276,7 @@ func prebuildStored(path string) (Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := Build(family, c, 0)
+	m, err := BuildBare(family, c)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -100,6 +100,9 @@ func NewAdaptiveInput(name string, vocab, initialDim int, factor float64, dim in
 // Init draws fairseq's initial values: embeddings normal(0, d^-1/2),
 // projections Xavier-uniform.
 func (a *AdaptiveInput) Init(rng *rand.Rand) {
+	if rng == nil {
+		return // a bare build (InitRand)
+	}
 	for _, b := range a.Bands {
 		for i := range b.Emb.W.Data {
 			b.Emb.W.Data[i] = float32(rng.NormFloat64() / math.Sqrt(float64(b.Dim)))

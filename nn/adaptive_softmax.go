@@ -170,6 +170,9 @@ func NewTiedAdaptiveSoftmax(name string, in int, input *AdaptiveInput, tieProj b
 // (Xavier-uniform; the head bias, if any, zero). Tied tensors keep the
 // AdaptiveInput's values, as in fairseq.
 func (s *AdaptiveSoftmax) Init(rng *rand.Rand) {
+	if rng == nil {
+		return // a bare build (InitRand)
+	}
 	for _, p := range s.own {
 		if p == s.HeadBias {
 			p.W.Zero()

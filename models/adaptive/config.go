@@ -374,6 +374,13 @@ func init() {
 			}
 			return New(*ac, seed)
 		},
+		Bare: func(c models.Config) (models.Model, error) {
+			ac, ok := c.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("adaptive: config of type %T", c)
+			}
+			return Bare(*ac)
+		},
 	}, named)
 	models.RegisterSuffixes(
 		models.Suffix{Family: Family, Suffix: "_" + NormLN, Option: "norm", Value: NormLN},

@@ -50,7 +50,15 @@ type Model struct {
 
 // New builds a model with fairseq's initialisation (Xavier-uniform
 // Linears with zero biases, normal(0, D^-1/2) embeddings) from seed.
-func New(c Config, seed uint64) (*Model, error) {
+func New(c Config, seed uint64) (*Model, error) { return build(c, seed, true) }
+
+// Bare is New without the random draws: every parameter is allocated
+// (memory the OS has not provided yet, so not resident until written)
+// for a load that overwrites them all (models.Family.Bare).
+func Bare(c Config) (*Model, error) { return build(c, 0, false) }
+
+// build is New; draw false leaves the parameters' random values out.
+func build(c Config, seed uint64, draw bool) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -89,11 +97,11 @@ func New(c Config, seed uint64) (*Model, error) {
 	}
 	m.dropIn.Rate = c.Dropout
 	m.pos = sinusoidal(c.MaxSeq, D)
-	rng := rand.New(rand.NewPCG(seed, 0xada))
+	rng := nn.InitRand(draw, seed, 0xada)
 	if m.Input != nil {
 		m.Input.Init(rng)
 		m.Softmax.Init(rng)
-	} else {
+	} else if rng != nil {
 		std := 1 / math.Sqrt(float64(D))
 		for i := range m.Embed.Weight.W.Data {
 			m.Embed.Weight.W.Data[i] = float32(rng.NormFloat64() * std)

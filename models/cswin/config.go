@@ -350,6 +350,13 @@ func init() {
 			}
 			return New(*cc, seed)
 		},
+		Bare: func(c models.Config) (models.Model, error) {
+			cc, ok := c.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("cswin: config of type %T", c)
+			}
+			return Bare(*cc)
+		},
 	}, named)
 }
 

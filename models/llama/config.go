@@ -342,6 +342,13 @@ func init() {
 			}
 			return New(*lc, seed)
 		},
+		Bare: func(c models.Config) (models.Model, error) {
+			lc, ok := c.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("llama: config of type %T", c)
+			}
+			return Bare(*lc)
+		},
 		Aliases: []models.Alias{{Official: ".rotary_emb.inv_freq", Check: checkInvFreq}},
 	}, named)
 	models.RegisterSuffixes(

@@ -2,7 +2,6 @@ package llama
 
 import (
 	"fmt"
-	"math/rand/v2"
 
 	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/models"
@@ -35,7 +34,15 @@ type Model struct {
 
 // New builds a model with HF LLaMA initialisation (normal std InitStd for
 // every Linear and the embedding) from seed.
-func New(c Config, seed uint64) (*Model, error) {
+func New(c Config, seed uint64) (*Model, error) { return build(c, seed, true) }
+
+// Bare is New without the random draws: every parameter is allocated
+// (memory the OS has not provided yet, so not resident until written)
+// for a load that overwrites them all (models.Family.Bare).
+func Bare(c Config) (*Model, error) { return build(c, 0, false) }
+
+// build is New; draw false leaves the parameters' random values out.
+func build(c Config, seed uint64, draw bool) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -71,9 +78,9 @@ func New(c Config, seed uint64) (*Model, error) {
 			b.MLP.Up = nn.NewLinear(p+"mlp.up_proj", c.Dim, c.Hidden, true)
 		}
 	}
-	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	rng := nn.InitRand(draw, seed, 0x5eed)
 	for _, p := range m.Params() {
-		if len(p.W.Shape) == 2 {
+		if len(p.W.Shape) == 2 && rng != nil {
 			for i := range p.W.Data {
 				p.W.Data[i] = float32(rng.NormFloat64() * c.InitStd)
 			}

@@ -361,6 +361,13 @@ func init() {
 			}
 			return New(*pc, seed)
 		},
+		Bare: func(c models.Config) (models.Model, error) {
+			pc, ok := c.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("pvt: config of type %T", c)
+			}
+			return Bare(*pc)
+		},
 	}, named)
 }
 

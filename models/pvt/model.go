@@ -60,12 +60,20 @@ type Model struct {
 // trunc-normal(0.02) with zero bias, pos_embed trunc-normal(0.02),
 // convolutions PyTorch's default uniform(±1/sqrt(fan_in)), positional
 // encodings zero, norms 1/0.
-func New(cfg Config, seed uint64) (*Model, error) {
+func New(cfg Config, seed uint64) (*Model, error) { return build(cfg, seed, true) }
+
+// Bare is New without the random draws: every parameter is allocated
+// (memory the OS has not provided yet, so not resident until written)
+// for a load that overwrites them all (models.Family.Bare).
+func Bare(cfg Config) (*Model, error) { return build(cfg, 0, false) }
+
+// build is New; draw false leaves the parameters' random values out.
+func build(cfg Config, seed uint64, draw bool) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	m := &Model{Cfg: cfg, mode: nn.Eval}
-	rng := rand.New(rand.NewPCG(seed, 0x9f7a11))
+	rng := nn.InitRand(draw, seed, 0x9f7a11)
 	spec := cfg.NormSpec()
 	initLinear := func(l *nn.Linear) {
 		nn.TruncNormal(l.Weight.W, 0.02, rng)

@@ -479,6 +479,13 @@ func init() {
 			}
 			return New(*sc, seed)
 		},
+		Bare: func(c models.Config) (models.Model, error) {
+			sc, ok := c.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("swin: config of type %T", c)
+			}
+			return Bare(*sc)
+		},
 		Aliases: aliases,
 	}, named)
 }

@@ -332,6 +332,13 @@ func init() {
 			}
 			return New(*vc, seed)
 		},
+		Bare: func(c models.Config) (models.Model, error) {
+			vc, ok := c.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("vit: config of type %T", c)
+			}
+			return Bare(*vc)
+		},
 	}, named)
 }
 

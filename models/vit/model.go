@@ -78,12 +78,20 @@ type Model struct {
 // and cls_token trunc-normal(0.02), SLA positional_encoding zeros and DWC
 // the conv default, LayerNorm 1/0, RepBN alpha 1 gamma 1, BN 1/0. The same
 // seed gives the same weights.
-func New(cfg Config, seed uint64) (*Model, error) {
+func New(cfg Config, seed uint64) (*Model, error) { return build(cfg, seed, true) }
+
+// Bare is New without the random draws: every parameter is allocated
+// (memory the OS has not provided yet, so not resident until written)
+// for a load that overwrites them all (models.Family.Bare).
+func Bare(cfg Config) (*Model, error) { return build(cfg, 0, false) }
+
+// build is New; draw false leaves the parameters' random values out.
+func build(cfg Config, seed uint64, draw bool) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	m := &Model{Cfg: cfg}
-	rng := rand.New(rand.NewPCG(seed, 0x5eed0f51ab))
+	rng := nn.InitRand(draw, seed, 0x5eed0f51ab)
 	C, N := cfg.Dim, cfg.Tokens()
 
 	m.ClsToken = nn.NewParam("cls_token", true, 1, 1, C)
