@@ -128,6 +128,11 @@ var gemmShapes = []benchShape{
 	{"vits1/fc2", 197, 1536, 384, false, true, 1},
 	{"vits1/qk", 197, 64, 197, false, true, 6},
 	{"vits1/pv", 197, 197, 64, false, false, 6},
+	// DeiT-Small, 32 images.
+	{"vits32/qkv", 6304, 384, 1152, false, true, 1},
+	{"vits32/proj", 6304, 384, 384, false, true, 1},
+	{"vits32/fc1", 6304, 384, 1536, false, true, 1},
+	{"vits32/fc2", 6304, 1536, 384, false, true, 1},
 	// ViT-Tiny, 32 images.
 	{"vit32/qkv", 6304, 192, 576, false, true, 1},
 	{"vit32/proj", 6304, 192, 192, false, true, 1},
