@@ -250,6 +250,19 @@ func (q *QMatrix) Int8Parts() (codes []int8, scales []float32) {
 	return codes, scales
 }
 
+// NewBF16 builds a bf16 matrix of n rows of k from its values [n*k] (bit
+// patterns, row-major), copied into the storage QuantizeBF16 uses (huge
+// pages where the system allows), so a matrix read from a file decodes as
+// fast as one quantized in memory.
+func NewBF16(n, k int, vals []uint16) (*QMatrix, error) {
+	if n < 0 || k < 0 || len(vals) != n*k {
+		return nil, fmt.Errorf("kernels.NewBF16: %d values for a %dx%d matrix", len(vals), n, k)
+	}
+	q := &QMatrix{Dtype: BF16, N: n, K: k, BF16: weightU16(n * k)}
+	copy(q.BF16, vals)
+	return q, nil
+}
+
 // NewInt8 builds an int8 matrix of n rows of k from codes [n*k] and
 // scales [n * k/group] as Int8Parts returns them.
 func NewInt8(n, k, group int, codes []int8, scales []float32) (*QMatrix, error) {

@@ -427,3 +427,25 @@ func TestGemvQG64(t *testing.T) {
 		}
 	}
 }
+
+// TestNewBF16: a bf16 matrix built from stored values holds exactly those
+// values (a copy), and a count that does not fill n x k is an error.
+func TestNewBF16(t *testing.T) {
+	vals := []uint16{0x3f80, 0xbf80, 0x4000, 0x0001, 0x7f7f, 0x8000}
+	q, err := NewBF16(2, 3, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals[0] = 0
+	if q.N != 2 || q.K != 3 || q.Dtype != BF16 || q.BF16[0] != 0x3f80 || q.BF16[5] != 0x8000 {
+		t.Fatalf("NewBF16: %+v", q)
+	}
+	got := make([]float32, 6)
+	q.DequantizeRows(0, 2, got)
+	if got[0] != 1 || got[1] != -1 || got[2] != 2 {
+		t.Errorf("dequantized %v", got)
+	}
+	if _, err := NewBF16(2, 3, vals[:5]); err == nil {
+		t.Error("5 values for 2x3 accepted")
+	}
+}

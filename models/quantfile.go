@@ -138,7 +138,9 @@ func takeStored(m Model, state map[string]*checkpoint.Entry, d kernels.Dtype, pa
 			if err != nil {
 				return fmt.Errorf("%s: %v", path, err)
 			}
-			q = &kernels.QMatrix{Dtype: kernels.BF16, N: n, K: kk, BF16: vals}
+			if q, err = kernels.NewBF16(n, kk, vals); err != nil {
+				return fmt.Errorf("%s: %s: %v", path, k, err)
+			}
 		} else {
 			sk := k + ScaleSuffix
 			se := state[sk]
