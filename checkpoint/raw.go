@@ -72,10 +72,22 @@ func NewInt8Entry(shape []int, vals []int8) *Entry {
 // without widening (ReadRaw), or rounded from F32 (Read widens BF16
 // exactly, so that gives the stored bits back). name labels errors.
 func (e *Entry) BF16s(name string) ([]uint16, error) {
-	if e.DType != "BF16" {
-		return nil, fmt.Errorf("checkpoint: tensor %q is %s, not BF16", name, e.DType)
-	}
 	out := make([]uint16, e.Numel())
+	if err := e.BF16sInto(name, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// BF16sInto is BF16s into dst, which must hold exactly the entry's values:
+// a loader decodes straight into the matrix the model keeps.
+func (e *Entry) BF16sInto(name string, out []uint16) error {
+	if e.DType != "BF16" {
+		return fmt.Errorf("checkpoint: tensor %q is %s, not BF16", name, e.DType)
+	}
+	if len(out) != e.Numel() {
+		return fmt.Errorf("checkpoint: tensor %q: %d values into room for %d", name, e.Numel(), len(out))
+	}
 	switch {
 	case e.Raw != nil && len(e.Raw) == 2*len(out):
 		for i := range out {
@@ -86,9 +98,9 @@ func (e *Entry) BF16s(name string) ([]uint16, error) {
 			out[i] = Float32ToBFloat16(v)
 		}
 	default:
-		return nil, fmt.Errorf("checkpoint: tensor %q: shape %v but no BF16 values to match", name, e.Shape)
+		return fmt.Errorf("checkpoint: tensor %q: shape %v but no BF16 values to match", name, e.Shape)
 	}
-	return out, nil
+	return nil
 }
 
 // Int8s returns an I8 entry's values: a view of Raw (ReadRaw: no copy) or

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -85,5 +86,68 @@ func TestRawLowPrec(t *testing.T) {
 	bad := &File{Tensors: map[string]*Entry{"x": {Shape: []int{2}, Raw: []byte{1, 2}}}}
 	if _, err := Marshal(bad); err == nil {
 		t.Error("raw bytes without a dtype: no error")
+	}
+}
+
+// TestRelease: releasing the entries of a file read whole, one after the
+// other, leaves the others' values intact (whole pages only are given
+// back, and a tensor's pages are its own), drops the released entry's
+// values (Tensor then reports them missing, no zeros), and keeps its dtype
+// and shape.
+func TestRelease(t *testing.T) {
+	f := NewFile()
+	sizes := []int{10000, 3, 4096, 777, 20000} // spans of many pages, of part of one, unaligned
+	want := map[string][]float32{}
+	for i, n := range sizes {
+		v := make([]float32, n)
+		for j := range v {
+			v[j] = float32(i*100000 + j + 1)
+		}
+		name := string(rune('a' + i))
+		want[name] = v
+		f.Tensors[name] = &Entry{DType: "F32", Shape: []int{n}, F32: v}
+	}
+	bf := make([]uint16, 9000)
+	for j := range bf {
+		bf[j] = uint16(0x3f80 + j%64)
+	}
+	f.Tensors["q"] = NewBF16Entry([]int{9000}, bf)
+	path := filepath.Join(t.TempDir(), "r.safetensors")
+	if err := Write(path, f); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadRaw(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(stage string) {
+		for name, v := range want {
+			e := r.Tensors[name]
+			if e.F32 == nil {
+				continue // released
+			}
+			for j, x := range v {
+				if e.F32[j] != x {
+					t.Fatalf("%s: %s[%d] = %v, want %v", stage, name, j, e.F32[j], x)
+				}
+			}
+		}
+		if q := r.Tensors["q"]; q.Raw != nil {
+			got, err := q.BF16s("q")
+			if err != nil || !slices.Equal(got, bf) {
+				t.Fatalf("%s: bf16 entry changed (%v)", stage, err)
+			}
+		}
+	}
+	for _, name := range []string{"a", "q", "c", "e"} {
+		r.Tensors[name].Release()
+		check("after releasing " + name)
+	}
+	e := r.Tensors["a"]
+	if e.DType != "F32" || len(e.Shape) != 1 || e.Shape[0] != 10000 {
+		t.Errorf("released entry lost its dtype or shape: %s %v", e.DType, e.Shape)
+	}
+	if _, err := e.Tensor("a"); err == nil {
+		t.Error("a released entry still gave a tensor")
 	}
 }

@@ -41,6 +41,23 @@ type Entry struct {
 	// decode it); on write, an entry with only Raw set writes those bytes
 	// as DType (see NewBF16Entry, NewInt8Entry).
 	Raw []byte
+
+	// view is the bytes of the file's buffer F32 or Raw views (Read,
+	// ReadRaw), for Release.
+	view []byte
+}
+
+// Release drops e's values and, when they are a view of the buffer Read
+// or ReadRaw filled with the file, gives their pages back to the system:
+// a loader that releases each weight once it is copied into the model
+// peaks near the larger of the file and the model, not their sum. The
+// entry keeps its dtype and shape; its values are gone (Tensor reports
+// it). Entries holding values of their own only drop them.
+func (e *Entry) Release() {
+	if e.view != nil {
+		releaseBytes(e.view)
+	}
+	e.view, e.F32, e.I64, e.Raw = nil, nil, nil, nil
 }
 
 // NewFile returns an empty File ready for Set calls.
@@ -285,8 +302,10 @@ func decodeEntry(h *headerEntry, data []byte, alias, raw bool) (*Entry, error) {
 	switch {
 	case raw && (h.DType == "BF16" || h.DType == "I8"):
 		e.Raw = src[:len(src):len(src)]
+		e.view = e.Raw
 	case alias && littleEndian && h.DType == "F32" && numel > 0 && uintptr(unsafe.Pointer(&src[0]))%4 == 0:
 		e.F32 = unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), numel)
+		e.view = src
 	case info.float:
 		e.F32 = make([]float32, numel)
 		decodeFloats(e.F32, src, h.DType)

@@ -253,9 +253,10 @@ func (q *QMatrix) Int8Parts() (codes []int8, scales []float32) {
 // NewBF16 builds a bf16 matrix of n rows of k from its values [n*k] (bit
 // patterns, row-major), copied into the storage QuantizeBF16 uses (huge
 // pages where the system allows), so a matrix read from a file decodes as
-// fast as one quantized in memory.
+// fast as one quantized in memory. vals nil gives a zero matrix for the
+// caller to fill (q.BF16), without a second copy of the values.
 func NewBF16(n, k int, vals []uint16) (*QMatrix, error) {
-	if n < 0 || k < 0 || len(vals) != n*k {
+	if n < 0 || k < 0 || vals != nil && len(vals) != n*k {
 		return nil, fmt.Errorf("kernels.NewBF16: %d values for a %dx%d matrix", len(vals), n, k)
 	}
 	q := &QMatrix{Dtype: BF16, N: n, K: k, BF16: weightU16(n * k)}

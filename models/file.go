@@ -87,11 +87,12 @@ func ConfigOf(f *checkpoint.File, path string) (*Family, Config, error) {
 // FromFile rebuilds the model a slab checkpoint holds and loads its
 // weights (optimizer state is skipped). The warnings are LoadState's.
 func FromFile(f *checkpoint.File, path string) (Model, []string, error) {
-	return fromFile(f, path, nil)
+	return fromFile(f, path, nil, false)
 }
 
-// fromFile is FromFile into m when it is not nil (built from f's config).
-func fromFile(f *checkpoint.File, path string, m Model) (Model, []string, error) {
+// fromFile is FromFile into m when it is not nil (built from f's config);
+// release drops the values of f's entries as they are copied into m.
+func fromFile(f *checkpoint.File, path string, m Model, release bool) (Model, []string, error) {
 	if m == nil {
 		family, c, err := ConfigOf(f, path)
 		if err != nil {
@@ -110,11 +111,11 @@ func fromFile(f *checkpoint.File, path string, m Model) (Model, []string, error)
 	if d, err := FileDtype(f, path); err != nil {
 		return nil, nil, err
 	} else if d != kernels.F32 {
-		if err := takeStored(m, state, d, path); err != nil {
+		if err := takeStored(m, state, d, path, release); err != nil {
 			return nil, nil, err
 		}
 	}
-	warns, err := LoadState(m, state)
+	warns, err := loadState(m, state, release)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", path, err)
 	}
@@ -122,7 +123,11 @@ func fromFile(f *checkpoint.File, path string, m Model) (Model, []string, error)
 }
 
 // Load reads a slab checkpoint and rebuilds its model; bf16 and int8
-// weights of a quantized checkpoint are kept as stored (ReadRaw).
+// weights of a quantized checkpoint are kept as stored (ReadRaw). The
+// file's weights are released as they are copied into the model (the
+// load peaks near the larger of the file and the model, not their sum):
+// the returned File has its metadata and optimizer state, and the
+// model's tensors as dtype and shape only.
 func Load(path string) (Model, *checkpoint.File, []string, error) {
 	pre, err := prebuildStored(path)
 	if err != nil {
@@ -132,7 +137,7 @@ func Load(path string) (Model, *checkpoint.File, []string, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, warns, err := fromFile(f, path, pre)
+	m, warns, err := fromFile(f, path, pre, true)
 	if err != nil {
 		return nil, nil, nil, err
 	}

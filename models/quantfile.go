@@ -112,8 +112,9 @@ func quantState(m Model) (map[string]*checkpoint.Entry, map[string]string) {
 // takeStored builds the low-precision Linear weights a quantized
 // checkpoint holds (dtype d), removes their scales from state and
 // installs them in m (nn.UseQuantized): LoadState then loads m's other
-// parameters and consumes the weights' entries.
-func takeStored(m Model, state map[string]*checkpoint.Entry, d kernels.Dtype, path string) error {
+// parameters and consumes the weights' entries. release drops each
+// entry's values once copied (checkpoint.Entry.Release).
+func takeStored(m Model, state map[string]*checkpoint.Entry, d kernels.Dtype, path string, release bool) error {
 	want := map[kernels.Dtype]string{kernels.BF16: "BF16", kernels.Int8: "I8"}[d]
 	if want == "" {
 		return fmt.Errorf("%s: metadata %s=%v: not a quantized dtype (bf16, int8)", path, MetaDtype, d)
@@ -134,12 +135,12 @@ func takeStored(m Model, state map[string]*checkpoint.Entry, d kernels.Dtype, pa
 		n, kk := e.Shape[0], e.Shape[1]
 		var q *kernels.QMatrix
 		if d == kernels.BF16 {
-			vals, err := e.BF16s(k)
-			if err != nil {
-				return fmt.Errorf("%s: %v", path, err)
-			}
-			if q, err = kernels.NewBF16(n, kk, vals); err != nil {
+			var err error
+			if q, err = kernels.NewBF16(n, kk, nil); err != nil {
 				return fmt.Errorf("%s: %s: %v", path, k, err)
+			}
+			if err := e.BF16sInto(k, q.BF16); err != nil {
+				return fmt.Errorf("%s: %v", path, err)
 			}
 		} else {
 			sk := k + ScaleSuffix
@@ -162,6 +163,12 @@ func takeStored(m Model, state map[string]*checkpoint.Entry, d kernels.Dtype, pa
 				return fmt.Errorf("%s: %s: %v", path, k, err)
 			}
 			delete(state, sk)
+			if release {
+				se.Release()
+			}
+		}
+		if release {
+			e.Release()
 		}
 		qs[k] = q // its entry stays: LoadState consumes it (and sees the same key set as in a float32 file)
 	}

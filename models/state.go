@@ -63,6 +63,13 @@ func StateDict(m nn.Module) map[string]*checkpoint.Entry {
 // error naming each; m is left untouched on error. Integer counters may be
 // stored as any dtype; floating tensors as F32, F16 or BF16.
 func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, err error) {
+	return loadState(m, state, false)
+}
+
+// loadState is LoadState; release drops each entry's values once they are
+// copied into m (checkpoint.Entry.Release), for a loader that read the
+// file itself and needs only its metadata afterwards.
+func loadState(m Model, state map[string]*checkpoint.Entry, release bool) (warnings []string, err error) {
 	var aliases []Alias
 	if f, ferr := FamilyOf(m.Family()); ferr == nil {
 		aliases = f.Aliases
@@ -123,6 +130,14 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 		return "", nil
 	}
 	var todo []func()
+	// uses counts the copies still to come from each entry (an alias may
+	// feed two tensors): an entry is released after its last one.
+	uses := map[*checkpoint.Entry]int{}
+	done := func(e *checkpoint.Entry) {
+		if uses[e]--; release && uses[e] == 0 {
+			e.Release()
+		}
+	}
 	for _, p := range m.Params() {
 		if nn.Stored(p) {
 			used[p.Name] = true // held in bf16/int8 only: installed from that entry (quantfile.go)
@@ -149,8 +164,9 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 		if nonFinite == nil {
 			nonFinite = nn.CheckFinite("tensor "+key, t)
 		}
-		dst, pp := p.W, p
-		todo = append(todo, func() { copy(dst.Data, t.Data); pp.MarkChanged() })
+		dst, pp, ee := p.W, p, e
+		uses[e]++
+		todo = append(todo, func() { copy(dst.Data, t.Data); pp.MarkChanged(); done(ee) })
 	}
 	for _, b := range m.Buffers() {
 		key, e := lookup(b.Name)
@@ -196,8 +212,9 @@ func LoadState(m Model, state map[string]*checkpoint.Entry) (warnings []string, 
 		if nonFinite == nil {
 			nonFinite = nn.CheckFinite("tensor "+key, t)
 		}
-		dst := b.F
-		todo = append(todo, func() { copy(dst.Data, t.Data) })
+		dst, ee := b.F, e
+		uses[e]++
+		todo = append(todo, func() { copy(dst.Data, t.Data); done(ee) })
 	}
 	// A RepBN loaded from a LinearNorm layout consumes the LinearNorm's own
 	// keys; report an unfinished schedule there too.
