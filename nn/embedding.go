@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 
+	"github.com/slabml/slab/kernels"
 	"github.com/slabml/slab/tensor"
 )
 
@@ -47,7 +48,12 @@ func (e *Embedding) Forward(ids []int, shape ...int) (*tensor.Tensor, error) {
 	}
 	e.ids = append(e.ids[:0], ids...)
 	w := e.Weight.W.Data
-	q := StoredWeight(e.Weight) // a tied table quantized as the output head
+	// A table tied to a quantized output head is looked up in the head's
+	// low-precision values, stored or kept beside float32 (Tie).
+	var q *kernels.QMatrix
+	if l := e.Weight.lin; l != nil && l.qs != nil {
+		q = l.qs.get(e.Weight)
+	}
 	for i, id := range ids {
 		if id < 0 || id >= e.Vocab {
 			return nil, fmt.Errorf("embedding %s: token id %d out of range [0,%d)", e.Weight.Name, id, e.Vocab)

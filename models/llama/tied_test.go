@@ -105,6 +105,22 @@ func TestTiedQuantized(t *testing.T) {
 			t.Errorf("%v: decoded logits differ from the prompt's by %.3g", dt, step)
 		}
 
+		// Kept beside float32 (benchmarks switching dtypes), the lookup
+		// still reads the values the head multiplies by.
+		k := testModel(t, NormRMS, true)
+		if _, err := nn.QuantizeWith(k, dt, nn.QuantOptions{Keep: true}); err != nil {
+			t.Fatal(err)
+		}
+		ke, err := k.Embed.Forward(ids[:1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range D {
+			if w := ref.Embed.Weight.W.Data[ids[0]*D+j]; ke.Data[j] != w {
+				t.Fatalf("%v kept: looked-up value %d = %v, head's table holds %v", dt, j, ke.Data[j], w)
+			}
+		}
+
 		if _, err := q.FoldSites(); err == nil || !strings.Contains(err.Error(), "model.embed_tokens.weight") {
 			t.Errorf("%v: untying a stored table: %v", dt, err)
 		}
