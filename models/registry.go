@@ -20,13 +20,12 @@ type Family struct {
 	// into.
 	NewConfig func() Config
 	// Build makes a model from a validated config with weights initialised
-	// from seed as the official code does.
-	Build func(cfg Config, seed uint64) (Model, error)
-	// Bare, when set, is Build without the random draws (the values are
-	// about to be loaded): loading a checkpoint then never writes, and the
-	// OS never provides, the pages of weights the file overwrites or, for
-	// a quantized file, replaces. Nil: loads call Build.
-	Bare func(cfg Config) (Model, error)
+	// from seed as the official code does. With draw false the values are
+	// about to be loaded, and the random draws may be left out: loading a
+	// checkpoint then never writes, and the OS never provides, the pages of
+	// weights the file overwrites or, for a quantized file, replaces
+	// (BuildBare).
+	Build func(cfg Config, seed uint64, draw bool) (Model, error)
 	// Aliases map official state-dict layouts onto the model's names (see
 	// LoadState); nil when the names are the official ones.
 	Aliases []Alias
@@ -248,24 +247,20 @@ func Build(f *Family, cfg Config, seed uint64) (Model, error) {
 	if err := CheckMemory("", cfg, 0, false); err != nil {
 		return nil, err
 	}
-	return f.Build(cfg, seed)
+	return f.Build(cfg, seed, true)
 }
 
 // BuildBare is Build for a model whose every parameter is about to be
-// loaded: the family's Bare when it has one (no random draws, so the
-// weights a file overwrites never become resident twice), else Build from
-// seed 0.
+// loaded: no random draws, so the weights a file overwrites never become
+// resident twice.
 func BuildBare(f *Family, cfg Config) (Model, error) {
-	if f.Bare == nil {
-		return Build(f, cfg, 0)
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := CheckMemory("", cfg, 0, false); err != nil {
 		return nil, err
 	}
-	return f.Bare(cfg)
+	return f.Build(cfg, 0, false)
 }
 
 // New resolves name and builds its model from seed.

@@ -21,7 +21,7 @@ var errCrash = errors.New("simulated kill")
 func init() {
 	models.Register(&models.Family{Name: "toy", Task: models.TaskClassify, Doc: "the trainer tests' toy classifier",
 		NewConfig: func() models.Config { return &toyConfig{} },
-		Build: func(c models.Config, seed uint64) (models.Model, error) {
+		Build: func(c models.Config, seed uint64, _ bool) (models.Model, error) {
 			tc := c.(*toyConfig)
 			return newToy(tc.In, tc.Out, seed), nil
 		}}, nil)

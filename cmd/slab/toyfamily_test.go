@@ -86,7 +86,9 @@ func (m *toyNet) Backward(dy *tensor.Tensor) {
 func init() {
 	models.Register(&models.Family{Name: "toy", Task: models.TaskClassify, Doc: "a test's toy classifier",
 		NewConfig: func() models.Config { return &toyConfig{} },
-		Build:     func(c models.Config, seed uint64) (models.Model, error) { return newToy(c.(*toyConfig), seed), nil },
+		Build: func(c models.Config, seed uint64, _ bool) (models.Model, error) {
+			return newToy(c.(*toyConfig), seed), nil
+		},
 	}, map[string]models.Config{"toy_28": &toyConfig{Name: "toy_28", Norm: nn.NormPRepBN}})
 }
 

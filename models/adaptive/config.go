@@ -367,19 +367,12 @@ func init() {
 		Name: Family, Task: models.TaskLM,
 		Doc:       "adaptive-input Transformer LMs (Baevski & Auli 2019) with LayerNorm or PRepBN; names take _full, then _layernorm/_prepbn",
 		NewConfig: func() models.Config { return &Config{} },
-		Build: func(c models.Config, seed uint64) (models.Model, error) {
+		Build: func(c models.Config, seed uint64, draw bool) (models.Model, error) {
 			ac, ok := c.(*Config)
 			if !ok {
 				return nil, fmt.Errorf("adaptive: config of type %T", c)
 			}
-			return New(*ac, seed)
-		},
-		Bare: func(c models.Config) (models.Model, error) {
-			ac, ok := c.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("adaptive: config of type %T", c)
-			}
-			return Bare(*ac)
+			return build(*ac, seed, draw)
 		},
 	}, named)
 	models.RegisterSuffixes(

@@ -52,12 +52,10 @@ type Model struct {
 // Linears with zero biases, normal(0, D^-1/2) embeddings) from seed.
 func New(c Config, seed uint64) (*Model, error) { return build(c, seed, true) }
 
-// Bare is New without the random draws: every parameter is allocated
-// (memory the OS has not provided yet, so not resident until written)
-// for a load that overwrites them all (models.Family.Bare).
-func Bare(c Config) (*Model, error) { return build(c, 0, false) }
-
-// build is New; draw false leaves the parameters' random values out.
+// build is New; draw false leaves the parameters' random values out:
+// every parameter is allocated (memory the OS has not provided yet, so
+// not resident until written) for a load that overwrites them all
+// (models.BuildBare).
 func build(c Config, seed uint64, draw bool) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err

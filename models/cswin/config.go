@@ -343,19 +343,12 @@ func init() {
 		Name: Family, Task: models.TaskClassify,
 		Doc:       "CSWin Transformers: SLAB-CSwin (global SLA with DWC and LePE in stages 1-2, cross-shaped stripe softmax attention after), a convolutional stem and strided merges",
 		NewConfig: func() models.Config { return &Config{} },
-		Build: func(c models.Config, seed uint64) (models.Model, error) {
+		Build: func(c models.Config, seed uint64, draw bool) (models.Model, error) {
 			cc, ok := c.(*Config)
 			if !ok {
 				return nil, fmt.Errorf("cswin: config of type %T", c)
 			}
-			return New(*cc, seed)
-		},
-		Bare: func(c models.Config) (models.Model, error) {
-			cc, ok := c.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("cswin: config of type %T", c)
-			}
-			return Bare(*cc)
+			return build(*cc, seed, draw)
 		},
 	}, named)
 }

@@ -61,12 +61,10 @@ type Model struct {
 // uniform(±1/sqrt(fan_in)), positional encodings and scale zero, norms 1/0.
 func New(cfg Config, seed uint64) (*Model, error) { return build(cfg, seed, true) }
 
-// Bare is New without the random draws: every parameter is allocated
-// (memory the OS has not provided yet, so not resident until written)
-// for a load that overwrites them all (models.Family.Bare).
-func Bare(cfg Config) (*Model, error) { return build(cfg, 0, false) }
-
-// build is New; draw false leaves the parameters' random values out.
+// build is New; draw false leaves the parameters' random values out:
+// every parameter is allocated (memory the OS has not provided yet, so
+// not resident until written) for a load that overwrites them all
+// (models.BuildBare).
 func build(cfg Config, seed uint64, draw bool) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -335,19 +335,12 @@ func init() {
 		Name: Family, Task: models.TaskLM,
 		Doc:       "LLaMA-style decoders (RoPE, SwiGLU) with RMSNorm, LayerNorm or PRepBN; names take _rmsnorm/_layernorm/_prepbn and _sla",
 		NewConfig: func() models.Config { return &Config{} },
-		Build: func(c models.Config, seed uint64) (models.Model, error) {
+		Build: func(c models.Config, seed uint64, draw bool) (models.Model, error) {
 			lc, ok := c.(*Config)
 			if !ok {
 				return nil, fmt.Errorf("llama: config of type %T", c)
 			}
-			return New(*lc, seed)
-		},
-		Bare: func(c models.Config) (models.Model, error) {
-			lc, ok := c.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("llama: config of type %T", c)
-			}
-			return Bare(*lc)
+			return build(*lc, seed, draw)
 		},
 		Aliases: []models.Alias{{Official: ".rotary_emb.inv_freq", Check: checkInvFreq}},
 	}, named)

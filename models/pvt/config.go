@@ -354,19 +354,12 @@ func init() {
 		Name: Family, Task: models.TaskClassify,
 		Doc:       "Pyramid Vision Transformers: SLAB-PVT (SLA in every stage), PVT-PRepBN and PVT (spatial-reduction softmax attention), four stages of strided patch embeddings",
 		NewConfig: func() models.Config { return &Config{} },
-		Build: func(c models.Config, seed uint64) (models.Model, error) {
+		Build: func(c models.Config, seed uint64, draw bool) (models.Model, error) {
 			pc, ok := c.(*Config)
 			if !ok {
 				return nil, fmt.Errorf("pvt: config of type %T", c)
 			}
-			return New(*pc, seed)
-		},
-		Bare: func(c models.Config) (models.Model, error) {
-			pc, ok := c.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("pvt: config of type %T", c)
-			}
-			return Bare(*pc)
+			return build(*pc, seed, draw)
 		},
 	}, named)
 }

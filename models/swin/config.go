@@ -472,19 +472,12 @@ func init() {
 		Name: Family, Task: models.TaskClassify,
 		Doc:       "Swin Transformers: Swin, Swin-PRepBN, SLAB-Swin (SLA stages 1-2) and FLatten-Swin (focused linear attention), four stages with patch merging",
 		NewConfig: func() models.Config { return &Config{} },
-		Build: func(c models.Config, seed uint64) (models.Model, error) {
+		Build: func(c models.Config, seed uint64, draw bool) (models.Model, error) {
 			sc, ok := c.(*Config)
 			if !ok {
 				return nil, fmt.Errorf("swin: config of type %T", c)
 			}
-			return New(*sc, seed)
-		},
-		Bare: func(c models.Config) (models.Model, error) {
-			sc, ok := c.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("swin: config of type %T", c)
-			}
-			return Bare(*sc)
+			return build(*sc, seed, draw)
 		},
 		Aliases: aliases,
 	}, named)

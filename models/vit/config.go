@@ -325,19 +325,12 @@ func init() {
 		Name: Family, Task: models.TaskClassify,
 		Doc:       "DeiT-style ViTs: DeiT, DeiT-PRepBN, SLAB-DeiT (one stage, patch embedding, cls token or mean pooling)",
 		NewConfig: func() models.Config { return &Config{} },
-		Build: func(c models.Config, seed uint64) (models.Model, error) {
+		Build: func(c models.Config, seed uint64, draw bool) (models.Model, error) {
 			vc, ok := c.(*Config)
 			if !ok {
 				return nil, fmt.Errorf("vit: config of type %T", c)
 			}
-			return New(*vc, seed)
-		},
-		Bare: func(c models.Config) (models.Model, error) {
-			vc, ok := c.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("vit: config of type %T", c)
-			}
-			return Bare(*vc)
+			return build(*vc, seed, draw)
 		},
 	}, named)
 }
