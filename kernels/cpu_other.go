@@ -33,7 +33,7 @@ func peakLoop(Path) (func(n int), float64) { return nil, 0 }
 
 func readSum(int, *float32) float32 { panic("kernels: no vector read loop on this architecture") }
 
-func kernelAVX512Rows(bool, int, int, int, *float32, int, *float32, int, *float32, int, int) {
+func kernelAVX512Rows(bool, int, int, int, *float32, int, *float32, int, *float32, int, int, *float32, *float32) {
 	panic("kernels: no assembly microkernel on this architecture")
 }
 

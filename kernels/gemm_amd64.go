@@ -12,13 +12,13 @@ package kernels
 // kernels need only AVX-512F (EVEX encodings of FMA, broadcasts, shuffles).
 
 //go:noescape
-func sgemmKernelAVX512(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmKernelAVX512(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmKernelAVX2(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmKernelAVX2(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmKernelAVX512DA(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmKernelAVX512DA(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
 func transpose16AVX512(kc int, src *float32, ld int, dst *float32, dstride int)
@@ -58,9 +58,9 @@ func selectKernels(p Path) {
 
 func callKernel(kind kernelKind, kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int) {
 	if kind == kernelAVX512 {
-		sgemmKernelAVX512(kc, a, astride, b, bstride, c, ldc, accum)
+		sgemmKernelAVX512(kc, a, astride, b, bstride, c, ldc, accum, nil, nil)
 	} else {
-		sgemmKernelAVX2(kc, a, astride, b, bstride, c, ldc, accum)
+		sgemmKernelAVX2(kc, a, astride, b, bstride, c, ldc, accum, nil, nil)
 	}
 }
 
@@ -69,7 +69,7 @@ func callDot4(k int, x, w *float32, ldw int, out *float32) { gemvDot4AVX512(k, x
 func callDot8(k int, x, w *float32, ldw int, out *float32) { gemvDot8AVX512(k, x, w, ldw, out) }
 
 func callKernelDA(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int) {
-	sgemmKernelAVX512DA(kc, a, lda, b, bstride, c, ldc, accum)
+	sgemmKernelAVX512DA(kc, a, lda, b, bstride, c, ldc, accum, nil, nil)
 }
 
 func transpose16(kc int, src *float32, ld int, dst *float32, dstride int) {

@@ -2,9 +2,9 @@
 
 #include "textflag.h"
 
-// func sgemmKernelAVX512(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmKernelAVX512(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 12x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-64
+TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -297,70 +297,113 @@ sgemmKernelAVX512_tail:
 	JMP sgemmKernelAVX512_tail
 sgemmKernelAVX512_store:
 	TESTQ DX, DX
-	JEQ sgemmKernelAVX512_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z20, Z20
-	VMOVUPS Z20, 0(R8)
-	VADDPS 64(R8), Z21, Z21
-	VMOVUPS Z21, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z22, Z22
-	VMOVUPS Z22, 0(R8)
-	VADDPS 64(R8), Z23, Z23
-	VMOVUPS Z23, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z24, Z24
-	VMOVUPS Z24, 0(R8)
-	VADDPS 64(R8), Z25, Z25
-	VMOVUPS Z25, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z26, Z26
-	VMOVUPS Z26, 0(R8)
-	VADDPS 64(R8), Z27, Z27
-	VMOVUPS Z27, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmKernelAVX512_overwrite:
+	JEQ sgemmKernelAVX512_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+	ADDQ R9, R10
+	VADDPS 0(R10), Z20, Z20
+	VADDPS 64(R10), Z21, Z21
+	ADDQ R9, R10
+	VADDPS 0(R10), Z22, Z22
+	VADDPS 64(R10), Z23, Z23
+	ADDQ R9, R10
+	VADDPS 0(R10), Z24, Z24
+	VADDPS 64(R10), Z25, Z25
+	ADDQ R9, R10
+	VADDPS 0(R10), Z26, Z26
+	VADDPS 64(R10), Z27, Z27
+sgemmKernelAVX512_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmKernelAVX512_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+	VADDPS Z0, Z20, Z20
+	VADDPS Z1, Z21, Z21
+	VADDPS Z0, Z22, Z22
+	VADDPS Z1, Z23, Z23
+	VADDPS Z0, Z24, Z24
+	VADDPS Z1, Z25, Z25
+	VADDPS Z0, Z26, Z26
+	VADDPS Z1, Z27, Z27
+sgemmKernelAVX512_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmKernelAVX512_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+	ADDQ R9, R11
+	VADDPS 0(R11), Z20, Z20
+	VADDPS 64(R11), Z21, Z21
+	ADDQ R9, R11
+	VADDPS 0(R11), Z22, Z22
+	VADDPS 64(R11), Z23, Z23
+	ADDQ R9, R11
+	VADDPS 0(R11), Z24, Z24
+	VADDPS 64(R11), Z25, Z25
+	ADDQ R9, R11
+	VADDPS 0(R11), Z26, Z26
+	VADDPS 64(R11), Z27, Z27
+sgemmKernelAVX512_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -400,9 +443,9 @@ sgemmKernelAVX512_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmKernelAVX2(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmKernelAVX2(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 6x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-64
+TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -569,40 +612,65 @@ sgemmKernelAVX2_tail:
 	JMP sgemmKernelAVX2_tail
 sgemmKernelAVX2_store:
 	TESTQ DX, DX
-	JEQ sgemmKernelAVX2_overwrite
-	VADDPS 0(R8), Y4, Y4
-	VMOVUPS Y4, 0(R8)
-	VADDPS 32(R8), Y5, Y5
-	VMOVUPS Y5, 32(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Y6, Y6
-	VMOVUPS Y6, 0(R8)
-	VADDPS 32(R8), Y7, Y7
-	VMOVUPS Y7, 32(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Y8, Y8
-	VMOVUPS Y8, 0(R8)
-	VADDPS 32(R8), Y9, Y9
-	VMOVUPS Y9, 32(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Y10, Y10
-	VMOVUPS Y10, 0(R8)
-	VADDPS 32(R8), Y11, Y11
-	VMOVUPS Y11, 32(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Y12, Y12
-	VMOVUPS Y12, 0(R8)
-	VADDPS 32(R8), Y13, Y13
-	VMOVUPS Y13, 32(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Y14, Y14
-	VMOVUPS Y14, 0(R8)
-	VADDPS 32(R8), Y15, Y15
-	VMOVUPS Y15, 32(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmKernelAVX2_overwrite:
+	JEQ sgemmKernelAVX2_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Y4, Y4
+	VADDPS 32(R10), Y5, Y5
+	ADDQ R9, R10
+	VADDPS 0(R10), Y6, Y6
+	VADDPS 32(R10), Y7, Y7
+	ADDQ R9, R10
+	VADDPS 0(R10), Y8, Y8
+	VADDPS 32(R10), Y9, Y9
+	ADDQ R9, R10
+	VADDPS 0(R10), Y10, Y10
+	VADDPS 32(R10), Y11, Y11
+	ADDQ R9, R10
+	VADDPS 0(R10), Y12, Y12
+	VADDPS 32(R10), Y13, Y13
+	ADDQ R9, R10
+	VADDPS 0(R10), Y14, Y14
+	VADDPS 32(R10), Y15, Y15
+sgemmKernelAVX2_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmKernelAVX2_res
+	VMOVUPS 0(R11), Y0
+	VMOVUPS 32(R11), Y1
+	VADDPS Y0, Y4, Y4
+	VADDPS Y1, Y5, Y5
+	VADDPS Y0, Y6, Y6
+	VADDPS Y1, Y7, Y7
+	VADDPS Y0, Y8, Y8
+	VADDPS Y1, Y9, Y9
+	VADDPS Y0, Y10, Y10
+	VADDPS Y1, Y11, Y11
+	VADDPS Y0, Y12, Y12
+	VADDPS Y1, Y13, Y13
+	VADDPS Y0, Y14, Y14
+	VADDPS Y1, Y15, Y15
+sgemmKernelAVX2_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmKernelAVX2_write
+	VADDPS 0(R11), Y4, Y4
+	VADDPS 32(R11), Y5, Y5
+	ADDQ R9, R11
+	VADDPS 0(R11), Y6, Y6
+	VADDPS 32(R11), Y7, Y7
+	ADDQ R9, R11
+	VADDPS 0(R11), Y8, Y8
+	VADDPS 32(R11), Y9, Y9
+	ADDQ R9, R11
+	VADDPS 0(R11), Y10, Y10
+	VADDPS 32(R11), Y11, Y11
+	ADDQ R9, R11
+	VADDPS 0(R11), Y12, Y12
+	VADDPS 32(R11), Y13, Y13
+	ADDQ R9, R11
+	VADDPS 0(R11), Y14, Y14
+	VADDPS 32(R11), Y15, Y15
+sgemmKernelAVX2_write:
 	VMOVUPS Y4, 0(R8)
 	VMOVUPS Y5, 32(R8)
 	ADDQ R9, R8
@@ -624,9 +692,9 @@ sgemmKernelAVX2_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmKernelAVX512DA(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmKernelAVX512DA(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 12x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmKernelAVX512DA(SB), NOSPLIT, $0-64
+TEXT ·sgemmKernelAVX512DA(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -914,70 +982,113 @@ sgemmKernelAVX512DA_tail:
 	JMP sgemmKernelAVX512DA_tail
 sgemmKernelAVX512DA_store:
 	TESTQ DX, DX
-	JEQ sgemmKernelAVX512DA_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z20, Z20
-	VMOVUPS Z20, 0(R8)
-	VADDPS 64(R8), Z21, Z21
-	VMOVUPS Z21, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z22, Z22
-	VMOVUPS Z22, 0(R8)
-	VADDPS 64(R8), Z23, Z23
-	VMOVUPS Z23, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z24, Z24
-	VMOVUPS Z24, 0(R8)
-	VADDPS 64(R8), Z25, Z25
-	VMOVUPS Z25, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z26, Z26
-	VMOVUPS Z26, 0(R8)
-	VADDPS 64(R8), Z27, Z27
-	VMOVUPS Z27, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmKernelAVX512DA_overwrite:
+	JEQ sgemmKernelAVX512DA_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+	ADDQ R9, R10
+	VADDPS 0(R10), Z20, Z20
+	VADDPS 64(R10), Z21, Z21
+	ADDQ R9, R10
+	VADDPS 0(R10), Z22, Z22
+	VADDPS 64(R10), Z23, Z23
+	ADDQ R9, R10
+	VADDPS 0(R10), Z24, Z24
+	VADDPS 64(R10), Z25, Z25
+	ADDQ R9, R10
+	VADDPS 0(R10), Z26, Z26
+	VADDPS 64(R10), Z27, Z27
+sgemmKernelAVX512DA_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmKernelAVX512DA_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+	VADDPS Z0, Z20, Z20
+	VADDPS Z1, Z21, Z21
+	VADDPS Z0, Z22, Z22
+	VADDPS Z1, Z23, Z23
+	VADDPS Z0, Z24, Z24
+	VADDPS Z1, Z25, Z25
+	VADDPS Z0, Z26, Z26
+	VADDPS Z1, Z27, Z27
+sgemmKernelAVX512DA_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmKernelAVX512DA_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+	ADDQ R9, R11
+	VADDPS 0(R11), Z20, Z20
+	VADDPS 64(R11), Z21, Z21
+	ADDQ R9, R11
+	VADDPS 0(R11), Z22, Z22
+	VADDPS 64(R11), Z23, Z23
+	ADDQ R9, R11
+	VADDPS 0(R11), Z24, Z24
+	VADDPS 64(R11), Z25, Z25
+	ADDQ R9, R11
+	VADDPS 0(R11), Z26, Z26
+	VADDPS 64(R11), Z27, Z27
+sgemmKernelAVX512DA_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -1017,9 +1128,9 @@ sgemmKernelAVX512DA_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S1x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S1x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 1x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S1x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S1x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -1075,21 +1186,29 @@ sgemmAVX512S1x16_tail:
 	JMP sgemmAVX512S1x16_tail
 sgemmAVX512S1x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S1x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S1x16_overwrite:
+	JEQ sgemmAVX512S1x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+sgemmAVX512S1x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S1x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+sgemmAVX512S1x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S1x16_write
+	VADDPS 0(R11), Z3, Z3
+sgemmAVX512S1x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S2x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S2x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 2x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S2x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S2x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -1153,16 +1272,26 @@ sgemmAVX512S2x16_tail:
 	JMP sgemmAVX512S2x16_tail
 sgemmAVX512S2x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S2x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S2x16_overwrite:
+	JEQ sgemmAVX512S2x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+sgemmAVX512S2x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S2x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+sgemmAVX512S2x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S2x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+sgemmAVX512S2x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -1170,9 +1299,9 @@ sgemmAVX512S2x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S3x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S3x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 3x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S3x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S3x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -1244,19 +1373,31 @@ sgemmAVX512S3x16_tail:
 	JMP sgemmAVX512S3x16_tail
 sgemmAVX512S3x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S3x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S3x16_overwrite:
+	JEQ sgemmAVX512S3x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+sgemmAVX512S3x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S3x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+sgemmAVX512S3x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S3x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+sgemmAVX512S3x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -1266,9 +1407,9 @@ sgemmAVX512S3x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S4x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S4x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 4x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S4x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S4x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -1348,22 +1489,36 @@ sgemmAVX512S4x16_tail:
 	JMP sgemmAVX512S4x16_tail
 sgemmAVX512S4x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S4x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S4x16_overwrite:
+	JEQ sgemmAVX512S4x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+sgemmAVX512S4x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S4x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+sgemmAVX512S4x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S4x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+sgemmAVX512S4x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -1375,9 +1530,9 @@ sgemmAVX512S4x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S5x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S5x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 5x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S5x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S5x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -1465,25 +1620,41 @@ sgemmAVX512S5x16_tail:
 	JMP sgemmAVX512S5x16_tail
 sgemmAVX512S5x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S5x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S5x16_overwrite:
+	JEQ sgemmAVX512S5x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+sgemmAVX512S5x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S5x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+sgemmAVX512S5x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S5x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+sgemmAVX512S5x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -1497,9 +1668,9 @@ sgemmAVX512S5x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S6x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S6x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 6x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S6x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S6x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -1595,28 +1766,46 @@ sgemmAVX512S6x16_tail:
 	JMP sgemmAVX512S6x16_tail
 sgemmAVX512S6x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S6x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S6x16_overwrite:
+	JEQ sgemmAVX512S6x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+sgemmAVX512S6x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S6x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+sgemmAVX512S6x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S6x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+sgemmAVX512S6x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -1632,9 +1821,9 @@ sgemmAVX512S6x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S7x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S7x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 7x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S7x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S7x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -1738,31 +1927,51 @@ sgemmAVX512S7x16_tail:
 	JMP sgemmAVX512S7x16_tail
 sgemmAVX512S7x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S7x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S7x16_overwrite:
+	JEQ sgemmAVX512S7x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+sgemmAVX512S7x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S7x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+sgemmAVX512S7x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S7x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+sgemmAVX512S7x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -1780,9 +1989,9 @@ sgemmAVX512S7x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S8x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S8x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 8x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S8x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S8x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -1894,34 +2103,56 @@ sgemmAVX512S8x16_tail:
 	JMP sgemmAVX512S8x16_tail
 sgemmAVX512S8x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S8x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S8x16_overwrite:
+	JEQ sgemmAVX512S8x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+sgemmAVX512S8x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S8x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+sgemmAVX512S8x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S8x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+sgemmAVX512S8x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -1941,9 +2172,9 @@ sgemmAVX512S8x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S9x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S9x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 9x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S9x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S9x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -2063,37 +2294,61 @@ sgemmAVX512S9x16_tail:
 	JMP sgemmAVX512S9x16_tail
 sgemmAVX512S9x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S9x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z11, Z11
-	VMOVUPS Z11, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S9x16_overwrite:
+	JEQ sgemmAVX512S9x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	ADDQ R9, R10
+	VADDPS 0(R10), Z11, Z11
+sgemmAVX512S9x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S9x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z0, Z11, Z11
+sgemmAVX512S9x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S9x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	ADDQ R9, R11
+	VADDPS 0(R11), Z11, Z11
+sgemmAVX512S9x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -2115,9 +2370,9 @@ sgemmAVX512S9x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S10x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S10x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 10x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S10x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S10x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -2245,40 +2500,66 @@ sgemmAVX512S10x16_tail:
 	JMP sgemmAVX512S10x16_tail
 sgemmAVX512S10x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S10x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z11, Z11
-	VMOVUPS Z11, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S10x16_overwrite:
+	JEQ sgemmAVX512S10x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	ADDQ R9, R10
+	VADDPS 0(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+sgemmAVX512S10x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S10x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z0, Z11, Z11
+	VADDPS Z0, Z12, Z12
+sgemmAVX512S10x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S10x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	ADDQ R9, R11
+	VADDPS 0(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+sgemmAVX512S10x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -2302,9 +2583,9 @@ sgemmAVX512S10x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S11x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S11x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 11x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S11x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S11x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -2440,43 +2721,71 @@ sgemmAVX512S11x16_tail:
 	JMP sgemmAVX512S11x16_tail
 sgemmAVX512S11x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S11x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z11, Z11
-	VMOVUPS Z11, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z13, Z13
-	VMOVUPS Z13, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S11x16_overwrite:
+	JEQ sgemmAVX512S11x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	ADDQ R9, R10
+	VADDPS 0(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	ADDQ R9, R10
+	VADDPS 0(R10), Z13, Z13
+sgemmAVX512S11x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S11x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z0, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z0, Z13, Z13
+sgemmAVX512S11x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S11x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	ADDQ R9, R11
+	VADDPS 0(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	ADDQ R9, R11
+	VADDPS 0(R11), Z13, Z13
+sgemmAVX512S11x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -2502,9 +2811,9 @@ sgemmAVX512S11x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S12x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S12x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 12x16 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S12x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S12x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -2648,46 +2957,76 @@ sgemmAVX512S12x16_tail:
 	JMP sgemmAVX512S12x16_tail
 sgemmAVX512S12x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S12x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z11, Z11
-	VMOVUPS Z11, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z13, Z13
-	VMOVUPS Z13, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S12x16_overwrite:
+	JEQ sgemmAVX512S12x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	ADDQ R9, R10
+	VADDPS 0(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	ADDQ R9, R10
+	VADDPS 0(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+sgemmAVX512S12x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S12x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z0, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z0, Z13, Z13
+	VADDPS Z0, Z14, Z14
+sgemmAVX512S12x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S12x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	ADDQ R9, R11
+	VADDPS 0(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	ADDQ R9, R11
+	VADDPS 0(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+sgemmAVX512S12x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -2715,9 +3054,9 @@ sgemmAVX512S12x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S1x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S1x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 1x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S1x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S1x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -2790,24 +3129,34 @@ sgemmAVX512S1x32_tail:
 	JMP sgemmAVX512S1x32_tail
 sgemmAVX512S1x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S1x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S1x32_overwrite:
+	JEQ sgemmAVX512S1x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+sgemmAVX512S1x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S1x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+sgemmAVX512S1x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S1x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+sgemmAVX512S1x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S2x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S2x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 2x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S2x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S2x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -2900,20 +3249,33 @@ sgemmAVX512S2x32_tail:
 	JMP sgemmAVX512S2x32_tail
 sgemmAVX512S2x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S2x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S2x32_overwrite:
+	JEQ sgemmAVX512S2x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+sgemmAVX512S2x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S2x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+sgemmAVX512S2x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S2x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+sgemmAVX512S2x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -2923,9 +3285,9 @@ sgemmAVX512S2x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S3x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S3x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 3x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S3x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S3x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -3038,25 +3400,41 @@ sgemmAVX512S3x32_tail:
 	JMP sgemmAVX512S3x32_tail
 sgemmAVX512S3x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S3x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S3x32_overwrite:
+	JEQ sgemmAVX512S3x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+sgemmAVX512S3x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S3x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+sgemmAVX512S3x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S3x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+sgemmAVX512S3x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -3069,9 +3447,9 @@ sgemmAVX512S3x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S4x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S4x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 4x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S4x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S4x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -3204,30 +3582,49 @@ sgemmAVX512S4x32_tail:
 	JMP sgemmAVX512S4x32_tail
 sgemmAVX512S4x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S4x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S4x32_overwrite:
+	JEQ sgemmAVX512S4x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+sgemmAVX512S4x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S4x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+sgemmAVX512S4x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S4x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+sgemmAVX512S4x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -3243,9 +3640,9 @@ sgemmAVX512S4x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S5x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S5x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 5x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S5x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S5x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -3398,35 +3795,57 @@ sgemmAVX512S5x32_tail:
 	JMP sgemmAVX512S5x32_tail
 sgemmAVX512S5x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S5x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S5x32_overwrite:
+	JEQ sgemmAVX512S5x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+sgemmAVX512S5x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S5x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+sgemmAVX512S5x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S5x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+sgemmAVX512S5x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -3445,9 +3864,9 @@ sgemmAVX512S5x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S6x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S6x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 6x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S6x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S6x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -3620,40 +4039,65 @@ sgemmAVX512S6x32_tail:
 	JMP sgemmAVX512S6x32_tail
 sgemmAVX512S6x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S6x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S6x32_overwrite:
+	JEQ sgemmAVX512S6x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+sgemmAVX512S6x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S6x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+sgemmAVX512S6x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S6x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+sgemmAVX512S6x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -3675,9 +4119,9 @@ sgemmAVX512S6x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S7x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S7x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 7x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S7x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S7x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -3870,45 +4314,73 @@ sgemmAVX512S7x32_tail:
 	JMP sgemmAVX512S7x32_tail
 sgemmAVX512S7x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S7x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S7x32_overwrite:
+	JEQ sgemmAVX512S7x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+sgemmAVX512S7x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S7x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+sgemmAVX512S7x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S7x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+sgemmAVX512S7x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -3933,9 +4405,9 @@ sgemmAVX512S7x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S8x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S8x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 8x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S8x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S8x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -4148,50 +4620,81 @@ sgemmAVX512S8x32_tail:
 	JMP sgemmAVX512S8x32_tail
 sgemmAVX512S8x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S8x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S8x32_overwrite:
+	JEQ sgemmAVX512S8x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+sgemmAVX512S8x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S8x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+sgemmAVX512S8x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S8x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+sgemmAVX512S8x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -4219,9 +4722,9 @@ sgemmAVX512S8x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S9x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S9x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 9x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S9x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S9x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -4454,55 +4957,89 @@ sgemmAVX512S9x32_tail:
 	JMP sgemmAVX512S9x32_tail
 sgemmAVX512S9x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S9x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z20, Z20
-	VMOVUPS Z20, 0(R8)
-	VADDPS 64(R8), Z21, Z21
-	VMOVUPS Z21, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S9x32_overwrite:
+	JEQ sgemmAVX512S9x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+	ADDQ R9, R10
+	VADDPS 0(R10), Z20, Z20
+	VADDPS 64(R10), Z21, Z21
+sgemmAVX512S9x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S9x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+	VADDPS Z0, Z20, Z20
+	VADDPS Z1, Z21, Z21
+sgemmAVX512S9x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S9x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+	ADDQ R9, R11
+	VADDPS 0(R11), Z20, Z20
+	VADDPS 64(R11), Z21, Z21
+sgemmAVX512S9x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -4533,9 +5070,9 @@ sgemmAVX512S9x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S10x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S10x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 10x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S10x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S10x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -4788,60 +5325,97 @@ sgemmAVX512S10x32_tail:
 	JMP sgemmAVX512S10x32_tail
 sgemmAVX512S10x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S10x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z20, Z20
-	VMOVUPS Z20, 0(R8)
-	VADDPS 64(R8), Z21, Z21
-	VMOVUPS Z21, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z22, Z22
-	VMOVUPS Z22, 0(R8)
-	VADDPS 64(R8), Z23, Z23
-	VMOVUPS Z23, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S10x32_overwrite:
+	JEQ sgemmAVX512S10x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+	ADDQ R9, R10
+	VADDPS 0(R10), Z20, Z20
+	VADDPS 64(R10), Z21, Z21
+	ADDQ R9, R10
+	VADDPS 0(R10), Z22, Z22
+	VADDPS 64(R10), Z23, Z23
+sgemmAVX512S10x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S10x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+	VADDPS Z0, Z20, Z20
+	VADDPS Z1, Z21, Z21
+	VADDPS Z0, Z22, Z22
+	VADDPS Z1, Z23, Z23
+sgemmAVX512S10x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S10x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+	ADDQ R9, R11
+	VADDPS 0(R11), Z20, Z20
+	VADDPS 64(R11), Z21, Z21
+	ADDQ R9, R11
+	VADDPS 0(R11), Z22, Z22
+	VADDPS 64(R11), Z23, Z23
+sgemmAVX512S10x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -4875,9 +5449,9 @@ sgemmAVX512S10x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512S11x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512S11x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 11x32 tile; A step p at a[p*astride:], B step p at b[p*bstride:].
-TEXT ·sgemmAVX512S11x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512S11x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ astride+16(FP), R11
@@ -5150,65 +5724,105 @@ sgemmAVX512S11x32_tail:
 	JMP sgemmAVX512S11x32_tail
 sgemmAVX512S11x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512S11x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z20, Z20
-	VMOVUPS Z20, 0(R8)
-	VADDPS 64(R8), Z21, Z21
-	VMOVUPS Z21, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z22, Z22
-	VMOVUPS Z22, 0(R8)
-	VADDPS 64(R8), Z23, Z23
-	VMOVUPS Z23, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z24, Z24
-	VMOVUPS Z24, 0(R8)
-	VADDPS 64(R8), Z25, Z25
-	VMOVUPS Z25, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512S11x32_overwrite:
+	JEQ sgemmAVX512S11x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+	ADDQ R9, R10
+	VADDPS 0(R10), Z20, Z20
+	VADDPS 64(R10), Z21, Z21
+	ADDQ R9, R10
+	VADDPS 0(R10), Z22, Z22
+	VADDPS 64(R10), Z23, Z23
+	ADDQ R9, R10
+	VADDPS 0(R10), Z24, Z24
+	VADDPS 64(R10), Z25, Z25
+sgemmAVX512S11x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S11x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+	VADDPS Z0, Z20, Z20
+	VADDPS Z1, Z21, Z21
+	VADDPS Z0, Z22, Z22
+	VADDPS Z1, Z23, Z23
+	VADDPS Z0, Z24, Z24
+	VADDPS Z1, Z25, Z25
+sgemmAVX512S11x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512S11x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+	ADDQ R9, R11
+	VADDPS 0(R11), Z20, Z20
+	VADDPS 64(R11), Z21, Z21
+	ADDQ R9, R11
+	VADDPS 0(R11), Z22, Z22
+	VADDPS 64(R11), Z23, Z23
+	ADDQ R9, R11
+	VADDPS 0(R11), Z24, Z24
+	VADDPS 64(R11), Z25, Z25
+sgemmAVX512S11x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -5245,9 +5859,9 @@ sgemmAVX512S11x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D1x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D1x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 1x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D1x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D1x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -5298,21 +5912,29 @@ sgemmAVX512D1x16_tail:
 	JMP sgemmAVX512D1x16_tail
 sgemmAVX512D1x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D1x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D1x16_overwrite:
+	JEQ sgemmAVX512D1x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+sgemmAVX512D1x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D1x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+sgemmAVX512D1x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D1x16_write
+	VADDPS 0(R11), Z3, Z3
+sgemmAVX512D1x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D2x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D2x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 2x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D2x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D2x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -5371,16 +5993,26 @@ sgemmAVX512D2x16_tail:
 	JMP sgemmAVX512D2x16_tail
 sgemmAVX512D2x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D2x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D2x16_overwrite:
+	JEQ sgemmAVX512D2x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+sgemmAVX512D2x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D2x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+sgemmAVX512D2x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D2x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+sgemmAVX512D2x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -5388,9 +6020,9 @@ sgemmAVX512D2x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D3x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D3x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 3x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D3x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D3x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -5457,19 +6089,31 @@ sgemmAVX512D3x16_tail:
 	JMP sgemmAVX512D3x16_tail
 sgemmAVX512D3x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D3x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D3x16_overwrite:
+	JEQ sgemmAVX512D3x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+sgemmAVX512D3x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D3x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+sgemmAVX512D3x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D3x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+sgemmAVX512D3x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -5479,9 +6123,9 @@ sgemmAVX512D3x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D4x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D4x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 4x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D4x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D4x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -5556,22 +6200,36 @@ sgemmAVX512D4x16_tail:
 	JMP sgemmAVX512D4x16_tail
 sgemmAVX512D4x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D4x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D4x16_overwrite:
+	JEQ sgemmAVX512D4x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+sgemmAVX512D4x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D4x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+sgemmAVX512D4x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D4x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+sgemmAVX512D4x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -5583,9 +6241,9 @@ sgemmAVX512D4x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D5x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D5x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 5x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D5x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D5x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -5668,25 +6326,41 @@ sgemmAVX512D5x16_tail:
 	JMP sgemmAVX512D5x16_tail
 sgemmAVX512D5x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D5x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D5x16_overwrite:
+	JEQ sgemmAVX512D5x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+sgemmAVX512D5x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D5x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+sgemmAVX512D5x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D5x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+sgemmAVX512D5x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -5700,9 +6374,9 @@ sgemmAVX512D5x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D6x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D6x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 6x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D6x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D6x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -5793,28 +6467,46 @@ sgemmAVX512D6x16_tail:
 	JMP sgemmAVX512D6x16_tail
 sgemmAVX512D6x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D6x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D6x16_overwrite:
+	JEQ sgemmAVX512D6x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+sgemmAVX512D6x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D6x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+sgemmAVX512D6x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D6x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+sgemmAVX512D6x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -5830,9 +6522,9 @@ sgemmAVX512D6x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D7x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D7x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 7x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D7x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D7x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -5931,31 +6623,51 @@ sgemmAVX512D7x16_tail:
 	JMP sgemmAVX512D7x16_tail
 sgemmAVX512D7x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D7x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D7x16_overwrite:
+	JEQ sgemmAVX512D7x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+sgemmAVX512D7x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D7x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+sgemmAVX512D7x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D7x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+sgemmAVX512D7x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -5973,9 +6685,9 @@ sgemmAVX512D7x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D8x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D8x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 8x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D8x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D8x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -6082,34 +6794,56 @@ sgemmAVX512D8x16_tail:
 	JMP sgemmAVX512D8x16_tail
 sgemmAVX512D8x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D8x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D8x16_overwrite:
+	JEQ sgemmAVX512D8x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+sgemmAVX512D8x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D8x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+sgemmAVX512D8x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D8x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+sgemmAVX512D8x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -6129,9 +6863,9 @@ sgemmAVX512D8x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D9x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D9x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 9x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D9x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D9x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -6246,37 +6980,61 @@ sgemmAVX512D9x16_tail:
 	JMP sgemmAVX512D9x16_tail
 sgemmAVX512D9x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D9x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z11, Z11
-	VMOVUPS Z11, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D9x16_overwrite:
+	JEQ sgemmAVX512D9x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	ADDQ R9, R10
+	VADDPS 0(R10), Z11, Z11
+sgemmAVX512D9x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D9x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z0, Z11, Z11
+sgemmAVX512D9x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D9x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	ADDQ R9, R11
+	VADDPS 0(R11), Z11, Z11
+sgemmAVX512D9x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -6298,9 +7056,9 @@ sgemmAVX512D9x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D10x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D10x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 10x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D10x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D10x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -6423,40 +7181,66 @@ sgemmAVX512D10x16_tail:
 	JMP sgemmAVX512D10x16_tail
 sgemmAVX512D10x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D10x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z11, Z11
-	VMOVUPS Z11, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D10x16_overwrite:
+	JEQ sgemmAVX512D10x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	ADDQ R9, R10
+	VADDPS 0(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+sgemmAVX512D10x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D10x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z0, Z11, Z11
+	VADDPS Z0, Z12, Z12
+sgemmAVX512D10x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D10x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	ADDQ R9, R11
+	VADDPS 0(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+sgemmAVX512D10x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -6480,9 +7264,9 @@ sgemmAVX512D10x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D11x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D11x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 11x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D11x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D11x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -6613,43 +7397,71 @@ sgemmAVX512D11x16_tail:
 	JMP sgemmAVX512D11x16_tail
 sgemmAVX512D11x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D11x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z11, Z11
-	VMOVUPS Z11, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z13, Z13
-	VMOVUPS Z13, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D11x16_overwrite:
+	JEQ sgemmAVX512D11x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	ADDQ R9, R10
+	VADDPS 0(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	ADDQ R9, R10
+	VADDPS 0(R10), Z13, Z13
+sgemmAVX512D11x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D11x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z0, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z0, Z13, Z13
+sgemmAVX512D11x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D11x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	ADDQ R9, R11
+	VADDPS 0(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	ADDQ R9, R11
+	VADDPS 0(R11), Z13, Z13
+sgemmAVX512D11x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -6675,9 +7487,9 @@ sgemmAVX512D11x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D12x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D12x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 12x16 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D12x16(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D12x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -6816,46 +7628,76 @@ sgemmAVX512D12x16_tail:
 	JMP sgemmAVX512D12x16_tail
 sgemmAVX512D12x16_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D12x16_overwrite
-	VADDPS 0(R8), Z3, Z3
-	VMOVUPS Z3, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z5, Z5
-	VMOVUPS Z5, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z7, Z7
-	VMOVUPS Z7, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z9, Z9
-	VMOVUPS Z9, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z11, Z11
-	VMOVUPS Z11, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z13, Z13
-	VMOVUPS Z13, 0(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D12x16_overwrite:
+	JEQ sgemmAVX512D12x16_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z3, Z3
+	ADDQ R9, R10
+	VADDPS 0(R10), Z4, Z4
+	ADDQ R9, R10
+	VADDPS 0(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	ADDQ R9, R10
+	VADDPS 0(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	ADDQ R9, R10
+	VADDPS 0(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	ADDQ R9, R10
+	VADDPS 0(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	ADDQ R9, R10
+	VADDPS 0(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+sgemmAVX512D12x16_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D12x16_res
+	VMOVUPS 0(R11), Z0
+	VADDPS Z0, Z3, Z3
+	VADDPS Z0, Z4, Z4
+	VADDPS Z0, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z0, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z0, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z0, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z0, Z13, Z13
+	VADDPS Z0, Z14, Z14
+sgemmAVX512D12x16_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D12x16_write
+	VADDPS 0(R11), Z3, Z3
+	ADDQ R9, R11
+	VADDPS 0(R11), Z4, Z4
+	ADDQ R9, R11
+	VADDPS 0(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	ADDQ R9, R11
+	VADDPS 0(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	ADDQ R9, R11
+	VADDPS 0(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	ADDQ R9, R11
+	VADDPS 0(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	ADDQ R9, R11
+	VADDPS 0(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+sgemmAVX512D12x16_write:
 	VMOVUPS Z3, 0(R8)
 	ADDQ R9, R8
 	VMOVUPS Z4, 0(R8)
@@ -6883,9 +7725,9 @@ sgemmAVX512D12x16_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D1x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D1x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 1x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D1x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D1x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -6953,24 +7795,34 @@ sgemmAVX512D1x32_tail:
 	JMP sgemmAVX512D1x32_tail
 sgemmAVX512D1x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D1x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D1x32_overwrite:
+	JEQ sgemmAVX512D1x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+sgemmAVX512D1x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D1x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+sgemmAVX512D1x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D1x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+sgemmAVX512D1x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D2x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D2x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 2x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D2x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D2x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -7058,20 +7910,33 @@ sgemmAVX512D2x32_tail:
 	JMP sgemmAVX512D2x32_tail
 sgemmAVX512D2x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D2x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D2x32_overwrite:
+	JEQ sgemmAVX512D2x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+sgemmAVX512D2x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D2x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+sgemmAVX512D2x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D2x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+sgemmAVX512D2x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -7081,9 +7946,9 @@ sgemmAVX512D2x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D3x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D3x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 3x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D3x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D3x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -7191,25 +8056,41 @@ sgemmAVX512D3x32_tail:
 	JMP sgemmAVX512D3x32_tail
 sgemmAVX512D3x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D3x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D3x32_overwrite:
+	JEQ sgemmAVX512D3x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+sgemmAVX512D3x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D3x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+sgemmAVX512D3x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D3x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+sgemmAVX512D3x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -7222,9 +8103,9 @@ sgemmAVX512D3x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D4x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D4x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 4x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D4x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D4x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -7352,30 +8233,49 @@ sgemmAVX512D4x32_tail:
 	JMP sgemmAVX512D4x32_tail
 sgemmAVX512D4x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D4x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D4x32_overwrite:
+	JEQ sgemmAVX512D4x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+sgemmAVX512D4x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D4x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+sgemmAVX512D4x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D4x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+sgemmAVX512D4x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -7391,9 +8291,9 @@ sgemmAVX512D4x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D5x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D5x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 5x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D5x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D5x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -7541,35 +8441,57 @@ sgemmAVX512D5x32_tail:
 	JMP sgemmAVX512D5x32_tail
 sgemmAVX512D5x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D5x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D5x32_overwrite:
+	JEQ sgemmAVX512D5x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+sgemmAVX512D5x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D5x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+sgemmAVX512D5x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D5x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+sgemmAVX512D5x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -7588,9 +8510,9 @@ sgemmAVX512D5x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D6x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D6x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 6x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D6x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D6x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -7758,40 +8680,65 @@ sgemmAVX512D6x32_tail:
 	JMP sgemmAVX512D6x32_tail
 sgemmAVX512D6x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D6x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D6x32_overwrite:
+	JEQ sgemmAVX512D6x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+sgemmAVX512D6x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D6x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+sgemmAVX512D6x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D6x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+sgemmAVX512D6x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -7813,9 +8760,9 @@ sgemmAVX512D6x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D7x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D7x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 7x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D7x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D7x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -8003,45 +8950,73 @@ sgemmAVX512D7x32_tail:
 	JMP sgemmAVX512D7x32_tail
 sgemmAVX512D7x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D7x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D7x32_overwrite:
+	JEQ sgemmAVX512D7x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+sgemmAVX512D7x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D7x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+sgemmAVX512D7x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D7x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+sgemmAVX512D7x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -8066,9 +9041,9 @@ sgemmAVX512D7x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D8x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D8x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 8x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D8x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D8x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -8276,50 +9251,81 @@ sgemmAVX512D8x32_tail:
 	JMP sgemmAVX512D8x32_tail
 sgemmAVX512D8x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D8x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D8x32_overwrite:
+	JEQ sgemmAVX512D8x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+sgemmAVX512D8x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D8x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+sgemmAVX512D8x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D8x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+sgemmAVX512D8x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -8347,9 +9353,9 @@ sgemmAVX512D8x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D9x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D9x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 9x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D9x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D9x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -8577,55 +9583,89 @@ sgemmAVX512D9x32_tail:
 	JMP sgemmAVX512D9x32_tail
 sgemmAVX512D9x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D9x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z20, Z20
-	VMOVUPS Z20, 0(R8)
-	VADDPS 64(R8), Z21, Z21
-	VMOVUPS Z21, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D9x32_overwrite:
+	JEQ sgemmAVX512D9x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+	ADDQ R9, R10
+	VADDPS 0(R10), Z20, Z20
+	VADDPS 64(R10), Z21, Z21
+sgemmAVX512D9x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D9x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+	VADDPS Z0, Z20, Z20
+	VADDPS Z1, Z21, Z21
+sgemmAVX512D9x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D9x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+	ADDQ R9, R11
+	VADDPS 0(R11), Z20, Z20
+	VADDPS 64(R11), Z21, Z21
+sgemmAVX512D9x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -8656,9 +9696,9 @@ sgemmAVX512D9x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D10x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D10x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 10x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D10x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D10x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -8906,60 +9946,97 @@ sgemmAVX512D10x32_tail:
 	JMP sgemmAVX512D10x32_tail
 sgemmAVX512D10x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D10x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z20, Z20
-	VMOVUPS Z20, 0(R8)
-	VADDPS 64(R8), Z21, Z21
-	VMOVUPS Z21, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z22, Z22
-	VMOVUPS Z22, 0(R8)
-	VADDPS 64(R8), Z23, Z23
-	VMOVUPS Z23, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D10x32_overwrite:
+	JEQ sgemmAVX512D10x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+	ADDQ R9, R10
+	VADDPS 0(R10), Z20, Z20
+	VADDPS 64(R10), Z21, Z21
+	ADDQ R9, R10
+	VADDPS 0(R10), Z22, Z22
+	VADDPS 64(R10), Z23, Z23
+sgemmAVX512D10x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D10x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+	VADDPS Z0, Z20, Z20
+	VADDPS Z1, Z21, Z21
+	VADDPS Z0, Z22, Z22
+	VADDPS Z1, Z23, Z23
+sgemmAVX512D10x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D10x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+	ADDQ R9, R11
+	VADDPS 0(R11), Z20, Z20
+	VADDPS 64(R11), Z21, Z21
+	ADDQ R9, R11
+	VADDPS 0(R11), Z22, Z22
+	VADDPS 64(R11), Z23, Z23
+sgemmAVX512D10x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8
@@ -8993,9 +10070,9 @@ sgemmAVX512D10x32_overwrite:
 	VZEROUPPER
 	RET
 
-// func sgemmAVX512D11x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+// func sgemmAVX512D11x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 // 11x32 tile; A read in place (row stride lda), B step p at b[p*bstride:].
-TEXT ·sgemmAVX512D11x32(SB), NOSPLIT, $0-64
+TEXT ·sgemmAVX512D11x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R11
@@ -9263,65 +10340,105 @@ sgemmAVX512D11x32_tail:
 	JMP sgemmAVX512D11x32_tail
 sgemmAVX512D11x32_store:
 	TESTQ DX, DX
-	JEQ sgemmAVX512D11x32_overwrite
-	VADDPS 0(R8), Z4, Z4
-	VMOVUPS Z4, 0(R8)
-	VADDPS 64(R8), Z5, Z5
-	VMOVUPS Z5, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z6, Z6
-	VMOVUPS Z6, 0(R8)
-	VADDPS 64(R8), Z7, Z7
-	VMOVUPS Z7, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z8, Z8
-	VMOVUPS Z8, 0(R8)
-	VADDPS 64(R8), Z9, Z9
-	VMOVUPS Z9, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z10, Z10
-	VMOVUPS Z10, 0(R8)
-	VADDPS 64(R8), Z11, Z11
-	VMOVUPS Z11, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z12, Z12
-	VMOVUPS Z12, 0(R8)
-	VADDPS 64(R8), Z13, Z13
-	VMOVUPS Z13, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z14, Z14
-	VMOVUPS Z14, 0(R8)
-	VADDPS 64(R8), Z15, Z15
-	VMOVUPS Z15, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z16, Z16
-	VMOVUPS Z16, 0(R8)
-	VADDPS 64(R8), Z17, Z17
-	VMOVUPS Z17, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z18, Z18
-	VMOVUPS Z18, 0(R8)
-	VADDPS 64(R8), Z19, Z19
-	VMOVUPS Z19, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z20, Z20
-	VMOVUPS Z20, 0(R8)
-	VADDPS 64(R8), Z21, Z21
-	VMOVUPS Z21, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z22, Z22
-	VMOVUPS Z22, 0(R8)
-	VADDPS 64(R8), Z23, Z23
-	VMOVUPS Z23, 64(R8)
-	ADDQ R9, R8
-	VADDPS 0(R8), Z24, Z24
-	VMOVUPS Z24, 0(R8)
-	VADDPS 64(R8), Z25, Z25
-	VMOVUPS Z25, 64(R8)
-	ADDQ R9, R8
-	VZEROUPPER
-	RET
-sgemmAVX512D11x32_overwrite:
+	JEQ sgemmAVX512D11x32_bias
+	MOVQ R8, R10
+	VADDPS 0(R10), Z4, Z4
+	VADDPS 64(R10), Z5, Z5
+	ADDQ R9, R10
+	VADDPS 0(R10), Z6, Z6
+	VADDPS 64(R10), Z7, Z7
+	ADDQ R9, R10
+	VADDPS 0(R10), Z8, Z8
+	VADDPS 64(R10), Z9, Z9
+	ADDQ R9, R10
+	VADDPS 0(R10), Z10, Z10
+	VADDPS 64(R10), Z11, Z11
+	ADDQ R9, R10
+	VADDPS 0(R10), Z12, Z12
+	VADDPS 64(R10), Z13, Z13
+	ADDQ R9, R10
+	VADDPS 0(R10), Z14, Z14
+	VADDPS 64(R10), Z15, Z15
+	ADDQ R9, R10
+	VADDPS 0(R10), Z16, Z16
+	VADDPS 64(R10), Z17, Z17
+	ADDQ R9, R10
+	VADDPS 0(R10), Z18, Z18
+	VADDPS 64(R10), Z19, Z19
+	ADDQ R9, R10
+	VADDPS 0(R10), Z20, Z20
+	VADDPS 64(R10), Z21, Z21
+	ADDQ R9, R10
+	VADDPS 0(R10), Z22, Z22
+	VADDPS 64(R10), Z23, Z23
+	ADDQ R9, R10
+	VADDPS 0(R10), Z24, Z24
+	VADDPS 64(R10), Z25, Z25
+sgemmAVX512D11x32_bias:
+	MOVQ bias+64(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D11x32_res
+	VMOVUPS 0(R11), Z0
+	VMOVUPS 64(R11), Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VADDPS Z0, Z6, Z6
+	VADDPS Z1, Z7, Z7
+	VADDPS Z0, Z8, Z8
+	VADDPS Z1, Z9, Z9
+	VADDPS Z0, Z10, Z10
+	VADDPS Z1, Z11, Z11
+	VADDPS Z0, Z12, Z12
+	VADDPS Z1, Z13, Z13
+	VADDPS Z0, Z14, Z14
+	VADDPS Z1, Z15, Z15
+	VADDPS Z0, Z16, Z16
+	VADDPS Z1, Z17, Z17
+	VADDPS Z0, Z18, Z18
+	VADDPS Z1, Z19, Z19
+	VADDPS Z0, Z20, Z20
+	VADDPS Z1, Z21, Z21
+	VADDPS Z0, Z22, Z22
+	VADDPS Z1, Z23, Z23
+	VADDPS Z0, Z24, Z24
+	VADDPS Z1, Z25, Z25
+sgemmAVX512D11x32_res:
+	MOVQ res+72(FP), R11
+	TESTQ R11, R11
+	JEQ sgemmAVX512D11x32_write
+	VADDPS 0(R11), Z4, Z4
+	VADDPS 64(R11), Z5, Z5
+	ADDQ R9, R11
+	VADDPS 0(R11), Z6, Z6
+	VADDPS 64(R11), Z7, Z7
+	ADDQ R9, R11
+	VADDPS 0(R11), Z8, Z8
+	VADDPS 64(R11), Z9, Z9
+	ADDQ R9, R11
+	VADDPS 0(R11), Z10, Z10
+	VADDPS 64(R11), Z11, Z11
+	ADDQ R9, R11
+	VADDPS 0(R11), Z12, Z12
+	VADDPS 64(R11), Z13, Z13
+	ADDQ R9, R11
+	VADDPS 0(R11), Z14, Z14
+	VADDPS 64(R11), Z15, Z15
+	ADDQ R9, R11
+	VADDPS 0(R11), Z16, Z16
+	VADDPS 64(R11), Z17, Z17
+	ADDQ R9, R11
+	VADDPS 0(R11), Z18, Z18
+	VADDPS 64(R11), Z19, Z19
+	ADDQ R9, R11
+	VADDPS 0(R11), Z20, Z20
+	VADDPS 64(R11), Z21, Z21
+	ADDQ R9, R11
+	VADDPS 0(R11), Z22, Z22
+	VADDPS 64(R11), Z23, Z23
+	ADDQ R9, R11
+	VADDPS 0(R11), Z24, Z24
+	VADDPS 64(R11), Z25, Z25
+sgemmAVX512D11x32_write:
 	VMOVUPS Z4, 0(R8)
 	VMOVUPS Z5, 64(R8)
 	ADDQ R9, R8

@@ -337,10 +337,10 @@ func (t *tileBlock) tileAVX512(ia, i0, rows, j0, cols int, bptr *float32, bs, ac
 		ap, as = &t.apack[ia*t.kr.mr*t.kc], t.kr.mr
 	}
 	if cols == 16*nv {
-		kernelAVX512Rows(direct, rows, nv, t.kc, ap, as, bptr, bs, &t.c[i0*t.ldc+j0], t.ldc, acc)
+		kernelAVX512Rows(direct, rows, nv, t.kc, ap, as, bptr, bs, &t.c[i0*t.ldc+j0], t.ldc, acc, nil, nil)
 	} else {
 		w := 16 * nv
-		kernelAVX512Rows(direct, rows, nv, t.kc, ap, as, bptr, bs, &scratch[0], w, 0)
+		kernelAVX512Rows(direct, rows, nv, t.kc, ap, as, bptr, bs, &scratch[0], w, 0, nil, nil)
 		for i := 0; i < rows; i++ {
 			ci := t.c[(i0+i)*t.ldc+j0 : (i0+i)*t.ldc+j0+cols]
 			ti := scratch[i*w : i*w+cols]

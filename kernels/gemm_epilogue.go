@@ -144,6 +144,47 @@ func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
 	epilogueAdd(ct, ldc, i1-i0, j1-j0, nil, res, ldc)
 }
 
+// kernelEp says which parts of an epilogue the float32 kernels apply as
+// they store a tile's last k slice (storeAccEp in kernels/gen): the same
+// additions in the same order as applyEpilogue, without a second pass
+// over the tile.
+type kernelEp struct{ bias, res bool }
+
+// kernelEpFor returns the parts of ep a kernel can take over: bias and
+// residual when no activation follows; the bias alone before a GELU,
+// which must see the product plus bias and nothing else (so not when the
+// tile also accumulates the old C).
+func kernelEpFor(ep *Epilogue, accum bool) kernelEp {
+	switch ep.Act {
+	case ActNone:
+		return kernelEp{bias: ep.Bias != nil, res: ep.Residual != nil}
+	case ActGELU:
+		return kernelEp{bias: ep.Bias != nil && !accum}
+	}
+	return kernelEp{}
+}
+
+// applyEpilogueRest applies what the kernel left of ep (done) to
+// C[i0:i1, j0:j1].
+func applyEpilogueRest(ep *Epilogue, done kernelEp, c []float32, ldc, i0, i1, j0, j1 int) {
+	if !done.bias && !done.res {
+		applyEpilogue(ep, c, ldc, i0, i1, j0, j1)
+		return
+	}
+	if i1 <= i0 || j1 <= j0 {
+		return
+	}
+	if ep.Act == ActGELU {
+		geluTile(c, ldc, i0, i1, j0, j1)
+		if ep.Residual != nil {
+			epilogueAdd(c[i0*ldc+j0:], ldc, i1-i0, j1-j0, nil, ep.Residual[i0*ldc+j0:], ldc)
+		}
+	}
+	if ep.Tile != nil {
+		ep.Tile(c, ldc, i0, i1, j0, j1)
+	}
+}
+
 // geluTile applies geluInPlace to C[i0:i1, j0:j1] with one kernel call
 // (the same operations per element: the same bits).
 func geluTile(c []float32, ldc, i0, i1, j0, j1 int) {

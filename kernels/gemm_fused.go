@@ -176,6 +176,12 @@ func (f *fusedTask) item(it, nxt int, buf []float32) {
 	}
 	exact := cols == 16*nv // C written directly, no scratch tile
 	ia0, ia1 := ib*f.ablk, min((ib+1)*f.ablk, f.npa)
+	// The kernel adds bias and residual to exact tiles as it stores their
+	// last slice; what is left of the epilogue runs on the panel after.
+	var inK kernelEp
+	if f.ep != nil && exact && !noKernelEp {
+		inK = kernelEpFor(f.ep, f.accum)
+	}
 	var scratch [16 * 32]float32
 	var pf prefetcher
 	for pc := 0; pc < f.k; pc += kr.kc {
@@ -228,9 +234,18 @@ func (f *fusedTask) item(it, nxt int, buf []float32) {
 				ap = &a[pc*f.lda+i0]
 			}
 			if exact {
-				kernelAVX512Rows(direct, rows, nv, kc, ap, f.lda, bptr, bs, &c[i0*f.ldc+j0], f.ldc, acc)
+				var bias, res *float32
+				if last {
+					if inK.bias {
+						bias = &f.ep.Bias[j0]
+					}
+					if inK.res {
+						res = &f.ep.Residual[i0*f.ldc+j0]
+					}
+				}
+				kernelAVX512Rows(direct, rows, nv, kc, ap, f.lda, bptr, bs, &c[i0*f.ldc+j0], f.ldc, acc, bias, res)
 			} else {
-				kernelAVX512Rows(direct, rows, nv, kc, ap, f.lda, bptr, bs, &scratch[0], 16*nv, 0)
+				kernelAVX512Rows(direct, rows, nv, kc, ap, f.lda, bptr, bs, &scratch[0], 16*nv, 0, nil, nil)
 				for i := 0; i < rows; i++ {
 					ci := c[(i0+i)*f.ldc+j0 : (i0+i)*f.ldc+j0+cols]
 					ti := scratch[i*16*nv : i*16*nv+cols]
@@ -246,7 +261,7 @@ func (f *fusedTask) item(it, nxt int, buf []float32) {
 		}
 		if last && f.ep != nil {
 			// The item's column panel of C, still in L1/L2, in one pass.
-			applyEpilogue(f.ep, c, f.ldc, ia0*mr, min(ia1*mr, f.m), j0, j0+cols)
+			applyEpilogueRest(f.ep, inK, c, f.ldc, ia0*mr, min(ia1*mr, f.m), j0, j0+cols)
 		}
 	}
 }
@@ -273,6 +288,10 @@ func gemmFused(w *gemmWork, transA, transB bool, m, n, k int, alpha float32, a [
 	parallelRun(slots, 1, 1, f)
 	f.a, f.b, f.c, f.ep, f.pre, f.bufs = nil, nil, nil, nil, nil, nil
 }
+
+// noKernelEp keeps bias and residual out of the kernels' stores (for
+// comparisons in tests and benchmarks).
+var noKernelEp bool
 
 // noPrefetch disables the B panel prefetch (for comparisons in tests).
 var noPrefetch bool

@@ -9,8 +9,9 @@ import (
 
 func TestEdgeKernels(t *testing.T) {
 	// Every tile height and width against the float64 reference, both A
-	// addressings, k with and without a tail past the unrolled loop, and
-	// both store modes.
+	// addressings, k with and without a tail past the unrolled loop, both
+	// store modes, with and without the bias and residual added at the
+	// store.
 	if bestPath != PathAVX512 {
 		t.Skip("needs AVX-512")
 	}
@@ -19,20 +20,41 @@ func TestEdgeKernels(t *testing.T) {
 		for nv := 1; nv <= 2; nv++ {
 			for rows := 1; rows <= 12; rows++ {
 				for _, kc := range []int{1, 3, 4, 17, 64} {
-					for acc := 0; acc <= 1; acc++ {
+					for mode := 0; mode < 8; mode++ {
+						acc := mode & 1
 						cols := 16 * nv
 						const lda, ldb, ldc = 70, 40, 37
 						a := gemmRand(rng, 70*70)
 						b := gemmRand(rng, kc*ldb)
 						c := gemmRand(rng, rows*ldc)
 						c0 := append([]float32(nil), c...)
+						var bias, res []float32
+						var bp, rp *float32
+						if mode&2 != 0 {
+							bias = gemmRand(rng, cols)
+							bp = &bias[0]
+						}
+						if mode&4 != 0 {
+							res = gemmRand(rng, rows*ldc)
+							rp = &res[0]
+						}
 						var ap *float32
 						if direct {
 							ap = &a[0] // row i at a[i*lda], step p at +p
 						} else {
 							ap = &a[0] // step p at a[p*lda], row i at +i
 						}
-						kernelAVX512Rows(direct, rows, nv, kc, ap, lda, &b[0], ldb, &c[0], ldc, acc)
+						kernelAVX512Rows(direct, rows, nv, kc, ap, lda, &b[0], ldb, &c[0], ldc, acc, bp, rp)
+						if bias != nil || res != nil {
+							// The same bits as a plain store followed by
+							// the separate epilogue pass.
+							sep := append([]float32(nil), c0...)
+							kernelAVX512Rows(direct, rows, nv, kc, ap, lda, &b[0], ldb, &sep[0], ldc, acc, nil, nil)
+							epilogueAdd(sep, ldc, rows, cols, bias, res, ldc)
+							if i, ok := bitsEqual(c, sep); !ok {
+								t.Fatalf("direct=%v %dx%d kc=%d mode=%d: element %d: in-kernel %g, separate pass %g", direct, rows, cols, kc, mode, i, c[i], sep[i])
+							}
+						}
 						for i := 0; i < rows; i++ {
 							for j := 0; j < ldc; j++ {
 								got := c[i*ldc+j]
@@ -54,6 +76,14 @@ func TestEdgeKernels(t *testing.T) {
 								if acc == 1 {
 									s += float64(c0[i*ldc+j])
 									mag += math.Abs(float64(c0[i*ldc+j]))
+								}
+								if bias != nil {
+									s += float64(bias[j])
+									mag += math.Abs(float64(bias[j]))
+								}
+								if res != nil {
+									s += float64(res[i*ldc+j])
+									mag += math.Abs(float64(res[i*ldc+j]))
 								}
 								if d := math.Abs(float64(got) - s); d > 1e-6*(mag+1e-30) {
 									t.Fatalf("direct=%v %dx%d kc=%d acc=%d: C[%d][%d] = %g, want %g", direct, rows, cols, kc, acc, i, j, got, s)
@@ -111,6 +141,56 @@ func TestFusedMatchesBlocked(t *testing.T) {
 			}
 			if i, ok := bitsEqual(got[0], got[1]); !ok {
 				t.Errorf("%dx%dx%d ta=%v tb=%v: element %d: fused %g, blocked %g", m, k, n, ta, tb, i, got[0][i], got[1][i])
+			}
+		}
+	}
+}
+
+func TestKernelEpilogueBits(t *testing.T) {
+	// Bias and residual added by the kernels as they store (the fused
+	// driver's exact tiles) give the bits of the separate epilogue pass,
+	// for every epilogue the layers use, packed or not, on shapes with
+	// edge tiles in both directions.
+	if bestPath != PathAVX512 {
+		t.Skip("needs AVX-512")
+	}
+	rng := rand.New(rand.NewSource(19))
+	for _, s := range [][3]int{{197, 384, 384}, {197, 96, 1536}, {25, 100, 64}, {1, 64, 40}, {13, 48, 600}} {
+		m, n, k := s[0], s[1], s[2]
+		ldc := n + 5
+		a := gemmRand(rng, m*k)
+		b := gemmRand(rng, n*k)
+		var pb PackedB
+		pb.Pack(true, k, n, b, k)
+		bias := gemmRand(rng, n)
+		res := gemmRand(rng, m*ldc)
+		relu := func(c []float32, ldc, i0, i1, j0, j1 int) {
+			for i := i0; i < i1; i++ {
+				for j := j0; j < j1; j++ {
+					c[i*ldc+j] = max(c[i*ldc+j], 0)
+				}
+			}
+		}
+		eps := []Epilogue{{Bias: bias}, {Residual: res}, {Bias: bias, Residual: res}, {Bias: bias, Accumulate: true},
+			{Bias: bias, Residual: res, Accumulate: true}, {Bias: bias, Act: ActGELU}, {Bias: bias, Act: ActGELU, Residual: res},
+			{Bias: bias, Act: ActGELU, Accumulate: true}, {Bias: bias, Tile: relu}}
+		for e, ep := range eps {
+			for _, packed := range []bool{false, true} {
+				cInit := gemmRand(rng, m*ldc)
+				var got [2][]float32
+				for i, off := range []bool{false, true} {
+					noKernelEp = off
+					got[i] = append([]float32(nil), cInit...)
+					if packed {
+						GemmPacked(m, a, k, &pb, got[i], ldc, ep)
+					} else {
+						GemmEpilogue(false, true, m, n, k, a, k, b, k, got[i], ldc, ep)
+					}
+					noKernelEp = false
+				}
+				if i, ok := bitsEqual(got[0], got[1]); !ok {
+					t.Errorf("%dx%dx%d epilogue %d packed=%v: element %d: in-kernel %g, separate %g", m, k, n, e, packed, i, got[0][i], got[1][i])
+				}
 			}
 		}
 	}

@@ -3,261 +3,263 @@
 package kernels
 
 //go:noescape
-func sgemmAVX512S1x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S1x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S2x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S2x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S3x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S3x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S4x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S4x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S5x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S5x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S6x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S6x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S7x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S7x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S8x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S8x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S9x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S9x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S10x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S10x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S11x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S11x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S12x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S12x16(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S1x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S1x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S2x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S2x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S3x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S3x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S4x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S4x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S5x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S5x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S6x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S6x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S7x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S7x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S8x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S8x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S9x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S9x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S10x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S10x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512S11x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512S11x32(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D1x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D1x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D2x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D2x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D3x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D3x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D4x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D4x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D5x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D5x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D6x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D6x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D7x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D7x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D8x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D8x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D9x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D9x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D10x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D10x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D11x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D11x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D12x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D12x16(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D1x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D1x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D2x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D2x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D3x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D3x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D4x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D4x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D5x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D5x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D6x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D6x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D7x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D7x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D8x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D8x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D9x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D9x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D10x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D10x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 //go:noescape
-func sgemmAVX512D11x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)
+func sgemmAVX512D11x32(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)
 
 // kernelAVX512Rows runs the AVX-512 kernel for a tile of rows rows
 // (1..12) and 16*nv columns (nv 1 or 2); direct reads A by rows in
-// place (astride = lda), otherwise A step p is at a[p*astride:].
-func kernelAVX512Rows(direct bool, rows, nv, kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int) {
+// place (astride = lda), otherwise A step p is at a[p*astride:]. Non-nil
+// bias (16*nv values) and res (rows with C's stride ldc) are added to
+// the tile as it is stored (see storeAccEp).
+func kernelAVX512Rows(direct bool, rows, nv, kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32) {
 	switch {
 	case !direct && nv == 1:
 		switch rows {
 		case 1:
-			sgemmAVX512S1x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S1x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 2:
-			sgemmAVX512S2x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S2x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 3:
-			sgemmAVX512S3x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S3x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 4:
-			sgemmAVX512S4x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S4x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 5:
-			sgemmAVX512S5x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S5x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 6:
-			sgemmAVX512S6x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S6x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 7:
-			sgemmAVX512S7x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S7x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 8:
-			sgemmAVX512S8x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S8x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 9:
-			sgemmAVX512S9x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S9x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 10:
-			sgemmAVX512S10x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S10x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 11:
-			sgemmAVX512S11x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S11x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 12:
-			sgemmAVX512S12x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S12x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		default:
 			panic("kernels: no AVX-512 kernel for this tile height")
 		}
 	case !direct && nv == 2:
 		switch rows {
 		case 1:
-			sgemmAVX512S1x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S1x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 2:
-			sgemmAVX512S2x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S2x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 3:
-			sgemmAVX512S3x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S3x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 4:
-			sgemmAVX512S4x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S4x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 5:
-			sgemmAVX512S5x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S5x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 6:
-			sgemmAVX512S6x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S6x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 7:
-			sgemmAVX512S7x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S7x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 8:
-			sgemmAVX512S8x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S8x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 9:
-			sgemmAVX512S9x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S9x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 10:
-			sgemmAVX512S10x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S10x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 11:
-			sgemmAVX512S11x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512S11x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 12:
-			sgemmKernelAVX512(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmKernelAVX512(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		default:
 			panic("kernels: no AVX-512 kernel for this tile height")
 		}
 	case direct && nv == 1:
 		switch rows {
 		case 1:
-			sgemmAVX512D1x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D1x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 2:
-			sgemmAVX512D2x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D2x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 3:
-			sgemmAVX512D3x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D3x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 4:
-			sgemmAVX512D4x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D4x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 5:
-			sgemmAVX512D5x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D5x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 6:
-			sgemmAVX512D6x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D6x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 7:
-			sgemmAVX512D7x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D7x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 8:
-			sgemmAVX512D8x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D8x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 9:
-			sgemmAVX512D9x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D9x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 10:
-			sgemmAVX512D10x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D10x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 11:
-			sgemmAVX512D11x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D11x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 12:
-			sgemmAVX512D12x16(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D12x16(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		default:
 			panic("kernels: no AVX-512 kernel for this tile height")
 		}
 	case direct && nv == 2:
 		switch rows {
 		case 1:
-			sgemmAVX512D1x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D1x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 2:
-			sgemmAVX512D2x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D2x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 3:
-			sgemmAVX512D3x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D3x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 4:
-			sgemmAVX512D4x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D4x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 5:
-			sgemmAVX512D5x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D5x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 6:
-			sgemmAVX512D6x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D6x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 7:
-			sgemmAVX512D7x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D7x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 8:
-			sgemmAVX512D8x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D8x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 9:
-			sgemmAVX512D9x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D9x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 10:
-			sgemmAVX512D10x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D10x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 11:
-			sgemmAVX512D11x32(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmAVX512D11x32(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		case 12:
-			sgemmKernelAVX512DA(kc, a, astride, b, bstride, c, ldc, accum)
+			sgemmKernelAVX512DA(kc, a, astride, b, bstride, c, ldc, accum, bias, res)
 		default:
 			panic("kernels: no AVX-512 kernel for this tile height")
 		}

@@ -52,10 +52,10 @@ func GemmSerial(m, n, k int, a []float32, lda int, b []float32, ldb int, c []flo
 		for i0 := 0; i0 < m; i0 += mr {
 			rows := min(mr, m-i0)
 			if exact {
-				kernelAVX512Rows(true, rows, nv, k, &a[i0*lda], lda, bptr, bs, &c[i0*ldc+j0], ldc, 0)
+				kernelAVX512Rows(true, rows, nv, k, &a[i0*lda], lda, bptr, bs, &c[i0*ldc+j0], ldc, 0, nil, nil)
 				continue
 			}
-			kernelAVX512Rows(true, rows, nv, k, &a[i0*lda], lda, bptr, bs, &scratch[0], width, 0)
+			kernelAVX512Rows(true, rows, nv, k, &a[i0*lda], lda, bptr, bs, &scratch[0], width, 0, nil, nil)
 			for i := 0; i < rows; i++ {
 				copy(c[(i0+i)*ldc+j0:(i0+i)*ldc+j0+cols], scratch[i*width:i*width+cols])
 			}

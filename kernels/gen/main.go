@@ -113,15 +113,17 @@ func goDispatch() string {
 				if direct {
 					as = "lda"
 				}
-				w("func %s(kc int, a *float32, %s int, b *float32, bstride int, c *float32, ldc int, accum int)", edgeName(direct, mr, nv), as)
+				w("func %s(kc int, a *float32, %s int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)", edgeName(direct, mr, nv), as)
 			}
 		}
 	}
 	w("")
 	w("// kernelAVX512Rows runs the AVX-512 kernel for a tile of rows rows")
 	w("// (1..%d) and 16*nv columns (nv 1 or 2); direct reads A by rows in", maxRows)
-	w("// place (astride = lda), otherwise A step p is at a[p*astride:].")
-	w("func kernelAVX512Rows(direct bool, rows, nv, kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int) {")
+	w("// place (astride = lda), otherwise A step p is at a[p*astride:]. Non-nil")
+	w("// bias (16*nv values) and res (rows with C's stride ldc) are added to")
+	w("// the tile as it is stored (see storeAccEp).")
+	w("func kernelAVX512Rows(direct bool, rows, nv, kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32) {")
 	w("\tswitch {")
 	for _, direct := range []bool{false, true} {
 		for nv := 1; nv <= 2; nv++ {
@@ -133,7 +135,7 @@ func goDispatch() string {
 			w("\t\tswitch rows {")
 			for mr := 1; mr <= maxRows; mr++ {
 				w("\t\tcase %d:", mr)
-				w("\t\t\t%s(kc, a, astride, b, bstride, c, ldc, accum)", edgeName(direct, mr, nv))
+				w("\t\t\t%s(kc, a, astride, b, bstride, c, ldc, accum, bias, res)", edgeName(direct, mr, nv))
 			}
 			w("\t\tdefault:")
 			w("\t\t\tpanic(\"kernels: no AVX-512 kernel for this tile height\")")
@@ -188,13 +190,13 @@ func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct
 		if mr > 12 {
 			panic("direct A addressing is written for up to 12 rows")
 		}
-		p("// func %s(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int)", name)
+		p("// func %s(kc int, a *float32, lda int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)", name)
 		p("// %dx%d tile; A read in place (row stride lda), B step p at b[p*bstride:].", mr, nv*lanes)
 	} else {
-		p("// func %s(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int)", name)
+		p("// func %s(kc int, a *float32, astride int, b *float32, bstride int, c *float32, ldc int, accum int, bias, res *float32)", name)
 		p("// %dx%d tile; A step p at a[p*astride:], B step p at b[p*bstride:].", mr, nv*lanes)
 	}
-	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-80", name)
 	p("\tMOVQ kc+0(FP), CX")
 	p("\tMOVQ a+8(FP), AX")
 	if direct {
@@ -308,7 +310,63 @@ func gemmKernelX(name string, mr, nv int, reg string, vbytes, unroll int, direct
 	p("\tADDQ SI, BX")
 	p("\tDECQ CX")
 	p("\tJMP %s_tail", name)
-	storeAcc(name, mr, nv, vbytes, accReg)
+	storeAccEp(name, mr, nv, vbytes, accReg, r)
+}
+
+// storeAccEp emits the float32 kernels' end from label NAME_store: the
+// accumulators plus the old C (DX != 0), plus bias (nv vectors at the
+// bias argument, when not nil), plus the residual (rows at the res
+// argument with C's row stride, when not nil), written to C at R8 with row
+// stride R9. The additions run in the order the separate epilogue pass
+// (epilogueAdd) uses, so fusing them changes no bits; they spare that
+// pass's reload and store of the tile. Registers 0..nv-1 (the B vectors,
+// free once the k loop ends) hold the bias.
+func storeAccEp(name string, mr, nv, vbytes int, acc func(i, v int) string, r func(int) string) {
+	p("%s_store:", name)
+	p("\tTESTQ DX, DX")
+	p("\tJEQ %s_bias", name)
+	p("\tMOVQ R8, R10")
+	for i := 0; i < mr; i++ {
+		for v := 0; v < nv; v++ {
+			p("\tVADDPS %d(R10), %s, %s", v*vbytes, acc(i, v), acc(i, v))
+		}
+		if i < mr-1 {
+			p("\tADDQ R9, R10")
+		}
+	}
+	p("%s_bias:", name)
+	p("\tMOVQ bias+64(FP), R11")
+	p("\tTESTQ R11, R11")
+	p("\tJEQ %s_res", name)
+	for v := 0; v < nv; v++ {
+		p("\tVMOVUPS %d(R11), %s", v*vbytes, r(v))
+	}
+	for i := 0; i < mr; i++ {
+		for v := 0; v < nv; v++ {
+			p("\tVADDPS %s, %s, %s", r(v), acc(i, v), acc(i, v))
+		}
+	}
+	p("%s_res:", name)
+	p("\tMOVQ res+72(FP), R11")
+	p("\tTESTQ R11, R11")
+	p("\tJEQ %s_write", name)
+	for i := 0; i < mr; i++ {
+		for v := 0; v < nv; v++ {
+			p("\tVADDPS %d(R11), %s, %s", v*vbytes, acc(i, v), acc(i, v))
+		}
+		if i < mr-1 {
+			p("\tADDQ R9, R11")
+		}
+	}
+	p("%s_write:", name)
+	for i := 0; i < mr; i++ {
+		for v := 0; v < nv; v++ {
+			p("\tVMOVUPS %s, %d(R8)", acc(i, v), v*vbytes)
+		}
+		p("\tADDQ R9, R8")
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
 }
 
 // storeAcc emits a tile kernel's end from label NAME_store: the mr x nv
