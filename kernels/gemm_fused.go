@@ -270,7 +270,7 @@ func (f *fusedTask) item(it, nxt int, buf []float32) {
 // through the fused driver; beta is 0 or 1 (callers scale C first).
 func gemmFused(w *gemmWork, transA, transB bool, m, n, k int, alpha float32, a []float32, lda, strideA int, b []float32, ldb, strideB int, beta float32, c []float32, ldc, strideC int, batch int, ep *Epilogue, pre *PackedB) {
 	w.kr = uk
-	w.kr.kc = w.kr.sliceK(max(m, w.mAll), k)
+	w.kr.kc = w.kr.sliceK(max(m, w.mAll), k, transA)
 	f := &w.fused
 	*f = fusedTask{kr: &w.kr, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
 		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc, strideA: strideA, strideB: strideB, strideC: strideC,
