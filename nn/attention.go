@@ -56,6 +56,8 @@ type Attention struct {
 
 	kReady []atomic.Int32 // per pair: Kᵀ unwritten (0), being written (1), written (2)
 
+	noProbs bool // the last forward kept no probabilities (evaluation)
+
 	headFwdFn, headBwdFn, softmaxBackFn func(lo, hi int)
 }
 
@@ -107,7 +109,15 @@ func (a *Attention) forwardCore(qkv *tensor.Tensor) *tensor.Tensor {
 	h := a.Heads
 	a.qkv, a.b, a.n, a.c, a.d = qkv, b, n, c, c/h
 	a.scale = float32(1 / math.Sqrt(float64(a.d)))
-	tensor.Ensure(&a.att, b, h, n, n)
+	// Evaluation (weights prepacked) keeps no probabilities: each task
+	// forms its rows in a scratch shared by every layer, which stays in
+	// the core's cache, instead of writing [B,h,N,N] (30 MB per layer for
+	// DeiT-Small at batch 32) out to memory for a Backward that never
+	// comes.
+	a.noProbs = a.QKV.Packed()
+	if !a.noProbs {
+		tensor.Ensure(&a.att, b, h, n, n)
+	}
 	tensor.Ensure(&a.o, b, n, c)
 	tensor.Ensure(&a.kT, b, h, a.d, a.ldk())
 	a.rowsPer, a.kInTask = attnRows, b*h >= 16
@@ -224,6 +234,11 @@ func (a *Attention) headFwdTask(lo, hi int) {
 	n, c, d, h := a.n, a.c, a.d, a.Heads
 	nb := a.rowBlocks()
 	q := a.qkv.Data
+	var scratch *[]float32
+	if a.noProbs {
+		scratch = probScratch.get()
+		defer probScratch.put(scratch)
+	}
 	for t := lo; t < hi; t++ {
 		bh := t / nb
 		i0, rows := a.rowBlock(t % nb)
@@ -234,7 +249,15 @@ func (a *Attention) headFwdTask(lo, hi int) {
 		} else {
 			a.ensureKT(bh)
 		}
-		p := a.att.Data[bh*n*n+i0*n : bh*n*n+(i0+rows)*n]
+		var p []float32
+		if scratch != nil {
+			if cap(*scratch) < rows*n {
+				*scratch = make([]float32, rows*n)
+			}
+			p = (*scratch)[:rows*n]
+		} else {
+			p = a.att.Data[bh*n*n+i0*n : bh*n*n+(i0+rows)*n]
+		}
 		// scores = Q (d^-0.5 Kᵀ), softmax, O = P V
 		ld := a.ldk()
 		kernels.GemmSerial(rows, n, d, q[qo+i0*3*c:], 3*c, a.kT.Data[bh*d*ld:], ld, p, n)
@@ -264,6 +287,9 @@ func (a *Attention) addBias(p []float32, b, hh, i0, rows int) {
 func (a *Attention) backwardCore(dout *tensor.Tensor) *tensor.Tensor {
 	if a.qkv == nil {
 		panic(fmt.Sprintf("nn.Attention(%s): Backward before Forward", a.QKV.Weight.Name))
+	}
+	if a.noProbs {
+		panic(fmt.Sprintf("nn.Attention(%s): Backward after an evaluation forward (weights prepacked: no probabilities kept)", a.QKV.Weight.Name))
 	}
 	if !tensor.SameShape(dout, a.o) {
 		panic(fmt.Sprintf("nn.Attention(%s): gradient %v, want %v", a.QKV.Weight.Name, dout.Shape, a.o.Shape))

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -260,4 +261,52 @@ func median(xs []float64) float64 {
 	}
 	slices.Sort(xs)
 	return xs[len(xs)/2]
+}
+
+// TestAttentionEvalProbs: with prepacked weights (evaluation) the forward
+// forms probabilities in shared scratch rows and keeps none; its output
+// has the bits of the training-mode forward, for row-block tasks (few
+// image-head pairs) and whole-sequence tasks alike, on one and two
+// threads, and a Backward after it refuses clearly.
+func TestAttentionEvalProbs(t *testing.T) {
+	defer kernels.SetThreads(kernels.Threads())
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, b := range []int{1, 9} { // 2 and 18 (image, head) pairs
+		a := NewAttention("blk.attn", 32, 2, true)
+		for _, p := range a.Params() {
+			for i := range p.W.Data {
+				p.W.Data[i] = float32(rng.NormFloat64() * 0.2)
+			}
+		}
+		x := tensor.New(b, 101, 32)
+		for i := range x.Data {
+			x.Data[i] = float32(rng.NormFloat64())
+		}
+		want := a.Forward(x).Clone()
+		if a.noProbs || a.att == nil {
+			t.Fatalf("batch %d: a training-mode forward kept no probabilities", b)
+		}
+		Prepack(a)
+		for _, th := range []int{1, 2} {
+			kernels.SetThreads(th)
+			got := a.Forward(x)
+			if !a.noProbs {
+				t.Fatalf("batch %d: prepacked forward kept its probabilities", b)
+			}
+			for i := range got.Data {
+				if math.Float32bits(got.Data[i]) != math.Float32bits(want.Data[i]) {
+					t.Fatalf("batch %d threads %d: element %d: %g, training-mode forward %g", b, th, i, got.Data[i], want.Data[i])
+				}
+			}
+		}
+		func() {
+			defer func() {
+				r := recover()
+				if r == nil || !strings.Contains(fmt.Sprint(r), "evaluation forward") {
+					t.Errorf("batch %d: Backward after an evaluation forward: %v", b, r)
+				}
+			}()
+			a.Backward(tensor.New(b, 101, 32))
+		}()
+	}
 }
