@@ -47,7 +47,9 @@ import "fmt"
 // transposed B (decode, y = x W^T) is a GEMV bound by reading W once: no
 // packing, rows of W split over threads. Epilogues (bias, exact GELU,
 // residual) run on each tile right after its last k slice, while it is in
-// L1.
+// L1; in the fused driver the kernel itself adds bias and residual as it
+// stores a full-width tile's last slice (storeAccEp in gen/main.go), so
+// only GELU and layer-specific Tile functions take a pass of their own.
 //
 // Files, as BLIS splits them: this one holds the entry points and the
 // microkernel description; gemm_driver.go the blocked driver (cache

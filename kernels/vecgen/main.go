@@ -661,6 +661,31 @@ func colKernels() {
 	ret()
 }
 
+// lnStats emits the row sum (into Z0) and sum of squares (Z1) of the row
+// at SI, C = R9 floats, that LayerNorm's forward kernels share (so that
+// the fused PRepBN pass keeps LayerNorm's bits). Four accumulator pairs
+// over 64-float steps, folded pairwise at the end: one pair's chain of
+// dependent adds, 4 cycles a vector, bounded the pass at C = 384 to
+// about three times what its loads need.
+func lnStats(label string) {
+	acc := [4][2]string{{"Z0", "Z1"}, {"Z12", "Z13"}, {"Z14", "Z15"}, {"Z16", "Z17"}}
+	for _, a := range acc {
+		p("\tVPXORD %s, %s, %s", a[0], a[0], a[0])
+		p("\tVPXORD %s, %s, %s", a[1], a[1], a[1])
+	}
+	streamLoop(label, 4, []string{"SI"}, func(s io, u int) {
+		t := []string{"Z2", "Z3", "Z4", "Z5"}[u]
+		s.ld(0, u, t)
+		p("\tVADDPS %s, %s, %s", t, acc[u][0], acc[u][0])
+		p("\tVFMADD231PS %s, %s, %s", t, t, acc[u][1])
+	})
+	for k := 0; k < 2; k++ {
+		p("\tVADDPS %s, %s, %s", acc[1][k], acc[0][k], acc[0][k])
+		p("\tVADDPS %s, %s, %s", acc[3][k], acc[2][k], acc[2][k])
+		p("\tVADDPS %s, %s, %s", acc[2][k], acc[0][k], acc[0][k])
+	}
+}
+
 // lnKernels emits LayerNorm's row passes.
 func lnKernels() {
 	// Forward, w and b present, mean and rstd optional (nil): per row the float32 sum and sum of squares
@@ -688,13 +713,7 @@ func lnKernels() {
 	p("lnf_row:")
 	p("\tTESTQ R13, R13")
 	p("\tJEQ lnf_end")
-	p("\tVPXORD Z0, Z0, Z0")
-	p("\tVPXORD Z1, Z1, Z1")
-	streamLoop("lnfs", 1, []string{"SI"}, func(s io, u int) {
-		s.ld(0, u, "Z2")
-		p("\tVADDPS Z2, Z0, Z0")
-		p("\tVFMADD231PS Z2, Z2, Z1")
-	})
+	lnStats("lnfs")
 	p("\tHSUM(Z0, Y0, X0, Z3, Y3, X3)")
 	p("\tHSUM(Z1, Y1, X1, Z3, Y3, X3)")
 	p("\tVMULSS X28, X0, X0") // mean
@@ -925,13 +944,7 @@ func lnMixFwd() {
 	p("lnmf_row:")
 	p("\tTESTQ R13, R13")
 	p("\tJEQ lnmf_end")
-	p("\tVPXORD Z0, Z0, Z0")
-	p("\tVPXORD Z1, Z1, Z1")
-	streamLoop("lnmfs", 1, []string{"SI"}, func(s io, u int) {
-		s.ld(0, u, "Z2")
-		p("\tVADDPS Z2, Z0, Z0")
-		p("\tVFMADD231PS Z2, Z2, Z1")
-	})
+	lnStats("lnmfs")
 	p("\tHSUM(Z0, Y0, X0, Z3, Y3, X3)")
 	p("\tHSUM(Z1, Y1, X1, Z3, Y3, X3)")
 	p("\tVMULSS X28, X0, X0")
