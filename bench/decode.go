@@ -41,23 +41,31 @@ type DecodeOptions struct {
 
 // DecodeModel is the JSON of one model of slab bench-lm.
 type DecodeModel struct {
-	Name         string    `json:"name"`
-	Norm         string    `json:"norm"`
-	Folded       bool      `json:"folded"`
-	Dtype        string    `json:"dtype,omitempty"`
-	Params       int64     `json:"params"`
-	Vocab        int       `json:"vocab"`
-	WeightBytes  int64     `json:"weight_bytes_per_token"`
-	TokensPerSec float64   `json:"tokens_per_s"`
-	MsPerToken   float64   `json:"decode_ms_per_token"`
-	PrefillMs    float64   `json:"prefill_ms"`
-	CPUTokS      float64   `json:"cpu_tokens_per_s"`
-	FloorTokS    float64   `json:"bandwidth_floor_tokens_per_s"`
-	OfFloor      float64   `json:"fraction_of_floor"`        // decode tok/s (1000 / decode_ms_per_token) over the floor
-	CPUOfFloor   float64   `json:"cpu_fraction_of_floor"`    // the same by CPU time, over the CPU-time floor
-	StrictFloor  float64   `json:"strict_fraction_of_floor"` // decode tok/s over the floor of the run's fastest probe
-	AllocsPerTok float64   `json:"allocs_per_token"`
-	Rounds       []float64 `json:"round_tokens_per_s"`
+	Name        string `json:"name"`
+	Norm        string `json:"norm"`
+	Folded      bool   `json:"folded"`
+	Dtype       string `json:"dtype,omitempty"`
+	Params      int64  `json:"params"`
+	Vocab       int    `json:"vocab"`
+	WeightBytes int64  `json:"weight_bytes_per_token"`
+	// CacheBytes is the key/value cache a decode step reads, averaged
+	// over the timed steps (Prompt+1 to Prompt+Generate-1 positions).
+	CacheBytes   int64   `json:"cache_bytes_per_token"`
+	TokensPerSec float64 `json:"tokens_per_s"`
+	MsPerToken   float64 `json:"decode_ms_per_token"`
+	PrefillMs    float64 `json:"prefill_ms"`
+	CPUTokS      float64 `json:"cpu_tokens_per_s"`
+	FloorTokS    float64 `json:"bandwidth_floor_tokens_per_s"`
+	// The floor is the DRAM read rate over the bytes a step reads:
+	// weights plus cache.
+	OfFloor float64 `json:"fraction_of_floor"` // decode tok/s (1000 / decode_ms_per_token) over the floor
+	// WeightOfFloor is OfFloor against the weights alone (the cache left
+	// out, as bench-lm reported before 2026-12-07).
+	WeightOfFloor float64   `json:"weight_fraction_of_floor"`
+	CPUOfFloor    float64   `json:"cpu_fraction_of_floor"`    // the same by CPU time, over the CPU-time floor
+	StrictFloor   float64   `json:"strict_fraction_of_floor"` // decode tok/s over the floor of the run's fastest probe
+	AllocsPerTok  float64   `json:"allocs_per_token"`
+	Rounds        []float64 `json:"round_tokens_per_s"`
 	// Evaluation (DecodeOptions.EvalBatch > 0): scored tokens per second
 	// of a batch EvalBatch x EvalSeq window, median of the rounds.
 	EvalSeq        int       `json:"eval_seq,omitempty"`
@@ -129,7 +137,13 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 		}
 		// Low-precision Linears read fewer bytes: the dtype's own floor.
 		wb := d.Model.DecodeBytes() - int64(nn.QuantSavedBytes(d.Model))
-		es[i] = &entry{d: d, st: st, res: DecodeModel{Name: d.Name, Norm: d.Norm, Folded: d.Folded, Dtype: d.Dtype, Params: models.NumParams(d.Model), Vocab: d.Model.Vocab(), WeightBytes: wb}}
+		// The timed steps feed positions Prompt .. Prompt+Generate-2.
+		var cb int64
+		for pos := o.Prompt; pos <= o.Prompt+o.Generate-2; pos++ {
+			cb += d.Model.CacheBytes(pos)
+		}
+		cb /= int64(max(1, o.Generate-1))
+		es[i] = &entry{d: d, st: st, res: DecodeModel{Name: d.Name, Norm: d.Norm, Folded: d.Folded, Dtype: d.Dtype, Params: models.NumParams(d.Model), Vocab: d.Model.Vocab(), WeightBytes: wb, CacheBytes: cb}}
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 3))
 	if o.EvalBatch > 0 {
@@ -210,10 +224,11 @@ func Decode(ds []Decoder, o DecodeOptions) (*DecodeResult, error) {
 		e.res.CPUTokS = Median(e.cpu)
 		e.res.PrefillMs = Median(e.pre)
 		// Against the floor: the decode step alone (prefill excluded).
-		wb := float64(e.res.WeightBytes)
+		wb := float64(e.res.WeightBytes + e.res.CacheBytes)
 		e.res.FloorTokS = bw * 1e9 / wb
 		decTokS := 1e3 / e.res.MsPerToken
 		e.res.OfFloor = decTokS / e.res.FloorTokS
+		e.res.WeightOfFloor = decTokS / (bw * 1e9 / float64(e.res.WeightBytes))
 		e.res.CPUOfFloor = Median(e.cd) / (bwCPU * 1e9 / wb)
 		e.res.StrictFloor = decTokS / (bwMax * 1e9 / wb)
 		res.Models = append(res.Models, e.res)

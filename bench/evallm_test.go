@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"testing"
 )
 
@@ -32,5 +33,34 @@ func TestDecodeEval(t *testing.T) {
 	}
 	if !res.Models[1].Folded {
 		t.Errorf("adaptive_lm_tiny_prepbn not folded")
+	}
+}
+
+// TestDecodeCacheBytes: the floor counts what a step reads of the cache
+// besides the weights: lm_test (2 layers, 2 kv heads of 8) reads 2·4·2·8
+// bytes per layer and cached position, the timed steps of a 2-token
+// prompt and 3 generated tokens see 3 and 4 positions; its linear
+// attention (_sla) reads a fixed 2·(8·8+8) floats per layer instead.
+func TestDecodeCacheBytes(t *testing.T) {
+	ds, err := Decoders([]string{"lm_test", "lm_test_sla"}, 0, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Decode(ds, DecodeOptions{Prompt: 2, Generate: 3, Rounds: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int64{2 * 2 * 4 * 2 * 8 * (3 + 4) / 2, 2 * 4 * 2 * (8*8 + 8)} {
+		m := res.Models[i]
+		if m.CacheBytes != want {
+			t.Errorf("%s: cache bytes %d per token, want %d", m.Name, m.CacheBytes, want)
+		}
+		floor := res.BandwidthGB * 1e9 / float64(m.WeightBytes+m.CacheBytes)
+		if math.Abs(m.FloorTokS-floor) > 1e-9*floor {
+			t.Errorf("%s: floor %g tok/s, want %g (weights and cache)", m.Name, m.FloorTokS, floor)
+		}
+		if r := m.WeightOfFloor / m.OfFloor; math.Abs(r-float64(m.WeightBytes)/float64(m.WeightBytes+m.CacheBytes)) > 1e-9 {
+			t.Errorf("%s: weight-only fraction %g over fraction %g", m.Name, m.WeightOfFloor, m.OfFloor)
+		}
 	}
 }

@@ -27,9 +27,9 @@ func (r *ClassifyResult) WriteTable(out io.Writer, warmup int) error {
 func (r *DecodeResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "DRAM read bandwidth (256 MiB, faster of read and GEMV, median of %d rounds): %.1f GB/s wall, %.1f GB/s per CPU-time; best probe %.1f GB/s\n", r.Rounds, r.BandwidthGB, r.BandwidthCPU, r.BandwidthMax)
 	for _, m := range r.Models {
-		fmt.Fprintf(w, "%-22s %-8s folded=%-5v %7.1f tok/s (ratio %.3f)  %7.1f tok/s per CPU-time (ratio %.3f)  decode %7.2f ms/token  prefill %7.1f ms  floor %6.1f tok/s: decode at %.0f %% (CPU %.0f %%, strict %.0f %%)  allocs/token %.2f\n",
+		fmt.Fprintf(w, "%-22s %-8s folded=%-5v %7.1f tok/s (ratio %.3f)  %7.1f tok/s per CPU-time (ratio %.3f)  decode %7.2f ms/token  prefill %7.1f ms  reads %.1f+%.1f MB/token (weights+cache)  floor %6.1f tok/s: decode at %.0f %% (CPU %.0f %%, strict %.0f %%; weights alone %.0f %%)  allocs/token %.2f\n",
 			m.Name, m.Norm, m.Folded, m.TokensPerSec, r.Ratios[m.Name], m.CPUTokS, r.CPURatios[m.Name],
-			m.MsPerToken, m.PrefillMs, m.FloorTokS, 100*m.OfFloor, 100*m.CPUOfFloor, 100*m.StrictFloor, m.AllocsPerTok)
+			m.MsPerToken, m.PrefillMs, float64(m.WeightBytes)/1e6, float64(m.CacheBytes)/1e6, m.FloorTokS, 100*m.OfFloor, 100*m.CPUOfFloor, 100*m.StrictFloor, 100*m.WeightOfFloor, m.AllocsPerTok)
 	}
 	for _, p := range r.Pairs {
 		fmt.Fprintf(w, "%s / %s: %.3f by wall clock, %.3f by CPU time\n", p[0], p[1], r.NormRatios[p[0]], r.CPUNormRatios[p[0]])

@@ -148,6 +148,10 @@ type Decoder interface {
 	// DecodeBytes is what one decode step must stream from memory: every
 	// weight it reads once per token (the bandwidth floor of decoding).
 	DecodeBytes() int64
+	// CacheBytes is what a decode step at position pos (pos positions
+	// already cached) reads of the key/value cache, over all layers: the
+	// other part of the bytes a step streams, growing with the context.
+	CacheBytes(pos int) int64
 }
 
 // Session is one generation context of a Decoder.

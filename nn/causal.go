@@ -183,6 +183,17 @@ func (a *CausalAttention) NewCache(batch, maxT int) *KVCache {
 	return &KVCache{K: make([]float32, n), V: make([]float32, n), B: batch, MaxT: maxT}
 }
 
+// CacheReadBytes is what a decode step at position pos (pos positions
+// already cached) reads of the cache: the keys and values of pos+1
+// positions, or for linear attention its fixed per-head state.
+func (a *CausalAttention) CacheReadBytes(pos int) int64 {
+	kv, d := int64(a.KVHeads), int64(a.HeadDim)
+	if a.Linear {
+		return 4 * kv * (d*d + d)
+	}
+	return 4 * 2 * int64(pos+1) * kv * d
+}
+
 // ForwardCached is the inference pass: x [B,T,C] holds the T positions
 // following the c.Len cached ones (a prompt, or one token while decoding);
 // their keys and values are appended to c. It keeps nothing for Backward

@@ -148,6 +148,16 @@ func (s *session) Generate(prompt []int, n int, smp *nn.Sampler, out []int, emit
 
 func (s *session) Reset() { s.st.Reset() }
 
+// CacheBytes is what a decode step at position pos reads of the caches,
+// every block's keys and values.
+func (m *Model) CacheBytes(pos int) int64 {
+	var n int64
+	for _, b := range m.Blocks {
+		n += b.Attn.CacheReadBytes(pos)
+	}
+	return n
+}
+
 // DecodeBytes is what one decode step streams from memory: every weight
 // except the embedding table, of which one row is read (a tied table is
 // read again whole as lm_head).

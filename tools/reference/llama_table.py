@@ -3,8 +3,8 @@
 
 For each size: slab's decode tokens/s (rmsnorm, folded prepbn; wall clock and
 per CPU-time), the folded/rmsnorm ratio, PyTorch's tokens/s and ratio, slab
-over PyTorch, and slab against the memory-bandwidth floor: weight bytes per
-token over the DRAM read rate that `slab bench-lm` probes between its rounds
+over PyTorch, and slab against the memory-bandwidth floor: bytes read per
+token (weights and key/value cache) over the DRAM read rate that `slab bench-lm` probes between its rounds
 (the faster of a plain read and a GEMV over 256 MiB; JSON dram_read_*), and
 over the run's single fastest probe (strict). BenchmarkBandwidth of the same
 repetition is printed for reference. Medians over repetitions.
@@ -56,7 +56,7 @@ def main():
     pw, pc, pb = (med(probe.get(k, [])) for k in ("dram_read_gb_per_s", "dram_read_gb_per_cpu_s", "dram_read_best_gb_per_s"))
     print("bench-lm probe (256 MiB between rounds, per repetition %s): median %.1f GB/s wall, %.1f per CPU-time; best probe %.1f GB/s\n" % (
         " / ".join("%.1f" % x for x in probe.get("dram_read_gb_per_s", [])), pw, pc, pb))
-    print("| model | norm | slab tok/s | per CPU-time | folded/rms | PyTorch tok/s | per CPU-time | folded/rms | slab/PyTorch (wall / CPU) | weight MB/token | floor tok/s | decode of floor (wall / CPU / strict) |")
+    print("| model | norm | slab tok/s | per CPU-time | folded/rms | PyTorch tok/s | per CPU-time | folded/rms | slab/PyTorch (wall / CPU) | MB read/token (weights + cache) | floor tok/s | decode of floor (wall / CPU / strict) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     bases = []
     for name in go:
@@ -75,7 +75,9 @@ def main():
             pt = med([p["tokens_per_s"][key] for p in py.get(b, [])])
             pcpu = med([p["cpu_tokens_per_s"][key] for p in py.get(b, []) if "cpu_tokens_per_s" in p])
             pratio = med([p["ratio_prepbn_over_rms"] for p in py.get(b, [])])
-            wb = ms[0]["weight_bytes_per_token"]
+            # Bytes a step reads: weights plus the key/value cache (older
+            # JSON has no cache field: weights alone).
+            wb = ms[0]["weight_bytes_per_token"] + ms[0].get("cache_bytes_per_token", 0)
             floor = pw * 1e9 / wb
             # Against the floor: the decode step alone (prefill excluded),
             # each repetition against its own probe.
