@@ -5,19 +5,22 @@ import (
 	"sync"
 )
 
-// freeList keeps spare call buffers (*T) for reuse. It is a small free
-// list rather than a sync.Pool: a sync.Pool is emptied by every garbage
-// collection, and re-growing megabytes of packing buffers after each GC
+// FreeList keeps spare buffers (*T) for reuse by calls and parallel tasks:
+// this package's per-call work buffers, and layers' per-task scratch (nn's
+// evaluation attention), so that a task takes a buffer another task of
+// the same core has just released and finds it in cache. It is a small
+// free list rather than a sync.Pool: a sync.Pool is emptied by every
+// garbage collection, and re-growing megabytes of buffers after each GC
 // (page faults included) is exactly the re-allocation on the hot path this
-// package avoids. At most one buffer set per possible concurrent caller is
-// kept.
-type freeList[T any] struct {
+// package avoids. At most one buffer per possible concurrent caller is
+// kept. The zero value is ready to use.
+type FreeList[T any] struct {
 	mu   sync.Mutex
 	list []*T
 }
 
-// get returns a spare *T, or a new one.
-func (f *freeList[T]) get() *T {
+// Get returns a spare *T, or a new zero one.
+func (f *FreeList[T]) Get() *T {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n := len(f.list); n > 0 {
@@ -28,9 +31,9 @@ func (f *freeList[T]) get() *T {
 	return new(T)
 }
 
-// put keeps w for a later get, unless as many are kept as callers could
+// Put keeps w for a later Get, unless as many are kept as callers could
 // run at once.
-func (f *freeList[T]) put(w *T) {
+func (f *FreeList[T]) Put(w *T) {
 	f.mu.Lock()
 	if len(f.list) < 2*runtime.GOMAXPROCS(0)+2 {
 		f.list = append(f.list, w)

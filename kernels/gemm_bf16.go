@@ -146,7 +146,7 @@ func (q *QMatrix) bf16Pack() *bf16Panels {
 }
 
 // bf16Work holds one call's converted A and task, kept between calls in
-// a freeList like gemmWork.
+// a FreeList like gemmWork.
 type bf16Work struct {
 	ab   []uint16
 	tmp  []float32
@@ -154,14 +154,14 @@ type bf16Work struct {
 	ep   Epilogue
 }
 
-var bf16Free freeList[bf16Work]
+var bf16Free FreeList[bf16Work]
 
-func getBF16Work() *bf16Work { return bf16Free.get() }
+func getBF16Work() *bf16Work { return bf16Free.Get() }
 
 func putBF16Work(w *bf16Work) {
 	w.task = bf16Task{}
 	w.ep = Epilogue{}
-	bf16Free.put(w)
+	bf16Free.Put(w)
 }
 
 // gemmBF16 computes C = epilogue(A W^T) for bf16 W on the VDPBF16PS

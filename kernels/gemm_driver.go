@@ -24,11 +24,11 @@ type gemmWork struct {
 }
 
 // workFree holds the GEMM's call buffers between calls.
-var workFree freeList[gemmWork]
+var workFree FreeList[gemmWork]
 
-func getWork() *gemmWork { return workFree.get() }
+func getWork() *gemmWork { return workFree.Get() }
 
-func putWork(w *gemmWork) { workFree.put(w) }
+func putWork(w *gemmWork) { workFree.Put(w) }
 
 // growF32 returns (*s)[:n], reallocating only when capacity is short, on
 // a 64-byte aligned backing array (growAligned).

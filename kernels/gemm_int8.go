@@ -306,7 +306,7 @@ func growBytes(s *[]byte, n int) []byte {
 }
 
 // i8Work holds one int8 GEMM call's buffers, kept between calls in a
-// freeList like gemmWork.
+// FreeList like gemmWork.
 type i8Work struct {
 	job i8Job
 	ep  Epilogue
@@ -315,8 +315,8 @@ type i8Work struct {
 	tmp []float32
 }
 
-var i8Free freeList[i8Work]
+var i8Free FreeList[i8Work]
 
-func getI8Work() *i8Work { return i8Free.get() }
+func getI8Work() *i8Work { return i8Free.Get() }
 
-func putI8Work(w *i8Work) { i8Free.put(w) }
+func putI8Work(w *i8Work) { i8Free.Put(w) }

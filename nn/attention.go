@@ -204,6 +204,10 @@ func (a *Attention) heads(g int) (lo, hi int) {
 	return g * nb / a.groups, (g + 1) * nb / a.groups
 }
 
+// probScratch holds evaluation attention's per-task probability rows,
+// shared by every layer (a task reuses rows still in its core's cache).
+var probScratch kernels.FreeList[[]float32]
+
 // attnRows is the number of query rows one forward task handles.
 // Attention rows are independent (scores, softmax and P·V of a row need
 // only that row), so the forward is one parallel loop over
@@ -236,8 +240,8 @@ func (a *Attention) headFwdTask(lo, hi int) {
 	q := a.qkv.Data
 	var scratch *[]float32
 	if a.noProbs {
-		scratch = probScratch.get()
-		defer probScratch.put(scratch)
+		scratch = probScratch.Get()
+		defer probScratch.Put(scratch)
 	}
 	for t := lo; t < hi; t++ {
 		bh := t / nb

@@ -326,14 +326,7 @@ func storeAccEp(name string, mr, nv, vbytes int, acc func(i, v int) string, r fu
 	p("\tTESTQ DX, DX")
 	p("\tJEQ %s_bias", name)
 	p("\tMOVQ R8, R10")
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVADDPS %d(R10), %s, %s", v*vbytes, acc(i, v), acc(i, v))
-		}
-		if i < mr-1 {
-			p("\tADDQ R9, R10")
-		}
-	}
+	addRows("R10", mr, nv, vbytes, acc)
 	p("%s_bias:", name)
 	p("\tMOVQ bias+64(FP), R11")
 	p("\tTESTQ R11, R11")
@@ -350,15 +343,27 @@ func storeAccEp(name string, mr, nv, vbytes int, acc func(i, v int) string, r fu
 	p("\tMOVQ res+72(FP), R11")
 	p("\tTESTQ R11, R11")
 	p("\tJEQ %s_write", name)
+	addRows("R11", mr, nv, vbytes, acc)
+	p("%s_write:", name)
+	writeRows(mr, nv, vbytes, acc)
+}
+
+// addRows emits acc(i, v) += the mr x nv vectors at register base, row
+// stride R9 (base is advanced).
+func addRows(base string, mr, nv, vbytes int, acc func(i, v int) string) {
 	for i := 0; i < mr; i++ {
 		for v := 0; v < nv; v++ {
-			p("\tVADDPS %d(R11), %s, %s", v*vbytes, acc(i, v), acc(i, v))
+			p("\tVADDPS %d(%s), %s, %s", v*vbytes, base, acc(i, v), acc(i, v))
 		}
 		if i < mr-1 {
-			p("\tADDQ R9, R11")
+			p("\tADDQ R9, %s", base)
 		}
 	}
-	p("%s_write:", name)
+}
+
+// writeRows emits the stores of the accumulators to C at R8, row stride
+// R9, and the return.
+func writeRows(mr, nv, vbytes int, acc func(i, v int) string) {
 	for i := 0; i < mr; i++ {
 		for v := 0; v < nv; v++ {
 			p("\tVMOVUPS %s, %d(R8)", acc(i, v), v*vbytes)
@@ -376,24 +381,10 @@ func storeAcc(name string, mr, nv, vbytes int, acc func(i, v int) string) {
 	p("%s_store:", name)
 	p("\tTESTQ DX, DX")
 	p("\tJEQ %s_overwrite", name)
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVADDPS %d(R8), %s, %s", v*vbytes, acc(i, v), acc(i, v))
-			p("\tVMOVUPS %s, %d(R8)", acc(i, v), v*vbytes)
-		}
-		p("\tADDQ R9, R8")
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
+	p("\tMOVQ R8, R10")
+	addRows("R10", mr, nv, vbytes, acc)
 	p("%s_overwrite:", name)
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVMOVUPS %s, %d(R8)", acc(i, v), v*vbytes)
-		}
-		p("\tADDQ R9, R8")
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
+	writeRows(mr, nv, vbytes, acc)
 }
 
 // transpose16 emits func transpose16AVX512(kc int, src *float32, ld int,
