@@ -116,32 +116,7 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // applyEpilogue applies bias, activation and residual to C[i0:i1, j0:j1]
 // (which already holds the product, plus the old C when accumulating).
 func applyEpilogue(ep *Epilogue, c []float32, ldc, i0, i1, j0, j1 int) {
-	if i1 <= i0 || j1 <= j0 {
-		return
-	}
-	if ep.Tile != nil {
-		defer ep.Tile(c, ldc, i0, i1, j0, j1)
-	}
-	var bias, res []float32
-	if ep.Bias != nil {
-		bias = ep.Bias[j0:j1]
-	}
-	if ep.Residual != nil {
-		res = ep.Residual[i0*ldc+j0:]
-	}
-	ct := c[i0*ldc+j0:]
-	if ep.Act == ActNone {
-		// Bias and residual in one vector pass over the tile.
-		epilogueAdd(ct, ldc, i1-i0, j1-j0, bias, res, ldc)
-		return
-	}
-	// Bias, then GELU row by row with the kernel a separate GELU pass runs,
-	// then the residual: a fused Linear+GELU gives the same bits as Linear
-	// followed by GELU, so prepacking (which fuses the MLP) never changes a
-	// model's outputs.
-	epilogueAdd(ct, ldc, i1-i0, j1-j0, bias, nil, ldc)
-	geluTile(c, ldc, i0, i1, j0, j1)
-	epilogueAdd(ct, ldc, i1-i0, j1-j0, nil, res, ldc)
+	applyEpilogueRest(ep, kernelEp{}, c, ldc, i0, i1, j0, j1)
 }
 
 // kernelEp says which parts of an epilogue the float32 kernels apply as
@@ -164,25 +139,36 @@ func kernelEpFor(ep *Epilogue, accum bool) kernelEp {
 	return kernelEp{}
 }
 
-// applyEpilogueRest applies what the kernel left of ep (done) to
-// C[i0:i1, j0:j1].
+// applyEpilogueRest is applyEpilogue for the parts of ep the kernel has
+// not already applied (done).
 func applyEpilogueRest(ep *Epilogue, done kernelEp, c []float32, ldc, i0, i1, j0, j1 int) {
-	if !done.bias && !done.res {
-		applyEpilogue(ep, c, ldc, i0, i1, j0, j1)
-		return
-	}
 	if i1 <= i0 || j1 <= j0 {
 		return
 	}
-	if ep.Act == ActGELU {
-		geluTile(c, ldc, i0, i1, j0, j1)
-		if ep.Residual != nil {
-			epilogueAdd(c[i0*ldc+j0:], ldc, i1-i0, j1-j0, nil, ep.Residual[i0*ldc+j0:], ldc)
-		}
-	}
 	if ep.Tile != nil {
-		ep.Tile(c, ldc, i0, i1, j0, j1)
+		defer ep.Tile(c, ldc, i0, i1, j0, j1)
 	}
+	var bias, res []float32
+	if ep.Bias != nil && !done.bias {
+		bias = ep.Bias[j0:j1]
+	}
+	if ep.Residual != nil && !done.res {
+		res = ep.Residual[i0*ldc+j0:]
+	}
+	ct := c[i0*ldc+j0:]
+	if ep.Act == ActNone {
+		// Bias and residual in one vector pass over the tile (none when
+		// the kernel added both).
+		epilogueAdd(ct, ldc, i1-i0, j1-j0, bias, res, ldc)
+		return
+	}
+	// Bias, then GELU row by row with the kernel a separate GELU pass runs,
+	// then the residual: a fused Linear+GELU gives the same bits as Linear
+	// followed by GELU, so prepacking (which fuses the MLP) never changes a
+	// model's outputs.
+	epilogueAdd(ct, ldc, i1-i0, j1-j0, bias, nil, ldc)
+	geluTile(c, ldc, i0, i1, j0, j1)
+	epilogueAdd(ct, ldc, i1-i0, j1-j0, nil, res, ldc)
 }
 
 // geluTile applies geluInPlace to C[i0:i1, j0:j1] with one kernel call
